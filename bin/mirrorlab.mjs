@@ -1,0 +1,7 @@
+#!/usr/bin/env node
+// The `mirrorlab` command. The sources are TypeScript; tsx compiles them on load, so there is no
+// build step to forget and `npx mirrorlab` always runs what is checked out.
+import { register } from 'tsx/esm/api';
+
+register();
+await import('../hil/cli/main.ts');

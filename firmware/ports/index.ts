@@ -1,0 +1,5 @@
+export * from './clock.ts';
+export * from './random.ts';
+export * from './block-device.ts';
+export * from './link.ts';
+export * from './telemetry.ts';

@@ -1,0 +1,204 @@
+/**
+ * Wire protocol frames (DESIGN 2.3). One codec serves every transport.
+ *
+ * Layout, big-endian (network order), 48-byte fixed header:
+ *
+ *   off size field
+ *     0   2  magic        0x4D4C ("ML")
+ *     2   1  version      PROTOCOL_VERSION
+ *     3   1  type         FrameType
+ *     4   1  flags        FrameFlag bits; unknown bits must be zero
+ *     5   1  code         lock mode / NAK reason / reject reason / HELLO policy, per type
+ *     6   2  lun
+ *     8   8  seq          u64, at most 2^53-1 (see below for its meaning per type)
+ *    16   8  lba          u64, at most 2^53-1   (HELLO: sessionId)
+ *    24   8  tag          u64, at most 2^53-1   (HELLO: windowBytes)
+ *    32   4  lockId       u32                   (HELLO: controllerId)
+ *    36   4  count        u32, sectors          (HELLO: windowEntries)
+ *    40   4  payloadLength u32, at most the decoder's payloadBytesMax
+ *    44   4  headerCrc    CRC32C of bytes 0..43
+ *    48   n  payload      (WRITE data; empty for every other type)
+ *  48+n   4  frameCrc     CRC32C of bytes 0..48+n-1 (header and payload)
+ *
+ * The header carries its own CRC (like iSCSI's header digest) so that a receiver can trust the
+ * length before it waits for the payload: a corrupted length never makes the decoder swallow the
+ * frames behind it, and a frame whose payload is corrupt is skipped whole and reported with its
+ * sequence number. The trailing CRC covers header and payload together.
+ *
+ * Sequence numbers: each direction of a link carries one source stream (LOCK, WRITE, UNLOCK),
+ * numbered 1, 2, 3, ... by the sender. Responses travel the other way unnumbered and name a
+ * sequence number of the stream they answer: ACK = every entry up to and including `seq` is
+ * confirmed (cumulative, as in TCP); NAK = the receiver expected `seq` next; LOCK_GRANTED and
+ * LOCK_REJECTED = the LOCK that was sent with `seq`. HELLO's `seq` is the highest sequence number
+ * of the peer's stream that the sender has confirmed, so a reconnecting source knows where to
+ * resume.
+ */
+export const FRAME_MAGIC = 0x4d4c;
+export const PROTOCOL_VERSION = 1;
+export const HEADER_BYTES = 48;
+export const CRC_BYTES = 4;
+/** Bytes a frame adds around its payload. */
+export const FRAME_OVERHEAD_BYTES = HEADER_BYTES + CRC_BYTES;
+/** Default largest payload a decoder accepts (1 MiB); configurable per decoder. */
+export const DEFAULT_PAYLOAD_BYTES_MAX = 1024 * 1024;
+/** Largest value a u64 field may hold: every number stays exact in JavaScript. */
+export const U64_FIELD_MAX = Number.MAX_SAFE_INTEGER;
+
+export enum FrameType {
+  Hello = 1,
+  Lock = 2,
+  Write = 3,
+  Unlock = 4,
+  Ack = 5,
+  LockGranted = 6,
+  LockRejected = 7,
+  Nak = 8,
+  // Reserved for later issues; the decoder rejects them as unknown until they are defined:
+  // 9 HEARTBEAT, 10 TOKEN, 11 RESYNC_REQUEST, 12 RESYNC_DATA, 13 RESYNC_DONE.
+}
+
+export const FRAME_TYPE_NAMES: Readonly<Record<FrameType, string>> = {
+  [FrameType.Hello]: 'HELLO',
+  [FrameType.Lock]: 'LOCK',
+  [FrameType.Write]: 'WRITE',
+  [FrameType.Unlock]: 'UNLOCK',
+  [FrameType.Ack]: 'ACK',
+  [FrameType.LockGranted]: 'LOCK_GRANTED',
+  [FrameType.LockRejected]: 'LOCK_REJECTED',
+  [FrameType.Nak]: 'NAK',
+};
+
+export enum FrameFlag {
+  /** LOCK: the source waits for LOCK_GRANTED before sending data (sync mode, read locks). */
+  GrantWanted = 0x01,
+  /** Stream frames: this is a retransmission (informational; receivers treat it the same). */
+  Retransmit = 0x02,
+}
+export const KNOWN_FLAGS = FrameFlag.GrantWanted | FrameFlag.Retransmit;
+
+/**
+ * Lock modes, with the semantics of the source text:
+ * - `write`: the holder writes; others may still read the region, but not write it.
+ * - `read`: the holder reads a stable region; others may neither read nor write it.
+ * Two locks on overlapping ranges never coexist, whatever their modes.
+ */
+export enum LockMode {
+  Write = 1,
+  Read = 2,
+}
+
+export enum NakReason {
+  /** A frame failed its CRC. */
+  Corrupt = 1,
+  /** A frame arrived with a sequence number beyond the one expected (something was lost). */
+  Gap = 2,
+  /** A field was outside what the receiver accepts (LUN, LBA range, alignment). */
+  OutOfRange = 3,
+  /** A WRITE arrived for a region its lock does not cover. */
+  NotLocked = 4,
+  /** The receiver's commit log is full (the sender overran the advertised window). */
+  Overflow = 5,
+  /** The receiver's disk failed the write. */
+  MediaError = 6,
+}
+
+export enum RejectReason {
+  /** The region is held by a lock local to the target. */
+  LocalLock = 1,
+  /** The region is held by another mirror lock. */
+  MirrorLock = 2,
+}
+
+/** What the target did with a rejected LOCK, which decides what the source does next. */
+export enum RejectAction {
+  /** halt-resume: the target keeps the LOCK and what follows and retries; the source halts. */
+  Held = 1,
+  /** retransmit: the target discarded the LOCK and everything after it; the source re-sends. */
+  Discarded = 2,
+}
+
+export enum LockRejectPolicy {
+  HaltResume = 0,
+  Retransmit = 1,
+}
+
+interface FrameBase {
+  lun: number;
+  seq: number;
+  flags: number;
+}
+
+export interface HelloFrame extends FrameBase {
+  type: FrameType.Hello;
+  controllerId: number;
+  sessionId: number;
+  /** Commit-log room the sender offers the peer's stream (bytes and entries). */
+  windowBytes: number;
+  windowEntries: number;
+  policy: LockRejectPolicy;
+}
+
+export interface LockFrame extends FrameBase {
+  type: FrameType.Lock;
+  lockId: number;
+  lba: number;
+  count: number;
+  mode: LockMode;
+}
+
+export interface WriteFrame extends FrameBase {
+  type: FrameType.Write;
+  lockId: number;
+  lba: number;
+  tag: number;
+  data: Uint8Array;
+}
+
+export interface UnlockFrame extends FrameBase {
+  type: FrameType.Unlock;
+  lockId: number;
+}
+
+export interface AckFrame extends FrameBase {
+  type: FrameType.Ack;
+}
+
+export interface LockGrantedFrame extends FrameBase {
+  type: FrameType.LockGranted;
+  lockId: number;
+}
+
+export interface LockRejectedFrame extends FrameBase {
+  type: FrameType.LockRejected;
+  lockId: number;
+  reason: RejectReason;
+  action: RejectAction;
+}
+
+export interface NakFrame extends FrameBase {
+  type: FrameType.Nak;
+  reason: NakReason;
+}
+
+export type Frame =
+  | HelloFrame
+  | LockFrame
+  | WriteFrame
+  | UnlockFrame
+  | AckFrame
+  | LockGrantedFrame
+  | LockRejectedFrame
+  | NakFrame;
+
+/** Frames of a source stream: numbered, logged, retransmitted. */
+export type StreamFrame = LockFrame | WriteFrame | UnlockFrame;
+/** Frames a target sends back about a stream. */
+export type ResponseFrame = AckFrame | LockGrantedFrame | LockRejectedFrame | NakFrame;
+
+export function isStreamFrame(f: Frame): f is StreamFrame {
+  return f.type === FrameType.Lock || f.type === FrameType.Write || f.type === FrameType.Unlock;
+}
+
+export function frameTypeName(type: number): string {
+  return FRAME_TYPE_NAMES[type as FrameType] ?? `TYPE_${type}`;
+}
