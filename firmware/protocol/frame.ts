@@ -14,7 +14,7 @@
  *    16   8  lba          u64, at most 2^53-1   (HELLO: sessionId)
  *    24   8  tag          u64, at most 2^53-1   (HELLO: windowBytes)
  *    32   4  lockId       u32                   (HELLO: controllerId)
- *    36   4  count        u32, sectors          (HELLO: windowEntries)
+ *    36   4  count        u32, sectors          (HELLO: windowEntries; LOCK_REJECTED: action)
  *    40   4  payloadLength u32, at most the decoder's payloadBytesMax
  *    44   4  headerCrc    CRC32C of bytes 0..43
  *    48   n  payload      (WRITE data; empty for every other type)
@@ -32,6 +32,22 @@
  * LOCK_REJECTED = the LOCK that was sent with `seq`. HELLO's `seq` is the highest sequence number
  * of the peer's stream that the sender has confirmed, so a reconnecting source knows where to
  * resume.
+ *
+ * Field rules, the same for the encoder (a violation is an assert) and the decoder (a violation is
+ * ML_ERR_FRAME_FIELD); the table is in rules.ts:
+ * - Fields a type does not use are 0, and so are flag bits it does not define: GrantWanted only on
+ *   LOCK; Retransmit only on stream frames (LOCK, WRITE, UNLOCK) and HELLO; responses carry none.
+ * - `seq` >= 1 on every frame that names one entry of a stream: LOCK, WRITE, UNLOCK (the stream
+ *   starts at 1), NAK (the entry expected next), LOCK_GRANTED and LOCK_REJECTED (the LOCK's seq).
+ *   `seq` may be 0 on ACK and HELLO, where it means "nothing confirmed yet".
+ * - `lockId` >= 1 on LOCK, WRITE, UNLOCK, LOCK_GRANTED and LOCK_REJECTED: 0 is "no lock", so a
+ *   zeroed field can never name a live lock. HELLO's controllerId (same slot) may be any u32.
+ * - LOCK: count >= 1 and lba + count <= 2^53-1; `code` is a LockMode.
+ * - WRITE: at least 1 byte of data; `count` and `code` are 0 (the sector count follows from the
+ *   data length and the LUN's sector size, which the codec does not know).
+ * - Every other type carries no payload (payloadLength 0).
+ * - NAK's `code` is a NakReason; LOCK_REJECTED's `code` is a RejectReason and its `count` a
+ *   RejectAction; HELLO's `code` is a LockRejectPolicy.
  */
 export const FRAME_MAGIC = 0x4d4c;
 export const PROTOCOL_VERSION = 1;
@@ -71,7 +87,10 @@ export const FRAME_TYPE_NAMES: Readonly<Record<FrameType, string>> = {
 export enum FrameFlag {
   /** LOCK: the source waits for LOCK_GRANTED before sending data (sync mode, read locks). */
   GrantWanted = 0x01,
-  /** Stream frames: this is a retransmission (informational; receivers treat it the same). */
+  /**
+   * Stream frames: this is a retransmission (informational; receivers treat it the same).
+   * HELLO: the sender has not heard the receiver's HELLO yet, so the receiver answers with its own.
+   */
   Retransmit = 0x02,
 }
 export const KNOWN_FLAGS = FrameFlag.GrantWanted | FrameFlag.Retransmit;

@@ -1,0 +1,89 @@
+import { AssertionError, assert } from '../errors.ts';
+import { FrameType, frameTypeName } from './frame.ts';
+import type { Frame } from './frame.ts';
+import { emptyRawFields } from './layout.ts';
+import type { RawFields } from './layout.ts';
+
+/**
+ * The per-type mapping between a {@link Frame} object and the header's raw fields, both ways.
+ * HELLO reuses lba/tag/lockId/count/code as sessionId/windowBytes/controllerId/windowEntries/policy;
+ * LOCK_REJECTED carries its reason in `code` and its action in `count`. Fields a type does not
+ * use stay 0 here, and rules.ts insists on it.
+ */
+export function rawFieldsOf(frame: Frame): RawFields {
+  const raw = emptyRawFields();
+  raw.type = frame.type;
+  raw.flags = frame.flags;
+  raw.lun = frame.lun;
+  raw.seq = frame.seq;
+  switch (frame.type) {
+    case FrameType.Hello:
+      raw.lba = frame.sessionId;
+      raw.tag = frame.windowBytes;
+      raw.lockId = frame.controllerId;
+      raw.count = frame.windowEntries;
+      raw.code = frame.policy;
+      break;
+    case FrameType.Lock:
+      raw.lockId = frame.lockId;
+      raw.lba = frame.lba;
+      raw.count = frame.count;
+      raw.code = frame.mode;
+      break;
+    case FrameType.Write:
+      assert(frame.data instanceof Uint8Array, `WRITE seq ${frame.seq}: data must be a Uint8Array`);
+      raw.lockId = frame.lockId;
+      raw.lba = frame.lba;
+      raw.tag = frame.tag;
+      raw.payloadLength = frame.data.length;
+      break;
+    case FrameType.Unlock:
+    case FrameType.LockGranted:
+      raw.lockId = frame.lockId;
+      break;
+    case FrameType.LockRejected:
+      raw.lockId = frame.lockId;
+      raw.code = frame.reason;
+      raw.count = frame.action;
+      break;
+    case FrameType.Nak:
+      raw.code = frame.reason;
+      break;
+    case FrameType.Ack:
+      break;
+    default:
+      assert(false, `cannot encode a frame of unknown type ${frameTypeName((frame as { type: number }).type)}`);
+  }
+  return raw;
+}
+
+/**
+ * Builds the frame a validated header describes. `data` is the WRITE payload (already a view or a
+ * copy, as the caller decided); other types ignore it. Object literals keep one shape per type.
+ */
+export function frameOf(raw: RawFields, data: Uint8Array): Frame {
+  const { lun, seq, flags } = raw;
+  switch (raw.type as FrameType) {
+    case FrameType.Hello:
+      return {
+        type: FrameType.Hello, lun, seq, flags, controllerId: raw.lockId, sessionId: raw.lba,
+        windowBytes: raw.tag, windowEntries: raw.count, policy: raw.code,
+      };
+    case FrameType.Lock:
+      return { type: FrameType.Lock, lun, seq, flags, lockId: raw.lockId, lba: raw.lba, count: raw.count, mode: raw.code };
+    case FrameType.Write:
+      return { type: FrameType.Write, lun, seq, flags, lockId: raw.lockId, lba: raw.lba, tag: raw.tag, data };
+    case FrameType.Unlock:
+      return { type: FrameType.Unlock, lun, seq, flags, lockId: raw.lockId };
+    case FrameType.Ack:
+      return { type: FrameType.Ack, lun, seq, flags };
+    case FrameType.LockGranted:
+      return { type: FrameType.LockGranted, lun, seq, flags, lockId: raw.lockId };
+    case FrameType.LockRejected:
+      return { type: FrameType.LockRejected, lun, seq, flags, lockId: raw.lockId, reason: raw.code, action: raw.count };
+    case FrameType.Nak:
+      return { type: FrameType.Nak, lun, seq, flags, reason: raw.code };
+    default:
+      throw new AssertionError(`frameOf: type ${raw.type} was not validated`);
+  }
+}

@@ -1,0 +1,98 @@
+import { crc32c } from '@node-rs/crc32';
+import { CRC_BYTES, FrameType, HEADER_BYTES, PROTOCOL_VERSION } from './frame.ts';
+import type { Frame } from './frame.ts';
+import { crcError, fieldError, headerCrcError, tooLargeError, typeError, versionError } from './errors.ts';
+import type { FrameError, FrameHeaderInfo } from './errors.ts';
+import { frameOf } from './fields.ts';
+import {
+  MAGIC_HI,
+  MAGIC_LO,
+  OFF_HEADER_CRC,
+  OFF_LUN,
+  OFF_PAYLOAD_LENGTH,
+  OFF_SEQ,
+  OFF_TYPE,
+  OFF_VERSION,
+  readRawFields,
+  readU16,
+  readU32,
+  readU64,
+} from './layout.ts';
+import type { RawFields } from './layout.ts';
+import { fieldProblem, isKnownFrameType } from './rules.ts';
+
+/**
+ * The checks shared by the one-shot and the streaming decoder, in the order DESIGN 2.3 implies:
+ * a header is judged on its own (version, header CRC, type, declared length) before anyone waits
+ * for its payload; a complete frame is then judged on its frame CRC and its fields. Both return
+ * an error instead of throwing, so the streaming decoder's hot path has no try/catch.
+ */
+
+const NO_DATA = new Uint8Array(0);
+
+export function headerInfo(b: Uint8Array, p: number): FrameHeaderInfo {
+  return { type: b[p + OFF_TYPE]!, seq: readU64(b, p + OFF_SEQ), lun: readU16(b, p + OFF_LUN) };
+}
+
+/**
+ * Judges the complete 48-byte header at `p`. Version comes first: another version may lay its
+ * header out differently, so its CRC cannot even be located. Type and length are looked at only
+ * once the header CRC vouches for them.
+ */
+export function headerError(b: Uint8Array, p: number, payloadBytesMax: number): FrameError | null {
+  const version = b[p + OFF_VERSION]!;
+  if (version !== PROTOCOL_VERSION) return versionError(version);
+  const carried = readU32(b, p + OFF_HEADER_CRC);
+  const computed = crc32c(b.subarray(p, p + OFF_HEADER_CRC));
+  if (carried !== computed) return headerCrcError(carried, computed);
+  if (!isKnownFrameType(b[p + OFF_TYPE]!)) return typeError(headerInfo(b, p));
+  const payloadLength = readU32(b, p + OFF_PAYLOAD_LENGTH);
+  if (payloadLength > payloadBytesMax) return tooLargeError(headerInfo(b, p), payloadLength, payloadBytesMax);
+  return null;
+}
+
+/** Bytes on the wire of the frame whose (sound) header is at `p`. */
+export function declaredFrameBytes(b: Uint8Array, p: number): number {
+  return HEADER_BYTES + readU32(b, p + OFF_PAYLOAD_LENGTH) + CRC_BYTES;
+}
+
+/**
+ * Reads the complete frame of `frameBytes` at `p`, whose header passed {@link headerError}.
+ * A WRITE's data is a view into `b` unless `copyPayload` (the caller reuses `b`). `raw` is the
+ * caller's scratch object, so the hot path allocates only the frame itself.
+ */
+export function readFrame(
+  b: Uint8Array,
+  p: number,
+  frameBytes: number,
+  raw: RawFields,
+  copyPayload: boolean,
+): Frame | FrameError {
+  const crcAt = p + frameBytes - CRC_BYTES;
+  const carried = readU32(b, crcAt);
+  // The header CRC already covers bytes 0..43 and was verified: continue from it.
+  const computed = crc32c(b.subarray(p + OFF_HEADER_CRC, crcAt), readU32(b, p + OFF_HEADER_CRC));
+  if (carried !== computed) return crcError(headerInfo(b, p), carried, computed);
+  readRawFields(b, p, raw);
+  const problem = fieldProblem(raw);
+  if (problem !== null) return fieldError(headerInfo(b, p), problem.field, problem.value, problem.allowed);
+  if (raw.type !== FrameType.Write) return frameOf(raw, NO_DATA);
+  const start = p + HEADER_BYTES;
+  return frameOf(raw, copyPayload ? b.slice(start, crcAt) : b.subarray(start, crcAt));
+}
+
+/**
+ * Index of the first frame candidate in `b[from..end)`: a full magic, or a lone first magic byte
+ * at `end - 1` (its second byte may come with the next chunk); `end` if there is none.
+ * `indexOf` is native and skips runs of garbage far faster than a JavaScript loop.
+ */
+export function findMagic(b: Uint8Array, from: number, end: number): number {
+  let i = from;
+  while (i < end) {
+    i = b.indexOf(MAGIC_HI, i);
+    if (i < 0 || i >= end) return end;
+    if (i + 1 === end || b[i + 1] === MAGIC_LO) return i;
+    i += 1;
+  }
+  return end;
+}

@@ -1,0 +1,254 @@
+import { describe, expect, it } from 'vitest';
+import { AssertionError } from '../../../firmware/errors.ts';
+import { FrameDecoder, FrameType, encodeFrame } from '../../../firmware/protocol/index.ts';
+import type { Frame } from '../../../firmware/protocol/index.ts';
+import { concat, recorder, sealedHeader, wireFrame } from './helpers.ts';
+
+const ack = (seq: number): Frame => ({ type: FrameType.Ack, lun: 0, seq, flags: 0 });
+const write = (seq: number, bytes = 16): Frame => ({
+  type: FrameType.Write, lun: 1, seq, flags: 0, lockId: 1, lba: seq, tag: seq, data: new Uint8Array(bytes).fill(seq),
+});
+const codes = (errors: { code: string }[]): string[] => errors.map((e) => e.code);
+
+describe('FrameDecoder: reassembly', () => {
+  it('decodes frames coalesced in one chunk in place, with zero copies', () => {
+    const { decoder, frames, errors } = recorder();
+    const chunk = concat([encodeFrame(write(1)), encodeFrame(ack(1)), encodeFrame(write(2))]);
+    decoder.push(chunk);
+    expect(frames).toEqual([write(1), ack(1), write(2)]);
+    expect(errors).toEqual([]);
+    const data = (frames[2] as Extract<Frame, { type: FrameType.Write }>).data;
+    expect(data.buffer).toBe(chunk.buffer);
+    expect(data.byteOffset).toBe(52 + 68 + 48);
+    expect(decoder.reassemblyCapacity).toBe(0);
+  });
+
+  it('decodes a stream fed one byte at a time, giving split frames their own copy of the data', () => {
+    const { decoder, frames, errors } = recorder();
+    const stream = concat([encodeFrame(write(1)), encodeFrame(write(2)), encodeFrame(ack(3))]);
+    for (const byte of stream) decoder.push(new Uint8Array([byte]));
+    expect(frames).toEqual([write(1), write(2), ack(3)]);
+    expect(errors).toEqual([]);
+    const [first, second] = frames as Array<Extract<Frame, { type: FrameType.Write }>>;
+    expect(first!.data.buffer).not.toBe(second!.data.buffer);
+    expect(decoder.bufferedBytes).toBe(0);
+    expect(decoder.framesDecoded).toBe(3);
+  });
+
+  it('keeps only the partial tail of a chunk, and allocates the reassembly buffer lazily', () => {
+    const { decoder, frames } = recorder({ payloadBytesMax: 100 });
+    const stream = concat([encodeFrame(write(1)), encodeFrame(write(2))]);
+    decoder.push(stream.subarray(0, 80));
+    expect(frames).toHaveLength(1);
+    expect(decoder.bufferedBytes).toBe(80 - 68);
+    expect(decoder.reassemblyCapacity).toBe(152);
+    decoder.push(stream.subarray(80));
+    expect(frames).toEqual([write(1), write(2)]);
+    expect(decoder.bufferedBytes).toBe(0);
+  });
+});
+
+describe('FrameDecoder: errors and resynchronisation', () => {
+  it('reports a garbage run split over chunks as one ML_ERR_FRAME_MAGIC with its count', () => {
+    const { decoder, frames, errors } = recorder();
+    decoder.push(new Uint8Array([1, 2, 3]));
+    decoder.push(new Uint8Array([0x4d]));
+    decoder.push(new Uint8Array([0x4d, 9]));
+    expect(errors).toEqual([]);
+    decoder.push(encodeFrame(ack(1)));
+    expect(codes(errors)).toEqual(['ML_ERR_FRAME_MAGIC']);
+    expect(errors[0]!.skippedBytes).toBe(6);
+    expect(frames).toEqual([ack(1)]);
+    expect(decoder.bytesSkipped).toBe(6);
+  });
+
+  it('on a bad header CRC drops one byte, reports once, and finds the next frame', () => {
+    const { decoder, frames, errors } = recorder();
+    const bad = encodeFrame(ack(1));
+    bad[10]! ^= 1;
+    decoder.push(concat([bad, encodeFrame(ack(2))]));
+    expect(codes(errors)).toEqual(['ML_ERR_FRAME_HEADER_CRC', 'ML_ERR_FRAME_MAGIC']);
+    expect(errors[1]!.skippedBytes).toBe(51);
+    expect(frames).toEqual([ack(2)]);
+    expect(decoder.bytesSkipped).toBe(52);
+  });
+
+  it('on a wrong version drops one byte and rescans', () => {
+    const { decoder, frames, errors } = recorder();
+    decoder.push(concat([wireFrame({ version: 7 }), encodeFrame(ack(2))]));
+    expect(codes(errors)).toEqual(['ML_ERR_FRAME_VERSION', 'ML_ERR_FRAME_MAGIC']);
+    expect(frames).toEqual([ack(2)]);
+  });
+
+  it('drops a frame with a bad CRC whole (no rescan of its payload) and names it', () => {
+    const { decoder, frames, errors } = recorder();
+    const bad = encodeFrame(write(5, 64));
+    bad[60]! ^= 0x80;
+    for (const chunk of [bad.subarray(0, 30), bad.subarray(30), encodeFrame(ack(6))]) decoder.push(chunk);
+    expect(codes(errors)).toEqual(['ML_ERR_FRAME_CRC']);
+    expect([errors[0]!.type, errors[0]!.seq, errors[0]!.lun]).toEqual([FrameType.Write, 5, 1]);
+    expect(frames).toEqual([ack(6)]);
+  });
+
+  it('drops a frame with a bad field whole and names it', () => {
+    const { decoder, frames, errors } = recorder();
+    decoder.push(concat([wireFrame({ type: FrameType.Nak, seq: 8, code: 99 }), encodeFrame(ack(1))]));
+    expect(codes(errors)).toEqual(['ML_ERR_FRAME_FIELD']);
+    expect(errors[0]!.message).toMatch(/NAK seq 8 lun 0: reason = 99 is not allowed/);
+    expect(errors[0]!.seq).toBe(8);
+    expect(frames).toEqual([ack(1)]);
+  });
+
+  it('skips an unknown type whole, even when its payload holds frame-shaped bytes', () => {
+    const { decoder, frames, errors } = recorder();
+    const hidden = encodeFrame(ack(99));
+    decoder.push(concat([wireFrame({ type: 12, seq: 3 }, concat([hidden, hidden])), encodeFrame(ack(1))]));
+    expect(codes(errors)).toEqual(['ML_ERR_FRAME_TYPE']);
+    expect(frames).toEqual([ack(1)]);
+  });
+
+  it('streams past a too-large frame without buffering it, then decodes what follows', () => {
+    const { decoder, frames, errors } = recorder({ payloadBytesMax: 64 });
+    const payload = new Uint8Array(10_000);
+    for (let at = 0; at + 52 <= payload.length; at += 700) payload.set(encodeFrame(ack(99)), at);
+    const stream = concat([wireFrame({ type: FrameType.Write, seq: 4, lockId: 1 }, payload), encodeFrame(ack(1))]);
+    for (let at = 0; at < stream.length; at += 333) {
+      decoder.push(stream.subarray(at, at + 333));
+      expect(decoder.reassemblyCapacity).toBeLessThanOrEqual(64 + 52);
+    }
+    expect(codes(errors)).toEqual(['ML_ERR_FRAME_TOO_LARGE']);
+    expect(errors[0]!.seq).toBe(4);
+    expect(frames).toEqual([ack(1)]);
+    expect(decoder.bytesSkipped).toBe(10_052);
+  });
+
+  it('never buffers for a declared 4 GiB payload', () => {
+    const { decoder, errors } = recorder({ payloadBytesMax: 1000 });
+    const header = sealedHeader({ type: FrameType.Write, seq: 1, lockId: 1, payloadLength: 0xffffffff });
+    decoder.push(header.subarray(0, 20));
+    decoder.push(concat([header.subarray(20), new Uint8Array(100_000)]));
+    expect(codes(errors)).toEqual(['ML_ERR_FRAME_TOO_LARGE']);
+    expect(decoder.bufferedBytes).toBe(0);
+    expect(decoder.reassemblyCapacity).toBeLessThanOrEqual(1052);
+  });
+});
+
+describe('FrameDecoder: end(), reset() and counters', () => {
+  it('end() reports a truncated frame once and clears it', () => {
+    const { decoder, errors } = recorder();
+    decoder.push(encodeFrame(write(1)).subarray(0, 60));
+    decoder.end();
+    expect(codes(errors)).toEqual(['ML_ERR_FRAME_TRUNCATED']);
+    expect(errors[0]!.message).toMatch(/input ended 60 bytes into a frame that needs 68/);
+    expect(decoder.bufferedBytes).toBe(0);
+    decoder.end();
+    expect(errors).toHaveLength(1);
+  });
+
+  it('end() reports trailing garbage, including a lone first magic byte, as ML_ERR_FRAME_MAGIC', () => {
+    const { decoder, errors } = recorder();
+    decoder.push(new Uint8Array([7, 7, 0x4d]));
+    decoder.end();
+    expect(codes(errors)).toEqual(['ML_ERR_FRAME_MAGIC']);
+    expect(errors[0]!.skippedBytes).toBe(3);
+    expect(decoder.bytesSkipped).toBe(3);
+  });
+
+  it('reset() drops a partial frame without a report', () => {
+    const { decoder, frames, errors } = recorder();
+    decoder.push(encodeFrame(write(1)).subarray(0, 30));
+    decoder.reset();
+    expect(decoder.bufferedBytes).toBe(0);
+    decoder.push(encodeFrame(write(2)));
+    expect(frames).toEqual([write(2)]);
+    expect(errors).toEqual([]);
+    expect(decoder.bytesSkipped).toBe(30);
+  });
+
+  it('counts frames, errors and skipped bytes', () => {
+    const { decoder } = recorder();
+    decoder.push(concat([new Uint8Array(5), encodeFrame(ack(1)), wireFrame({ type: 20 }), encodeFrame(ack(2))]));
+    expect([decoder.framesDecoded, decoder.errors, decoder.bytesSkipped]).toEqual([2, 2, 57]);
+  });
+});
+
+describe('FrameDecoder: callbacks', () => {
+  it('a throwing onFrame propagates, and the frames after it are still decoded exactly once', () => {
+    const seen: number[] = [];
+    let throws = true;
+    const decoder = new FrameDecoder({
+      onFrame: (f) => {
+        seen.push(f.seq);
+        if (throws && f.seq === 1) throw new Error('handler bug');
+      },
+      onError: () => {},
+    });
+    const frames = [1, 2, 3].map((s) => encodeFrame(ack(s)));
+    expect(() => decoder.push(concat([...frames, frames[0]!.subarray(0, 10)]))).toThrow('handler bug');
+    throws = false;
+    decoder.push(frames[0]!.subarray(10));
+    expect(seen).toEqual([1, 2, 3, 1]);
+    expect(decoder.bufferedBytes).toBe(0);
+  });
+
+  it('a throwing onError while decoding from the reassembly buffer leaves the decoder consistent', () => {
+    const seen: string[] = [];
+    const decoder = new FrameDecoder({
+      onFrame: (f) => seen.push(`frame ${f.seq}`),
+      onError: (e) => {
+        seen.push(e.code);
+        throw new Error('handler bug');
+      },
+    });
+    const bad = encodeFrame(ack(1));
+    bad[20]! ^= 4;
+    const stream = concat([bad, encodeFrame(ack(2))]);
+    decoder.push(stream.subarray(0, 30));
+    expect(() => decoder.push(stream.subarray(30))).toThrow('handler bug');
+    expect(() => decoder.push(new Uint8Array(0))).toThrow('handler bug');
+    decoder.push(new Uint8Array(0));
+    expect(seen).toEqual(['ML_ERR_FRAME_HEADER_CRC', 'ML_ERR_FRAME_MAGIC', 'frame 2']);
+  });
+
+  it('a callback may reset() the decoder; the rest of the chunk is dropped', () => {
+    const seen: number[] = [];
+    const decoder: FrameDecoder = new FrameDecoder({
+      onFrame: (f) => {
+        seen.push(f.seq);
+        if (f.seq === 1) decoder.reset();
+      },
+      onError: () => {},
+    });
+    decoder.push(concat([encodeFrame(ack(1)), encodeFrame(ack(2))]));
+    decoder.push(encodeFrame(ack(3)));
+    expect(seen).toEqual([1, 3]);
+    expect(decoder.bytesSkipped).toBe(52);
+  });
+
+  it('push() or end() from a callback is a programmer error, and the rejected chunk is not taken', () => {
+    const seen: number[] = [];
+    let reenter: (() => void) | null = null;
+    const decoder: FrameDecoder = new FrameDecoder({
+      onFrame: (f) => {
+        seen.push(f.seq);
+        reenter?.();
+      },
+      onError: () => {},
+    });
+    reenter = () => decoder.push(encodeFrame(ack(9)));
+    expect(() => decoder.push(encodeFrame(ack(1)))).toThrow(AssertionError);
+    reenter = () => decoder.end();
+    expect(() => decoder.push(encodeFrame(ack(2)))).toThrow(/must not be called from onFrame\/onError/);
+    reenter = null;
+    decoder.push(encodeFrame(ack(3)));
+    expect(seen).toEqual([1, 2, 3]);
+    expect(decoder.bufferedBytes).toBe(0);
+  });
+
+  it('rejects a payloadBytesMax that is not a u32', () => {
+    const make = (payloadBytesMax: number) => () => new FrameDecoder({ payloadBytesMax, onFrame() {}, onError() {} });
+    expect(make(-1)).toThrow(/payloadBytesMax must be an integer from 0 to 4294967295, got -1/);
+    expect(make(1.5)).toThrow(AssertionError);
+    expect(make(2 ** 32)).toThrow(AssertionError);
+  });
+});

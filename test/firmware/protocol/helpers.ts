@@ -1,0 +1,170 @@
+/**
+ * Shared test material for the wire codec: arbitraries of valid frames, an independent
+ * header builder (written against the layout table in frame.ts, not against the encoder, so the
+ * two can check each other), and a decoder that records what it yields.
+ */
+import { crc32c } from '@node-rs/crc32';
+import fc from 'fast-check';
+import {
+  FrameDecoder,
+  FrameFlag,
+  FrameType,
+  LockMode,
+  LockRejectPolicy,
+  NakReason,
+  RejectAction,
+  RejectReason,
+} from '../../../firmware/protocol/index.ts';
+import type { Frame, FrameDecoderOptions, FrameError } from '../../../firmware/protocol/index.ts';
+
+export const MAX = Number.MAX_SAFE_INTEGER;
+
+const lun = fc.integer({ min: 0, max: 0xffff });
+const u64 = fc.maxSafeNat();
+const u32 = fc.integer({ min: 0, max: 0xffffffff });
+const streamSeq = fc.integer({ min: 1, max: MAX });
+const lockId = fc.integer({ min: 1, max: 0xffffffff });
+const retransmit = fc.constantFrom(0, FrameFlag.Retransmit);
+
+function hello(): fc.Arbitrary<Frame> {
+  return fc.record({
+    type: fc.constant(FrameType.Hello as const), lun, seq: u64, flags: retransmit,
+    controllerId: u32, sessionId: u64, windowBytes: u64, windowEntries: u32,
+    policy: fc.constantFrom(LockRejectPolicy.HaltResume, LockRejectPolicy.Retransmit),
+  });
+}
+
+function lock(): fc.Arbitrary<Frame> {
+  return fc
+    .record({
+      type: fc.constant(FrameType.Lock as const), lun, seq: streamSeq,
+      flags: fc.constantFrom(0, 1, 2, 3), lockId, lba: u64, count: fc.integer({ min: 1, max: 0xffffffff }),
+      mode: fc.constantFrom(LockMode.Write, LockMode.Read),
+    })
+    .map((f) => ({ ...f, lba: Math.min(f.lba, MAX - f.count) }));
+}
+
+function write(dataBytesMax: number): fc.Arbitrary<Frame> {
+  return fc.record({
+    type: fc.constant(FrameType.Write as const), lun, seq: streamSeq, flags: retransmit, lockId, lba: u64, tag: u64,
+    data: fc.uint8Array({ minLength: 1, maxLength: dataBytesMax }),
+  });
+}
+
+function responses(): fc.Arbitrary<Frame>[] {
+  return [
+    fc.record({ type: fc.constant(FrameType.Unlock as const), lun, seq: streamSeq, flags: retransmit, lockId }),
+    fc.record({ type: fc.constant(FrameType.Ack as const), lun, seq: u64, flags: fc.constant(0) }),
+    fc.record({ type: fc.constant(FrameType.LockGranted as const), lun, seq: streamSeq, flags: fc.constant(0), lockId }),
+    fc.record({
+      type: fc.constant(FrameType.LockRejected as const), lun, seq: streamSeq, flags: fc.constant(0), lockId,
+      reason: fc.constantFrom(RejectReason.LocalLock, RejectReason.MirrorLock),
+      action: fc.constantFrom(RejectAction.Held, RejectAction.Discarded),
+    }),
+    fc.record({
+      type: fc.constant(FrameType.Nak as const), lun, seq: streamSeq, flags: fc.constant(0),
+      reason: fc.constantFrom(
+        NakReason.Corrupt, NakReason.Gap, NakReason.OutOfRange, NakReason.NotLocked, NakReason.Overflow, NakReason.MediaError,
+      ),
+    }),
+  ];
+}
+
+/** Any valid frame; WRITE data up to `dataBytesMax` bytes. */
+export function frameArb(dataBytesMax = 200): fc.Arbitrary<Frame> {
+  return fc.oneof(hello(), lock(), write(dataBytesMax), ...responses());
+}
+
+/** Header fields as the wire holds them; u64 fields as bigint so tests can go past 2^53. */
+export interface WireHeader {
+  magic: number;
+  version: number;
+  type: number;
+  flags: number;
+  code: number;
+  lun: number;
+  seq: bigint | number;
+  lba: bigint | number;
+  tag: bigint | number;
+  lockId: number;
+  count: number;
+  payloadLength: number;
+}
+
+/**
+ * Builds a frame from raw header fields with both CRCs correct (unless `crcs` is false), so a
+ * test can put any field on the wire. `payloadLength` defaults to the payload's length.
+ */
+export function wireFrame(h: Partial<WireHeader>, payload: Uint8Array = new Uint8Array(0), crcs = true): Uint8Array {
+  const out = new Uint8Array(48 + payload.length + 4);
+  const v = new DataView(out.buffer);
+  v.setUint16(0, h.magic ?? 0x4d4c);
+  v.setUint8(2, h.version ?? 1);
+  v.setUint8(3, h.type ?? FrameType.Ack);
+  v.setUint8(4, h.flags ?? 0);
+  v.setUint8(5, h.code ?? 0);
+  v.setUint16(6, h.lun ?? 0);
+  v.setBigUint64(8, BigInt(h.seq ?? 0));
+  v.setBigUint64(16, BigInt(h.lba ?? 0));
+  v.setBigUint64(24, BigInt(h.tag ?? 0));
+  v.setUint32(32, h.lockId ?? 0);
+  v.setUint32(36, h.count ?? 0);
+  v.setUint32(40, h.payloadLength ?? payload.length);
+  out.set(payload, 48);
+  return crcs ? seal(out) : out;
+}
+
+/** Recomputes the header CRC and the frame CRC of the frame filling `frame`. */
+export function seal(frame: Uint8Array): Uint8Array {
+  const v = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+  v.setUint32(44, crc32c(frame.subarray(0, 44)));
+  if (frame.length >= 52) v.setUint32(frame.length - 4, crc32c(frame.subarray(0, frame.length - 4)));
+  return frame;
+}
+
+/** A bare 48-byte header with a correct header CRC (for declared lengths nobody will send). */
+export function sealedHeader(h: Partial<WireHeader>): Uint8Array {
+  const header = wireFrame(h, new Uint8Array(0), false).subarray(0, 48);
+  new DataView(header.buffer, header.byteOffset).setUint32(44, crc32c(header.subarray(0, 44)));
+  return header.slice();
+}
+
+export function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Cuts `bytes` at the given offsets (taken modulo length + 1, sorted); chunks may be empty. */
+export function split(bytes: Uint8Array, cuts: readonly number[]): Uint8Array[] {
+  const points = cuts.map((c) => c % (bytes.length + 1)).sort((a, b) => a - b);
+  const chunks: Uint8Array[] = [];
+  let from = 0;
+  for (const p of points) {
+    chunks.push(bytes.slice(from, p));
+    from = p;
+  }
+  chunks.push(bytes.slice(from));
+  return chunks;
+}
+
+export interface Recorder {
+  decoder: FrameDecoder;
+  frames: Frame[];
+  errors: FrameError[];
+}
+
+export function recorder(opts: Partial<FrameDecoderOptions> = {}): Recorder {
+  const frames: Frame[] = [];
+  const errors: FrameError[] = [];
+  const decoder = new FrameDecoder({
+    onFrame: (f) => frames.push(f),
+    onError: (e) => errors.push(e),
+    ...opts,
+  });
+  return { decoder, frames, errors };
+}
