@@ -1,0 +1,215 @@
+import { assert } from '../errors.ts';
+
+/** What every log entry has: its sequence number and the bytes it holds (its encoded frame). */
+export interface LogEntry {
+  readonly seq: number;
+  readonly bytes: number;
+}
+
+export interface LogLimits {
+  /** Most entries the log holds, reservations included. */
+  entriesMax: number;
+  /** Most bytes the log holds, reservations included. */
+  bytesMax: number;
+}
+
+/**
+ * A FIFO of entries with contiguous sequence numbers: the source's rollback log and the target's
+ * commit log (DESIGN 1.1) are both this.
+ *
+ * - Entries are appended in sequence order and leave from the head on cumulative confirmation
+ *   ({@link removeThrough}), or from the tail when a target discards what followed a rejected
+ *   lock ({@link truncateFrom}).
+ * - {@link forEachFrom} walks from any sequence number, which is what a rollback re-sends.
+ * - Both maxima are explicit. Room is claimed with {@link reserve} before an entry exists (a host
+ *   write claims room for its lock, data and unlock before any of them is built); when the log is
+ *   full the request waits in FIFO order and is granted as confirmations free room. Nothing is
+ *   ever dropped: backpressure goes back to whoever asked.
+ *
+ * Storage is a ring buffer that grows by doubling up to `entriesMax`, so lookups by sequence
+ * number are O(1) and a steady state allocates nothing.
+ */
+export class SequencedLog<E extends LogEntry> {
+  readonly name: string;
+  readonly limits: LogLimits;
+  private ring: (E | undefined)[] = new Array(16);
+  private head = 0;
+  private size = 0;
+  private first: number;
+  private byteCount = 0;
+  private reservedEntries = 0;
+  private reservedBytes = 0;
+  private readonly waiters: { entries: number; bytes: number; grant: () => void }[] = [];
+  private waiterHead = 0;
+
+  constructor(name: string, limits: LogLimits, firstSeq = 1) {
+    assert(limits.entriesMax >= 1 && limits.bytesMax >= 1, `${name}: limits must be positive`);
+    this.name = name;
+    this.limits = limits;
+    this.first = firstSeq;
+  }
+
+  /** Entries held (not counting reservations). */
+  get count(): number {
+    return this.size;
+  }
+
+  /** Bytes held (not counting reservations). */
+  get bytes(): number {
+    return this.byteCount;
+  }
+
+  /** Sequence number of the head entry; when empty, the next one expected. */
+  get firstSeq(): number {
+    return this.first;
+  }
+
+  /** Sequence number the next appended entry must carry. */
+  get nextSeq(): number {
+    return this.first + this.size;
+  }
+
+  /** Requests waiting for room. */
+  get waiting(): number {
+    return this.waiters.length - this.waiterHead;
+  }
+
+  /** Room claimed (held entries plus reservations), in entries and bytes. */
+  get claimed(): { entries: number; bytes: number } {
+    return { entries: this.size + this.reservedEntries, bytes: this.byteCount + this.reservedBytes };
+  }
+
+  /** True if `entries`/`bytes` more would fit now (ignores waiters ahead). */
+  fits(entries: number, bytes: number): boolean {
+    return (
+      this.size + this.reservedEntries + entries <= this.limits.entriesMax &&
+      this.byteCount + this.reservedBytes + bytes <= this.limits.bytesMax
+    );
+  }
+
+  /**
+   * Claim room for `entries` entries of `bytes` bytes in total. Calls `grant` synchronously if
+   * there is room and nobody is waiting ahead, else queues the request and calls `grant` once
+   * confirmations have made room (in request order). Returns true if granted at once.
+   * A single request larger than the log's maxima can never be satisfied: that is a caller bug.
+   */
+  reserve(entries: number, bytes: number, grant: () => void): boolean {
+    assert(
+      entries <= this.limits.entriesMax && bytes <= this.limits.bytesMax,
+      `${this.name}: a request for ${entries} entries / ${bytes} bytes can never fit (max ${this.limits.entriesMax} / ${this.limits.bytesMax})`,
+    );
+    if (this.waiting === 0 && this.fits(entries, bytes)) {
+      this.take(entries, bytes);
+      grant();
+      return true;
+    }
+    this.waiters.push({ entries, bytes, grant });
+    return false;
+  }
+
+  /** Give back room reserved and not used. */
+  unreserve(entries: number, bytes: number): void {
+    assert(entries <= this.reservedEntries && bytes <= this.reservedBytes, `${this.name}: unreserving more than reserved`);
+    this.reservedEntries -= entries;
+    this.reservedBytes -= bytes;
+    this.grantWaiters();
+  }
+
+  /**
+   * Append the next entry. With `reserved` (entries, bytes) the room comes out of an earlier
+   * reservation; without it the log must have room now (the commit log checks `fits` first).
+   */
+  append(entry: E, reserved = false): void {
+    assert(entry.seq === this.nextSeq, `${this.name}: append seq ${entry.seq}, expected ${this.nextSeq}`);
+    if (reserved) {
+      assert(this.reservedEntries >= 1 && this.reservedBytes >= entry.bytes, `${this.name}: append beyond reservation`);
+      this.reservedEntries -= 1;
+      this.reservedBytes -= entry.bytes;
+    } else {
+      assert(this.fits(1, entry.bytes), `${this.name}: append to a full log`);
+    }
+    if (this.size === this.ring.length) this.grow();
+    this.ring[(this.head + this.size) & (this.ring.length - 1)] = entry;
+    this.size++;
+    this.byteCount += entry.bytes;
+  }
+
+  get(seq: number): E | undefined {
+    const i = seq - this.first;
+    if (i < 0 || i >= this.size) return undefined;
+    return this.ring[(this.head + i) & (this.ring.length - 1)];
+  }
+
+  peek(): E | undefined {
+    return this.size === 0 ? undefined : this.ring[this.head];
+  }
+
+  /**
+   * Remove every entry with sequence number <= `seq` (cumulative confirmation), calling `visit`
+   * on each in order. Returns how many were removed; confirming what already left does nothing.
+   */
+  removeThrough(seq: number, visit?: (entry: E) => void): number {
+    let removed = 0;
+    while (this.size > 0 && this.first <= seq) {
+      const entry = this.ring[this.head]!;
+      this.ring[this.head] = undefined;
+      this.head = (this.head + 1) & (this.ring.length - 1);
+      this.size--;
+      this.first++;
+      this.byteCount -= entry.bytes;
+      removed++;
+      visit?.(entry);
+    }
+    if (removed > 0) this.grantWaiters();
+    return removed;
+  }
+
+  /** Remove every entry with sequence number >= `seq` (a target discarding after a rejected lock). */
+  truncateFrom(seq: number, visit?: (entry: E) => void): number {
+    let removed = 0;
+    while (this.size > 0 && this.nextSeq - 1 >= seq) {
+      const i = (this.head + this.size - 1) & (this.ring.length - 1);
+      const entry = this.ring[i]!;
+      this.ring[i] = undefined;
+      this.size--;
+      this.byteCount -= entry.bytes;
+      removed++;
+      visit?.(entry);
+    }
+    if (removed > 0) this.grantWaiters();
+    return removed;
+  }
+
+  /** Call `visit` on every entry from `seq` (or the head, if it left already) to the tail, in order. */
+  forEachFrom(seq: number, visit: (entry: E) => void): void {
+    const start = Math.max(0, seq - this.first);
+    const mask = this.ring.length - 1;
+    for (let i = start; i < this.size; i++) visit(this.ring[(this.head + i) & mask]!);
+  }
+
+  private take(entries: number, bytes: number): void {
+    this.reservedEntries += entries;
+    this.reservedBytes += bytes;
+  }
+
+  private grantWaiters(): void {
+    while (this.waiterHead < this.waiters.length) {
+      const w = this.waiters[this.waiterHead]!;
+      if (!this.fits(w.entries, w.bytes)) break;
+      this.waiterHead++;
+      this.take(w.entries, w.bytes);
+      w.grant();
+    }
+    if (this.waiterHead > 64 && this.waiterHead * 2 > this.waiters.length) {
+      this.waiters.splice(0, this.waiterHead);
+      this.waiterHead = 0;
+    }
+  }
+
+  private grow(): void {
+    const next: (E | undefined)[] = new Array(this.ring.length * 2);
+    for (let i = 0; i < this.size; i++) next[i] = this.ring[(this.head + i) & (this.ring.length - 1)];
+    this.ring = next;
+    this.head = 0;
+  }
+}
