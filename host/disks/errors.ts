@@ -1,0 +1,24 @@
+import { MirrorlabError } from '../../firmware/errors.ts';
+
+/**
+ * Operating errors of the host's disks beyond the three the BlockDevice port defines
+ * (`OutOfRangeError`, `MediaError`, `DeviceFailedError` in firmware/ports/block-device.ts).
+ */
+
+/**
+ * A request was in flight when the power was cut ({@link MemoryDisk.powerCut}). Its data may
+ * or may not have reached the media; whoever issued it is gone too (the host restarted), so
+ * nobody should act on it. Not a `DeviceFailedError`: the disk itself is fine afterwards.
+ */
+export class PowerLossError extends MirrorlabError {
+  constructor(device: string) {
+    super('ML_ERR_DISK_POWER_LOST', `${device}: power was cut while the request was in flight`);
+  }
+}
+
+/** A disk image cannot be used: wrong size, already in use, not a regular file. */
+export class DiskImageError extends MirrorlabError {
+  constructor(code: 'ML_ERR_DISK_IMAGE_SIZE' | 'ML_ERR_DISK_IN_USE' | 'ML_ERR_DISK_IMAGE', message: string) {
+    super(code, message);
+  }
+}
