@@ -27,6 +27,12 @@ const YIELD_EVERY_EVENTS = 4096;
  * Nothing happens until {@link run} is called; timers due at the same instant fire in the order
  * they were set, and timers set while running fire within the same run if they fall due before
  * it ends. A run is a pure function of what was scheduled: no wall-clock time leaks in.
+ *
+ * Promises: a continuation runs at the virtual instant its promise resolved if the promise came
+ * from {@link sleep} or {@link settle} (the loop then lets every pending continuation run before
+ * moving time on), or if it is at most two promise hops from the timer that resolved it. Deeper
+ * chains started elsewhere still run in a deterministic order, just possibly at a later instant;
+ * hot paths use callbacks.
  */
 export class VirtualClock implements HostClock {
   private timeNs = 0;
@@ -138,6 +144,11 @@ export class VirtualClock implements HostClock {
         // Let promise continuations of what just happened run at this virtual instant.
         this.drainNeeded = false;
         await nextMacrotask();
+      } else {
+        // Cheap: continuations up to two promise hops deep (`await x.write()` on a promise the
+        // timer resolved) still run at this instant. Deeper chains should go through sleep/settle.
+        await null;
+        await null;
       }
     }
   }

@@ -1,0 +1,28 @@
+/**
+ * What a link is, for every transport in this folder (CONVENTIONS 3): the firmware's
+ * LinkEndpoint port, plus the hook where link faults plug in.
+ *
+ * The simulated link (`sim.ts`) and, later, the real-link proxy apply the same fault vocabulary
+ * (DESIGN 2.6) through a {@link LinkFaultHook}: for every frame handed to the link it says what
+ * actually reaches the other end.
+ */
+export type { LinkEndpoint, LinkHandler } from '../../firmware/ports/link.ts';
+
+/** Which way a frame travels on a two-ended link. */
+export type LinkDirection = 'ab' | 'ba';
+
+/** One copy of a sent frame that reaches the far end: the bytes (possibly altered) and any extra delay. */
+export interface Transmission {
+  bytes: Uint8Array;
+  extraDelayMs: number;
+}
+
+export interface LinkFaultHook {
+  /**
+   * Decide the fate of `bytes`, sent now in direction `dir`: return the copies that arrive (none:
+   * dropped; two: duplicated; altered bytes: corrupted; extra delay: delayed or reordered), or
+   * null to deliver it untouched. The hook must not change `bytes` in place: the sender keeps
+   * them for retransmission.
+   */
+  onSend(dir: LinkDirection, bytes: Uint8Array): readonly Transmission[] | null;
+}

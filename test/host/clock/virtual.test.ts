@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import { createActor, setup } from 'xstate';
+import { VirtualClock } from '../../../host/clock/virtual.ts';
+
+describe('VirtualClock', () => {
+  it('fires timers in time order, equal times in the order set, and keeps exact nanoseconds', async () => {
+    const clock = new VirtualClock();
+    const seen: string[] = [];
+    clock.setTimeout(() => seen.push('b@2'), 2);
+    clock.setTimeout(() => seen.push('a@1'), 1);
+    clock.setTimeout(() => seen.push('c@2'), 2);
+    clock.setTimeout(() => seen.push('d@0.000033152'), 0.000033152);
+    await clock.run();
+    expect(seen).toEqual(['d@0.000033152', 'a@1', 'b@2', 'c@2']);
+    expect(clock.nowNs()).toBe(2_000_000);
+  });
+
+  it('fires chained timers within one advance, and stops at the limit', async () => {
+    const clock = new VirtualClock();
+    const seen: number[] = [];
+    const chain = (n: number): void => {
+      seen.push(clock.now());
+      if (n > 0) clock.setTimeout(() => chain(n - 1), 1);
+    };
+    clock.setTimeout(() => chain(10), 1);
+    await clock.advance(5);
+    expect(seen).toEqual([1, 2, 3, 4, 5]);
+    expect(clock.now()).toBe(5);
+    await clock.advance(100);
+    expect(seen.length).toBe(11);
+    expect(clock.now()).toBe(105);
+  });
+
+  it('cancels timers', async () => {
+    const clock = new VirtualClock();
+    let fired = false;
+    const h = clock.setTimeout(() => (fired = true), 1);
+    expect(clock.pendingTimers).toBe(1);
+    clock.clearTimeout(h);
+    clock.clearTimeout(h);
+    expect(clock.pendingTimers).toBe(0);
+    expect(await clock.run()).toBe('idle');
+    expect(fired).toBe(false);
+  });
+
+  it('lets promise continuations of sleep run at the instant they resolve', async () => {
+    const clock = new VirtualClock();
+    const seen: number[] = [];
+    const worker = async (): Promise<void> => {
+      for (let i = 0; i < 3; i++) {
+        await clock.sleep(10);
+        seen.push(clock.now());
+        await Promise.resolve();
+        await Promise.all([clock.sleep(1), clock.sleep(2)]);
+        seen.push(clock.now());
+      }
+    };
+    clock.setTimeout(() => {}, 1000); // unrelated later timer must not be reached first
+    const done = worker();
+    await clock.run({ untilMs: 500 });
+    await done;
+    expect(seen).toEqual([10, 12, 22, 24, 34, 36]);
+  });
+
+  it('settle() finishes real I/O at a definite virtual time', async () => {
+    const clock = new VirtualClock();
+    const slowReal = new Promise<string>((resolve) => setTimeout(() => resolve('data'), 20));
+    let at = -1;
+    const p = clock.settle(slowReal, 3).then((v) => {
+      at = clock.now();
+      return v;
+    });
+    clock.setTimeout(() => {}, 5);
+    await clock.run();
+    expect(await p).toBe('data');
+    expect(at).toBe(3);
+    expect(clock.now()).toBe(5);
+  });
+
+  it('stops on a condition or an event budget', async () => {
+    const clock = new VirtualClock();
+    let n = 0;
+    const tick = (): void => {
+      n++;
+      clock.setTimeout(tick, 1);
+    };
+    clock.setTimeout(tick, 1);
+    expect(await clock.run({ until: () => n >= 7 })).toBe('condition');
+    expect(n).toBe(7);
+    expect(await clock.run({ maxEvents: 3 })).toBe('events');
+    expect(n).toBe(10);
+  });
+
+  it('drives XState delayed transitions as a clock', async () => {
+    const clock = new VirtualClock();
+    const m = setup({}).createMachine({ initial: 'a', states: { a: { after: { 250: 'b' } }, b: {} } });
+    const actor = createActor(m, { clock }).start();
+    await clock.advance(249);
+    expect(actor.getSnapshot().value).toBe('a');
+    await clock.advance(1);
+    expect(actor.getSnapshot().value).toBe('b');
+  });
+
+  it('refuses to run re-entrantly', async () => {
+    const clock = new VirtualClock();
+    clock.setTimeout(() => {}, 1);
+    const first = clock.run();
+    await expect(clock.run()).rejects.toThrow(/re-entrant/);
+    await first;
+  });
+});
