@@ -1,0 +1,101 @@
+import { MirrorlabError } from '../errors.ts';
+import type { BlockDevice } from '../ports/block-device.ts';
+import { DEFAULT_PAYLOAD_BYTES_MAX } from '../protocol/frame.ts';
+import { LOCK_REJECT_POLICIES, MIRROR_MODES, type LockRejectPolicyName, type MirrorMode } from '../mirror/types.ts';
+
+/** One LUN of a controller: its volume, and whether and how it is mirrored. */
+export interface LunConfig {
+  lun: number;
+  device: BlockDevice;
+  /** Mirror this LUN to the same LUN number on `peer`. Absent: not mirrored. */
+  mirror?: { peer: string; mode: MirrorMode };
+  /** Lock region size in sectors (default: 1 MiB worth). A run of writes inside one region shares one LOCK. */
+  lockRegionSectors?: number;
+}
+
+/**
+ * Every limit a controller has (CONVENTIONS 6), with units last. Defaults suit the emulator's
+ * default link (1 Gbit/s, sub-millisecond to tens of milliseconds of RTT).
+ */
+export interface ControllerLimits {
+  rollbackLogEntriesMax: number;
+  rollbackLogBytesMax: number;
+  sendWindowBytesMax: number;
+  commitLogEntriesMax: number;
+  commitLogBytesMax: number;
+  payloadBytesMax: number;
+  lockSessionsMax: number;
+  lockSessionIdleMs: number;
+  ackTimeoutInitialMs: number;
+  ackTimeoutMinMs: number;
+  ackTimeoutMaxMs: number;
+  ackDelayMs: number;
+  nakRetryMs: number;
+  haltProbeMs: number;
+  lockRetryDelayMs: number;
+  helloRetryMs: number;
+  controlQueueMax: number;
+  locksMax: number;
+  localLockWaitersMax: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<ControllerLimits> = {
+  rollbackLogEntriesMax: 65_536,
+  rollbackLogBytesMax: 64 * 1024 * 1024,
+  sendWindowBytesMax: 16 * 1024 * 1024,
+  commitLogEntriesMax: 65_536,
+  commitLogBytesMax: 32 * 1024 * 1024,
+  payloadBytesMax: DEFAULT_PAYLOAD_BYTES_MAX,
+  lockSessionsMax: 64,
+  lockSessionIdleMs: 2,
+  ackTimeoutInitialMs: 100,
+  ackTimeoutMinMs: 5,
+  ackTimeoutMaxMs: 2_000,
+  ackDelayMs: 0.2,
+  nakRetryMs: 10,
+  haltProbeMs: 50,
+  lockRetryDelayMs: 1,
+  helloRetryMs: 50,
+  controlQueueMax: 1_024,
+  locksMax: 65_536,
+  localLockWaitersMax: 4_096,
+};
+
+export interface ControllerConfig {
+  /** Name used in telemetry and as the peer name on the other side of a link. */
+  name: string;
+  /** Numeric id sent in HELLO (u32). */
+  id: number;
+  luns: LunConfig[];
+  /** What this controller, as a target, does when a mirror lock is refused. */
+  onLockReject: LockRejectPolicyName;
+  limits?: Partial<ControllerLimits>;
+}
+
+export class ConfigError extends MirrorlabError {
+  constructor(message: string) {
+    super('ML_ERR_CONFIG', message);
+  }
+}
+
+/** Validate a configuration; throws ConfigError naming what is wrong and what is allowed. */
+export function checkConfig(cfg: ControllerConfig): ControllerLimits {
+  if (!Number.isInteger(cfg.id) || cfg.id < 0 || cfg.id > 0xffffffff) throw new ConfigError(`controller id must be an integer in 0..2^32-1, got ${cfg.id}`);
+  if (!LOCK_REJECT_POLICIES.includes(cfg.onLockReject)) throw new ConfigError(`onLockReject must be one of ${LOCK_REJECT_POLICIES.join(', ')}, got ${String(cfg.onLockReject)}`);
+  const seen = new Set<number>();
+  for (const l of cfg.luns) {
+    if (!Number.isInteger(l.lun) || l.lun < 0 || l.lun > 0xffff) throw new ConfigError(`LUN numbers are 0..65535, got ${l.lun}`);
+    if (seen.has(l.lun)) throw new ConfigError(`LUN ${l.lun} is configured twice`);
+    seen.add(l.lun);
+    if (l.mirror && !MIRROR_MODES.includes(l.mirror.mode)) throw new ConfigError(`LUN ${l.lun}: mirror mode must be one of ${MIRROR_MODES.join(', ')}, got ${String(l.mirror.mode)}`);
+    if (l.lockRegionSectors !== undefined && (!Number.isInteger(l.lockRegionSectors) || l.lockRegionSectors < 1)) {
+      throw new ConfigError(`LUN ${l.lun}: lockRegionSectors must be a positive integer, got ${l.lockRegionSectors}`);
+    }
+  }
+  const limits = { ...DEFAULT_LIMITS, ...cfg.limits };
+  for (const [key, value] of Object.entries(limits)) {
+    if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) throw new ConfigError(`limit ${key} must be a positive number, got ${String(value)}`);
+  }
+  if (limits.rollbackLogBytesMax < limits.payloadBytesMax + 3 * 64) throw new ConfigError('rollbackLogBytesMax must hold at least one largest write with its LOCK and UNLOCK');
+  return limits;
+}

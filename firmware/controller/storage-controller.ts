@@ -1,0 +1,317 @@
+import { assert, MirrorlabError } from '../errors.ts';
+import { RegionLockTable, type LockModeName } from '../locks/region-lock-table.ts';
+import { PeerConnection, type LinkCounters } from '../mirror/peer-connection.ts';
+import { SourceChannel, type SourceCounters } from '../mirror/source-channel.ts';
+import { TargetChannel, type TargetCounters } from '../mirror/target-channel.ts';
+import type { MirrorMode } from '../mirror/types.ts';
+import { checkRange, sectorsOf } from '../ports/block-device.ts';
+import type { Clock } from '../ports/clock.ts';
+import type { LinkEndpoint } from '../ports/link.ts';
+import type { Telemetry } from '../ports/telemetry.ts';
+import { FRAME_OVERHEAD_BYTES } from '../protocol/frame.ts';
+import { checkConfig, type ControllerConfig, type ControllerLimits, type LunConfig } from './config.ts';
+
+export type WriteDone = (error?: MirrorlabError) => void;
+
+export interface PeerStatus {
+  peer: string;
+  source: { state: string; rollbackLog: { entries: number; bytes: number; waiting: number }; openSessions: number; counters: SourceCounters } | null;
+  target: { state: string; commitLog: { entries: number; bytes: number }; counters: TargetCounters };
+  link: LinkCounters;
+}
+
+interface Peer {
+  name: string;
+  connection: PeerConnection;
+  source: SourceChannel | null;
+  target: TargetChannel;
+}
+
+export class HostRequestError extends MirrorlabError {}
+
+/**
+ * A storage controller (DESIGN 1.1): LUNs on block devices, a source channel to every peer its
+ * LUNs mirror to, and a target side for every peer, so one controller is source and target at
+ * once. Hosts write through {@link write}; the target's own server workload takes local locks
+ * through {@link localLock}.
+ *
+ * Host acknowledgement by mode: `sync` and `speculative` acknowledge once the local write is done
+ * and the target confirmed the mirrored write; `async` once the local write is done and the
+ * rollback log took the write (a full log makes the host wait).
+ */
+export class StorageController {
+  readonly name: string;
+  readonly limits: ControllerLimits;
+  private readonly luns = new Map<number, LunConfig>();
+  private readonly peers = new Map<string, Peer>();
+  private readonly locks: RegionLockTable;
+  private tags = 0;
+  private localLocks = 0;
+  private writesInFlight = 0;
+  private started = false;
+  private failed: unknown = null;
+
+  constructor(private readonly cfg: ControllerConfig, private readonly ports: { clock: Clock; telemetry: Telemetry }) {
+    this.limits = checkConfig(cfg);
+    this.name = cfg.name;
+    for (const l of cfg.luns) this.luns.set(l.lun, l);
+    this.locks = new RegionLockTable({ locksMax: this.limits.locksMax, localWaitersMax: this.limits.localLockWaitersMax });
+  }
+
+  /** Connect to a peer over `endpoint`. Every peer a LUN mirrors to must be connected before `start`. */
+  connect(peer: string, endpoint: LinkEndpoint): void {
+    assert(!this.started && !this.peers.has(peer), `connect ${peer}: already connected, or the controller already started`);
+    const { clock, telemetry } = this.ports;
+    const L = this.limits;
+    const onError = (err: unknown): void => this.fail(err);
+    // The channels send through the connection, which is built last because it routes to them.
+    const late: { connection?: PeerConnection } = {};
+    const base = { node: this.name, peer, clock, telemetry, onError };
+    const mirrors = this.cfg.luns.some((l) => l.mirror?.peer === peer);
+    const source = mirrors
+      ? new SourceChannel(
+          {
+            rollbackLogEntriesMax: L.rollbackLogEntriesMax, rollbackLogBytesMax: L.rollbackLogBytesMax, sendWindowBytesMax: L.sendWindowBytesMax,
+            lockSessionsMax: L.lockSessionsMax, lockSessionIdleMs: L.lockSessionIdleMs,
+            ackTimeout: { initialMs: L.ackTimeoutInitialMs, minMs: L.ackTimeoutMinMs, maxMs: L.ackTimeoutMaxMs },
+            haltProbeMs: L.haltProbeMs, lockRetryDelayMs: L.lockRetryDelayMs,
+            regionSectors: (lun) => this.regionSectors(lun),
+          },
+          { ...base, send: (bytes) => late.connection!.sendStream(bytes) },
+        )
+      : null;
+    const target = new TargetChannel(
+      { commitLogEntriesMax: L.commitLogEntriesMax, commitLogBytesMax: L.commitLogBytesMax, ackDelayMs: L.ackDelayMs, nakRetryMs: L.nakRetryMs, policy: this.cfg.onLockReject },
+      { ...base, send: (bytes) => late.connection!.sendControl(bytes), locks: this.locks, device: (lun) => this.luns.get(lun)?.device },
+    );
+    const connection = new PeerConnection(
+      { controllerId: this.cfg.id, sessionId: 1, payloadBytesMax: L.payloadBytesMax, controlQueueMax: L.controlQueueMax, helloRetryMs: L.helloRetryMs, policy: this.cfg.onLockReject },
+      { node: this.name, peer, clock, telemetry, endpoint },
+      source,
+      target,
+    );
+    late.connection = connection;
+    this.peers.set(peer, { name: peer, connection, source, target });
+  }
+
+  start(): void {
+    assert(!this.started, 'controller already started');
+    for (const l of this.cfg.luns) {
+      if (l.mirror) assert(this.peers.has(l.mirror.peer), `LUN ${l.lun} mirrors to ${l.mirror.peer}, which is not connected`);
+    }
+    this.started = true;
+    for (const p of this.peers.values()) {
+      p.source?.start();
+      p.target.start();
+    }
+    for (const p of this.peers.values()) p.connection.start();
+  }
+
+  stop(): void {
+    for (const p of this.peers.values()) {
+      p.source?.stop();
+      p.target.stop();
+      p.connection.stop();
+    }
+  }
+
+  /** A firmware bug that stopped a chart (an action threw), or null. */
+  get failure(): unknown {
+    return this.failed;
+  }
+
+  // ---- host I/O ----------------------------------------------------------------------------
+
+  /** Write `data` at `lba` of `lun`; resolves when the host may consider it done (see class doc). */
+  write(lun: number, lba: number, data: Uint8Array): Promise<void> {
+    return new Promise((resolve, reject) => this.submitWrite(lun, lba, data, (err) => (err ? reject(err) : resolve())));
+  }
+
+  /**
+   * The same as {@link write} with a callback: what a workload generator on the hot path uses, since
+   * it costs no promise and its continuation runs at the exact virtual instant of the ack.
+   * Bad requests fail with a typed error through `done`, never by throwing.
+   */
+  submitWrite(lun: number, lba: number, data: Uint8Array, done: WriteDone): void {
+    const cfg = this.luns.get(lun);
+    const problem = this.checkWrite(cfg, lba, data);
+    if (problem) return done(problem);
+    const dev = cfg!.device;
+    const count = data.length / dev.sectorSize;
+    const tag = ++this.tags;
+    const mode = cfg!.mirror?.mode;
+    this.writesInFlight++;
+    this.emitHost('host.write', tag, lun, lba, count);
+    let pending = cfg!.mirror ? 2 : 1;
+    let failure: MirrorlabError | undefined;
+    const finish = (err?: MirrorlabError): void => {
+      if (err && !failure) failure = err;
+      if (--pending > 0) return;
+      this.writesInFlight--;
+      if (failure) this.emitHostError(tag, lun, lba, count, failure);
+      else this.emitHost('host.ack', tag, lun, lba, count, mode ?? 'local');
+      done(failure);
+    };
+    dev.write(lba, data).then(
+      () => {
+        this.emitHost('local.applied', tag, lun, lba, count);
+        finish();
+      },
+      (err: unknown) => finish(asMirrorlabError(err)),
+    );
+    if (cfg!.mirror) this.mirror(cfg!.mirror.peer, mode!, { tag, lun, lba, count, data }, finish);
+  }
+
+  read(lun: number, lba: number, count: number): Promise<Uint8Array> {
+    const cfg = this.luns.get(lun);
+    if (!cfg) return Promise.reject(new HostRequestError('ML_ERR_NO_LUN', `${this.name} has no LUN ${lun} (LUNs: ${[...this.luns.keys()].join(', ')})`));
+    return cfg.device.read(lba, count);
+  }
+
+  /**
+   * A lock taken by the target's own server workload on its copy of a LUN. Waits (FIFO) while
+   * the region is locked, or while a refused mirror lock on it is being retried.
+   */
+  localLock(lun: number, lba: number, count: number, mode: LockModeName): Promise<{ release(): void }> {
+    const cfg = this.luns.get(lun);
+    if (!cfg) return Promise.reject(new HostRequestError('ML_ERR_NO_LUN', `${this.name} has no LUN ${lun}`));
+    try {
+      checkRange(cfg.device, lba, count);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const id = ++this.localLocks;
+    const owner = { kind: 'local' as const, id };
+    return new Promise((resolve) => {
+      const result = this.locks.acquireLocal({ lun, lba, count, mode, owner }, () => {
+        this.emitLocalLock('granted', id, lun, lba, count, mode);
+        resolve({
+          release: () => {
+            if (this.locks.release(owner)) this.emitLocalLock('released', id, lun, lba, count, mode);
+          },
+        });
+      });
+      if (result === 'queued') this.emitLocalLock('queued', id, lun, lba, count, mode);
+    });
+  }
+
+  /** A read lock on the peer's copy of a region of a mirrored LUN; granted only once the peer holds it. */
+  readLock(lun: number, lba: number, count: number): Promise<{ release(): void }> {
+    const cfg = this.luns.get(lun);
+    const source = cfg?.mirror ? this.peers.get(cfg.mirror.peer)?.source : undefined;
+    if (!cfg || !source) return Promise.reject(new HostRequestError('ML_ERR_NO_LUN', `${this.name} has no mirrored LUN ${lun}`));
+    return new Promise((resolve) => source.requestReadLock(lun, lba, count, (release) => resolve({ release })));
+  }
+
+  // ---- observation -------------------------------------------------------------------------
+
+  /** Nothing in flight: no host write pending, every rollback and commit log empty. */
+  quiescent(): boolean {
+    if (this.writesInFlight > 0) return false;
+    for (const p of this.peers.values()) {
+      if (p.source && (p.source.rollbackLog.entries > 0 || p.source.rollbackLog.waiting > 0)) return false;
+      if (p.target.commitLog.entries > 0) return false;
+    }
+    return true;
+  }
+
+  /** Quiescent and every lock session closed: the mirrors hold no locks on each other. */
+  settled(): boolean {
+    if (!this.quiescent()) return false;
+    for (const p of this.peers.values()) if (p.source && p.source.openSessions > 0) return false;
+    return this.locks.size === 0;
+  }
+
+  get hostWritesInFlight(): number {
+    return this.writesInFlight;
+  }
+
+  status(): PeerStatus[] {
+    return [...this.peers.values()].map((p) => ({
+      peer: p.name,
+      source: p.source ? { state: p.source.state, rollbackLog: p.source.rollbackLog, openSessions: p.source.openSessions, counters: { ...p.source.counters } } : null,
+      target: { state: p.target.state, commitLog: p.target.commitLog, counters: { ...p.target.counters } },
+      link: { ...p.connection.counters },
+    }));
+  }
+
+  /** Chart events processed by this controller's charts (DESIGN 2.2's budget). */
+  chartEvents(): number {
+    let n = 0;
+    for (const p of this.peers.values()) n += (p.source?.chartEvents ?? 0) + p.target.chartEvents;
+    return n;
+  }
+
+  /** Publish every channel's counters as telemetry. */
+  publishCounters(): void {
+    const t = this.ports.telemetry;
+    if (!t.enabled) return;
+    const now = this.ports.clock.now();
+    for (const s of this.status()) {
+      if (s.source) t.emit({ kind: 'counters', t: now, node: this.name, role: 'source', peer: s.peer, counters: s.source.counters });
+      t.emit({ kind: 'counters', t: now, node: this.name, role: 'target', peer: s.peer, counters: s.target.counters });
+    }
+  }
+
+  // ---- internals ---------------------------------------------------------------------------
+
+  private mirror(peer: string, mode: MirrorMode, w: { tag: number; lun: number; lba: number; count: number; data: Uint8Array }, finish: (err?: MirrorlabError) => void): void {
+    const source = this.peers.get(peer)!.source!;
+    source.submit({
+      ...w,
+      mode,
+      admitted: mode === 'async' ? () => finish() : () => {},
+      confirmed: mode === 'async' ? (err) => err && this.emitHostError(w.tag, w.lun, w.lba, w.count, err) : finish,
+    });
+  }
+
+  private checkWrite(cfg: LunConfig | undefined, lba: number, data: Uint8Array): MirrorlabError | undefined {
+    if (!this.started) return new HostRequestError('ML_ERR_NOT_STARTED', `${this.name} is not started`);
+    if (this.failed) return new HostRequestError('ML_ERR_FIRMWARE', `${this.name} stopped after a firmware error: ${String(this.failed)}`);
+    if (!cfg) return new HostRequestError('ML_ERR_NO_LUN', `${this.name} has no such LUN (LUNs: ${[...this.luns.keys()].join(', ')})`);
+    const maxBytes = this.limits.payloadBytesMax;
+    if (data.length > maxBytes) return new HostRequestError('ML_ERR_WRITE_TOO_LARGE', `a write may carry at most ${maxBytes} bytes, got ${data.length}`);
+    if (data.length + 3 * FRAME_OVERHEAD_BYTES > this.limits.rollbackLogBytesMax) return new HostRequestError('ML_ERR_WRITE_TOO_LARGE', 'write larger than the rollback log');
+    try {
+      checkRange(cfg.device, lba, sectorsOf(cfg.device, data));
+    } catch (err) {
+      return asMirrorlabError(err);
+    }
+    return undefined;
+  }
+
+  private regionSectors(lun: number): number {
+    const cfg = this.luns.get(lun)!;
+    return cfg.lockRegionSectors ?? Math.max(1, Math.floor((1024 * 1024) / cfg.device.sectorSize));
+  }
+
+  private fail(err: unknown): void {
+    if (this.failed === null) this.failed = err;
+    const t = this.ports.telemetry;
+    if (t.enabled) t.emit({ kind: 'frame.error', t: this.ports.clock.now(), node: this.name, peer: '', code: 'ML_ERR_FIRMWARE', message: String(err) });
+  }
+
+  private emitHost(kind: 'host.write' | 'host.ack' | 'local.applied', tag: number, lun: number, lba: number, count: number, mode = ''): void {
+    const t = this.ports.telemetry;
+    if (!t.enabled) return;
+    const base = { t: this.ports.clock.now(), node: this.name, tag, lun, lba, count };
+    if (kind === 'host.ack') t.emit({ kind, ...base, mode });
+    else t.emit({ kind, ...base });
+  }
+
+  private emitHostError(tag: number, lun: number, lba: number, count: number, err: MirrorlabError): void {
+    const t = this.ports.telemetry;
+    if (t.enabled) t.emit({ kind: 'host.error', t: this.ports.clock.now(), node: this.name, tag, lun, lba, count, code: err.code, message: err.message });
+  }
+
+  private emitLocalLock(result: 'granted' | 'queued' | 'released', id: number, lun: number, lba: number, count: number, mode: LockModeName): void {
+    const t = this.ports.telemetry;
+    if (t.enabled) t.emit({ kind: 'local.lock', t: this.ports.clock.now(), node: this.name, result, id, lun, lba, count, mode });
+  }
+}
+
+function asMirrorlabError(err: unknown): MirrorlabError {
+  if (err instanceof MirrorlabError) return err;
+  return new MirrorlabError('ML_ERR_UNEXPECTED', err instanceof Error ? err.message : String(err));
+}
+

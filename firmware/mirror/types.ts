@@ -1,0 +1,61 @@
+import type { MirrorlabError } from '../errors.ts';
+import type { LockModeName } from '../locks/region-lock-table.ts';
+
+/**
+ * How a LUN is mirrored (DESIGN 1.1):
+ * - `sync`: send LOCK, wait for LOCK_GRANTED, then send the data; the classic two round trips.
+ * - `speculative`: LOCK and data back to back; the host is acknowledged once the target confirms.
+ * - `async`: the host is acknowledged after the local write (once the rollback log has taken the
+ *   write); the rollback log is the bounded backlog, and the target always holds a prefix of the
+ *   source's writes.
+ */
+export type MirrorMode = 'sync' | 'speculative' | 'async';
+export const MIRROR_MODES: readonly MirrorMode[] = ['sync', 'speculative', 'async'];
+
+/** What the target does when a mirror lock is refused (DESIGN 1.1). */
+export type LockRejectPolicyName = 'halt-resume' | 'retransmit';
+export const LOCK_REJECT_POLICIES: readonly LockRejectPolicyName[] = ['halt-resume', 'retransmit'];
+
+/** One host write as a source channel sees it. */
+export interface ChannelWrite {
+  readonly tag: number;
+  readonly lun: number;
+  readonly lba: number;
+  readonly count: number;
+  readonly data: Uint8Array;
+  readonly mode: MirrorMode;
+  /** The rollback log has taken the write (room is claimed); async mode acknowledges the host here. */
+  admitted(): void;
+  /** The target confirmed the write, or refused it (`error`). Called exactly once. */
+  confirmed(error?: MirrorlabError): void;
+}
+
+/**
+ * A lock session: a run of writes to one lock region of a LUN that shares one LOCK, ended by an
+ * UNLOCK (when it has been idle for a while, when the session table needs room, or when an
+ * overlapping lock needs the region). Read-lock sessions are not speculative: they are granted
+ * before their holder proceeds, and writes to their region wait until they are released.
+ */
+export interface LockSession {
+  readonly key: string;
+  readonly lockId: number;
+  readonly lun: number;
+  readonly lba: number;
+  readonly count: number;
+  readonly mode: LockModeName;
+  /** Sequence number of the session's LOCK entry (0 until it is appended). */
+  lockSeq: number;
+  /** The source waits for LOCK_GRANTED before data may follow (sync mode, read locks). */
+  readonly grantWanted: boolean;
+  granted: boolean;
+  /** Writes that wait for this session's grant (sync mode). Each holds its reservation. */
+  readonly held: ChannelWrite[];
+  /** Admissions blocked until this session lets go of its region. */
+  readonly blocked: (() => void)[];
+  /** When the session last took a write (ms). */
+  lastUse: number;
+  /** The UNLOCK has been appended; the session takes no more writes. */
+  closed: boolean;
+  /** Read locks: called once granted. */
+  onGranted: (() => void) | null;
+}

@@ -1,0 +1,107 @@
+import { StorageController } from '../../firmware/controller/storage-controller.ts';
+import type { ControllerLimits, LunConfig } from '../../firmware/controller/config.ts';
+import type { LockRejectPolicyName, MirrorMode } from '../../firmware/mirror/types.ts';
+import type { BlockDevice } from '../../firmware/ports/block-device.ts';
+import { silentTelemetry, type Telemetry } from '../../firmware/ports/telemetry.ts';
+import { VirtualClock } from '../../host/clock/virtual.ts';
+import { MemoryDisk } from '../../host/disks/memory.ts';
+import type { ServiceTimeConfig } from '../../host/disks/service-time.ts';
+import { SeededRandom } from '../../host/random.ts';
+import { SimLink } from '../../host/transports/sim.ts';
+
+export interface TopologyOptions {
+  seed: number;
+  mode: MirrorMode;
+  onLockReject: LockRejectPolicyName;
+  /** Both controllers mirror a LUN of their own to the other at once. */
+  bidirectional: boolean;
+  /** Round-trip time of the link (twice the one-way latency). */
+  rttMs: number;
+  bandwidthMbps: number;
+  sectorSize: number;
+  /** Sectors per volume. */
+  volumeSectors: number;
+  diskService: ServiceTimeConfig;
+  lockRegionSectors?: number;
+  limits?: Partial<ControllerLimits>;
+  telemetry: Telemetry;
+  /** Build a volume (default: a sparse memory disk). `role` says whose and which. */
+  makeVolume?: (name: string, clock: VirtualClock, random: SeededRandom) => BlockDevice;
+}
+
+export const DEFAULT_TOPOLOGY: Readonly<TopologyOptions> = {
+  seed: 1,
+  mode: 'speculative',
+  onLockReject: 'halt-resume',
+  bidirectional: false,
+  rttMs: 1,
+  bandwidthMbps: 1000,
+  sectorSize: 512,
+  volumeSectors: (64 * 1024 * 1024) / 512,
+  diskService: { fixedMs: 0.02, perByteMs: 0.000_001 },
+  telemetry: silentTelemetry,
+};
+
+/** One mirrored volume: the LUN number, the controller that writes it and the one that holds the copy. */
+export interface MirrorPair {
+  lun: number;
+  primary: StorageController;
+  secondary: StorageController;
+  primaryVolume: BlockDevice;
+  secondaryVolume: BlockDevice;
+}
+
+export interface Topology {
+  readonly options: TopologyOptions;
+  readonly clock: VirtualClock;
+  readonly random: SeededRandom;
+  readonly link: SimLink;
+  /** Controller A: the source of LUN 0 (and, bidirectional, the target of LUN 1). */
+  readonly source: StorageController;
+  /** Controller B: the target of LUN 0 (and, bidirectional, the source of LUN 1). */
+  readonly target: StorageController;
+  readonly pairs: readonly MirrorPair[];
+  start(): void;
+  stop(): void;
+}
+
+/**
+ * Two controllers, their volumes and the simulated link between them, on one virtual clock and
+ * one seed (DESIGN 2.5). Controller A mirrors LUN 0 to B; with `bidirectional`, B also mirrors
+ * LUN 1 to A over the same link.
+ */
+export function buildTopology(partial: Partial<TopologyOptions> = {}): Topology {
+  const options: TopologyOptions = { ...DEFAULT_TOPOLOGY, ...partial };
+  const clock = new VirtualClock();
+  const random = new SeededRandom(options.seed);
+  const makeVolume = options.makeVolume ?? ((name: string) => new MemoryDisk({ name, sectorSize: options.sectorSize, sectorCount: options.volumeSectors, clock, service: options.diskService }));
+  const link = new SimLink({ clock, names: ['A', 'B'], latencyMs: options.rttMs / 2, bandwidthMbps: options.bandwidthMbps });
+  const volumes = {
+    a0: makeVolume('A/lun0', clock, random),
+    b0: makeVolume('B/lun0', clock, random),
+    a1: options.bidirectional ? makeVolume('A/lun1', clock, random) : undefined,
+    b1: options.bidirectional ? makeVolume('B/lun1', clock, random) : undefined,
+  };
+  const lun = (n: number, device: BlockDevice, peer?: string): LunConfig => ({
+    lun: n, device, lockRegionSectors: options.lockRegionSectors, mirror: peer ? { peer, mode: options.mode } : undefined,
+  });
+  const common = { onLockReject: options.onLockReject, limits: options.limits };
+  const ports = { clock, telemetry: options.telemetry };
+  const a = new StorageController({ name: 'A', id: 1, ...common, luns: [lun(0, volumes.a0, 'B'), ...(volumes.a1 ? [lun(1, volumes.a1)] : [])] }, ports);
+  const b = new StorageController({ name: 'B', id: 2, ...common, luns: [lun(0, volumes.b0), ...(volumes.b1 ? [lun(1, volumes.b1, 'A')] : [])] }, ports);
+  a.connect('B', link.a);
+  b.connect('A', link.b);
+  const pairs: MirrorPair[] = [{ lun: 0, primary: a, secondary: b, primaryVolume: volumes.a0, secondaryVolume: volumes.b0 }];
+  if (volumes.a1 && volumes.b1) pairs.push({ lun: 1, primary: b, secondary: a, primaryVolume: volumes.b1, secondaryVolume: volumes.a1 });
+  return {
+    options, clock, random, link, source: a, target: b, pairs,
+    start: () => {
+      a.start();
+      b.start();
+    },
+    stop: () => {
+      a.stop();
+      b.stop();
+    },
+  };
+}
