@@ -4,7 +4,7 @@ import { PeerConnection, type LinkCounters } from '../mirror/peer-connection.ts'
 import { SourceChannel, type SourceCounters } from '../mirror/source-channel.ts';
 import { TargetChannel, type TargetCounters } from '../mirror/target-channel.ts';
 import type { MirrorMode } from '../mirror/types.ts';
-import { checkRange, sectorsOf } from '../ports/block-device.ts';
+import { checkRange, sectorsOf, submitWrite } from '../ports/block-device.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { LinkEndpoint } from '../ports/link.ts';
 import type { Telemetry } from '../ports/telemetry.ts';
@@ -152,13 +152,11 @@ export class StorageController {
       else this.emitHost('host.ack', tag, lun, lba, count, mode ?? 'local');
       done(failure);
     };
-    dev.write(lba, data).then(
-      () => {
-        this.emitHost('local.applied', tag, lun, lba, count);
-        finish();
-      },
-      (err: unknown) => finish(asMirrorlabError(err)),
-    );
+    submitWrite(dev, lba, data, (err) => {
+      if (err !== undefined) return finish(asMirrorlabError(err));
+      this.emitHost('local.applied', tag, lun, lba, count);
+      finish();
+    });
     if (cfg!.mirror) this.mirror(cfg!.mirror.peer, mode!, { tag, lun, lba, count, data }, finish);
   }
 

@@ -7,7 +7,7 @@ import {
   FrameFlag, FrameType, LockMode, NakReason, RejectAction, RejectReason,
   type Frame, type LockFrame, type StreamFrame, type WriteFrame,
 } from '../protocol/frame.ts';
-import type { BlockDevice } from '../ports/block-device.ts';
+import { submitWrite, type BlockDevice } from '../ports/block-device.ts';
 import type { StreamEntryKind } from '../telemetry/events.ts';
 import type { ChannelDeps } from './source-channel.ts';
 
@@ -262,10 +262,7 @@ export class TargetChannel implements TargetChannelControl {
     this.inflight.push(span);
     this.inflightByLock.set(f.lockId, (this.inflightByLock.get(f.lockId) ?? 0) + 1);
     e.status = APPLYING;
-    dev.write(f.lba, f.data).then(
-      () => this.written(e, f, span, count, 0),
-      () => this.written(e, f, span, count, NakReason.MediaError),
-    );
+    submitWrite(dev, f.lba, f.data, (err) => this.written(e, f, span, count, err === undefined ? 0 : NakReason.MediaError));
     return true;
   }
 

@@ -1,10 +1,11 @@
-import { crc32c } from '@node-rs/crc32';
 import { assert } from '../errors.ts';
 import { CRC_BYTES, FRAME_OVERHEAD_BYTES, FrameType, HEADER_BYTES, U64_FIELD_MAX, frameTypeName } from './frame.ts';
 import type { Frame } from './frame.ts';
 import { rawFieldsOf } from './fields.ts';
 import { OFF_HEADER_CRC, U32_MAX, frameBytesFor, writeRawFields, writeU32 } from './layout.ts';
 import type { RawFields } from './layout.ts';
+import { crc32cRange } from './crc.ts';
+import { FrameBytes } from './frame-bytes.ts';
 import { fieldLabel, fieldProblem } from './rules.ts';
 import type { FieldKey } from './rules.ts';
 
@@ -19,6 +20,13 @@ export function encodedLength(frame: Frame): number {
  * type's rules in rules.ts) is a programmer error and fails an assert; it never reaches the wire.
  */
 export function encodeFrame(frame: Frame): Uint8Array {
+  return encodeFrameWith(frame, sharedFrameBytes);
+}
+
+/** The frame-buffer slabs of this process (one thread: JavaScript has no shared mutable memory here). */
+const sharedFrameBytes = new FrameBytes();
+
+function encodeFrameWith(frame: Frame, frameBytes: FrameBytes): Uint8Array {
   const raw = rawFieldsOf(frame);
   assertWidths(raw);
   const problem = fieldProblem(raw);
@@ -26,15 +34,15 @@ export function encodeFrame(frame: Frame): Uint8Array {
     assert(false, `cannot encode ${frameTypeName(raw.type)} seq ${raw.seq}: ${problem.field} = ${problem.value} is not allowed; ${problem.allowed}`);
   }
   const total = frameBytesFor(raw.payloadLength);
-  const out = new Uint8Array(total);
+  const out = frameBytes.take(total);
   writeRawFields(out, raw);
-  const headerCrc = crc32c(out.subarray(0, OFF_HEADER_CRC));
+  const headerCrc = crc32cRange(out, 0, OFF_HEADER_CRC);
   writeU32(out, OFF_HEADER_CRC, headerCrc);
   if (frame.type === FrameType.Write) out.set(frame.data, HEADER_BYTES);
   // The frame CRC covers bytes 0..total-5. Bytes 0..43 are already folded into headerCrc, so
   // continue from there instead of hashing the header twice.
   const crcAt = total - CRC_BYTES;
-  writeU32(out, crcAt, crc32c(out.subarray(OFF_HEADER_CRC, crcAt), headerCrc));
+  writeU32(out, crcAt, crc32cRange(out, OFF_HEADER_CRC, crcAt, headerCrc));
   return out;
 }
 

@@ -1,4 +1,4 @@
-import { crc32c } from '@node-rs/crc32';
+import { crc32cRange } from './crc.ts';
 import { CRC_BYTES, FrameType, HEADER_BYTES, PROTOCOL_VERSION } from './frame.ts';
 import type { Frame } from './frame.ts';
 import { crcError, fieldError, headerCrcError, tooLargeError, typeError, versionError } from './errors.ts';
@@ -43,7 +43,7 @@ export function headerError(b: Uint8Array, p: number, payloadBytesMax: number): 
   const version = b[p + OFF_VERSION]!;
   if (version !== PROTOCOL_VERSION) return versionError(version);
   const carried = readU32(b, p + OFF_HEADER_CRC);
-  const computed = crc32c(b.subarray(p, p + OFF_HEADER_CRC));
+  const computed = crc32cRange(b, p, p + OFF_HEADER_CRC);
   if (carried !== computed) return headerCrcError(carried, computed);
   if (!isKnownFrameType(b[p + OFF_TYPE]!)) return typeError(headerInfo(b, p));
   const payloadLength = readU32(b, p + OFF_PAYLOAD_LENGTH);
@@ -71,7 +71,7 @@ export function readFrame(
   const crcAt = p + frameBytes - CRC_BYTES;
   const carried = readU32(b, crcAt);
   // The header CRC already covers bytes 0..43 and was verified: continue from it.
-  const computed = crc32c(b.subarray(p + OFF_HEADER_CRC, crcAt), readU32(b, p + OFF_HEADER_CRC));
+  const computed = crc32cRange(b, p + OFF_HEADER_CRC, crcAt, readU32(b, p + OFF_HEADER_CRC));
   if (carried !== computed) return crcError(headerInfo(b, p), carried, computed);
   readRawFields(b, p, raw);
   const problem = fieldProblem(raw);
