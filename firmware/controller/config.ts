@@ -13,6 +13,16 @@ export interface LunConfig {
   lockRegionSectors?: number;
 }
 
+/** Default lock region: 1 MiB worth of sectors. */
+export function defaultLockRegionSectors(sectorSize: number): number {
+  return Math.max(1, Math.floor((1024 * 1024) / sectorSize));
+}
+
+/** The lock region size of a LUN, in its sectors. */
+export function lockRegionSectorsOf(lun: LunConfig): number {
+  return lun.lockRegionSectors ?? defaultLockRegionSectors(lun.device.sectorSize);
+}
+
 /**
  * Every limit a controller has (CONVENTIONS 6), with units last. Defaults suit the emulator's
  * default link (1 Gbit/s, sub-millisecond to tens of milliseconds of RTT).

@@ -9,7 +9,7 @@ import type { Clock } from '../ports/clock.ts';
 import type { LinkEndpoint } from '../ports/link.ts';
 import type { Telemetry } from '../ports/telemetry.ts';
 import { FRAME_OVERHEAD_BYTES } from '../protocol/frame.ts';
-import { checkConfig, type ControllerConfig, type ControllerLimits, type LunConfig } from './config.ts';
+import { checkConfig, lockRegionSectorsOf, type ControllerConfig, type ControllerLimits, type LunConfig } from './config.ts';
 
 export type WriteDone = (error?: MirrorlabError) => void;
 
@@ -131,14 +131,24 @@ export class StorageController {
    * The same as {@link write} with a callback: what a workload generator on the hot path uses, since
    * it costs no promise and its continuation runs at the exact virtual instant of the ack.
    * Bad requests fail with a typed error through `done`, never by throwing.
+   *
+   * `hostTag` lets the host name the write, as an NVMe host names its commands; it travels with
+   * the write to the target and through telemetry. Without it the controller numbers writes
+   * itself, after the largest tag seen.
    */
-  submitWrite(lun: number, lba: number, data: Uint8Array, done: WriteDone): void {
+  submitWrite(lun: number, lba: number, data: Uint8Array, done: WriteDone, hostTag?: number): void {
     const cfg = this.luns.get(lun);
-    const problem = this.checkWrite(cfg, lba, data);
-    if (problem) return done(problem);
+    const problem = this.checkWrite(cfg, lba, data) ?? this.checkTag(hostTag);
+    if (problem) {
+      // Never call back before returning: a host that issues its next write from the callback
+      // would otherwise recurse once per rejected write.
+      this.ports.clock.setTimeout(() => done(problem), 0);
+      return;
+    }
     const dev = cfg!.device;
     const count = data.length / dev.sectorSize;
-    const tag = ++this.tags;
+    const tag = hostTag ?? this.tags + 1;
+    this.tags = Math.max(this.tags, tag);
     const mode = cfg!.mirror?.mode;
     this.writesInFlight++;
     this.emitHost('host.write', tag, lun, lba, count);
@@ -220,6 +230,11 @@ export class StorageController {
     return this.locks.size === 0;
   }
 
+  /** The controller's numeric id (sent in HELLO). */
+  get id(): number {
+    return this.cfg.id;
+  }
+
   get hostWritesInFlight(): number {
     return this.writesInFlight;
   }
@@ -278,9 +293,13 @@ export class StorageController {
     return undefined;
   }
 
+  private checkTag(tag: number | undefined): MirrorlabError | undefined {
+    if (tag === undefined || (Number.isSafeInteger(tag) && tag >= 1)) return undefined;
+    return new HostRequestError('ML_ERR_HOST_TAG', `a host tag must be an integer from 1 to 2^53-1, got ${tag}`);
+  }
+
   private regionSectors(lun: number): number {
-    const cfg = this.luns.get(lun)!;
-    return cfg.lockRegionSectors ?? Math.max(1, Math.floor((1024 * 1024) / cfg.device.sectorSize));
+    return lockRegionSectorsOf(this.luns.get(lun)!);
   }
 
   private fail(err: unknown): void {

@@ -331,22 +331,29 @@ export class SourceChannel implements SourceChannelControl {
     this.chart?.send({ type: 'target.lock.rejected', seq: f.seq, lockId: f.lockId, discarded: f.action === RejectAction.Discarded });
   }
 
-  /** Remove every entry up to `seq`; returns how many left the log. */
+  /**
+   * Remove every entry up to `seq`; returns how many left the log.
+   *
+   * Re-entrancy: confirming a write calls back into the host, which may submit its next write at
+   * once, and freeing room wakes writes waiting for the log; both reach `pump()`. So the cursor
+   * and the in-flight count are kept right entry by entry, and the confirmations' callbacks run
+   * only after the log is consistent again.
+   */
   private confirmThrough(seq: number): number {
-    const cursor = this.cursor;
-    let last: RollbackEntry | undefined;
+    const done: RollbackEntry[] = [];
     const removed = this.log.removeThrough(seq, (e) => {
-      if (e.seq < cursor) this.inflightBytes -= e.bytes;
-      last = e;
-      this.confirmEntry(e);
+      if (e.seq < this.cursor) this.inflightBytes -= e.bytes;
+      else this.cursor = e.seq + 1; // confirmed before we re-sent it: nothing to re-send
+      done.push(e);
     });
     if (removed === 0) return 0;
-    if (this.cursor < this.log.firstSeq) this.cursor = this.log.firstSeq;
-    if (last && last.sends === 1) this.rto.sample(this.deps.clock.now() - last.sentAt);
+    const last = done[done.length - 1]!;
+    if (last.sends === 1) this.rto.sample(this.deps.clock.now() - last.sentAt);
     const t = this.deps.telemetry;
     if (t.enabled) {
       t.emit({ kind: 'rollback.confirm', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, upTo: seq, removed, entries: this.log.count, bytes: this.log.bytes });
     }
+    for (const e of done) this.confirmEntry(e);
     return removed;
   }
 
