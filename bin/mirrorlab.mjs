@@ -4,4 +4,5 @@
 import { register } from 'tsx/esm/api';
 
 register();
-await import('../hil/cli/main.ts');
+const { main } = await import('../hil/cli/main.ts');
+process.exitCode = await main(process.argv.slice(2));

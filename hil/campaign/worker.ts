@@ -1,0 +1,20 @@
+import { parentPort } from 'node:worker_threads';
+import { runEmulation } from '../emulator/run.ts';
+import type { EmulateOptions } from '../emulator/options.ts';
+import { summarise, type RunSummary } from './summary.ts';
+
+/** A campaign worker thread: runs the emulations it is sent, one at a time, and reports each. */
+export type WorkerRequest = { seed: number; options: EmulateOptions } | { stop: true };
+export type WorkerReply = { seed: number; summary: RunSummary } | { seed: number; error: string };
+
+parentPort!.on('message', (msg: WorkerRequest) => {
+  if ('stop' in msg) {
+    parentPort!.close();
+    return;
+  }
+  const started = performance.now();
+  runEmulation(msg.options).then(
+    (report) => parentPort!.postMessage({ seed: msg.seed, summary: summarise(report, performance.now() - started) } satisfies WorkerReply),
+    (err: unknown) => parentPort!.postMessage({ seed: msg.seed, error: err instanceof Error ? (err.stack ?? err.message) : String(err) } satisfies WorkerReply),
+  );
+});

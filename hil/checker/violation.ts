@@ -1,0 +1,28 @@
+/** The invariants of DESIGN 2.7, by the names reports use. */
+export type InvariantName =
+  | 'lock-held'
+  | 'lock-exclusive'
+  | 'ack-after-apply'
+  | 'rollback-after-confirm'
+  | 'write-order'
+  | 'data-intact'
+  | 'mirror-identical'
+  | 'liveness'
+  | 'firmware-error';
+
+/** One broken invariant, with what is needed to find it: where, which write, when. */
+export interface Violation {
+  invariant: InvariantName;
+  /** The controller at which it was seen. */
+  node: string;
+  lun: number;
+  lba: number;
+  /** The stream sequence number concerned, or the write's tag for host-level invariants (0: none). */
+  seq: number;
+  tMs: number;
+  message: string;
+}
+
+export function describeViolation(v: Violation): string {
+  return `${v.invariant} at t=${v.tMs}ms on ${v.node} LUN ${v.lun} LBA ${v.lba} seq ${v.seq}: ${v.message}`;
+}

@@ -1,0 +1,56 @@
+import { Command, Option } from 'commander';
+import { describeViolation } from '../checker/violation.ts';
+import { runCampaign, type CampaignResult } from '../campaign/campaign.ts';
+import { LINK_FAULT_SYNTAX, parseLinkFaults, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
+import type { Logger } from '../log.ts';
+import { integer, plan } from './parse.ts';
+
+interface CampaignFlags {
+  seeds: number;
+  from: number;
+  faults?: LinkFaultPlan;
+  writes: number;
+  workers?: number;
+  json: boolean;
+}
+
+export function campaignCommand(log: Logger, exit: (code: number) => void): Command {
+  return new Command('campaign')
+    .description('run many seeds, each with its own drawn fault plan, across every mode and lock-reject policy')
+    .requiredOption('--seeds <n>', 'how many seeds to run', integer('--seeds', 1, 1_000_000))
+    .option('--from <seed>', 'first seed', integer('--from', 0, Number.MAX_SAFE_INTEGER), 1)
+    .addOption(new Option('--faults <plan>', `use this fault plan for every seed instead of drawing one; ${LINK_FAULT_SYNTAX}`).argParser(plan(parseLinkFaults)))
+    .option('--writes <n>', 'writes each host issues per run', integer('--writes', 1, 10_000_000), 1000)
+    .option('--workers <n>', 'worker threads (default: one per core)', integer('--workers', 1, 256))
+    .option('--json', 'print exactly one JSON document on stdout', false)
+    .action(async (flags: CampaignFlags) => {
+      log.info({ seeds: flags.seeds, from: flags.from }, 'campaign starting');
+      const tty = process.stderr.isTTY === true && !flags.json;
+      const result = await runCampaign(
+        { seeds: flags.seeds, from: flags.from, faults: flags.faults ?? null, writes: flags.writes, workers: flags.workers },
+        (s, done) => {
+          if (tty) process.stderr.write(`\r\x1b[2Kcampaign ${done}/${flags.seeds}: seed ${s.seed} ${s.mode}/${s.onLockReject} ${s.verdict} (${s.wallMs} ms)`);
+          if (s.verdict !== 'consistent') log.warn({ seed: s.seed, reproduce: s.reproduce }, 'inconsistent run');
+        },
+      );
+      if (tty) process.stderr.write('\r\x1b[2K');
+      process.stdout.write(flags.json ? `${JSON.stringify(result, null, 2)}\n` : `${renderCampaign(result)}\n`);
+      exit(result.failures.length === 0 && result.errors.length === 0 ? 0 : result.errors.length > 0 ? 70 : 1);
+    });
+}
+
+export function renderCampaign(r: CampaignResult): string {
+  const f = r.faultsInjected;
+  const lines = [
+    `${r.failures.length === 0 && r.errors.length === 0 ? 'ALL CONSISTENT' : `${r.failures.length} INCONSISTENT, ${r.errors.length} CRASHED`}: seeds ${r.from}..${r.from + r.seeds - 1}, ${r.runs} runs, ${r.writes} writes, ${r.wallSeconds} s`,
+    `  runs by mode/policy  ${Object.entries(r.byMode).map(([k, n]) => `${k} ${n}`).join(', ')}`,
+    `  faults injected      ${f.framesDropped} dropped, ${f.framesCorrupted} corrupted, ${f.framesDuplicated} duplicated, ${f.framesReordered} reordered, ${f.framesDelayed} delayed, ${f.partitions} partitions, ${f.bandwidthChanges} bandwidth changes`,
+  ];
+  for (const fail of r.failures) {
+    lines.push(`  FAIL seed ${fail.seed} (${fail.mode}/${fail.onLockReject}):`);
+    for (const v of fail.violations.slice(0, 3)) lines.push(`    ${describeViolation(v)}`);
+    lines.push(`    reproduce: ${fail.reproduce}`);
+  }
+  for (const e of r.errors) lines.push(`  CRASH seed ${e.seed}: ${e.error.split('\n')[0]}`);
+  return lines.join('\n');
+}

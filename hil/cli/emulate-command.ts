@@ -1,0 +1,93 @@
+import { Command, Option } from 'commander';
+import { LOCK_REJECT_POLICIES, MIRROR_MODES, type LockRejectPolicyName, type MirrorMode } from '../../firmware/mirror/types.ts';
+import { DEFAULT_EMULATE, type EmulateOptions } from '../emulator/options.ts';
+import { runEmulation } from '../emulator/run.ts';
+import { LINK_FAULT_SYNTAX, parseLinkFaults, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
+import type { Logger } from '../log.ts';
+import { UsageError } from '../plan-error.ts';
+import { ACCESS_PATTERNS, type AccessPattern } from '../workload/host-workload.ts';
+import { choice, decimal, integer, plan, probability } from './parse.ts';
+import { ProgressBar } from './progress.ts';
+import { renderReport } from './render.ts';
+
+export interface EmulateFlags {
+  seed: number;
+  mode: MirrorMode;
+  onLockReject: LockRejectPolicyName;
+  bidirectional: boolean;
+  writes: number;
+  durationMs: number;
+  writeBytes: number;
+  queueDepth: number;
+  pattern: AccessPattern;
+  readPercent: number;
+  rttMs: number;
+  bandwidthMbps: number;
+  sectorSize: number;
+  volumeSectors: number;
+  lockRegionSectors?: number;
+  faults: LinkFaultPlan;
+  lockContention: number;
+  healMs: number;
+  trace?: string;
+  json: boolean;
+}
+
+const D = DEFAULT_EMULATE;
+const PAYLOAD_BYTES_MAX = 1024 * 1024;
+
+/** The flags every command that runs the emulator understands. */
+export function addEmulateFlags(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--mode <mode>', `mirroring mode: ${MIRROR_MODES.join(', ')}`).argParser(choice('--mode', MIRROR_MODES)).default(D.mode))
+    .option('--seed <n>', 'seed of the run (integer); the same seed reproduces the same run', integer('--seed', 0, Number.MAX_SAFE_INTEGER), D.seed)
+    .addOption(new Option('--on-lock-reject <policy>', `what a target does with a refused lock: ${LOCK_REJECT_POLICIES.join(', ')}`).argParser(choice('--on-lock-reject', LOCK_REJECT_POLICIES)).default(D.onLockReject))
+    .option('--bidirectional', 'both controllers mirror a LUN to each other at once', false)
+    .option('--writes <n>', 'writes each host issues', integer('--writes', 1, 100_000_000), D.writes)
+    .option('--duration-ms <ms>', 'stop issuing writes after this much virtual time (0: no limit)', decimal('--duration-ms', 0, 1e9), D.durationMs)
+    .option('--write-bytes <bytes>', 'bytes per write (a multiple of the sector size, at most 1 MiB)', integer('--write-bytes', 1, PAYLOAD_BYTES_MAX), D.writeBytes)
+    .option('--queue-depth <n>', 'writes each host keeps in flight', integer('--queue-depth', 1, 4096), D.queueDepth)
+    .addOption(new Option('--pattern <pattern>', `where writes go: ${ACCESS_PATTERNS.join(', ')} (hot: 90% to a tenth of the volume)`).argParser(choice('--pattern', ACCESS_PATTERNS)).default(D.pattern))
+    .option('--read-percent <p>', 'share of host operations that are reads (0-100)', integer('--read-percent', 0, 100), D.readPercent)
+    .option('--rtt-ms <ms>', 'round-trip time of the link', decimal('--rtt-ms', 0, 10_000), D.rttMs)
+    .option('--bandwidth-mbps <mbps>', 'link bandwidth in megabits per second', decimal('--bandwidth-mbps', 0, 1e6, true), D.bandwidthMbps)
+    .option('--sector-size <bytes>', 'sector size of the volumes: 512 or 4096', integer('--sector-size', 512, 4096), D.sectorSize)
+    .option('--volume-sectors <n>', 'sectors per volume', integer('--volume-sectors', 1, 2 ** 40), D.volumeSectors)
+    .option('--lock-region-sectors <n>', 'lock region size in sectors (default: 1 MiB)', integer('--lock-region-sectors', 1, 2 ** 32 - 1))
+    .addOption(new Option('--faults <plan>', `link faults during the fault phase; ${LINK_FAULT_SYNTAX}`).argParser(plan(parseLinkFaults)).default(D.faults, 'none'))
+    .option('--lock-contention <p>', 'chance that a mirrored write finds its region locked by the target (0.05 or 5%)', probability('--lock-contention'), D.lockContentionPerMillion)
+    .option('--heal-ms <ms>', 'after the faults stop, everything must drain within this much virtual time', decimal('--heal-ms', 1, 1e9), D.healMs);
+}
+
+/** Turn parsed flags into run options, checking what no single flag can check alone. */
+export function emulateOptionsFrom(f: EmulateFlags): EmulateOptions {
+  if (f.sectorSize !== 512 && f.sectorSize !== 4096) throw new UsageError(`--sector-size must be 512 or 4096, got ${f.sectorSize}`);
+  if (f.writeBytes % f.sectorSize !== 0) throw new UsageError(`--write-bytes (${f.writeBytes}) must be a multiple of the ${f.sectorSize}-byte sector`);
+  if (f.writeBytes > f.volumeSectors * f.sectorSize) throw new UsageError(`--write-bytes (${f.writeBytes}) is larger than the volume (${f.volumeSectors} sectors of ${f.sectorSize} bytes)`);
+  for (const p of f.faults.partitions) {
+    if (p.forMs >= f.healMs * 100) throw new UsageError(`a partition of ${p.forMs} ms would outlast any sensible run; keep partitions shorter`);
+  }
+  return {
+    seed: f.seed, mode: f.mode, onLockReject: f.onLockReject, bidirectional: f.bidirectional, writes: f.writes, durationMs: f.durationMs,
+    writeBytes: f.writeBytes, queueDepth: f.queueDepth, pattern: f.pattern, readPercent: f.readPercent, rttMs: f.rttMs,
+    bandwidthMbps: f.bandwidthMbps, sectorSize: f.sectorSize, volumeSectors: f.volumeSectors, lockRegionSectors: f.lockRegionSectors,
+    faults: f.faults, lockContentionPerMillion: f.lockContention, healMs: f.healMs, faultPhaseMaxMs: D.faultPhaseMaxMs,
+    checkpointEveryMs: D.checkpointEveryMs,
+  };
+}
+
+export function emulateCommand(log: Logger, exit: (code: number) => void): Command {
+  return addEmulateFlags(new Command('emulate').description('run two controllers mirroring over the simulated link, with faults, and check the mirrors'))
+    .option('--trace <file>', 'write every event of the run to FILE as JSON lines')
+    .option('--json', 'print exactly one JSON document on stdout', false)
+    .action(async (flags: EmulateFlags) => {
+      const opts = emulateOptionsFrom(flags);
+      log.info({ seed: opts.seed, mode: opts.mode }, 'emulation starting');
+      const bar = new ProgressBar('emulate');
+      const report = await runEmulation(opts, { onProgress: flags.json ? undefined : bar.update, tracePath: flags.trace });
+      bar.done();
+      process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderReport(report)}\n`);
+      log.info({ verdict: report.verdict, violations: report.violations.length }, 'emulation finished');
+      exit(report.verdict === 'consistent' ? 0 : 1);
+    });
+}

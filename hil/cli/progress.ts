@@ -1,0 +1,33 @@
+import type { Progress } from '../emulator/run.ts';
+
+/**
+ * A one-line progress bar on stderr, only when stderr is a terminal (CI logs and pipes stay
+ * clean), redrawn at most ten times a second.
+ */
+export class ProgressBar {
+  private last = 0;
+  private shown = false;
+  private readonly enabled: boolean;
+
+  constructor(private readonly label: string, enabled = process.stderr.isTTY === true) {
+    this.enabled = enabled;
+  }
+
+  update = (p: Progress): void => {
+    if (!this.enabled) return;
+    const now = Date.now();
+    if (now - this.last < 100) return;
+    this.last = now;
+    const total = Math.max(1, p.writesTotal);
+    const frac = Math.min(1, p.writesAcknowledged / total);
+    const width = 30;
+    const bar = '#'.repeat(Math.round(frac * width)).padEnd(width, '.');
+    process.stderr.write(`\r${this.label} [${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${p.writesAcknowledged}/${p.writesTotal} writes, t=${p.virtualMs.toFixed(1)} ms (${p.phase})  `);
+    this.shown = true;
+  };
+
+  done(): void {
+    if (this.shown) process.stderr.write('\r\x1b[2K');
+    this.shown = false;
+  }
+}

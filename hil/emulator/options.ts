@@ -1,0 +1,60 @@
+import type { ControllerLimits } from '../../firmware/controller/config.ts';
+import type { LockRejectPolicyName, MirrorMode } from '../../firmware/mirror/types.ts';
+import { emptyLinkFaultPlan, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
+import type { AccessPattern } from '../workload/host-workload.ts';
+
+/** Everything an emulation run depends on. A run is a pure function of this object. */
+export interface EmulateOptions {
+  seed: number;
+  mode: MirrorMode;
+  onLockReject: LockRejectPolicyName;
+  bidirectional: boolean;
+  /** Writes each host issues (the fault phase ends when every host is done). */
+  writes: number;
+  /** Stop issuing after this much virtual time (0: no limit). */
+  durationMs: number;
+  writeBytes: number;
+  queueDepth: number;
+  pattern: AccessPattern;
+  readPercent: number;
+  rttMs: number;
+  bandwidthMbps: number;
+  sectorSize: number;
+  volumeSectors: number;
+  lockRegionSectors?: number;
+  faults: LinkFaultPlan;
+  /** Chance (parts per million) that a mirrored write finds its region locked by the target's server. */
+  lockContentionPerMillion: number;
+  /** After the faults stop, everything must drain within this much virtual time (liveness). */
+  healMs: number;
+  /**
+   * The fault phase lasts until the hosts are done and the mirrors caught up, but at most this
+   * long; then the faults stop and the run must converge within `healMs`.
+   */
+  faultPhaseMaxMs: number;
+  /** Async mode: check write-order fidelity this often during the run (at most 8 checkpoints). */
+  checkpointEveryMs: number;
+  limits?: Partial<ControllerLimits>;
+}
+
+export const DEFAULT_EMULATE: Readonly<EmulateOptions> = {
+  seed: 1,
+  mode: 'speculative',
+  onLockReject: 'halt-resume',
+  bidirectional: false,
+  writes: 5000,
+  durationMs: 0,
+  writeBytes: 4096,
+  queueDepth: 16,
+  pattern: 'random',
+  readPercent: 0,
+  rttMs: 1,
+  bandwidthMbps: 1000,
+  sectorSize: 512,
+  volumeSectors: (64 * 1024 * 1024) / 512,
+  faults: emptyLinkFaultPlan(),
+  lockContentionPerMillion: 0,
+  healMs: 10_000,
+  faultPhaseMaxMs: 60_000,
+  checkpointEveryMs: 20,
+};

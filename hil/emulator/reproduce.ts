@@ -1,0 +1,37 @@
+import { formatLinkFaults } from '../faults/link-fault-plan.ts';
+import { DEFAULT_EMULATE, type EmulateOptions } from './options.ts';
+
+/** Quote a shell word only when it needs it. */
+function shellWord(word: string): string {
+  return /^[A-Za-z0-9_./:=@+%,-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The one command that reproduces a run (DESIGN 2.5): seed and mode always, every other option
+ * only where it differs from the default. The CLI's parser reads it back to the same options
+ * (tested), so a failure printed by a campaign can be pasted into a shell as it is.
+ */
+export function reproduceCommand(o: EmulateOptions): string {
+  const d = DEFAULT_EMULATE;
+  const args: string[] = ['npx', 'mirrorlab', 'emulate', '--seed', String(o.seed), '--mode', o.mode];
+  const flag = (name: string, value: string | number, dflt: string | number): void => {
+    if (value !== dflt) args.push(name, shellWord(String(value)));
+  };
+  flag('--on-lock-reject', o.onLockReject, d.onLockReject);
+  if (o.bidirectional) args.push('--bidirectional');
+  flag('--writes', o.writes, d.writes);
+  flag('--duration-ms', o.durationMs, d.durationMs);
+  flag('--write-bytes', o.writeBytes, d.writeBytes);
+  flag('--queue-depth', o.queueDepth, d.queueDepth);
+  flag('--pattern', o.pattern, d.pattern);
+  flag('--read-percent', o.readPercent, d.readPercent);
+  flag('--rtt-ms', o.rttMs, d.rttMs);
+  flag('--bandwidth-mbps', o.bandwidthMbps, d.bandwidthMbps);
+  flag('--sector-size', o.sectorSize, d.sectorSize);
+  flag('--volume-sectors', o.volumeSectors, d.volumeSectors);
+  if (o.lockRegionSectors !== undefined) args.push('--lock-region-sectors', String(o.lockRegionSectors));
+  flag('--faults', formatLinkFaults(o.faults), 'none');
+  flag('--lock-contention', o.lockContentionPerMillion / 1_000_000, d.lockContentionPerMillion / 1_000_000);
+  flag('--heal-ms', o.healMs, d.healMs);
+  return args.join(' ');
+}
