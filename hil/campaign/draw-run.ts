@@ -1,6 +1,8 @@
 import { LOCK_REJECT_POLICIES, MIRROR_MODES } from '../../firmware/mirror/types.ts';
 import type { Random } from '../../firmware/ports/random.ts';
+import { parseVolumeSpec, type VolumeSpec } from '../../host/disks/volume-spec.ts';
 import { SeededRandom } from '../../host/random.ts';
+import type { DiskFaultItem, Side } from '../faults/disk-fault-plan.ts';
 import { DEFAULT_EMULATE, type EmulateOptions } from '../emulator/options.ts';
 import { FRAME_KINDS, emptyLinkFaultPlan, type FrameFault, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
 import { ACCESS_PATTERNS } from '../workload/host-workload.ts';
@@ -34,10 +36,34 @@ export function drawRun(seed: number, settings: CampaignSettings): EmulateOption
     queueDepth: pick(r, [1, 4, 16, 32]),
     pattern: pick(r, ACCESS_PATTERNS),
     rttMs: pick(r, [0.2, 1, 2, 5]),
-    volumeSectors: 16 * 2048,
     faults: settings.faults ?? drawFaults(r),
+    ...drawVolumes(r),
     lockContentionPerMillion: r.chance(1, 2) ? pick(r, [10_000, 50_000, 100_000, 200_000]) : 0,
   };
+}
+
+/** Volumes of 16 MiB each, plain or RAID; all the same capacity, so the mirror is whole. */
+const VOLUMES = ['mem:16MiB', 'mem:16MiB', 'raid1:2x16MiB', 'raid5:3x8MiB:chunk=16KiB', 'raid10:4x8MiB:chunk=16KiB'] as const;
+
+/**
+ * Volumes and disk faults, never beyond what a layout tolerates: at most one member failure per
+ * redundant array (rebuilt onto a hot spare), bad sectors only on an array that keeps its
+ * redundancy (a bad sector under a failed member's stripe would be a double fault), a slow member
+ * anywhere. Silent corruption is not drawn: no RAID level here can tell which copy is right.
+ */
+function drawVolumes(r: Random): { sourceVolume: VolumeSpec; targetVolume: VolumeSpec; diskFaults: DiskFaultItem[] } {
+  const specs = { source: parseVolumeSpec(pick(r, VOLUMES)), target: parseVolumeSpec(pick(r, VOLUMES)) };
+  const diskFaults: DiskFaultItem[] = [];
+  for (const side of ['source', 'target'] as Side[]) {
+    const spec = specs[side];
+    const members = spec.kind === 'mem' || spec.kind === 'file' ? 1 : spec.members;
+    const redundant = members > 1 && spec.kind !== 'raid0';
+    const failing = redundant && r.chance(1, 3);
+    if (failing) diskFaults.push({ kind: 'fail', side, member: r.int(members), atMs: 1 + r.int(30) });
+    if (redundant && !failing && r.chance(1, 4)) diskFaults.push({ kind: 'bad', side, member: r.int(members), count: 1 + r.int(16) });
+    if (r.chance(1, 6)) diskFaults.push({ kind: 'slow', side, member: r.int(members), factor: 2 + r.int(7) });
+  }
+  return { sourceVolume: specs.source, targetVolume: specs.target, diskFaults };
 }
 
 function drawFaults(r: Random): LinkFaultPlan {

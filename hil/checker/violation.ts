@@ -8,6 +8,7 @@ export type InvariantName =
   | 'data-intact'
   | 'mirror-identical'
   | 'liveness'
+  | 'volume-redundancy'
   | 'firmware-error';
 
 /** One broken invariant, with what is needed to find it: where, which write, when. */

@@ -3,6 +3,8 @@ import { LOCK_REJECT_POLICIES, MIRROR_MODES, type LockRejectPolicyName, type Mir
 import { DEFAULT_EMULATE, type EmulateOptions } from '../emulator/options.ts';
 import { runEmulation } from '../emulator/run.ts';
 import { LINK_FAULT_SYNTAX, parseLinkFaults, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
+import { DISK_FAULT_SYNTAX, parseDiskFaults, type DiskFaultItem } from '../faults/disk-fault-plan.ts';
+import { VOLUME_SPEC_HELP, formatVolumeSpec, parseVolumeSpec, type VolumeSpec } from '../../host/disks/volume-spec.ts';
 import type { Logger } from '../log.ts';
 import { UsageError } from '../plan-error.ts';
 import { ACCESS_PATTERNS, type AccessPattern } from '../workload/host-workload.ts';
@@ -23,10 +25,11 @@ export interface EmulateFlags {
   readPercent: number;
   rttMs: number;
   bandwidthMbps: number;
-  sectorSize: number;
-  volumeSectors: number;
+  sourceVolume: VolumeSpec;
+  targetVolume: VolumeSpec;
   lockRegionSectors?: number;
   faults: LinkFaultPlan;
+  diskFaults: DiskFaultItem[];
   lockContention: number;
   healMs: number;
   trace?: string;
@@ -51,27 +54,25 @@ export function addEmulateFlags(cmd: Command): Command {
     .option('--read-percent <p>', 'share of host operations that are reads (0-100)', integer('--read-percent', 0, 100), D.readPercent)
     .option('--rtt-ms <ms>', 'round-trip time of the link', decimal('--rtt-ms', 0, 10_000), D.rttMs)
     .option('--bandwidth-mbps <mbps>', 'link bandwidth in megabits per second', decimal('--bandwidth-mbps', 0, 1e6, true), D.bandwidthMbps)
-    .option('--sector-size <bytes>', 'sector size of the volumes: 512 or 4096', integer('--sector-size', 512, 4096), D.sectorSize)
-    .option('--volume-sectors <n>', 'sectors per volume', integer('--volume-sectors', 1, 2 ** 40), D.volumeSectors)
+    .addOption(new Option('--source-volume <spec>', `controller A's volumes; ${VOLUME_SPEC_HELP}`).argParser(plan(parseVolumeSpec)).default(D.sourceVolume, formatVolumeSpec(D.sourceVolume)))
+    .addOption(new Option('--target-volume <spec>', "controller B's volumes (same syntax)").argParser(plan(parseVolumeSpec)).default(D.targetVolume, formatVolumeSpec(D.targetVolume)))
     .option('--lock-region-sectors <n>', 'lock region size in sectors (default: 1 MiB)', integer('--lock-region-sectors', 1, 2 ** 32 - 1))
     .addOption(new Option('--faults <plan>', `link faults during the fault phase; ${LINK_FAULT_SYNTAX}`).argParser(plan(parseLinkFaults)).default(D.faults, 'none'))
+    .addOption(new Option('--disk-faults <plan>', `disk faults; ${DISK_FAULT_SYNTAX}`).argParser(plan(parseDiskFaults)).default(D.diskFaults, 'none'))
     .option('--lock-contention <p>', 'chance that a mirrored write finds its region locked by the target (0.05 or 5%)', probability('--lock-contention'), D.lockContentionPerMillion)
     .option('--heal-ms <ms>', 'after the faults stop, everything must drain within this much virtual time', decimal('--heal-ms', 1, 1e9), D.healMs);
 }
 
 /** Turn parsed flags into run options, checking what no single flag can check alone. */
 export function emulateOptionsFrom(f: EmulateFlags): EmulateOptions {
-  if (f.sectorSize !== 512 && f.sectorSize !== 4096) throw new UsageError(`--sector-size must be 512 or 4096, got ${f.sectorSize}`);
-  if (f.writeBytes % f.sectorSize !== 0) throw new UsageError(`--write-bytes (${f.writeBytes}) must be a multiple of the ${f.sectorSize}-byte sector`);
-  if (f.writeBytes > f.volumeSectors * f.sectorSize) throw new UsageError(`--write-bytes (${f.writeBytes}) is larger than the volume (${f.volumeSectors} sectors of ${f.sectorSize} bytes)`);
   for (const p of f.faults.partitions) {
     if (p.forMs >= f.healMs * 100) throw new UsageError(`a partition of ${p.forMs} ms would outlast any sensible run; keep partitions shorter`);
   }
   return {
     seed: f.seed, mode: f.mode, onLockReject: f.onLockReject, bidirectional: f.bidirectional, writes: f.writes, durationMs: f.durationMs,
     writeBytes: f.writeBytes, queueDepth: f.queueDepth, pattern: f.pattern, readPercent: f.readPercent, rttMs: f.rttMs,
-    bandwidthMbps: f.bandwidthMbps, sectorSize: f.sectorSize, volumeSectors: f.volumeSectors, lockRegionSectors: f.lockRegionSectors,
-    faults: f.faults, lockContentionPerMillion: f.lockContention, healMs: f.healMs, faultPhaseMaxMs: D.faultPhaseMaxMs,
+    bandwidthMbps: f.bandwidthMbps, sourceVolume: f.sourceVolume, targetVolume: f.targetVolume, lockRegionSectors: f.lockRegionSectors,
+    faults: f.faults, diskFaults: f.diskFaults, lockContentionPerMillion: f.lockContention, healMs: f.healMs, faultPhaseMaxMs: D.faultPhaseMaxMs,
     checkpointEveryMs: D.checkpointEveryMs,
   };
 }

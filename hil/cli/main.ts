@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { MirrorlabError } from '../../firmware/errors.ts';
 import { createLogger } from '../log.ts';
 import { UsageError } from '../plan-error.ts';
+import { benchCommand } from './bench-command.ts';
 import { campaignCommand } from './campaign-command.ts';
 import { demoCommand } from './demo-command.ts';
 import { emulateCommand } from './emulate-command.ts';
@@ -27,6 +28,7 @@ export async function main(argv: string[]): Promise<number> {
   program.addCommand(campaignCommand(log, exit));
   program.addCommand(statechartsCommand());
   program.addCommand(demoCommand(log, exit));
+  program.addCommand(benchCommand(log, exit));
   for (const cmd of program.commands) cmd.exitOverride();
   try {
     await program.parseAsync(argv, { from: 'user' });

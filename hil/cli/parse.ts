@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from 'commander';
+import { MirrorlabError } from '../../firmware/errors.ts';
 import { UsageError, parsePerMillion } from '../plan-error.ts';
 
 /**
@@ -43,13 +44,13 @@ export function probability(name: string) {
   };
 }
 
-/** Run a plan parser (fault plans, volume specs), turning its UsageError into a flag error. */
+/** Run a plan parser (fault plans, volume specs), turning its typed error into a flag error. */
 export function plan<T>(parse: (text: string) => T) {
   return (text: string): T => {
     try {
       return parse(text);
     } catch (err) {
-      if (err instanceof UsageError) throw new InvalidArgumentError(err.message);
+      if (err instanceof UsageError || err instanceof MirrorlabError) throw new InvalidArgumentError(err.message);
       throw err;
     }
   };

@@ -1,5 +1,7 @@
 import type { ControllerLimits } from '../../firmware/controller/config.ts';
 import type { LockRejectPolicyName, MirrorMode } from '../../firmware/mirror/types.ts';
+import type { VolumeSpec } from '../../host/disks/volume-spec.ts';
+import type { DiskFaultItem } from '../faults/disk-fault-plan.ts';
 import { emptyLinkFaultPlan, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
 import type { AccessPattern } from '../workload/host-workload.ts';
 
@@ -19,10 +21,13 @@ export interface EmulateOptions {
   readPercent: number;
   rttMs: number;
   bandwidthMbps: number;
-  sectorSize: number;
-  volumeSectors: number;
+  /** Controller A's volumes (its LUN 0, and LUN 1 in a bidirectional run). */
+  sourceVolume: VolumeSpec;
+  /** Controller B's volumes. The host writes within the smaller of the two. */
+  targetVolume: VolumeSpec;
   lockRegionSectors?: number;
   faults: LinkFaultPlan;
+  diskFaults: DiskFaultItem[];
   /** Chance (parts per million) that a mirrored write finds its region locked by the target's server. */
   lockContentionPerMillion: number;
   /** After the faults stop, everything must drain within this much virtual time (liveness). */
@@ -50,9 +55,10 @@ export const DEFAULT_EMULATE: Readonly<EmulateOptions> = {
   readPercent: 0,
   rttMs: 1,
   bandwidthMbps: 1000,
-  sectorSize: 512,
-  volumeSectors: (64 * 1024 * 1024) / 512,
+  sourceVolume: { kind: 'mem', bytes: 64 * 1024 * 1024, sectorSize: 512 },
+  targetVolume: { kind: 'mem', bytes: 64 * 1024 * 1024, sectorSize: 512 },
   faults: emptyLinkFaultPlan(),
+  diskFaults: [],
   lockContentionPerMillion: 0,
   healMs: 10_000,
   faultPhaseMaxMs: 60_000,

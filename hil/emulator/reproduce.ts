@@ -1,3 +1,5 @@
+import { formatVolumeSpec } from '../../host/disks/volume-spec.ts';
+import { formatDiskFaults } from '../faults/disk-fault-plan.ts';
 import { formatLinkFaults } from '../faults/link-fault-plan.ts';
 import { DEFAULT_EMULATE, type EmulateOptions } from './options.ts';
 
@@ -27,10 +29,11 @@ export function reproduceCommand(o: EmulateOptions): string {
   flag('--read-percent', o.readPercent, d.readPercent);
   flag('--rtt-ms', o.rttMs, d.rttMs);
   flag('--bandwidth-mbps', o.bandwidthMbps, d.bandwidthMbps);
-  flag('--sector-size', o.sectorSize, d.sectorSize);
-  flag('--volume-sectors', o.volumeSectors, d.volumeSectors);
+  flag('--source-volume', formatVolumeSpec(o.sourceVolume), formatVolumeSpec(d.sourceVolume));
+  flag('--target-volume', formatVolumeSpec(o.targetVolume), formatVolumeSpec(d.targetVolume));
   if (o.lockRegionSectors !== undefined) args.push('--lock-region-sectors', String(o.lockRegionSectors));
   flag('--faults', formatLinkFaults(o.faults), 'none');
+  flag('--disk-faults', formatDiskFaults(o.diskFaults), 'none');
   flag('--lock-contention', o.lockContentionPerMillion / 1_000_000, d.lockContentionPerMillion / 1_000_000);
   flag('--heal-ms', o.healMs, d.healMs);
   return args.join(' ');

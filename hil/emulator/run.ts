@@ -12,7 +12,12 @@ import type { LatencySummary } from '../workload/latency.ts';
 import { ServerWorkload } from '../workload/server-workload.ts';
 import type { EmulateOptions } from './options.ts';
 import { reproduceCommand } from './reproduce.ts';
-import { buildTopology, type MirrorPair, type Topology } from './topology.ts';
+import { buildTopology, DEFAULT_TOPOLOGY, type MirrorPair, type Topology } from './topology.ts';
+import { VolumeSet, type VolumeReport } from './volumes.ts';
+import { VirtualClock } from '../../host/clock/virtual.ts';
+import { SeededRandom } from '../../host/random.ts';
+import type { VolumeSpec } from '../../host/disks/volume-spec.ts';
+import { UsageError } from '../plan-error.ts';
 
 export interface EmulationCounters {
   locksSent: number;
@@ -51,6 +56,7 @@ export interface EmulationReport {
   traceEvents: number;
   traceHash: string;
   reproduce: string;
+  volumes: VolumeReport[];
 }
 
 export interface Progress {
@@ -77,12 +83,17 @@ const CHECKPOINTS_MAX = 8;
  * converge on its own (a VOPR-style run), then the disk checks. A pure function of `opts`.
  */
 export async function runEmulation(opts: EmulateOptions, hooks: RunHooks = {}): Promise<EmulationReport> {
+  checkVolumes(opts);
   const checker = new ConsistencyChecker();
   const trace = new TraceRecorder(hooks.tracePath);
+  const clock = new VirtualClock();
+  const volumes = await VolumeSet.build({ source: opts.sourceVolume, target: opts.targetVolume }, opts.bidirectional, opts.diskFaults, {
+    clock, random: new SeededRandom(opts.seed).fork('volumes'), service: DEFAULT_TOPOLOGY.diskService,
+  });
   const topo = buildTopology({
     seed: opts.seed, mode: opts.mode, onLockReject: opts.onLockReject, bidirectional: opts.bidirectional, rttMs: opts.rttMs,
-    bandwidthMbps: opts.bandwidthMbps, sectorSize: opts.sectorSize, volumeSectors: opts.volumeSectors,
-    lockRegionSectors: opts.lockRegionSectors, limits: opts.limits, telemetry: new FanoutTelemetry([checker, trace]),
+    bandwidthMbps: opts.bandwidthMbps, sectorSize: opts.sourceVolume.sectorSize, lockRegionSectors: opts.lockRegionSectors,
+    limits: opts.limits, telemetry: new FanoutTelemetry([checker, trace]), clock, makeVolume: (name) => volumes.device(name),
   });
   const injector = new LinkFaultInjector(opts.faults, topo.random.fork('link-faults'), topo.link, topo.clock, opts.bandwidthMbps);
   topo.start();
@@ -94,20 +105,24 @@ export async function runEmulation(opts: EmulateOptions, hooks: RunHooks = {}): 
     hooks.onProgress?.({ phase, virtualMs: topo.clock.now(), writesIssued: sum(s, (x) => x.issued), writesAcknowledged: sum(s, (x) => x.acknowledged), writesTotal: total });
   };
 
-  await faultPhase(topo, hosts, injector, opts, checker, progress);
+  await faultPhase(topo, hosts, injector, volumes, opts, checker, progress);
   injector.heal();
-  await healingPhase(topo, hosts, opts, checker, progress);
+  await healingPhase(topo, hosts, volumes, opts, checker, progress);
   const workloadMs = Math.max(...hosts.map((h) => h.lastCompletionMs));
   const quiescedMs = topo.clock.now();
   progress('checking');
   await finalChecks(topo, checker);
+  const volumeReports = await volumes.report((p) => drive(topo, p));
+  checkRedundancy(volumeReports, volumes, checker, topo.clock.now());
   topo.stop();
+  await volumes.close();
   await trace.close();
-  return report(opts, topo, hosts, checker, injector, trace, workloadMs, quiescedMs);
+  return { ...report(opts, topo, hosts, checker, injector, trace, workloadMs, quiescedMs), volumes: volumeReports };
 }
 
 function startHost(topo: Topology, pair: MirrorPair, opts: EmulateOptions): HostWorkload {
-  const geometry = { sectorSize: pair.primaryVolume.sectorSize, sectorCount: pair.primaryVolume.sectorCount };
+  // Writes stay within the smaller copy: a mirror is only as big as its smaller side.
+  const geometry = { sectorSize: pair.primaryVolume.sectorSize, sectorCount: Math.min(pair.primaryVolume.sectorCount, pair.secondaryVolume.sectorCount) };
   const server = new ServerWorkload(pair.secondary, pair.lun, {
     perMillion: opts.lockContentionPerMillion,
     regionSectors: opts.lockRegionSectors ?? defaultLockRegionSectors(geometry.sectorSize),
@@ -128,13 +143,17 @@ function startHost(topo: Topology, pair: MirrorPair, opts: EmulateOptions): Host
  * have caught up and every timed fault (partition, bandwidth change) has happened, or until
  * `faultPhaseMaxMs`. In async mode the copies are checked for write-order fidelity on the way.
  */
-async function faultPhase(topo: Topology, hosts: HostWorkload[], injector: LinkFaultInjector, opts: EmulateOptions, checker: ConsistencyChecker, progress: (p: Progress['phase']) => void): Promise<void> {
+async function faultPhase(
+  topo: Topology, hosts: HostWorkload[], injector: LinkFaultInjector, volumes: VolumeSet, opts: EmulateOptions, checker: ConsistencyChecker,
+  progress: (p: Progress['phase']) => void,
+): Promise<void> {
   const { clock } = topo;
   let nextCheckpoint = opts.checkpointEveryMs;
   let checkpoints = 0;
   const over = (): boolean =>
-    failed(topo) || (hosts.every((h) => h.done) && clock.now() >= injector.timedFaultsEndMs && topo.source.quiescent() && topo.target.quiescent());
+    failed(topo) || (hosts.every((h) => h.done) && clock.now() >= Math.max(injector.timedFaultsEndMs, volumes.timedFaultsEndMs) && topo.source.quiescent() && topo.target.quiescent());
   while (!over() && clock.now() < opts.faultPhaseMaxMs) {
+    volumes.supervise();
     const outcome = await clock.run({ untilMs: Math.min(opts.faultPhaseMaxMs, clock.now() + SLICE_MS), until: over });
     if (outcome === 'idle' && !over()) {
       checker.report(liveness(topo, 'nothing is scheduled, yet work is outstanding (a lost wake-up)'));
@@ -153,11 +172,14 @@ async function faultPhase(topo: Topology, hosts: HostWorkload[], injector: LinkF
  * Faults have stopped: the hosts must finish and everything drain (every log empty, every lock
  * session closed) within `healMs`, or the run is not live.
  */
-async function healingPhase(topo: Topology, hosts: HostWorkload[], opts: EmulateOptions, checker: ConsistencyChecker, progress: (p: Progress['phase']) => void): Promise<void> {
+async function healingPhase(
+  topo: Topology, hosts: HostWorkload[], volumes: VolumeSet, opts: EmulateOptions, checker: ConsistencyChecker, progress: (p: Progress['phase']) => void,
+): Promise<void> {
   const { clock } = topo;
   const deadline = clock.now() + opts.healMs;
-  const settled = (): boolean => failed(topo) || (hosts.every((h) => h.done) && topo.source.settled() && topo.target.settled());
+  const settled = (): boolean => failed(topo) || (hosts.every((h) => h.done) && topo.source.settled() && topo.target.settled() && !volumes.rebuilding);
   while (!settled() && clock.now() < deadline) {
+    volumes.supervise();
     const outcome = await clock.run({ untilMs: Math.min(deadline, clock.now() + SLICE_MS), until: settled });
     if (outcome === 'idle' && !settled()) break;
     progress('healing');
@@ -179,8 +201,14 @@ function writeOrderCheckpoint(topo: Topology, checker: ConsistencyChecker): void
 async function finalChecks(topo: Topology, checker: ConsistencyChecker): Promise<void> {
   if (failed(topo)) return;
   for (const pair of topo.pairs) {
-    const [primary, secondary] = await readImages(topo, [pair.primaryVolume, pair.secondaryVolume]) as [VolumeImage, VolumeImage];
+    const sectors = Math.min(pair.primaryVolume.sectorCount, pair.secondaryVolume.sectorCount);
+    const images = await readImages(topo, [pair.primaryVolume, pair.secondaryVolume], sectors);
     const t = topo.clock.now();
+    if (typeof images === 'string') {
+      checker.report({ invariant: 'data-intact', node: pair.secondary.name, lun: pair.lun, lba: 0, seq: 0, tMs: t, message: `the volumes could not be read back: ${images}` });
+      continue;
+    }
+    const [primary, secondary] = images;
     const diff = firstDifference(primary, secondary);
     if (diff >= 0) {
       checker.report({ invariant: 'mirror-identical', node: pair.secondary.name, lun: pair.lun, lba: diff, seq: 0, tMs: t, message: `${pair.secondaryVolume.name} differs from ${pair.primaryVolume.name} at LBA ${diff} after the run quiesced` });
@@ -193,26 +221,71 @@ async function finalChecks(topo: Topology, checker: ConsistencyChecker): Promise
   }
 }
 
-/** Read whole devices through the clock (the run is quiescent, so nothing changes meanwhile). */
-async function readImages(topo: Topology, devs: BlockDevice[]): Promise<VolumeImage[]> {
+/**
+ * Read the first `sectors` of two devices through the clock (the run is quiescent, so nothing
+ * changes meanwhile); a read error (a bad sector nobody repaired) comes back as its message.
+ */
+async function readImages(topo: Topology, devs: [BlockDevice, BlockDevice], sectors: number): Promise<[VolumeImage, VolumeImage] | string> {
   const results: (Uint8Array | Error | undefined)[] = devs.map(() => undefined);
   devs.forEach((dev, i) => {
-    dev.read(0, dev.sectorCount).then(
+    dev.read(0, sectors).then(
       (b) => (results[i] = b),
       (e: unknown) => (results[i] = e instanceof Error ? e : new Error(`reading ${dev.name}: ${String(e)}`)),
     );
   });
   await topo.clock.run({ until: () => results.every((r) => r !== undefined) });
-  return results.map((r, i) => {
-    if (!(r instanceof Uint8Array)) throw r ?? new Error(`reading ${devs[i]!.name} did not complete`);
-    return { bytes: r, sectorSize: devs[i]!.sectorSize };
-  });
+  const [a, b] = results;
+  if (!(a instanceof Uint8Array) || !(b instanceof Uint8Array)) {
+    return [a, b].map((r) => (r instanceof Error ? r.message : r === undefined ? 'read did not complete' : '')).filter(Boolean).join('; ');
+  }
+  return [{ bytes: a, sectorSize: devs[0].sectorSize }, { bytes: b, sectorSize: devs[1].sectorSize }];
 }
 
 /** The volume's contents at this instant, if the device can show them without I/O. */
 function peekImage(dev: BlockDevice): VolumeImage | null {
   const peek = (dev as { peek?: (lba: number, count: number) => Uint8Array }).peek;
   return typeof peek === 'function' ? { bytes: peek.call(dev, 0, dev.sectorCount), sectorSize: dev.sectorSize } : null;
+}
+
+/** Run the clock until `p` settles (the run is quiescent: nothing else is going on). */
+async function drive<T>(topo: Topology, p: Promise<T>): Promise<T> {
+  let settled = false;
+  const watched = p.finally(() => (settled = true));
+  await topo.clock.run({ until: () => settled });
+  return watched;
+}
+
+/** The volumes' capacities and sector sizes must allow a mirror at all. */
+function checkVolumes(opts: EmulateOptions): void {
+  const [s, t] = [opts.sourceVolume, opts.targetVolume];
+  if (s.sectorSize !== t.sectorSize) {
+    throw new UsageError(`the source volume has ${s.sectorSize}-byte sectors and the target ${t.sectorSize}-byte ones; a mirror needs the same sector size on both`);
+  }
+  if (opts.writeBytes % s.sectorSize !== 0) throw new UsageError(`--write-bytes (${opts.writeBytes}) must be a multiple of the ${s.sectorSize}-byte sector`);
+  if (opts.writeBytes > Math.min(capacityOf(s), capacityOf(t))) throw new UsageError(`--write-bytes (${opts.writeBytes}) is larger than the volumes`);
+}
+
+/** Bytes a volume spec offers. */
+export function capacityOf(spec: VolumeSpec): number {
+  switch (spec.kind) {
+    case 'mem':
+    case 'file': return spec.bytes;
+    case 'raid0': return Math.floor(spec.memberBytes / spec.chunkBytes) * spec.chunkBytes * spec.members;
+    case 'raid1': return spec.memberBytes;
+    case 'raid5': return Math.floor(spec.memberBytes / spec.chunkBytes) * spec.chunkBytes * (spec.members - 1);
+    case 'raid10': return Math.floor(spec.memberBytes / spec.chunkBytes) * spec.chunkBytes * (spec.members / 2);
+  }
+}
+
+/** A volume that ended failed, or whose copies or parity disagree, has lost its redundancy. */
+function checkRedundancy(reports: VolumeReport[], volumes: VolumeSet, checker: ConsistencyChecker, tMs: number): void {
+  for (const v of reports) {
+    if (v.state !== 'optimal' || v.mismatches > 0) {
+      const node = v.name.split('/')[0]!;
+      checker.report({ invariant: 'volume-redundancy', node, lun: Number(v.name.slice(-1)), lba: 0, seq: 0, tMs, message: `${v.name} (${v.layout}) ended ${v.state} with ${v.mismatches} mismatches and ${v.readErrors} read errors` });
+    }
+  }
+  for (const e of volumes.rebuildErrors()) checker.report({ invariant: 'volume-redundancy', node: e.slice(0, 1), lun: 0, lba: 0, seq: 0, tMs, message: `rebuild failed: ${e}` });
 }
 
 function failed(topo: Topology): boolean {
@@ -231,7 +304,7 @@ function describeStatus(c: StorageController): string {
 function report(
   opts: EmulateOptions, topo: Topology, hosts: HostWorkload[], checker: ConsistencyChecker, injector: LinkFaultInjector,
   trace: TraceRecorder, workloadMs: number, quiescedMs: number,
-): EmulationReport {
+): Omit<EmulationReport, 'volumes'> {
   const stats = hosts.map((h) => h.stats());
   const acknowledged = sum(stats, (s) => s.acknowledged);
   const sources = [topo.source, topo.target].flatMap((c) => c.status().flatMap((s) => (s.source ? [s.source.counters] : [])));

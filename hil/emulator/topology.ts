@@ -25,8 +25,10 @@ export interface TopologyOptions {
   lockRegionSectors?: number;
   limits?: Partial<ControllerLimits>;
   telemetry: Telemetry;
-  /** Build a volume (default: a sparse memory disk). `role` says whose and which. */
+  /** Build a volume (default: a sparse memory disk of `volumeSectors`), by name: `A/lun0`, `B/lun0`, ... */
   makeVolume?: (name: string, clock: VirtualClock, random: SeededRandom) => BlockDevice;
+  /** Run on this clock (default: a new one); volumes built beforehand must use the same clock. */
+  clock?: VirtualClock;
 }
 
 export const DEFAULT_TOPOLOGY: Readonly<TopologyOptions> = {
@@ -72,7 +74,7 @@ export interface Topology {
  */
 export function buildTopology(partial: Partial<TopologyOptions> = {}): Topology {
   const options: TopologyOptions = { ...DEFAULT_TOPOLOGY, ...partial };
-  const clock = new VirtualClock();
+  const clock = options.clock ?? new VirtualClock();
   const random = new SeededRandom(options.seed);
   const makeVolume = options.makeVolume ?? ((name: string) => new MemoryDisk({ name, sectorSize: options.sectorSize, sectorCount: options.volumeSectors, clock, service: options.diskService }));
   const link = new SimLink({ clock, names: ['A', 'B'], latencyMs: options.rttMs / 2, bandwidthMbps: options.bandwidthMbps });

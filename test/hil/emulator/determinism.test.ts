@@ -6,7 +6,7 @@ import { parseLinkFaults } from '../../../hil/faults/link-fault-plan.ts';
 import type { WorkerReply } from '../../../hil/campaign/worker.ts';
 
 const opts: EmulateOptions = {
-  ...DEFAULT_EMULATE, writes: 400, volumeSectors: 16384, lockContentionPerMillion: 50_000,
+  ...DEFAULT_EMULATE, writes: 400, sourceVolume: { kind: 'mem', bytes: 8 << 20, sectorSize: 512 }, targetVolume: { kind: 'mem', bytes: 8 << 20, sectorSize: 512 }, lockContentionPerMillion: 50_000,
   faults: parseLinkFaults('drop=0.02,corrupt=0.02,duplicate=0.02,reorder=0.02,partition=1'),
 };
 

@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_EMULATE, type EmulateOptions } from '../../../hil/emulator/options.ts';
 import { runEmulation } from '../../../hil/emulator/run.ts';
+import { parseDiskFaults } from '../../../hil/faults/disk-fault-plan.ts';
 import { parseLinkFaults } from '../../../hil/faults/link-fault-plan.ts';
+import { parseVolumeSpec } from '../../../host/disks/volume-spec.ts';
 
-const small: EmulateOptions = { ...DEFAULT_EMULATE, writes: 600, volumeSectors: 16384 };
+const small: EmulateOptions = { ...DEFAULT_EMULATE, writes: 600, sourceVolume: { kind: 'mem', bytes: 8 << 20, sectorSize: 512 }, targetVolume: { kind: 'mem', bytes: 8 << 20, sectorSize: 512 } };
 const run = (o: Partial<EmulateOptions>) => runEmulation({ ...small, ...o });
 
 describe('emulation runs stay consistent under every fault kind, and the faults really happen', () => {
@@ -53,5 +55,36 @@ describe('emulation runs stay consistent under every fault kind, and the faults 
     const r = await run({ bidirectional: true, lockContentionPerMillion: 50_000, faults: parseLinkFaults('drop=0.01,corrupt=0.01,duplicate=0.01,reorder=0.01,delay=0.02@1ms,partition=2') });
     expect(r.violations, r.reproduce).toEqual([]);
     expect(r.writes.acknowledged).toBe(1200);
+  });
+});
+
+describe('emulation on RAID volumes with disk faults (issue 4)', () => {
+  const raid = (text: string) => parseVolumeSpec(text);
+
+  it('stays consistent while a member of each side fails and is rebuilt onto a hot spare, and reports the volumes', async () => {
+    const r = await run({
+      sourceVolume: raid('raid5:4x4MiB:chunk=16KiB'), targetVolume: raid('raid1:2x12MiB'), writes: 800,
+      diskFaults: parseDiskFaults('fail=source:1@5ms,fail=target:0@8ms,slow=target:1:3'),
+      faults: parseLinkFaults('drop=0.01,corrupt=0.01'),
+    });
+    expect(r.violations, r.reproduce).toEqual([]);
+    expect(r.volumes.map((v) => [v.name, v.layout, v.state, v.mismatches, v.rebuilds])).toEqual([
+      ['A/lun0', 'raid5:4x4MiB:chunk=16KiB', 'optimal', 0, 1],
+      ['B/lun0', 'raid1:2x12MiB', 'optimal', 0, 1],
+    ]);
+  });
+
+  it('flags a volume whose redundancy is broken (silent corruption on a mirror member)', async () => {
+    const r = await run({ targetVolume: raid('raid1:2x8MiB'), diskFaults: parseDiskFaults('corrupt=target:1:8') });
+    expect(r.verdict).toBe('inconsistent');
+    expect(r.violations.map((v) => v.invariant)).toContain('volume-redundancy');
+    expect(r.volumes.find((v) => v.name === 'B/lun0')!.mismatches).toBeGreaterThan(0);
+  });
+
+  it('reports a failed non-redundant target volume as inconsistent, with the writes that failed', async () => {
+    const r = await run({ targetVolume: raid('raid0:2x4MiB:chunk=16KiB'), diskFaults: parseDiskFaults('fail=target:1@3ms') });
+    expect(r.verdict).toBe('inconsistent');
+    expect(r.writes.errors).toBeGreaterThan(0);
+    expect(r.volumes.find((v) => v.name === 'B/lun0')!.state).toBe('failed');
   });
 });

@@ -1,0 +1,113 @@
+import { crc32c } from '@node-rs/crc32';
+import { performance } from 'node:perf_hooks';
+import type { MirrorMode } from '../../firmware/mirror/types.ts';
+import { buildTopology, DEFAULT_TOPOLOGY } from '../emulator/topology.ts';
+
+/** The headline setting of issue 3: 4 KiB random writes, queue depth 32, a 1 Gbit/s link. */
+export const HEADLINE = { writeBytes: 4096, queueDepth: 32, bandwidthMbps: 1000, sectorSize: 512, volumeSectors: (64 * 1024 * 1024) / 512 } as const;
+export const HEADLINE_RTTS_MS = [0.2, 1, 5, 20] as const;
+export const HEADLINE_MODES: readonly MirrorMode[] = ['sync', 'speculative', 'async'];
+
+export interface BenchRow {
+  mode: MirrorMode;
+  rttMs: number;
+  throughputMBps: number;
+  limitMBps: number;
+  ratioToLimit: number;
+}
+
+/**
+ * The physical limit for mirroring acknowledged on the target: the link's bandwidth, or what a
+ * queue of `queueDepth` writes can move if each must wait one round trip, its own serialisation
+ * and the target disk's service time. For async, whose backlog is bounded, the link bandwidth.
+ */
+export function limitMBps(mode: MirrorMode, rttMs: number): number {
+  const linkMBps = HEADLINE.bandwidthMbps / 8;
+  if (mode === 'async') return linkMBps;
+  const serialisationMs = (HEADLINE.writeBytes * 8) / (HEADLINE.bandwidthMbps * 1000);
+  const disk = DEFAULT_TOPOLOGY.diskService;
+  const diskMs = (disk.fixedMs ?? 0) + (disk.perByteMs ?? 0) * HEADLINE.writeBytes;
+  const pipelineMBps = (HEADLINE.queueDepth * HEADLINE.writeBytes) / 1e6 / ((rttMs + serialisationMs + diskMs) / 1000);
+  return Math.min(linkMBps, pipelineMBps);
+}
+
+/**
+ * Drive one controller with `writes` 4 KiB random writes at queue depth 32 and return the virtual
+ * times of the acknowledgements. Callbacks, not promises: each next write goes out at the exact
+ * virtual instant of the previous ack. `lockRegionSectors` 8 puts every write in its own region.
+ */
+async function driveWrites(mode: MirrorMode, rttMs: number, writes: number, lockRegionSectors?: number): Promise<{ acks: Float64Array; events: number; chartEvents: number }> {
+  const topo = buildTopology({ ...HEADLINE, mode, rttMs, lockRegionSectors });
+  topo.start();
+  const data = new Uint8Array(HEADLINE.writeBytes).fill(0x5a);
+  const slots = HEADLINE.volumeSectors / (HEADLINE.writeBytes / HEADLINE.sectorSize);
+  const random = topo.random.fork('bench');
+  const acks = new Float64Array(writes);
+  let issued = 0;
+  let acked = 0;
+  const issue = (): void => {
+    if (issued >= writes) return;
+    issued++;
+    topo.source.submitWrite(0, random.int(slots) * 8, data, (err) => {
+      if (err) throw err;
+      acks[acked++] = topo.clock.now();
+      issue();
+    });
+  };
+  for (let i = 0; i < HEADLINE.queueDepth; i++) issue();
+  await topo.clock.run({ until: () => acked === writes });
+  const chartEvents = topo.source.chartEvents() + topo.target.chartEvents();
+  topo.stop();
+  return { acks, events: topo.clock.eventsRun, chartEvents };
+}
+
+/**
+ * One row of the headline table, in virtual time (exact): throughput over the second half of the
+ * run, so start-up (HELLO, slow start, an empty async backlog filling) is left out. The span
+ * measured is a whole number of queue depths of acknowledgements (ack i and ack i + 32 are one
+ * pipeline period apart), so the bursts in which acks arrive cannot bias the figure.
+ */
+export async function measureRow(mode: MirrorMode, rttMs: number): Promise<BenchRow> {
+  // Async acknowledges from the local disk until the rollback log (64 MiB) is full: run long
+  // enough that the second half is paced by the link.
+  const writes = mode === 'async' ? 60_000 : Math.max(4_000, Math.min(20_000, Math.round(40_000 / (1 + rttMs))));
+  const { acks } = await driveWrites(mode, rttMs, writes, HEADLINE.writeBytes / HEADLINE.sectorSize);
+  const from = Math.floor(writes / 2);
+  const span = Math.floor((writes - 1 - from) / HEADLINE.queueDepth) * HEADLINE.queueDepth;
+  const seconds = (acks[from + span]! - acks[from]!) / 1000;
+  const throughput = (span * HEADLINE.writeBytes) / 1e6 / seconds;
+  const limit = limitMBps(mode, rttMs);
+  return { mode, rttMs, throughputMBps: round(throughput, 2), limitMBps: round(limit, 2), ratioToLimit: round(throughput / limit, 3) };
+}
+
+/**
+ * How fast the emulator itself runs, in wall-clock time: mirrored 4 KiB writes per second with the
+ * whole stack (charts, codec with CRC, logs, lock tables, disks, the simulated link) in one
+ * process, telemetry off. `perWriteRegions` puts every write in its own lock region (a LOCK,
+ * WRITE and UNLOCK each); otherwise the default 1 MiB regions let writes share their LOCK.
+ */
+export async function measureSimSpeed(writes: number, perWriteRegions: boolean): Promise<{ writesPerSec: number; eventsPerWrite: number; chartEventsPerWrite: number }> {
+  await driveWrites('speculative', 0.2, Math.min(writes, 20_000), perWriteRegions ? 8 : undefined); // warm up the JIT
+  const started = performance.now();
+  const { events, chartEvents } = await driveWrites('speculative', 0.2, writes, perWriteRegions ? 8 : undefined);
+  const seconds = (performance.now() - started) / 1000;
+  return { writesPerSec: Math.round(writes / seconds), eventsPerWrite: round(events / writes, 2), chartEventsPerWrite: round(chartEvents / writes, 4) };
+}
+
+/** The raw floor for the same work: copy 4 KiB into a frame buffer and CRC32C it, per second. */
+export function measureCopyCrc(iterations: number): number {
+  const data = new Uint8Array(HEADLINE.writeBytes).fill(7);
+  const frame = new Uint8Array(HEADLINE.writeBytes + 52);
+  let sink = 0;
+  const started = performance.now();
+  for (let i = 0; i < iterations; i++) {
+    data[0] = i & 0xff;
+    frame.set(data, 48);
+    sink ^= crc32c(frame);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  if (sink === 0.5) console.log(sink); // keep the loop from being optimised away
+  return Math.round(iterations / seconds);
+}
+
+const round = (x: number, digits: number): number => Math.round(x * 10 ** digits) / 10 ** digits;

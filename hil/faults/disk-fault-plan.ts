@@ -1,0 +1,59 @@
+import { UsageError, parseDurationMs } from '../plan-error.ts';
+
+export type Side = 'source' | 'target';
+
+/**
+ * Disk faults as plain data (DESIGN 2.6): each item strikes one member disk of the volume of one
+ * side (controller A is the source, B the target; in a bidirectional run, each side's LUN 0).
+ * Counts of bad or rotted sectors are drawn from the seed; times are virtual.
+ */
+export type DiskFaultItem =
+  | { kind: 'fail'; side: Side; member: number; atMs: number }
+  | { kind: 'bad'; side: Side; member: number; count: number }
+  | { kind: 'corrupt'; side: Side; member: number; count: number }
+  | { kind: 'slow'; side: Side; member: number; factor: number };
+
+export const DISK_FAULT_SYNTAX = [
+  'comma-separated items, SIDE is source or target, MEMBER a member index (0 for a plain disk):',
+  '  fail=SIDE:MEMBER@TIME       the member fails at TIME (fail=source:1@50ms); a RAID rebuilds onto a hot spare',
+  '  bad=SIDE:MEMBER:COUNT       COUNT bad sectors drawn from the seed (reads fail; a write remaps them)',
+  '  corrupt=SIDE:MEMBER:COUNT   COUNT sectors rot silently (reads return flipped bits)',
+  '  slow=SIDE:MEMBER:FACTOR     the member serves every request FACTOR times slower',
+].join('\n');
+
+const COUNT_MAX = 10_000;
+
+export function parseDiskFaults(text: string): DiskFaultItem[] {
+  if (text.trim() === '' || text.trim() === 'none') return [];
+  return text.split(',').map((s) => s.trim()).filter(Boolean).map(parseItem);
+}
+
+function parseItem(item: string): DiskFaultItem {
+  const m = /^(fail|bad|corrupt|slow)=(source|target):(\d+)(?:@(.+)|:(\d+))$/.exec(item);
+  if (!m) throw new UsageError(`--disk-faults: cannot read "${item}"\n${DISK_FAULT_SYNTAX}`);
+  const [, kind, side, memberText, at, number] = m as unknown as [string, DiskFaultItem['kind'], Side, string, string | undefined, string | undefined];
+  const member = Number(memberText);
+  if (kind === 'fail') {
+    if (at === undefined) throw new UsageError(`--disk-faults: fail takes SIDE:MEMBER@TIME, e.g. fail=${side}:${member}@50ms`);
+    return { kind, side, member, atMs: parseDurationMs(at, '--disk-faults fail time') };
+  }
+  if (number === undefined) throw new UsageError(`--disk-faults: ${kind} takes SIDE:MEMBER:${kind === 'slow' ? 'FACTOR' : 'COUNT'}`);
+  const n = Number(number);
+  if (kind === 'slow') {
+    if (n < 1 || n > 1000) throw new UsageError(`--disk-faults: slow factor must be 1 to 1000, got ${n}`);
+    return { kind, side, member, factor: n };
+  }
+  if (n < 1 || n > COUNT_MAX) throw new UsageError(`--disk-faults: ${kind} count must be 1 to ${COUNT_MAX}, got ${n}`);
+  return { kind, side, member, count: n };
+}
+
+export function formatDiskFaults(items: readonly DiskFaultItem[]): string {
+  if (items.length === 0) return 'none';
+  return items.map((f) => {
+    switch (f.kind) {
+      case 'fail': return `fail=${f.side}:${f.member}@${f.atMs}ms`;
+      case 'slow': return `slow=${f.side}:${f.member}:${f.factor}`;
+      default: return `${f.kind}=${f.side}:${f.member}:${f.count}`;
+    }
+  }).join(',');
+}
