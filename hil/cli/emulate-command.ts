@@ -1,40 +1,24 @@
 import { Command, Option } from 'commander';
-import { LOCK_REJECT_POLICIES, MIRROR_MODES, type LockRejectPolicyName, type MirrorMode } from '../../firmware/mirror/types.ts';
+import { LOCK_REJECT_POLICIES, MIRROR_MODES } from '../../firmware/mirror/types.ts';
 import { DEFAULT_EMULATE, type EmulateOptions } from '../emulator/options.ts';
 import { runEmulation } from '../emulator/run.ts';
-import { LINK_FAULT_SYNTAX, parseLinkFaults, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
-import { DISK_FAULT_SYNTAX, parseDiskFaults, type DiskFaultItem } from '../faults/disk-fault-plan.ts';
-import { VOLUME_SPEC_HELP, formatVolumeSpec, parseVolumeSpec, type VolumeSpec } from '../../host/disks/volume-spec.ts';
+import { LINK_FAULT_SYNTAX, parseLinkFaults } from '../faults/link-fault-plan.ts';
+import { DISK_FAULT_SYNTAX, parseDiskFaults } from '../faults/disk-fault-plan.ts';
+import { VOLUME_SPEC_HELP, formatVolumeSpec, parseVolumeSpec } from '../../host/disks/volume-spec.ts';
 import type { Logger } from '../log.ts';
 import { UsageError } from '../plan-error.ts';
-import { ACCESS_PATTERNS, type AccessPattern } from '../workload/host-workload.ts';
+import { ACCESS_PATTERNS } from '../workload/host-workload.ts';
 import { choice, decimal, integer, plan, probability } from './parse.ts';
 import { ProgressBar } from './progress.ts';
 import { renderReport } from './render.ts';
 
-export interface EmulateFlags {
-  seed: number;
-  mode: MirrorMode;
-  onLockReject: LockRejectPolicyName;
-  bidirectional: boolean;
-  writes: number;
-  durationMs: number;
-  writeBytes: number;
-  queueDepth: number;
-  pattern: AccessPattern;
-  readPercent: number;
-  rttMs: number;
-  bandwidthMbps: number;
-  sourceVolume: VolumeSpec;
-  targetVolume: VolumeSpec;
-  lockRegionSectors?: number;
-  faults: LinkFaultPlan;
-  diskFaults: DiskFaultItem[];
+/** The flags as commander parses them: the run's options, with the probability and outputs as flags name them. */
+export type EmulateFlags = Omit<EmulateOptions, 'lockContentionPerMillion' | 'healMs' | 'faultPhaseMaxMs' | 'checkpointEveryMs' | 'limits' | 'mutations'> & {
   lockContention: number;
   healMs: number;
   trace?: string;
   json: boolean;
-}
+};
 
 const D = DEFAULT_EMULATE;
 const PAYLOAD_BYTES_MAX = 1024 * 1024;
@@ -68,13 +52,8 @@ export function emulateOptionsFrom(f: EmulateFlags): EmulateOptions {
   for (const p of f.faults.partitions) {
     if (p.forMs >= f.healMs * 100) throw new UsageError(`a partition of ${p.forMs} ms would outlast any sensible run; keep partitions shorter`);
   }
-  return {
-    seed: f.seed, mode: f.mode, onLockReject: f.onLockReject, bidirectional: f.bidirectional, writes: f.writes, durationMs: f.durationMs,
-    writeBytes: f.writeBytes, queueDepth: f.queueDepth, pattern: f.pattern, readPercent: f.readPercent, rttMs: f.rttMs,
-    bandwidthMbps: f.bandwidthMbps, sourceVolume: f.sourceVolume, targetVolume: f.targetVolume, lockRegionSectors: f.lockRegionSectors,
-    faults: f.faults, diskFaults: f.diskFaults, lockContentionPerMillion: f.lockContention, healMs: f.healMs, faultPhaseMaxMs: D.faultPhaseMaxMs,
-    checkpointEveryMs: D.checkpointEveryMs,
-  };
+  const { lockContention, trace: _trace, json: _json, ...rest } = f;
+  return { ...rest, lockContentionPerMillion: lockContention, faultPhaseMaxMs: D.faultPhaseMaxMs, checkpointEveryMs: D.checkpointEveryMs };
 }
 
 export function emulateCommand(log: Logger, exit: (code: number) => void): Command {

@@ -1,24 +1,21 @@
 import type { ControllerLimits } from '../../firmware/controller/config.ts';
+import type { FirmwareMutation } from '../../firmware/controller/mutations.ts';
 import type { LockRejectPolicyName, MirrorMode } from '../../firmware/mirror/types.ts';
 import type { VolumeSpec } from '../../host/disks/volume-spec.ts';
 import type { DiskFaultItem } from '../faults/disk-fault-plan.ts';
 import { emptyLinkFaultPlan, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
-import type { AccessPattern } from '../workload/host-workload.ts';
+import type { HostWorkloadSpec } from '../workload/host-workload.ts';
 
-/** Everything an emulation run depends on. A run is a pure function of this object. */
-export interface EmulateOptions {
+/**
+ * Everything an emulation run depends on; a run is a pure function of this object. The host
+ * workload's own fields (writes, durationMs, writeBytes, queueDepth, pattern, readPercent) apply to
+ * each host.
+ */
+export interface EmulateOptions extends HostWorkloadSpec {
   seed: number;
   mode: MirrorMode;
   onLockReject: LockRejectPolicyName;
   bidirectional: boolean;
-  /** Writes each host issues (the fault phase ends when every host is done). */
-  writes: number;
-  /** Stop issuing after this much virtual time (0: no limit). */
-  durationMs: number;
-  writeBytes: number;
-  queueDepth: number;
-  pattern: AccessPattern;
-  readPercent: number;
   rttMs: number;
   bandwidthMbps: number;
   /** Controller A's volumes (its LUN 0, and LUN 1 in a bidirectional run). */
@@ -40,6 +37,8 @@ export interface EmulateOptions {
   /** Async mode: check write-order fidelity this often during the run (at most 8 checkpoints). */
   checkpointEveryMs: number;
   limits?: Partial<ControllerLimits>;
+  /** Deliberate firmware bugs, for the checker's own tests only (never set by the CLI). */
+  mutations?: FirmwareMutation[];
 }
 
 export const DEFAULT_EMULATE: Readonly<EmulateOptions> = {

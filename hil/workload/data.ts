@@ -13,6 +13,8 @@
  *  16  8  lba of this sector
  *  24  .. filler: xorshift32 stream seeded from (writer, tag, lba)
  */
+import { readU32, writeU32 } from '../../firmware/protocol/layout.ts';
+
 export const SECTOR_MAGIC = 0x4d4c5744;
 const HEADER = 24;
 
@@ -42,30 +44,19 @@ function fill(out: Uint8Array, from: number, to: number, seed: number): void {
   }
 }
 
-function putU32(b: Uint8Array, p: number, v: number): void {
-  b[p] = v >>> 24;
-  b[p + 1] = v >>> 16;
-  b[p + 2] = v >>> 8;
-  b[p + 3] = v;
-}
-
-function getU32(b: Uint8Array, p: number): number {
-  return ((b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!) >>> 0;
-}
-
 /** The data for one host write of `count` sectors at `lba`. */
 export function writeData(writer: number, lun: number, tag: number, lba: number, count: number, sectorSize: number): Uint8Array {
   const out = new Uint8Array(count * sectorSize);
   for (let s = 0; s < count; s++) {
     const p = s * sectorSize;
     const sectorLba = lba + s;
-    putU32(out, p, SECTOR_MAGIC);
-    putU32(out, p + 4, writer);
+    writeU32(out, p, SECTOR_MAGIC);
+    writeU32(out, p + 4, writer);
     out[p + 8] = lun >>> 8;
     out[p + 9] = lun;
-    putU32(out, p + 12, tag);
-    putU32(out, p + 16, Math.floor(sectorLba / 0x100000000));
-    putU32(out, p + 20, sectorLba >>> 0);
+    writeU32(out, p + 12, tag);
+    writeU32(out, p + 16, Math.floor(sectorLba / 0x100000000));
+    writeU32(out, p + 20, sectorLba >>> 0);
     fill(out, p + HEADER, p + sectorSize, seedOf(writer, tag, sectorLba));
   }
   return out;
@@ -77,14 +68,14 @@ export function writeData(writer: number, lun: number, tag: number, lba: number,
  * (torn, corrupted, or written to the wrong place).
  */
 export function sectorOrigin(buf: Uint8Array, offset: number, sectorSize: number, lba: number): SectorOrigin | null | 'garbage' {
-  if (getU32(buf, offset) !== SECTOR_MAGIC) {
+  if (readU32(buf, offset) !== SECTOR_MAGIC) {
     for (let i = offset; i < offset + sectorSize; i++) if (buf[i] !== 0) return 'garbage';
     return null;
   }
-  const writer = getU32(buf, offset + 4);
+  const writer = readU32(buf, offset + 4);
   const lun = (buf[offset + 8]! << 8) | buf[offset + 9]!;
-  const tag = getU32(buf, offset + 12);
-  const stored = getU32(buf, offset + 16) * 0x100000000 + getU32(buf, offset + 20);
+  const tag = readU32(buf, offset + 12);
+  const stored = readU32(buf, offset + 16) * 0x100000000 + readU32(buf, offset + 20);
   if (stored !== lba) return 'garbage';
   const expected = new Uint8Array(sectorSize - HEADER);
   fill(expected, 0, expected.length, seedOf(writer, tag, lba));
