@@ -3,15 +3,15 @@ import { RegionLockTable, type LockModeName } from '../locks/region-lock-table.t
 import { PeerConnection, type LinkCounters } from '../mirror/peer-connection.ts';
 import { SourceChannel, type SourceCounters } from '../mirror/source-channel.ts';
 import { TargetChannel, type TargetCounters } from '../mirror/target-channel.ts';
-import type { MirrorMode } from '../mirror/types.ts';
 import { checkRange, sectorsOf, submitWrite } from '../ports/block-device.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { LinkEndpoint } from '../ports/link.ts';
 import type { Telemetry } from '../ports/telemetry.ts';
 import { FRAME_OVERHEAD_BYTES } from '../protocol/frame.ts';
 import { checkConfig, lockRegionSectorsOf, type ControllerConfig, type ControllerLimits, type LunConfig } from './config.ts';
+import { asMirrorlabError, HostWrite, MirroredHostWrite, type HostWriteContext, type WriteDone } from './host-write.ts';
 
-export type WriteDone = (error?: MirrorlabError) => void;
+export type { WriteDone } from './host-write.ts';
 
 export interface PeerStatus {
   peer: string;
@@ -45,6 +45,7 @@ export class StorageController {
   private readonly luns = new Map<number, LunConfig>();
   private readonly peers = new Map<string, Peer>();
   private readonly locks: RegionLockTable;
+  private readonly writeContext: HostWriteContext;
   private tags = 0;
   private localLocks = 0;
   private writesInFlight = 0;
@@ -56,6 +57,7 @@ export class StorageController {
     this.name = cfg.name;
     for (const l of cfg.luns) this.luns.set(l.lun, l);
     this.locks = new RegionLockTable({ locksMax: this.limits.locksMax, localWaitersMax: this.limits.localLockWaitersMax });
+    this.writeContext = { node: this.name, clock: ports.clock, telemetry: ports.telemetry, finished: () => this.writesInFlight-- };
   }
 
   /** Connect to a peer over `endpoint`. Every peer a LUN mirrors to must be connected before `start`. */
@@ -149,25 +151,16 @@ export class StorageController {
     const count = data.length / dev.sectorSize;
     const tag = hostTag ?? this.tags + 1;
     this.tags = Math.max(this.tags, tag);
-    const mode = cfg!.mirror?.mode;
+    const mirror = cfg!.mirror;
     this.writesInFlight++;
-    this.emitHost('host.write', tag, lun, lba, count);
-    let pending = cfg!.mirror ? 2 : 1;
-    let failure: MirrorlabError | undefined;
-    const finish = (err?: MirrorlabError): void => {
-      if (err && !failure) failure = err;
-      if (--pending > 0) return;
-      this.writesInFlight--;
-      if (failure) this.emitHostError(tag, lun, lba, count, failure);
-      else this.emitHost('host.ack', tag, lun, lba, count, mode ?? 'local');
-      done(failure);
-    };
-    submitWrite(dev, lba, data, (err) => {
-      if (err !== undefined) return finish(asMirrorlabError(err));
-      this.emitHost('local.applied', tag, lun, lba, count);
-      finish();
-    });
-    if (cfg!.mirror) this.mirror(cfg!.mirror.peer, mode!, { tag, lun, lba, count, data }, finish);
+    if (mirror) {
+      const write = new MirroredHostWrite(this.writeContext, tag, lun, lba, count, data, done, mirror.mode);
+      submitWrite(dev, lba, data, (err) => write.localWritten(err));
+      this.peers.get(mirror.peer)!.source!.submit(write);
+    } else {
+      const write = new HostWrite(this.writeContext, tag, lun, lba, count, data, done);
+      submitWrite(dev, lba, data, (err) => write.localWritten(err));
+    }
   }
 
   read(lun: number, lba: number, count: number): Promise<Uint8Array> {
@@ -268,16 +261,6 @@ export class StorageController {
 
   // ---- internals ---------------------------------------------------------------------------
 
-  private mirror(peer: string, mode: MirrorMode, w: { tag: number; lun: number; lba: number; count: number; data: Uint8Array }, finish: (err?: MirrorlabError) => void): void {
-    const source = this.peers.get(peer)!.source!;
-    source.submit({
-      ...w,
-      mode,
-      admitted: mode === 'async' ? () => finish() : () => {},
-      confirmed: mode === 'async' ? (err) => err && this.emitHostError(w.tag, w.lun, w.lba, w.count, err) : finish,
-    });
-  }
-
   private checkWrite(cfg: LunConfig | undefined, lba: number, data: Uint8Array): MirrorlabError | undefined {
     if (!this.started) return new HostRequestError('ML_ERR_NOT_STARTED', `${this.name} is not started`);
     if (this.failed) return new HostRequestError('ML_ERR_FIRMWARE', `${this.name} stopped after a firmware error: ${String(this.failed)}`);
@@ -308,27 +291,8 @@ export class StorageController {
     if (t.enabled) t.emit({ kind: 'frame.error', t: this.ports.clock.now(), node: this.name, peer: '', code: 'ML_ERR_FIRMWARE', message: String(err) });
   }
 
-  private emitHost(kind: 'host.write' | 'host.ack' | 'local.applied', tag: number, lun: number, lba: number, count: number, mode = ''): void {
-    const t = this.ports.telemetry;
-    if (!t.enabled) return;
-    const base = { t: this.ports.clock.now(), node: this.name, tag, lun, lba, count };
-    if (kind === 'host.ack') t.emit({ kind, ...base, mode });
-    else t.emit({ kind, ...base });
-  }
-
-  private emitHostError(tag: number, lun: number, lba: number, count: number, err: MirrorlabError): void {
-    const t = this.ports.telemetry;
-    if (t.enabled) t.emit({ kind: 'host.error', t: this.ports.clock.now(), node: this.name, tag, lun, lba, count, code: err.code, message: err.message });
-  }
-
   private emitLocalLock(result: 'granted' | 'queued' | 'released', id: number, lun: number, lba: number, count: number, mode: LockModeName): void {
     const t = this.ports.telemetry;
     if (t.enabled) t.emit({ kind: 'local.lock', t: this.ports.clock.now(), node: this.name, result, id, lun, lba, count, mode });
   }
 }
-
-function asMirrorlabError(err: unknown): MirrorlabError {
-  if (err instanceof MirrorlabError) return err;
-  return new MirrorlabError('ML_ERR_UNEXPECTED', err instanceof Error ? err.message : String(err));
-}
-

@@ -49,6 +49,36 @@ export function ownerKey(owner: LockOwner): string {
   return owner.kind === 'mirror' ? `m:${owner.peer}:${owner.lockId}` : `l:${owner.id}`;
 }
 
+/**
+ * Values by lock owner. Mirror owners are looked up by peer, then lock id; local owners by id.
+ * The target asks "does this owner hold a lock" for every mirrored write, so this avoids building
+ * an {@link ownerKey} string (and hashing it) on every question.
+ */
+class OwnerIndex<T> {
+  private readonly mirror = new Map<string, Map<number, T>>();
+  private readonly local = new Map<number, T>();
+
+  get(owner: LockOwner): T | undefined {
+    return owner.kind === 'mirror' ? this.mirror.get(owner.peer)?.get(owner.lockId) : this.local.get(owner.id);
+  }
+
+  set(owner: LockOwner, value: T): void {
+    if (owner.kind === 'local') {
+      this.local.set(owner.id, value);
+      return;
+    }
+    let byLockId = this.mirror.get(owner.peer);
+    if (!byLockId) this.mirror.set(owner.peer, (byLockId = new Map()));
+    byLockId.set(owner.lockId, value);
+  }
+
+  delete(owner: LockOwner): boolean {
+    return owner.kind === 'mirror' ? this.mirror.get(owner.peer)?.delete(owner.lockId) === true : this.local.delete(owner.id);
+  }
+}
+
+const GRANTED: AcquireResult = Object.freeze({ granted: true });
+
 interface LocalWaiter {
   lock: RegionLock;
   granted: () => void;
@@ -69,7 +99,9 @@ export class LockTableFullError extends MirrorlabError {
 
 export class RegionLockTable {
   private readonly byLun = new Map<number, RegionLock[]>();
-  private readonly byOwner = new Map<string, RegionLock>();
+  /** Every lock held, in the order taken. */
+  private readonly taken = new Set<RegionLock>();
+  private readonly byOwner = new OwnerIndex<RegionLock>();
   private readonly rejections = new Map<string, Rejection>();
   private readonly localWaiters: LocalWaiter[] = [];
   private readonly releaseListeners: ((lock: RegionLock) => void)[] = [];
@@ -80,7 +112,7 @@ export class RegionLockTable {
   }
 
   get size(): number {
-    return this.byOwner.size;
+    return this.taken.size;
   }
 
   get waitingLocal(): number {
@@ -94,14 +126,13 @@ export class RegionLockTable {
 
   /** Try to take a lock now. Local locks are also refused while a rejection covers the region. */
   tryAcquire(lock: RegionLock): AcquireResult {
-    const key = ownerKey(lock.owner);
-    assert(!this.byOwner.has(key), `lock owner ${key} already holds a lock`);
+    if (this.byOwner.get(lock.owner) !== undefined) assert(false, `lock owner ${ownerKey(lock.owner)} already holds a lock`);
     assert(lock.count >= 1 && lock.lba >= 0, 'lock range must be non-empty');
     const blocker = this.conflict(lock.lun, lock.lba, lock.count) ?? this.rejectionBlocking(lock);
     if (blocker) return { granted: false, blocker };
-    if (this.byOwner.size >= this.limits.locksMax) throw new LockTableFullError(`lock table full (${this.limits.locksMax} locks)`);
+    if (this.taken.size >= this.limits.locksMax) throw new LockTableFullError(`lock table full (${this.limits.locksMax} locks)`);
     this.insert(lock);
-    return { granted: true };
+    return GRANTED;
   }
 
   /**
@@ -123,12 +154,12 @@ export class RegionLockTable {
 
   /** Release the lock `owner` holds. Returns it, or undefined if it held none. */
   release(owner: LockOwner): RegionLock | undefined {
-    const key = ownerKey(owner);
-    const lock = this.byOwner.get(key);
+    const lock = this.byOwner.get(owner);
     if (!lock) return undefined;
-    this.byOwner.delete(key);
+    this.byOwner.delete(owner);
+    this.taken.delete(lock);
     const list = this.byLun.get(lock.lun)!;
-    list.splice(list.indexOf(lock), 1);
+    list.splice(firstEndingAfter(list, lock.lba), 1);
     for (const listener of this.releaseListeners) listener(lock);
     this.retryLocal();
     return lock;
@@ -150,12 +181,12 @@ export class RegionLockTable {
 
   /** The lock `owner` holds, if any. */
   held(owner: LockOwner): RegionLock | undefined {
-    return this.byOwner.get(ownerKey(owner));
+    return this.byOwner.get(owner);
   }
 
   /** Does `owner` hold a lock covering all of [lba, lba + count) on `lun`? */
   covers(owner: LockOwner, lun: number, lba: number, count: number): boolean {
-    const lock = this.byOwner.get(ownerKey(owner));
+    const lock = this.byOwner.get(owner);
     return lock !== undefined && lock.lun === lun && lock.lba <= lba && lba + count <= lock.lba + lock.count;
   }
 
@@ -171,7 +202,7 @@ export class RegionLockTable {
 
   /** Every lock held, for reports and tests. */
   locks(): RegionLock[] {
-    return [...this.byOwner.values()];
+    return [...this.taken];
   }
 
   private conflict(lun: number, lba: number, count: number): RegionLock | undefined {
@@ -203,7 +234,8 @@ export class RegionLockTable {
     let list = this.byLun.get(lock.lun);
     if (!list) this.byLun.set(lock.lun, (list = []));
     list.splice(firstEndingAfter(list, lock.lba), 0, lock);
-    this.byOwner.set(ownerKey(lock.owner), lock);
+    this.taken.add(lock);
+    this.byOwner.set(lock.owner, lock);
   }
 
   /**
@@ -211,6 +243,7 @@ export class RegionLockTable {
    * regions: none is granted while an earlier waiter on an overlapping range still waits.
    */
   private retryLocal(): void {
+    if (this.localWaiters.length === 0) return; // the usual case, on every mirror unlock
     const granted: LocalWaiter[] = [];
     for (let i = 0; i < this.localWaiters.length; i++) {
       const w = this.localWaiters[i]!;
@@ -230,8 +263,11 @@ export class RegionLockTable {
   }
 }
 
-/** Locks in a LUN never overlap, so sorted by start they are sorted by end too: binary search. */
-function firstEndingAfter(list: readonly RegionLock[], lba: number): number {
+/**
+ * Index of the first range in `list` that ends after `lba`. The ranges must not overlap (locks in a
+ * LUN never do), so sorted by start they are sorted by end too: binary search.
+ */
+export function firstEndingAfter(list: readonly { readonly lba: number; readonly count: number }[], lba: number): number {
   let lo = 0;
   let hi = list.length;
   while (lo < hi) {

@@ -94,22 +94,33 @@ export class SequencedLog<E extends LogEntry> {
    * A single request larger than the log's maxima can never be satisfied: that is a caller bug.
    */
   reserve(entries: number, bytes: number, grant: () => void): boolean {
+    if (this.tryReserve(entries, bytes)) {
+      grant();
+      return true;
+    }
     assert(
       entries <= this.limits.entriesMax && bytes <= this.limits.bytesMax,
       `${this.name}: a request for ${entries} entries / ${bytes} bytes can never fit (max ${this.limits.entriesMax} / ${this.limits.bytesMax})`,
     );
-    if (this.waiting === 0 && this.fits(entries, bytes)) {
-      this.take(entries, bytes);
-      grant();
-      return true;
-    }
     this.waiters.push({ entries, bytes, grant });
     return false;
   }
 
+  /**
+   * Claim room for `entries` entries of `bytes` bytes if there is room now and nobody is waiting
+   * ahead; true if claimed. Lets the hot path skip making the `grant` callback that a waiting
+   * request needs: try this first, and {@link reserve} only if it fails.
+   */
+  tryReserve(entries: number, bytes: number): boolean {
+    if (this.waiting !== 0 || !this.fits(entries, bytes)) return false;
+    this.take(entries, bytes);
+    return true;
+  }
+
   /** Give back room reserved and not used. */
   unreserve(entries: number, bytes: number): void {
-    assert(entries <= this.reservedEntries && bytes <= this.reservedBytes, `${this.name}: unreserving more than reserved`);
+    // The message is built only on failure: this runs for most host writes.
+    if (entries > this.reservedEntries || bytes > this.reservedBytes) assert(false, `${this.name}: unreserving more than reserved`);
     this.reservedEntries -= entries;
     this.reservedBytes -= bytes;
     this.grantWaiters();
@@ -120,13 +131,14 @@ export class SequencedLog<E extends LogEntry> {
    * reservation; without it the log must have room now (the commit log checks `fits` first).
    */
   append(entry: E, reserved = false): void {
-    assert(entry.seq === this.nextSeq, `${this.name}: append seq ${entry.seq}, expected ${this.nextSeq}`);
+    // Each assert builds its message only when it fails: this runs for every frame.
+    if (entry.seq !== this.nextSeq) assert(false, `${this.name}: append seq ${entry.seq}, expected ${this.nextSeq}`);
     if (reserved) {
-      assert(this.reservedEntries >= 1 && this.reservedBytes >= entry.bytes, `${this.name}: append beyond reservation`);
+      if (this.reservedEntries < 1 || this.reservedBytes < entry.bytes) assert(false, `${this.name}: append beyond reservation`);
       this.reservedEntries -= 1;
       this.reservedBytes -= entry.bytes;
-    } else {
-      assert(this.fits(1, entry.bytes), `${this.name}: append to a full log`);
+    } else if (!this.fits(1, entry.bytes)) {
+      assert(false, `${this.name}: append to a full log`);
     }
     if (this.size === this.ring.length) this.grow();
     this.ring[(this.head + this.size) & (this.ring.length - 1)] = entry;

@@ -1,44 +1,62 @@
 import { assert } from '../errors.ts';
-import type { LockModeName } from '../locks/region-lock-table.ts';
+import { firstEndingAfter, type LockModeName } from '../locks/region-lock-table.ts';
 import type { LockSession } from './types.ts';
 
 /** The lock region a request falls in: whole regions of `regionSectors`, covering the request. */
-export function lockRegion(lun: number, lba: number, count: number, regionSectors: number): { key: string; lba: number; count: number } {
+export function lockRegion(lba: number, count: number, regionSectors: number): { lba: number; count: number } {
   const first = Math.floor(lba / regionSectors);
   const last = Math.floor((lba + count - 1) / regionSectors);
-  return { key: `${lun}:${first}:${last}`, lba: first * regionSectors, count: (last - first + 1) * regionSectors };
+  return { lba: first * regionSectors, count: (last - first + 1) * regionSectors };
 }
 
 /**
- * The source's open lock sessions, least recently used first. Lookups by region key are O(1);
- * the overlap scan runs only when a session opens, so the per-write cost stays a map lookup.
+ * The source's open lock sessions, least recently used first.
+ *
+ * Sessions of a LUN never overlap: a session opens only once every overlapping one has ended. So
+ * each LUN's sessions are kept sorted by start, and both questions asked on the data path, "which
+ * session is on this region" (every write) and "which sessions are in its way" (every new
+ * session), are a binary search, with no key string built per write. The LRU order is an
+ * insertion-ordered set of the session objects.
  */
 export class LockSessionTable {
-  private readonly byKey = new Map<string, LockSession>();
+  /** Open sessions, least recently used first. */
+  private readonly lru = new Set<LockSession>();
+  /** Open sessions of each LUN, sorted by start. */
+  private readonly byLun = new Map<number, LockSession[]>();
   private readonly byId = new Map<number, LockSession>();
   private nextLockId = 1;
   /** Sessions whose LOCK waits for its grant. */
   awaitingGrant = 0;
 
   get size(): number {
-    return this.byKey.size;
+    return this.lru.size;
   }
 
-  get(key: string): LockSession | undefined {
-    return this.byKey.get(key);
+  /** The open write session on exactly the region [lba, lba + count) of `lun`, if any. */
+  get(lun: number, lba: number, count: number): LockSession | undefined {
+    const list = this.byLun.get(lun);
+    if (list === undefined) return undefined;
+    const s = list[firstEndingAfter(list, lba)];
+    return s !== undefined && s.lba === lba && s.count === count && s.mode === 'write' ? s : undefined;
   }
 
   byLockId(lockId: number): LockSession | undefined {
     return this.byId.get(lockId);
   }
 
-  open(key: string, lun: number, lba: number, count: number, mode: LockModeName, grantWanted: boolean, now: number): LockSession {
-    assert(!this.byKey.has(key), `lock session ${key} is already open`);
+  /** Open a session on a range no open session of `lun` overlaps (the caller ended those first). */
+  open(lun: number, lba: number, count: number, mode: LockModeName, grantWanted: boolean, now: number): LockSession {
+    let list = this.byLun.get(lun);
+    if (list === undefined) this.byLun.set(lun, (list = []));
+    const at = firstEndingAfter(list, lba);
+    const next = list[at];
+    if (next !== undefined && next.lba < lba + count) assert(false, `LUN ${lun}: a lock session on [${lba}, +${count}) overlaps an open one`);
     const session: LockSession = {
-      key, lockId: this.nextLockId++, lun, lba, count, mode, lockSeq: 0, grantWanted, granted: false,
+      lockId: this.nextLockId++, lun, lba, count, mode, lockSeq: 0, grantWanted, granted: false,
       held: [], blocked: [], lastUse: now, closed: false, onGranted: null,
     };
-    this.byKey.set(key, session);
+    list.splice(at, 0, session);
+    this.lru.add(session);
     this.byId.set(session.lockId, session);
     if (grantWanted) this.awaitingGrant++;
     return session;
@@ -47,8 +65,8 @@ export class LockSessionTable {
   /** Mark a session as just used: it moves to the back of the LRU order. */
   touch(session: LockSession, now: number): void {
     session.lastUse = now;
-    this.byKey.delete(session.key);
-    this.byKey.set(session.key, session);
+    this.lru.delete(session);
+    this.lru.add(session);
   }
 
   markGranted(session: LockSession): void {
@@ -59,8 +77,11 @@ export class LockSessionTable {
 
   /** Forget a session (its UNLOCK has been appended). Its lock id stays known until `retire`. */
   close(session: LockSession): void {
+    assert(!session.closed, 'lock session closed twice');
     session.closed = true;
-    this.byKey.delete(session.key);
+    this.lru.delete(session);
+    const list = this.byLun.get(session.lun)!;
+    list.splice(firstEndingAfter(list, session.lba), 1);
     if (session.grantWanted && !session.granted) this.awaitingGrant--;
   }
 
@@ -69,17 +90,19 @@ export class LockSessionTable {
     this.byId.delete(lockId);
   }
 
-  /** Open sessions overlapping [lba, lba + count) on `lun`. */
+  /** Open sessions overlapping [lba, lba + count) on `lun`, least recently used first. */
   overlapping(lun: number, lba: number, count: number): LockSession[] {
     const found: LockSession[] = [];
-    for (const s of this.byKey.values()) {
-      if (s.lun === lun && s.lba < lba + count && lba < s.lba + s.count) found.push(s);
-    }
+    const list = this.byLun.get(lun);
+    if (list === undefined) return found;
+    for (let i = firstEndingAfter(list, lba); i < list.length && list[i]!.lba < lba + count; i++) found.push(list[i]!);
+    // Callers end them in this order, which decides the order of their UNLOCKs in the stream.
+    if (found.length > 1) return [...this.lru].filter((s) => found.includes(s));
     return found;
   }
 
   /** Open sessions, least recently used first. */
   values(): IterableIterator<LockSession> {
-    return this.byKey.values();
+    return this.lru.values();
   }
 }

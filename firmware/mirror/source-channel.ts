@@ -105,6 +105,9 @@ export class SourceChannel implements SourceChannelControl {
   private lastPhase: SourcePhase = 'idle';
   private ackTimer: unknown = null;
   private idleTimer: unknown = null;
+  /** Timer callbacks, made once: the timers are re-armed about once per write. */
+  private readonly ackTimerFired = (): void => this.onAckTimer();
+  private readonly idleTimerFired = (): void => this.onIdleTimer();
 
   constructor(private readonly cfg: SourceChannelConfig, private readonly deps: ChannelDeps) {
     this.log = new SequencedLog(`rollback log ${deps.node}->${deps.peer}`, {
@@ -156,10 +159,15 @@ export class SourceChannel implements SourceChannelControl {
   /** Mirror one host write. Claims room for its LOCK, data and UNLOCK; waits while the log is full. */
   submit(w: ChannelWrite): void {
     assert(w.count >= 1 && w.data.length > 0 && w.data.length % w.count === 0, 'a mirrored write covers whole sectors');
-    this.log.reserve(3, w.data.length + 3 * OH, () => {
-      w.admitted();
-      this.place(w);
-    });
+    const bytes = w.data.length + 3 * OH;
+    // Usually there is room at once: then no callback is made for the wait (this runs per write).
+    if (this.log.tryReserve(3, bytes)) this.admit(w);
+    else this.log.reserve(3, bytes, () => this.admit(w));
+  }
+
+  private admit(w: ChannelWrite): void {
+    w.admitted();
+    this.place(w);
   }
 
   /**
@@ -401,16 +409,17 @@ export class SourceChannel implements SourceChannelControl {
 
   /** Put an admitted write into its lock session (holding its reservation of 3 entries). */
   private place(w: ChannelWrite): void {
-    const region = lockRegion(w.lun, w.lba, w.count, this.cfg.regionSectors(w.lun));
-    let session: LockSession | null | undefined = this.sessions.get(region.key);
+    const region = lockRegion(w.lba, w.count, this.cfg.regionSectors(w.lun));
+    let session: LockSession | null | undefined = this.sessions.get(w.lun, region.lba, region.count);
     if (session) {
       this.log.unreserve(2, 2 * OH);
+      this.sessions.touch(session, this.deps.clock.now());
     } else {
+      // A session just opened is already the most recently used, as of now.
       session = this.openSession(region, w.lun, 'write', w.mode === 'sync', () => this.place(w));
       if (!session) return;
       this.appendLock(session);
     }
-    this.sessions.touch(session, this.deps.clock.now());
     if (session.grantWanted && !session.granted) session.held.push(w);
     else this.appendWrite(session, w);
     this.armIdleTimer();
@@ -425,7 +434,7 @@ export class SourceChannel implements SourceChannelControl {
    * still held), `retry` runs once it can, and this returns null.
    */
   private openSession(
-    region: { key: string; lba: number; count: number }, lun: number, mode: 'read' | 'write', grantWanted: boolean, retry: () => void,
+    region: { lba: number; count: number }, lun: number, mode: 'read' | 'write', grantWanted: boolean, retry: () => void,
   ): LockSession | null {
     const overlapping = this.sessions.overlapping(lun, region.lba, region.count);
     const busy = overlapping.find((s) => !this.closable(s));
@@ -442,7 +451,7 @@ export class SourceChannel implements SourceChannelControl {
         }
       }
     }
-    return this.sessions.open(region.key, lun, region.lba, region.count, mode, grantWanted, this.deps.clock.now());
+    return this.sessions.open(lun, region.lba, region.count, mode, grantWanted, this.deps.clock.now());
   }
 
   private closable(s: LockSession): boolean {
@@ -452,7 +461,7 @@ export class SourceChannel implements SourceChannelControl {
   private closeSession(s: LockSession): void {
     this.sessions.close(s);
     this.append('unlock', s.lun, s.lockId, 0, null, { type: FrameType.Unlock, lun: s.lun, seq: this.log.nextSeq, flags: 0, lockId: s.lockId });
-    for (const run of s.blocked.splice(0)) run();
+    runAll(s.blocked);
   }
 
   private grant(session: LockSession): void {
@@ -462,12 +471,11 @@ export class SourceChannel implements SourceChannelControl {
     const onGranted = session.onGranted;
     session.onGranted = null;
     onGranted?.();
-    for (const run of session.blocked.splice(0)) run();
+    runAll(session.blocked);
   }
 
   private placeReadLock(lun: number, lba: number, count: number, granted: (release: () => void) => void): void {
-    const region = { key: `r:${lun}:${lba}:${count}:${this.log.nextSeq}`, lba, count };
-    const session = this.openSession(region, lun, 'read', true, () => this.placeReadLock(lun, lba, count, granted));
+    const session = this.openSession({ lba, count }, lun, 'read', true, () => this.placeReadLock(lun, lba, count, granted));
     if (!session) return;
     session.onGranted = () => granted(() => this.releaseReadLock(session));
     // Not speculative: the LOCK goes out once everything before it is confirmed.
@@ -482,7 +490,7 @@ export class SourceChannel implements SourceChannelControl {
     if (session.closed) return;
     this.sessions.close(session);
     this.append('unlock', session.lun, session.lockId, 0, null, { type: FrameType.Unlock, lun: session.lun, seq: this.log.nextSeq, flags: 0, lockId: session.lockId });
-    for (const run of session.blocked.splice(0)) run();
+    runAll(session.blocked);
     this.pump();
     this.updatePhase();
   }
@@ -496,7 +504,7 @@ export class SourceChannel implements SourceChannelControl {
     if (this.idleTimer !== null || this.sessions.size === 0) return;
     const oldest = this.sessions.values().next().value!;
     const delay = oldest.lastUse + this.cfg.lockSessionIdleMs - this.deps.clock.now();
-    this.idleTimer = this.deps.clock.setTimeout(() => this.onIdleTimer(), Math.max(0, delay));
+    this.idleTimer = this.deps.clock.setTimeout(this.idleTimerFired, Math.max(0, delay));
   }
 
   private onIdleTimer(): void {
@@ -593,7 +601,7 @@ export class SourceChannel implements SourceChannelControl {
     if (this.ackTimer !== null || !this.gate || this.cursor <= this.log.firstSeq) return;
     const head = this.log.peek()!;
     const delay = head.sentAt + this.rto.rtoMs - this.deps.clock.now();
-    this.ackTimer = this.deps.clock.setTimeout(() => this.onAckTimer(), Math.max(0, delay));
+    this.ackTimer = this.deps.clock.setTimeout(this.ackTimerFired, Math.max(0, delay));
   }
 
   private onAckTimer(): void {
@@ -603,4 +611,13 @@ export class SourceChannel implements SourceChannelControl {
     if (this.deps.clock.now() + EPSILON_MS >= head.sentAt + this.rto.rtoMs) this.chart?.send({ type: 'ack.timeout' });
     else this.armAckTimer();
   }
+}
+
+/**
+ * Run every callback waiting in `list`, emptying it first (a callback may queue itself again).
+ * Checks for none first: sessions end about once per write, and usually nobody waits on them.
+ */
+function runAll(list: (() => void)[]): void {
+  if (list.length === 0) return;
+  for (const run of list.splice(0)) run();
 }

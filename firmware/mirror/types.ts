@@ -37,7 +37,6 @@ export interface ChannelWrite {
  * before their holder proceeds, and writes to their region wait until they are released.
  */
 export interface LockSession {
-  readonly key: string;
   readonly lockId: number;
   readonly lun: number;
   readonly lba: number;

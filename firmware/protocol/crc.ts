@@ -9,7 +9,8 @@ import { crc32c as nativeCrc32c } from '@node-rs/crc32';
  */
 const SMALL_BYTES_MAX = 128;
 
-const TABLES = makeTables();
+// Module constants, not an array destructured per call: this runs several times per frame.
+const [T0, T1, T2, T3] = makeTables() as [Uint32Array, Uint32Array, Uint32Array, Uint32Array];
 
 function makeTables(): Uint32Array[] {
   const t0 = new Uint32Array(256);
@@ -35,13 +36,12 @@ export function crc32cRange(b: Uint8Array, start: number, end: number, initial =
 
 /** The table-driven CRC32C (exported for the equivalence test). */
 export function crc32cSmall(b: Uint8Array, start: number, end: number, initial = 0): number {
-  const [t0, t1, t2, t3] = TABLES as [Uint32Array, Uint32Array, Uint32Array, Uint32Array];
   let c = ~initial >>> 0;
   let i = start;
   for (; i + 4 <= end; i += 4) {
     c ^= b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24);
-    c = t3[c & 0xff]! ^ t2[(c >>> 8) & 0xff]! ^ t1[(c >>> 16) & 0xff]! ^ t0[c >>> 24]!;
+    c = T3[c & 0xff]! ^ T2[(c >>> 8) & 0xff]! ^ T1[(c >>> 16) & 0xff]! ^ T0[c >>> 24]!;
   }
-  for (; i < end; i++) c = t0[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
+  for (; i < end; i++) c = T0[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
   return ~c >>> 0;
 }

@@ -167,7 +167,13 @@ export class FrameDecoder {
     } else {
       this.backlog.push(chunk);
     }
-    this.run(() => this.drain());
+    // Inline rather than through run(): push() runs once per frame on a packet link.
+    this.draining = true;
+    try {
+      this.drain();
+    } finally {
+      this.draining = false;
+    }
   }
 
   /** The byte stream ended: report what was left (garbage, a truncated frame) and start afresh. */

@@ -2,11 +2,11 @@ import { assert } from '../errors.ts';
 import { CRC_BYTES, FRAME_OVERHEAD_BYTES, FrameType, HEADER_BYTES, U64_FIELD_MAX, frameTypeName } from './frame.ts';
 import type { Frame } from './frame.ts';
 import { rawFieldsOf } from './fields.ts';
-import { OFF_HEADER_CRC, U32_MAX, frameBytesFor, writeRawFields, writeU32 } from './layout.ts';
+import { OFF_HEADER_CRC, U32_MAX, emptyRawFields, frameBytesFor, writeRawFields, writeU32 } from './layout.ts';
 import type { RawFields } from './layout.ts';
 import { crc32cRange } from './crc.ts';
 import { FrameBytes } from './frame-bytes.ts';
-import { fieldLabel, fieldProblem } from './rules.ts';
+import { fieldLabel, fieldProblem, fieldsAllowed } from './rules.ts';
 import type { FieldKey } from './rules.ts';
 
 /** Bytes `encodeFrame(frame)` returns. */
@@ -23,16 +23,19 @@ export function encodeFrame(frame: Frame): Uint8Array {
   return encodeFrameWith(frame, sharedFrameBytes);
 }
 
-/** The frame-buffer slabs of this process (one thread: JavaScript has no shared mutable memory here). */
+/**
+ * Scratch state of this process's encoder: frame-buffer slabs, and the raw fields of the frame
+ * being encoded (reused: encoding is synchronous and calls nothing that could encode again).
+ * One thread, so nothing here is shared with anyone else.
+ */
 const sharedFrameBytes = new FrameBytes();
+const scratchRaw = emptyRawFields();
 
 function encodeFrameWith(frame: Frame, frameBytes: FrameBytes): Uint8Array {
-  const raw = rawFieldsOf(frame);
-  assertWidths(raw);
-  const problem = fieldProblem(raw);
-  if (problem !== null) {
-    assert(false, `cannot encode ${frameTypeName(raw.type)} seq ${raw.seq}: ${problem.field} = ${problem.value} is not allowed; ${problem.allowed}`);
-  }
+  const raw = rawFieldsOf(frame, scratchRaw);
+  // The cheap checks pass for every frame our firmware builds; only when one fails are the
+  // descriptive checks run, to say what is wrong. Both read the same limits and rules.
+  if (!fitsSlots(raw) || !fieldsAllowed(raw)) assertEncodable(raw);
   const total = frameBytesFor(raw.payloadLength);
   const out = frameBytes.take(total);
   writeRawFields(out, raw);
@@ -46,23 +49,46 @@ function encodeFrameWith(frame: Frame, frameBytes: FrameBytes): Uint8Array {
   return out;
 }
 
-const WIDTHS: ReadonlyArray<readonly [FieldKey | 'lun', number]> = [
-  ['flags', 0xff],
-  ['code', 0xff],
-  ['lun', 0xffff],
-  ['seq', U64_FIELD_MAX],
-  ['lba', U64_FIELD_MAX],
-  ['tag', U64_FIELD_MAX],
-  ['lockId', U32_MAX],
-  ['count', U32_MAX],
-  ['payloadLength', U32_MAX],
-];
+/** The largest value each header field's slot holds (layout in frame.ts). */
+const SLOT_MAX: Readonly<Record<FieldKey | 'lun', number>> = {
+  flags: 0xff,
+  code: 0xff,
+  lun: 0xffff,
+  seq: U64_FIELD_MAX,
+  lba: U64_FIELD_MAX,
+  tag: U64_FIELD_MAX,
+  lockId: U32_MAX,
+  count: U32_MAX,
+  payloadLength: U32_MAX,
+};
+
+function fits(value: number, max: number): boolean {
+  return Number.isInteger(value) && value >= 0 && value <= max;
+}
+
+/** Every field is an integer that fits its slot (written out field by field: this runs per frame). */
+function fitsSlots(raw: RawFields): boolean {
+  return (
+    fits(raw.flags, SLOT_MAX.flags) && fits(raw.code, SLOT_MAX.code) && fits(raw.lun, SLOT_MAX.lun) &&
+    fits(raw.seq, SLOT_MAX.seq) && fits(raw.lba, SLOT_MAX.lba) && fits(raw.tag, SLOT_MAX.tag) &&
+    fits(raw.lockId, SLOT_MAX.lockId) && fits(raw.count, SLOT_MAX.count) && fits(raw.payloadLength, SLOT_MAX.payloadLength)
+  );
+}
+
+/** Fails an assert naming the first field that does not fit its slot or its type's rules. */
+function assertEncodable(raw: RawFields): void {
+  assertWidths(raw);
+  const problem = fieldProblem(raw);
+  if (problem !== null) {
+    assert(false, `cannot encode ${frameTypeName(raw.type)} seq ${raw.seq}: ${problem.field} = ${problem.value} is not allowed; ${problem.allowed}`);
+  }
+}
 
 /** Every field is an integer that fits its slot; otherwise the write would silently wrap. */
 function assertWidths(raw: RawFields): void {
-  for (const [key, max] of WIDTHS) {
+  for (const [key, max] of Object.entries(SLOT_MAX) as [FieldKey | 'lun', number][]) {
     const value: unknown = raw[key];
-    if (Number.isInteger(value) && (value as number) >= 0 && (value as number) <= max) continue;
+    if (fits(value as number, max)) continue;
     const name = key === 'lun' ? 'lun' : fieldLabel(raw.type as FrameType, key);
     assert(false, `cannot encode ${frameTypeName(raw.type)}: ${name} must be an integer from 0 to ${max}, got ${String(value)}`);
   }

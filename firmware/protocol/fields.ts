@@ -1,23 +1,23 @@
 import { AssertionError, assert } from '../errors.ts';
 import { FrameType, frameTypeName } from './frame.ts';
 import type { Frame } from './frame.ts';
-import { emptyRawFields } from './layout.ts';
+import { clearRawFields, emptyRawFields } from './layout.ts';
 import type { RawFields } from './layout.ts';
 
 /**
  * The per-type mapping between a {@link Frame} object and the header's raw fields, both ways.
  * HELLO reuses lba/tag/lockId/count/code as sessionId/windowBytes/controllerId/windowEntries/policy;
  * LOCK_REJECTED carries its reason in `code` and its action in `count`. Fields a type does not
- * use stay 0 here, and rules.ts insists on it.
+ * use stay 0 here, and rules.ts insists on it. `into` lets the encoder reuse one scratch object
+ * instead of allocating one per frame.
  */
-export function rawFieldsOf(frame: Frame): RawFields {
-  const raw = emptyRawFields();
-  raw.type = frame.type;
-  raw.flags = frame.flags;
-  raw.lun = frame.lun;
-  raw.seq = frame.seq;
+export function rawFieldsOf(frame: Frame, into: RawFields = emptyRawFields()): RawFields {
+  const raw = clearRawFields(into);
+  // Each case reads the common fields itself: read once before the switch, those loads would see
+  // every frame type's object shape (megamorphic), and this runs for every frame encoded.
   switch (frame.type) {
     case FrameType.Hello:
+      setCommon(raw, FrameType.Hello, frame.flags, frame.lun, frame.seq);
       raw.lba = frame.sessionId;
       raw.tag = frame.windowBytes;
       raw.lockId = frame.controllerId;
@@ -25,13 +25,16 @@ export function rawFieldsOf(frame: Frame): RawFields {
       raw.code = frame.policy;
       break;
     case FrameType.Lock:
+      setCommon(raw, FrameType.Lock, frame.flags, frame.lun, frame.seq);
       raw.lockId = frame.lockId;
       raw.lba = frame.lba;
       raw.count = frame.count;
       raw.code = frame.mode;
       break;
     case FrameType.Write:
-      assert(frame.data instanceof Uint8Array, `WRITE seq ${frame.seq}: data must be a Uint8Array`);
+      setCommon(raw, FrameType.Write, frame.flags, frame.lun, frame.seq);
+      // The message is built only on failure: this runs for every WRITE.
+      if (!(frame.data instanceof Uint8Array)) assert(false, `WRITE seq ${frame.seq}: data must be a Uint8Array`);
       raw.lockId = frame.lockId;
       raw.lba = frame.lba;
       raw.tag = frame.tag;
@@ -39,22 +42,33 @@ export function rawFieldsOf(frame: Frame): RawFields {
       break;
     case FrameType.Unlock:
     case FrameType.LockGranted:
+      setCommon(raw, frame.type, frame.flags, frame.lun, frame.seq);
       raw.lockId = frame.lockId;
       break;
     case FrameType.LockRejected:
+      setCommon(raw, FrameType.LockRejected, frame.flags, frame.lun, frame.seq);
       raw.lockId = frame.lockId;
       raw.code = frame.reason;
       raw.count = frame.action;
       break;
     case FrameType.Nak:
+      setCommon(raw, FrameType.Nak, frame.flags, frame.lun, frame.seq);
       raw.code = frame.reason;
       break;
     case FrameType.Ack:
+      setCommon(raw, FrameType.Ack, frame.flags, frame.lun, frame.seq);
       break;
     default:
       assert(false, `cannot encode a frame of unknown type ${frameTypeName((frame as { type: number }).type)}`);
   }
   return raw;
+}
+
+function setCommon(raw: RawFields, type: FrameType, flags: number, lun: number, seq: number): void {
+  raw.type = type;
+  raw.flags = flags;
+  raw.lun = lun;
+  raw.seq = seq;
 }
 
 /**

@@ -41,6 +41,21 @@ export function emptyRawFields(): RawFields {
   return { type: 0, flags: 0, code: 0, lun: 0, seq: 0, lba: 0, tag: 0, lockId: 0, count: 0, payloadLength: 0 };
 }
 
+/** Set every field of `raw` to 0 (a scratch object about to be reused); returns it. */
+export function clearRawFields(raw: RawFields): RawFields {
+  raw.type = 0;
+  raw.flags = 0;
+  raw.code = 0;
+  raw.lun = 0;
+  raw.seq = 0;
+  raw.lba = 0;
+  raw.tag = 0;
+  raw.lockId = 0;
+  raw.count = 0;
+  raw.payloadLength = 0;
+  return raw;
+}
+
 export function readU16(b: Uint8Array, p: number): number {
   return (b[p]! << 8) | b[p + 1]!;
 }

@@ -19,7 +19,7 @@ import {
   readU64,
 } from './layout.ts';
 import type { RawFields } from './layout.ts';
-import { fieldProblem, isKnownFrameType } from './rules.ts';
+import { fieldProblem, fieldsAllowed, isKnownFrameType } from './rules.ts';
 
 /**
  * The checks shared by the one-shot and the streaming decoder, in the order DESIGN 2.3 implies:
@@ -74,7 +74,8 @@ export function readFrame(
   const computed = crc32cRange(b, p + OFF_HEADER_CRC, crcAt, readU32(b, p + OFF_HEADER_CRC));
   if (carried !== computed) return crcError(headerInfo(b, p), carried, computed);
   readRawFields(b, p, raw);
-  const problem = fieldProblem(raw);
+  // The fast verdict first; the descriptive one only for a frame that is actually wrong.
+  const problem = fieldsAllowed(raw) ? null : fieldProblem(raw);
   if (problem !== null) return fieldError(headerInfo(b, p), problem.field, problem.value, problem.allowed);
   if (raw.type !== FrameType.Write) return frameOf(raw, NO_DATA);
   const start = p + HEADER_BYTES;

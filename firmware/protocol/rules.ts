@@ -1,3 +1,4 @@
+import { assert } from '../errors.ts';
 import {
   FrameFlag,
   FrameType,
@@ -17,10 +18,32 @@ import type { RawFields } from './layout.ts';
  * decodes, and the reverse. The rules themselves are explained in frame.ts's header comment.
  */
 interface Rule {
-  ok(v: number): boolean;
+  /** Smallest and largest value allowed. */
+  readonly min: number;
+  readonly max: number;
+  /** Flag fields: the bits that may be set. Other fields: ALL_BITS (any bit). */
+  readonly bits: number;
+  /**
+   * Enumerated fields: the allowed values as a bit set (bit v set: value v allowed; enumerations
+   * stay below 32). Other fields: ALL_BITS, which lets every value through.
+   */
+  readonly members: number;
   /** What is allowed, for the error message. */
-  allowed: string;
-  hex?: boolean;
+  readonly allowed: string;
+  readonly hex: boolean;
+}
+
+/** Every bit of a 32-bit set: no restriction (for `v & ~bits` and `(members >>> v) & 1` alike). */
+const ALL_BITS = -1;
+
+/**
+ * Rules are plain data and this is the one predicate over them, so the fast check and the
+ * descriptive one below cannot disagree. Values are integers (the decoder reads them from fixed
+ * slots; the encoder checks that first), so the bit tests are exact: with ALL_BITS they pass for
+ * any value, and enumerated fields only reach them with a value in [min, max], below 32.
+ */
+function allows(rule: Rule, v: number): boolean {
+  return v >= rule.min && v <= rule.max && (v & ~rule.bits) === 0 && ((rule.members >>> v) & 1) === 1;
 }
 
 export type FieldKey = 'flags' | 'code' | 'seq' | 'lba' | 'tag' | 'lockId' | 'count' | 'payloadLength';
@@ -34,26 +57,46 @@ export interface FieldProblem {
   allowed: string;
 }
 
-const ZERO: Rule = { ok: (v) => v === 0, allowed: 'this frame type does not use the field, so it must be 0' };
-const U64: Rule = { ok: (v) => v <= U64_FIELD_MAX, allowed: 'allowed: 0 to 2^53-1' };
-const U64_MIN1: Rule = { ok: (v) => v >= 1 && v <= U64_FIELD_MAX, allowed: 'allowed: 1 to 2^53-1' };
+function range(min: number, max: number, allowed: string): Rule {
+  return { min, max, bits: ALL_BITS, members: ALL_BITS, allowed, hex: false };
+}
+
+const ZERO = range(0, 0, 'this frame type does not use the field, so it must be 0');
+const U64 = range(0, U64_FIELD_MAX, 'allowed: 0 to 2^53-1');
+const U64_MIN1 = range(1, U64_FIELD_MAX, 'allowed: 1 to 2^53-1');
 /** u8/u16/u32 fields: the field width already bounds them. */
-const ANY: Rule = { ok: () => true, allowed: '' };
-const MIN1: Rule = { ok: (v) => v >= 1, allowed: 'allowed: at least 1' };
-const NO_PAYLOAD: Rule = { ok: (v) => v === 0, allowed: 'only WRITE frames carry a payload, so it must be 0' };
-const DATA: Rule = { ok: (v) => v >= 1, allowed: 'a WRITE carries at least 1 byte of data' };
+const ANY = range(0, Infinity, '');
+const MIN1 = range(1, Infinity, 'allowed: at least 1');
+const NO_PAYLOAD = range(0, 0, 'only WRITE frames carry a payload, so it must be 0');
+const DATA = range(1, Infinity, 'a WRITE carries at least 1 byte of data');
 
 function oneOf(values: Record<string, string | number>): Rule {
   const known = Object.entries(values).filter((e): e is [string, number] => typeof e[1] === 'number');
-  const set = new Set(known.map(([, v]) => v));
-  return { ok: (v) => set.has(v), allowed: `allowed: ${known.map(([k, v]) => `${v} (${k})`).join(', ')}` };
+  const codes = known.map(([, v]) => v);
+  assert(codes.every((v) => Number.isInteger(v) && v >= 0 && v < 32), 'enumerated field values must be integers from 0 to 31');
+  return {
+    min: Math.min(...codes),
+    max: Math.max(...codes),
+    bits: ALL_BITS,
+    members: codes.reduce((set, v) => set | (1 << v), 0),
+    allowed: `allowed: ${known.map(([k, v]) => `${v} (${k})`).join(', ')}`,
+    hex: false,
+  };
 }
 
 function flagsOf(...flags: FrameFlag[]): Rule {
   const mask = flags.reduce((m, f) => m | f, 0);
   const names = flags.map((f) => `0x${f.toString(16).padStart(2, '0')} (${FrameFlag[f]})`);
   const allowed = names.length === 0 ? 'this frame type defines no flags, so it must be 0' : `allowed bits: ${names.join(', ')}`;
-  return { ok: (v) => (v & ~mask) === 0, allowed, hex: true };
+  return { min: 0, max: Infinity, bits: mask, members: ALL_BITS, allowed, hex: true };
+}
+
+/** Every type's rules in one property order, so the fast check's loads see a single shape. */
+function typeRule(r: TypeRule): TypeRule {
+  return {
+    flags: r.flags, code: r.code, seq: r.seq, lba: r.lba, tag: r.tag, lockId: r.lockId, count: r.count, payloadLength: r.payloadLength,
+    names: r.names,
+  };
 }
 
 const STREAM_FLAGS = flagsOf(FrameFlag.Retransmit);
@@ -61,27 +104,27 @@ const NO_FLAGS = flagsOf();
 const NEVER = { lba: ZERO, tag: ZERO, lockId: ZERO, count: ZERO, code: ZERO, payloadLength: NO_PAYLOAD };
 
 const TYPE_RULES: Readonly<Record<FrameType, TypeRule>> = {
-  [FrameType.Hello]: {
+  [FrameType.Hello]: typeRule({
     flags: flagsOf(FrameFlag.Retransmit), code: oneOf(LockRejectPolicy), seq: U64, lba: U64, tag: U64, lockId: ANY, count: ANY,
     payloadLength: NO_PAYLOAD,
     names: { code: 'policy', lba: 'sessionId', tag: 'windowBytes', lockId: 'controllerId', count: 'windowEntries' },
-  },
-  [FrameType.Lock]: {
+  }),
+  [FrameType.Lock]: typeRule({
     ...NEVER, flags: flagsOf(FrameFlag.GrantWanted, FrameFlag.Retransmit), code: oneOf(LockMode), seq: U64_MIN1,
     lba: U64, lockId: MIN1, count: MIN1, names: { code: 'mode' },
-  },
-  [FrameType.Write]: {
+  }),
+  [FrameType.Write]: typeRule({
     ...NEVER, flags: STREAM_FLAGS, seq: U64_MIN1, lba: U64, tag: U64, lockId: MIN1, payloadLength: DATA,
     names: { payloadLength: 'payloadLength (data.length)' },
-  },
-  [FrameType.Unlock]: { ...NEVER, flags: STREAM_FLAGS, seq: U64_MIN1, lockId: MIN1, names: {} },
-  [FrameType.Ack]: { ...NEVER, flags: NO_FLAGS, seq: U64, names: {} },
-  [FrameType.LockGranted]: { ...NEVER, flags: NO_FLAGS, seq: U64_MIN1, lockId: MIN1, names: {} },
-  [FrameType.LockRejected]: {
+  }),
+  [FrameType.Unlock]: typeRule({ ...NEVER, flags: STREAM_FLAGS, seq: U64_MIN1, lockId: MIN1, names: {} }),
+  [FrameType.Ack]: typeRule({ ...NEVER, flags: NO_FLAGS, seq: U64, names: {} }),
+  [FrameType.LockGranted]: typeRule({ ...NEVER, flags: NO_FLAGS, seq: U64_MIN1, lockId: MIN1, names: {} }),
+  [FrameType.LockRejected]: typeRule({
     ...NEVER, flags: NO_FLAGS, code: oneOf(RejectReason), seq: U64_MIN1, lockId: MIN1, count: oneOf(RejectAction),
     names: { code: 'reason', count: 'action' },
-  },
-  [FrameType.Nak]: { ...NEVER, flags: NO_FLAGS, code: oneOf(NakReason), seq: U64_MIN1, names: { code: 'reason' } },
+  }),
+  [FrameType.Nak]: typeRule({ ...NEVER, flags: NO_FLAGS, code: oneOf(NakReason), seq: U64_MIN1, names: { code: 'reason' } }),
 };
 
 export function isKnownFrameType(type: number): type is FrameType {
@@ -98,17 +141,41 @@ function show(v: number, hex: boolean | undefined): string {
   return v > U64_FIELD_MAX ? 'a value above 2^53-1' : String(v);
 }
 
-/** The first field of `raw` its type does not allow, or null. `raw.type` must be a known type. */
+/**
+ * The end of a lock range (lba + count, exclusive) must itself be a safe integer, so that range
+ * arithmetic in the lock tables stays exact.
+ */
+function lockRangeTooLong(raw: RawFields): boolean {
+  return raw.type === FrameType.Lock && raw.lba + raw.count > U64_FIELD_MAX;
+}
+
+/**
+ * True if its type allows every field of `raw`: the verdict of `fieldProblem(raw) === null`, from
+ * the same table and predicate, but written out field by field and building nothing, because the
+ * codec asks it for every frame. `raw.type` must be a known type.
+ */
+export function fieldsAllowed(raw: RawFields): boolean {
+  const r = TYPE_RULES[raw.type as FrameType];
+  return (
+    allows(r.flags, raw.flags) && allows(r.code, raw.code) && allows(r.seq, raw.seq) && allows(r.lba, raw.lba) &&
+    allows(r.tag, raw.tag) && allows(r.lockId, raw.lockId) && allows(r.count, raw.count) &&
+    allows(r.payloadLength, raw.payloadLength) && !lockRangeTooLong(raw)
+  );
+}
+
+/**
+ * The first field of `raw` its type does not allow, or null, with what is allowed instead: the
+ * message side of {@link fieldsAllowed}, run once something is known to be wrong. `raw.type`
+ * must be a known type.
+ */
 export function fieldProblem(raw: RawFields): FieldProblem | null {
   const rules = TYPE_RULES[raw.type as FrameType];
   for (const key of FIELD_KEYS) {
     const rule = rules[key];
     const value = raw[key];
-    if (!rule.ok(value)) return { field: rules.names[key] ?? key, value: show(value, rule.hex), allowed: rule.allowed };
+    if (!allows(rule, value)) return { field: rules.names[key] ?? key, value: show(value, rule.hex), allowed: rule.allowed };
   }
-  // The end of a lock range (lba + count, exclusive) must itself be a safe integer, so that range
-  // arithmetic in the lock tables stays exact.
-  if (raw.type === FrameType.Lock && raw.lba + raw.count > U64_FIELD_MAX) {
+  if (lockRangeTooLong(raw)) {
     return { field: 'lba + count', value: `${raw.lba} + ${raw.count}`, allowed: 'allowed: a sum of at most 2^53-1' };
   }
   return null;

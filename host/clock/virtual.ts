@@ -18,6 +18,19 @@ export type RunOutcome = 'idle' | 'time' | 'events' | 'condition';
 /** Every this many timers the run loop yields to Node's event loop (a count, so runs stay deterministic). */
 const YIELD_EVERY_EVENTS = 4096;
 
+/** One call of {@link VirtualClock.run} in progress. */
+interface ActiveRun {
+  readonly limits: RunLimits;
+  readonly untilNs: number;
+  readonly maxEvents: number;
+  /** Timers fired by this run. */
+  count: number;
+  readonly resolve: (outcome: RunOutcome) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+const SETTLED = Promise.resolve();
+
 /**
  * A virtual clock and discrete-event scheduler (DESIGN 2.5). Implements the firmware's Clock
  * port, so XState actors take it as `createActor(machine, { clock })`, and the host's
@@ -42,6 +55,10 @@ export class VirtualClock implements HostClock {
   private drainNeeded = false;
   private running = false;
   private fired = 0;
+  private active: ActiveRun | null = null;
+  /** The run loop's continuations, made once: they are queued after every event. */
+  private readonly continueRun = (): void => this.runEvents();
+  private readonly secondTurn = (): void => void SETTLED.then(this.continueRun);
 
   /** Virtual milliseconds since the start of the run. */
   now(): number {
@@ -118,39 +135,99 @@ export class VirtualClock implements HostClock {
     await this.run({ untilMs: this.now() + ms });
   }
 
-  private async loop(limits: RunLimits): Promise<RunOutcome> {
-    const untilNs = limits.untilMs === undefined ? Infinity : Math.round(limits.untilMs * 1e6);
-    const maxEvents = limits.maxEvents ?? Infinity;
-    let count = 0;
-    for (;;) {
-      if (limits.until?.()) return 'condition';
-      const entry = this.nextLive();
-      if (!entry || entry.at > untilNs) {
-        if (untilNs !== Infinity && untilNs > this.timeNs) this.timeNs = untilNs;
-        return entry ? 'time' : 'idle';
+  /**
+   * The run loop: fire due timers one at a time and, after each, let the microtask queue run
+   * before the next (two turns, or a whole macrotask after sleep/settle and every
+   * YIELD_EVERY_EVENTS timers), until a limit ends the run.
+   *
+   * It continues itself through callbacks on settled promises rather than as an async function
+   * with `await null; await null` after every timer: each `then` queues exactly one microtask,
+   * as each `await` does, so continuations interleave with timers exactly as they would there,
+   * but a turn costs less than half as much and leaves far less garbage. That matters because
+   * a simulation spends a turn pair on every one of its events.
+   */
+  private loop(limits: RunLimits): Promise<RunOutcome> {
+    return new Promise<RunOutcome>((resolve, reject) => {
+      const untilNs = limits.untilMs === undefined ? Infinity : Math.round(limits.untilMs * 1e6);
+      this.active = { limits, untilNs, maxEvents: limits.maxEvents ?? Infinity, count: 0, resolve, reject };
+      this.runEvents();
+    });
+  }
+
+  /** The loop from its top: fire the next timer and yield, or end the run. */
+  private runEvents(): void {
+    const run = this.active!;
+    try {
+      for (;;) {
+        const next = this.takeNext(run);
+        if (typeof next === 'string') {
+          this.active = null;
+          run.resolve(next);
+          return;
+        }
+        if (next.wait) {
+          next.wait.then(() => this.fireAfterWait(next), (error: unknown) => this.failRun(error));
+          return;
+        }
+        if (this.fire(next, run)) return this.yieldAfterEvent();
       }
-      if (count >= maxEvents) return 'events';
-      this.heap.pop();
-      if (entry.wait) await entry.wait;
-      const fn = entry.fn;
-      if (fn === null) continue; // cancelled while we waited for its I/O
-      entry.fn = null;
-      this.live--;
-      this.timeNs = entry.at;
-      count++;
-      this.fired++;
-      fn();
-      if (this.drainNeeded || this.fired % YIELD_EVERY_EVENTS === 0) {
-        // Let promise continuations of what just happened run at this virtual instant.
-        this.drainNeeded = false;
-        await nextMacrotask();
-      } else {
-        // Cheap: continuations up to two promise hops deep (`await x.write()` on a promise the
-        // timer resolved) still run at this instant. Deeper chains should go through sleep/settle.
-        await null;
-        await null;
-      }
+    } catch (error) {
+      this.failRun(error);
     }
+  }
+
+  /** The next timer, taken off the heap, or why the run ends. */
+  private takeNext(run: ActiveRun): TimerEntry | RunOutcome {
+    if (run.limits.until?.()) return 'condition';
+    const entry = this.nextLive();
+    if (!entry || entry.at > run.untilNs) {
+      if (run.untilNs !== Infinity && run.untilNs > this.timeNs) this.timeNs = run.untilNs;
+      return entry ? 'time' : 'idle';
+    }
+    if (run.count >= run.maxEvents) return 'events';
+    this.heap.pop();
+    return entry;
+  }
+
+  /** A settle() timer whose I/O has finished: fire it unless it was cancelled while we waited. */
+  private fireAfterWait(entry: TimerEntry): void {
+    try {
+      if (this.fire(entry, this.active!)) this.yieldAfterEvent();
+      else this.runEvents();
+    } catch (error) {
+      this.failRun(error);
+    }
+  }
+
+  /** Fire a timer taken off the heap; false if it was cancelled. */
+  private fire(entry: TimerEntry, run: ActiveRun): boolean {
+    const fn = entry.fn;
+    if (fn === null) return false;
+    entry.fn = null;
+    this.live--;
+    this.timeNs = entry.at;
+    run.count++;
+    this.fired++;
+    fn();
+    return true;
+  }
+
+  private yieldAfterEvent(): void {
+    if (this.drainNeeded || this.fired % YIELD_EVERY_EVENTS === 0) {
+      // Let promise continuations of what just happened run at this virtual instant.
+      this.drainNeeded = false;
+      void nextMacrotask().then(this.continueRun);
+    } else {
+      // Cheap: continuations up to two promise hops deep (`await x.write()` on a promise the
+      // timer resolved) still run at this instant. Deeper chains should go through sleep/settle.
+      void SETTLED.then(this.secondTurn);
+    }
+  }
+
+  private failRun(error: unknown): void {
+    const run = this.active!;
+    this.active = null;
+    run.reject(error);
   }
 
   private nextLive(): TimerEntry | undefined {

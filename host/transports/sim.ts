@@ -25,7 +25,7 @@ interface Direction {
   /** Time (ms) at which the wire finishes serialising everything queued so far. */
   busyUntil: number;
   /** Serialisation end times and sizes of queued frames, oldest first. */
-  readonly queue: { end: number; bytes: number }[];
+  readonly queue: SerialisationQueue;
   queuedBytes: number;
   wantWritable: boolean;
   writableTimer: unknown;
@@ -33,6 +33,62 @@ interface Direction {
 }
 
 const roundNs = (ms: number): number => Math.round(ms * 1e6) / 1e6;
+
+/**
+ * The frames a direction is still serialising: (end time, size) pairs, oldest first. A ring of
+ * numbers rather than an array of objects with `shift()`: a fast link queues thousands of frames
+ * (a whole send window), where `shift()` copies the rest of the array every time, and the pair
+ * objects would be one allocation per frame sent.
+ */
+class SerialisationQueue {
+  private ends = new Float64Array(64);
+  private sizes = new Float64Array(64);
+  private head = 0;
+  private count = 0;
+
+  get length(): number {
+    return this.count;
+  }
+
+  /** End time (ms) of the oldest frame; the queue must not be empty. */
+  get firstEnd(): number {
+    return this.ends[this.head]!;
+  }
+
+  push(end: number, bytes: number): void {
+    if (this.count === this.ends.length) this.grow();
+    const i = (this.head + this.count) & (this.ends.length - 1);
+    this.ends[i] = end;
+    this.sizes[i] = bytes;
+    this.count++;
+  }
+
+  /** Remove the oldest frame; returns its size. The queue must not be empty. */
+  shift(): number {
+    const bytes = this.sizes[this.head]!;
+    this.head = (this.head + 1) & (this.ends.length - 1);
+    this.count--;
+    return bytes;
+  }
+
+  clear(): void {
+    this.head = 0;
+    this.count = 0;
+  }
+
+  private grow(): void {
+    const ends = new Float64Array(this.ends.length * 2);
+    const sizes = new Float64Array(this.sizes.length * 2);
+    for (let k = 0; k < this.count; k++) {
+      const i = (this.head + k) & (this.ends.length - 1);
+      ends[k] = this.ends[i]!;
+      sizes[k] = this.sizes[i]!;
+    }
+    this.ends = ends;
+    this.sizes = sizes;
+    this.head = 0;
+  }
+}
 
 /**
  * A simulated point-to-point link between two controllers, in the clock's time: one-way latency,
@@ -95,7 +151,7 @@ export class SimLink {
     this.up = false;
     this.epoch++;
     for (const d of [this.ab, this.ba]) {
-      d.queue.length = 0;
+      d.queue.clear();
       d.queuedBytes = 0;
       d.busyUntil = 0;
     }
@@ -126,7 +182,7 @@ export class SimLink {
     }
     const end = roundNs(Math.max(now, d.busyUntil) + bytes.length * this.msPerByte);
     d.busyUntil = end;
-    d.queue.push({ end, bytes: bytes.length });
+    d.queue.push(end, bytes.length);
     d.queuedBytes += bytes.length;
     d.stats.framesSent++;
     d.stats.bytesSent += bytes.length;
@@ -147,7 +203,7 @@ export class SimLink {
   }
 
   private drainQueue(d: Direction, now: number): void {
-    while (d.queue.length > 0 && d.queue[0]!.end <= now) d.queuedBytes -= d.queue.shift()!.bytes;
+    while (d.queue.length > 0 && d.queue.firstEnd <= now) d.queuedBytes -= d.queue.shift();
   }
 
   private wantWritable(d: Direction): void {
@@ -160,12 +216,12 @@ export class SimLink {
       if (!d.wantWritable || !this.up) return;
       d.wantWritable = false;
       (d.name === 'ab' ? this.a : this.b).handler?.writable();
-    }, Math.max(0, d.queue[0]!.end - now));
+    }, Math.max(0, d.queue.firstEnd - now));
   }
 }
 
 function newDirection(name: LinkDirection, to: SimEndpoint): Direction {
-  return { name, to, busyUntil: 0, queue: [], queuedBytes: 0, wantWritable: false, writableTimer: null, stats: newDirectionStats() };
+  return { name, to, busyUntil: 0, queue: new SerialisationQueue(), queuedBytes: 0, wantWritable: false, writableTimer: null, stats: newDirectionStats() };
 }
 
 /** One end of a {@link SimLink}. */

@@ -101,6 +101,34 @@ describe('VirtualClock', () => {
     expect(actor.getSnapshot().value).toBe('b');
   });
 
+  it('lets continuations two promise hops deep run before the next timer fires, deeper ones after it', async () => {
+    // Pins the loop's microtask schedule: two turns after every timer, as `await null; await null`.
+    const clock = new VirtualClock();
+    const seen: string[] = [];
+    let resolve!: () => void;
+    let chain: Promise<unknown> = new Promise<void>((r) => (resolve = r));
+    for (let hop = 1; hop <= 6; hop++) chain = chain.then(() => seen.push(`hop${hop}@${clock.now()}`));
+    clock.setTimeout(() => resolve(), 1);
+    clock.setTimeout(() => seen.push(`B@${clock.now()}`), 1);
+    clock.setTimeout(() => seen.push(`C@${clock.now()}`), 2);
+    await clock.run();
+    expect(seen).toEqual(['hop1@1', 'hop2@1', 'B@1', 'hop3@1', 'hop4@1', 'C@2', 'hop5@2', 'hop6@2']);
+  });
+
+  it('a timer that throws rejects the run, and the clock can run again', async () => {
+    const clock = new VirtualClock();
+    const seen: number[] = [];
+    clock.setTimeout(() => seen.push(1), 1);
+    clock.setTimeout(() => {
+      throw new Error('boom');
+    }, 2);
+    clock.setTimeout(() => seen.push(3), 3);
+    await expect(clock.run()).rejects.toThrow('boom');
+    expect(clock.now()).toBe(2);
+    expect(await clock.run()).toBe('idle');
+    expect(seen).toEqual([1, 3]);
+  });
+
   it('refuses to run re-entrantly', async () => {
     const clock = new VirtualClock();
     clock.setTimeout(() => {}, 1);
