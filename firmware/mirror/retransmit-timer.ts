@@ -1,12 +1,13 @@
 /**
  * The source's retransmission timeout (RTO), estimated the way TCP does it (RFC 6298, after
- * Jacobson and Karels): a smoothed round-trip time and its variance, RTO = SRTT + 4 * RTTVAR,
- * clamped to [minMs, maxMs], doubled on every timeout until a fresh sample arrives. Samples come
+ * Jacobson and Karels): a smoothed round-trip time and its variance, clamped to [minMs, maxMs], doubled on every timeout until a fresh sample arrives. Samples come
  * only from entries sent once (Karn's rule: an ack for a retransmitted entry is ambiguous).
  *
  * The round trip measured here includes the target's processing (lock, disk write), which is what
- * the source actually waits for.
+ * the source actually waits for. RTO = SRTT + max(4 * RTTVAR, 1 ms + SRTT / 4), see `rtoMs`.
  */
+const RTO_MARGIN_MS = 1;
+
 export interface RetransmitTimerConfig {
   /** RTO before the first sample. */
   initialMs: number;
@@ -27,7 +28,10 @@ export class RetransmitTimer {
 
   /** Current timeout, ms. */
   get rtoMs(): number {
-    const base = this.srtt < 0 ? this.config.initialMs : this.srtt + 4 * this.rttvar;
+    // The margin over SRTT is at least a quarter of it plus a millisecond: on a steady link RTTVAR
+    // decays towards zero, and an entry whose ACK waits for company (the target's delayed ACK for a
+    // trailing UNLOCK) or for a burst ahead of it would otherwise time out spuriously.
+    const base = this.srtt < 0 ? this.config.initialMs : this.srtt + Math.max(4 * this.rttvar, RTO_MARGIN_MS + this.srtt / 4);
     return Math.min(this.config.maxMs, Math.max(this.config.minMs, base) * this.backoff);
   }
 

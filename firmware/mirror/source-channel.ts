@@ -11,10 +11,15 @@ import type { Clock } from '../ports/clock.ts';
 import type { Telemetry } from '../ports/telemetry.ts';
 import type { StreamEntryKind } from '../telemetry/events.ts';
 import { LockSessionTable, lockRegion } from './lock-sessions.ts';
+import { CongestionWindow } from './congestion-window.ts';
 import { RetransmitTimer, type RetransmitTimerConfig } from './retransmit-timer.ts';
 import type { ChannelWrite, LockSession } from './types.ts';
 
 const OH = FRAME_OVERHEAD_BYTES;
+/** Congestion window: start at 64 KiB, never below 16 KiB, grow in congestion avoidance by about 4 KiB per round trip. */
+const CWND_INITIAL_BYTES = 64 * 1024;
+const CWND_MIN_BYTES = 16 * 1024;
+const CWND_SEGMENT_BYTES = 4096;
 const EPSILON_MS = 1e-6;
 
 export interface SourceChannelConfig {
@@ -91,6 +96,7 @@ export class SourceChannel implements SourceChannelControl {
   private readonly log: SequencedLog<RollbackEntry>;
   private readonly sessions = new LockSessionTable();
   private readonly rto: RetransmitTimer;
+  private readonly cwnd: CongestionWindow;
   private readonly confirmWaiters: { seq: number; run: () => void }[] = [];
   private chart: ChartHandle<typeof sourceChannelMachine> | null = null;
   private gate = false;
@@ -115,6 +121,12 @@ export class SourceChannel implements SourceChannelControl {
       bytesMax: cfg.rollbackLogBytesMax,
     });
     this.rto = new RetransmitTimer(cfg.ackTimeout);
+    this.cwnd = new CongestionWindow({
+      initialBytes: Math.min(cfg.sendWindowBytesMax, CWND_INITIAL_BYTES),
+      minBytes: Math.min(cfg.sendWindowBytesMax, CWND_MIN_BYTES),
+      maxBytes: cfg.sendWindowBytesMax,
+      segmentBytes: CWND_SEGMENT_BYTES,
+    });
     this.windowBytes = cfg.sendWindowBytesMax;
     this.windowEntries = cfg.rollbackLogEntriesMax;
     this.haltProbeMs = cfg.haltProbeMs;
@@ -268,6 +280,9 @@ export class SourceChannel implements SourceChannelControl {
   rollBackTo(seq: number, cause: 'nak' | 'timeout' | 'discarded' | 'reconnect'): void {
     this.counters.rollbacks++;
     const from = Math.max(seq, this.log.firstSeq);
+    // A lost frame means the link is over-driven (or lossy): send less. A refused lock says
+    // nothing about the link.
+    if (cause !== 'discarded') this.cwnd.lost(from, this.cursor, cause !== 'nak');
     if (from < this.cursor) this.rewind(from);
     this.rollbackPoint = Math.max(this.rollbackPoint, from);
     if (cause === 'discarded') this.gate = false;
@@ -356,7 +371,11 @@ export class SourceChannel implements SourceChannelControl {
     });
     if (removed === 0) return 0;
     const last = done[done.length - 1]!;
-    if (last.sends === 1) this.rto.sample(this.deps.clock.now() - last.sentAt);
+    const rtt = last.sends === 1 ? this.deps.clock.now() - last.sentAt : -1;
+    if (rtt >= 0) this.rto.sample(rtt);
+    let sentBytes = 0;
+    for (const e of done) if (e.sends > 0) sentBytes += e.bytes;
+    this.cwnd.acked(sentBytes, rtt, this.rto.minRttMs);
     const t = this.deps.telemetry;
     if (t.enabled) {
       t.emit({ kind: 'rollback.confirm', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, upTo: seq, removed, entries: this.log.count, bytes: this.log.bytes });
@@ -558,7 +577,8 @@ export class SourceChannel implements SourceChannelControl {
     while (this.cursor < this.log.nextSeq) {
       const entry = this.log.get(this.cursor)!;
       const inflightEntries = this.cursor - this.log.firstSeq;
-      if (inflightEntries > 0 && (inflightEntries >= this.windowEntries || this.inflightBytes + entry.bytes > this.windowBytes)) break;
+      const windowBytes = Math.min(this.windowBytes, this.cwnd.bytes);
+      if (inflightEntries > 0 && (inflightEntries >= this.windowEntries || this.inflightBytes + entry.bytes > windowBytes)) break;
       if (!this.transmit(entry)) break;
       this.inflightBytes += entry.bytes;
       this.cursor++;
