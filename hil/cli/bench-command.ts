@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import type { Logger } from '../log.ts';
+import { measureDisks, type DiskBenchResult } from '../bench/disk-bench.ts';
 import { HEADLINE_MODES, HEADLINE_RTTS_MS, measureCopyCrc, measureRow, measureSimSpeed, type BenchRow } from '../bench/mirror-bench.ts';
 import { integer } from './parse.ts';
 
@@ -14,6 +15,7 @@ export interface BenchResult {
   copyCrcWritesPerSec: number;
   eventsPerWrite: number;
   chartEventsPerWrite: number;
+  disks: DiskBenchResult;
   targets: { name: string; met: boolean; detail: string }[];
 }
 
@@ -39,6 +41,7 @@ export function benchCommand(log: Logger, exit: (code: number) => void): Command
         copyCrcWritesPerSec: measureCopyCrc(2_000_000),
         eventsPerWrite: sim.eventsPerWrite,
         chartEventsPerWrite: sim.chartEventsPerWrite,
+        disks: await measureDisks(),
         targets: [],
       };
       result.targets = targetsOf(result);
@@ -67,6 +70,9 @@ export function renderBench(r: BenchResult): string {
   lines.push('', `emulator speed: ${r.simWritesPerSec} mirrored 4 KiB writes per wall second (${r.simWritesPerSecOwnRegions} with every write in its own lock region)`);
   lines.push(`raw floor:      ${r.copyCrcWritesPerSec} copy + CRC32C of 4 KiB per second`);
   lines.push(`per write:      ${r.eventsPerWrite} scheduler events, ${r.chartEventsPerWrite} chart events`, '');
+  lines.push('block devices (wall clock)  4 KiB random MB/s  1 MiB sequential MB/s', '--------------------------  -----------------  ---------------------');
+  for (const d of r.disks.rows) lines.push(`${d.layout.padEnd(26)}  ${String(d.random4kMBps).padStart(17)}  ${String(d.sequential1mMBps).padStart(21)}`);
+  lines.push(`raid5:4x64MiB full-stripe writes ${r.disks.raid5FullStripeMBps} MB/s, 4 KiB read-modify-write ${r.disks.raid5ReadModifyWriteMBps} MB/s; memory copy floor ${r.disks.memoryCopyMBps} MB/s`, '');
   for (const t of r.targets) lines.push(`${t.met ? 'MET ' : 'MISS'}  ${t.name}: ${t.detail}`);
   return lines.join('\n');
 }
