@@ -1,5 +1,6 @@
 import { MirrorlabError } from '../errors.ts';
 import type { BlockDevice } from '../ports/block-device.ts';
+import type { FirmwareMutation } from '../mutations.ts';
 import { DEFAULT_PAYLOAD_BYTES_MAX } from '../protocol/frame.ts';
 import { LOCK_REJECT_POLICIES, MIRROR_MODES, type LockRejectPolicyName, type MirrorMode } from '../mirror/types.ts';
 
@@ -80,6 +81,8 @@ export interface ControllerConfig {
   /** What this controller, as a target, does when a mirror lock is refused. */
   onLockReject: LockRejectPolicyName;
   limits?: Partial<ControllerLimits>;
+  /** Deliberate bugs, only for the consistency checker's own tests (see mutations.ts). */
+  mutations?: readonly FirmwareMutation[];
 }
 
 export class ConfigError extends MirrorlabError {

@@ -68,7 +68,7 @@ export class StorageController {
     const onError = (err: unknown): void => this.fail(err);
     // The channels send through the connection, which is built last because it routes to them.
     const late: { connection?: PeerConnection } = {};
-    const base = { node: this.name, peer, clock, telemetry, onError };
+    const base = { node: this.name, peer, clock, telemetry, onError, mutations: new Set(this.cfg.mutations ?? []) };
     const mirrors = this.cfg.luns.some((l) => l.mirror?.peer === peer);
     const source = mirrors
       ? new SourceChannel(

@@ -1,4 +1,5 @@
 import { assert, MirrorlabError } from '../errors.ts';
+import type { FirmwareMutation } from '../mutations.ts';
 import { SequencedLog, type LogEntry } from '../logs/sequenced-log.ts';
 import { sourceChannelMachine, type SourceChannelControl, type SourcePhase } from '../machines/source-channel.machine.ts';
 import { startChart, type ChartHandle } from '../machines/start-chart.ts';
@@ -45,6 +46,8 @@ export interface ChannelDeps {
   send(bytes: Uint8Array): boolean;
   /** A firmware bug surfaced (a chart action threw). */
   onError(error: unknown): void;
+  /** Deliberate bugs for the checker's tests (empty in real use). */
+  mutations: ReadonlySet<FirmwareMutation>;
 }
 
 /** What the peer's HELLO tells a source channel. */
@@ -321,6 +324,7 @@ export class SourceChannel implements SourceChannelControl {
   private onNak(seq: number, reason: NakReason): void {
     this.counters.naksReceived++;
     if (reason === NakReason.Corrupt || reason === NakReason.Gap || reason === NakReason.Overflow) {
+      if (this.deps.mutations.has('source-ignores-naks-and-timeouts')) return;
       const entry = this.log.get(seq);
       // Nothing of ours to re-send (confirmed, or never sent), or the NAK predates our last send.
       if (!entry || seq >= this.cursor || this.deps.clock.now() - entry.sentAt < this.rto.minRttMs) {
@@ -582,6 +586,7 @@ export class SourceChannel implements SourceChannelControl {
       if (!this.transmit(entry)) break;
       this.inflightBytes += entry.bytes;
       this.cursor++;
+      if (entry.kind === 'write' && this.deps.mutations.has('source-drops-entry-before-ack')) this.confirmThrough(entry.seq);
     }
     this.armAckTimer();
   }
@@ -626,7 +631,7 @@ export class SourceChannel implements SourceChannelControl {
 
   private onAckTimer(): void {
     this.ackTimer = null;
-    if (!this.gate || this.cursor <= this.log.firstSeq) return;
+    if (!this.gate || this.cursor <= this.log.firstSeq || this.deps.mutations.has('source-ignores-naks-and-timeouts')) return;
     const head = this.log.peek()!;
     if (this.deps.clock.now() + EPSILON_MS >= head.sentAt + this.rto.rtoMs) this.chart?.send({ type: 'ack.timeout' });
     else this.armAckTimer();

@@ -9,6 +9,7 @@ import {
 } from '../protocol/frame.ts';
 import { submitWrite, type BlockDevice } from '../ports/block-device.ts';
 import type { StreamEntryKind } from '../telemetry/events.ts';
+import { REORDER_MUTATION_DELAY_MS } from '../mutations.ts';
 import type { ChannelDeps } from './source-channel.ts';
 
 export interface TargetChannelConfig {
@@ -224,6 +225,10 @@ export class TargetChannel implements TargetChannelControl {
     const mode = f.mode === LockMode.Read ? 'read' : 'write';
     if (!this.deps.locks.held(owner)) {
       const result = this.deps.locks.tryAcquire({ lun: f.lun, lba: f.lba, count: f.count, mode, owner });
+      if (!result.granted && this.deps.mutations.has('target-applies-without-lock')) {
+        e.status = DONE; // the planted bug: carry on as if the lock were held
+        return true;
+      }
       if (!result.granted) {
         if (this.retryingSeq === e.seq) return false;
         e.rejected = true;
@@ -255,14 +260,18 @@ export class TargetChannel implements TargetChannelControl {
     if (!dev || f.data.length % dev.sectorSize !== 0) return this.refuse(e, NakReason.OutOfRange);
     const count = f.data.length / dev.sectorSize;
     if (f.lba + count > dev.sectorCount) return this.refuse(e, NakReason.OutOfRange);
-    if (!this.deps.locks.covers(this.owner(f.lockId), f.lun, f.lba, count)) return this.refuse(e, NakReason.NotLocked);
+    const mutations = this.deps.mutations;
+    const unlocked = !this.deps.locks.covers(this.owner(f.lockId), f.lun, f.lba, count);
+    if (unlocked && !mutations.has('target-applies-without-lock')) return this.refuse(e, NakReason.NotLocked);
     const end = f.lba + count;
     for (const w of this.inflight) if (w.lun === f.lun && w.lba < end && f.lba < w.end) return false;
     const span = { lun: f.lun, lba: f.lba, end };
     this.inflight.push(span);
     this.inflightByLock.set(f.lockId, (this.inflightByLock.get(f.lockId) ?? 0) + 1);
-    e.status = APPLYING;
-    submitWrite(dev, f.lba, f.data, (err) => this.written(e, f, span, count, err === undefined ? 0 : NakReason.MediaError));
+    e.status = mutations.has('target-acks-before-write') ? DONE : APPLYING;
+    const apply = (): void => submitWrite(dev, f.lba, f.data, (err) => this.written(e, f, span, count, err === undefined ? 0 : NakReason.MediaError));
+    if (mutations.has('target-reorders-writes') && e.seq % 2 === 0) this.deps.clock.setTimeout(apply, REORDER_MUTATION_DELAY_MS);
+    else apply();
     return true;
   }
 

@@ -1,5 +1,5 @@
 import type { ControllerLimits } from '../../firmware/controller/config.ts';
-import type { FirmwareMutation } from '../../firmware/controller/mutations.ts';
+import type { FirmwareMutation } from '../../firmware/mutations.ts';
 import type { LockRejectPolicyName, MirrorMode } from '../../firmware/mirror/types.ts';
 import type { VolumeSpec } from '../../host/disks/volume-spec.ts';
 import type { DiskFaultItem } from '../faults/disk-fault-plan.ts';

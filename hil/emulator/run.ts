@@ -93,7 +93,7 @@ export async function runEmulation(opts: EmulateOptions, hooks: RunHooks = {}): 
   const topo = buildTopology({
     seed: opts.seed, mode: opts.mode, onLockReject: opts.onLockReject, bidirectional: opts.bidirectional, rttMs: opts.rttMs,
     bandwidthMbps: opts.bandwidthMbps, sectorSize: opts.sourceVolume.sectorSize, lockRegionSectors: opts.lockRegionSectors,
-    limits: opts.limits, telemetry: new FanoutTelemetry([checker, trace]), clock, makeVolume: (name) => volumes.device(name),
+    limits: opts.limits, telemetry: new FanoutTelemetry([checker, trace]), clock, makeVolume: (name) => volumes.device(name), mutations: opts.mutations,
   });
   const injector = new LinkFaultInjector(opts.faults, topo.random.fork('link-faults'), topo.link, topo.clock, opts.bandwidthMbps);
   topo.start();

@@ -1,5 +1,6 @@
 import { StorageController } from '../../firmware/controller/storage-controller.ts';
 import type { ControllerLimits, LunConfig } from '../../firmware/controller/config.ts';
+import type { FirmwareMutation } from '../../firmware/mutations.ts';
 import type { LockRejectPolicyName, MirrorMode } from '../../firmware/mirror/types.ts';
 import type { BlockDevice } from '../../firmware/ports/block-device.ts';
 import { silentTelemetry, type Telemetry } from '../../firmware/ports/telemetry.ts';
@@ -29,6 +30,8 @@ export interface TopologyOptions {
   makeVolume?: (name: string, clock: VirtualClock, random: SeededRandom) => BlockDevice;
   /** Run on this clock (default: a new one); volumes built beforehand must use the same clock. */
   clock?: VirtualClock;
+  /** Deliberate firmware bugs, for the checker's own tests. */
+  mutations?: readonly FirmwareMutation[];
 }
 
 export const DEFAULT_TOPOLOGY: Readonly<TopologyOptions> = {
@@ -87,7 +90,7 @@ export function buildTopology(partial: Partial<TopologyOptions> = {}): Topology 
   const lun = (n: number, device: BlockDevice, peer?: string): LunConfig => ({
     lun: n, device, lockRegionSectors: options.lockRegionSectors, mirror: peer ? { peer, mode: options.mode } : undefined,
   });
-  const common = { onLockReject: options.onLockReject, limits: options.limits };
+  const common = { onLockReject: options.onLockReject, limits: options.limits, mutations: options.mutations };
   const ports = { clock, telemetry: options.telemetry };
   const a = new StorageController({ name: 'A', id: 1, ...common, luns: [lun(0, volumes.a0, 'B'), ...(volumes.a1 ? [lun(1, volumes.a1)] : [])] }, ports);
   const b = new StorageController({ name: 'B', id: 2, ...common, luns: [lun(0, volumes.b0), ...(volumes.b1 ? [lun(1, volumes.b1, 'A')] : [])] }, ports);
