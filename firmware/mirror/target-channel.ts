@@ -269,10 +269,16 @@ export class TargetChannel implements TargetChannelControl {
     this.inflight.push(span);
     this.inflightByLock.set(f.lockId, (this.inflightByLock.get(f.lockId) ?? 0) + 1);
     e.status = mutations.has('target-acks-before-write') ? DONE : APPLYING;
-    const apply = (): void => submitWrite(dev, f.lba, f.data, (err) => this.written(e, f, span, count, err === undefined ? 0 : NakReason.MediaError));
-    if (mutations.has('target-reorders-writes') && e.seq % 2 === 0) this.deps.clock.setTimeout(apply, REORDER_MUTATION_DELAY_MS);
-    else apply();
+    if (mutations.has('target-reorders-writes') && e.seq % 2 === 0) {
+      this.deps.clock.setTimeout(() => this.issueWrite(dev, e, f, span, count), REORDER_MUTATION_DELAY_MS);
+    } else {
+      this.issueWrite(dev, e, f, span, count);
+    }
     return true;
+  }
+
+  private issueWrite(dev: BlockDevice, e: CommitEntry, f: WriteFrame, span: { lun: number; lba: number; end: number }, count: number): void {
+    submitWrite(dev, f.lba, f.data, (err) => this.written(e, f, span, count, err === undefined ? 0 : NakReason.MediaError));
   }
 
   private written(e: CommitEntry, f: WriteFrame, span: { lun: number; lba: number; end: number }, count: number, failure: NakReason | 0): void {

@@ -19,19 +19,26 @@ export function statechartsJson(): Record<string, unknown> {
 /** A plain-text outline: each state with its transitions. */
 function outline(name: string, root: StateJson): string {
   const lines = [`${name}:`];
+  const transitions = (node: StateJson, depth: number): void => {
+    for (const [event, list] of Object.entries(node.on ?? {})) {
+      for (const t of list) {
+        const target = t.target?.map((x) => x.replace(/^#\w+\./, '')).join(', ') ?? '(stay)';
+        const guard = typeof t.guard === 'string' ? ` [${t.guard}]` : '';
+        if (!event.startsWith('xstate.')) lines.push(`${'  '.repeat(depth)}${event}${guard} -> ${target}`);
+      }
+    }
+  };
   const walk = (node: StateJson, depth: number): void => {
     for (const [key, child] of Object.entries(node.states ?? {})) {
       lines.push(`${'  '.repeat(depth)}${key}`);
-      for (const [event, transitions] of Object.entries(child.on ?? {})) {
-        for (const t of transitions) {
-          const target = t.target?.map((x) => x.replace(/^#\w+\./, '')).join(', ') ?? '(stay)';
-          const guard = typeof t.guard === 'string' ? ` [${t.guard}]` : '';
-          if (!event.startsWith('xstate.')) lines.push(`${'  '.repeat(depth + 1)}${event}${guard} -> ${target}`);
-        }
-      }
+      transitions(child, depth + 1);
       walk(child, depth + 1);
     }
   };
+  if (Object.keys(root.on ?? {}).length > 0) {
+    lines.push('  (in any state)');
+    transitions(root, 2);
+  }
   walk(root, 1);
   return lines.join('\n');
 }
