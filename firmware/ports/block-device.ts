@@ -70,6 +70,20 @@ export function checkRange(dev: BlockDevice, lba: number, count: number): void {
   }
 }
 
+/**
+ * A write's sector count after both checks (alignment, then range), or the typed error the device
+ * must reject it with. Every device's write path starts with this, so the errors are the same.
+ */
+export function checkWrite(dev: BlockDevice, lba: number, data: Uint8Array): number | OutOfRangeError {
+  try {
+    const count = sectorsOf(dev, data);
+    checkRange(dev, lba, count);
+    return count;
+  } catch (error) {
+    return error as OutOfRangeError;
+  }
+}
+
 /** The whole number of sectors in `data`, or an alignment error. */
 export function sectorsOf(dev: BlockDevice, data: Uint8Array): number {
   if (data.length === 0 || data.length % dev.sectorSize !== 0) {

@@ -1,28 +1,21 @@
-import type { ControllerLimits } from '../../firmware/controller/config.ts';
-import type { FirmwareMutation } from '../../firmware/mutations.ts';
-import type { LockRejectPolicyName, MirrorMode } from '../../firmware/mirror/types.ts';
 import type { VolumeSpec } from '../../host/disks/volume-spec.ts';
 import type { DiskFaultItem } from '../faults/disk-fault-plan.ts';
 import { emptyLinkFaultPlan, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
 import type { HostWorkloadSpec } from '../workload/host-workload.ts';
+import type { TopologyOptions } from './topology.ts';
 
 /**
  * Everything an emulation run depends on; a run is a pure function of this object. The host
  * workload's own fields (writes, durationMs, writeBytes, queueDepth, pattern, readPercent) apply to
  * each host.
  */
-export interface EmulateOptions extends HostWorkloadSpec {
-  seed: number;
-  mode: MirrorMode;
-  onLockReject: LockRejectPolicyName;
-  bidirectional: boolean;
-  rttMs: number;
-  bandwidthMbps: number;
+export interface EmulateOptions
+  extends HostWorkloadSpec,
+    Pick<TopologyOptions, 'seed' | 'mode' | 'onLockReject' | 'bidirectional' | 'rttMs' | 'bandwidthMbps' | 'lockRegionSectors' | 'limits' | 'mutations'> {
   /** Controller A's volumes (its LUN 0, and LUN 1 in a bidirectional run). */
   sourceVolume: VolumeSpec;
   /** Controller B's volumes. The host writes within the smaller of the two. */
   targetVolume: VolumeSpec;
-  lockRegionSectors?: number;
   faults: LinkFaultPlan;
   diskFaults: DiskFaultItem[];
   /** Chance (parts per million) that a mirrored write finds its region locked by the target's server. */
@@ -36,9 +29,6 @@ export interface EmulateOptions extends HostWorkloadSpec {
   faultPhaseMaxMs: number;
   /** Async mode: check write-order fidelity this often during the run (at most 8 checkpoints). */
   checkpointEveryMs: number;
-  limits?: Partial<ControllerLimits>;
-  /** Deliberate firmware bugs, for the checker's own tests only (never set by the CLI). */
-  mutations?: FirmwareMutation[];
 }
 
 export const DEFAULT_EMULATE: Readonly<EmulateOptions> = {

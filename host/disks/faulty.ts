@@ -1,5 +1,5 @@
 import { assert } from '../../firmware/errors.ts';
-import { DeviceFailedError, MediaError, checkRange, sectorsOf, type BlockDevice } from '../../firmware/ports/block-device.ts';
+import { DeviceFailedError, MediaError, checkWrite, type BlockDevice } from '../../firmware/ports/block-device.ts';
 import type { HostClock } from '../clock/clock.ts';
 import { validateDiskFaultPlan, type DiskFaultPlan, type SectorCorruption } from './fault-plan.ts';
 import { rejectLater } from './later.ts';
@@ -80,13 +80,8 @@ export class FaultyDisk implements BlockDevice, PowerCuttable {
 
   async write(lba: number, data: Uint8Array): Promise<void> {
     if (this.failed) return rejectLater(this.clock, new DeviceFailedError(this.name));
-    let count: number;
-    try {
-      count = sectorsOf(this, data);
-      checkRange(this, lba, count);
-    } catch (error) {
-      return rejectLater(this.clock, error);
-    }
+    const count = checkWrite(this, lba, data);
+    if (typeof count !== 'number') return rejectLater(this.clock, count);
     // A write lands on good media: a bad sector is remapped to a spare, rotted bits are replaced.
     for (let i = 0; i < count && (this.bad.size > 0 || this.corrupt.size > 0); i++) {
       this.bad.delete(lba + i);

@@ -1,6 +1,6 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { assert } from '../../firmware/errors.ts';
-import { DeviceFailedError, checkRange, sectorsOf, type BlockDevice } from '../../firmware/ports/block-device.ts';
+import { DeviceFailedError, checkRange, checkWrite, type BlockDevice } from '../../firmware/ports/block-device.ts';
 import type { HostClock } from '../clock/clock.ts';
 import { DiskImageError } from './errors.ts';
 import { ImageLock } from './file-lock.ts';
@@ -90,13 +90,8 @@ export class FileDisk implements BlockDevice {
   write(lba: number, data: Uint8Array): Promise<void> {
     const handle = this.handle;
     if (handle === null) return rejectLater(this.clock, new DeviceFailedError(this.name, 'closed'));
-    let count: number;
-    try {
-      count = sectorsOf(this, data);
-      checkRange(this, lba, count);
-    } catch (error) {
-      return rejectLater(this.clock, error);
-    }
+    const count = checkWrite(this, lba, data);
+    if (typeof count !== 'number') return rejectLater(this.clock, count);
     const io = this.writes.with(lba, lba + count, () => writeFully(handle, lba * this.sectorSize, data));
     return this.clock.settle(io, this.service.transferMs(lba, count, data.length));
   }

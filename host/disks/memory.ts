@@ -1,5 +1,5 @@
 import { assert } from '../../firmware/errors.ts';
-import { checkRange, sectorsOf, type BlockDevice } from '../../firmware/ports/block-device.ts';
+import { checkRange, checkWrite, type BlockDevice } from '../../firmware/ports/block-device.ts';
 import type { Random } from '../../firmware/ports/random.ts';
 import type { HostClock } from '../clock/clock.ts';
 import { PowerLossError } from './errors.ts';
@@ -112,13 +112,8 @@ export class MemoryDisk implements BlockDevice {
   }
 
   write(lba: number, data: Uint8Array): Promise<void> {
-    let count: number;
-    try {
-      count = sectorsOf(this, data);
-      checkRange(this, lba, count);
-    } catch (error) {
-      return rejectLater(this.clock, error);
-    }
+    const count = checkWrite(this, lba, data);
+    if (typeof count !== 'number') return rejectLater(this.clock, count);
     const ms = this.service.transferMs(lba, count, data.length);
     if (this.cache !== undefined) this.destage(this.cache.put(lba, data));
     else if (this.inflight !== undefined) return this.writeTearable(lba, count, data, ms);
@@ -139,12 +134,9 @@ export class MemoryDisk implements BlockDevice {
       this.write(lba, data).then(() => done(), done);
       return;
     }
-    let count: number;
-    try {
-      count = sectorsOf(this, data);
-      checkRange(this, lba, count);
-    } catch (error) {
-      this.clock.setTimeout(() => done(error), 0);
+    const count = checkWrite(this, lba, data);
+    if (typeof count !== 'number') {
+      this.clock.setTimeout(() => done(count), 0);
       return;
     }
     this.store.write(lba * this.sectorSize, data);
