@@ -288,7 +288,7 @@ export class StorageController {
   private fail(err: unknown): void {
     if (this.failed === null) this.failed = err;
     const t = this.ports.telemetry;
-    if (t.enabled) t.emit({ kind: 'frame.error', t: this.ports.clock.now(), node: this.name, peer: '', code: 'ML_ERR_FIRMWARE', message: String(err) });
+    if (t.enabled) t.emit({ kind: 'firmware.error', t: this.ports.clock.now(), node: this.name, message: err instanceof Error ? (err.stack ?? err.message) : String(err) });
   }
 
   private emitLocalLock(result: 'granted' | 'queued' | 'released', id: number, lun: number, lba: number, count: number, mode: LockModeName): void {

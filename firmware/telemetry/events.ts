@@ -32,6 +32,7 @@ export type TelemetryEvent =
   | (Base & { kind: 'target.lock'; peer: string; result: 'granted' | 'rejected' | 'released'; seq: number; lockId: number; lun: number; lba: number; count: number; mode: 'read' | 'write' })
   | (Base & { kind: 'target.apply'; peer: string; seq: number; lockId: number; tag: number; lun: number; lba: number; count: number })
   | (Base & { kind: 'local.lock'; result: 'granted' | 'queued' | 'released'; id: number; lun: number; lba: number; count: number; mode: 'read' | 'write' })
+  | (Base & { kind: 'firmware.error'; message: string })
   | (Base & { kind: 'counters'; role: ChannelRole; peer: string; counters: Readonly<Record<string, number>> });
 
 export type TelemetryKind = TelemetryEvent['kind'];

@@ -87,8 +87,8 @@ export class ConsistencyChecker implements Telemetry {
       case 'rollback.confirm':
         this.checkRollbackConfirm(e);
         return;
-      case 'frame.error':
-        if (e.code === 'ML_ERR_FIRMWARE') this.flag('firmware-error', e.node, 0, 0, 0, e.t, `a statechart stopped: ${e.message}`);
+      case 'firmware.error':
+        this.flag('firmware-error', e.node, 0, 0, 0, e.t, `a statechart stopped on an exception: ${e.message}`);
         return;
       default:
         return;

@@ -58,6 +58,11 @@ describe('ConsistencyChecker (telemetry invariants)', () => {
     expect(c.violations.map((v) => [v.invariant, v.seq, v.tMs])).toEqual([['rollback-after-confirm', 4, 3]]);
   });
 
+  it('reports a statechart that stopped on an exception', () => {
+    const c = feed([{ kind: 'firmware.error', t: 4, node: 'A', message: 'TypeError: boom' }]);
+    expect(c.violations.map((v) => [v.invariant, v.node, v.tMs])).toEqual([['firmware-error', 'A', 4]]);
+  });
+
   it('keeps at most violationsMax and counts the rest', () => {
     const c = new ConsistencyChecker(2);
     for (let i = 0; i < 5; i++) c.emit(apply(i, 9, i, 0));
