@@ -114,6 +114,8 @@ export async function runEmulation(opts: EmulateOptions, hooks: RunHooks = {}): 
   await finalChecks(topo, checker);
   const volumeReports = await volumes.report((p) => drive(topo, p));
   checkRedundancy(volumeReports, volumes, checker, topo.clock.now());
+  topo.source.publishCounters();
+  topo.target.publishCounters();
   topo.stop();
   await volumes.close();
   await trace.close();
