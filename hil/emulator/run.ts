@@ -16,7 +16,6 @@ import { buildTopology, DEFAULT_TOPOLOGY, type MirrorPair, type Topology } from 
 import { VolumeSet, type VolumeReport } from './volumes.ts';
 import { VirtualClock } from '../../host/clock/virtual.ts';
 import { SeededRandom } from '../../host/random.ts';
-import type { VolumeSpec } from '../../host/disks/volume-spec.ts';
 import { UsageError } from '../plan-error.ts';
 
 export interface EmulationCounters {
@@ -90,6 +89,11 @@ export async function runEmulation(opts: EmulateOptions, hooks: RunHooks = {}): 
   const volumes = await VolumeSet.build({ source: opts.sourceVolume, target: opts.targetVolume }, opts.bidirectional, opts.diskFaults, {
     clock, random: new SeededRandom(opts.seed).fork('volumes'), service: DEFAULT_TOPOLOGY.diskService,
   });
+  const smallest = Math.min(...['A/lun0', 'B/lun0'].map((n) => volumes.device(n).sectorCount)) * opts.sourceVolume.sectorSize;
+  if (opts.writeBytes > smallest) {
+    await volumes.close();
+    throw new UsageError(`--write-bytes (${opts.writeBytes}) is larger than the smaller volume (${smallest} bytes)`);
+  }
   const topo = buildTopology({
     seed: opts.seed, mode: opts.mode, onLockReject: opts.onLockReject, bidirectional: opts.bidirectional, rttMs: opts.rttMs,
     bandwidthMbps: opts.bandwidthMbps, sectorSize: opts.sourceVolume.sectorSize, lockRegionSectors: opts.lockRegionSectors,
@@ -264,19 +268,6 @@ function checkVolumes(opts: EmulateOptions): void {
     throw new UsageError(`the source volume has ${s.sectorSize}-byte sectors and the target ${t.sectorSize}-byte ones; a mirror needs the same sector size on both`);
   }
   if (opts.writeBytes % s.sectorSize !== 0) throw new UsageError(`--write-bytes (${opts.writeBytes}) must be a multiple of the ${s.sectorSize}-byte sector`);
-  if (opts.writeBytes > Math.min(capacityOf(s), capacityOf(t))) throw new UsageError(`--write-bytes (${opts.writeBytes}) is larger than the volumes`);
-}
-
-/** Bytes a volume spec offers. */
-export function capacityOf(spec: VolumeSpec): number {
-  switch (spec.kind) {
-    case 'mem':
-    case 'file': return spec.bytes;
-    case 'raid0': return Math.floor(spec.memberBytes / spec.chunkBytes) * spec.chunkBytes * spec.members;
-    case 'raid1': return spec.memberBytes;
-    case 'raid5': return Math.floor(spec.memberBytes / spec.chunkBytes) * spec.chunkBytes * (spec.members - 1);
-    case 'raid10': return Math.floor(spec.memberBytes / spec.chunkBytes) * spec.chunkBytes * (spec.members / 2);
-  }
 }
 
 /** A volume that ended failed, or whose copies or parity disagree, has lost its redundancy. */

@@ -57,6 +57,8 @@ describe('mirrorlab CLI', () => {
       [['emulate', '--write-bytes', '1000'], /multiple of the 512-byte sector/],
       [['emulate', '--queue-depth', '0'], /integer from 1 to 4096/],
       [['emulate', '--on-lock-reject', 'ignore'], /halt-resume, retransmit/],
+      [['emulate', '--write-bytes', '1048576', '--source-volume', 'mem:512KiB'], /larger than the smaller volume/],
+      [['emulate', '--source-volume', 'raid7:2x1MiB'], /unknown kind "raid7"/],
       [['campaign'], /--seeds/],
       [['frobnicate'], /unknown command/],
     ];
