@@ -16,9 +16,20 @@ export class PowerLossError extends MirrorlabError {
   }
 }
 
-/** A disk image cannot be used: wrong size, already in use, not a regular file. */
+/**
+ * A disk image cannot be used: wrong size (`ML_ERR_DISK_IMAGE_SIZE`), already in use
+ * (`ML_ERR_DISK_IN_USE`), or anything else that went wrong opening or creating it
+ * (`ML_ERR_DISK_IMAGE`: missing directory, a directory given as the path, no permission...). The
+ * message is one line: the path, what was wrong, what is expected. The filesystem error, if
+ * there was one, is the `cause`, and its errno code (`ENOENT`, `EISDIR`...) is `errno`.
+ */
 export class DiskImageError extends MirrorlabError {
-  constructor(code: 'ML_ERR_DISK_IMAGE_SIZE' | 'ML_ERR_DISK_IN_USE' | 'ML_ERR_DISK_IMAGE', message: string) {
+  readonly errno: string | null;
+
+  constructor(code: 'ML_ERR_DISK_IMAGE_SIZE' | 'ML_ERR_DISK_IN_USE' | 'ML_ERR_DISK_IMAGE', message: string, cause?: unknown) {
     super(code, message);
+    if (cause !== undefined) this.cause = cause;
+    const errno = (cause as NodeJS.ErrnoException | undefined)?.code;
+    this.errno = typeof errno === 'string' ? errno : null;
   }
 }

@@ -1,16 +1,17 @@
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { assert } from '../../firmware/errors.ts';
 import { DeviceFailedError, checkRange, checkWrite, type BlockDevice } from '../../firmware/ports/block-device.ts';
 import type { HostClock } from '../clock/clock.ts';
 import { DiskImageError } from './errors.ts';
 import { ImageLock } from './file-lock.ts';
+import { imageError } from './image-errors.ts';
 import { rejectLater } from './later.ts';
 import { SECTOR_BYTES_MAX } from './memory.ts';
 import { RangeLock } from './range-lock.ts';
 import { ServiceModel, type ServiceTimeConfig } from './service-time.ts';
 
 export interface FileDiskOptions {
-  /** The image file; `<path>.lock` is created beside it while the disk is open. */
+  /** The image file; `<its real path>.lock` is created beside the real file while the disk is open (see ImageLock). */
   path: string;
   sectorSize?: number;
   sectorCount: number;
@@ -21,6 +22,17 @@ export interface FileDiskOptions {
   create?: boolean;
   /** Default: the path. */
   name?: string;
+  /**
+   * Opens the image file (default: `fs/promises` `open`). A test seam: hand back a wrapped
+   * handle to watch or fake the real I/O (count `sync` calls, fail a write with EIO).
+   */
+  openFile?: (path: string, flags: string) => Promise<FileHandle>;
+}
+
+/** The image, opened, with its path after symlinks. */
+interface OpenedImage {
+  handle: FileHandle;
+  realPath: string;
 }
 
 /**
@@ -59,19 +71,35 @@ export class FileDisk implements BlockDevice {
     this.lock = lock;
   }
 
-  /** Opens (or creates) the image; refuses one of the wrong size or one already in use. */
+  /**
+   * Opens (or creates) the image, then locks it under its real path (so a symlink to an image in
+   * use is refused too), then checks it. Every failure is a `DiskImageError` with a one-line
+   * message (path, what was wrong, what is expected): wrong size, in use, or any filesystem
+   * error (missing directory, a directory as the path, no permission...).
+   */
   static async open(options: FileDiskOptions): Promise<FileDisk> {
     const sectorSize = options.sectorSize ?? 512;
     assert(Number.isInteger(sectorSize) && sectorSize >= 512 && sectorSize <= SECTOR_BYTES_MAX && (sectorSize & (sectorSize - 1)) === 0,
       `${options.path}: sectorSize must be a power of two in [512, ${SECTOR_BYTES_MAX}], got ${sectorSize}`);
     assert(Number.isSafeInteger(options.sectorCount) && options.sectorCount >= 1, `${options.path}: bad sectorCount ${options.sectorCount}`);
-    const lock = await ImageLock.acquire(options.path);
+    const { path } = options;
+    const create = options.create ?? true;
+    const bytes = sectorSize * options.sectorCount;
+    let image: OpenedImage;
     try {
-      const handle = await openImage(options.path, sectorSize * options.sectorCount, options.create ?? true);
-      return new FileDisk(options, sectorSize, handle, lock);
+      image = await openImage(path, bytes, create, options.openFile ?? open);
     } catch (error) {
-      await lock.release();
-      throw error;
+      throw imageError(error, path, create);
+    }
+    let lock: ImageLock | null = null;
+    try {
+      lock = await ImageLock.acquire(image.realPath, path);
+      await checkImage(image, path, bytes);
+      return new FileDisk(options, sectorSize, image.handle, lock);
+    } catch (error) {
+      await lock?.release();
+      await image.handle.close();
+      throw imageError(error, path, create);
     }
   }
 
@@ -116,26 +144,44 @@ export class FileDisk implements BlockDevice {
   }
 }
 
-async function openImage(path: string, bytes: number, create: boolean): Promise<FileHandle> {
+/** Opens the image at `path` (creating it, sparse, if asked and absent) and resolves its real path. */
+async function openImage(path: string, bytes: number, create: boolean, openFile: NonNullable<FileDiskOptions['openFile']>): Promise<OpenedImage> {
   let handle: FileHandle;
   try {
-    handle = await open(path, 'r+');
+    handle = await openFile(path, 'r+');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || !create) throw error;
-    handle = await open(path, 'wx+');
-    await handle.truncate(bytes); // sparse: no blocks until written
+    handle = await openFile(path, 'wx+');
+    try {
+      await handle.truncate(bytes); // sparse: no blocks until written
+    } catch (truncateError) {
+      await handle.close();
+      throw truncateError;
+    }
   }
   try {
-    const stat = await handle.stat();
-    if (!stat.isFile()) throw new DiskImageError('ML_ERR_DISK_IMAGE', `${path} is not a regular file`);
-    if (stat.size !== bytes) {
-      throw new DiskImageError('ML_ERR_DISK_IMAGE_SIZE',
-        `disk image ${path} is ${stat.size} bytes, but the disk needs exactly ${bytes} (sectorCount x sectorSize); use an image of that size or a new path`);
+    if (!(await handle.stat()).isFile()) {
+      throw new DiskImageError('ML_ERR_DISK_IMAGE', `disk image ${path} is not a regular file; expected an image file (or a new path to create one)`);
     }
-    return handle;
+    return { handle, realPath: await realpath(path) };
   } catch (error) {
     await handle.close();
     throw error;
+  }
+}
+
+/**
+ * Refuses an image of the wrong size, or one that is no longer the file at its real path
+ * (replaced between opening and locking: the lock would guard the wrong file).
+ */
+async function checkImage(image: OpenedImage, path: string, bytes: number): Promise<void> {
+  const [opened, named] = await Promise.all([image.handle.stat(), stat(image.realPath)]);
+  if (opened.dev !== named.dev || opened.ino !== named.ino) {
+    throw new DiskImageError('ML_ERR_DISK_IMAGE', `disk image ${path} was replaced while it was being opened; expected it to stay put: try again`);
+  }
+  if (opened.size !== bytes) {
+    throw new DiskImageError('ML_ERR_DISK_IMAGE_SIZE',
+      `disk image ${path} is ${opened.size} bytes, but the disk needs exactly ${bytes} (sectorCount x sectorSize); use an image of that size or a new path`);
   }
 }
 

@@ -1,12 +1,14 @@
 import { assert } from '../../../firmware/errors.ts';
-import { OutOfRangeError, checkRange, sectorsOf, type BlockDevice } from '../../../firmware/ports/block-device.ts';
+import { DeviceFailedError, OutOfRangeError, checkRange, sectorsOf, type BlockDevice } from '../../../firmware/ports/block-device.ts';
 import type { HostClock } from '../../clock/clock.ts';
 import { rejectLater } from '../later.ts';
 import { RangeLock } from '../range-lock.ts';
 import { ArrayFailedError, ArrayStoppedError, RaidConfigError } from './errors.ts';
 import { Members } from './members.ts';
-import type {
-  ArrayState, CheckOptions, CheckResult, MemberState, RaidArray, RaidLevel, RaidSuperblock, RebuildOptions, RebuildProgress,
+import {
+  addCheck, emptyCheck,
+  type ArrayState, type CheckOptions, type CheckResult, type MemberState, type RaidArray, type RaidLevel, type RaidStatus,
+  type RaidSuperblock, type RebuildOptions, type RebuildProgress,
 } from './types.ts';
 
 /** Member sectors per rebuild or check step unless told otherwise. */
@@ -42,6 +44,9 @@ export abstract class RaidBase implements RaidArray {
   protected abstract readonly memberSectorsUsed: number;
   private failedFor: string | null = null;
   private progress: RebuildProgress | null = null;
+  private readErrorsRepaired = 0;
+  private readErrorsUnrepaired = 0;
+  private lastCheck: CheckResult | null = null;
 
   constructor(options: RaidOptions, membersMin: number) {
     const { name, members } = options;
@@ -76,9 +81,22 @@ export abstract class RaidBase implements RaidArray {
     return this.members.state(index);
   }
 
-  failMember(index: number): void {
-    assert(index >= 0 && index < this.members.count, `${this.name}: no member ${index}`);
+  failMember(index: number): BlockDevice {
+    assert(Number.isInteger(index) && index >= 0 && index < this.members.count, `${this.name}: no member ${index}`);
     this.members.markFailed(index);
+    return this.members.device(index);
+  }
+
+  status(): RaidStatus {
+    return {
+      level: this.level,
+      state: this.state,
+      members: Array.from({ length: this.members.count }, (_, i) => this.members.state(i)),
+      rebuild: this.rebuildProgress(),
+      readErrorsRepaired: this.readErrorsRepaired,
+      readErrorsUnrepaired: this.readErrorsUnrepaired,
+      lastCheck: this.lastCheck === null ? null : { ...this.lastCheck },
+    };
   }
 
   superblock(): RaidSuperblock {
@@ -111,11 +129,14 @@ export abstract class RaidBase implements RaidArray {
     const step = options.stepSectors ?? RAID_STEP_SECTORS_DEFAULT;
     assert(Number.isSafeInteger(step) && step >= 1, `${this.name}: stepSectors must be a positive integer`);
     this.progress = { member: index, doneSectors: start, totalSectors: total };
+    const target = this.members.device(index);
     try {
       for (let done = start; done < total; ) {
+        this.throwIfRebuildStopped(index, target);
         const n = Math.min(step, total - done);
         await this.rebuildRegion(index, done, n);
         await this.members.flush(index); // the checkpoint must not run ahead of what is durable
+        this.throwIfRebuildStopped(index, target);
         done += n;
         this.members.advance(index, done);
         this.progress = { member: index, doneSectors: done, totalSectors: total };
@@ -127,20 +148,25 @@ export abstract class RaidBase implements RaidArray {
     }
   }
 
+  /**
+   * md's `check` (or, with `repair`, its `repair`), region by region under each region's lock.
+   * Member read errors are rewritten from redundancy in both modes (see {@link CheckOptions}),
+   * and counted in the result and in {@link status}.
+   */
   async check(options: CheckOptions = {}): Promise<CheckResult> {
     this.throwIfUnusable();
     const step = options.stepSectors ?? RAID_STEP_SECTORS_DEFAULT;
-    const total: CheckResult = { mismatches: 0, readErrors: 0, sectorsChecked: 0 };
+    assert(Number.isSafeInteger(step) && step >= 1, `${this.name}: stepSectors must be a positive integer`);
+    const total = emptyCheck();
     for (let start = 0; start < this.memberSectorsUsed; ) {
       const n = this.regionAt(start, step);
-      const r = await this.checkRegion(start, n, options.repair ?? false);
-      total.mismatches += r.mismatches;
-      total.readErrors += r.readErrors;
-      total.sectorsChecked += r.sectorsChecked;
+      addCheck(total, await this.checkRegion(start, n, options.repair ?? false));
       start += n;
     }
+    this.noteReadErrors(total.readErrorsRepaired, total.readErrorsUnrepaired);
     // A repair is done when it is durable: otherwise a second power cut could undo a resync.
-    if (options.repair === true) await this.members.flushAll();
+    if (options.repair === true || total.readErrorsRepaired > 0) await this.members.flushAll();
+    this.lastCheck = { ...total };
     return total;
   }
 
@@ -161,6 +187,23 @@ export abstract class RaidBase implements RaidArray {
   protected abstract rebuildRegion(index: number, start: number, count: number): Promise<void>;
   /** Compares (and with `repair`, fixes) member sectors `[start, start + count)`, under the region's lock. */
   protected abstract checkRegion(start: number, count: number, repair: boolean): Promise<CheckResult>;
+
+  /** Counts member read errors (for {@link status}): rewritten from redundancy, or left in place. */
+  protected noteReadErrors(repaired: number, unrepaired: number): void {
+    this.readErrorsRepaired += repaired;
+    this.readErrorsUnrepaired += unrepaired;
+  }
+
+  /**
+   * A rebuild goes on only while its slot is still `rebuilding` onto the same spare: a member
+   * failed meanwhile (`failMember`, or the spare died) must not be marked in sync at the end.
+   */
+  private throwIfRebuildStopped(index: number, spare: BlockDevice): void {
+    if (this.members.isStopped) throw new ArrayStoppedError(this.name);
+    if (this.members.state(index) !== 'rebuilding' || this.members.device(index) !== spare) {
+      throw new DeviceFailedError(spare.name, `failed while being rebuilt as member ${index} of ${this.name}; the rebuild stopped`);
+    }
+  }
 
   /** The error a request must fail with now, or null: validation first, then array state. */
   protected refusal(lba: number, count: number, data?: Uint8Array): unknown {

@@ -127,13 +127,19 @@ export class Members {
   /**
    * Issues `writes` together and waits for all. A member whose write fails is marked failed (a
    * write error kicks a member out, as in md); the caller then decides whether the array can go
-   * on. Anything else (a bug, a power cut) is rethrown.
+   * on. Anything else (a bug, a power cut) is rethrown, once every write has settled. Returns the
+   * members whose write failed (a shared empty array when none did: no allocation).
    */
-  async writeAll(writes: readonly MemberWrite[]): Promise<void> {
+  async writeAll(writes: readonly MemberWrite[]): Promise<readonly number[]> {
     const outcomes = await Promise.allSettled(writes.map((w) => this.write(w.member, w.lba, w.data)));
-    for (const outcome of outcomes) {
-      if (outcome.status === 'rejected' && !isMemberFault(outcome.reason)) throw outcome.reason;
+    let failed: number[] | null = null;
+    for (let k = 0; k < outcomes.length; k++) {
+      const outcome = outcomes[k]!;
+      if (outcome.status === 'fulfilled') continue;
+      if (!isMemberFault(outcome.reason)) throw outcome.reason;
+      (failed ??= []).push(writes[k]!.member);
     }
+    return failed ?? NO_MEMBERS;
   }
 
   /** Flushes every writable member; failures mark members failed, as for writes. */
@@ -160,6 +166,8 @@ export class Members {
     }
   }
 }
+
+const NO_MEMBERS: readonly number[] = Object.freeze([]);
 
 /** Errors that are a member's fault (it is marked failed or the sector is bad), not the caller's. */
 export function isMemberFault(error: unknown): boolean {

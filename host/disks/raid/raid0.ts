@@ -3,7 +3,8 @@ import { rejectLater } from '../later.ts';
 import { RaidBase, type RaidOptions } from './array.ts';
 import { CHUNK_BYTES_DEFAULT, chunkSectorsOf, splitIntoChunks, type ChunkPiece } from './chunks.ts';
 import { isMemberFault } from './members.ts';
-import type { CheckResult } from './types.ts';
+import { settleAll } from './settle.ts';
+import { emptyCheck, type CheckResult } from './types.ts';
 
 export interface Raid0Options extends RaidOptions {
   chunkBytes?: number;
@@ -43,7 +44,7 @@ export class Raid0 extends RaidBase {
     const pieces = splitIntoChunks(lba, count, this.chunkSectors);
     if (pieces.length === 1) return this.readPiece(pieces[0]!);
     const out = new Uint8Array(count * this.sectorSize);
-    return Promise.all(pieces.map(async (p) => out.set(await this.readPiece(p), p.at * this.sectorSize))).then(() => out);
+    return settleAll(pieces.map(async (p) => out.set(await this.readPiece(p), p.at * this.sectorSize))).then(() => out);
   }
 
   write(lba: number, data: Uint8Array): Promise<void> {
@@ -62,7 +63,7 @@ export class Raid0 extends RaidBase {
   }
 
   protected async checkRegion(): Promise<CheckResult> {
-    return { mismatches: 0, readErrors: 0, sectorsChecked: 0 };
+    return emptyCheck();
   }
 
   private async readPiece(piece: ChunkPiece): Promise<Uint8Array> {

@@ -2,7 +2,7 @@ import { MediaError } from '../../../firmware/ports/block-device.ts';
 import { rejectLater } from '../later.ts';
 import { RaidBase, type RaidOptions } from './array.ts';
 import { isMemberFault } from './members.ts';
-import type { CheckResult } from './types.ts';
+import { addCheck, emptyCheck, type CheckResult } from './types.ts';
 
 /**
  * RAID-1, n-way mirror (md raid1). Capacity: the smallest member.
@@ -49,36 +49,55 @@ export class Raid1 extends RaidBase {
     });
   }
 
-  protected async checkRegion(start: number, count: number, repair: boolean): Promise<CheckResult> {
-    return this.locks.with(start, start + count, async () => {
-      const ids = this.readableMembers(start, count);
-      const reads = await Promise.allSettled(ids.map((i) => this.members.read(i, start, count)));
-      const result: CheckResult = { mismatches: 0, readErrors: 0, sectorsChecked: 0 };
-      const good: { member: number; data: Uint8Array }[] = [];
-      const unreadable: number[] = [];
-      reads.forEach((r, k) => {
-        if (r.status === 'fulfilled') good.push({ member: ids[k]!, data: r.value });
-        else if (isMemberFault(r.reason)) unreadable.push(ids[k]!);
-        else throw r.reason;
-      });
-      result.readErrors = unreadable.length;
-      const reference = good[0];
-      if (reference === undefined || good.length + unreadable.length < 2) return result;
-      result.sectorsChecked = count;
-      const differing = new Set<number>();
-      for (let s = 0; s < count; s++) {
-        const [from, to] = [s * this.sectorSize, (s + 1) * this.sectorSize];
-        const ref = reference.data.subarray(from, to);
-        const bad = good.slice(1).filter((g) => Buffer.compare(g.data.subarray(from, to), ref) !== 0);
-        if (bad.length > 0) result.mismatches++;
-        for (const g of bad) differing.add(g.member);
-      }
-      if (repair) {
-        const targets = [...differing, ...unreadable].filter((i) => this.members.writable(i));
-        await this.members.writeAll(targets.map((member) => ({ member, lba: start, data: reference.data })));
-      }
-      return result;
+  protected checkRegion(start: number, count: number, repair: boolean): Promise<CheckResult> {
+    return this.locks.with(start, start + count, () => this.checkMirrors(start, count, repair));
+  }
+
+  /**
+   * One check region, its lock held: reads every copy and counts sectors whose copies differ.
+   * A copy that had a media error is rewritten from the first good one (check and repair alike,
+   * as md does); with `repair`, so are copies that differ. Where no copy reads whole (each has a
+   * bad sector somewhere in the region), it goes sector by sector.
+   */
+  private async checkMirrors(start: number, count: number, repair: boolean): Promise<CheckResult> {
+    const ids = this.readableMembers(start, count);
+    const reads = await Promise.allSettled(ids.map((i) => this.members.read(i, start, count)));
+    const result = emptyCheck();
+    const good: { member: number; data: Uint8Array }[] = [];
+    const rotten: number[] = [];
+    reads.forEach((r, k) => {
+      if (r.status === 'fulfilled') good.push({ member: ids[k]!, data: r.value });
+      else if (r.reason instanceof MediaError) rotten.push(ids[k]!);
+      else if (!isMemberFault(r.reason)) throw r.reason;
     });
+    result.readErrors = ids.length - good.length;
+    const reference = good[0];
+    if (reference === undefined) {
+      if (rotten.length > 1 && count > 1) return this.checkSectorwise(start, count, repair);
+      result.readErrorsUnrepaired = rotten.length;
+      return result;
+    }
+    const differing = new Set<number>();
+    if (good.length >= 2) result.sectorsChecked = count; // else nothing to compare against
+    for (let s = 0; s < count && good.length >= 2; s++) {
+      const [from, to] = [s * this.sectorSize, (s + 1) * this.sectorSize];
+      const ref = reference.data.subarray(from, to);
+      const bad = good.slice(1).filter((g) => Buffer.compare(g.data.subarray(from, to), ref) !== 0);
+      if (bad.length > 0) result.mismatches++;
+      for (const g of bad) differing.add(g.member);
+    }
+    const fixable = rotten.filter((i) => this.members.writable(i));
+    const targets = repair ? [...fixable, ...[...differing].filter((i) => this.members.writable(i))] : fixable;
+    const failed = await this.members.writeAll(targets.map((member) => ({ member, lba: start, data: reference.data })));
+    result.readErrorsRepaired = fixable.filter((i) => !failed.includes(i)).length;
+    result.readErrorsUnrepaired = rotten.length - result.readErrorsRepaired;
+    return result;
+  }
+
+  private async checkSectorwise(start: number, count: number, repair: boolean): Promise<CheckResult> {
+    const total = emptyCheck();
+    for (let s = 0; s < count; s++) addCheck(total, await this.checkMirrors(start + s, 1, repair));
+    return total;
   }
 
   private async writeLocked(lba: number, data: Uint8Array): Promise<void> {
@@ -123,6 +142,7 @@ export class Raid1 extends RaidBase {
     }
     this.throwIfFailed();
     if (bad.length > 1 && count > 1) return this.readSectorwise(lba, count, except, locked);
+    this.noteReadErrors(0, bad.length);
     throw mediaError ? new MediaError(this.name, mediaError.lba) : new MediaError(this.name, lba, 'no member can serve the read');
   }
 
@@ -137,10 +157,14 @@ export class Raid1 extends RaidBase {
   private async repair(bad: number[], good: number, lba: number, count: number, locked: boolean): Promise<void> {
     const rewrite = async (): Promise<void> => {
       const data = await this.members.read(good, lba, count);
-      await this.members.writeAll(bad.filter((i) => this.members.writable(i)).map((member) => ({ member, lba, data })));
+      const targets = bad.filter((i) => this.members.writable(i));
+      const failed = await this.members.writeAll(targets.map((member) => ({ member, lba, data })));
+      const fixed = targets.length - failed.length;
+      this.noteReadErrors(fixed, bad.length - fixed);
     };
     await (locked ? rewrite() : this.locks.with(lba, lba + count, rewrite)).catch((error: unknown) => {
       if (!isMemberFault(error)) throw error; // a repair that fails leaves the sector bad; the read still succeeded
+      this.noteReadErrors(0, bad.length);
     });
   }
 }

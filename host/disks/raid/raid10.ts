@@ -4,8 +4,10 @@ import type { HostClock } from '../../clock/clock.ts';
 import { RaidConfigError } from './errors.ts';
 import { Raid0 } from './raid0.ts';
 import { Raid1 } from './raid1.ts';
-import type {
-  ArrayState, CheckOptions, CheckResult, MemberState, RaidArray, RaidSuperblock, RebuildOptions, RebuildProgress,
+import {
+  addCheck, emptyCheck,
+  type ArrayState, type CheckOptions, type CheckResult, type MemberState, type RaidArray, type RaidStatus, type RaidSuperblock,
+  type RebuildOptions, type RebuildProgress,
 } from './types.ts';
 
 export interface Raid10Options {
@@ -33,6 +35,7 @@ export class Raid10 implements RaidArray {
   readonly copies: number;
   private readonly sets: Raid1[];
   private readonly stripe: Raid0;
+  private lastCheck: CheckResult | null = null;
 
   constructor(options: Raid10Options) {
     const copies = options.copies ?? 2;
@@ -86,8 +89,22 @@ export class Raid10 implements RaidArray {
     return this.setOf(index).memberState(index % this.copies);
   }
 
-  failMember(index: number): void {
-    this.setOf(index).failMember(index % this.copies);
+  failMember(index: number): BlockDevice {
+    return this.setOf(index).failMember(index % this.copies);
+  }
+
+  /** The sets' statuses added up, members in array order. */
+  status(): RaidStatus {
+    const sets = this.sets.map((s) => s.status());
+    return {
+      level: this.level,
+      state: this.state,
+      members: sets.flatMap((s) => s.members),
+      rebuild: this.rebuildProgress(),
+      readErrorsRepaired: sets.reduce((n, s) => n + s.readErrorsRepaired, 0),
+      readErrorsUnrepaired: sets.reduce((n, s) => n + s.readErrorsUnrepaired, 0),
+      lastCheck: this.lastCheck === null ? null : { ...this.lastCheck },
+    };
   }
 
   read(lba: number, count: number): Promise<Uint8Array> {
@@ -123,16 +140,14 @@ export class Raid10 implements RaidArray {
     return null;
   }
 
-  /** Checks each mirror set in turn; the counts add up. */
+  /** Checks each mirror set in turn (each repairs its read errors); the counts add up. */
   async check(options: CheckOptions = {}): Promise<CheckResult> {
-    const total: CheckResult = { mismatches: 0, readErrors: 0, sectorsChecked: 0 };
+    const total = emptyCheck();
     for (const set of this.sets) {
       if (set.state === 'failed') continue;
-      const r = await set.check(options);
-      total.mismatches += r.mismatches;
-      total.readErrors += r.readErrors;
-      total.sectorsChecked += r.sectorsChecked;
+      addCheck(total, await set.check(options));
     }
+    this.lastCheck = { ...total };
     return total;
   }
 

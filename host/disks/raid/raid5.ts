@@ -4,7 +4,8 @@ import type { RangeLease } from '../range-lock.ts';
 import { RaidBase, type RaidOptions } from './array.ts';
 import { CHUNK_BYTES_DEFAULT, chunkSectorsOf, splitIntoChunks } from './chunks.ts';
 import { isMemberFault, type MemberWrite } from './members.ts';
-import type { CheckResult } from './types.ts';
+import { settleAll } from './settle.ts';
+import { addCheck, emptyCheck, type CheckResult } from './types.ts';
 import { isZero, xorAll, xorInto } from './xor.ts';
 
 export interface Raid5Options extends RaidOptions {
@@ -86,7 +87,7 @@ export class Raid5 extends RaidBase {
     const pieces = splitIntoChunks(lba, count, this.chunkSectors);
     if (pieces.length === 1) return this.readPiece(lba, count);
     const out = new Uint8Array(count * this.sectorSize);
-    return Promise.all(pieces.map(async (p) => out.set(await this.readPiece(p.arrayLba, p.count), p.at * this.sectorSize))).then(() => out);
+    return settleAll(pieces.map(async (p) => out.set(await this.readPiece(p.arrayLba, p.count), p.at * this.sectorSize))).then(() => out);
   }
 
   write(lba: number, data: Uint8Array): Promise<void> {
@@ -106,24 +107,49 @@ export class Raid5 extends RaidBase {
     });
   }
 
-  protected async checkRegion(start: number, count: number, repair: boolean): Promise<CheckResult> {
+  protected checkRegion(start: number, count: number, repair: boolean): Promise<CheckResult> {
     const [s0, s1] = this.stripesOf(start, count);
-    return this.locks.with(s0, s1, async () => {
-      const all = this.othersOf(-1);
-      if (!all.every((i) => this.members.readable(i, start, count))) return { mismatches: 0, readErrors: 0, sectorsChecked: 0 };
-      const reads = await Promise.allSettled(all.map((i) => this.members.read(i, start, count)));
-      const failed = reads.flatMap((r, i) => (r.status === 'rejected' ? [{ member: i, reason: r.reason as unknown }] : []));
-      for (const f of failed) if (!isMemberFault(f.reason)) throw f.reason;
-      if (failed.length > 0) {
-        if (repair && failed.length === 1 && this.members.writable(failed[0]!.member)) {
-          const rest = reads.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-          await this.members.writeAll([{ member: failed[0]!.member, lba: start, data: xorAll(rest) }]);
-        }
-        return { mismatches: 0, readErrors: failed.length, sectorsChecked: 0 };
-      }
+    return this.locks.with(s0, s1, () => this.checkRows(start, count, repair));
+  }
+
+  /**
+   * One check region, its stripes locked: reads every member's rows and compares the parity. One
+   * member's media error is rewritten from the others (check and repair alike, as md does); with
+   * more than one member failing, row by row, since each may have its bad sectors elsewhere.
+   * Degraded regions are skipped: there is nothing to compare against.
+   */
+  private async checkRows(start: number, count: number, repair: boolean): Promise<CheckResult> {
+    const result = emptyCheck();
+    const all = this.othersOf(-1);
+    if (!all.every((i) => this.members.readable(i, start, count))) return result;
+    const reads = await Promise.allSettled(all.map((i) => this.members.read(i, start, count)));
+    const rotten: number[] = [];
+    for (let i = 0; i < reads.length; i++) {
+      const r = reads[i]!;
+      if (r.status === 'fulfilled') continue;
+      if (!isMemberFault(r.reason)) throw r.reason;
+      result.readErrors++;
+      if (r.reason instanceof MediaError) rotten.push(i);
+    }
+    if (result.readErrors === 0) {
       const rows = reads.map((r) => (r as PromiseFulfilledResult<Uint8Array>).value);
-      return { mismatches: await this.compareParity(rows, start, count, repair), readErrors: 0, sectorsChecked: count };
-    });
+      result.mismatches = await this.compareParity(rows, start, count, repair);
+      result.sectorsChecked = count;
+      return result;
+    }
+    if (result.readErrors > 1 && rotten.length === result.readErrors && count > 1) {
+      const total = emptyCheck();
+      for (let row = start; row < start + count; row++) addCheck(total, await this.checkRows(row, 1, repair));
+      return total;
+    }
+    const member = rotten[0];
+    if (result.readErrors === 1 && member !== undefined && this.members.writable(member)) {
+      const rest = reads.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      const failed = await this.members.writeAll([{ member, lba: start, data: xorAll(rest) }]);
+      result.readErrorsRepaired = failed.length === 0 ? 1 : 0;
+    }
+    result.readErrorsUnrepaired = rotten.length - result.readErrorsRepaired;
+    return result;
   }
 
   /** Counts rows whose XOR is not zero; with `repair`, rewrites their parity from the data. */
@@ -167,7 +193,8 @@ export class Raid5 extends RaidBase {
   private async writeLocked(lease: RangeLease, stripes: Map<number, StripePiece[]>): Promise<void> {
     try {
       if (lease.ready !== null) await lease.ready;
-      await Promise.all([...stripes].map(([stripe, pieces]) => this.writeStripe(stripe, pieces)));
+      // Every stripe's member I/O must be over before the lock goes (settleAll, not Promise.all).
+      await settleAll([...stripes].map(([stripe, pieces]) => this.writeStripe(stripe, pieces)));
       this.throwIfFailed();
     } finally {
       lease.release();
@@ -182,7 +209,8 @@ export class Raid5 extends RaidBase {
       // Full stripe: the parity comes from the new data alone; nothing to read.
       const writes = pieces.map((q) => ({ member: q.member, lba: base, data: q.data }));
       writes.push({ member: parity, lba: base, data: xorAll(pieces.map((q) => q.data)) });
-      return this.members.writeAll(writes.filter((w) => this.members.writable(w.member)));
+      await this.members.writeAll(writes.filter((w) => this.members.writable(w.member)));
+      return;
     }
     const lo = Math.min(...pieces.map((q) => q.offset));
     const hi = Math.max(...pieces.map((q) => q.offset + q.count));
@@ -241,29 +269,45 @@ export class Raid5 extends RaidBase {
     rows[parityMember] = xorAll(rows.filter((row, i): row is Uint8Array => i !== parityMember && row !== null));
     const writes: MemberWrite[] = pieces.filter((q) => !rotten.includes(q.member)).map((q) => ({ member: q.member, lba: base + q.offset, data: q.data }));
     for (const i of new Set([...rotten, parityMember])) writes.push({ member: i, lba: base + lo, data: rows[i]! });
-    await this.members.writeAll(writes.filter((w) => this.members.writable(w.member)));
+    const failed = await this.members.writeAll(writes.filter((w) => this.members.writable(w.member)));
+    const fixed = rotten.filter((i) => this.members.writable(i) && !failed.includes(i)).length;
+    this.noteReadErrors(fixed, rotten.length - fixed);
   }
 
   private async readPiece(lba: number, count: number): Promise<Uint8Array> {
     const { member, memberLba } = this.locate(lba);
-    if (this.members.readable(member, memberLba, count)) {
+    if (!this.members.readable(member, memberLba, count)) return this.reconstructRead(lba, count, -1);
+    try {
+      return await this.members.read(member, memberLba, count);
+    } catch (error) {
+      if (!isMemberFault(error)) throw error;
+      this.throwIfFailed();
+      if (!(error instanceof MediaError)) return this.reconstructRead(lba, count, -1);
       try {
-        return await this.members.read(member, memberLba, count);
-      } catch (error) {
-        if (!isMemberFault(error)) throw error;
-        this.throwIfFailed();
-        return this.reconstructRead(lba, count, error instanceof MediaError ? member : -1);
+        return await this.reconstructRead(lba, count, member);
+      } catch (lost) {
+        // Not rebuildable either: the caller learns the sector that was bad, not the piece's start.
+        if (lost instanceof MediaError) throw new MediaError(this.name, lba + Math.max(0, error.lba - memberLba));
+        throw lost;
       }
     }
-    return this.reconstructRead(lba, count, -1);
   }
 
   /** A chunk piece rebuilt from the rest of its rows, under the stripe lock; rewritten to `repair` if >= 0. */
   private reconstructRead(lba: number, count: number, repair: number): Promise<Uint8Array> {
     const { stripe, member, memberLba } = this.locate(lba);
     return this.locks.with(stripe, stripe + 1, async () => {
-      const data = xorAll(await this.readRows(this.othersOf(member), memberLba, count, lba));
-      if (repair >= 0 && this.members.writable(repair)) await this.members.writeAll([{ member: repair, lba: memberLba, data }]);
+      let data: Uint8Array;
+      try {
+        data = xorAll(await this.readRows(this.othersOf(member), memberLba, count, lba));
+      } catch (error) {
+        if (repair >= 0) this.noteReadErrors(0, 1);
+        throw error;
+      }
+      if (repair >= 0) {
+        const failed = this.members.writable(repair) ? await this.members.writeAll([{ member: repair, lba: memberLba, data }]) : [repair];
+        this.noteReadErrors(failed.length === 0 ? 1 : 0, failed.length === 0 ? 0 : 1);
+      }
       return data;
     });
   }

@@ -37,26 +37,67 @@ export interface RebuildOptions {
 }
 
 export interface CheckOptions {
-  /** Rewrite what differs (md's `repair`); default false (md's `check`: changes nothing). */
+  /**
+   * Also rewrite what differs (md's `repair`); default false (md's `check`). Either way, a member
+   * read error found by the scrub is repaired from redundancy, as md does in `check` too: a
+   * latent bad sector is exactly what a scrub is for, and leaving it would turn the next member
+   * failure into data loss. What `check` never changes is a mismatch: which copy is right is
+   * not knowable, so only `repair` picks one.
+   */
   repair?: boolean;
   stepSectors?: number;
 }
 
-/** Outcome of a check (scrub). */
+/** Outcome of a check (scrub). Read errors count failed member reads (one per member per region read). */
 export interface CheckResult {
   /**
    * Like md's `mismatch_cnt`: sectors whose copies differ (RAID-1/10), or parity sectors that do
    * not match their data (RAID-5, one per mismatched row of a stripe).
    */
   mismatches: number;
-  /**
-   * Member regions that could not be read (a MediaError, or a member found dead); with `repair`,
-   * a readable-again region is rewritten from redundancy (md fixes read errors even in `check`;
-   * here `check` changes nothing at all, so that it can be trusted as a pure measurement).
-   */
+  /** Member reads that failed: a MediaError, or a member found dead (which then shows in the array's state). */
   readErrors: number;
+  /** Media errors rewritten from redundancy (the rewrite succeeded: md's corrected errors). */
+  readErrorsRepaired: number;
+  /**
+   * Media errors left in place: no redundancy to rebuild them from (every copy bad there, or a
+   * second member missing), or the rewrite failed. Non-zero means data at risk or lost: flag it.
+   */
+  readErrorsUnrepaired: number;
   /** Member sectors compared (regions with nothing to compare against are skipped). */
   sectorsChecked: number;
+}
+
+/** A check that found nothing, to add results to. */
+export function emptyCheck(): CheckResult {
+  return { mismatches: 0, readErrors: 0, readErrorsRepaired: 0, readErrorsUnrepaired: 0, sectorsChecked: 0 };
+}
+
+/** Adds `b` into `a`. */
+export function addCheck(a: CheckResult, b: CheckResult): CheckResult {
+  a.mismatches += b.mismatches;
+  a.readErrors += b.readErrors;
+  a.readErrorsRepaired += b.readErrorsRepaired;
+  a.readErrorsUnrepaired += b.readErrorsUnrepaired;
+  a.sectorsChecked += b.sectorsChecked;
+  return a;
+}
+
+/**
+ * What an array reports about itself (md's /proc/mdstat and sysfs, as data). The read-error
+ * counters are history since the array object was assembled, over every path that met one
+ * (reads, writes, checks): `readErrorsUnrepaired` counts events, and a later write may have
+ * remapped such a sector since. What is damaged *now* is what a fresh `check()` reports.
+ */
+export interface RaidStatus {
+  level: RaidLevel;
+  state: ArrayState;
+  members: MemberState[];
+  rebuild: RebuildProgress | null;
+  readErrorsRepaired: number;
+  readErrorsUnrepaired: number;
+  /** The last completed check, or null. */
+  lastCheck: CheckResult | null;
 }
 
 export type RaidLevel = 'raid0' | 'raid1' | 'raid5' | 'raid10';
@@ -68,8 +109,12 @@ export interface RaidArray extends BlockDevice, PowerCuttable {
   readonly memberCount: number;
   member(index: number): BlockDevice;
   memberState(index: number): MemberState;
-  /** Mark a member failed (mdadm --fail); the array goes on degraded if it can. */
-  failMember(index: number): void;
+  /**
+   * Mark member slot `index` failed (mdadm --fail), whatever device sits there now: the original
+   * disk, or a spare being rebuilt (whose rebuild then stops). The array goes on degraded if it
+   * can. Returns the device that was failed. A failed slot gets no more I/O.
+   */
+  failMember(index: number): BlockDevice;
   /**
    * Rebuild member `index` onto `spare` (which replaces it), or, with `null`, resume the rebuild
    * of a member assembled as `rebuilding`. I/O goes on meanwhile. Resolves when it is in sync.
@@ -77,5 +122,6 @@ export interface RaidArray extends BlockDevice, PowerCuttable {
   rebuild(index: number, spare: BlockDevice | null, options?: RebuildOptions): Promise<void>;
   rebuildProgress(): RebuildProgress | null;
   check(options?: CheckOptions): Promise<CheckResult>;
+  status(): RaidStatus;
   superblock(): RaidSuperblock;
 }

@@ -10,10 +10,13 @@ import { pattern, rejectionOf, runUntilSettled } from './helpers.ts';
 
 blockDeviceContract('FaultyDisk over a MemoryDisk', async ({ sectorSize, sectorCountMin }) => {
   const clock = new VirtualClock();
-  const inner = new MemoryDisk({ name: 'inner', sectorSize, sectorCount: sectorCountMin * 2, clock, service: { fixedMs: 0.5 } });
+  const inner = new MemoryDisk({ name: 'inner', sectorSize, sectorCount: sectorCountMin * 2, clock, service: { fixedMs: 0.5 }, writeCacheBytesMax: 16 * sectorSize });
   const device = new FaultyDisk({ inner, clock, name: 'faulty', plan: { slowFactor: 3 } });
-  return { clock, device, injectMediaError: (lba) => device.apply({ badSectors: [lba] }), failDevice: () => device.fail() };
-});
+  return {
+    clock, device, injectMediaError: (lba) => device.apply({ badSectors: [lba] }), failDevice: () => device.fail(),
+    powerCycle: () => (device.powerCut(), device),
+  };
+}, { can: { mediaErrors: true, deviceFailure: true, powerCycle: true } });
 
 function setup(plan = {}) {
   const clock = new VirtualClock();

@@ -6,10 +6,13 @@ import { SeededRandom } from '../../../host/random.ts';
 import { blockDeviceContract } from './contract.ts';
 import { pattern, rejectionOf, runUntilSettled } from './helpers.ts';
 
+const POWER = { can: { powerCycle: true } };
+
 blockDeviceContract('MemoryDisk', async ({ sectorSize, sectorCountMin }) => {
   const clock = new VirtualClock();
-  return { clock, device: new MemoryDisk({ name: 'mem', sectorSize, sectorCount: sectorCountMin * 4, clock }) };
-});
+  const device = new MemoryDisk({ name: 'mem', sectorSize, sectorCount: sectorCountMin * 4, clock });
+  return { clock, device, powerCycle: () => (device.powerCut(), device) };
+}, POWER);
 
 blockDeviceContract('MemoryDisk with service times and a write cache', async ({ sectorSize, sectorCountMin }) => {
   const clock = new VirtualClock();
@@ -18,8 +21,8 @@ blockDeviceContract('MemoryDisk with service times and a write cache', async ({ 
     service: { fixedMs: 0.1, perByteMs: 0.0001, seek: { trackToTrackMs: 0.5, fullStrokeMs: 12, rpm: 7200 } },
     writeCacheBytesMax: 8 * sectorSize,
   });
-  return { clock, device };
-});
+  return { clock, device, powerCycle: () => (device.powerCut(), device) };
+}, POWER);
 
 blockDeviceContract('MemoryDisk with torn writes', async ({ sectorSize, sectorCountMin }) => {
   const clock = new VirtualClock();
@@ -27,8 +30,8 @@ blockDeviceContract('MemoryDisk with torn writes', async ({ sectorSize, sectorCo
     name: 'mem-torn', sectorSize, sectorCount: sectorCountMin * 4, clock, tornWrites: true, random: new SeededRandom(1),
     service: { fixedMs: 1 },
   });
-  return { clock, device };
-});
+  return { clock, device, powerCycle: () => (device.powerCut(), device) };
+}, POWER);
 
 describe('MemoryDisk', () => {
   it('holds terabytes without allocating them, and allocates only what is written', async () => {

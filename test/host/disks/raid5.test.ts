@@ -87,7 +87,7 @@ describe('Raid5', () => {
   it('check counts parity mismatches without changing anything; repair recomputes parity', async () => {
     const { disks, array, run } = setup();
     await run(array.write(0, pattern(8, array.sectorCount * SS)));
-    expect(await run(array.check())).toEqual({ mismatches: 0, readErrors: 0, sectorsChecked: 64 });
+    expect(await run(array.check())).toEqual({ mismatches: 0, readErrors: 0, readErrorsRepaired: 0, readErrorsUnrepaired: 0, sectorsChecked: 64 });
     // Deliberately broken: three sectors of one member changed behind the array's back.
     await run(disks.inner[2]!.write(CHUNK + 1, pattern(9, 3 * SS)));
     const snapshot = disks.inner.map((d) => d.peek(0, 64));
