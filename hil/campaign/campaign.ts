@@ -1,75 +1,181 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Violation } from '../checker/violation.ts';
+import type { EmulateOptions } from '../emulator/options.ts';
+import { reproduceCommand } from '../emulator/reproduce.ts';
+import { formatLinkFaults } from '../faults/link-fault-plan.ts';
 import { newLinkFaultCounters, type LinkFaultCounters } from '../faults/link-fault-injector.ts';
+import type { Logger } from '../log.ts';
 import { drawRun, type CampaignSettings } from './draw-run.ts';
-import type { RunSummary } from './summary.ts';
+import { reproduceWith, type RunSummary } from './summary.ts';
 import type { WorkerReply, WorkerRequest } from './worker.ts';
+
+/** Worker threads that may die and be replaced over one campaign; then the remaining seeds are not run. */
+export const WORKER_RESTARTS_MAX = 16;
+
+/** Testing aids, never set by the CLI: they plant failures so that tests can watch a campaign report them. */
+export interface CampaignTestingAids {
+  /** Seeds whose worker thread dies of an uncaught exception instead of running them. */
+  crashThreadSeeds?: readonly number[];
+  /** Options laid over these seeds' drawn ones (an impossible one makes the run throw). */
+  overrides?: Readonly<Record<number, Partial<EmulateOptions>>>;
+}
 
 export interface CampaignOptions extends CampaignSettings {
   seeds: number;
   from: number;
   /** Worker threads (default: one per core). */
   workers?: number;
+  /** Worker threads that may die and be replaced (default {@link WORKER_RESTARTS_MAX}). */
+  workerRestartsMax?: number;
+  /** Progress milestones at info, each failure at warn (a child logger: `log.child({ module: 'campaign' })`). */
+  log?: Logger;
+  testing?: CampaignTestingAids;
+}
+
+/** A seed that failed: its run was inconsistent, or it crashed (threw, or killed its worker thread). */
+export interface CampaignFailure {
+  seed: number;
+  mode: string;
+  onLockReject: string;
+  verdict: 'inconsistent' | 'crashed';
+  violations: Violation[];
+  /** What the crash said (crashed runs only). */
+  error?: string;
+  /** The one command that runs this seed again. */
+  reproduce: string;
+  /** The run's trace hash (inconsistent runs only), which running `reproduce` gives again. */
+  traceHash?: string;
 }
 
 export interface CampaignResult {
   seeds: number;
   from: number;
+  /** Seeds that ran to a verdict. */
   runs: number;
   consistent: number;
-  failures: { seed: number; mode: string; onLockReject: string; violations: Violation[]; reproduce: string }[];
-  /** Runs that crashed (a bug in mirrorlab, not a verdict): the seed and the error. */
-  errors: { seed: number; error: string }[];
+  /** Every inconsistent or crashed seed, in seed order. */
+  failures: CampaignFailure[];
+  /** How many of the failures are crashes (a bug in mirrorlab, not a verdict). */
+  crashed: number;
+  /** Seeds never run, because more worker threads died than `workerRestartsMax` allows. */
+  notRun: number;
+  workerRestarts: number;
   faultsInjected: LinkFaultCounters;
   byMode: Record<string, number>;
   writes: number;
   wallSeconds: number;
 }
 
+/** What the worker slots share: the seed queue, the restart budget, and where outcomes go. */
+interface Shared {
+  queue: number[];
+  restartsLeft: number;
+  restarts: number;
+  optionsFor(seed: number): EmulateOptions;
+  crashThread(seed: number): boolean;
+  onReply(reply: WorkerReply, options: EmulateOptions): void;
+  onCrash(options: EmulateOptions, error: string): void;
+}
+
 /**
  * Run seeds `from .. from + seeds - 1`, each with its own drawn configuration (swarm testing), on
  * worker threads (one per core by default). Results come back in any order and are reported in
- * seed order; every failure carries the one command that reproduces it.
+ * seed order; every failure, a crash included, carries its seed and the one command that
+ * reproduces it. A run that throws is recorded as a crash of its seed; a worker thread that dies
+ * likewise, and a fresh one takes its place, at most `workerRestartsMax` times per campaign.
  */
 export async function runCampaign(opts: CampaignOptions, onRun?: (s: RunSummary, done: number) => void): Promise<CampaignResult> {
   const started = performance.now();
-  const queue = Array.from({ length: opts.seeds }, (_, i) => opts.from + i);
-  const summaries: RunSummary[] = [];
-  const errors: { seed: number; error: string }[] = [];
+  const log = opts.log;
   const workers = Math.max(1, Math.min(opts.workers ?? availableParallelism(), opts.seeds));
-  await Promise.all(Array.from({ length: workers }, () => drive(queue, opts, (reply) => {
-    if ('error' in reply) errors.push(reply);
-    else {
+  log?.info({ seeds: opts.seeds, from: opts.from, workers, writes: opts.writes, faults: opts.faults ? formatLinkFaults(opts.faults) : 'drawn per seed' }, 'campaign starting');
+  const summaries: RunSummary[] = [];
+  const crashes: CampaignFailure[] = [];
+  const done = (): number => summaries.length + crashes.length;
+  const crashThreadSeeds = new Set(opts.testing?.crashThreadSeeds ?? []);
+  const shared: Shared = {
+    queue: Array.from({ length: opts.seeds }, (_, i) => opts.from + i),
+    restartsLeft: opts.workerRestartsMax ?? WORKER_RESTARTS_MAX,
+    restarts: 0,
+    optionsFor: (seed) => ({ ...drawRun(seed, opts), ...opts.testing?.overrides?.[seed] }),
+    crashThread: (seed) => crashThreadSeeds.has(seed),
+    onReply: (reply, options) => {
+      if ('error' in reply) return shared.onCrash(options, reply.error);
       summaries.push(reply.summary);
-      onRun?.(reply.summary, summaries.length + errors.length);
-    }
-  })));
-  summaries.sort((a, b) => a.seed - b.seed);
-  errors.sort((a, b) => a.seed - b.seed);
-  return collect(opts, summaries, errors, (performance.now() - started) / 1000);
+      const s = reply.summary;
+      if (s.verdict !== 'consistent') log?.warn({ seed: s.seed, mode: s.mode, onLockReject: s.onLockReject, invariants: [...new Set(s.violations.map((v) => v.invariant))], reproduce: s.reproduce }, 'inconsistent run');
+      onRun?.(s, done());
+    },
+    onCrash: (options, error) => {
+      const failure: CampaignFailure = { seed: options.seed, mode: options.mode, onLockReject: options.onLockReject, verdict: 'crashed', violations: [], error, reproduce: reproduceWith(reproduceCommand(options), options) };
+      crashes.push(failure);
+      log?.warn({ seed: failure.seed, error: error.split('\n')[0], reproduce: failure.reproduce }, 'run crashed');
+    },
+  };
+  await Promise.all(Array.from({ length: workers }, () => drive(shared, log)));
+  const result = collect(opts, summaries, crashes, shared, (performance.now() - started) / 1000);
+  const verdict = result.crashed > 0 || result.notRun > 0 ? 'crashed' : result.failures.length > 0 ? 'inconsistent' : 'consistent';
+  log?.info({ verdict, runs: result.runs, failures: result.failures.length, crashed: result.crashed, notRun: result.notRun, workerRestarts: result.workerRestarts, wallSeconds: result.wallSeconds }, 'campaign finished');
+  return result;
 }
 
-/** One worker thread taking seeds from the shared queue until it is empty. */
-function drive(queue: number[], settings: CampaignSettings, onReply: (r: WorkerReply) => void): Promise<void> {
+/** One worker slot: a thread taking seeds from the shared queue until it is empty, replaced when it dies while the budget lasts. */
+async function drive(shared: Shared, log?: Logger): Promise<void> {
+  while (shared.queue.length > 0) {
+    if ((await runWorker(shared)) === 'drained') return;
+    if (shared.restartsLeft <= 0) {
+      log?.warn({ restarts: shared.restarts, seedsLeft: shared.queue.length }, 'worker thread died and the restart budget is spent; this slot stops');
+      return;
+    }
+    shared.restartsLeft--;
+    shared.restarts++;
+    log?.warn({ restarts: shared.restarts }, 'worker thread died; starting a fresh one');
+  }
+}
+
+/**
+ * One worker thread's life: seeds out, replies in, until the queue is empty ('drained') or the
+ * thread dies ('crashed': the seed it was running is recorded as a crash). A thread dies by an
+ * uncaught exception ('error') or by exiting while it had a seed.
+ */
+function runWorker(shared: Shared): Promise<'drained' | 'crashed'> {
   const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url));
-  return new Promise((resolve, reject) => {
+  let inflight: EmulateOptions | null = null;
+  let over = false;
+  return new Promise((resolve) => {
+    const crash = (why: string): void => {
+      if (over) return;
+      over = true;
+      if (inflight) shared.onCrash(inflight, why);
+      inflight = null;
+      void worker.terminate();
+      resolve('crashed');
+    };
     const next = (): void => {
-      const seed = queue.shift();
-      const msg: WorkerRequest = seed === undefined ? { stop: true } : { seed, options: drawRun(seed, settings) };
+      const seed = shared.queue.shift();
+      inflight = seed === undefined ? null : shared.optionsFor(seed);
+      const msg: WorkerRequest = inflight === null ? { stop: true } : { seed: inflight.seed, options: inflight, crashThread: shared.crashThread(inflight.seed) };
       worker.postMessage(msg);
     };
     worker.on('message', (reply: WorkerReply) => {
-      onReply(reply);
+      if (over || inflight === null) return;
+      shared.onReply(reply, inflight);
       next();
     });
-    worker.on('error', reject);
-    worker.on('exit', () => resolve());
+    worker.on('error', (err) => crash(`worker thread died: ${err.stack ?? err.message}`));
+    worker.on('exit', (code) => {
+      if (inflight !== null) crash(`worker thread exited with status ${code} while running seed ${inflight.seed}`);
+      else if (!over) {
+        over = true;
+        resolve('drained');
+      }
+    });
     next();
   });
 }
 
-function collect(opts: CampaignOptions, runs: RunSummary[], errors: { seed: number; error: string }[], wallSeconds: number): CampaignResult {
+function collect(opts: CampaignOptions, runs: RunSummary[], crashes: CampaignFailure[], shared: Shared, wallSeconds: number): CampaignResult {
   const faults = newLinkFaultCounters();
   const byMode: Record<string, number> = {};
   for (const r of runs) {
@@ -77,9 +183,13 @@ function collect(opts: CampaignOptions, runs: RunSummary[], errors: { seed: numb
     const key = `${r.mode}/${r.onLockReject}`;
     byMode[key] = (byMode[key] ?? 0) + 1;
   }
-  const failures = runs.filter((r) => r.verdict !== 'consistent').map((r) => ({ seed: r.seed, mode: r.mode, onLockReject: r.onLockReject, violations: r.violations, reproduce: r.reproduce }));
+  const inconsistent = runs.filter((r) => r.verdict !== 'consistent').map((r): CampaignFailure => ({
+    seed: r.seed, mode: r.mode, onLockReject: r.onLockReject, verdict: 'inconsistent', violations: r.violations, reproduce: r.reproduce, traceHash: r.traceHash,
+  }));
+  const failures = [...inconsistent, ...crashes].sort((a, b) => a.seed - b.seed);
   return {
-    seeds: opts.seeds, from: opts.from, runs: runs.length, consistent: runs.length - failures.length, failures, errors,
+    seeds: opts.seeds, from: opts.from, runs: runs.length, consistent: runs.length - inconsistent.length, failures, crashed: crashes.length,
+    notRun: shared.queue.length, workerRestarts: shared.restarts,
     faultsInjected: faults, byMode, writes: runs.reduce((n, r) => n + r.writes, 0), wallSeconds: Math.round(wallSeconds * 10) / 10,
   };
 }

@@ -1,4 +1,5 @@
 import { LOCK_REJECT_POLICIES, MIRROR_MODES } from '../../firmware/mirror/types.ts';
+import type { FirmwareMutation } from '../../firmware/mutations.ts';
 import type { Random } from '../../firmware/ports/random.ts';
 import { parseVolumeSpec, type VolumeSpec } from '../../host/disks/volume-spec.ts';
 import { SeededRandom } from '../../host/random.ts';
@@ -12,6 +13,12 @@ export interface CampaignSettings {
   writes: number;
   /** Use this fault plan for every seed instead of drawing one. */
   faults: LinkFaultPlan | null;
+  /**
+   * Testing aid, never set by the CLI: plant these deliberate firmware bugs in every run, so that
+   * tests can watch a campaign find and report failures. A reproduce command names them in a
+   * trailing shell comment, since no flag can set them.
+   */
+  mutations?: readonly FirmwareMutation[];
 }
 
 const pick = <T>(r: Random, items: readonly T[]): T => items[r.int(items.length)]!;
@@ -39,6 +46,7 @@ export function drawRun(seed: number, settings: CampaignSettings): EmulateOption
     faults: settings.faults ?? drawFaults(r),
     ...drawVolumes(r),
     lockContentionPerMillion: r.chance(1, 2) ? pick(r, [10_000, 50_000, 100_000, 200_000]) : 0,
+    ...(settings.mutations && settings.mutations.length > 0 ? { mutations: settings.mutations } : {}),
   };
 }
 
@@ -68,16 +76,17 @@ function drawVolumes(r: Random): { sourceVolume: VolumeSpec; targetVolume: Volum
 
 function drawFaults(r: Random): LinkFaultPlan {
   const plan = emptyLinkFaultPlan();
-  const maybe = (): FrameFault | null => {
-    if (!r.chance(1, 2)) return null;
-    return { perMillion: pick(r, PER_MILLION), kinds: r.chance(1, 4) ? [pick(r, FRAME_KINDS)] : [] };
+  const maybe = (): FrameFault[] => {
+    if (!r.chance(1, 2)) return [];
+    return [{ perMillion: pick(r, PER_MILLION), kinds: r.chance(1, 4) ? [pick(r, FRAME_KINDS)] : [] }];
   };
   plan.drop = maybe();
   plan.corrupt = maybe();
   plan.duplicate = maybe();
   plan.reorder = maybe();
-  plan.delay = maybe();
-  plan.delayMaxMs = plan.delay ? pick(r, [0.5, 2, 5]) : 0;
+  // The draws stay in the order they always had (the delay's maximum last), so a seed keeps its plan.
+  const delay = maybe();
+  plan.delay = delay.map((d) => ({ ...d, maxMs: pick(r, [0.5, 2, 5]) }));
   plan.partitionsDrawn = r.int(3);
   if (r.chance(1, 4)) plan.bandwidth.push({ atMs: 1 + r.int(20), mbps: pick(r, [10, 100, 500]) });
   return plan;

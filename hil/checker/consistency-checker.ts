@@ -1,5 +1,6 @@
 import type { Telemetry } from '../../firmware/ports/telemetry.ts';
 import type { TelemetryEvent } from '../../firmware/telemetry/events.ts';
+import type { TraceEvent, TraceSink } from '../trace/events.ts';
 import { WriteHistory } from './history.ts';
 import type { InvariantName, Violation } from './violation.ts';
 
@@ -11,6 +12,77 @@ interface Range {
 
 const overlaps = (a: Range, lun: number, lba: number, count: number): boolean =>
   a.lun === lun && a.lba < lba + count && lba < a.lba + a.count;
+
+/**
+ * Where the entries of one rollback log are (seq -> LUN, LBA), in seq order, kept from
+ * `rollback.append` until `rollback.confirm` removes them, so that a violation about an entry can
+ * name its place. Parallel number arrays with a moving head: no object per entry, amortised
+ * constant time. Bounded by `placesMax` (16 times the firmware's default rollback log): beyond
+ * it the oldest are forgotten, and a violation about one of them names LBA 0.
+ */
+class PlaceLog {
+  static readonly placesMax = 1 << 20;
+  private seqs: number[] = [];
+  private luns: number[] = [];
+  private lbas: number[] = [];
+  private head = 0;
+
+  get size(): number {
+    return this.seqs.length - this.head;
+  }
+
+  add(seq: number, lun: number, lba: number): void {
+    // A stream restarted from a lower number (it never is today) starts a fresh log.
+    if (this.size > 0 && seq <= this.seqs[this.seqs.length - 1]!) this.dropThrough(Number.MAX_SAFE_INTEGER);
+    this.seqs.push(seq);
+    this.luns.push(lun);
+    this.lbas.push(lba);
+    if (this.size > PlaceLog.placesMax) this.head++;
+    this.compact();
+  }
+
+  /** The oldest entry still held, if any. */
+  oldest(): { seq: number; lun: number; lba: number } | null {
+    return this.size === 0 ? null : this.at(this.head);
+  }
+
+  /** The entry numbered `seq`, if it is held. */
+  find(seq: number): { seq: number; lun: number; lba: number } | null {
+    let lo = this.head;
+    let hi = this.seqs.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const s = this.seqs[mid]!;
+      if (s === seq) return this.at(mid);
+      if (s < seq) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return null;
+  }
+
+  dropThrough(seq: number): void {
+    while (this.head < this.seqs.length && this.seqs[this.head]! <= seq) this.head++;
+    this.compact();
+  }
+
+  private at(i: number): { seq: number; lun: number; lba: number } {
+    return { seq: this.seqs[i]!, lun: this.luns[i]!, lba: this.lbas[i]! };
+  }
+
+  private compact(): void {
+    if (this.head < 4096 || this.head * 2 < this.seqs.length) return;
+    this.seqs = this.seqs.slice(this.head);
+    this.luns = this.luns.slice(this.head);
+    this.lbas = this.lbas.slice(this.head);
+    this.head = 0;
+  }
+}
+
+/** What a host has outstanding on one LUN: writes issued and not yet acknowledged or failed. */
+interface HostLoad {
+  issued: number;
+  done: number;
+}
 
 /**
  * The consistency checker's telemetry half (DESIGN 2.7, CONVENTIONS 8). It subscribes to the
@@ -26,9 +98,11 @@ const overlaps = (a: Range, lun: number, lba: number, count: number): boolean =>
  * - `firmware-error`: no chart stopped on an exception.
  *
  * It also keeps every host's write history per LUN, which the disk checks in content-checks.ts
- * use at checkpoints and at the end.
+ * use at checkpoints and at the end, and what is still outstanding (rollback-log entries with
+ * their places, commit-log entries, host writes), so that a run that does not drain can be named
+ * by {@link liveness}. Harness events (`link.fault`) pass through unremarked.
  */
-export class ConsistencyChecker implements Telemetry {
+export class ConsistencyChecker implements Telemetry, TraceSink {
   readonly enabled = true;
   readonly violations: Violation[] = [];
   private readonly mirrorLocks = new Map<string, Range>();
@@ -36,6 +110,12 @@ export class ConsistencyChecker implements Telemetry {
   private readonly applied = new Map<string, Set<number>>();
   private readonly targetConfirmed = new Map<string, number>();
   private readonly histories = new Map<string, WriteHistory>();
+  /** Rollback-log places by source node, then peer. */
+  private readonly places = new Map<string, Map<string, PlaceLog>>();
+  /** Commit-log entries by target node, then peer, with the LUN of the last one appended. */
+  private readonly commits = new Map<string, Map<string, { entries: number; lun: number }>>();
+  /** Host writes by node, then LUN. */
+  private readonly hosts = new Map<string, Map<number, HostLoad>>();
   private dropped = 0;
 
   constructor(private readonly violationsMax = 100) {}
@@ -43,6 +123,13 @@ export class ConsistencyChecker implements Telemetry {
   /** Violations beyond `violationsMax` are counted, not kept. */
   get violationsDropped(): number {
     return this.dropped;
+  }
+
+  /** Rollback-log places held (entries appended and not yet confirmed), over every channel. */
+  get rollbackPlacesHeld(): number {
+    let n = 0;
+    for (const peers of this.places.values()) for (const log of peers.values()) n += log.size;
+    return n;
   }
 
   /** The write history of `node`'s host on `lun` (empty if it wrote nothing). */
@@ -58,16 +145,28 @@ export class ConsistencyChecker implements Telemetry {
     else this.dropped++;
   }
 
-  emit(e: TelemetryEvent): void {
+  emit(e: TraceEvent): void {
     switch (e.kind) {
       case 'host.write':
         this.history(e.node, e.lun).add(e.tag, e.lba, e.count);
+        this.hostLoad(e.node, e.lun).issued++;
         return;
       case 'host.error':
         this.history(e.node, e.lun).failed.add(e.tag);
+        this.hostLoad(e.node, e.lun).done++;
         return;
       case 'host.ack':
+        this.hostLoad(e.node, e.lun).done++;
         if (e.mode === 'sync' || e.mode === 'speculative') this.checkAckAfterApply(e);
+        return;
+      case 'rollback.append':
+        this.placeLog(e.node, e.peer).add(e.seq, e.lun, e.lba);
+        return;
+      case 'commit.append':
+      case 'commit.confirm':
+      case 'commit.discard':
+        this.trackCommitLog(e);
+        if (e.kind === 'commit.confirm') this.trackConfirmed(e);
         return;
       case 'target.lock':
         this.trackMirrorLock(e);
@@ -79,11 +178,6 @@ export class ConsistencyChecker implements Telemetry {
       case 'target.apply':
         this.checkApply(e);
         return;
-      case 'commit.confirm': {
-        const key = `${e.node}|${e.peer}`;
-        this.targetConfirmed.set(key, Math.max(this.targetConfirmed.get(key) ?? 0, e.upTo));
-        return;
-      }
       case 'rollback.confirm':
         this.checkRollbackConfirm(e);
         return;
@@ -93,6 +187,74 @@ export class ConsistencyChecker implements Telemetry {
       default:
         return;
     }
+  }
+
+  /**
+   * A `liveness` violation for a run that did not drain, naming what the telemetry shows still
+   * outstanding: first a rollback log's oldest unconfirmed entry (its source node, LUN, LBA and
+   * seq), else a commit log (its target node and LUN), else a host's unacknowledged writes (its
+   * node and LUN). When telemetry shows nothing outstanding (a rebuild that never ended, say), it
+   * names `fallbackNode`. `why` says what was seen; the message adds every outstanding item.
+   */
+  liveness(why: string, tMs: number, fallbackNode = 'A'): Violation {
+    const items: string[] = [];
+    let where: { node: string; lun: number; lba: number; seq: number } | null = null;
+    for (const [node, peers] of this.places) {
+      for (const [peer, log] of peers) {
+        const first = log.oldest();
+        if (!first) continue;
+        where ??= { node, ...first };
+        items.push(`${node}->${peer} rollback log ${log.size} entries from seq ${first.seq} (LUN ${first.lun} LBA ${first.lba})`);
+      }
+    }
+    for (const [node, peers] of this.commits) {
+      for (const [peer, c] of peers) {
+        if (c.entries <= 0) continue;
+        where ??= { node, lun: c.lun, lba: 0, seq: 0 };
+        items.push(`${node}<-${peer} commit log ${c.entries} entries`);
+      }
+    }
+    for (const [node, luns] of this.hosts) {
+      for (const [lun, h] of luns) {
+        if (h.issued <= h.done) continue;
+        where ??= { node, lun, lba: 0, seq: 0 };
+        items.push(`${node} LUN ${lun} host ${h.issued - h.done} writes unacknowledged`);
+      }
+    }
+    const place = where ?? { node: fallbackNode, lun: 0, lba: 0, seq: 0 };
+    const outstanding = items.length > 0 ? `outstanding: ${items.join('; ')}` : 'no log entry or host write outstanding in telemetry';
+    return { invariant: 'liveness', ...place, tMs, message: `${why}; ${outstanding}` };
+  }
+
+  private placeLog(node: string, peer: string): PlaceLog {
+    let peers = this.places.get(node);
+    if (!peers) this.places.set(node, (peers = new Map()));
+    let log = peers.get(peer);
+    if (!log) peers.set(peer, (log = new PlaceLog()));
+    return log;
+  }
+
+  private hostLoad(node: string, lun: number): HostLoad {
+    let luns = this.hosts.get(node);
+    if (!luns) this.hosts.set(node, (luns = new Map()));
+    let h = luns.get(lun);
+    if (!h) luns.set(lun, (h = { issued: 0, done: 0 }));
+    return h;
+  }
+
+  private trackCommitLog(e: Extract<TelemetryEvent, { kind: 'commit.append' | 'commit.confirm' | 'commit.discard' }>): void {
+    let peers = this.commits.get(e.node);
+    if (!peers) this.commits.set(e.node, (peers = new Map()));
+    let c = peers.get(e.peer);
+    if (!c) peers.set(e.peer, (c = { entries: 0, lun: 0 }));
+    if (e.kind === 'commit.discard') c.entries = Math.max(0, c.entries - e.removed);
+    else c.entries = e.entries;
+    if (e.kind === 'commit.append') c.lun = e.lun;
+  }
+
+  private trackConfirmed(e: Extract<TelemetryEvent, { kind: 'commit.confirm' }>): void {
+    const key = `${e.node}|${e.peer}`;
+    this.targetConfirmed.set(key, Math.max(this.targetConfirmed.get(key) ?? 0, e.upTo));
   }
 
   private trackMirrorLock(e: Extract<TelemetryEvent, { kind: 'target.lock' }>): void {
@@ -123,10 +285,21 @@ export class ConsistencyChecker implements Telemetry {
     this.flag('ack-after-apply', e.node, e.lun, e.lba, e.tag, e.t, `host write tag ${e.tag} acknowledged in ${e.mode} mode before the target applied it`);
   }
 
+  /**
+   * Entries may leave a rollback log only up to what the target confirmed. A violation names the
+   * entry at `upTo` (the one the source claimed confirmed) by its LUN and LBA, from the places
+   * kept since its `rollback.append`; the places of everything up to `upTo` are then forgotten.
+   */
   private checkRollbackConfirm(e: Extract<TelemetryEvent, { kind: 'rollback.confirm' }>): void {
     const confirmed = this.targetConfirmed.get(`${e.peer}|${e.node}`) ?? 0;
-    if (e.upTo <= confirmed) return;
-    this.flag('rollback-after-confirm', e.node, 0, 0, e.upTo, e.t, `rollback log to ${e.peer} dropped entries up to seq ${e.upTo}, but ${e.peer} has confirmed only up to ${confirmed}`);
+    const log = this.placeLog(e.node, e.peer);
+    if (e.upTo > confirmed) {
+      const place = log.find(e.upTo);
+      const where = place ? `LUN ${place.lun} LBA ${place.lba}` : 'an entry whose place is unknown';
+      this.flag('rollback-after-confirm', e.node, place?.lun ?? 0, place?.lba ?? 0, e.upTo, e.t,
+        `rollback log to ${e.peer} dropped entries up to seq ${e.upTo} (${where}), but ${e.peer} has confirmed only up to ${confirmed}`);
+    }
+    log.dropThrough(e.upTo);
   }
 
   private flag(invariant: InvariantName, node: string, lun: number, lba: number, seq: number, tMs: number, message: string): void {

@@ -24,33 +24,40 @@ export function campaignCommand(log: Logger, exit: (code: number) => void): Comm
     .option('--workers <n>', 'worker threads (default: one per core)', integer('--workers', 1, 256))
     .option('--json', 'print exactly one JSON document on stdout', false)
     .action(async (flags: CampaignFlags) => {
-      log.info({ seeds: flags.seeds, from: flags.from }, 'campaign starting');
       const tty = process.stderr.isTTY === true && !flags.json;
+      // runCampaign logs the milestones (start, each failure, the end) through `log`.
       const result = await runCampaign(
-        { seeds: flags.seeds, from: flags.from, faults: flags.faults ?? null, writes: flags.writes, workers: flags.workers },
+        { seeds: flags.seeds, from: flags.from, faults: flags.faults ?? null, writes: flags.writes, workers: flags.workers, log },
         (s, done) => {
           if (tty) process.stderr.write(`\r\x1b[2Kcampaign ${done}/${flags.seeds}: seed ${s.seed} ${s.mode}/${s.onLockReject} ${s.verdict} (${s.wallMs} ms)`);
-          if (s.verdict !== 'consistent') log.warn({ seed: s.seed, reproduce: s.reproduce }, 'inconsistent run');
         },
       );
       if (tty) process.stderr.write('\r\x1b[2K');
       process.stdout.write(flags.json ? `${JSON.stringify(result, null, 2)}\n` : `${renderCampaign(result)}\n`);
-      exit(result.failures.length === 0 && result.errors.length === 0 ? 0 : result.errors.length > 0 ? 70 : 1);
+      exit(campaignExitCode(result));
     });
+}
+
+/** 0 all consistent; 70 when a run crashed or seeds were left unrun (a bug in mirrorlab); else 1 when a run was inconsistent. */
+export function campaignExitCode(r: CampaignResult): number {
+  if (r.crashed > 0 || r.notRun > 0) return 70;
+  return r.failures.length > 0 ? 1 : 0;
 }
 
 export function renderCampaign(r: CampaignResult): string {
   const f = r.faultsInjected;
+  const inconsistent = r.failures.length - r.crashed;
+  const headline = r.failures.length === 0 && r.notRun === 0 ? 'ALL CONSISTENT' : `${inconsistent} INCONSISTENT, ${r.crashed} CRASHED${r.notRun > 0 ? `, ${r.notRun} NOT RUN` : ''}`;
   const lines = [
-    `${r.failures.length === 0 && r.errors.length === 0 ? 'ALL CONSISTENT' : `${r.failures.length} INCONSISTENT, ${r.errors.length} CRASHED`}: seeds ${r.from}..${r.from + r.seeds - 1}, ${r.runs} runs, ${r.writes} writes, ${r.wallSeconds} s`,
+    `${headline}: seeds ${r.from}..${r.from + r.seeds - 1}, ${r.runs} runs, ${r.writes} writes, ${r.wallSeconds} s${r.workerRestarts > 0 ? `, ${r.workerRestarts} worker threads replaced` : ''}`,
     `  runs by mode/policy  ${Object.entries(r.byMode).map(([k, n]) => `${k} ${n}`).join(', ')}`,
     `  faults injected      ${f.framesDropped} dropped, ${f.framesCorrupted} corrupted, ${f.framesDuplicated} duplicated, ${f.framesReordered} reordered, ${f.framesDelayed} delayed, ${f.partitions} partitions, ${f.bandwidthChanges} bandwidth changes`,
   ];
   for (const fail of r.failures) {
-    lines.push(`  FAIL seed ${fail.seed} (${fail.mode}/${fail.onLockReject}):`);
+    if (fail.verdict === 'crashed') lines.push(`  CRASH seed ${fail.seed} (${fail.mode}/${fail.onLockReject}): ${(fail.error ?? '').split('\n')[0]}`);
+    else lines.push(`  FAIL seed ${fail.seed} (${fail.mode}/${fail.onLockReject}):`);
     for (const v of fail.violations.slice(0, 3)) lines.push(`    ${describeViolation(v)}`);
     lines.push(`    reproduce: ${fail.reproduce}`);
   }
-  for (const e of r.errors) lines.push(`  CRASH seed ${e.seed}: ${e.error.split('\n')[0]}`);
   return lines.join('\n');
 }

@@ -1,4 +1,5 @@
 import { UsageError, parseDurationMs } from '../plan-error.ts';
+import { LINK_FAULT_LIMITS, splitItems } from './link-fault-plan.ts';
 
 export type Side = 'source' | 'target';
 
@@ -21,11 +22,30 @@ export const DISK_FAULT_SYNTAX = [
   '  slow=SIDE:MEMBER:FACTOR     the member serves every request FACTOR times slower',
 ].join('\n');
 
-const COUNT_MAX = 10_000;
+/**
+ * Limits of a disk fault plan (CONVENTIONS 6): bad or rotted sectors per item, the slow-down
+ * factor, and the latest failure time (the same hour of virtual time as a link fault's).
+ */
+export const DISK_FAULT_LIMITS = { countMax: 10_000, slowFactorMax: 1_000, timedFaultMsMax: LINK_FAULT_LIMITS.timedFaultMsMax } as const;
+const COUNT_MAX = DISK_FAULT_LIMITS.countMax;
 
+/**
+ * Parse the `--disk-faults` syntax. An empty plan or an empty item is refused (write `none`), and
+ * so is one kind of fault given twice for the same member: `bad=target:0:3,bad=target:0:5` would
+ * otherwise mean whichever the volume builder happened to apply last.
+ */
 export function parseDiskFaults(text: string): DiskFaultItem[] {
-  if (text.trim() === '' || text.trim() === 'none') return [];
-  return text.split(',').map((s) => s.trim()).filter(Boolean).map(parseItem);
+  if (text.trim() === 'none') return [];
+  const items = splitItems(text, '--disk-faults', 'fail=source:1@50ms,slow=target:0:4');
+  const seen = new Map<string, string>();
+  return items.map((text) => {
+    const item = parseItem(text);
+    const key = `${item.kind}|${item.side}|${item.member}`;
+    const earlier = seen.get(key);
+    if (earlier !== undefined) throw new UsageError(`--disk-faults: ${item.kind} is given twice for ${item.side} member ${item.member} ("${earlier}" and "${text}"); give each member one ${item.kind}`);
+    seen.set(key, text);
+    return item;
+  });
 }
 
 function parseItem(item: string): DiskFaultItem {
@@ -35,12 +55,14 @@ function parseItem(item: string): DiskFaultItem {
   const member = Number(memberText);
   if (kind === 'fail') {
     if (at === undefined) throw new UsageError(`--disk-faults: fail takes SIDE:MEMBER@TIME, e.g. fail=${side}:${member}@50ms`);
-    return { kind, side, member, atMs: parseDurationMs(at, '--disk-faults fail time') };
+    const atMs = parseDurationMs(at, '--disk-faults fail time');
+    if (atMs > DISK_FAULT_LIMITS.timedFaultMsMax) throw new UsageError(`--disk-faults: fail time in "${item}" is ${atMs} ms; allowed from 0 to ${DISK_FAULT_LIMITS.timedFaultMsMax} ms`);
+    return { kind, side, member, atMs };
   }
   if (number === undefined) throw new UsageError(`--disk-faults: ${kind} takes SIDE:MEMBER:${kind === 'slow' ? 'FACTOR' : 'COUNT'}`);
   const n = Number(number);
   if (kind === 'slow') {
-    if (n < 1 || n > 1000) throw new UsageError(`--disk-faults: slow factor must be 1 to 1000, got ${n}`);
+    if (n < 1 || n > DISK_FAULT_LIMITS.slowFactorMax) throw new UsageError(`--disk-faults: slow factor must be 1 to ${DISK_FAULT_LIMITS.slowFactorMax}, got ${n}`);
     return { kind, side, member, factor: n };
   }
   if (n < 1 || n > COUNT_MAX) throw new UsageError(`--disk-faults: ${kind} count must be 1 to ${COUNT_MAX}, got ${n}`);

@@ -1,15 +1,37 @@
 import { createHash, type Hash } from 'node:crypto';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, openSync, type WriteStream } from 'node:fs';
+import { MirrorlabError } from '../../firmware/errors.ts';
 import type { Telemetry } from '../../firmware/ports/telemetry.ts';
-import type { TelemetryEvent } from '../../firmware/telemetry/events.ts';
+import type { TraceEvent, TraceSink } from './events.ts';
+
+/**
+ * The trace file could not be opened or written: an operating error (a missing directory, no
+ * permission, a full disk), not a bug. It names the path and the system's reason.
+ */
+export class TraceFileError extends MirrorlabError {
+  constructor(readonly path: string, what: 'opened' | 'written', cause: unknown) {
+    super('ML_ERR_TRACE_FILE', `trace file ${path} could not be ${what}: ${systemReason(cause)}`);
+  }
+}
+
+/** `ENOENT: no such file or directory` out of Node's `ENOENT: no such file or directory, open '/x'`. */
+function systemReason(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (!(err instanceof Error)) return String(err);
+  return typeof e.code === 'string' && e.message.startsWith(`${e.code}:`) ? e.message.replace(/, \w+ '.*'$/, '') : e.message;
+}
 
 /**
  * Records the full event trace of a run: a SHA-256 over every event as one JSON line (the
  * `traceHash` that proves two runs identical, DESIGN 2.5), and optionally the lines themselves to
- * a JSONL file. Event objects are built in a fixed key order by the firmware and virtual times are
- * exact, so the same run always serialises to the same bytes.
+ * a JSONL file. Event objects are built in a fixed key order by the firmware and the harness, and
+ * virtual times are exact, so the same run always serialises to the same bytes. The trace holds
+ * the firmware's telemetry and the harness's `link.fault` events (trace/events.ts).
+ *
+ * The file is opened (created, truncated) by the constructor, synchronously: a path that cannot
+ * be written fails the run before it starts, with a {@link TraceFileError}, instead of after it.
  */
-export class TraceRecorder implements Telemetry {
+export class TraceRecorder implements Telemetry, TraceSink {
   readonly enabled = true;
   private readonly hash: Hash = createHash('sha256');
   private events = 0;
@@ -17,16 +39,26 @@ export class TraceRecorder implements Telemetry {
   private pending: string[] = [];
   private failure: Error | null = null;
 
-  constructor(file?: string) {
-    this.out = file ? createWriteStream(file) : null;
-    this.out?.on('error', (err) => (this.failure ??= err));
+  constructor(private readonly file?: string) {
+    if (!file) {
+      this.out = null;
+      return;
+    }
+    let fd: number;
+    try {
+      fd = openSync(file, 'w');
+    } catch (err) {
+      throw new TraceFileError(file, 'opened', err);
+    }
+    this.out = createWriteStream(file, { fd });
+    this.out.on('error', (err) => (this.failure ??= err));
   }
 
   get count(): number {
     return this.events;
   }
 
-  emit(event: TelemetryEvent): void {
+  emit(event: TraceEvent): void {
     const line = JSON.stringify(event);
     this.hash.update(line);
     this.hash.update('\n');
@@ -48,7 +80,7 @@ export class TraceRecorder implements Telemetry {
     if (!this.failure) this.flushLines();
     const out = this.out;
     if (!this.failure) await new Promise<void>((resolve) => out.end(() => resolve()));
-    if (this.failure) throw new Error(`trace file: ${this.failure.message}`);
+    if (this.failure) throw new TraceFileError(this.file!, 'written', this.failure);
   }
 
   private flushLines(): void {
@@ -58,13 +90,16 @@ export class TraceRecorder implements Telemetry {
   }
 }
 
-/** Telemetry that hands every event to several subscribers. */
-export class FanoutTelemetry implements Telemetry {
+/**
+ * Telemetry that hands every event to several subscribers: the firmware's events (as its
+ * Telemetry port) and the harness's (as a TraceSink, for the link fault injector).
+ */
+export class FanoutTelemetry implements Telemetry, TraceSink {
   readonly enabled: boolean;
-  constructor(private readonly sinks: Telemetry[]) {
+  constructor(private readonly sinks: TraceSink[]) {
     this.enabled = sinks.some((s) => s.enabled);
   }
-  emit(event: TelemetryEvent): void {
+  emit(event: TraceEvent): void {
     for (const s of this.sinks) if (s.enabled) s.emit(event);
   }
 }

@@ -12,6 +12,11 @@ const released = (t: number, lockId: number, lba: number, count: number): Teleme
 const apply = (t: number, lockId: number, tag: number, lba: number, count = 8): TelemetryEvent => ({ kind: 'target.apply', t, ...base, seq: tag + 100, lockId, tag, lun: 0, lba, count });
 const ack = (t: number, tag: number, mode = 'speculative'): TelemetryEvent => ({ kind: 'host.ack', t, node: 'A', tag, lun: 0, lba: 0, count: 8, mode });
 
+const append = (seq: number, entry: 'lock' | 'write' | 'unlock', lun: number, lba: number): TelemetryEvent => ({
+  kind: 'rollback.append', t: seq, node: 'A', peer: 'B', seq, entry, lun, lba, count: 8, lockId: 1, tag: seq, entries: seq, bytes: 0,
+});
+const pick = (v: { node: string; lun: number; lba: number; seq: number }) => [v.node, v.lun, v.lba, v.seq];
+
 function feed(events: TelemetryEvent[]): ConsistencyChecker {
   const c = new ConsistencyChecker();
   for (const e of events) c.emit(e);
@@ -56,6 +61,66 @@ describe('ConsistencyChecker (telemetry invariants)', () => {
       { kind: 'rollback.confirm', t: 3, node: 'A', peer: 'B', upTo: 4, removed: 1, entries: 0, bytes: 0 },
     ]);
     expect(c.violations.map((v) => [v.invariant, v.seq, v.tMs])).toEqual([['rollback-after-confirm', 4, 3]]);
+    expect(c.violations[0]!.message).toMatch(/an entry whose place is unknown/);
+  });
+
+  it('names the LUN and LBA of the rollback entry dropped too early, from its rollback.append', () => {
+    const c = feed([
+      append(1, 'lock', 1, 4096), append(2, 'write', 1, 4096), append(3, 'write', 1, 4104), append(4, 'lock', 0, 96), append(5, 'write', 0, 100),
+      { kind: 'commit.confirm', t: 6, ...base, upTo: 2, entries: 0, bytes: 0 },
+      { kind: 'rollback.confirm', t: 7, node: 'A', peer: 'B', upTo: 2, removed: 2, entries: 3, bytes: 0 },
+      { kind: 'rollback.confirm', t: 8, node: 'A', peer: 'B', upTo: 3, removed: 1, entries: 2, bytes: 0 },
+      { kind: 'rollback.confirm', t: 9, node: 'A', peer: 'B', upTo: 5, removed: 2, entries: 0, bytes: 0 },
+    ]);
+    expect(c.violations.map((v) => [v.invariant, v.node, v.lun, v.lba, v.seq, v.tMs])).toEqual([
+      ['rollback-after-confirm', 'A', 1, 4104, 3, 8],
+      ['rollback-after-confirm', 'A', 0, 100, 5, 9],
+    ]);
+    expect(c.violations[0]!.message).toMatch(/up to seq 3 \(LUN 1 LBA 4104\), but B has confirmed only up to 2/);
+  });
+
+  it('forgets the places of confirmed entries, so its memory follows the rollback log, not the run', () => {
+    const c = new ConsistencyChecker();
+    for (let seq = 1; seq <= 100_000; seq++) {
+      c.emit(append(seq, 'write', 0, seq * 8));
+      c.emit({ kind: 'commit.confirm', t: seq, ...base, upTo: seq, entries: 0, bytes: 0 });
+      c.emit({ kind: 'rollback.confirm', t: seq, node: 'A', peer: 'B', upTo: seq, removed: 1, entries: 0, bytes: 0 });
+    }
+    expect(c.violations).toEqual([]);
+    expect(c.rollbackPlacesHeld).toBe(0);
+    // Nothing is outstanding: a liveness violation now can only fall back to the node it is given.
+    expect(c.liveness('stuck', 5, 'B').message).toMatch(/no log entry or host write outstanding/);
+    for (let seq = 100_001; seq <= 100_003; seq++) c.emit(append(seq, 'write', 2, seq));
+    expect(c.rollbackPlacesHeld).toBe(3);
+    c.emit({ kind: 'rollback.confirm', t: 1, node: 'A', peer: 'B', upTo: 100_002, removed: 2, entries: 1, bytes: 0 });
+    expect(c.violations.map((v) => [v.lun, v.lba, v.seq])).toEqual([[2, 100_002, 100_002]]);
+    expect(c.rollbackPlacesHeld).toBe(1);
+  });
+
+  it('names what did not drain in a liveness violation: the oldest unconfirmed rollback entry first', () => {
+    const c = feed([
+      { kind: 'host.write', t: 0, node: 'A', tag: 1, lun: 0, lba: 64, count: 8 },
+      append(1, 'lock', 0, 64), append(2, 'write', 0, 64),
+      { kind: 'commit.append', t: 1, ...base, seq: 1, entry: 'lock', lun: 0, entries: 1, bytes: 52 },
+      { kind: 'commit.confirm', t: 1, ...base, upTo: 1, entries: 0, bytes: 0 },
+      { kind: 'rollback.confirm', t: 2, node: 'A', peer: 'B', upTo: 1, removed: 1, entries: 1, bytes: 0 },
+    ]);
+    const v = c.liveness('not quiescent 500 ms after the faults stopped', 600);
+    expect([v.invariant, v.node, v.lun, v.lba, v.seq, v.tMs]).toEqual(['liveness', 'A', 0, 64, 2, 600]);
+    expect(v.message).toBe('not quiescent 500 ms after the faults stopped; outstanding: A->B rollback log 1 entries from seq 2 (LUN 0 LBA 64); A LUN 0 host 1 writes unacknowledged');
+  });
+
+  it('names a commit log that did not drain, or else a host with writes unacknowledged, by node and LUN', () => {
+    const commit = feed([{ kind: 'commit.append', t: 1, node: 'A', peer: 'B', seq: 4, entry: 'write', lun: 1, entries: 3, bytes: 52 }]);
+    expect(pick(commit.liveness('stuck', 9))).toEqual(['A', 1, 0, 0]);
+    expect(commit.liveness('stuck', 9).message).toMatch(/A<-B commit log 3 entries/);
+    const host = feed([{ kind: 'host.write', t: 0, node: 'B', tag: 1, lun: 1, lba: 0, count: 8 }]);
+    expect(pick(host.liveness('stuck', 9))).toEqual(['B', 1, 0, 0]);
+    const discarded = feed([
+      { kind: 'commit.append', t: 1, node: 'B', peer: 'A', seq: 4, entry: 'write', lun: 0, entries: 2, bytes: 52 },
+      { kind: 'commit.discard', t: 2, node: 'B', peer: 'A', from: 3, removed: 2 },
+    ]);
+    expect(discarded.liveness('stuck', 9, 'B').message).toMatch(/no log entry or host write outstanding/);
   });
 
   it('reports a statechart that stopped on an exception', () => {

@@ -1,0 +1,38 @@
+import type { TelemetryEvent } from '../../firmware/telemetry/events.ts';
+
+/** Per-frame link faults, by the names the fault plan uses. */
+export type FrameFaultName = 'drop' | 'corrupt' | 'duplicate' | 'reorder' | 'delay';
+
+/**
+ * What the harness's link fault injector did, in the same stream as the firmware's telemetry, so
+ * that a trace (and its `traceHash`) shows the fault schedule itself and not only its effects.
+ * These are the harness's events, not the firmware's: the firmware never sees them.
+ *
+ * - A per-frame fault: `node` sent the frame to `peer`; `type`, `seq` and `lun` are read from the
+ *   frame's header as sent (before any corruption); `delayMs` is the extra delay given (reorder,
+ *   delay; for duplicate, the second copy's), 0 for drop and corrupt.
+ * - A link-wide fault: `node` is `link`. `partition.start` cuts the link until `untilMs` (several
+ *   overlapping partitions of the plan make one cut), `partition.heal` brings it back,
+ *   `bandwidth` sets the link's speed (also when the fault phase ends and the original returns).
+ *
+ * Keys are always built in this order, so the same run serialises to the same bytes.
+ */
+export type LinkFaultEvent =
+  | { kind: 'link.fault'; t: number; node: string; fault: FrameFaultName; peer: string; type: string; seq: number; lun: number; delayMs: number }
+  | { kind: 'link.fault'; t: number; node: 'link'; fault: 'partition.start'; untilMs: number }
+  | { kind: 'link.fault'; t: number; node: 'link'; fault: 'partition.heal' }
+  | { kind: 'link.fault'; t: number; node: 'link'; fault: 'bandwidth'; mbps: number };
+
+/** Every event a run's trace holds: the firmware's telemetry and the harness's own. */
+export type TraceEvent = TelemetryEvent | LinkFaultEvent;
+
+/**
+ * A subscriber to the whole trace stream. The firmware's Telemetry port is the narrower
+ * interface (it never emits harness events); every TraceSink is also a Telemetry.
+ */
+export interface TraceSink {
+  readonly enabled: boolean;
+  emit(event: TraceEvent): void;
+}
+
+export const silentTraceSink: TraceSink = { enabled: false, emit() {} };
