@@ -8,10 +8,12 @@ import type { Clock } from '../ports/clock.ts';
 import type { LinkEndpoint } from '../ports/link.ts';
 import type { Telemetry } from '../ports/telemetry.ts';
 import { FRAME_OVERHEAD_BYTES } from '../protocol/frame.ts';
-import { checkConfig, lockRegionSectorsOf, type ControllerConfig, type ControllerLimits, type LunConfig } from './config.ts';
+import { checkConfig, ConfigError, lockRegionSectorsOf, type ControllerConfig, type ControllerLimits, type LunConfig } from './config.ts';
+import { LocalLock, RegionLockedError, type LocalLockHandle } from './local-lock.ts';
 import { asMirrorlabError, HostWrite, MirroredHostWrite, type HostWriteContext, type WriteDone } from './host-write.ts';
 
 export type { WriteDone } from './host-write.ts';
+export { RegionLockedError, type LocalLockHandle } from './local-lock.ts';
 
 export interface PeerStatus {
   peer: string;
@@ -34,6 +36,17 @@ export class HostRequestError extends MirrorlabError {}
  * LUNs mirror to, and a target side for every peer, so one controller is source and target at
  * once. Hosts write through {@link write}; the target's own server workload takes local locks
  * through {@link localLock}.
+ *
+ * Local I/O and region locks. One lock table per controller holds the peers' mirror locks on
+ * this controller's copies and the local locks of its own server. Local I/O respects it:
+ * - I/O on a locked region goes through the handle {@link localLock} returns: its `read` and
+ *   `write` stay inside the lock, and a read lock only reads. This is how the target's server
+ *   works on its copy of a volume.
+ * - Unlocked I/O ({@link read}, {@link write}, {@link submitWrite}) is refused with
+ *   `ML_ERR_REGION_LOCKED` where the table forbids it: a write anywhere a lock is held (a mirror
+ *   lock means the peer is writing that region: a local write there would race the mirror's), a
+ *   read under a read lock. It is checked when the request is submitted: a lock granted while an
+ *   unlocked request is on the disk does not wait for it (take a local lock to be sure).
  *
  * Host acknowledgement by mode: `sync` and `speculative` acknowledge once the local write is done
  * and the target confirmed the mirrored write; `async` once the local write is done and the
@@ -79,11 +92,12 @@ export class StorageController {
             haltProbeMs: L.haltProbeMs, lockRetryDelayMs: L.lockRetryDelayMs,
             regionSectors: (lun) => this.regionSectors(lun),
           },
-          { ...base, send: (bytes) => late.connection!.sendStream(bytes) },
+          { ...base, send: (bytes, retransmit) => late.connection!.sendStream(bytes, retransmit) },
         )
       : null;
+    const locksWindow = (): number => this.locksWindow();
     const target = new TargetChannel(
-      { commitLogEntriesMax: L.commitLogEntriesMax, commitLogBytesMax: L.commitLogBytesMax, ackDelayMs: L.ackDelayMs, nakRetryMs: L.nakRetryMs, policy: this.cfg.onLockReject },
+      { commitLogEntriesMax: L.commitLogEntriesMax, commitLogBytesMax: L.commitLogBytesMax, ackDelayMs: L.ackDelayMs, nakRetryMs: L.nakRetryMs, policy: this.cfg.onLockReject, locksWindow },
       { ...base, send: (bytes) => late.connection!.sendControl(bytes), locks: this.locks, device: (lun) => this.luns.get(lun)?.device },
     );
     const connection = new PeerConnection(
@@ -100,6 +114,9 @@ export class StorageController {
     assert(!this.started, 'controller already started');
     for (const l of this.cfg.luns) {
       if (l.mirror) assert(this.peers.has(l.mirror.peer), `LUN ${l.lun} mirrors to ${l.mirror.peer}, which is not connected`);
+    }
+    if (this.limits.locksMax < this.peers.size) {
+      throw new ConfigError(`locksMax (${this.limits.locksMax}) must be at least the number of peers (${this.peers.size}): each peer's stream needs a share of the lock table`);
     }
     this.started = true;
     for (const p of this.peers.values()) {
@@ -140,7 +157,7 @@ export class StorageController {
    */
   submitWrite(lun: number, lba: number, data: Uint8Array, done: WriteDone, hostTag?: number): void {
     const cfg = this.luns.get(lun);
-    const problem = this.checkWrite(cfg, lba, data) ?? this.checkTag(hostTag);
+    const problem = this.checkWrite(cfg, lun, lba, data) ?? this.checkTag(hostTag);
     if (problem) {
       // Never call back before returning: a host that issues its next write from the callback
       // would otherwise recurse once per rejected write.
@@ -163,17 +180,22 @@ export class StorageController {
     }
   }
 
+  /** Read without a lock: refused under someone's read lock (see the class doc). */
   read(lun: number, lba: number, count: number): Promise<Uint8Array> {
     const cfg = this.luns.get(lun);
     if (!cfg) return Promise.reject(new HostRequestError('ML_ERR_NO_LUN', `${this.name} has no LUN ${lun} (LUNs: ${[...this.luns.keys()].join(', ')})`));
+    if (!this.locks.mayRead(lun, lba, count)) {
+      return Promise.reject(new RegionLockedError(`${this.name}: read of LUN ${lun} [${lba}, +${count}) is under a read lock; read through a local lock's handle, or after the lock is released`));
+    }
     return cfg.device.read(lba, count);
   }
 
   /**
    * A lock taken by the target's own server workload on its copy of a LUN. Waits (FIFO) while
-   * the region is locked, or while a refused mirror lock on it is being retried.
+   * the region is locked, while a refused mirror lock on it is being retried, or while the lock
+   * table is full. The handle's `read`/`write` are the I/O its holder may do on the region.
    */
-  localLock(lun: number, lba: number, count: number, mode: LockModeName): Promise<{ release(): void }> {
+  localLock(lun: number, lba: number, count: number, mode: LockModeName): Promise<LocalLockHandle> {
     const cfg = this.luns.get(lun);
     if (!cfg) return Promise.reject(new HostRequestError('ML_ERR_NO_LUN', `${this.name} has no LUN ${lun}`));
     try {
@@ -186,11 +208,8 @@ export class StorageController {
     return new Promise((resolve) => {
       const result = this.locks.acquireLocal({ lun, lba, count, mode, owner }, () => {
         this.emitLocalLock('granted', id, lun, lba, count, mode);
-        resolve({
-          release: () => {
-            if (this.locks.release(owner)) this.emitLocalLock('released', id, lun, lba, count, mode);
-          },
-        });
+        const released = (): void => this.emitLocalLock('released', id, lun, lba, count, mode);
+        resolve(new LocalLock(this.locks, owner, cfg.device, cfg.mirror !== undefined, lun, lba, count, mode, released));
       });
       if (result === 'queued') this.emitLocalLock('queued', id, lun, lba, count, mode);
     });
@@ -216,11 +235,20 @@ export class StorageController {
     return true;
   }
 
-  /** Quiescent and every lock session closed: the mirrors hold no locks on each other. */
+  /**
+   * Quiescent, every lock session closed, and no rejection record left: the mirrors hold no locks
+   * on each other and nothing holds back local locks. A rejection record that outlives its retry
+   * would block local locks on its region for ever, so the emulator's liveness check sees it here.
+   */
   settled(): boolean {
     if (!this.quiescent()) return false;
     for (const p of this.peers.values()) if (p.source && p.source.openSessions > 0) return false;
-    return this.locks.size === 0;
+    return this.locks.size === 0 && this.locks.rejectionCount === 0;
+  }
+
+  /** The target-side lock table: locks held, rejection records, local lock requests waiting. */
+  get lockTable(): { locks: number; rejections: number; localWaiting: number } {
+    return { locks: this.locks.size, rejections: this.locks.rejectionCount, localWaiting: this.locks.waitingLocal };
   }
 
   /** The controller's numeric id (sent in HELLO). */
@@ -261,17 +289,22 @@ export class StorageController {
 
   // ---- internals ---------------------------------------------------------------------------
 
-  private checkWrite(cfg: LunConfig | undefined, lba: number, data: Uint8Array): MirrorlabError | undefined {
+  private checkWrite(cfg: LunConfig | undefined, lun: number, lba: number, data: Uint8Array): MirrorlabError | undefined {
     if (!this.started) return new HostRequestError('ML_ERR_NOT_STARTED', `${this.name} is not started`);
     if (this.failed) return new HostRequestError('ML_ERR_FIRMWARE', `${this.name} stopped after a firmware error: ${String(this.failed)}`);
     if (!cfg) return new HostRequestError('ML_ERR_NO_LUN', `${this.name} has no such LUN (LUNs: ${[...this.luns.keys()].join(', ')})`);
     const maxBytes = this.limits.payloadBytesMax;
     if (data.length > maxBytes) return new HostRequestError('ML_ERR_WRITE_TOO_LARGE', `a write may carry at most ${maxBytes} bytes, got ${data.length}`);
     if (data.length + 3 * FRAME_OVERHEAD_BYTES > this.limits.rollbackLogBytesMax) return new HostRequestError('ML_ERR_WRITE_TOO_LARGE', 'write larger than the rollback log');
+    let count: number;
     try {
-      checkRange(cfg.device, lba, sectorsOf(cfg.device, data));
+      count = sectorsOf(cfg.device, data);
+      checkRange(cfg.device, lba, count);
     } catch (err) {
       return asMirrorlabError(err);
+    }
+    if (!this.locks.mayWrite(lun, lba, count)) {
+      return new RegionLockedError(`${this.name}: write to LUN ${lun} [${lba}, +${count}) is under a lock; write through a local lock's handle, or after the lock is released`);
     }
     return undefined;
   }
@@ -279,6 +312,17 @@ export class StorageController {
   private checkTag(tag: number | undefined): MirrorlabError | undefined {
     if (tag === undefined || (Number.isSafeInteger(tag) && tag >= 1)) return undefined;
     return new HostRequestError('ML_ERR_HOST_TAG', `a host tag must be an integer from 1 to 2^53-1, got ${tag}`);
+  }
+
+  /**
+   * Each peer's share of the lock table: how many locks its stream may hold here at once (sent in
+   * HELLO). The shares never add up to more than `locksMax`, so one peer's locks can never hold
+   * the room another needs to make progress; local locks take whatever is free and are released
+   * on their own, so waiting for them always ends. Asked once the controller has started, when
+   * every peer is connected.
+   */
+  private locksWindow(): number {
+    return Math.floor(this.limits.locksMax / this.peers.size);
   }
 
   private regionSectors(lun: number): number {

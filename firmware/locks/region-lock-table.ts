@@ -33,9 +33,14 @@ export interface RegionLock {
   readonly owner: LockOwner;
 }
 
+/**
+ * What {@link RegionLockTable.tryAcquire} decided. Refused with `blocker` null: nothing overlaps,
+ * but the table already holds `locksMax` locks. A full table is an operating condition, never a
+ * throw: the request is refused like any other and retried once some lock is released.
+ */
 export type AcquireResult =
   | { readonly granted: true }
-  | { readonly granted: false; readonly blocker: RegionLock | Rejection };
+  | { readonly granted: false; readonly blocker: RegionLock | Rejection | null };
 
 /** A mirror lock that was refused and is being retried; it holds back new local locks. */
 export interface Rejection {
@@ -78,6 +83,7 @@ class OwnerIndex<T> {
 }
 
 const GRANTED: AcquireResult = Object.freeze({ granted: true });
+const TABLE_FULL: AcquireResult = Object.freeze({ granted: false, blocker: null });
 
 interface LocalWaiter {
   lock: RegionLock;
@@ -124,20 +130,25 @@ export class RegionLockTable {
     this.releaseListeners.push(listener);
   }
 
-  /** Try to take a lock now. Local locks are also refused while a rejection covers the region. */
+  /**
+   * Try to take a lock now. Local locks are also refused while a rejection covers the region.
+   * Refused with `blocker` null when the table is full (see {@link AcquireResult}).
+   */
   tryAcquire(lock: RegionLock): AcquireResult {
     if (this.byOwner.get(lock.owner) !== undefined) assert(false, `lock owner ${ownerKey(lock.owner)} already holds a lock`);
     assert(lock.count >= 1 && lock.lba >= 0, 'lock range must be non-empty');
     const blocker = this.conflict(lock.lun, lock.lba, lock.count) ?? this.rejectionBlocking(lock);
     if (blocker) return { granted: false, blocker };
-    if (this.taken.size >= this.limits.locksMax) throw new LockTableFullError(`lock table full (${this.limits.locksMax} locks)`);
+    if (this.taken.size >= this.limits.locksMax) return TABLE_FULL;
     this.insert(lock);
     return GRANTED;
   }
 
   /**
-   * Take a local lock, waiting (FIFO) while the region is held or a rejection covers it.
-   * `granted` is called when the lock is held: synchronously if it is free now.
+   * Take a local lock, waiting (FIFO) while the region is held, a rejection covers it, or the
+   * table is full. `granted` is called when the lock is held: synchronously if it is free now.
+   * Throws {@link LockTableFullError} only when `localWaitersMax` requests already wait: that is
+   * the local caller's own overload, reported to it (never reached from frame handling).
    */
   acquireLocal(lock: RegionLock, granted: () => void): 'granted' | 'queued' {
     assert(lock.owner.kind === 'local', 'acquireLocal takes local owners');
@@ -190,14 +201,20 @@ export class RegionLockTable {
     return lock !== undefined && lock.lun === lun && lock.lba <= lba && lba + count <= lock.lba + lock.count;
   }
 
-  /** May `by` (a non-holder, or nobody in particular) read the range without a lock? Not under a read lock. */
+  /**
+   * May `by` (a holder, or nobody in particular) read the range? Everywhere but under someone
+   * else's read lock. The controller asks this for every unlocked local read.
+   */
   mayRead(lun: number, lba: number, count: number, by?: LockOwner): boolean {
-    return this.everyOverlap(lun, lba, count, (l) => l.mode === 'write' || sameOwner(l.owner, by));
+    return this.everyOverlap(lun, lba, count, false, by);
   }
 
-  /** May `by` write the range? Only where no one else holds a lock (or `by` holds a write lock). */
+  /**
+   * May `by` write the range? Only where no one else holds a lock (or `by` holds a write lock).
+   * The controller asks this for every local write, so it makes nothing when no lock is held.
+   */
   mayWrite(lun: number, lba: number, count: number, by?: LockOwner): boolean {
-    return this.everyOverlap(lun, lba, count, (l) => l.mode === 'write' && sameOwner(l.owner, by));
+    return this.everyOverlap(lun, lba, count, true, by);
   }
 
   /** Every lock held, for reports and tests. */
@@ -221,11 +238,18 @@ export class RegionLockTable {
     return undefined;
   }
 
-  private everyOverlap(lun: number, lba: number, count: number, ok: (l: RegionLock) => boolean): boolean {
+  /**
+   * Does every lock overlapping the range allow the access? A write is allowed only under `by`'s
+   * own write lock; a read under any write lock and under `by`'s own read lock. A plain loop, not a
+   * predicate argument: this runs per host I/O, and a closure per call costs.
+   */
+  private everyOverlap(lun: number, lba: number, count: number, write: boolean, by: LockOwner | undefined): boolean {
     const list = this.byLun.get(lun);
-    if (!list) return true;
+    if (list === undefined || list.length === 0) return true;
     for (let i = firstEndingAfter(list, lba); i < list.length && list[i]!.lba < lba + count; i++) {
-      if (!ok(list[i]!)) return false;
+      const l = list[i]!;
+      const own = sameOwner(l.owner, by);
+      if (write ? l.mode !== 'write' || !own : l.mode === 'read' && !own) return false;
     }
     return true;
   }

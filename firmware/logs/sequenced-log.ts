@@ -20,7 +20,10 @@ export interface LogLimits {
  * - Entries are appended in sequence order and leave from the head on cumulative confirmation
  *   ({@link removeThrough}), or from the tail when a target discards what followed a rejected
  *   lock ({@link truncateFrom}).
- * - {@link forEachFrom} walks from any sequence number, which is what a rollback re-sends.
+ * - {@link get} finds an entry by sequence number in O(1); a rollback re-sends by moving the
+ *   source's send cursor back and fetching entries with it one at a time as the window allows.
+ *   {@link forEachFrom} walks from any sequence number to the tail, for inspection (tests, reports);
+ *   the data path does not use it.
  * - Both maxima are explicit. Room is claimed with {@link reserve} before an entry exists (a host
  *   write claims room for its lock, data and unlock before any of them is built); when the log is
  *   full the request waits in FIFO order and is granted as confirmations free room. Nothing is
@@ -192,7 +195,10 @@ export class SequencedLog<E extends LogEntry> {
     return removed;
   }
 
-  /** Call `visit` on every entry from `seq` (or the head, if it left already) to the tail, in order. */
+  /**
+   * Call `visit` on every entry from `seq` (or the head, if it left already) to the tail, in order.
+   * For inspection: the rollback path does not walk the log, it re-reads entries with {@link get}.
+   */
   forEachFrom(seq: number, visit: (entry: E) => void): void {
     const start = Math.max(0, seq - this.first);
     const mask = this.ring.length - 1;

@@ -1,8 +1,9 @@
 import { FrameDecoder } from '../protocol/decoder.ts';
-import { encodeFrame } from '../protocol/encode.ts';
+import { encodeFrame, encodedLength } from '../protocol/encode.ts';
 import type { FrameError } from '../protocol/errors.ts';
+import { OFF_LUN, OFF_SEQ, OFF_TYPE, readU16, readU64 } from '../protocol/layout.ts';
 import {
-  FRAME_OVERHEAD_BYTES, FrameFlag, FrameType, LockRejectPolicy, frameTypeName, isStreamFrame,
+  FrameFlag, FrameType, LockRejectPolicy, frameTypeName, isStreamFrame,
   type Frame, type HelloFrame, type ResponseFrame,
 } from '../protocol/frame.ts';
 import type { Clock } from '../ports/clock.ts';
@@ -73,12 +74,22 @@ export class PeerConnection {
     return this.peerHello;
   }
 
-  /** Stream data: false if the link (or queued responses ahead of it) has no room now. */
-  sendStream = (bytes: Uint8Array): boolean => this.pending.length === 0 && this.deps.endpoint.send(bytes);
+  /**
+   * Stream data: false if the link (or queued responses ahead of it) has no room now.
+   * `retransmit`: the source sent this entry before (for telemetry; the bytes are the same).
+   */
+  sendStream(bytes: Uint8Array, retransmit: boolean): boolean {
+    if (this.pending.length !== 0 || !this.deps.endpoint.send(bytes)) return false;
+    if (this.deps.telemetry.enabled) this.emitSent(bytes, retransmit);
+    return true;
+  }
 
   /** Responses and HELLO: sent now, or queued (boundedly) until the link has room. */
-  sendControl = (bytes: Uint8Array): boolean => {
-    if (this.pending.length === 0 && this.deps.endpoint.send(bytes)) return true;
+  sendControl(bytes: Uint8Array): boolean {
+    if (this.pending.length === 0 && this.deps.endpoint.send(bytes)) {
+      if (this.deps.telemetry.enabled) this.emitSent(bytes, false);
+      return true;
+    }
     if (!this.deps.endpoint.isUp) return false;
     this.pending.push(bytes);
     this.counters.controlQueued++;
@@ -87,7 +98,7 @@ export class PeerConnection {
       this.counters.controlDropped++;
     }
     return true;
-  };
+  }
 
   stop(): void {
     this.cancelHelloTimer();
@@ -110,7 +121,7 @@ export class PeerConnection {
     this.counters.hellosSent++;
     this.sendControl(encodeFrame({
       type: FrameType.Hello, lun: 0, seq: this.target.confirmedSeq, flags, controllerId: this.cfg.controllerId,
-      sessionId: this.cfg.sessionId, windowBytes: window.bytes, windowEntries: window.entries, policy,
+      sessionId: this.cfg.sessionId, windowBytes: window.bytes, windowEntries: window.entries, policy, locksWindow: window.locks,
     }));
     if (!this.peerHello && this.helloTimer === null) {
       this.helloTimer = this.deps.clock.setTimeout(() => {
@@ -136,15 +147,30 @@ export class PeerConnection {
 
   private onWritable(): void {
     while (this.pending.length > 0) {
-      if (!this.deps.endpoint.send(this.pending[0]!)) return;
+      const bytes = this.pending[0]!;
+      if (!this.deps.endpoint.send(bytes)) return;
       this.pending.shift();
+      if (this.deps.telemetry.enabled) this.emitSent(bytes, false);
     }
     this.source?.writable();
   }
 
+  /**
+   * `frame.sent` for every frame either side of this controller puts on the link, at the moment
+   * the link takes it (a response queued while the link is full counts when it leaves the queue;
+   * one dropped from the queue was never sent). The one place all sends pass, so no frame type is
+   * missed; the fields come from the encoded header, read only when someone listens.
+   */
+  private emitSent(bytes: Uint8Array, retransmit: boolean): void {
+    this.deps.telemetry.emit({
+      kind: 'frame.sent', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, type: frameTypeName(bytes[OFF_TYPE]!),
+      seq: readU64(bytes, OFF_SEQ), lun: readU16(bytes, OFF_LUN), bytes: bytes.length, retransmit,
+    });
+  }
+
   private onFrame(f: Frame): void {
     this.counters.framesIn++;
-    const bytes = FRAME_OVERHEAD_BYTES + (f.type === FrameType.Write ? f.data.length : 0);
+    const bytes = encodedLength(f);
     this.counters.bytesIn += bytes;
     const t = this.deps.telemetry;
     if (t.enabled) {
@@ -167,7 +193,7 @@ export class PeerConnection {
     this.peerHello = f;
     this.cancelHelloTimer();
     if ((f.flags & FrameFlag.Retransmit) !== 0) this.sayHello();
-    if (firstHello) this.source?.linkUp({ confirmedSeq: f.seq, windowBytes: f.windowBytes, windowEntries: f.windowEntries });
+    if (firstHello) this.source?.linkUp({ confirmedSeq: f.seq, windowBytes: f.windowBytes, windowEntries: f.windowEntries, locksWindow: f.locksWindow });
   }
 
   /**

@@ -5,8 +5,8 @@ import { sourceChannelMachine, type SourceChannelControl, type SourcePhase } fro
 import { startChart, type ChartHandle } from '../machines/start-chart.ts';
 import { encodeFrame } from '../protocol/encode.ts';
 import {
-  FRAME_OVERHEAD_BYTES, FrameFlag, FrameType, LockMode, NakReason, RejectAction,
-  type LockRejectedFrame, type ResponseFrame, type StreamFrame,
+  FRAME_OVERHEAD_BYTES, FrameFlag, FrameType, LockMode, NakReason, RejectAction, RejectReason,
+  type LockGrantedFrame, type LockRejectedFrame, type ResponseFrame, type StreamFrame,
 } from '../protocol/frame.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Telemetry } from '../ports/telemetry.ts';
@@ -42,8 +42,11 @@ export interface ChannelDeps {
   peer: string;
   clock: Clock;
   telemetry: Telemetry;
-  /** Put bytes on the link; false if the link's queue is full (then `writable()` follows). */
-  send(bytes: Uint8Array): boolean;
+  /**
+   * Put bytes on the link; false if the link's queue is full (then `writable()` follows).
+   * `retransmit`: these bytes went out before (the connection reports it in `frame.sent`).
+   */
+  send(bytes: Uint8Array, retransmit: boolean): boolean;
   /** A firmware bug surfaced (a chart action threw). */
   onError(error: unknown): void;
   /** Deliberate bugs for the checker's tests (empty in real use). */
@@ -55,6 +58,8 @@ export interface PeerHello {
   confirmedSeq: number;
   windowBytes: number;
   windowEntries: number;
+  /** Most locks our stream may hold at the peer at once. */
+  locksWindow: number;
 }
 
 interface RollbackEntry extends LogEntry {
@@ -77,8 +82,8 @@ export class MirrorRefusedError extends MirrorlabError {
 export function newSourceCounters() {
   return {
     framesSent: 0, bytesSent: 0, locksSent: 0, writesSent: 0, unlocksSent: 0,
-    locksGranted: 0, locksRejected: 0, halts: 0, resumes: 0, rollbacks: 0, entriesRetransmitted: 0,
-    lockProbes: 0, acksReceived: 0, acksIgnored: 0, naksReceived: 0, naksIgnored: 0, ackTimeouts: 0,
+    locksGranted: 0, locksRejected: 0, tableFullRejections: 0, halts: 0, resumes: 0, rollbacks: 0, entriesRetransmitted: 0,
+    lockProbes: 0, acksReceived: 0, acksIgnored: 0, naksReceived: 0, naksIgnored: 0, grantsIgnored: 0, ackTimeouts: 0,
     writesConfirmed: 0, writesRefused: 0,
   };
 }
@@ -101,6 +106,14 @@ export class SourceChannel implements SourceChannelControl {
   private readonly rto: RetransmitTimer;
   private readonly cwnd: CongestionWindow;
   private readonly confirmWaiters: { seq: number; run: () => void }[] = [];
+  /** Sessions waiting to open until one of the open ones can end (see `openSession`). */
+  private readonly sessionWaiters: (() => void)[] = [];
+  /**
+   * Most locks our stream may hold at the peer at once, from its HELLO. Until the first HELLO it
+   * is 1, the one number every lock table can give: sessions opened before the link comes up are
+   * already in the stream when the peer's real window becomes known.
+   */
+  private locksWindow = 1;
   private chart: ChartHandle<typeof sourceChannelMachine> | null = null;
   private gate = false;
   private cursor = 1;
@@ -199,6 +212,8 @@ export class SourceChannel implements SourceChannelControl {
   linkUp(hello: PeerHello): void {
     this.windowBytes = Math.max(OH, Math.min(this.cfg.sendWindowBytesMax, hello.windowBytes));
     this.windowEntries = Math.max(1, hello.windowEntries);
+    this.locksWindow = Math.max(1, hello.locksWindow);
+    runAll(this.sessionWaiters);
     this.confirmThrough(Math.min(hello.confirmedSeq, this.cursor - 1));
     this.chart?.send({ type: 'link.up' });
     this.afterProgress();
@@ -222,7 +237,7 @@ export class SourceChannel implements SourceChannelControl {
         this.onNak(f.seq, f.reason);
         return;
       case FrameType.LockGranted:
-        this.onLockGranted(f.lockId);
+        this.onLockGranted(f);
         return;
       case FrameType.LockRejected:
         this.onLockRejected(f);
@@ -335,26 +350,42 @@ export class SourceChannel implements SourceChannelControl {
       return;
     }
     const entry = this.log.get(seq);
-    if (entry && entry.failed === null) {
+    if (!entry || entry.sends === 0) {
+      this.counters.naksIgnored++; // refuses something confirmed already, or never sent
+      return;
+    }
+    if (entry.failed === null) {
       entry.failed = new MirrorRefusedError(this.deps.peer, reason, seq);
       if (entry.kind === 'write') this.counters.writesRefused++;
     }
   }
 
-  private onLockGranted(lockId: number): void {
-    const session = this.sessions.byLockId(lockId);
+  /**
+   * Honoured only for a LOCK of ours that was sent with that sequence number (or was confirmed
+   * since). A grant for a LOCK not sent yet would release held writes, or tell a read-lock holder
+   * it holds the region, before the target has granted anything: ignored and counted.
+   */
+  private onLockGranted(f: LockGrantedFrame): void {
+    const session = this.sessions.byLockId(f.lockId);
+    const entry = this.log.get(f.seq);
+    const sent = entry === undefined ? f.seq < this.log.firstSeq : entry.kind === 'lock' && entry.lockId === f.lockId && entry.sends > 0;
+    if (!sent || (session !== undefined && session.lockSeq !== f.seq)) {
+      this.counters.grantsIgnored++;
+      return;
+    }
     if (session) this.grant(session);
-    if (lockId === this.haltedLockId) this.chart?.send({ type: 'target.lock.granted', lockId });
+    if (f.lockId === this.haltedLockId) this.chart?.send({ type: 'target.lock.granted', lockId: f.lockId });
     this.afterProgress();
   }
 
   private onLockRejected(f: LockRejectedFrame): void {
     const entry = this.log.get(f.seq);
-    if (!entry || entry.kind !== 'lock' || entry.lockId !== f.lockId) {
-      this.counters.naksIgnored++; // about a lock already confirmed: stale
+    if (!entry || entry.kind !== 'lock' || entry.lockId !== f.lockId || entry.sends === 0) {
+      this.counters.naksIgnored++; // about a lock already confirmed (stale), or one never sent
       return;
     }
     this.counters.locksRejected++;
+    if (f.reason === RejectReason.TableFull) this.counters.tableFullRejections++;
     this.chart?.send({ type: 'target.lock.rejected', seq: f.seq, lockId: f.lockId, discarded: f.action === RejectAction.Discarded });
   }
 
@@ -455,6 +486,12 @@ export class SourceChannel implements SourceChannelControl {
    * go into the stream ahead of the new LOCK, so the target never sees two locks of ours on one
    * block). If an overlapping session cannot end yet (its grant is pending, or it is a read lock
    * still held), `retry` runs once it can, and this returns null.
+   *
+   * At most min(lockSessionsMax, the peer's locksWindow) sessions are open at once, strictly:
+   * sessions open here are exactly the locks the target holds for us at this point of the stream,
+   * and a target whose lock table we filled with our own locks could never grant the next LOCK
+   * (the UNLOCKs that would make room are behind it). At the limit the least recently used
+   * session that can end ends first; if none can, `retry` runs once one has.
    */
   private openSession(
     region: { lba: number; count: number }, lun: number, mode: 'read' | 'write', grantWanted: boolean, retry: () => void,
@@ -466,15 +503,21 @@ export class SourceChannel implements SourceChannelControl {
       return null;
     }
     for (const s of overlapping) this.closeSession(s);
-    if (this.sessions.size >= this.cfg.lockSessionsMax) {
-      for (const s of this.sessions.values()) {
-        if (this.closable(s)) {
-          this.closeSession(s);
-          break;
-        }
+    const sessionsMax = Math.min(this.cfg.lockSessionsMax, this.locksWindow);
+    while (this.sessions.size >= sessionsMax) {
+      const oldest = this.oldestClosable();
+      if (oldest === undefined) {
+        this.sessionWaiters.push(retry);
+        return null;
       }
+      this.closeSession(oldest);
     }
     return this.sessions.open(lun, region.lba, region.count, mode, grantWanted, this.deps.clock.now());
+  }
+
+  private oldestClosable(): LockSession | undefined {
+    for (const s of this.sessions.values()) if (this.closable(s)) return s;
+    return undefined;
   }
 
   private closable(s: LockSession): boolean {
@@ -485,6 +528,7 @@ export class SourceChannel implements SourceChannelControl {
     this.sessions.close(s);
     this.append('unlock', s.lun, s.lockId, 0, null, { type: FrameType.Unlock, lun: s.lun, seq: this.log.nextSeq, flags: 0, lockId: s.lockId });
     runAll(s.blocked);
+    runAll(this.sessionWaiters);
   }
 
   private grant(session: LockSession): void {
@@ -495,6 +539,7 @@ export class SourceChannel implements SourceChannelControl {
     session.onGranted = null;
     onGranted?.();
     runAll(session.blocked);
+    runAll(this.sessionWaiters); // the session may end now, making room
   }
 
   private placeReadLock(lun: number, lba: number, count: number, granted: (release: () => void) => void): void {
@@ -514,6 +559,7 @@ export class SourceChannel implements SourceChannelControl {
     this.sessions.close(session);
     this.append('unlock', session.lun, session.lockId, 0, null, { type: FrameType.Unlock, lun: session.lun, seq: this.log.nextSeq, flags: 0, lockId: session.lockId });
     runAll(session.blocked);
+    runAll(this.sessionWaiters);
     this.pump();
     this.updatePhase();
   }
@@ -591,8 +637,9 @@ export class SourceChannel implements SourceChannelControl {
     this.armAckTimer();
   }
 
+  /** Send one entry (its `frame.sent` telemetry comes from the peer connection, as for every frame). */
   private transmit(entry: RollbackEntry): boolean {
-    if (!this.deps.send(entry.frame)) return false;
+    if (!this.deps.send(entry.frame, entry.sends > 0)) return false;
     const c = this.counters;
     entry.sends++;
     entry.sentAt = this.deps.clock.now();
@@ -602,11 +649,6 @@ export class SourceChannel implements SourceChannelControl {
     else if (entry.kind === 'write') c.writesSent++;
     else if (entry.kind === 'lock') c.locksSent++;
     else c.unlocksSent++;
-    const t = this.deps.telemetry;
-    if (t.enabled) {
-      const type = entry.kind === 'write' ? 'WRITE' : entry.kind === 'lock' ? 'LOCK' : 'UNLOCK';
-      t.emit({ kind: 'frame.sent', t: entry.sentAt, node: this.deps.node, peer: this.deps.peer, type, seq: entry.seq, lun: 0, bytes: entry.bytes, retransmit: entry.sends > 1 });
-    }
     return true;
   }
 

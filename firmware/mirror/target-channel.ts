@@ -1,5 +1,5 @@
 import { SequencedLog, type LogEntry } from '../logs/sequenced-log.ts';
-import type { LockOwner, RegionLockTable } from '../locks/region-lock-table.ts';
+import type { LockOwner, RegionLock, RegionLockTable, Rejection } from '../locks/region-lock-table.ts';
 import { startChart, type ChartHandle } from '../machines/start-chart.ts';
 import { targetChannelMachine, type TargetChannelControl, type TargetPhase } from '../machines/target-channel.machine.ts';
 import { encodeFrame } from '../protocol/encode.ts';
@@ -19,6 +19,12 @@ export interface TargetChannelConfig {
   ackDelayMs: number;
   /** A NAK for the same missing sequence number is repeated no more often than this. */
   nakRetryMs: number;
+  /**
+   * Most locks the peer may hold here at once: its share of the shared lock table, advertised in
+   * HELLO. A LOCK beyond it breaks the protocol: it is NAKed LocksExceeded, never left to fill
+   * the table. A function because the share is known only once every peer is connected.
+   */
+  locksWindow(): number;
   policy: 'halt-resume' | 'retransmit';
 }
 
@@ -42,7 +48,7 @@ interface CommitEntry extends LogEntry {
 export function newTargetCounters() {
   return {
     framesReceived: 0, bytesReceived: 0, duplicates: 0, gaps: 0, corrupt: 0, naksSent: 0, acksSent: 0,
-    locksGranted: 0, locksRejected: 0, writesApplied: 0, unlocks: 0, entriesDiscarded: 0, entriesRefused: 0, overflows: 0,
+    locksGranted: 0, locksRejected: 0, tableFullRejections: 0, writesApplied: 0, unlocks: 0, entriesDiscarded: 0, entriesRefused: 0, overflows: 0,
   };
 }
 export type TargetCounters = ReturnType<typeof newTargetCounters>;
@@ -66,6 +72,17 @@ export class TargetChannel implements TargetChannelControl {
   private retryingSeq = 0;
   private discardSeq = 0;
   private refusedLock: CommitEntry | null = null;
+  /** Why `refusedLock` was last refused (sent in every LOCK_REJECTED about it). */
+  private refusedReason: RejectReason = RejectReason.LocalLock;
+  /**
+   * Lock id of the refused LOCK whose rejection this channel recorded in the lock table (0: none).
+   * At most one: processing stops at a refused LOCK. It survives a retransmit-policy discard (the
+   * re-sent LOCK is a new commit-log entry, so the record is keyed by lock id) and is cleared when
+   * that lock id is granted or unlocked, when the peer sends something else where the discarded
+   * LOCK was (`onStreamFrame`), when the link drops while the LOCK is discarded (`linkDown`), or
+   * when the channel stops: a record never outlives the retry it protects.
+   */
+  private rejectedLockId = 0;
   private heldLocks = 0;
   private readonly inflightByLock = new Map<number, number>();
   private readonly inflight: { lun: number; lba: number; end: number }[] = [];
@@ -94,6 +111,7 @@ export class TargetChannel implements TargetChannelControl {
     this.chart?.stop();
     if (this.ackTimer !== null) this.deps.clock.clearTimeout(this.ackTimer);
     this.ackTimer = null;
+    this.clearRejected();
   }
 
   get state(): string {
@@ -113,8 +131,9 @@ export class TargetChannel implements TargetChannelControl {
     return { entries: this.log.count, bytes: this.log.bytes };
   }
 
-  get window(): { bytes: number; entries: number } {
-    return { bytes: this.cfg.commitLogBytesMax, entries: this.cfg.commitLogEntriesMax };
+  /** What HELLO offers the peer's stream: commit-log room, and how many locks it may hold here. */
+  get window(): { bytes: number; entries: number; locks: number } {
+    return { bytes: this.cfg.commitLogBytesMax, entries: this.cfg.commitLogEntriesMax, locks: this.cfg.locksWindow() };
   }
 
   // ---- arrivals ----------------------------------------------------------------------------
@@ -134,6 +153,8 @@ export class TargetChannel implements TargetChannelControl {
     }
     if (this.discardSeq !== 0) {
       this.discardSeq = 0;
+      // The peer re-sends from the discarded LOCK; anything else there means it gave that lock up.
+      if (f.type !== FrameType.Lock || f.lockId !== this.rejectedLockId) this.clearRejected();
       this.chart?.send({ type: 'stream.resumed' });
     }
     if (!this.log.fits(1, bytes)) {
@@ -156,8 +177,15 @@ export class TargetChannel implements TargetChannelControl {
     this.nak(NakReason.Corrupt, this.log.nextSeq);
   }
 
+  /**
+   * The link went down. A LOCK held in the commit log (halt-resume) keeps its rejection record:
+   * it is still retried here. A discarded one (retransmit) is retried only if the peer re-sends it
+   * after reconnecting, which may be never: its record goes now, and a refused re-send records
+   * it again.
+   */
   linkDown(): void {
     this.lastNak = { seq: 0, at: -Infinity };
+    if (this.discardSeq !== 0) this.clearRejected();
   }
 
   // ---- chart control -----------------------------------------------------------------------
@@ -223,25 +251,21 @@ export class TargetChannel implements TargetChannelControl {
     if (!dev || f.lba + f.count > dev.sectorCount) return this.refuse(e, NakReason.OutOfRange);
     const owner = this.owner(f.lockId);
     const mode = f.mode === LockMode.Read ? 'read' : 'write';
-    if (!this.deps.locks.held(owner)) {
+    const held = this.deps.locks.held(owner);
+    if (held) {
+      // The peer re-used a lock id it still holds: the same lock again is harmless, another is not.
+      if (held.lun !== f.lun || held.lba !== f.lba || held.count !== f.count || held.mode !== mode) return this.refuse(e, NakReason.LockInUse);
+    } else {
+      if (this.heldLocks >= this.cfg.locksWindow()) return this.refuse(e, NakReason.LocksExceeded);
       const result = this.deps.locks.tryAcquire({ lun: f.lun, lba: f.lba, count: f.count, mode, owner });
       if (!result.granted && this.deps.mutations.has('target-applies-without-lock')) {
         e.status = DONE; // the planted bug: carry on as if the lock were held
         return true;
       }
-      if (!result.granted) {
-        if (this.retryingSeq === e.seq) return false;
-        e.rejected = true;
-        this.refusedLock = e;
-        this.counters.locksRejected++;
-        this.deps.locks.recordRejection({ lun: f.lun, lba: f.lba, count: f.count, owner });
-        this.lockEvent('rejected', e.seq, f);
-        this.chart?.send({ type: 'lock.refused', seq: e.seq, lockId: f.lockId });
-        return false;
-      }
+      if (!result.granted) return this.lockRefused(e, f, owner, result.blocker);
       this.heldLocks++;
     }
-    if (e.rejected) this.deps.locks.clearRejection(owner);
+    if (this.rejectedLockId === f.lockId) this.clearRejected();
     e.granted = true;
     e.status = DONE;
     this.counters.locksGranted++;
@@ -253,6 +277,35 @@ export class TargetChannel implements TargetChannelControl {
       this.chart?.send({ type: 'lock.granted', seq: e.seq });
     }
     return true;
+  }
+
+  /**
+   * The LOCK at the head of processing was refused: by a conflicting lock, a rejection record, or
+   * a full lock table (`blocker` null). Record the rejection, keyed by the lock's id (not by the
+   * commit-log entry: under the retransmit policy the entry is discarded and the re-sent LOCK is a
+   * new entry), and let the chart decide between holding and discarding. False: processing waits.
+   */
+  private lockRefused(e: CommitEntry, f: LockFrame, owner: LockOwner, blocker: RegionLock | Rejection | null): false {
+    if (this.retryingSeq === e.seq) return false;
+    e.rejected = true;
+    this.refusedLock = e;
+    this.refusedReason = blocker === null ? RejectReason.TableFull : blocker.owner.kind === 'mirror' ? RejectReason.MirrorLock : RejectReason.LocalLock;
+    this.counters.locksRejected++;
+    if (blocker === null) this.counters.tableFullRejections++;
+    if (this.rejectedLockId !== 0 && this.rejectedLockId !== f.lockId) this.clearRejected();
+    this.rejectedLockId = f.lockId;
+    this.deps.locks.recordRejection({ lun: f.lun, lba: f.lba, count: f.count, owner });
+    this.lockEvent('rejected', e.seq, f);
+    this.chart?.send({ type: 'lock.refused', seq: e.seq, lockId: f.lockId });
+    return false;
+  }
+
+  /** Forget this channel's rejection record: its lock was granted, or will not be retried. */
+  private clearRejected(): void {
+    const lockId = this.rejectedLockId;
+    if (lockId === 0) return;
+    this.rejectedLockId = 0;
+    this.deps.locks.clearRejection(this.owner(lockId));
   }
 
   private processWrite(e: CommitEntry, f: WriteFrame): boolean {
@@ -301,6 +354,7 @@ export class TargetChannel implements TargetChannelControl {
 
   private processUnlock(e: CommitEntry, lockId: number): boolean {
     if (this.inflightByLock.has(lockId)) return false;
+    if (lockId === this.rejectedLockId) this.clearRejected(); // the peer ended a session it never got
     const lock = this.deps.locks.release(this.owner(lockId));
     e.status = DONE;
     this.counters.unlocks++;
@@ -390,13 +444,11 @@ export class TargetChannel implements TargetChannelControl {
 
   private sendRejected(e: CommitEntry, action: RejectAction): void {
     const f = e.frame as LockFrame;
-    const holder = this.deps.locks.locks().find((l) => l.lun === f.lun && l.lba < f.lba + f.count && f.lba < l.lba + l.count);
-    const reason = holder?.owner.kind === 'mirror' ? RejectReason.MirrorLock : RejectReason.LocalLock;
-    this.sendControl({ type: FrameType.LockRejected, lun: f.lun, seq: e.seq, flags: 0, lockId: f.lockId, reason, action });
+    this.sendControl({ type: FrameType.LockRejected, lun: f.lun, seq: e.seq, flags: 0, lockId: f.lockId, reason: this.refusedReason, action });
   }
 
   private sendControl(frame: Frame): void {
-    this.deps.send(encodeFrame(frame));
+    this.deps.send(encodeFrame(frame), false);
   }
 
   private lockEvent(result: 'granted' | 'rejected', seq: number, f: LockFrame): void {

@@ -1,5 +1,5 @@
 import { assert } from '../errors.ts';
-import { CRC_BYTES, FRAME_OVERHEAD_BYTES, FrameType, HEADER_BYTES, U64_FIELD_MAX, frameTypeName } from './frame.ts';
+import { CRC_BYTES, FRAME_OVERHEAD_BYTES, FrameType, HEADER_BYTES, HELLO_PAYLOAD_BYTES, U64_FIELD_MAX, frameTypeName } from './frame.ts';
 import type { Frame } from './frame.ts';
 import { rawFieldsOf } from './fields.ts';
 import { OFF_HEADER_CRC, U32_MAX, emptyRawFields, frameBytesFor, writeRawFields, writeU32 } from './layout.ts';
@@ -11,7 +11,7 @@ import type { FieldKey } from './rules.ts';
 
 /** Bytes `encodeFrame(frame)` returns. */
 export function encodedLength(frame: Frame): number {
-  return FRAME_OVERHEAD_BYTES + (frame.type === FrameType.Write ? frame.data.length : 0);
+  return FRAME_OVERHEAD_BYTES + (frame.type === FrameType.Write ? frame.data.length : frame.type === FrameType.Hello ? HELLO_PAYLOAD_BYTES : 0);
 }
 
 /**
@@ -33,6 +33,9 @@ const scratchRaw = emptyRawFields();
 
 function encodeFrameWith(frame: Frame, frameBytes: FrameBytes): Uint8Array {
   const raw = rawFieldsOf(frame, scratchRaw);
+  if (frame.type === FrameType.Hello && !(fits(frame.locksWindow, U32_MAX) && frame.locksWindow >= 1)) {
+    assert(false, `cannot encode HELLO: locksWindow must be an integer from 1 to ${U32_MAX}, got ${String(frame.locksWindow)}`);
+  }
   // The cheap checks pass for every frame our firmware builds; only when one fails are the
   // descriptive checks run, to say what is wrong. Both read the same limits and rules.
   if (!fitsSlots(raw) || !fieldsAllowed(raw)) assertEncodable(raw);
@@ -42,6 +45,7 @@ function encodeFrameWith(frame: Frame, frameBytes: FrameBytes): Uint8Array {
   const headerCrc = crc32cRange(out, 0, OFF_HEADER_CRC);
   writeU32(out, OFF_HEADER_CRC, headerCrc);
   if (frame.type === FrameType.Write) out.set(frame.data, HEADER_BYTES);
+  else if (frame.type === FrameType.Hello) writeU32(out, HEADER_BYTES, frame.locksWindow);
   // The frame CRC covers bytes 0..total-5. Bytes 0..43 are already folded into headerCrc, so
   // continue from there instead of hashing the header twice.
   const crcAt = total - CRC_BYTES;

@@ -1,12 +1,13 @@
 import { AssertionError, assert } from '../errors.ts';
-import { FrameType, frameTypeName } from './frame.ts';
+import { FrameType, HELLO_PAYLOAD_BYTES, frameTypeName } from './frame.ts';
 import type { Frame } from './frame.ts';
-import { clearRawFields, emptyRawFields } from './layout.ts';
+import { clearRawFields, emptyRawFields, readU32 } from './layout.ts';
 import type { RawFields } from './layout.ts';
 
 /**
  * The per-type mapping between a {@link Frame} object and the header's raw fields, both ways.
- * HELLO reuses lba/tag/lockId/count/code as sessionId/windowBytes/controllerId/windowEntries/policy;
+ * HELLO reuses lba/tag/lockId/count/code as sessionId/windowBytes/controllerId/windowEntries/policy
+ * (its locksWindow is its payload, read here from `data` and written by the encoder);
  * LOCK_REJECTED carries its reason in `code` and its action in `count`. Fields a type does not
  * use stay 0 here, and rules.ts insists on it. `into` lets the encoder reuse one scratch object
  * instead of allocating one per frame.
@@ -23,6 +24,7 @@ export function rawFieldsOf(frame: Frame, into: RawFields = emptyRawFields()): R
       raw.lockId = frame.controllerId;
       raw.count = frame.windowEntries;
       raw.code = frame.policy;
+      raw.payloadLength = HELLO_PAYLOAD_BYTES;
       break;
     case FrameType.Lock:
       setCommon(raw, FrameType.Lock, frame.flags, frame.lun, frame.seq);
@@ -72,8 +74,8 @@ function setCommon(raw: RawFields, type: FrameType, flags: number, lun: number, 
 }
 
 /**
- * Builds the frame a validated header describes. `data` is the WRITE payload (already a view or a
- * copy, as the caller decided); other types ignore it. Object literals keep one shape per type.
+ * Builds the frame a validated header describes. `data` is the payload: a WRITE's data (already a
+ * view or a copy, as the caller decided), HELLO's 4 bytes (read here, not kept); other types ignore it. Object literals keep one shape per type.
  */
 export function frameOf(raw: RawFields, data: Uint8Array): Frame {
   const { lun, seq, flags } = raw;
@@ -81,7 +83,7 @@ export function frameOf(raw: RawFields, data: Uint8Array): Frame {
     case FrameType.Hello:
       return {
         type: FrameType.Hello, lun, seq, flags, controllerId: raw.lockId, sessionId: raw.lba,
-        windowBytes: raw.tag, windowEntries: raw.count, policy: raw.code,
+        windowBytes: raw.tag, windowEntries: raw.count, policy: raw.code, locksWindow: readU32(data, 0),
       };
     case FrameType.Lock:
       return { type: FrameType.Lock, lun, seq, flags, lockId: raw.lockId, lba: raw.lba, count: raw.count, mode: raw.code };

@@ -17,8 +17,13 @@
  *    36   4  count        u32, sectors          (HELLO: windowEntries; LOCK_REJECTED: action)
  *    40   4  payloadLength u32, at most the decoder's payloadBytesMax
  *    44   4  headerCrc    CRC32C of bytes 0..43
- *    48   n  payload      (WRITE data; empty for every other type)
+ *    48   n  payload      WRITE: the data. HELLO: 4 bytes, u32 locksWindow. Empty for every other type.
  *  48+n   4  frameCrc     CRC32C of bytes 0..48+n-1 (header and payload)
+ *
+ * HELLO's locksWindow is how many locks the receiver's stream may hold at the sender at once
+ * (at least 1): the sender's lock table is shared, and a source that held more locks than the
+ * table can give would fill it with its own locks, whose UNLOCKs sit behind the LOCK that waits
+ * for room. The header has no free slot for it, hence the payload.
  *
  * The header carries its own CRC (like iSCSI's header digest) so that a receiver can trust the
  * length before it waits for the payload: a corrupted length never makes the decoder swallow the
@@ -45,6 +50,7 @@
  * - LOCK: count >= 1 and lba + count <= 2^53-1; `code` is a LockMode.
  * - WRITE: at least 1 byte of data; `count` and `code` are 0 (the sector count follows from the
  *   data length and the LUN's sector size, which the codec does not know).
+ * - HELLO carries exactly {@link HELLO_PAYLOAD_BYTES} of payload, its locksWindow, at least 1.
  * - Every other type carries no payload (payloadLength 0).
  * - NAK's `code` is a NakReason; LOCK_REJECTED's `code` is a RejectReason and its `count` a
  *   RejectAction; HELLO's `code` is a LockRejectPolicy.
@@ -55,7 +61,9 @@ export const HEADER_BYTES = 48;
 export const CRC_BYTES = 4;
 /** Bytes a frame adds around its payload. */
 export const FRAME_OVERHEAD_BYTES = HEADER_BYTES + CRC_BYTES;
-/** Default largest payload a decoder accepts (1 MiB); configurable per decoder. */
+/** HELLO's payload: its locksWindow, a u32. A decoder accepts it whatever its payloadBytesMax. */
+export const HELLO_PAYLOAD_BYTES = 4;
+/** Default largest WRITE payload a decoder accepts (1 MiB); configurable per decoder. */
 export const DEFAULT_PAYLOAD_BYTES_MAX = 1024 * 1024;
 /** Largest value a u64 field may hold: every number stays exact in JavaScript. */
 export const U64_FIELD_MAX = Number.MAX_SAFE_INTEGER;
@@ -119,6 +127,10 @@ export enum NakReason {
   Overflow = 5,
   /** The receiver's disk failed the write. */
   MediaError = 6,
+  /** A LOCK named a lock id the sender already holds, on another range or in another mode. */
+  LockInUse = 7,
+  /** A LOCK beyond the locksWindow the receiver's HELLO allows the sender to hold at once. */
+  LocksExceeded = 8,
 }
 
 export enum RejectReason {
@@ -126,6 +138,11 @@ export enum RejectReason {
   LocalLock = 1,
   /** The region is held by another mirror lock. */
   MirrorLock = 2,
+  /**
+   * The target's lock table holds as many locks as it may (its `locksMax`): no region conflict,
+   * just no room. Retried like any refusal once some lock is released.
+   */
+  TableFull = 3,
 }
 
 /** What the target did with a rejected LOCK, which decides what the source does next. */
@@ -155,6 +172,8 @@ export interface HelloFrame extends FrameBase {
   windowBytes: number;
   windowEntries: number;
   policy: LockRejectPolicy;
+  /** Most locks the receiver's stream may hold at the sender at once (u32, at least 1). */
+  locksWindow: number;
 }
 
 export interface LockFrame extends FrameBase {

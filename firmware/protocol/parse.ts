@@ -1,5 +1,5 @@
 import { crc32cRange } from './crc.ts';
-import { CRC_BYTES, FrameType, HEADER_BYTES, PROTOCOL_VERSION } from './frame.ts';
+import { CRC_BYTES, FrameType, HEADER_BYTES, HELLO_PAYLOAD_BYTES, PROTOCOL_VERSION } from './frame.ts';
 import type { Frame } from './frame.ts';
 import { crcError, fieldError, headerCrcError, tooLargeError, typeError, versionError } from './errors.ts';
 import type { FrameError, FrameHeaderInfo } from './errors.ts';
@@ -45,9 +45,12 @@ export function headerError(b: Uint8Array, p: number, payloadBytesMax: number): 
   const carried = readU32(b, p + OFF_HEADER_CRC);
   const computed = crc32cRange(b, p, p + OFF_HEADER_CRC);
   if (carried !== computed) return headerCrcError(carried, computed);
-  if (!isKnownFrameType(b[p + OFF_TYPE]!)) return typeError(headerInfo(b, p));
+  const type = b[p + OFF_TYPE]!;
+  if (!isKnownFrameType(type)) return typeError(headerInfo(b, p));
   const payloadLength = readU32(b, p + OFF_PAYLOAD_LENGTH);
-  if (payloadLength > payloadBytesMax) return tooLargeError(headerInfo(b, p), payloadLength, payloadBytesMax);
+  // payloadBytesMax bounds WRITE data; HELLO's fixed payload is always let through (its rule checks the length).
+  const max = type === FrameType.Hello ? Math.max(payloadBytesMax, HELLO_PAYLOAD_BYTES) : payloadBytesMax;
+  if (payloadLength > max) return tooLargeError(headerInfo(b, p), payloadLength, payloadBytesMax);
   return null;
 }
 
@@ -77,8 +80,12 @@ export function readFrame(
   // The fast verdict first; the descriptive one only for a frame that is actually wrong.
   const problem = fieldsAllowed(raw) ? null : fieldProblem(raw);
   if (problem !== null) return fieldError(headerInfo(b, p), problem.field, problem.value, problem.allowed);
-  if (raw.type !== FrameType.Write) return frameOf(raw, NO_DATA);
   const start = p + HEADER_BYTES;
+  if (raw.type === FrameType.Hello) {
+    if (readU32(b, start) === 0) return fieldError(headerInfo(b, p), 'locksWindow', '0', 'allowed: 1 to 4294967295');
+    return frameOf(raw, b.subarray(start, crcAt));
+  }
+  if (raw.type !== FrameType.Write) return frameOf(raw, NO_DATA);
   return frameOf(raw, copyPayload ? b.slice(start, crcAt) : b.subarray(start, crcAt));
 }
 

@@ -2,6 +2,7 @@ import { assert } from '../errors.ts';
 import {
   FrameFlag,
   FrameType,
+  HELLO_PAYLOAD_BYTES,
   LockMode,
   LockRejectPolicy,
   NakReason,
@@ -69,6 +70,7 @@ const ANY = range(0, Infinity, '');
 const MIN1 = range(1, Infinity, 'allowed: at least 1');
 const NO_PAYLOAD = range(0, 0, 'only WRITE frames carry a payload, so it must be 0');
 const DATA = range(1, Infinity, 'a WRITE carries at least 1 byte of data');
+const HELLO_PAYLOAD = range(HELLO_PAYLOAD_BYTES, HELLO_PAYLOAD_BYTES, `a HELLO carries exactly ${HELLO_PAYLOAD_BYTES} bytes (its locksWindow)`);
 
 function oneOf(values: Record<string, string | number>): Rule {
   const known = Object.entries(values).filter((e): e is [string, number] => typeof e[1] === 'number');
@@ -106,7 +108,7 @@ const NEVER = { lba: ZERO, tag: ZERO, lockId: ZERO, count: ZERO, code: ZERO, pay
 const TYPE_RULES: Readonly<Record<FrameType, TypeRule>> = {
   [FrameType.Hello]: typeRule({
     flags: flagsOf(FrameFlag.Retransmit), code: oneOf(LockRejectPolicy), seq: U64, lba: U64, tag: U64, lockId: ANY, count: ANY,
-    payloadLength: NO_PAYLOAD,
+    payloadLength: HELLO_PAYLOAD,
     names: { code: 'policy', lba: 'sessionId', tag: 'windowBytes', lockId: 'controllerId', count: 'windowEntries' },
   }),
   [FrameType.Lock]: typeRule({

@@ -80,6 +80,47 @@ export async function runWrites(
   return results;
 }
 
+/** One host's share of {@link runConcurrentWrites}: `specs` to `controller` on `lun`. */
+export interface WriteJob {
+  controller: StorageController;
+  lun: number;
+  specs: WriteSpec[];
+}
+
+/**
+ * {@link runWrites} for several hosts at once (both directions of a bidirectional topology): each
+ * job keeps at most `queueDepth` of its writes in flight; the clock runs once, until every write
+ * of every job is acknowledged (or `maxMs` passes: then the test fails). Results are per job, in
+ * issue order; errors are recorded, not thrown, so a test can insist there are none.
+ */
+export async function runConcurrentWrites(topo: Topology, jobs: WriteJob[], queueDepth: number, maxMs = 60_000): Promise<WriteResult[][]> {
+  const results: WriteResult[][] = jobs.map(() => []);
+  const total = jobs.reduce((n, j) => n + j.specs.length, 0);
+  let done = 0;
+  const sectorSize = topo.options.sectorSize;
+  jobs.forEach((job, j) => {
+    let next = 0;
+    const issue = (): void => {
+      if (next >= job.specs.length) return;
+      const spec = job.specs[next]!;
+      const data = pattern(next + job.lun * 1_000_003, spec.sectors * sectorSize);
+      next++;
+      const r: WriteResult = { spec, issuedAt: topo.clock.now(), ackedAt: -1 };
+      results[j]!.push(r);
+      job.controller.submitWrite(job.lun, spec.lba, data, (error) => {
+        r.ackedAt = topo.clock.now();
+        if (error) r.error = error;
+        done++;
+        issue();
+      });
+    };
+    for (let i = 0; i < queueDepth; i++) issue();
+  });
+  await topo.clock.run({ until: () => done === total, untilMs: topo.clock.now() + maxMs });
+  expect(done, `writes acknowledged within ${maxMs} ms of virtual time`).toBe(total);
+  return results;
+}
+
 /** Run until every controller has nothing in flight (logs empty, sessions closed). */
 export async function settle(topo: Topology, maxMs = 60_000): Promise<void> {
   const all = [topo.source, topo.target];

@@ -83,13 +83,18 @@ describe('RegionLockTable', () => {
     expect(order).toEqual([1, 4, 2, 3]);
   });
 
-  it('enforces its limits with a typed error', () => {
+  it('a full table refuses (blocker null) instead of throwing; a local lock waits for room', () => {
     const t = new RegionLockTable({ locksMax: 2, localWaitersMax: 1 });
     t.tryAcquire(lock(mirror(1), 0, 1));
     t.tryAcquire(lock(mirror(2), 1, 1));
-    expect(() => t.tryAcquire(lock(mirror(3), 2, 1))).toThrow(expect.objectContaining({ code: 'ML_ERR_LOCKS_FULL' }));
-    t.acquireLocal(lock(local(1), 0, 1), () => {});
-    expect(() => t.acquireLocal(lock(local(2), 0, 1), () => {})).toThrow(expect.objectContaining({ code: 'ML_ERR_LOCKS_FULL' }));
+    expect(t.tryAcquire(lock(mirror(3), 2, 1))).toEqual({ granted: false, blocker: null });
+    const granted: number[] = [];
+    expect(t.acquireLocal(lock(local(1), 5, 1), () => granted.push(1))).toBe('queued');
+    // The local waiters' own limit is the local caller's overload: a typed error, to that caller.
+    expect(() => t.acquireLocal(lock(local(2), 6, 1), () => granted.push(2))).toThrow(expect.objectContaining({ code: 'ML_ERR_LOCKS_FULL' }));
+    t.release(mirror(1));
+    expect(granted).toEqual([1]);
+    expect(t.size).toBe(2);
   });
 
   it('finds conflicts among many locks (binary search agrees with a linear scan)', () => {
@@ -102,6 +107,24 @@ describe('RegionLockTable', () => {
       expect(t.tryAcquire(lock(mirror(i), lba, count)).granted).toBe(!clash);
       if (!clash) held.push([lba, count]);
     }
-    for (const [i, [lba]] of held.entries()) if (i % 2 === 0) t.release(t.locks().find((l) => l.lba === lba)!.owner);
+    // Release every other lock, then ask again: every answer must match the linear scan over what is left.
+    for (const [i, [lba]] of held.entries()) if (i % 2 === 0) expect(t.release(t.locks().find((l) => l.lba === lba)!.owner)).toBeDefined();
+    const left = held.filter((_, i) => i % 2 === 1).sort((x, y) => x[0] - y[0]);
+    expect(t.size).toBe(left.length);
+    let refused = 0;
+    for (let lba = 0; lba < 4005; lba += 3) {
+      const count = 1 + (lba % 4);
+      const clash = left.find(([l, c]) => l < lba + count && lba < l + c); // the lowest one: what the table reports
+      const owner = mirror(10_000 + lba);
+      const r = t.tryAcquire(lock(owner, lba, count));
+      expect(r.granted, `[${lba}, +${count})`).toBe(clash === undefined);
+      if (!r.granted) {
+        refused++;
+        expect((r.blocker as RegionLock).lba).toBe(clash![0]);
+      } else {
+        t.release(owner);
+      }
+    }
+    expect(refused).toBeGreaterThan(50);
   });
 });

@@ -3,6 +3,9 @@ import {
   FrameError,
   FrameType,
   LockMode,
+  NakReason,
+  RejectAction,
+  RejectReason,
   decodeFrame,
   encodeFrame,
 } from '../../../firmware/protocol/index.ts';
@@ -30,6 +33,35 @@ function expectError(bytes: Uint8Array, code: FrameErrorCode, message: RegExp, p
 }
 
 describe('decodeFrame', () => {
+  it('round-trips LOCK_REJECTED with reason TableFull (3)', () => {
+    const rejected: Frame = { type: FrameType.LockRejected, lun: 2, seq: 7, flags: 0, lockId: 4, reason: RejectReason.TableFull, action: RejectAction.Discarded };
+    const bytes = encodeFrame(rejected);
+    expect(bytes[5]).toBe(3);
+    expect(decodeFrame(bytes)).toEqual(rejected);
+  });
+
+  it('HELLO: locksWindow round-trips, and a decoder with a tiny payloadBytesMax (for WRITE data) still takes HELLO', () => {
+    const hello: Frame = {
+      type: FrameType.Hello, lun: 0, seq: 3, flags: 0, controllerId: 1, sessionId: 2, windowBytes: 1024, windowEntries: 16, policy: 0, locksWindow: 0xfffffffe,
+    };
+    const bytes = encodeFrame(hello);
+    expect(bytes.length).toBe(56);
+    expect(decodeFrame(bytes, { payloadBytesMax: 0 })).toEqual(hello);
+    expect(decodeError(wireFrame({ type: FrameType.Hello }, new Uint8Array(5)), 0).code).toBe('ML_ERR_FRAME_TOO_LARGE');
+  });
+
+  it('round-trips NAK with reasons LockInUse (7) and LocksExceeded (8)', () => {
+    const exceeded: Frame = { type: FrameType.Nak, lun: 0, seq: 2, flags: 0, reason: NakReason.LocksExceeded };
+    expect(decodeFrame(encodeFrame(exceeded))).toEqual(exceeded);
+  });
+
+  it('round-trips NAK with reason LockInUse (7)', () => {
+    const nak: Frame = { type: FrameType.Nak, lun: 1, seq: 9, flags: 0, reason: NakReason.LockInUse };
+    const bytes = encodeFrame(nak);
+    expect(bytes[5]).toBe(7);
+    expect(decodeFrame(bytes)).toEqual(nak);
+  });
+
   it('decodes a frame and gives a WRITE a view of the input, not a copy', () => {
     const bytes = encodeFrame(write);
     const frame = decodeFrame(bytes);
@@ -91,6 +123,9 @@ describe('decodeFrame', () => {
   });
 });
 
+/** HELLO's payload: its locksWindow, big-endian. */
+const locks = (n: number): Uint8Array => new Uint8Array([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
+
 describe('decodeFrame: ML_ERR_FRAME_FIELD names the field, its value and what is allowed', () => {
   const lock = { type: FrameType.Lock, seq: 1, lockId: 1, count: 1, code: LockMode.Write };
   const cases: Array<[string, Uint8Array, RegExp]> = [
@@ -111,12 +146,15 @@ describe('decodeFrame: ML_ERR_FRAME_FIELD names the field, its value and what is
     ['UNLOCK lba set', wireFrame({ type: FrameType.Unlock, seq: 1, lockId: 1, lba: 1 }), /UNLOCK seq 1 lun 0: lba = 1 is not allowed/],
     ['ACK lockId set', wireFrame({ type: FrameType.Ack, lockId: 3 }), /lockId = 3 is not allowed; this frame type does not use the field/],
     ['LOCK_GRANTED count set', wireFrame({ type: FrameType.LockGranted, seq: 1, lockId: 1, count: 1 }), /count = 1 is not allowed/],
-    ['LOCK_REJECTED reason unknown', wireFrame({ type: FrameType.LockRejected, seq: 1, lockId: 1, code: 3, count: 1 }), /reason = 3 is not allowed; allowed: 1 \(LocalLock\), 2 \(MirrorLock\)/],
+    ['LOCK_REJECTED reason unknown', wireFrame({ type: FrameType.LockRejected, seq: 1, lockId: 1, code: 4, count: 1 }), /reason = 4 is not allowed; allowed: 1 \(LocalLock\), 2 \(MirrorLock\), 3 \(TableFull\)/],
     ['LOCK_REJECTED action unknown', wireFrame({ type: FrameType.LockRejected, seq: 1, lockId: 1, code: 1, count: 3 }), /action = 3 is not allowed; allowed: 1 \(Held\), 2 \(Discarded\)/],
-    ['NAK reason unknown', wireFrame({ type: FrameType.Nak, seq: 1, code: 7 }), /reason = 7 is not allowed; allowed: 1 \(Corrupt\), .*6 \(MediaError\)/],
+    ['NAK reason unknown', wireFrame({ type: FrameType.Nak, seq: 1, code: 9 }), /reason = 9 is not allowed; allowed: 1 \(Corrupt\), .*7 \(LockInUse\), 8 \(LocksExceeded\)/],
     ['NAK seq 0', wireFrame({ type: FrameType.Nak, code: 1 }), /seq = 0 is not allowed/],
-    ['HELLO policy unknown', wireFrame({ type: FrameType.Hello, code: 2 }), /HELLO seq 0 lun 0: policy = 2 is not allowed; allowed: 0 \(HaltResume\), 1 \(Retransmit\)/],
-    ['HELLO sessionId above 2^53-1', wireFrame({ type: FrameType.Hello, lba: 2n ** 60n }), /sessionId = a value above 2\^53-1/],
+    ['HELLO policy unknown', wireFrame({ type: FrameType.Hello, code: 2 }, locks(1)), /HELLO seq 0 lun 0: policy = 2 is not allowed; allowed: 0 \(HaltResume\), 1 \(Retransmit\)/],
+    ['HELLO sessionId above 2^53-1', wireFrame({ type: FrameType.Hello, lba: 2n ** 60n }, locks(1)), /sessionId = a value above 2\^53-1/],
+    ['HELLO without its payload', wireFrame({ type: FrameType.Hello }), /payloadLength = 0 is not allowed; a HELLO carries exactly 4 bytes \(its locksWindow\)/],
+    ['HELLO with a longer payload', wireFrame({ type: FrameType.Hello }, new Uint8Array(8)), /payloadLength = 8 is not allowed; a HELLO carries exactly 4 bytes/],
+    ['HELLO locksWindow 0', wireFrame({ type: FrameType.Hello }, locks(0)), /HELLO seq 0 lun 0: locksWindow = 0 is not allowed; allowed: 1 to 4294967295/],
   ];
   it.each(cases)('%s', (_name, bytes, message) => {
     const err = expectError(bytes, 'ML_ERR_FRAME_FIELD', message);

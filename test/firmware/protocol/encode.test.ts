@@ -18,10 +18,10 @@ const base = { lun: 7, flags: 0 };
 
 describe('encodeFrame: layout (checked against an independent builder of the frame.ts table)', () => {
   const cases: Array<[string, Frame, Parameters<typeof wireFrame>[0], Uint8Array?]> = [
-    ['HELLO maps sessionId/windowBytes/controllerId/windowEntries/policy onto lba/tag/lockId/count/code',
+    ['HELLO maps sessionId/windowBytes/controllerId/windowEntries/policy onto lba/tag/lockId/count/code, locksWindow into a 4-byte payload',
       { ...base, type: FrameType.Hello, seq: 9, controllerId: 0xdeadbeef, sessionId: MAX, windowBytes: 2 ** 40 + 3,
-        windowEntries: 4096, policy: LockRejectPolicy.Retransmit },
-      { type: 1, lun: 7, seq: 9, lba: MAX, tag: 2 ** 40 + 3, lockId: 0xdeadbeef, count: 4096, code: 1 }],
+        windowEntries: 4096, policy: LockRejectPolicy.Retransmit, locksWindow: 0x01020304 },
+      { type: 1, lun: 7, seq: 9, lba: MAX, tag: 2 ** 40 + 3, lockId: 0xdeadbeef, count: 4096, code: 1 }, new Uint8Array([1, 2, 3, 4])],
     ['LOCK', { ...base, type: FrameType.Lock, seq: 1, flags: 3, lockId: 5, lba: 2 ** 33, count: 8, mode: LockMode.Read },
       { type: 2, lun: 7, seq: 1, flags: 3, lockId: 5, lba: 2 ** 33, count: 8, code: 2 }],
     ['WRITE carries its data as the payload',
@@ -33,6 +33,9 @@ describe('encodeFrame: layout (checked against an independent builder of the fra
     ['LOCK_REJECTED puts reason in code and action in count',
       { ...base, type: FrameType.LockRejected, seq: 1, lockId: 5, reason: RejectReason.MirrorLock, action: RejectAction.Discarded },
       { type: 7, lun: 7, seq: 1, lockId: 5, code: 2, count: 2 }],
+    ['LOCK_REJECTED for a full lock table (reason 3, TableFull)',
+      { ...base, type: FrameType.LockRejected, seq: 2, lockId: 6, reason: RejectReason.TableFull, action: RejectAction.Held },
+      { type: 7, lun: 7, seq: 2, lockId: 6, code: 3, count: 1 }],
     ['NAK', { ...base, type: FrameType.Nak, seq: 4, reason: NakReason.MediaError }, { type: 8, lun: 7, seq: 4, code: 6 }],
   ];
   it.each(cases)('%s', (_name, frame, header, payload) => {
@@ -53,6 +56,7 @@ describe('encodeFrame: layout (checked against an independent builder of the fra
 describe('encodeFrame: an invalid frame is a programmer error (assert)', () => {
   const write = { ...base, type: FrameType.Write, seq: 1, lockId: 1, lba: 0, tag: 0, data: new Uint8Array(1) } as const;
   const lock = { ...base, type: FrameType.Lock, seq: 1, lockId: 1, lba: 0, count: 1, mode: LockMode.Write } as const;
+  const hello = { ...base, type: FrameType.Hello, seq: 0, controllerId: 0, sessionId: 0, windowBytes: 0, windowEntries: 0, policy: 0, locksWindow: 1 } as const;
   const cases: Array<[string, unknown, RegExp]> = [
     ['non-integer lba', { ...write, lba: 1.5 }, /lba must be an integer from 0 to 9007199254740991, got 1.5/],
     ['negative lun', { ...write, lun: -1 }, /lun must be an integer from 0 to 65535, got -1/],
@@ -70,10 +74,10 @@ describe('encodeFrame: an invalid frame is a programmer error (assert)', () => {
     ['unknown flag bit', { ...lock, flags: 0x80 }, /flags = 0x80 .*0x01 \(GrantWanted\), 0x02 \(Retransmit\)/],
     ['GrantWanted on a WRITE', { ...write, flags: 1 }, /flags = 0x01 .*allowed bits: 0x02 \(Retransmit\)/],
     ['flags on an ACK', { ...base, type: FrameType.Ack, seq: 1, flags: 2 }, /ACK seq 1: flags = 0x02 .*defines no flags/],
-    ['GrantWanted on a HELLO', { ...base, type: FrameType.Hello, seq: 0, flags: 1, controllerId: 0, sessionId: 0, windowBytes: 0, windowEntries: 0, policy: 0 },
-      /HELLO seq 0: flags = 0x01 is not allowed; allowed bits: 0x02 \(Retransmit\)/],
-    ['HELLO policy unknown', { ...base, type: FrameType.Hello, seq: 0, controllerId: 0, sessionId: 0, windowBytes: 0, windowEntries: 0, policy: 2 },
-      /policy = 2 .*0 \(HaltResume\), 1 \(Retransmit\)/],
+    ['GrantWanted on a HELLO', { ...hello, flags: 1 }, /HELLO seq 0: flags = 0x01 is not allowed; allowed bits: 0x02 \(Retransmit\)/],
+    ['HELLO policy unknown', { ...hello, policy: 2 }, /policy = 2 .*0 \(HaltResume\), 1 \(Retransmit\)/],
+    ['HELLO locksWindow 0', { ...hello, locksWindow: 0 }, /HELLO: locksWindow must be an integer from 1 to 4294967295, got 0/],
+    ['HELLO locksWindow beyond u32', { ...hello, locksWindow: 2 ** 32 }, /locksWindow must be an integer from 1 to 4294967295/],
     ['REJECTED action unknown', { ...base, type: FrameType.LockRejected, seq: 1, lockId: 1, reason: 1, action: 0 }, /action = 0/],
     ['NAK reason unknown', { ...base, type: FrameType.Nak, seq: 1, reason: 0 }, /reason = 0 .*1 \(Corrupt\)/],
     ['unknown type', { ...base, type: 9, seq: 1 }, /unknown type TYPE_9/],

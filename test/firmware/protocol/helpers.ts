@@ -30,7 +30,7 @@ function hello(): fc.Arbitrary<Frame> {
   return fc.record({
     type: fc.constant(FrameType.Hello as const), lun, seq: u64, flags: retransmit,
     controllerId: u32, sessionId: u64, windowBytes: u64, windowEntries: u32,
-    policy: fc.constantFrom(LockRejectPolicy.HaltResume, LockRejectPolicy.Retransmit),
+    policy: fc.constantFrom(LockRejectPolicy.HaltResume, LockRejectPolicy.Retransmit), locksWindow: fc.integer({ min: 1, max: 0xffffffff }),
   });
 }
 
@@ -58,13 +58,13 @@ function responses(): fc.Arbitrary<Frame>[] {
     fc.record({ type: fc.constant(FrameType.LockGranted as const), lun, seq: streamSeq, flags: fc.constant(0), lockId }),
     fc.record({
       type: fc.constant(FrameType.LockRejected as const), lun, seq: streamSeq, flags: fc.constant(0), lockId,
-      reason: fc.constantFrom(RejectReason.LocalLock, RejectReason.MirrorLock),
+      reason: fc.constantFrom(RejectReason.LocalLock, RejectReason.MirrorLock, RejectReason.TableFull),
       action: fc.constantFrom(RejectAction.Held, RejectAction.Discarded),
     }),
     fc.record({
       type: fc.constant(FrameType.Nak as const), lun, seq: streamSeq, flags: fc.constant(0),
       reason: fc.constantFrom(
-        NakReason.Corrupt, NakReason.Gap, NakReason.OutOfRange, NakReason.NotLocked, NakReason.Overflow, NakReason.MediaError,
+        NakReason.Corrupt, NakReason.Gap, NakReason.OutOfRange, NakReason.NotLocked, NakReason.Overflow, NakReason.MediaError, NakReason.LockInUse, NakReason.LocksExceeded,
       ),
     }),
   ];

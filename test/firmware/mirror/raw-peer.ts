@@ -1,0 +1,85 @@
+import { StorageController } from '../../../firmware/controller/storage-controller.ts';
+import type { ControllerConfig } from '../../../firmware/controller/config.ts';
+import type { LinkEndpoint, LinkHandler } from '../../../firmware/ports/link.ts';
+import { FrameDecoder } from '../../../firmware/protocol/decoder.ts';
+import { encodeFrame } from '../../../firmware/protocol/encode.ts';
+import { FrameType, LockMode, LockRejectPolicy, type Frame } from '../../../firmware/protocol/frame.ts';
+import { VirtualClock } from '../../../host/clock/virtual.ts';
+import { MemoryDisk } from '../../../host/disks/memory.ts';
+import { RecordingTelemetry } from '../../support/harness.ts';
+
+/**
+ * One controller whose peer is the test itself: the test writes frames into the controller's
+ * link endpoint (well-formed, but whatever it likes) and reads what the controller sends back.
+ * For hostile-peer tests: nothing the peer sends may throw out of the link callback.
+ */
+export class RawPeer {
+  readonly clock = new VirtualClock();
+  readonly tel = new RecordingTelemetry();
+  readonly controller: StorageController;
+  /** Frames the controller sent, decoded. */
+  readonly received: Frame[] = [];
+  private handler: LinkHandler | null = null;
+  private readonly link = { up: true };
+  private readonly decoder = new FrameDecoder({ onFrame: (f) => this.received.push(f), onError: (e) => { throw e; } });
+
+  constructor(opts: { mirrorLun0?: boolean; onLockReject?: ControllerConfig['onLockReject']; limits?: ControllerConfig['limits'] } = {}) {
+    const disk = (name: string): MemoryDisk => new MemoryDisk({ name, sectorCount: 1024, clock: this.clock });
+    this.controller = new StorageController({
+      name: 'B', id: 2, onLockReject: opts.onLockReject ?? 'halt-resume', limits: opts.limits,
+      luns: [{ lun: 0, device: disk('B/lun0'), lockRegionSectors: 64, mirror: opts.mirrorLun0 ? { peer: 'A', mode: 'speculative' } : undefined }],
+    }, { clock: this.clock, telemetry: this.tel });
+    const link = this.link;
+    const endpoint: LinkEndpoint = {
+      name: 'B->A',
+      get isUp() {
+        return link.up;
+      },
+      send: (bytes) => {
+        if (!link.up) return false;
+        this.decoder.push(bytes.slice());
+        return true;
+      },
+      attach: (h) => {
+        this.handler = h;
+      },
+    };
+    this.controller.connect('A', endpoint);
+    this.controller.start();
+    this.send({
+      type: FrameType.Hello, lun: 0, seq: 0, flags: 0, controllerId: 1, sessionId: 1, windowBytes: 1 << 20, windowEntries: 1024,
+      policy: LockRejectPolicy.HaltResume, locksWindow: 16,
+    });
+  }
+
+  /** Deliver one frame to the controller, as its peer. */
+  send(frame: Frame): void {
+    this.handler!.bytes(encodeFrame(frame));
+  }
+
+  lock(seq: number, lockId: number, lba: number, count: number, lun = 0): void {
+    this.send({ type: FrameType.Lock, lun, seq, flags: 0, lockId, lba, count, mode: LockMode.Write });
+  }
+
+  write(seq: number, lockId: number, lba: number, sectors: number, lun = 0): void {
+    this.send({ type: FrameType.Write, lun, seq, flags: 0, lockId, lba, tag: seq, data: new Uint8Array(sectors * 512).fill(seq) });
+  }
+
+  unlock(seq: number, lockId: number, lun = 0): void {
+    this.send({ type: FrameType.Unlock, lun, seq, flags: 0, lockId });
+  }
+
+  down(): void {
+    this.link.up = false;
+    this.handler!.down('test');
+  }
+
+  /** Frames of `type` the controller sent. */
+  sent<T extends FrameType>(type: T): Extract<Frame, { type: T }>[] {
+    return this.received.filter((f): f is Extract<Frame, { type: T }> => f.type === type);
+  }
+
+  target() {
+    return this.controller.status()[0]!.target.counters;
+  }
+}
