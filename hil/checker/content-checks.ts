@@ -1,11 +1,15 @@
+import { Buffer } from 'node:buffer';
+import { crc32cRange } from '../../firmware/protocol/crc.ts';
 import { sectorOrigin } from '../workload/data.ts';
 import type { WriteHistory } from './history.ts';
 import type { Violation } from './violation.ts';
 
-/** A copy of a volume's bytes, taken at one instant. */
+/** A copy of some of a volume's sectors, taken at one instant. */
 export interface VolumeImage {
   bytes: Uint8Array;
   sectorSize: number;
+  /** LBA of the first sector in `bytes` (default 0: the image starts at the volume's start). */
+  firstLba?: number;
 }
 
 /** Whose writes a LUN holds, and where the check is being made. */
@@ -17,11 +21,31 @@ export interface ContentContext {
   tMs: number;
 }
 
+/**
+ * What a sector that no write of this run touched must hold: what it held before the run (after
+ * the initial synchronisation, both copies hold the source's). `expected(lba)` is the CRC32C of
+ * that sector, `null` if it was all zeros, `undefined` if unknown (then it is not checked).
+ */
+export interface Baseline {
+  expected(lba: number): number | null | undefined;
+}
+
+/** Every sector was zero before the run (a memory volume, built blank). */
+export const BLANK_BASELINE: Baseline = { expected: () => null };
+
+/** CRC32C of one sector of `bytes`: what a {@link Baseline} keeps. */
+export function sectorFingerprint(bytes: Uint8Array, offset: number, sectorSize: number): number {
+  return crc32cRange(bytes, offset, offset + sectorSize);
+}
+
 type Origin = { index: number } | 'zero' | { problem: string };
+
+const firstLbaOf = (image: VolumeImage): number => image.firstLba ?? 0;
+const sectorsOf = (image: VolumeImage): number => Math.floor(image.bytes.length / image.sectorSize);
 
 /** Which write of `history` the sector `lba` of `image` holds, or what is wrong with it. */
 function originOf(history: WriteHistory, image: VolumeImage, lba: number, ctx: ContentContext): Origin {
-  const o = sectorOrigin(image.bytes, lba * image.sectorSize, image.sectorSize, lba);
+  const o = sectorOrigin(image.bytes, (lba - firstLbaOf(image)) * image.sectorSize, image.sectorSize, lba);
   if (o === null) return 'zero';
   if (o === 'garbage') return { problem: 'holds neither a whole written sector nor zeros (torn, corrupted or misplaced)' };
   if (o.writer !== ctx.writer || o.lun !== ctx.lun) return { problem: `holds a sector written by controller ${o.writer} to LUN ${o.lun}` };
@@ -30,56 +54,127 @@ function originOf(history: WriteHistory, image: VolumeImage, lba: number, ctx: C
   return { index };
 }
 
+/** `[from, to)`: the positions of `sorted` whose values lie in `[lo, hi)`. */
+function span(sorted: readonly number[], lo: number, hi: number): [number, number] {
+  const at = (v: number): number => {
+    let a = 0;
+    let b = sorted.length;
+    while (a < b) {
+      const m = (a + b) >>> 1;
+      if (sorted[m]! < v) a = m + 1;
+      else b = m;
+    }
+    return a;
+  };
+  return [at(lo), at(hi)];
+}
+
 /**
- * Write-order fidelity (async mode, DESIGN 2.7): the image must equal the source after some prefix
- * of its writes. Each sector admits the prefixes in which its current content is the last write to
- * it; the image passes if one prefix is admitted by every sector. Returns the first violation.
+ * Write-order fidelity (async mode, DESIGN 2.7), fed an image in pieces (ascending, any sizes):
+ * the volume must equal the source after some prefix of its writes. Each written sector admits
+ * the prefixes in which its current content is the last write to it; the volume passes if one
+ * prefix is admitted by every sector. `feed` returns the first violation.
  */
+export class PrefixCheck {
+  private lo = -1;
+  private hi = Infinity;
+  private readonly written: readonly number[];
+
+  constructor(private readonly history: WriteHistory, private readonly ctx: ContentContext) {
+    this.written = history.writtenSectors();
+  }
+
+  feed(image: VolumeImage): Violation | null {
+    const { history, ctx } = this;
+    const first = firstLbaOf(image);
+    const [from, to] = span(this.written, first, first + sectorsOf(image));
+    for (let k = from; k < to; k++) {
+      const lba = this.written[k]!;
+      if (history.touchedByFailure(lba)) continue;
+      const origin = originOf(history, image, lba, ctx);
+      if (typeof origin === 'object' && 'problem' in origin) return violation('data-intact', ctx, lba, 0, origin.problem);
+      const coverers = history.coverersOf(lba);
+      const at = origin === 'zero' ? -1 : coverers.indexOf(origin.index);
+      const start = origin === 'zero' ? -1 : origin.index;
+      this.lo = Math.max(this.lo, start);
+      this.hi = Math.min(this.hi, (coverers[at + 1] ?? Infinity) - 1);
+      if (this.lo > this.hi) {
+        const held = origin === 'zero' ? 'no write yet' : `write #${start} (tag ${history.tags[start]})`;
+        return violation('write-order', ctx, lba, origin === 'zero' ? 0 : history.tags[start]!,
+          `the copy is not the source after any prefix of its writes: this sector holds ${held}, which no prefix agreeing with the sectors before it allows`);
+      }
+    }
+    return null;
+  }
+}
+
+/** {@link PrefixCheck} over one whole image. */
 export function checkPrefix(history: WriteHistory, image: VolumeImage, ctx: ContentContext): Violation | null {
-  let lo = -1;
-  let hi = Infinity;
-  for (const lba of history.writtenSectors()) {
-    if (history.touchedByFailure(lba)) continue;
-    const origin = originOf(history, image, lba, ctx);
-    if (typeof origin === 'object' && 'problem' in origin) return violation('data-intact', ctx, lba, 0, origin.problem);
-    const coverers = history.coverersOf(lba);
-    const at = origin === 'zero' ? -1 : coverers.indexOf(origin.index);
-    const from = origin === 'zero' ? -1 : origin.index;
-    const to = (coverers[at + 1] ?? Infinity) - 1;
-    lo = Math.max(lo, from);
-    hi = Math.min(hi, to);
-    if (lo > hi) {
-      const held = origin === 'zero' ? 'no write yet' : `write #${from} (tag ${history.tags[from]})`;
-      return violation('write-order', ctx, lba, origin === 'zero' ? 0 : history.tags[from]!,
-        `the copy is not the source after any prefix of its writes: this sector holds ${held}, which no prefix agreeing with the sectors before it allows`);
+  return new PrefixCheck(history, ctx).feed(image);
+}
+
+/**
+ * At the end, once quiescent: every written sector of the image holds the last write to it
+ * (nothing lost). With a `baseline`, every other sector of the image is checked too: it must
+ * still hold what it held before the run (nothing written where no write went). Returns the
+ * first violation.
+ */
+export function checkLatest(history: WriteHistory, image: VolumeImage, ctx: ContentContext, baseline?: Baseline): Violation | null {
+  const first = firstLbaOf(image);
+  const end = first + sectorsOf(image);
+  if (baseline === undefined) {
+    const written = history.writtenSectors();
+    const [from, to] = span(written, first, end);
+    for (let k = from; k < to; k++) {
+      const v = latestAt(history, image, written[k]!, ctx);
+      if (v) return v;
     }
+    return null;
+  }
+  for (let lba = first; lba < end; lba++) {
+    const v = history.coverersOf(lba).length > 0 ? latestAt(history, image, lba, ctx) : untouchedAt(history, image, lba, ctx, baseline);
+    if (v) return v;
   }
   return null;
 }
 
-/** At the end, once quiescent: every written sector holds the last write to it (nothing lost). */
-export function checkLatest(history: WriteHistory, image: VolumeImage, ctx: ContentContext): Violation | null {
-  for (const lba of history.writtenSectors()) {
-    if (history.touchedByFailure(lba)) continue;
-    const origin = originOf(history, image, lba, ctx);
-    if (typeof origin === 'object' && 'problem' in origin) return violation('data-intact', ctx, lba, 0, origin.problem);
-    const coverers = history.coverersOf(lba);
-    const last = coverers[coverers.length - 1]!;
-    if (origin === 'zero' || origin.index !== last) {
-      const held = origin === 'zero' ? 'zeros' : `write #${origin.index} (tag ${history.tags[origin.index]})`;
-      return violation('data-intact', ctx, lba, history.tags[last]!, `holds ${held}, but the last write to it was #${last} (tag ${history.tags[last]}): an acknowledged write is missing`);
-    }
-  }
-  return null;
+function latestAt(history: WriteHistory, image: VolumeImage, lba: number, ctx: ContentContext): Violation | null {
+  if (history.touchedByFailure(lba)) return null;
+  const origin = originOf(history, image, lba, ctx);
+  if (typeof origin === 'object' && 'problem' in origin) return violation('data-intact', ctx, lba, 0, origin.problem);
+  const coverers = history.coverersOf(lba);
+  const last = coverers[coverers.length - 1]!;
+  if (origin !== 'zero' && origin.index === last) return null;
+  const held = origin === 'zero' ? 'zeros' : `write #${origin.index} (tag ${history.tags[origin.index]})`;
+  return violation('data-intact', ctx, lba, history.tags[last]!, `holds ${held}, but the last write to it was #${last} (tag ${history.tags[last]}): an acknowledged write is missing`);
 }
 
-/** The first sector where two images differ, or -1. */
+/** A sector no write of this run covered: it must hold what the baseline says it held before. */
+function untouchedAt(history: WriteHistory, image: VolumeImage, lba: number, ctx: ContentContext, baseline: Baseline): Violation | null {
+  const expected = baseline.expected(lba);
+  if (expected === undefined) return null;
+  const offset = (lba - firstLbaOf(image)) * image.sectorSize;
+  if (expected === null ? isZero(image.bytes, offset, image.sectorSize) : sectorFingerprint(image.bytes, offset, image.sectorSize) === expected) return null;
+  const o = sectorOrigin(image.bytes, offset, image.sectorSize, lba);
+  const before = expected === null ? 'zeros' : 'its contents from before the run';
+  const now = o === null ? 'zeros' : o === 'garbage' ? 'other data' : `a sector of write tag ${o.tag} (controller ${o.writer}, LUN ${o.lun})`;
+  const seq = typeof o === 'object' && o !== null && o.writer === ctx.writer && o.lun === ctx.lun && history.indexOf(o.tag) !== undefined ? o.tag : 0;
+  return violation('data-intact', ctx, lba, seq, `no write of this run covered this sector, so it should hold ${before}, but it holds ${now}: something wrote where no write went`);
+}
+
+function isZero(bytes: Uint8Array, offset: number, length: number): boolean {
+  for (let i = offset; i < offset + length; i++) if (bytes[i] !== 0) return false;
+  return true;
+}
+
+/** The first sector where two images of the same sectors differ (its LBA), or -1. */
 export function firstDifference(a: VolumeImage, b: VolumeImage): number {
   const x = a.bytes;
   const y = b.bytes;
-  if (x.length !== y.length) return 0;
+  if (x.length !== y.length) return firstLbaOf(a);
+  if (Buffer.from(x.buffer, x.byteOffset, x.length).equals(Buffer.from(y.buffer, y.byteOffset, y.length))) return -1;
   const n = x.length;
-  for (let i = 0; i < n; i++) if (x[i] !== y[i]) return Math.floor(i / a.sectorSize);
+  for (let i = 0; i < n; i++) if (x[i] !== y[i]) return firstLbaOf(a) + Math.floor(i / a.sectorSize);
   return -1;
 }
 

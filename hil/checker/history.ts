@@ -11,6 +11,10 @@ export class WriteHistory {
   private readonly coverers = new Map<number, number[]>();
   /** Writes the host saw fail: their sectors may hold either version. */
   readonly failed = new Set<number>();
+  /** Written sectors, ascending, as of the last {@link writtenSectors} call... */
+  private sorted: number[] = [];
+  /** ...and those first written since, in arrival order. */
+  private fresh: number[] = [];
 
   get length(): number {
     return this.tags.length;
@@ -25,7 +29,10 @@ export class WriteHistory {
     for (let s = lba; s < lba + count; s++) {
       const list = this.coverers.get(s);
       if (list) list.push(index);
-      else this.coverers.set(s, [index]);
+      else {
+        this.coverers.set(s, [index]);
+        this.fresh.push(s);
+      }
     }
   }
 
@@ -33,9 +40,22 @@ export class WriteHistory {
     return this.indexOfTag.get(tag);
   }
 
-  /** Sectors some write covered, ascending. */
-  writtenSectors(): number[] {
-    return [...this.coverers.keys()].sort((a, b) => a - b);
+  /**
+   * Sectors some write covered, ascending (do not modify the array). Kept between calls: only the
+   * sectors first written since the last call are sorted, then merged in, so checkpoints taken
+   * through a long run cost O(sectors) each, not a sort of the whole history.
+   */
+  writtenSectors(): readonly number[] {
+    if (this.fresh.length === 0) return this.sorted;
+    const fresh = Float64Array.from(this.fresh).sort();
+    this.fresh = [];
+    const old = this.sorted;
+    const merged: number[] = new Array<number>(old.length + fresh.length);
+    let i = 0;
+    let j = 0;
+    for (let k = 0; k < merged.length; k++) merged[k] = j >= fresh.length || (i < old.length && old[i]! < fresh[j]!) ? old[i++]! : fresh[j++]!;
+    this.sorted = merged;
+    return merged;
   }
 
   /** Indices of the writes that covered sector `lba`, ascending. */

@@ -1,21 +1,21 @@
 import { Command, Option } from 'commander';
 import { LOCK_REJECT_POLICIES, MIRROR_MODES } from '../../firmware/mirror/types.ts';
-import { DEFAULT_EMULATE, type EmulateOptions } from '../emulator/options.ts';
+import { DEFAULT_EMULATE, FAULT_PHASE_MS_MAX_LIMIT, READ_PERCENT_MAX, type EmulateOptions } from '../emulator/options.ts';
 import { runEmulation } from '../emulator/run.ts';
-import { LINK_FAULT_SYNTAX, parseLinkFaults } from '../faults/link-fault-plan.ts';
-import { DISK_FAULT_SYNTAX, parseDiskFaults } from '../faults/disk-fault-plan.ts';
+import { LINK_FAULT_SYNTAX, formatLinkFaults, parseLinkFaults } from '../faults/link-fault-plan.ts';
+import { DISK_FAULT_SYNTAX, formatDiskFaults, parseDiskFaults } from '../faults/disk-fault-plan.ts';
 import { VOLUME_SPEC_HELP, formatVolumeSpec, parseVolumeSpec } from '../../host/disks/volume-spec.ts';
 import type { Logger } from '../log.ts';
-import { UsageError } from '../plan-error.ts';
 import { ACCESS_PATTERNS } from '../workload/host-workload.ts';
 import { choice, decimal, integer, plan, probability } from './parse.ts';
 import { ProgressBar } from './progress.ts';
 import { renderReport } from './render.ts';
 
 /** The flags as commander parses them: the run's options, with the probability and outputs as flags name them. */
-export type EmulateFlags = Omit<EmulateOptions, 'lockContentionPerMillion' | 'healMs' | 'faultPhaseMaxMs' | 'checkpointEveryMs' | 'limits' | 'mutations'> & {
+export type EmulateFlags = Omit<EmulateOptions, 'lockContentionPerMillion' | 'healMs' | 'faultPhaseMsMax' | 'checkpointEveryMs' | 'limits' | 'mutations'> & {
   lockContention: number;
   healMs: number;
+  faultPhaseMaxMs: number;
   trace?: string;
   json: boolean;
 };
@@ -35,25 +35,28 @@ export function addEmulateFlags(cmd: Command): Command {
     .option('--write-bytes <bytes>', 'bytes per write (a multiple of the sector size, at most 1 MiB)', integer('--write-bytes', 1, PAYLOAD_BYTES_MAX), D.writeBytes)
     .option('--queue-depth <n>', 'writes each host keeps in flight', integer('--queue-depth', 1, 4096), D.queueDepth)
     .addOption(new Option('--pattern <pattern>', `where writes go: ${ACCESS_PATTERNS.join(', ')} (hot: 90% to a tenth of the volume)`).argParser(choice('--pattern', ACCESS_PATTERNS)).default(D.pattern))
-    .option('--read-percent <p>', 'share of host operations that are reads (0-100)', integer('--read-percent', 0, 100), D.readPercent)
+    .option('--read-percent <p>', `share of host operations that are reads (0-${READ_PERCENT_MAX}); reads come on top of --writes`, integer('--read-percent', 0, READ_PERCENT_MAX), D.readPercent)
     .option('--rtt-ms <ms>', 'round-trip time of the link', decimal('--rtt-ms', 0, 10_000), D.rttMs)
     .option('--bandwidth-mbps <mbps>', 'link bandwidth in megabits per second', decimal('--bandwidth-mbps', 0, 1e6, true), D.bandwidthMbps)
     .addOption(new Option('--source-volume <spec>', `controller A's volumes; ${VOLUME_SPEC_HELP}`).argParser(plan(parseVolumeSpec)).default(D.sourceVolume, formatVolumeSpec(D.sourceVolume)))
     .addOption(new Option('--target-volume <spec>', "controller B's volumes (same syntax)").argParser(plan(parseVolumeSpec)).default(D.targetVolume, formatVolumeSpec(D.targetVolume)))
-    .option('--lock-region-sectors <n>', 'lock region size in sectors (default: 1 MiB)', integer('--lock-region-sectors', 1, 2 ** 32 - 1))
+    .option('--lock-region-sectors <n>', 'lock region size in sectors: a power of two, at most the volume (default: 1 MiB)', integer('--lock-region-sectors', 1, 2 ** 32 - 1))
     .addOption(new Option('--faults <plan>', `link faults during the fault phase; ${LINK_FAULT_SYNTAX}`).argParser(plan(parseLinkFaults)).default(D.faults, 'none'))
     .addOption(new Option('--disk-faults <plan>', `disk faults; ${DISK_FAULT_SYNTAX}`).argParser(plan(parseDiskFaults)).default(D.diskFaults, 'none'))
     .option('--lock-contention <p>', 'chance that a mirrored write finds its region locked by the target (0.05 or 5%)', probability('--lock-contention'), D.lockContentionPerMillion)
-    .option('--heal-ms <ms>', 'after the faults stop, everything must drain within this much virtual time', decimal('--heal-ms', 1, 1e9), D.healMs);
+    .option('--heal-ms <ms>', 'after the faults stop, everything must drain within this much virtual time', decimal('--heal-ms', 1, 1e9), D.healMs)
+    .option('--fault-phase-max-ms <ms>', 'the fault phase ends after at most this much virtual time: the hosts stop issuing writes, then healing starts; every timed fault must fall within it',
+      decimal('--fault-phase-max-ms', 0, FAULT_PHASE_MS_MAX_LIMIT, true), D.faultPhaseMsMax);
 }
 
-/** Turn parsed flags into run options, checking what no single flag can check alone. */
+/**
+ * Turn parsed flags into run options. What no single flag can check alone (timed faults within the
+ * fault phase, image paths, lock region against the volume...) is checked by the run itself
+ * (`validateEmulateOptions`), so campaigns and tests get the same checks.
+ */
 export function emulateOptionsFrom(f: EmulateFlags): EmulateOptions {
-  for (const p of f.faults.partitions) {
-    if (p.forMs >= f.healMs * 100) throw new UsageError(`a partition of ${p.forMs} ms would outlast any sensible run; keep partitions shorter`);
-  }
-  const { lockContention, trace: _trace, json: _json, ...rest } = f;
-  return { ...rest, lockContentionPerMillion: lockContention, faultPhaseMaxMs: D.faultPhaseMaxMs, checkpointEveryMs: D.checkpointEveryMs };
+  const { lockContention, faultPhaseMaxMs, trace: _trace, json: _json, ...rest } = f;
+  return { ...rest, lockContentionPerMillion: lockContention, faultPhaseMsMax: faultPhaseMaxMs, checkpointEveryMs: D.checkpointEveryMs };
 }
 
 export function emulateCommand(log: Logger, exit: (code: number) => void): Command {
@@ -62,12 +65,14 @@ export function emulateCommand(log: Logger, exit: (code: number) => void): Comma
     .option('--json', 'print exactly one JSON document on stdout', false)
     .action(async (flags: EmulateFlags) => {
       const opts = emulateOptionsFrom(flags);
-      log.info({ seed: opts.seed, mode: opts.mode }, 'emulation starting');
+      log.info({ seed: opts.seed, mode: opts.mode, onLockReject: opts.onLockReject, writes: opts.writes, faults: formatLinkFaults(opts.faults), diskFaults: formatDiskFaults(opts.diskFaults) }, 'emulation starting');
+      const started = performance.now();
       const bar = new ProgressBar('emulate');
       const report = await runEmulation(opts, { onProgress: flags.json ? undefined : bar.update, tracePath: flags.trace });
       bar.done();
       process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderReport(report)}\n`);
-      log.info({ verdict: report.verdict, violations: report.violations.length }, 'emulation finished');
+      log.info({ verdict: report.verdict, violations: report.violations.length, virtualTimeMs: report.virtualTimeMs, wallMs: Math.round(performance.now() - started), traceHash: report.traceHash }, 'emulation finished');
+      if (report.verdict !== 'consistent') log.warn({ reproduce: report.reproduce }, 'inconsistent: reproduce with this command');
       exit(report.verdict === 'consistent' ? 0 : 1);
     });
 }

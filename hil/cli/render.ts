@@ -1,24 +1,43 @@
 import { describeViolation } from '../checker/violation.ts';
 import type { EmulationReport } from '../emulator/run.ts';
 
+const ms = (x: number): string => `${x.toFixed(3)} ms`;
+
 /** The readable summary of one emulation run. */
 export function renderReport(r: EmulationReport): string {
   const c = r.counters;
   const f = r.faultsInjected;
   const l = r.latencyMs;
+  const w = r.writes;
   const lines = [
     `${r.verdict === 'consistent' ? 'CONSISTENT' : 'INCONSISTENT'}: seed ${r.seed}, ${r.mode} mirroring${r.bidirectional ? ' both ways' : ''}, on lock reject: ${r.onLockReject}`,
-    `  writes        ${r.writes.acknowledged}/${r.writes.issued} acknowledged${r.writes.errors ? `, ${r.writes.errors} failed` : ''}${r.writes.reads ? `, ${r.writes.reads} reads` : ''}`,
-    `  throughput    ${r.throughputMBps.toFixed(2)} MB/s over ${r.workloadMs.toFixed(3)} ms of virtual time (quiescent at ${r.virtualTimeMs.toFixed(3)} ms)`,
-    `  host latency  mean ${l.meanMs.toFixed(3)} ms, p50 ${l.p50Ms.toFixed(3)}, p99 ${l.p99Ms.toFixed(3)}, max ${l.maxMs.toFixed(3)}`,
-    `  locks         ${c.locksSent} sent, ${c.locksGranted} granted, ${c.locksRejected} rejected; ${c.halts} halts, ${c.resumes} resumes`,
+    `  writes        ${w.acknowledged}/${w.issued} acknowledged${w.issued < w.requested ? ` (${w.requested} requested)` : ''}${w.errors ? `, ${w.errors} failed` : ''}${w.reads ? `, ${w.reads} reads` : ''}`,
+    `  throughput    ${r.throughputMBps.toFixed(2)} MB/s mirrored, ${r.hostThroughputMBps.toFixed(2)} MB/s acknowledged to the hosts over ${ms(r.workloadMs)} (fault phase ${ms(r.faultPhaseMs)}, quiescent at ${ms(r.virtualTimeMs)})`,
+    `  host latency  mean ${l.meanMs.toFixed(3)} ms, p50 ${l.p50Ms.toFixed(3)}, p99 ${l.p99Ms.toFixed(3)}, max ${l.maxMs.toFixed(3)}${r.bidirectional ? ' (both hosts)' : ''}`,
+    `  locks         ${c.locksSent} sent, ${c.locksGranted} granted by the target (${c.locksGrantedAfterRejection} after a refusal), ${c.locksRejected} refusals; ${c.halts} halts, ${c.resumes} resumes`,
     `  recovery      ${c.rollbacks} rollbacks, ${c.entriesRetransmitted} entries retransmitted, ${c.ackTimeouts} ack timeouts`,
-    `  faults        ${r.faults}: ${f.framesDropped} dropped, ${f.framesCorrupted} corrupted, ${f.framesDuplicated} duplicated, ${f.framesReordered} reordered, ${f.framesDelayed} delayed, ${f.partitions} partitions`,
+    `  link faults   ${r.faults}: ${f.framesDropped} dropped, ${f.framesCorrupted} corrupted, ${f.framesDuplicated} duplicated, ${f.framesReordered} reordered, ${f.framesDelayed} delayed, ${f.partitions} partitions, ${f.bandwidthChanges} bandwidth changes`,
+    `  disk faults   ${r.diskFaults}`,
+    `  initial sync  ${renderSync(r)}`,
+    ...r.volumes.map((v, i) => `  ${i === 0 ? 'volumes      ' : '             '} ${v.name} ${v.layout}: ${v.state}, ${v.checked ? `${v.mismatches} mismatches` : 'not checked'}${v.rebuilds ? `, ${v.rebuilds} rebuilds` : ''}${v.unreadableSectors ? `, ${v.unreadableSectors} unreadable sectors` : ''}`),
+  ];
+  if (r.mode === 'async') {
+    const cp = r.writeOrderCheckpointsMs;
+    lines.push(`  write order   ${cp.length} checkpoints${cp.length > 0 ? `, first at ${ms(cp[0]!)}, last at ${ms(cp[cp.length - 1]!)}` : ''}`);
+  }
+  lines.push(
     `  charts        ${r.chartEvents} events (${r.chartEventsPerWrite.toFixed(4)} per write)`,
     `  trace         ${r.traceEvents} events, sha256 ${r.traceHash}`,
-  ];
+  );
+  for (const n of r.notes) lines.push(`  NOTE          ${n}`);
   for (const v of r.violations) lines.push(`  VIOLATION     ${describeViolation(v)}`);
   if (r.violationsDropped > 0) lines.push(`  ... and ${r.violationsDropped} more violations`);
   lines.push(`  reproduce     ${r.reproduce}`);
   return lines.join('\n');
+}
+
+function renderSync(r: EmulationReport): string {
+  const s = r.initialSync;
+  if (s.bytesCompared === 0) return 'none needed (blank memory volumes)';
+  return `${s.bytesCopied} of ${s.bytesCompared} bytes copied to the target before the run (${ms(s.virtualMs)} of disk time)`;
 }

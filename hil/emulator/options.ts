@@ -1,8 +1,12 @@
+import { resolve } from 'node:path';
+import { defaultLockRegionSectors } from '../../firmware/controller/config.ts';
 import type { VolumeSpec } from '../../host/disks/volume-spec.ts';
 import type { DiskFaultItem } from '../faults/disk-fault-plan.ts';
-import { emptyLinkFaultPlan, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
+import { emptyLinkFaultPlan, timedFaultsEndMsMax, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
+import { UsageError } from '../plan-error.ts';
 import type { HostWorkloadSpec } from '../workload/host-workload.ts';
 import type { TopologyOptions } from './topology.ts';
+import { lunSpec, volumeNames } from './volumes.ts';
 
 /**
  * Everything an emulation run depends on; a run is a pure function of this object. The host
@@ -23,13 +27,23 @@ export interface EmulateOptions
   /** After the faults stop, everything must drain within this much virtual time (liveness). */
   healMs: number;
   /**
-   * The fault phase lasts until the hosts are done and the mirrors caught up, but at most this
-   * long; then the faults stop and the run must converge within `healMs`.
+   * The fault phase lasts until the hosts are done, the mirrors caught up and every timed fault
+   * happened, but at most this much virtual time (`--fault-phase-max-ms`). When it is reached the
+   * hosts stop issuing new writes (the report notes it; it is not a violation), the faults stop,
+   * and the run must converge within `healMs` as usual. Every timed fault must fall within it.
    */
-  faultPhaseMaxMs: number;
-  /** Async mode: check write-order fidelity this often during the run (at most 8 checkpoints). */
+  faultPhaseMsMax: number;
+  /**
+   * Async mode: the mean gap before the first write-order checkpoint; later gaps grow (see
+   * `CheckpointSchedule`), so a bounded number of checkpoints spans the whole fault phase.
+   */
   checkpointEveryMs: number;
 }
+
+/** Largest `--fault-phase-max-ms` accepted: a day of virtual time. */
+export const FAULT_PHASE_MS_MAX_LIMIT = 86_400_000;
+/** Largest `--read-percent`: at 100 no write would ever be issued, and the run would only end at the fault phase's cap. */
+export const READ_PERCENT_MAX = 99;
 
 export const DEFAULT_EMULATE: Readonly<EmulateOptions> = {
   seed: 1,
@@ -50,6 +64,78 @@ export const DEFAULT_EMULATE: Readonly<EmulateOptions> = {
   diskFaults: [],
   lockContentionPerMillion: 0,
   healMs: 10_000,
-  faultPhaseMaxMs: 60_000,
+  faultPhaseMsMax: 600_000,
   checkpointEveryMs: 20,
 };
+
+/**
+ * What no single flag can check alone, checked before anything is built: a {@link UsageError}
+ * (exit status 2) saying what was wrong and what is allowed.
+ */
+export function validateEmulateOptions(o: EmulateOptions): void {
+  const [s, t] = [o.sourceVolume, o.targetVolume];
+  if (s.sectorSize !== t.sectorSize) {
+    throw new UsageError(`the source volume has ${s.sectorSize}-byte sectors and the target ${t.sectorSize}-byte ones; a mirror needs the same sector size on both`);
+  }
+  if (o.writeBytes % s.sectorSize !== 0) throw new UsageError(`--write-bytes (${o.writeBytes}) must be a multiple of the ${s.sectorSize}-byte sector`);
+  if (!Number.isInteger(o.readPercent) || o.readPercent < 0 || o.readPercent > READ_PERCENT_MAX) {
+    throw new UsageError(`--read-percent is ${o.readPercent}; allowed 0 to ${READ_PERCENT_MAX} (reads are mixed into a workload of --writes writes, so some share must be writes)`);
+  }
+  const r = o.lockRegionSectors;
+  if (r !== undefined && (!Number.isSafeInteger(r) || r < 1 || (r & (r - 1)) !== 0 || r > 2 ** 30)) {
+    throw new UsageError(`--lock-region-sectors is ${r}; allowed a power of two from 1 to 2^30 sectors, no larger than the volume (e.g. 2048: 1 MiB of 512-byte sectors)`);
+  }
+  if (!(o.faultPhaseMsMax > 0 && o.faultPhaseMsMax <= FAULT_PHASE_MS_MAX_LIMIT)) {
+    throw new UsageError(`--fault-phase-max-ms is ${o.faultPhaseMsMax}; allowed above 0 to ${FAULT_PHASE_MS_MAX_LIMIT} ms of virtual time`);
+  }
+  for (const p of o.faults.partitions) {
+    if (p.forMs >= o.healMs * 100) throw new UsageError(`a partition of ${p.forMs} ms would outlast any sensible run; keep partitions shorter than 100 x --heal-ms (${o.healMs * 100} ms)`);
+  }
+  checkTimedFaults(o);
+  checkImagePaths(o);
+}
+
+/** Every timed fault must happen within the fault phase: after it, faults have stopped. */
+function checkTimedFaults(o: EmulateOptions): void {
+  const max = o.faultPhaseMsMax;
+  const late = (what: string): UsageError =>
+    new UsageError(`${what}, after the fault phase's maximum of ${max} ms (--fault-phase-max-ms); raise --fault-phase-max-ms or move the fault earlier`);
+  for (const f of o.diskFaults) if (f.kind === 'fail' && f.atMs > max) throw late(`--disk-faults: fail=${f.side}:${f.member}@${f.atMs}ms is at ${f.atMs} ms`);
+  for (const p of o.faults.partitions) if (p.atMs + p.forMs > max) throw late(`--faults: partition=${p.atMs}ms+${p.forMs}ms ends at ${p.atMs + p.forMs} ms`);
+  for (const b of o.faults.bandwidth) if (b.atMs > max) throw late(`--faults: bandwidth=${b.mbps}@${b.atMs}ms is at ${b.atMs} ms`);
+  const end = timedFaultsEndMsMax(o.faults);
+  if (end > max) throw late(`--faults: partition=${o.faults.partitionsDrawn} (drawn from the seed) may end as late as ${end} ms`);
+}
+
+/** An image file can back one volume only (it is locked while open): refuse a plan that names one twice. */
+function checkImagePaths(o: EmulateOptions): void {
+  const seen = new Map<string, string>();
+  for (const [name, side] of volumeNames(o.bidirectional)) {
+    const spec = lunSpec(side === 'source' ? o.sourceVolume : o.targetVolume, name);
+    if (spec.kind !== 'file') continue;
+    const path = resolve(spec.path);
+    const other = seen.get(path);
+    if (other !== undefined) {
+      throw new UsageError(`volumes ${other} and ${name} would both use the image ${spec.path}; a mirror needs two copies: give --source-volume and --target-volume different image files`);
+    }
+    seen.set(path, name);
+  }
+}
+
+/**
+ * The lock region a run uses: `--lock-region-sectors`, or the firmware's default (1 MiB), but
+ * never more than the largest power of two within the smaller volume (`sectors`): a region past
+ * the end of a small volume would make every LOCK name sectors that do not exist.
+ */
+export function lockRegionFor(o: EmulateOptions, sectors: number): number {
+  return o.lockRegionSectors ?? Math.min(defaultLockRegionSectors(o.sourceVolume.sectorSize), 2 ** Math.floor(Math.log2(sectors)));
+}
+
+/** Checks that need the built volumes' capacity (in sectors of the smaller copy). */
+export function validateAgainstVolumes(o: EmulateOptions, sectors: number): void {
+  const bytes = sectors * o.sourceVolume.sectorSize;
+  if (o.writeBytes > bytes) throw new UsageError(`--write-bytes (${o.writeBytes}) is larger than the smaller volume (${bytes} bytes)`);
+  if (o.lockRegionSectors !== undefined && o.lockRegionSectors > sectors) {
+    throw new UsageError(`--lock-region-sectors (${o.lockRegionSectors}) is larger than the smaller volume (${sectors} sectors); allowed a power of two up to ${2 ** Math.floor(Math.log2(sectors))}`);
+  }
+}

@@ -36,5 +36,6 @@ export function reproduceCommand(o: EmulateOptions): string {
   flag('--disk-faults', formatDiskFaults(o.diskFaults), 'none');
   flag('--lock-contention', o.lockContentionPerMillion / 1_000_000, d.lockContentionPerMillion / 1_000_000);
   flag('--heal-ms', o.healMs, d.healMs);
+  flag('--fault-phase-max-ms', o.faultPhaseMsMax, d.faultPhaseMsMax);
   return args.join(' ');
 }

@@ -1,65 +1,29 @@
-import type { StorageController } from '../../firmware/controller/storage-controller.ts';
-import { defaultLockRegionSectors } from '../../firmware/controller/config.ts';
-import type { BlockDevice } from '../../firmware/ports/block-device.ts';
+import { VirtualClock } from '../../host/clock/virtual.ts';
+import { DiskImageError } from '../../host/disks/errors.ts';
+import { SeededRandom } from '../../host/random.ts';
+import { BLANK_BASELINE, type Baseline } from '../checker/content-checks.ts';
 import { ConsistencyChecker } from '../checker/consistency-checker.ts';
-import { checkLatest, checkPrefix, firstDifference, type VolumeImage } from '../checker/content-checks.ts';
-import type { Violation } from '../checker/violation.ts';
-import { LinkFaultInjector, type LinkFaultCounters } from '../faults/link-fault-injector.ts';
-import { formatLinkFaults } from '../faults/link-fault-plan.ts';
+import { LinkFaultInjector } from '../faults/link-fault-injector.ts';
+import { UsageError } from '../plan-error.ts';
 import { FanoutTelemetry, TraceRecorder } from '../trace/trace.ts';
 import { HostWorkload } from '../workload/host-workload.ts';
-import type { LatencySummary } from '../workload/latency.ts';
 import { ServerWorkload } from '../workload/server-workload.ts';
-import type { EmulateOptions } from './options.ts';
-import { reproduceCommand } from './reproduce.ts';
+import { drive } from './chunks.ts';
+import { CheckpointSchedule } from './checkpoints.ts';
+import { finalContentChecks } from './final-checks.ts';
+import { HandoverClock } from './handover-clock.ts';
+import { initialSync, type InitialSyncReport } from './initial-sync.ts';
+import { lockRegionFor, validateAgainstVolumes, validateEmulateOptions, type EmulateOptions } from './options.ts';
+import { faultPhase, failed, healingPhase, liveness, type Phase, type PhaseContext } from './phases.ts';
+import { assembleReport, type EmulationReport } from './report.ts';
+import { RunTally } from './tally.ts';
 import { buildTopology, DEFAULT_TOPOLOGY, type MirrorPair, type Topology } from './topology.ts';
 import { VolumeSet, type VolumeReport } from './volumes.ts';
-import { VirtualClock } from '../../host/clock/virtual.ts';
-import { SeededRandom } from '../../host/random.ts';
-import { UsageError } from '../plan-error.ts';
 
-export interface EmulationCounters {
-  locksSent: number;
-  locksGranted: number;
-  locksRejected: number;
-  halts: number;
-  resumes: number;
-  rollbacks: number;
-  entriesRetransmitted: number;
-  ackTimeouts: number;
-  framesDropped: number;
-  framesCorrupted: number;
-  framesDuplicated: number;
-}
-
-export interface EmulationReport {
-  seed: number;
-  mode: string;
-  onLockReject: string;
-  bidirectional: boolean;
-  faults: string;
-  verdict: 'consistent' | 'inconsistent';
-  violations: Violation[];
-  violationsDropped: number;
-  writes: { issued: number; acknowledged: number; errors: number; reads: number };
-  latencyMs: LatencySummary;
-  /** Virtual time at which the run was quiescent after healing (the final disk checks come after). */
-  virtualTimeMs: number;
-  /** Virtual time at which the hosts' last request completed. */
-  workloadMs: number;
-  throughputMBps: number;
-  counters: EmulationCounters;
-  faultsInjected: LinkFaultCounters;
-  chartEvents: number;
-  chartEventsPerWrite: number;
-  traceEvents: number;
-  traceHash: string;
-  reproduce: string;
-  volumes: VolumeReport[];
-}
+export type { EmulationCounters, EmulationReport } from './report.ts';
 
 export interface Progress {
-  phase: 'faults' | 'healing' | 'checking';
+  phase: Phase;
   virtualMs: number;
   writesIssued: number;
   writesAcknowledged: number;
@@ -72,66 +36,170 @@ export interface RunHooks {
   tracePath?: string;
 }
 
-/** The clock runs in slices this long between progress reports and checkpoints. */
-const SLICE_MS = 5;
-const CHECKPOINTS_MAX = 8;
+/** The mirrors of a run by volume name: source (primary) and target (secondary). */
+const MIRRORS: readonly (readonly [string, string])[] = [['A/lun0', 'B/lun0'], ['B/lun1', 'A/lun1']];
 
 /**
- * One emulation run (issue 3): two controllers on the simulated link, host workloads, the target's
- * server workload, link faults for a fault phase, then a healing phase in which the system must
- * converge on its own (a VOPR-style run), then the disk checks. A pure function of `opts`.
+ * One emulation run (issue 3): the volumes are built and the mirrors established (an initial
+ * synchronisation, out of band), then two controllers on the simulated link, host workloads, the
+ * target's server workload, link and disk faults for a fault phase, then a healing phase in which
+ * the system must converge on its own (a VOPR-style run), then the disk checks. A pure function of
+ * `opts`. Whatever happens, every volume (and image lock) and the trace file are closed.
  */
 export async function runEmulation(opts: EmulateOptions, hooks: RunHooks = {}): Promise<EmulationReport> {
-  checkVolumes(opts);
-  const checker = new ConsistencyChecker();
-  const trace = new TraceRecorder(hooks.tracePath);
+  validateEmulateOptions(opts);
   const clock = new VirtualClock();
-  const volumes = await VolumeSet.build({ source: opts.sourceVolume, target: opts.targetVolume }, opts.bidirectional, opts.diskFaults, {
-    clock, random: new SeededRandom(opts.seed).fork('volumes'), service: DEFAULT_TOPOLOGY.diskService,
-  });
-  const smallest = Math.min(...['A/lun0', 'B/lun0'].map((n) => volumes.device(n).sectorCount)) * opts.sourceVolume.sectorSize;
-  if (opts.writeBytes > smallest) {
-    await volumes.close();
-    throw new UsageError(`--write-bytes (${opts.writeBytes}) is larger than the smaller volume (${smallest} bytes)`);
+  const syncClock = [opts.sourceVolume, opts.targetVolume].some((s) => s.kind === 'file') ? new VirtualClock() : null;
+  const volumeClock = syncClock ? new HandoverClock(syncClock) : clock;
+  // The trace file first: a path that cannot be written fails the run before any image is opened.
+  const trace = new TraceRecorder(hooks.tracePath);
+  let opened: VolumeSet | null = null;
+  let topo: Topology | null = null;
+  let finished = false;
+  try {
+    const volumes = (opened = await buildVolumes(opts, volumeClock));
+    const mirrors = MIRRORS.slice(0, opts.bidirectional ? 2 : 1);
+    const sectors = Math.min(...mirrors.flat().map((n) => volumes.device(n).sectorCount));
+    validateAgainstVolumes(opts, sectors);
+    const sync = await establishMirrors(volumes, mirrors, syncClock);
+    if (volumeClock instanceof HandoverClock) volumeClock.handOver(clock);
+    volumes.strike();
+    const report = await runPhases(opts, hooks, { clock, volumes, trace, sync, lockRegionSectors: lockRegionFor(opts, sectors), setTopology: (t) => (topo = t) });
+    finished = true;
+    return report;
+  } finally {
+    (topo as Topology | null)?.stop();
+    await closeAll([() => (opened as VolumeSet | null)?.close(), () => trace.close()], finished);
   }
-  const topo = buildTopology({
-    seed: opts.seed, mode: opts.mode, onLockReject: opts.onLockReject, bidirectional: opts.bidirectional, rttMs: opts.rttMs,
-    bandwidthMbps: opts.bandwidthMbps, sectorSize: opts.sourceVolume.sectorSize, lockRegionSectors: opts.lockRegionSectors,
-    limits: opts.limits, telemetry: new FanoutTelemetry([checker, trace]), clock, makeVolume: (name) => volumes.device(name), mutations: opts.mutations,
-  });
-  const injector = new LinkFaultInjector(opts.faults, topo.random.fork('link-faults'), topo.link, topo.clock, opts.bandwidthMbps);
-  topo.start();
-  injector.start();
-  const hosts = topo.pairs.map((pair) => startHost(topo, pair, opts));
-  const total = hosts.length * opts.writes;
-  const progress = (phase: Progress['phase']): void => {
-    const s = hosts.map((h) => h.stats());
-    hooks.onProgress?.({ phase, virtualMs: topo.clock.now(), writesIssued: sum(s, (x) => x.issued), writesAcknowledged: sum(s, (x) => x.acknowledged), writesTotal: total });
-  };
-
-  await faultPhase(topo, hosts, injector, volumes, opts, checker, progress);
-  injector.heal();
-  await healingPhase(topo, hosts, volumes, opts, checker, progress);
-  const workloadMs = Math.max(...hosts.map((h) => h.lastCompletionMs));
-  const quiescedMs = topo.clock.now();
-  progress('checking');
-  await finalChecks(topo, checker);
-  const volumeReports = await volumes.report((p) => drive(topo, p));
-  checkRedundancy(volumeReports, volumes, checker, topo.clock.now());
-  topo.source.publishCounters();
-  topo.target.publishCounters();
-  topo.stop();
-  await volumes.close();
-  await trace.close();
-  return { ...report(opts, topo, hosts, checker, injector, trace, workloadMs, quiescedMs), volumes: volumeReports };
 }
 
-function startHost(topo: Topology, pair: MirrorPair, opts: EmulateOptions): HostWorkload {
+/** Builds the volumes; an image that cannot be used (wrong size, in use, missing directory) is the user's to fix: exit 2. */
+async function buildVolumes(opts: EmulateOptions, clock: VirtualClock | HandoverClock): Promise<VolumeSet> {
+  try {
+    return await VolumeSet.build({ source: opts.sourceVolume, target: opts.targetVolume }, opts.bidirectional, opts.diskFaults, {
+      clock, random: new SeededRandom(opts.seed).fork('volumes'), service: DEFAULT_TOPOLOGY.diskService,
+    });
+  } catch (error) {
+    if (error instanceof DiskImageError) throw new UsageError(error.message, error.code);
+    throw error;
+  }
+}
+
+/**
+ * The initial synchronisation of every mirror with an image file on either side (memory volumes
+ * are blank when built: nothing to copy, zeros to expect), and each mirror's baseline: what its
+ * untouched sectors must still hold at the end.
+ */
+async function establishMirrors(volumes: VolumeSet, mirrors: readonly (readonly [string, string])[], clock: VirtualClock | null) {
+  const baselines = new Map<string, Baseline>(mirrors.map(([p]) => [p, BLANK_BASELINE]));
+  const report: InitialSyncReport = { bytesCopied: 0, bytesCompared: 0, virtualMs: 0 };
+  const notes: string[] = [];
+  const pairs = mirrors.filter(([p, s]) => !volumes.memoryBacked(p) || !volumes.memoryBacked(s)).map(([p, s]) => ({ name: p, source: volumes.device(p).inner, target: volumes.device(s).inner }));
+  if (clock === null || pairs.length === 0) return { report, baselines, notes };
+  const done = await initialSync(pairs, clock);
+  for (const [name, baseline] of done.baselines) {
+    baselines.set(name, baseline);
+    if (baseline.chunksUnknown > 0) notes.push(`${name}: ${baseline.chunksUnknown} chunks of pre-existing data were past the fingerprint budget; their untouched sectors were checked for mirror identity only`);
+  }
+  return { report: done.report, baselines, notes };
+}
+
+interface RunParts {
+  clock: VirtualClock;
+  volumes: VolumeSet;
+  trace: TraceRecorder;
+  sync: Awaited<ReturnType<typeof establishMirrors>>;
+  lockRegionSectors: number;
+  setTopology: (t: Topology) => void;
+}
+
+/** The run proper: controllers and hosts, the fault phase, healing, the final checks, the report. */
+async function runPhases(opts: EmulateOptions, hooks: RunHooks, parts: RunParts): Promise<EmulationReport> {
+  const { clock, volumes, trace, sync } = parts;
+  const checker = new ConsistencyChecker();
+  const tally = new RunTally(opts.sourceVolume.sectorSize);
+  const telemetry = new FanoutTelemetry([checker, trace, tally]);
+  const topo = buildTopology({
+    seed: opts.seed, mode: opts.mode, onLockReject: opts.onLockReject, bidirectional: opts.bidirectional, rttMs: opts.rttMs,
+    bandwidthMbps: opts.bandwidthMbps, sectorSize: opts.sourceVolume.sectorSize, lockRegionSectors: parts.lockRegionSectors,
+    limits: opts.limits, telemetry, clock, makeVolume: (name) => volumes.device(name), mutations: opts.mutations,
+  });
+  parts.setTopology(topo);
+  const injector = new LinkFaultInjector(opts.faults, topo.random.fork('link-faults'), topo.link, topo.clock, opts.bandwidthMbps, telemetry);
+  topo.start();
+  injector.start();
+  const hosts = topo.pairs.map((pair) => startHost(topo, pair, opts, parts.lockRegionSectors));
+  const checkpoints = opts.mode === 'async' ? new CheckpointSchedule(opts.checkpointEveryMs, topo.random.fork('checkpoints')) : null;
+  const ctx: PhaseContext = { topo, hosts, injector, volumes, opts, checker, checkpoints, progress: (phase) => report(phase) };
+  const report = (phase: Phase): void => {
+    if (!hooks.onProgress) return;
+    const issued = hosts.reduce((n, h) => n + h.writesIssued, 0);
+    const acknowledged = hosts.reduce((n, h) => n + h.writesAcknowledged, 0);
+    hooks.onProgress({ phase, virtualMs: clock.now(), writesIssued: issued, writesAcknowledged: acknowledged, writesTotal: hosts.length * opts.writes });
+  };
+  const notes = [...sync.notes];
+  const quiesced = await runToQuiescence(ctx, notes);
+  const faultPhaseMs = quiesced.faultPhaseMs;
+  const quiescedMs = clock.now();
+  report('checking');
+  const volumeReports = await finalChecks(ctx, quiesced.ok, sync.baselines);
+  topo.source.publishCounters();
+  topo.target.publishCounters();
+  return assembleReport({
+    opts, topo, hosts, checker, injector, trace, tally, quiescedMs, faultPhaseMs, notes,
+    initialSync: sync.report, checkpointsMs: checkpoints?.takenMs ?? [], volumes: volumeReports,
+  });
+}
+
+/** The fault phase, then healing; false if the run did not quiesce (a liveness violation says why). */
+async function runToQuiescence(ctx: PhaseContext, notes: string[]): Promise<{ ok: boolean; faultPhaseMs: number }> {
+  const { topo, hosts, opts, checker, injector } = ctx;
+  const outcome = await faultPhase(ctx);
+  const faultPhaseMs = topo.clock.now();
+  if (outcome === 'capped') {
+    for (const h of hosts) h.stop();
+    const issued = hosts.reduce((n, h) => n + h.writesIssued, 0);
+    notes.push(`the fault phase reached its maximum of ${opts.faultPhaseMsMax} ms (--fault-phase-max-ms): the hosts stopped issuing after ${issued} of ${opts.writes * hosts.length} writes, then healing began`);
+  }
+  if (outcome === 'stuck' || outcome === 'timeout') {
+    checker.report(liveness(ctx, 'faults', outcome));
+    return { ok: false, faultPhaseMs };
+  }
+  injector.heal();
+  const healed = await healingPhase(ctx);
+  if (healed === 'stuck' || healed === 'timeout') {
+    checker.report(liveness(ctx, 'healing', healed));
+    return { ok: false, faultPhaseMs };
+  }
+  return { ok: !failed(topo), faultPhaseMs };
+}
+
+/**
+ * Once quiescent: the content checks and md's check of every array, then the redundancy check.
+ * If the run did not quiesce, the content checks and the arrays' check are skipped (the liveness
+ * violation says so): copies still changing would only produce misleading violations.
+ */
+async function finalChecks(ctx: PhaseContext, quiesced: boolean, baselines: Map<string, Baseline>): Promise<VolumeReport[]> {
+  const { topo, volumes, checker } = ctx;
+  if (quiesced) {
+    await finalContentChecks(topo.clock, checker, topo.pairs.map((pair) => {
+      const [primary, secondary] = [pair.primaryVolume, pair.secondaryVolume].map((d) => volumes.device(d.name));
+      const sparse = volumes.memoryBacked(primary!.name) && volumes.memoryBacked(secondary!.name);
+      const extraLbas = [...volumes.faultSectors(primary!.name), ...volumes.faultSectors(secondary!.name)];
+      return { pair, primary: primary!, secondary: secondary!, sparse, extraLbas, baseline: baselines.get(primary!.name) ?? BLANK_BASELINE };
+    }));
+  }
+  const reports = await volumes.report((p) => drive(topo.clock, p), quiesced);
+  checkRedundancy(reports, volumes, checker, topo.clock.now(), quiesced);
+  return reports;
+}
+
+function startHost(topo: Topology, pair: MirrorPair, opts: EmulateOptions, regionSectors: number): HostWorkload {
   // Writes stay within the smaller copy: a mirror is only as big as its smaller side.
   const geometry = { sectorSize: pair.primaryVolume.sectorSize, sectorCount: Math.min(pair.primaryVolume.sectorCount, pair.secondaryVolume.sectorCount) };
   const server = new ServerWorkload(pair.secondary, pair.lun, {
     perMillion: opts.lockContentionPerMillion,
-    regionSectors: opts.lockRegionSectors ?? defaultLockRegionSectors(geometry.sectorSize),
+    regionSectors,
     sectorCount: geometry.sectorCount,
     holdMinMs: opts.rttMs / 2,
     holdMaxMs: opts.rttMs * 4,
@@ -145,190 +213,38 @@ function startHost(topo: Topology, pair: MirrorPair, opts: EmulateOptions): Host
 }
 
 /**
- * The fault phase: the hosts work and the faults strike, until the hosts are done, the mirrors
- * have caught up and every timed fault (partition, bandwidth change) has happened, or until
- * `faultPhaseMaxMs`. In async mode the copies are checked for write-order fidelity on the way.
+ * Every volume must end as it should: not failed, not degraded (while spares lasted), copies and
+ * parity in agreement (md's check), and no sector left unreadable. Rebuild errors are reported
+ * with a volume that did not end optimal (they explain it); a rebuild stopped by a spare that was
+ * itself failed on purpose, and then redone, is no error. Unquiesced: only failed volumes.
  */
-async function faultPhase(
-  topo: Topology, hosts: HostWorkload[], injector: LinkFaultInjector, volumes: VolumeSet, opts: EmulateOptions, checker: ConsistencyChecker,
-  progress: (p: Progress['phase']) => void,
-): Promise<void> {
-  const { clock } = topo;
-  let nextCheckpoint = opts.checkpointEveryMs;
-  let checkpoints = 0;
-  const over = (): boolean =>
-    failed(topo) || (hosts.every((h) => h.done) && clock.now() >= Math.max(injector.timedFaultsEndMs, volumes.timedFaultsEndMs) && topo.source.quiescent() && topo.target.quiescent());
-  while (!over() && clock.now() < opts.faultPhaseMaxMs) {
-    volumes.supervise();
-    const outcome = await clock.run({ untilMs: Math.min(opts.faultPhaseMaxMs, clock.now() + SLICE_MS), until: over });
-    if (outcome === 'idle' && !over()) {
-      checker.report(liveness(topo, 'nothing is scheduled, yet work is outstanding (a lost wake-up)'));
-      return;
-    }
-    if (opts.mode === 'async' && clock.now() >= nextCheckpoint && checkpoints < CHECKPOINTS_MAX) {
-      checkpoints++;
-      nextCheckpoint += opts.checkpointEveryMs;
-      writeOrderCheckpoint(topo, checker);
-    }
-    progress('faults');
-  }
-}
-
-/**
- * Faults have stopped: the hosts must finish and everything drain (every log empty, every lock
- * session closed) within `healMs`, or the run is not live.
- */
-async function healingPhase(
-  topo: Topology, hosts: HostWorkload[], volumes: VolumeSet, opts: EmulateOptions, checker: ConsistencyChecker, progress: (p: Progress['phase']) => void,
-): Promise<void> {
-  const { clock } = topo;
-  const deadline = clock.now() + opts.healMs;
-  const settled = (): boolean => failed(topo) || (hosts.every((h) => h.done) && topo.source.settled() && topo.target.settled() && !volumes.rebuilding);
-  while (!settled() && clock.now() < deadline) {
-    volumes.supervise();
-    const outcome = await clock.run({ untilMs: Math.min(deadline, clock.now() + SLICE_MS), until: settled });
-    if (outcome === 'idle' && !settled()) break;
-    progress('healing');
-  }
-  if (!settled()) checker.report(liveness(topo, `not quiescent ${opts.healMs} ms after the faults stopped`));
-}
-
-/** Async mode: the targets must hold a prefix of their sources' writes, at this very instant. */
-function writeOrderCheckpoint(topo: Topology, checker: ConsistencyChecker): void {
-  for (const pair of topo.pairs) {
-    const image = peekImage(pair.secondaryVolume);
-    if (!image) continue;
-    const v = checkPrefix(checker.history(pair.primary.name, pair.lun), image, { node: pair.secondary.name, lun: pair.lun, writer: pair.primary.id, tMs: topo.clock.now() });
-    if (v) checker.report(v);
-  }
-}
-
-/** Once quiescent: each copy equals its source, and both hold every write's data. */
-async function finalChecks(topo: Topology, checker: ConsistencyChecker): Promise<void> {
-  if (failed(topo)) return;
-  for (const pair of topo.pairs) {
-    const sectors = Math.min(pair.primaryVolume.sectorCount, pair.secondaryVolume.sectorCount);
-    const images = await readImages(topo, [pair.primaryVolume, pair.secondaryVolume], sectors);
-    const t = topo.clock.now();
-    if (typeof images === 'string') {
-      checker.report({ invariant: 'data-intact', node: pair.secondary.name, lun: pair.lun, lba: 0, seq: 0, tMs: t, message: `the volumes could not be read back: ${images}` });
-      continue;
-    }
-    const [primary, secondary] = images;
-    const diff = firstDifference(primary, secondary);
-    if (diff >= 0) {
-      checker.report({ invariant: 'mirror-identical', node: pair.secondary.name, lun: pair.lun, lba: diff, seq: 0, tMs: t, message: `${pair.secondaryVolume.name} differs from ${pair.primaryVolume.name} at LBA ${diff} after the run quiesced` });
-    }
-    const history = checker.history(pair.primary.name, pair.lun);
-    for (const [node, image] of [[pair.primary.name, primary], [pair.secondary.name, secondary]] as const) {
-      const v = checkLatest(history, image, { node, lun: pair.lun, writer: pair.primary.id, tMs: t });
-      if (v) checker.report(v);
-    }
-  }
-}
-
-/**
- * Read the first `sectors` of two devices through the clock (the run is quiescent, so nothing
- * changes meanwhile); a read error (a bad sector nobody repaired) comes back as its message.
- */
-async function readImages(topo: Topology, devs: [BlockDevice, BlockDevice], sectors: number): Promise<[VolumeImage, VolumeImage] | string> {
-  const results: (Uint8Array | Error | undefined)[] = devs.map(() => undefined);
-  devs.forEach((dev, i) => {
-    dev.read(0, sectors).then(
-      (b) => (results[i] = b),
-      (e: unknown) => (results[i] = e instanceof Error ? e : new Error(`reading ${dev.name}: ${String(e)}`)),
-    );
-  });
-  await topo.clock.run({ until: () => results.every((r) => r !== undefined) });
-  const [a, b] = results;
-  if (!(a instanceof Uint8Array) || !(b instanceof Uint8Array)) {
-    return [a, b].map((r) => (r instanceof Error ? r.message : r === undefined ? 'read did not complete' : '')).filter(Boolean).join('; ');
-  }
-  return [{ bytes: a, sectorSize: devs[0].sectorSize }, { bytes: b, sectorSize: devs[1].sectorSize }];
-}
-
-/** The volume's contents at this instant, if the device can show them without I/O. */
-function peekImage(dev: BlockDevice): VolumeImage | null {
-  const peek = (dev as { peek?: (lba: number, count: number) => Uint8Array }).peek;
-  return typeof peek === 'function' ? { bytes: peek.call(dev, 0, dev.sectorCount), sectorSize: dev.sectorSize } : null;
-}
-
-/** Run the clock until `p` settles (the run is quiescent: nothing else is going on). */
-async function drive<T>(topo: Topology, p: Promise<T>): Promise<T> {
-  let settled = false;
-  const watched = p.finally(() => (settled = true));
-  await topo.clock.run({ until: () => settled });
-  return watched;
-}
-
-/** The volumes' capacities and sector sizes must allow a mirror at all. */
-function checkVolumes(opts: EmulateOptions): void {
-  const [s, t] = [opts.sourceVolume, opts.targetVolume];
-  if (s.sectorSize !== t.sectorSize) {
-    throw new UsageError(`the source volume has ${s.sectorSize}-byte sectors and the target ${t.sectorSize}-byte ones; a mirror needs the same sector size on both`);
-  }
-  if (opts.writeBytes % s.sectorSize !== 0) throw new UsageError(`--write-bytes (${opts.writeBytes}) must be a multiple of the ${s.sectorSize}-byte sector`);
-}
-
-/** A volume that ended failed, or whose copies or parity disagree, has lost its redundancy. */
-function checkRedundancy(reports: VolumeReport[], volumes: VolumeSet, checker: ConsistencyChecker, tMs: number): void {
+function checkRedundancy(reports: VolumeReport[], volumes: VolumeSet, checker: ConsistencyChecker, tMs: number, quiesced: boolean): void {
+  const errors = volumes.rebuildErrors();
   for (const v of reports) {
+    const node = v.name.split('/')[0]!;
+    const lun = Number(v.name.slice(-1));
+    const flag = (lba: number, message: string): void => checker.report({ invariant: 'volume-redundancy', node, lun, lba, seq: 0, tMs, message });
+    if (!quiesced && v.state !== 'failed') continue;
     if (v.state !== 'optimal' || v.mismatches > 0) {
-      const node = v.name.split('/')[0]!;
-      checker.report({ invariant: 'volume-redundancy', node, lun: Number(v.name.slice(-1)), lba: 0, seq: 0, tMs, message: `${v.name} (${v.layout}) ended ${v.state} with ${v.mismatches} mismatches and ${v.readErrors} read errors` });
+      const why = errors.filter((e) => e.name === v.name).map((e) => `; rebuild failed: ${e.message}`).join('');
+      flag(0, `${v.name} (${v.layout}) ended ${v.state} with ${v.mismatches} mismatches and ${v.readErrors} read errors${why}`);
+    }
+    if (quiesced && v.unreadableSectors > 0) {
+      const first = v.firstUnreadable!;
+      flag(first.lba, `${v.name} (${v.layout}) has ${v.unreadableSectors} sectors left unreadable at the end (no write or repair fixed them); the first on member ${first.member}, at its LBA ${first.lba}`);
     }
   }
-  for (const e of volumes.rebuildErrors()) checker.report({ invariant: 'volume-redundancy', node: e.slice(0, 1), lun: 0, lba: 0, seq: 0, tMs, message: `rebuild failed: ${e}` });
 }
 
-function failed(topo: Topology): boolean {
-  return topo.source.failure !== null || topo.target.failure !== null;
+/** Runs every closer; rethrows the first failure only when nothing else is being thrown already. */
+async function closeAll(closers: (() => Promise<void> | undefined)[], rethrow: boolean): Promise<void> {
+  let first: unknown = null;
+  for (const close of closers) {
+    try {
+      await close();
+    } catch (error) {
+      first ??= error;
+    }
+  }
+  if (first !== null && rethrow) throw first;
 }
-
-function liveness(topo: Topology, why: string): Violation {
-  const status = [topo.source, topo.target].map((c) => describeStatus(c)).join('; ');
-  return { invariant: 'liveness', node: topo.source.name, lun: 0, lba: 0, seq: 0, tMs: topo.clock.now(), message: `${why} (${status})` };
-}
-
-function describeStatus(c: StorageController): string {
-  return c.status().map((s) => `${c.name}->${s.peer}: ${s.source ? `source ${s.source.state}, rollback ${s.source.rollbackLog.entries} entries` : 'no source'}, target ${s.target.state}, commit ${s.target.commitLog.entries} entries`).join(', ');
-}
-
-function report(
-  opts: EmulateOptions, topo: Topology, hosts: HostWorkload[], checker: ConsistencyChecker, injector: LinkFaultInjector,
-  trace: TraceRecorder, workloadMs: number, quiescedMs: number,
-): Omit<EmulationReport, 'volumes'> {
-  const stats = hosts.map((h) => h.stats());
-  const acknowledged = sum(stats, (s) => s.acknowledged);
-  const sources = [topo.source, topo.target].flatMap((c) => c.status().flatMap((s) => (s.source ? [s.source.counters] : [])));
-  const chartEvents = topo.source.chartEvents() + topo.target.chartEvents();
-  const f = injector.counters;
-  return {
-    seed: opts.seed, mode: opts.mode, onLockReject: opts.onLockReject, bidirectional: opts.bidirectional, faults: formatLinkFaults(opts.faults),
-    verdict: checker.violations.length === 0 ? 'consistent' : 'inconsistent',
-    violations: checker.violations, violationsDropped: checker.violationsDropped,
-    writes: { issued: sum(stats, (s) => s.issued), acknowledged, errors: sum(stats, (s) => s.errors), reads: sum(stats, (s) => s.reads) },
-    latencyMs: stats[0]!.writeLatency,
-    virtualTimeMs: round(quiescedMs),
-    workloadMs: round(workloadMs),
-    throughputMBps: workloadMs > 0 ? round((acknowledged * opts.writeBytes) / 1e6 / (workloadMs / 1000)) : 0,
-    counters: {
-      locksSent: sum(sources, (c) => c.locksSent), locksGranted: sum(sources, (c) => c.locksGranted), locksRejected: sum(sources, (c) => c.locksRejected),
-      halts: sum(sources, (c) => c.halts), resumes: sum(sources, (c) => c.resumes), rollbacks: sum(sources, (c) => c.rollbacks),
-      entriesRetransmitted: sum(sources, (c) => c.entriesRetransmitted), ackTimeouts: sum(sources, (c) => c.ackTimeouts),
-      framesDropped: f.framesDropped, framesCorrupted: f.framesCorrupted, framesDuplicated: f.framesDuplicated,
-    },
-    faultsInjected: { ...f },
-    chartEvents,
-    chartEventsPerWrite: acknowledged > 0 ? round(chartEvents / acknowledged) : 0,
-    traceEvents: trace.count,
-    traceHash: trace.digest(),
-    reproduce: reproduceCommand(opts),
-  };
-}
-
-function sum<T>(items: T[], f: (t: T) => number): number {
-  return items.reduce((n, t) => n + f(t), 0);
-}
-
-const round = (x: number): number => Math.round(x * 1e6) / 1e6;

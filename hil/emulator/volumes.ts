@@ -9,121 +9,275 @@ import type { ServiceTimeConfig } from '../../host/disks/service-time.ts';
 import { buildVolume, formatVolumeSpec, type Volume, type VolumeSpec } from '../../host/disks/volume-spec.ts';
 import type { DiskFaultItem, Side } from '../faults/disk-fault-plan.ts';
 import { UsageError } from '../plan-error.ts';
+import { FootprintDevice } from './footprint.ts';
 
 export interface VolumeReport {
   name: string;
   layout: string;
   state: 'optimal' | 'degraded' | 'rebuilding' | 'failed';
-  /** From a check (md's mismatch_cnt) run at the end; 0 for plain disks. */
+  /** From the final check (md's mismatch_cnt); 0 for plain disks, and when the check was skipped. */
   mismatches: number;
+  /** Member reads that failed during the final check, repaired or not (0 for plain disks). */
   readErrors: number;
+  /** Sectors still unreadable on the volume's live disks after the final check: data at risk or lost. */
+  unreadableSectors: number;
+  /** The first of them (member slot, member LBA), or null. */
+  firstUnreadable: { member: number; lba: number } | null;
+  /** Hot spares rebuilt onto. */
   rebuilds: number;
+  /** Whether the final check ran (it does not when the run did not quiesce). */
+  checked: boolean;
 }
 
-/** A hot spare takes over this long after a member is found failed. */
+/**
+ * Hot spares each array has. A member that fails is rebuilt onto the next one; once they are
+ * used up, a further failure leaves the array degraded (and the run flags it).
+ */
+export const HOT_SPARES_PER_VOLUME = 4;
+/** A hot spare takes over this long after a member is found failed (virtual ms). */
 const REBUILD_AFTER_MS = 1;
 
 interface Entry {
   name: string;
   side: Side;
   volume: Volume;
+  device: FootprintDevice;
   rebuilding: boolean;
   rebuilds: number;
   rebuildError: string | null;
 }
 
+export interface VolumeEnv {
+  /** The clock the volumes run on (the run's, or a {@link HandoverClock} that ends on it). */
+  clock: HostClock;
+  random: Random;
+  /** Service-time model of every disk, hot spares included. */
+  service: ServiceTimeConfig;
+}
+
+/** The volumes of a run by name, and the side whose spec each is built from. */
+export function volumeNames(bidirectional: boolean): [string, Side][] {
+  const names: [string, Side][] = [['A/lun0', 'source'], ['B/lun0', 'target']];
+  if (bidirectional) names.push(['A/lun1', 'source'], ['B/lun1', 'target']);
+  return names;
+}
+
+/**
+ * The spec a LUN's volume is built from: the side's spec, except that an image file can back
+ * only one volume, so LUN 1 of a bidirectional run uses the image `PATH.lun1`.
+ */
+export function lunSpec(spec: VolumeSpec, name: string): VolumeSpec {
+  return spec.kind === 'file' && name.endsWith('/lun1') ? { ...spec, path: `${spec.path}.lun1` } : spec;
+}
+
 /**
  * The volumes of a run: built from the sides' specs (`--source-volume`, `--target-volume`), struck
- * by the disk faults of the plan, and kept redundant the way an array with a hot spare is: a
- * member found failed is rebuilt onto a fresh disk while I/O goes on.
+ * by the disk faults of the plan, and kept redundant the way an array with hot spares is: a member
+ * found failed is rebuilt onto a spare while I/O goes on.
+ *
+ * Disk faults address a member *slot*: `bad`, `corrupt` and `slow` strike the disk in the slot when
+ * the run starts; `fail=SIDE:M@T` fails whatever disk is in slot M at time T, so a member that was
+ * rebuilt onto a spare can fail again, and two `fail`s of one slot fail the original disk and then
+ * its replacement. A spare is a new disk of the same model (size, sector size, service time),
+ * neither slow nor faulty. Member failures are timers on the run's clock, so a run never goes idle
+ * before they happen.
  */
 export class VolumeSet {
   private readonly entries: Entry[] = [];
-  private lastFailMs = 0;
+  private readonly failTimes: { entry: Entry; member: number; atMs: number }[] = [];
+  private struck = false;
 
-  private constructor(private readonly clock: HostClock) {}
+  private constructor(private readonly env: VolumeEnv, private readonly faults: readonly DiskFaultItem[]) {}
 
-  static async build(
-    specs: Record<Side, VolumeSpec>, bidirectional: boolean, faults: readonly DiskFaultItem[],
-    env: { clock: HostClock; random: Random; service: ServiceTimeConfig },
-  ): Promise<VolumeSet> {
-    const set = new VolumeSet(env.clock);
-    const names: [string, Side][] = [['A/lun0', 'source'], ['B/lun0', 'target']];
-    if (bidirectional) names.push(['A/lun1', 'source'], ['B/lun1', 'target']);
-    for (const [name, side] of names) {
-      const struck = faults.some((f) => f.side === side);
-      const volume = await buildVolume(specs[side], { name, clock: env.clock, service: env.service, random: env.random, faultOverlay: struck });
-      set.entries.push({ name, side, volume, rebuilding: false, rebuilds: 0, rebuildError: null });
+  /**
+   * Builds every volume and checks the disk fault plan against their members (the faults strike
+   * later: {@link strike}). If a volume cannot be built, or the plan does not fit, closes those
+   * already open (so their image locks are released) and rethrows.
+   */
+  static async build(specs: Record<Side, VolumeSpec>, bidirectional: boolean, faults: readonly DiskFaultItem[], env: VolumeEnv): Promise<VolumeSet> {
+    const set = new VolumeSet(env, faults);
+    try {
+      for (const [name, side] of volumeNames(bidirectional)) {
+        const overlay = faults.some((f) => f.side === side);
+        const volume = await buildVolume(lunSpec(specs[side], name), { name, clock: env.clock, service: env.service, random: env.random, faultOverlay: overlay });
+        set.entries.push({ name, side, volume, device: new FootprintDevice(volume.device), rebuilding: false, rebuilds: 0, rebuildError: null });
+      }
+      for (const f of faults) set.target(f);
+    } catch (error) {
+      await set.close().catch(() => undefined);
+      throw error;
     }
-    set.strike(faults, env.random);
     return set;
   }
 
-  /** The device of a volume by name (`A/lun0`, `B/lun0`, `A/lun1`, `B/lun1`). */
-  device(name: string): BlockDevice {
-    const e = this.entries.find((x) => x.name === name);
-    if (!e) throw new Error(`no volume ${name}`);
-    return e.volume.device;
+  /** The device the controller uses for a volume (`A/lun0`, `B/lun0`, `A/lun1`, `B/lun1`): it records a write footprint. */
+  device(name: string): FootprintDevice {
+    return this.entry(name).device;
   }
 
-  /** Apply the plan's items to each side's LUN 0 volume, checking they fit its members. */
-  private strike(faults: readonly DiskFaultItem[], random: Random): void {
-    for (const f of faults) {
-      const e = this.entries.find((x) => x.side === f.side)!;
-      const disks = e.volume.disks;
-      if (f.member >= disks.length) {
-        throw new UsageError(`--disk-faults: ${f.side} volume ${formatVolumeSpec(e.volume.spec)} has members 0..${disks.length - 1}, not ${f.member}`);
+  /** Whether a volume lives in memory (blank when built), not in an image file. */
+  memoryBacked(name: string): boolean {
+    return this.entry(name).volume.spec.kind !== 'file';
+  }
+
+  /** Every volume name, in build order. */
+  get names(): string[] {
+    return this.entries.map((e) => e.name);
+  }
+
+  /** When the plan's last member failure happens (the fault phase lasts at least that long). */
+  get timedFaultsEndMs(): number {
+    return this.failTimes.reduce((m, f) => Math.max(m, f.atMs), 0);
+  }
+
+  /**
+   * Called as the run goes, like md's monitor: a member that died is marked failed even if no I/O
+   * has touched it since, and a failed member is rebuilt onto a hot spare while spares last.
+   */
+  supervise(): void {
+    for (const e of this.entries) {
+      const array = e.volume.array;
+      if (!array || e.rebuilding || array.state === 'failed') continue;
+      for (let i = 0; i < array.memberCount; i++) {
+        const m = array.member(i);
+        if (m instanceof FaultyDisk && m.failed && array.memberState(i) === 'active') array.failMember(i);
       }
-      const disk = disks[f.member] as FaultyDisk;
-      if (f.kind === 'fail') this.lastFailMs = Math.max(this.lastFailMs, f.atMs);
-      disk.apply(this.planFor(f, disk, random.fork(`disk-faults:${e.name}:${f.member}:${f.kind}`)));
+      const failed = this.rebuildDue(e, array);
+      if (failed === undefined) continue;
+      e.rebuilding = true;
+      this.env.clock.setTimeout(() => this.rebuild(e, array, failed), REBUILD_AFTER_MS);
     }
   }
 
-  private planFor(f: DiskFaultItem, disk: BlockDevice, random: Random): DiskFaultPlan {
+  /**
+   * Some array has work that will happen on its own: a rebuild running, or due (a member failed,
+   * noticed or not, and a spare is left). The run is not settled while this holds.
+   */
+  get pending(): boolean {
+    return this.entries.some((e) => {
+      const array = e.volume.array;
+      if (!array || e.rebuilding) return e.rebuilding;
+      if (array.state === 'failed') return false;
+      if (this.rebuildDue(e, array) !== undefined) return true;
+      for (let i = 0; i < array.memberCount; i++) {
+        const m = array.member(i);
+        if (m instanceof FaultyDisk && m.failed && array.memberState(i) === 'active') return true;
+      }
+      return false;
+    });
+  }
+
+  /** Runs md's `check` on every array (when `check`), and reports every volume. */
+  async report(drive: <T>(p: Promise<T>) => Promise<T>, check: boolean): Promise<VolumeReport[]> {
+    const out: VolumeReport[] = [];
+    for (const e of this.entries) {
+      const array = e.volume.array;
+      const base = { name: e.name, layout: formatVolumeSpec(e.volume.spec), rebuilds: e.rebuilds, checked: check };
+      if (!array) {
+        const disk = e.volume.disks[0];
+        const state = disk instanceof FaultyDisk && disk.failed ? 'failed' : 'optimal';
+        out.push({ ...base, state, mismatches: 0, readErrors: 0, ...this.unreadable(e) });
+        continue;
+      }
+      const result = check && array.state !== 'failed' ? await drive(array.check()).catch(() => null) : null;
+      out.push({ ...base, state: array.state, mismatches: result?.mismatches ?? 0, readErrors: result?.readErrors ?? 0, ...this.unreadable(e) });
+    }
+    return out;
+  }
+
+  /** LBAs of a plain volume where the fault overlay makes reads fail or lie (arrays: none; their check covers members). */
+  faultSectors(name: string): number[] {
+    const e = this.entry(name);
+    const disk = e.volume.disks[0];
+    if (e.volume.array || !(disk instanceof FaultyDisk)) return [];
+    const plan = disk.plan();
+    return [...(plan.badSectors ?? []), ...(plan.corruptSectors ?? []).map((c) => c.lba)];
+  }
+
+  rebuildErrors(): { name: string; message: string }[] {
+    return this.entries.flatMap((e) => (e.rebuildError ? [{ name: e.name, message: e.rebuildError }] : []));
+  }
+
+  /** Closes every volume (image files and their locks), even if one fails to close; then throws the first error. */
+  async close(): Promise<void> {
+    let first: unknown = null;
+    for (const e of this.entries.splice(0)) {
+      try {
+        await e.volume.close();
+      } catch (error) {
+        first ??= error;
+      }
+    }
+    if (first !== null) throw first;
+  }
+
+  private entry(name: string): Entry {
+    const e = this.entries.find((x) => x.name === name);
+    if (!e) throw new Error(`no volume ${name}`);
+    return e;
+  }
+
+  /** The volume a fault item strikes (its side's LUN 0), checking that the member exists. */
+  private target(f: DiskFaultItem): Entry {
+    const e = this.entries.find((x) => x.side === f.side)!;
+    const disks = e.volume.disks;
+    if (f.member >= disks.length) {
+      throw new UsageError(`--disk-faults: ${f.side} volume ${formatVolumeSpec(e.volume.spec)} has members 0..${disks.length - 1}, not ${f.member}`);
+    }
+    return e;
+  }
+
+  /**
+   * The disk fault plan strikes (call once, after the initial synchronisation: a mirror is
+   * established on healthy disks): `bad`, `corrupt` and `slow` hit the disk in their slot now;
+   * each `fail` is put on the clock for its time.
+   */
+  strike(): void {
+    if (this.struck) return;
+    this.struck = true;
+    for (const f of this.faults) {
+      const e = this.target(f);
+      if (f.kind === 'fail') {
+        this.failTimes.push({ entry: e, member: f.member, atMs: f.atMs });
+        this.env.clock.setTimeout(() => this.failSlot(e, f.member), Math.max(0, f.atMs - this.env.clock.now()));
+        continue;
+      }
+      const disk = e.volume.disks[f.member] as FaultyDisk;
+      disk.apply(this.planFor(f, disk, this.env.random.fork(`disk-faults:${e.name}:${f.member}:${f.kind}`)));
+    }
+  }
+
+  private planFor(f: Exclude<DiskFaultItem, { kind: 'fail' }>, disk: BlockDevice, random: Random): DiskFaultPlan {
     switch (f.kind) {
-      case 'fail': return { failAtMs: f.atMs };
       case 'slow': return { slowFactor: f.factor };
       case 'bad': return drawDiskFaultPlan(random, disk, { badSectors: f.count });
       case 'corrupt': return drawDiskFaultPlan(random, disk, { corruptSectors: f.count });
     }
   }
 
-  /** When the last member failure of the plan happens (the fault phase lasts at least that long). */
-  get timedFaultsEndMs(): number {
-    return this.lastFailMs;
+  /** A `fail` item's time has come: the disk now in the slot fails, and the array is told at once. */
+  private failSlot(e: Entry, member: number): void {
+    const array = e.volume.array;
+    const disk = array ? array.member(member) : e.volume.disks[member];
+    if (disk instanceof FaultyDisk) disk.fail();
+    if (array && array.state !== 'failed' && array.memberState(member) !== 'failed') array.failMember(member);
+    this.supervise();
   }
 
-  /**
-   * Called as the run goes, like md's monitor: a member that died is marked failed even if no I/O
-   * has touched it since, and every failed member is rebuilt onto a hot spare.
-   */
-  supervise(): void {
-    for (const e of this.entries) {
-      const array = e.volume.array;
-      if (!array || e.rebuilding) continue;
-      for (let i = 0; i < array.memberCount; i++) {
-        const m = array.member(i);
-        if (m instanceof FaultyDisk && m.failed && array.memberState(i) === 'active' && array.state !== 'failed') array.failMember(i);
-      }
-      if (array.state !== 'degraded') continue;
-      const failed = Array.from({ length: array.memberCount }, (_, i) => i).find((i) => array.memberState(i) === 'failed');
-      if (failed === undefined) continue;
-      e.rebuilding = true;
-      this.clock.setTimeout(() => this.rebuild(e, array, failed), REBUILD_AFTER_MS);
-    }
-  }
-
-  /** Some rebuild is still running. */
-  get rebuilding(): boolean {
-    return this.entries.some((e) => e.rebuilding);
+  /** The failed member slot to rebuild now, if the array is degraded and a spare is left. */
+  private rebuildDue(e: Entry, array: RaidArray): number | undefined {
+    if (array.state !== 'degraded' || e.rebuilds >= HOT_SPARES_PER_VOLUME) return undefined;
+    for (let i = 0; i < array.memberCount; i++) if (array.memberState(i) === 'failed') return i;
+    return undefined;
   }
 
   private rebuild(e: Entry, array: RaidArray, member: number): void {
     const old = array.member(member);
-    const spare = new MemoryDisk({ name: `${e.name}.spare${e.rebuilds}`, sectorSize: old.sectorSize, sectorCount: old.sectorCount, clock: this.clock });
+    const name = `${e.name}.spare${e.rebuilds}`;
+    const clock = this.env.clock;
+    const inner = new MemoryDisk({ name, sectorSize: old.sectorSize, sectorCount: old.sectorCount, clock, service: this.env.service, random: this.env.random.fork(`spare:${name}`) });
     e.rebuilds++;
-    array.rebuild(member, spare).then(
+    array.rebuild(member, new FaultyDisk({ inner, clock })).then(
       () => (e.rebuilding = false),
       (err: unknown) => {
         e.rebuilding = false;
@@ -132,29 +286,19 @@ export class VolumeSet {
     );
   }
 
-  /** Run md's `check` on every array (it changes nothing) and report every volume. */
-  async report(drive: <T>(p: Promise<T>) => Promise<T>): Promise<VolumeReport[]> {
-    const out: VolumeReport[] = [];
-    for (const e of this.entries) {
-      const array = e.volume.array;
-      const layout = formatVolumeSpec(e.volume.spec);
-      if (!array) {
-        const disk = e.volume.disks[0];
-        const state = disk instanceof FaultyDisk && disk.failed ? 'failed' : 'optimal';
-        out.push({ name: e.name, layout, state, mismatches: 0, readErrors: 0, rebuilds: 0 });
-        continue;
-      }
-      const result = array.state === 'failed' ? null : await drive(array.check());
-      out.push({ name: e.name, layout, state: array.state, mismatches: result?.mismatches ?? 0, readErrors: result?.readErrors ?? 0, rebuilds: e.rebuilds });
+  /** Bad sectors left on the volume's live disks (a write or a repair remaps them; nothing else does). */
+  private unreadable(e: Entry): Pick<VolumeReport, 'unreadableSectors' | 'firstUnreadable'> {
+    const array = e.volume.array;
+    let count = 0;
+    let first: { member: number; lba: number } | null = null;
+    const slots = array ? array.memberCount : 1;
+    for (let i = 0; i < slots; i++) {
+      const disk = array ? array.member(i) : e.volume.disks[0];
+      if ((array && array.memberState(i) === 'failed') || !(disk instanceof FaultyDisk) || disk.failed) continue;
+      const bad = disk.plan().badSectors ?? [];
+      count += bad.length;
+      if (bad.length > 0 && first === null) first = { member: i, lba: bad[0]! };
     }
-    return out;
-  }
-
-  rebuildErrors(): string[] {
-    return this.entries.flatMap((e) => (e.rebuildError ? [`${e.name}: ${e.rebuildError}`] : []));
-  }
-
-  async close(): Promise<void> {
-    for (const e of this.entries) await e.volume.close();
+    return { unreadableSectors: count, firstUnreadable: first };
   }
 }

@@ -32,7 +32,9 @@ const COUNT_MAX = DISK_FAULT_LIMITS.countMax;
 /**
  * Parse the `--disk-faults` syntax. An empty plan or an empty item is refused (write `none`), and
  * so is one kind of fault given twice for the same member: `bad=target:0:3,bad=target:0:5` would
- * otherwise mean whichever the volume builder happened to apply last.
+ * otherwise mean whichever the volume builder happened to apply last. `fail` is the exception when
+ * the times differ: faults address the member slot, so `fail=source:1@50ms,fail=source:1@400ms`
+ * fails the original disk, then the spare rebuilt into its slot.
  */
 export function parseDiskFaults(text: string): DiskFaultItem[] {
   if (text.trim() === 'none') return [];
@@ -40,7 +42,7 @@ export function parseDiskFaults(text: string): DiskFaultItem[] {
   const seen = new Map<string, string>();
   return items.map((text) => {
     const item = parseItem(text);
-    const key = `${item.kind}|${item.side}|${item.member}`;
+    const key = `${item.kind}|${item.side}|${item.member}${item.kind === 'fail' ? `@${item.atMs}` : ''}`;
     const earlier = seen.get(key);
     if (earlier !== undefined) throw new UsageError(`--disk-faults: ${item.kind} is given twice for ${item.side} member ${item.member} ("${earlier}" and "${text}"); give each member one ${item.kind}`);
     seen.set(key, text);

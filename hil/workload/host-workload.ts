@@ -1,3 +1,4 @@
+import { assert } from '../../firmware/errors.ts';
 import type { StorageController } from '../../firmware/controller/storage-controller.ts';
 import type { MirrorlabError } from '../../firmware/errors.ts';
 import type { Random } from '../../firmware/ports/random.ts';
@@ -16,7 +17,10 @@ export interface HostWorkloadSpec {
   writeBytes: number;
   queueDepth: number;
   pattern: AccessPattern;
-  /** Percentage (0-100) of operations that are reads instead of writes. */
+  /**
+   * Percentage (0-99) of operations that are reads instead of writes. Reads do not count towards
+   * `writes`: the workload ends after that many writes, with reads mixed in.
+   */
   readPercent: number;
 }
 
@@ -67,6 +71,8 @@ export class HostWorkload {
     private readonly beforeWrite: ((lba: number, count: number) => void) | null = null,
     private readonly firstTag = 1,
   ) {
+    // 100% reads would never reach `writes`: the run options refuse it (READ_PERCENT_MAX).
+    assert(Number.isInteger(spec.readPercent) && spec.readPercent >= 0 && spec.readPercent < 100, `readPercent must be 0 to 99, got ${spec.readPercent}`);
     this.count = Math.max(1, Math.floor(spec.writeBytes / geometry.sectorSize));
     this.slots = Math.floor(geometry.sectorCount / this.count);
   }
@@ -93,6 +99,16 @@ export class HostWorkload {
 
   get writesIssued(): number {
     return this.issuedOps - this.reads;
+  }
+
+  /** Writes acknowledged so far (cheap, unlike {@link stats}, which summarises latencies). */
+  get writesAcknowledged(): number {
+    return this.acknowledged;
+  }
+
+  /** Latencies of the writes acknowledged so far (for merging several hosts' figures). */
+  get writeLatencies(): LatencyRecorder {
+    return this.writeLatency;
   }
 
   stats(): HostWorkloadStats {

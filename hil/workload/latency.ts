@@ -25,6 +25,18 @@ export class LatencyRecorder {
     return this.n;
   }
 
+  /** The values recorded so far (a view: do not keep it past the next `record`). */
+  recorded(): Float64Array {
+    return this.values.subarray(0, this.n);
+  }
+
+  /** The summary of several recorders' values taken together (both hosts of a bidirectional run). */
+  static merged(recorders: readonly LatencyRecorder[]): LatencySummary {
+    const all = new LatencyRecorder();
+    for (const r of recorders) for (const v of r.recorded()) all.record(v);
+    return all.summary();
+  }
+
   summary(): LatencySummary {
     if (this.n === 0) return { count: 0, minMs: 0, meanMs: 0, p50Ms: 0, p99Ms: 0, maxMs: 0 };
     const sorted = this.values.slice(0, this.n).sort();

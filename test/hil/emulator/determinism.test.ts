@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_EMULATE, type EmulateOptions } from '../../../hil/emulator/options.ts';
@@ -38,5 +41,16 @@ describe('determinism: a run is a pure function of its options and seed', () => 
     const a = await runEmulation(opts);
     const c = await runEmulation({ ...opts, seed: 2 });
     expect(c.traceHash).not.toBe(a.traceHash);
+  });
+
+  it('the trace holds the link faults themselves, not only their effects, and hashes to traceHash', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'mirrorlab-trace-')), 'run.jsonl');
+    const r = await runEmulation(opts, { tracePath: path });
+    const events = readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; fault?: string });
+    const faults = new Set(events.filter((e) => e.kind === 'link.fault').map((e) => e.fault));
+    expect([...faults].sort()).toEqual(['corrupt', 'drop', 'duplicate', 'partition.heal', 'partition.start', 'reorder']);
+    expect(r.faultsInjected.framesDropped).toBeGreaterThan(0);
+    const { createHash } = await import('node:crypto');
+    expect(createHash('sha256').update(readFileSync(path)).digest('hex')).toBe(r.traceHash);
   });
 });
