@@ -1,7 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MediaError, type BlockDevice } from '../../../firmware/ports/block-device.ts';
 import { VirtualClock } from '../../../host/clock/virtual.ts';
 import { FileDisk } from '../../../host/disks/file.ts';
@@ -9,6 +6,7 @@ import { FaultyDisk } from '../../../host/disks/faulty.ts';
 import { MemoryDisk } from '../../../host/disks/memory.ts';
 import { contractCase, runContractCase, type ContractFactory } from './contract.ts';
 import { syncSpy } from './file-spy.ts';
+import { scratchDir } from '../../support/scratch-dir.ts';
 
 /**
  * The contract suite must be able to fail (CONVENTIONS 10): each case below runs on a device
@@ -80,20 +78,13 @@ function memory(breaker: Breaker): ContractFactory {
   };
 }
 
-let dir = '';
-let serial = 0;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'mirrorlab-contract-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const scratch = scratchDir('contract');
 
 function file(breaker: Breaker): ContractFactory {
   return async ({ sectorSize, sectorCountMin }) => {
     const clock = new VirtualClock();
     const spy = syncSpy();
-    const disk = await FileDisk.open({ path: join(dir, `d${serial++}.img`), sectorSize, sectorCount: sectorCountMin, clock, openFile: spy.openFile });
+    const disk = await FileDisk.open({ path: scratch.path('d'), sectorSize, sectorCount: sectorCountMin, clock, openFile: spy.openFile });
     return { clock, device: breaker(disk, clock), barriers: spy.syncs, close: () => disk.close() };
   };
 }

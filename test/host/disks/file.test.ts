@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { mkdir, readFile, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DeviceFailedError } from '../../../firmware/ports/block-device.ts';
 import { VirtualClock } from '../../../host/clock/virtual.ts';
 import { DiskImageError } from '../../../host/disks/errors.ts';
@@ -15,16 +15,10 @@ import { parseOwner } from '../../../host/disks/lock-owner.ts';
 import { blockDeviceContract } from './contract.ts';
 import { syncSpy } from './file-spy.ts';
 import { pattern, rejectionOf, runUntilSettled } from './helpers.ts';
+import { scratchDir } from '../../support/scratch-dir.ts';
 
-let dir = '';
-let serial = 0;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'mirrorlab-filedisk-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-const freshPath = () => join(dir, `disk-${serial++}.img`);
+const scratch = scratchDir('filedisk');
+const freshPath = () => scratch.path('disk-');
 
 blockDeviceContract('FileDisk', async ({ sectorSize, sectorCountMin }) => {
   const clock = new VirtualClock();
@@ -106,14 +100,14 @@ describe('FileDisk: what goes wrong opening an image is a DiskImageError, one li
   };
 
   it('a directory that does not exist', async () => {
-    const path = join(dir, 'no-such-dir', 'a.img');
+    const path = join(scratch.dir(), 'no-such-dir', 'a.img');
     const e = await failure(path);
     expect(e).toMatchObject({ code: 'ML_ERR_DISK_IMAGE', errno: 'ENOENT' });
     expect(e.message).toMatch(/directory .*no-such-dir does not exist.*expected a path in an existing directory/);
   });
 
   it('a directory given as the path', async () => {
-    const path = join(dir, `a-directory-${serial++}`);
+    const path = scratch.path('a-directory-', '');
     await mkdir(path);
     const e = await failure(path);
     expect(e).toMatchObject({ code: 'ML_ERR_DISK_IMAGE', errno: 'EISDIR' });

@@ -1,7 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, expect } from 'vitest';
+import { expect } from 'vitest';
 import type { BlockDevice } from '../../../firmware/ports/block-device.ts';
 import { VirtualClock } from '../../../host/clock/virtual.ts';
 import { FaultyDisk } from '../../../host/disks/faulty.ts';
@@ -15,6 +12,7 @@ import type { RaidArray, RaidLevel, RaidSuperblock } from '../../../host/disks/r
 import { blockDeviceContract, type ContractSubject } from './contract.ts';
 import { syncSpy } from './file-spy.ts';
 import { makeArray, makeDisks, MEMBERS } from './raid-fixtures.ts';
+import { scratchDir } from '../../support/scratch-dir.ts';
 
 // Small chunks (4 sectors) so that the contract's multi-sector requests cross chunks and stripes.
 // Members have volatile write caches that lose everything unflushed at a power cut, so the
@@ -127,20 +125,13 @@ blockDeviceContract('Raid5 while rebuilding', async ({ sectorSize }) => rebuildi
 blockDeviceContract('Raid10 while rebuilding', async ({ sectorSize }) => rebuildingSubject('raid10', sectorSize), ALL);
 
 // RAID over file disks: real images, fsync on flush (counted on the file handles).
-let dir = '';
-let serial = 0;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'mirrorlab-raid-files-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const scratch = scratchDir('raid-files');
 
 async function fileMembers(n: number, sectorSize: number, sectorCount: number, clock: VirtualClock) {
   const spy = syncSpy();
   const files: FileDisk[] = [];
   for (let i = 0; i < n; i++) {
-    files.push(await FileDisk.open({ path: join(dir, `m${serial++}.img`), sectorSize, sectorCount, clock, service: { fixedMs: 0.1 }, openFile: spy.openFile }));
+    files.push(await FileDisk.open({ path: scratch.path('m'), sectorSize, sectorCount, clock, service: { fixedMs: 0.1 }, openFile: spy.openFile }));
   }
   return { files, spy, close: async () => void (await Promise.all(files.map((f) => f.close()))) };
 }
