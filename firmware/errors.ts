@@ -1,5 +1,5 @@
 /**
- * Two kinds of failure (CONVENTIONS 5).
+ * Two kinds of failure (docs/conventions.md 5).
  *
  * Operating errors (a bad frame off the wire, a media error, a timeout, bad user input) are
  * instances of {@link MirrorlabError}: typed, with a stable `code` such as `ML_ERR_FRAME_CRC`,

@@ -1,6 +1,6 @@
 /**
  * Deliberate bugs, switched on one at a time by the checker's own tests to prove that the
- * consistency checker can fail (DESIGN 2.7, CONVENTIONS 10): a checker that has never caught broken
+ * consistency checker can fail (docs/design.md 2.7, docs/conventions.md 10): a checker that has never caught broken
  * firmware proves nothing about working firmware. Each names the bug it plants. They are plain
  * configuration (no code is patched at run time), cost one set lookup where they act, and are never
  * set by the CLI.

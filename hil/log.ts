@@ -7,7 +7,7 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /**
- * Logs (CONVENTIONS 12): pino, to stderr, pretty on a terminal and JSON lines otherwise; stdout
+ * Logs (docs/conventions.md 12): pino, to stderr, pretty on a terminal and JSON lines otherwise; stdout
  * is kept for the command's own output. One root logger per process, a child per module
  * (`log.child({ module: 'campaign' })`). The level comes from `MIRRORLAB_LOG` (default `info`, also when empty);
  * an unknown level is a usage error that lists the allowed ones, not pino's stack trace.

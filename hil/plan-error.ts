@@ -20,7 +20,7 @@ export function parseDurationMs(text: string, what: string): number {
 
 /**
  * Parse a probability: a decimal in [0, 1] (`0.02`) or a percentage (`2%`), returned in parts per
- * million, so that every decision made with it is an integer ratio (DESIGN 2.6).
+ * million, so that every decision made with it is an integer ratio (docs/design.md 2.6).
  */
 export function parsePerMillion(text: string, what: string): number {
   const m = /^(\d+(?:\.\d+)?)(%)?$/.exec(text.trim());

@@ -25,7 +25,7 @@ export function lockRegionSectorsOf(lun: LunConfig): number {
 }
 
 /**
- * Every limit a controller has (CONVENTIONS 6), with units last. Defaults suit the emulator's
+ * Every limit a controller has (docs/conventions.md 6), with units last. Defaults suit the emulator's
  * default link (1 Gbit/s, sub-millisecond to tens of milliseconds of RTT).
  */
 export interface ControllerLimits {

@@ -32,7 +32,7 @@ interface Peer {
 export class HostRequestError extends MirrorlabError {}
 
 /**
- * A storage controller (DESIGN 1.1): LUNs on block devices, a source channel to every peer its
+ * A storage controller (docs/design.md 1.1): LUNs on block devices, a source channel to every peer its
  * LUNs mirror to, and a target side for every peer, so one controller is source and target at
  * once. Hosts write through {@link write}; the target's own server workload takes local locks
  * through {@link localLock}.
@@ -269,7 +269,7 @@ export class StorageController {
     }));
   }
 
-  /** Chart events processed by this controller's charts (DESIGN 2.2's budget). */
+  /** Chart events processed by this controller's charts (docs/design.md 2.2's budget). */
   chartEvents(): number {
     let n = 0;
     for (const p of this.peers.values()) n += (p.source?.chartEvents ?? 0) + p.target.chartEvents;

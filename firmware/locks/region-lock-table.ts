@@ -1,7 +1,7 @@
 import { assert, MirrorlabError } from '../errors.ts';
 
 /**
- * Region locks on LBA ranges of a LUN, at the target (DESIGN 1.1).
+ * Region locks on LBA ranges of a LUN, at the target (docs/design.md 1.1).
  *
  * Modes follow the source text, which reads oddly at first:
  * - a **write** lock lets others *read* the region, but not write it: the holder is changing
@@ -15,7 +15,7 @@ import { assert, MirrorlabError } from '../errors.ts';
  * Owners are mirror locks (a peer's LOCK, by lock id) or the target's own local locks (its
  * server workload). When a mirror lock is refused, the caller records a *rejection*: until that
  * mirror lock is granted, no new local lock is granted on the region, so a steady stream of local
- * locks cannot starve the mirror (DESIGN 1.1, "no starvation"). Local lock requests that cannot be
+ * locks cannot starve the mirror (docs/design.md 1.1, "no starvation"). Local lock requests that cannot be
  * granted wait in FIFO order. Mirror locks do not wait here: the target's commit log retries them
  * (see `onRelease`), so the retry order stays the log's order.
  */

@@ -15,7 +15,7 @@ export interface LogLimits {
 
 /**
  * A FIFO of entries with contiguous sequence numbers: the source's rollback log and the target's
- * commit log (DESIGN 1.1) are both this.
+ * commit log (docs/design.md 1.1) are both this.
  *
  * - Entries are appended in sequence order and leave from the head on cumulative confirmation
  *   ({@link removeThrough}), or from the tail when a target discards what followed a rejected

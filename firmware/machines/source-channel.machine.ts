@@ -2,7 +2,7 @@ import { setup } from 'xstate';
 
 /**
  * The source mirror channel: control state of one controller's stream of mirrored writes to one
- * peer (DESIGN 1.1, 2.2). The per-write data path (log append, encode, send, cumulative acks)
+ * peer (docs/design.md 1.1, 2.2). The per-write data path (log append, encode, send, cumulative acks)
  * lives in `SourceChannel`; this chart owns the decisions that change what the data path may do:
  * halt, resume, roll back, queue while the link is down. The data path reports only edges (the
  * phase changed, a lock was rejected, a NAK, a timeout), so a steady stream of writes costs no

@@ -15,7 +15,7 @@ export function stateName(value: unknown): string {
 
 export interface ChartHandle<L extends AnyActorLogic> {
   readonly actor: Actor<L>;
-  /** Chart events processed so far, delayed ones included (DESIGN 2.2 budgets about one per mirrored write). */
+  /** Chart events processed so far, delayed ones included (docs/design.md 2.2 budgets about one per mirrored write). */
   readonly events: () => number;
   readonly state: () => string;
   send(event: EventFromLogic<L>): void;
@@ -26,7 +26,7 @@ export interface ChartHandle<L extends AnyActorLogic> {
  * Start a statechart the way every firmware chart is started: on the injected clock (so its
  * delays run in virtual time in a simulation), with every state change published as telemetry,
  * and with an error observer, since an action that throws would otherwise take the whole
- * process down from inside a timer (CONVENTIONS 2). `onError` decides what a broken chart means.
+ * process down from inside a timer (docs/conventions.md 2). `onError` decides what a broken chart means.
  */
 export function startChart<L extends AnyActorLogic>(
   logic: L,

@@ -1,7 +1,7 @@
 import { setup } from 'xstate';
 
 /**
- * The target side of one peer's mirror stream (DESIGN 1.1): receive -> commit log -> lock ->
+ * The target side of one peer's mirror stream (docs/design.md 1.1): receive -> commit log -> lock ->
  * apply the writes in order while holding the lock -> confirm -> remove. The per-entry work is in
  * `TargetChannel`; this chart owns what happens when a mirror lock is refused.
  *

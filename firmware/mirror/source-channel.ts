@@ -90,7 +90,7 @@ export function newSourceCounters() {
 export type SourceCounters = ReturnType<typeof newSourceCounters>;
 
 /**
- * One controller's mirror stream to one peer: the data path of DESIGN 1.1 on the source side.
+ * One controller's mirror stream to one peer: the data path of docs/design.md 1.1 on the source side.
  *
  * Every LOCK, WRITE and UNLOCK is appended to the rollback log (claiming room first, so a full log
  * makes the host wait) and sent as far as the send window allows. Cumulative ACKs remove entries

@@ -56,7 +56,7 @@ export type TargetCounters = ReturnType<typeof newTargetCounters>;
 const KIND: Record<number, StreamEntryKind> = { [FrameType.Lock]: 'lock', [FrameType.Write]: 'write', [FrameType.Unlock]: 'unlock' };
 
 /**
- * The target side of one peer's mirror stream: the data path of DESIGN 1.1's storage control
+ * The target side of one peer's mirror stream: the data path of docs/design.md 1.1's storage control
  * module. Frames are taken strictly in sequence order into the commit log; entries are processed
  * in log order (a refused LOCK holds up everything behind it, which is what keeps async mirrors a
  * prefix of the source's history); writes run on the disk concurrently but never two overlapping

@@ -2,7 +2,7 @@ import type { MirrorlabError } from '../errors.ts';
 import type { LockModeName } from '../locks/region-lock-table.ts';
 
 /**
- * How a LUN is mirrored (DESIGN 1.1):
+ * How a LUN is mirrored (docs/design.md 1.1):
  * - `sync`: send LOCK, wait for LOCK_GRANTED, then send the data; the classic two round trips.
  * - `speculative`: LOCK and data back to back; the host is acknowledged once the target confirms.
  * - `async`: the host is acknowledged after the local write (once the rollback log has taken the
@@ -12,7 +12,7 @@ import type { LockModeName } from '../locks/region-lock-table.ts';
 export type MirrorMode = 'sync' | 'speculative' | 'async';
 export const MIRROR_MODES: readonly MirrorMode[] = ['sync', 'speculative', 'async'];
 
-/** What the target does when a mirror lock is refused (DESIGN 1.1). */
+/** What the target does when a mirror lock is refused (docs/design.md 1.1). */
 export type LockRejectPolicyName = 'halt-resume' | 'retransmit';
 export const LOCK_REJECT_POLICIES: readonly LockRejectPolicyName[] = ['halt-resume', 'retransmit'];
 

@@ -1,7 +1,7 @@
 import { MirrorlabError } from '../errors.ts';
 
 /**
- * The BlockDevice port (DESIGN 2.1, 2.4): a disk, an array of disks, an image file or a USB
+ * The BlockDevice port (docs/design.md 2.1, 2.4): a disk, an array of disks, an image file or a USB
  * mass-storage unit, addressed in sectors.
  *
  * Contract, checked for every implementation by the shared contract suite:

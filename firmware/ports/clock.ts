@@ -1,7 +1,7 @@
 import type { ActorOptions, AnyActorLogic } from 'xstate';
 
 /**
- * The Clock port (DESIGN 2.1). The firmware never reads the wall clock or sets a host timer
+ * The Clock port (docs/design.md 2.1). The firmware never reads the wall clock or sets a host timer
  * itself; it is handed a Clock. The timer half is XState's own clock interface (taken from
  * `createActor`'s options, so the two can never drift apart): set a timer, `delayMs` (>= 0) from
  * now, that fires once, timers due at the same instant firing in the order they were set; clear

@@ -1,5 +1,5 @@
 /**
- * The LinkEndpoint port (DESIGN 2.1): one controller's end of a link to one peer. The simulated
+ * The LinkEndpoint port (docs/design.md 2.1): one controller's end of a link to one peer. The simulated
  * link, TCP, UDP and serial transports in `host/transports/` implement it.
  *
  * A link carries bytes. Stream transports (TCP, serial) may split or coalesce frames anywhere;

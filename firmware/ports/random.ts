@@ -1,5 +1,5 @@
 /**
- * The Random port (DESIGN 2.1): a seeded PRNG. Decisions use integers and ratios, never floats,
+ * The Random port (docs/design.md 2.1): a seeded PRNG. Decisions use integers and ratios, never floats,
  * so that a run is a pure function of its seed on every platform.
  */
 export interface Random {

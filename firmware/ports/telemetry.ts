@@ -1,9 +1,9 @@
 import type { TelemetryEvent } from '../telemetry/events.ts';
 
 /**
- * The Telemetry port (DESIGN 2.1): the one way the firmware shows what it does. The CLI, the
+ * The Telemetry port (docs/design.md 2.1): the one way the firmware shows what it does. The CLI, the
  * consistency checker, the trace writer and the visualizer subscribe to it; logging hangs off it
- * in `host/` and `hil/`. Checkers never reach into firmware internals (CONVENTIONS 8).
+ * in `host/` and `hil/`. Checkers never reach into firmware internals (docs/conventions.md 8).
  *
  * `enabled` lets the data path skip building event objects when nobody listens (the wall-clock
  * benchmark), so telemetry costs nothing when off.

@@ -57,7 +57,7 @@ const NEED_MORE = -1;
 const INITIAL_CAPACITY_BYTES = 16 * 1024;
 
 /**
- * The streaming decoder (DESIGN 2.3): bytes split or coalesced at any boundary in, frames and
+ * The streaming decoder (docs/design.md 2.3): bytes split or coalesced at any boundary in, frames and
  * typed errors out, for TCP and serial alike.
  *
  * Resynchronisation. The decoder scans for the magic; consecutive bytes that cannot start a frame

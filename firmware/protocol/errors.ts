@@ -9,7 +9,7 @@ import {
 } from './frame.ts';
 
 /**
- * Operating errors of the wire codec (CONVENTIONS 5): bad bytes off the wire. Every decoder
+ * Operating errors of the wire codec (docs/conventions.md 5): bad bytes off the wire. Every decoder
  * failure is a {@link FrameError} with one of these stable codes; anything else escaping the
  * decoder is a bug.
  */

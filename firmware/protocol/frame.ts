@@ -1,5 +1,5 @@
 /**
- * Wire protocol frames (DESIGN 2.3). One codec serves every transport.
+ * Wire protocol frames (docs/design.md 2.3). One codec serves every transport.
  *
  * Layout, big-endian (network order), 48-byte fixed header:
  *

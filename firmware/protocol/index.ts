@@ -1,4 +1,4 @@
-/** The wire codec (DESIGN 2.3): frame types, encoder, one-shot and streaming decoders, errors. */
+/** The wire codec (docs/design.md 2.3): frame types, encoder, one-shot and streaming decoders, errors. */
 export * from './frame.ts';
 export { encodeFrame, encodedLength } from './encode.ts';
 export { decodeFrame, FrameDecoder } from './decoder.ts';

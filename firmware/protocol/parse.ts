@@ -22,7 +22,7 @@ import type { RawFields } from './layout.ts';
 import { fieldProblem, fieldsAllowed, isKnownFrameType } from './rules.ts';
 
 /**
- * The checks shared by the one-shot and the streaming decoder, in the order DESIGN 2.3 implies:
+ * The checks shared by the one-shot and the streaming decoder, in the order docs/design.md 2.3 implies:
  * a header is judged on its own (version, header CRC, type, declared length) before anyone waits
  * for its payload; a complete frame is then judged on its frame CRC and its fields. Both return
  * an error instead of throwing, so the streaming decoder's hot path has no try/catch.

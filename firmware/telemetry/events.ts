@@ -1,5 +1,5 @@
 /**
- * Telemetry events: everything the firmware shows the outside world (DESIGN 2.1, CONVENTIONS 8).
+ * Telemetry events: everything the firmware shows the outside world (docs/design.md 2.1, docs/conventions.md 8).
  * The consistency checker, the trace writer and the visualizer are built only on these.
  *
  * Every event carries `t` (the clock's time in ms) and `node` (the controller's name). `peer` names
@@ -9,6 +9,20 @@
  */
 export type StreamEntryKind = 'lock' | 'write' | 'unlock';
 export type ChannelRole = 'source' | 'target';
+
+/**
+ * What a link supervisor reports besides its chart's state changes (docs/link-supervision.md):
+ * `suspect` (nothing heard for a while), `down` (silence past the interruption timeout: data
+ * connections closed), `probation.start` (heartbeats heard again), `probation.restart` (a gap
+ * longer than the interruption timeout during probation), `probation.passed`, `up` (connections
+ * re-established and HELLO exchanged), `peer.restarted` (the peer's session id changed),
+ * `incompatible` (the peer speaks a protocol version or requires a feature this firmware lacks).
+ */
+export type LinkSupervisionEvent =
+  | 'suspect' | 'down' | 'probation.start' | 'probation.restart' | 'probation.passed' | 'up' | 'peer.restarted' | 'incompatible';
+
+/** A mirror's resynchronisation state, per LUN (docs/link-supervision.md, "Session identity"). */
+export type MirrorSyncState = 'in-sync' | 'needs-resync' | 'resyncing';
 
 interface Base {
   t: number;
@@ -33,6 +47,21 @@ export type TelemetryEvent =
   | (Base & { kind: 'target.apply'; peer: string; seq: number; lockId: number; tag: number; lun: number; lba: number; count: number })
   | (Base & { kind: 'local.lock'; result: 'granted' | 'queued' | 'released'; id: number; lun: number; lba: number; count: number; mode: 'read' | 'write' })
   | (Base & { kind: 'firmware.error'; message: string })
-  | (Base & { kind: 'counters'; role: ChannelRole; peer: string; counters: Readonly<Record<string, number>> });
+  | (Base & { kind: 'counters'; role: ChannelRole; peer: string; counters: Readonly<Record<string, number>> })
+  /** A controller started, with the session id it drew for this start. */
+  | (Base & { kind: 'controller.start'; session: number })
+  /** A data connection to `peer` changed state (`reason` says why it closed). */
+  | (Base & { kind: 'link.connection'; peer: string; conn: number; state: 'opening' | 'open' | 'closed'; reason: string })
+  /** A heartbeat from `peer` arrived: its session, its counter, and `gapMs` since the previous one heard. */
+  | (Base & { kind: 'heartbeat.received'; peer: string; session: number; counter: number; confirmedSeq: number; gapMs: number })
+  /** The link supervisor's view of `peer` (see LinkSupervisionEvent); `lastHeardMs` is when `peer` was last heard. */
+  | (Base & { kind: 'link.supervision'; peer: string; event: LinkSupervisionEvent; lastHeardMs: number; peerSession: number; detail: string })
+  /**
+   * A mirror stream began: `role` says which end `node` is. A stream is named by the two
+   * sessions, so a restart of either side begins a new one; its sequence numbers start at `firstSeq`.
+   */
+  | (Base & { kind: 'stream.start'; peer: string; role: ChannelRole; sourceSession: number; targetSession: number; firstSeq: number })
+  /** A mirrored LUN's resynchronisation state on its source, and how far a resync has come. */
+  | (Base & { kind: 'mirror.state'; peer: string; lun: number; state: MirrorSyncState; doneSectors: number; totalSectors: number });
 
 export type TelemetryKind = TelemetryEvent['kind'];

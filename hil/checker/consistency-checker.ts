@@ -85,7 +85,7 @@ interface HostLoad {
 }
 
 /**
- * The consistency checker's telemetry half (DESIGN 2.7, CONVENTIONS 8). It subscribes to the
+ * The consistency checker's telemetry half (docs/design.md 2.7, docs/conventions.md 8). It subscribes to the
  * firmware's telemetry and never looks inside the firmware. On every event it checks:
  *
  * - `lock-held`: a write is applied at a target only while the mirror lock it names is granted

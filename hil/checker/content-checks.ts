@@ -70,7 +70,7 @@ function span(sorted: readonly number[], lo: number, hi: number): [number, numbe
 }
 
 /**
- * Write-order fidelity (async mode, DESIGN 2.7), fed an image in pieces (ascending, any sizes):
+ * Write-order fidelity (async mode, docs/design.md 2.7), fed an image in pieces (ascending, any sizes):
  * the volume must equal the source after some prefix of its writes. Each written sector admits
  * the prefixes in which its current content is the last write to it; the volume passes if one
  * prefix is admitted by every sector. `feed` returns the first violation.

@@ -1,4 +1,4 @@
-/** The invariants of DESIGN 2.7, by the names reports use. */
+/** The invariants of docs/design.md 2.7, by the names reports use. */
 export type InvariantName =
   | 'lock-held'
   | 'lock-exclusive'

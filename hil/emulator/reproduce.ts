@@ -9,7 +9,7 @@ function shellWord(word: string): string {
 }
 
 /**
- * The one command that reproduces a run (DESIGN 2.5): seed and mode always, every other option
+ * The one command that reproduces a run (docs/design.md 2.5): seed and mode always, every other option
  * only where it differs from the default. The CLI's parser reads it back to the same options
  * (tested), so a failure printed by a campaign can be pasted into a shell as it is.
  */

@@ -72,7 +72,7 @@ export interface Topology {
 
 /**
  * Two controllers, their volumes and the simulated link between them, on one virtual clock and
- * one seed (DESIGN 2.5). Controller A mirrors LUN 0 to B; with `bidirectional`, B also mirrors
+ * one seed (docs/design.md 2.5). Controller A mirrors LUN 0 to B; with `bidirectional`, B also mirrors
  * LUN 1 to A over the same link.
  */
 export function buildTopology(partial: Partial<TopologyOptions> = {}): Topology {

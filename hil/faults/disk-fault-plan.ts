@@ -4,7 +4,7 @@ import { LINK_FAULT_LIMITS, splitItems } from './link-fault-plan.ts';
 export type Side = 'source' | 'target';
 
 /**
- * Disk faults as plain data (DESIGN 2.6): each item strikes one member disk of the volume of one
+ * Disk faults as plain data (docs/design.md 2.6): each item strikes one member disk of the volume of one
  * side (controller A is the source, B the target; in a bidirectional run, each side's LUN 0).
  * Counts of bad or rotted sectors are drawn from the seed; times are virtual.
  */
@@ -23,7 +23,7 @@ export const DISK_FAULT_SYNTAX = [
 ].join('\n');
 
 /**
- * Limits of a disk fault plan (CONVENTIONS 6): bad or rotted sectors per item, the slow-down
+ * Limits of a disk fault plan (docs/conventions.md 6): bad or rotted sectors per item, the slow-down
  * factor, and the latest failure time (the same hour of virtual time as a link fault's).
  */
 export const DISK_FAULT_LIMITS = { countMax: 10_000, slowFactorMax: 1_000, timedFaultMsMax: LINK_FAULT_LIMITS.timedFaultMsMax } as const;

@@ -5,7 +5,7 @@ import { UsageError, parseDurationMs, parsePerMillion } from '../plan-error.ts';
 export const FRAME_KINDS = Object.values(FRAME_TYPE_NAMES);
 
 /**
- * The limits of a link fault plan (CONVENTIONS 6). Timed faults are scheduled one at a time, so
+ * The limits of a link fault plan (docs/conventions.md 6). Timed faults are scheduled one at a time, so
  * memory does not grow with their number; these bounds keep a plan within what a run can use:
  * - `partitionsMax`: partitions in all, drawn (`partition=N`) and explicit (`partition=AT+FOR`);
  *   drawn ones take 7 ms or more each, so 10,000 already outlast any fault phase;
@@ -41,7 +41,7 @@ export interface DelayFault extends FrameFault {
 }
 
 /**
- * Link faults as plain data (DESIGN 2.6, CONVENTIONS 7): probabilities as integer parts per
+ * Link faults as plain data (docs/design.md 2.6, docs/conventions.md 7): probabilities as integer parts per
  * million, times and durations in ms. The same plan and seed always strike the same frames.
  *
  * Each per-frame fault is a list of rules, so that one plan can drop 2% of LOCKs and 10% of ACKs

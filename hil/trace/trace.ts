@@ -23,7 +23,7 @@ function systemReason(err: unknown): string {
 
 /**
  * Records the full event trace of a run: a SHA-256 over every event as one JSON line (the
- * `traceHash` that proves two runs identical, DESIGN 2.5), and optionally the lines themselves to
+ * `traceHash` that proves two runs identical, docs/design.md 2.5), and optionally the lines themselves to
  * a JSONL file. Event objects are built in a fixed key order by the firmware and the harness, and
  * virtual times are exact, so the same run always serialises to the same bytes. The trace holds
  * the firmware's telemetry and the harness's `link.fault` events (trace/events.ts).

@@ -32,7 +32,7 @@ interface ActiveRun {
 const SETTLED = Promise.resolve();
 
 /**
- * A virtual clock and discrete-event scheduler (DESIGN 2.5). Implements the firmware's Clock
+ * A virtual clock and discrete-event scheduler (docs/design.md 2.5). Implements the firmware's Clock
  * port, so XState actors take it as `createActor(machine, { clock })`, and the host's
  * {@link HostClock}.
  *

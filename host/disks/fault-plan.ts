@@ -10,7 +10,7 @@ export interface SectorCorruption {
 }
 
 /**
- * The faults of one disk, as plain data (CONVENTIONS 7): set explicitly, or drawn from the run's
+ * The faults of one disk, as plain data (docs/conventions.md 7): set explicitly, or drawn from the run's
  * seed by {@link drawDiskFaultPlan}. A `FaultyDisk` lays them over a device without touching its
  * contents, so the device underneath always holds what *should* be there.
  *

@@ -14,7 +14,7 @@ export interface FaultyDiskOptions {
 }
 
 /**
- * The fault overlay (DESIGN 2.4), like a device-mapper target (dm-dust, dm-flakey) over a
+ * The fault overlay (docs/design.md 2.4), like a device-mapper target (dm-dust, dm-flakey) over a
  * device: bad sectors, whole-disk failure at a time, slowness and bit rot, none of which touch
  * the device underneath. `inner` therefore always holds the pristine contents, what a checker
  * should find there.

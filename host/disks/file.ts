@@ -36,7 +36,7 @@ interface OpenedImage {
 }
 
 /**
- * A disk backed by a real image file (DESIGN 2.4): sparse, positioned reads and writes through
+ * A disk backed by a real image file (docs/design.md 2.4): sparse, positioned reads and writes through
  * one FileHandle, `fsync` on flush. It survives a process restart: reopening the image sees the
  * data (what was flushed for certain; what the OS had written back, too).
  *

@@ -38,7 +38,7 @@ export interface MemoryDiskOptions {
 }
 
 /**
- * A sparse in-memory disk (DESIGN 2.4).
+ * A sparse in-memory disk (docs/design.md 2.4).
  *
  * Timing: a request's data is applied (write) or captured (read) when it is issued, and its
  * promise settles after its service time through `clock.sleep`, so overlapping requests take

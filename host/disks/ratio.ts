@@ -1,6 +1,6 @@
 import { assert } from '../../firmware/errors.ts';
 
-/** A probability as a ratio of integers (DESIGN 2.6: no floats in decisions). */
+/** A probability as a ratio of integers (docs/design.md 2.6: no floats in decisions). */
 export interface Ratio {
   numerator: number;
   denominator: number;

@@ -1,9 +1,9 @@
 /**
- * What a link is, for every transport in this folder (CONVENTIONS 3): the firmware's
+ * What a link is, for every transport in this folder (docs/conventions.md 3): the firmware's
  * LinkEndpoint port, plus the hook where link faults plug in.
  *
  * The simulated link (`sim.ts`) and, later, the real-link proxy apply the same fault vocabulary
- * (DESIGN 2.6) through a {@link LinkFaultHook}: for every frame handed to the link it says what
+ * (docs/design.md 2.6) through a {@link LinkFaultHook}: for every frame handed to the link it says what
  * actually reaches the other end.
  */
 export type { LinkEndpoint, LinkHandler } from '../../firmware/ports/link.ts';

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
- * The lint rules that enforce DESIGN.md's structure (firmware purity) and CONVENTIONS 10 (no
+ * The lint rules that enforce docs/design.md's layering (firmware purity) and docs/conventions.md 10 (no
  * focused tests) must actually fire: each banned snippet below is linted as if it lived at the
  * given path, through the repository's own eslint.config.js, and must be reported by the rule
  * named; the clean snippets must not be.

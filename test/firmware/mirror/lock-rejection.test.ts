@@ -5,7 +5,7 @@ import { RawPeer } from './raw-peer.ts';
 
 /**
  * A refused mirror lock leaves a rejection record in the target's lock table, which holds new
- * local locks off its region until the mirror lock is granted (DESIGN 1.1, no starvation). The
+ * local locks off its region until the mirror lock is granted (docs/design.md 1.1, no starvation). The
  * record must end with the retry it protects, whatever the policy, or local locks on the region
  * would wait for ever; `settled()` counts a left-over record as unfinished work.
  */

@@ -3,7 +3,7 @@ import { DISK_BENCH_LAYOUTS, measureDisks } from '../../../hil/bench/disk-bench.
 import { benchCommand, renderBench, type BenchResult } from '../../../hil/cli/bench-command.ts';
 import { createLogger } from '../../../hil/log.ts';
 
-/** Benchmarks are not tests (CONVENTIONS 11): these check what the bench reports, never how fast. */
+/** Benchmarks are not tests (docs/conventions.md 11): these check what the bench reports, never how fast. */
 const positive = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x) && x > 0;
 
 afterEach(() => {

@@ -5,7 +5,7 @@ import { runEmulation } from '../../../hil/emulator/run.ts';
 import { parseLinkFaults } from '../../../hil/faults/link-fault-plan.ts';
 
 /**
- * The checker must be able to fail (DESIGN 2.7, CONVENTIONS 10): each deliberately broken firmware
+ * The checker must be able to fail (docs/design.md 2.7, docs/conventions.md 10): each deliberately broken firmware
  * below runs end to end, and the checker must name the invariant it breaks. The same runs with
  * correct firmware are consistent, so it is the bug that is caught, not the setting.
  */

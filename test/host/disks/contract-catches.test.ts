@@ -9,7 +9,7 @@ import { syncSpy } from './file-spy.ts';
 import { scratchDir } from '../../support/scratch-dir.ts';
 
 /**
- * The contract suite must be able to fail (CONVENTIONS 10): each case below runs on a device
+ * The contract suite must be able to fail (docs/conventions.md 10): each case below runs on a device
  * broken in the one way the case is about, and must throw, and on the same device unbroken,
  * and must pass.
  */

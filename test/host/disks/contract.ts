@@ -85,7 +85,7 @@ function sameBytes(actual: Uint8Array, expected: Uint8Array, what = 'data'): voi
 
 /**
  * The BlockDevice contract (firmware/ports/block-device.ts), run against every implementation
- * (CONVENTIONS 4): registers a `describe` block named `name`. Cases that need a capability the
+ * (docs/conventions.md 4): registers a `describe` block named `name`. Cases that need a capability the
  * subject lacks are registered as skipped, so a report shows what was not checked.
  */
 export function blockDeviceContract(name: string, factory: ContractFactory, options: ContractOptions = {}): void {

@@ -1,7 +1,7 @@
 import { expect } from 'vitest';
 
 /**
- * The model of a disk for the RAID property tests (CONVENTIONS 10): a plain Map from LBA to what
+ * The model of a disk for the RAID property tests (docs/conventions.md 10): a plain Map from LBA to what
  * the sector may hold.
  *
  * - `durable`: what a power cut leaves it at: one value normally; after a cut, every value it

@@ -1,4 +1,4 @@
-// Wall-clock figures for the memory disk's hot path (CONVENTIONS 11: a benchmark, not a test).
+// Wall-clock figures for the memory disk's hot path (docs/conventions.md 11: a benchmark, not a test).
 // Run: npx tsx test/host/disks/memory.bench.ts
 import { performance } from 'node:perf_hooks';
 import type { HostClock } from '../../../host/clock/clock.ts';

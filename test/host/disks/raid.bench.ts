@@ -1,4 +1,4 @@
-// Wall-clock throughput of the arrays (CONVENTIONS 11: a benchmark, not a test).
+// Wall-clock throughput of the arrays (docs/conventions.md 11: a benchmark, not a test).
 // Run: npx tsx test/host/disks/raid.bench.ts
 import { performance } from 'node:perf_hooks';
 import type { HostClock } from '../../../host/clock/clock.ts';
