@@ -62,10 +62,11 @@ const INITIAL_CAPACITY_BYTES = 16 * 1024;
  *
  * Resynchronisation. The decoder scans for the magic; consecutive bytes that cannot start a frame
  * are one ML_ERR_FRAME_MAGIC error, reported when the run ends (at the next magic, or at end()).
- * A 48-byte header is then judged (parse.ts): a wrong version or header CRC means the magic was
- * not a frame start, so exactly one byte is dropped and the scan goes on. Once the header CRC
- * matches, its fields are trusted (random bytes pass it with odds of 2^-32), so every later
- * verdict drops the whole declared frame, never a single byte: an unknown type (a newer peer's
+ * A 48-byte header is then judged (parse.ts): a wrong header CRC means the magic was not a frame
+ * start, so exactly one byte is dropped and the scan goes on. Once the header CRC matches, its
+ * fields are trusted (random bytes pass it with odds of 2^-32), so every later verdict drops the
+ * whole declared frame, never a single byte: another protocol version (a peer running other
+ * firmware: ML_ERR_FRAME_VERSION, never mistaken for noise), an unknown type (a newer peer's
  * frame), a payload over payloadBytesMax (ML_ERR_FRAME_TOO_LARGE), a bad frame CRC (reported with
  * type, seq and lun, so the receiver can NAK it) or a bad field. The first two are dropped as
  * they stream past, never buffered, so a declared 4 GiB costs no memory. Dropping one byte
@@ -338,11 +339,11 @@ export class FrameDecoder {
 
   private rejectHeader(error: FrameError, b: Uint8Array, p: number, end: number): number {
     this.nextError = error;
-    if (error.code === 'ML_ERR_FRAME_VERSION' || error.code === 'ML_ERR_FRAME_HEADER_CRC') {
+    if (error.code === 'ML_ERR_FRAME_HEADER_CRC') {
       this.bytesSkippedCount += 1;
       return p + 1;
     }
-    // TYPE or TOO_LARGE under a sound header CRC: drop the declared frame, streaming past it.
+    // VERSION, TYPE or TOO_LARGE under a sound header CRC: drop the declared frame, streaming past it.
     const frameBytes = declaredFrameBytes(b, p);
     const here = Math.min(frameBytes, end - p);
     this.bytesSkippedCount += here;

@@ -1,17 +1,30 @@
 import { assert } from '../errors.ts';
-import { CRC_BYTES, FRAME_OVERHEAD_BYTES, FrameType, HEADER_BYTES, HELLO_PAYLOAD_BYTES, U64_FIELD_MAX, frameTypeName } from './frame.ts';
+import { CRC_BYTES, FRAME_OVERHEAD_BYTES, FrameType, HEADER_BYTES, HEARTBEAT_PAYLOAD_BYTES, HELLO_PAYLOAD_BYTES, U64_FIELD_MAX, frameTypeName } from './frame.ts';
 import type { Frame } from './frame.ts';
 import { rawFieldsOf } from './fields.ts';
-import { OFF_HEADER_CRC, U32_MAX, emptyRawFields, frameBytesFor, writeRawFields, writeU32 } from './layout.ts';
+import {
+  HEARTBEAT_OFF_PEER_SESSION, HELLO_OFF_CONNECTION, HELLO_OFF_CONNECTIONS, HELLO_OFF_FEATURES, HELLO_OFF_LOCKS_WINDOW,
+  HELLO_OFF_PEER_SESSION, HELLO_OFF_REQUIRED, OFF_HEADER_CRC, U32_MAX, emptyRawFields, frameBytesFor, writeRawFields, writeU16,
+  writeU32, writeU64,
+} from './layout.ts';
 import type { RawFields } from './layout.ts';
 import { crc32cRange } from './crc.ts';
 import { FrameBytes } from './frame-bytes.ts';
-import { fieldLabel, fieldProblem, fieldsAllowed } from './rules.ts';
+import { controlPayloadProblem, fieldLabel, fieldProblem, fieldsAllowed } from './rules.ts';
 import type { FieldKey } from './rules.ts';
 
 /** Bytes `encodeFrame(frame)` returns. */
 export function encodedLength(frame: Frame): number {
-  return FRAME_OVERHEAD_BYTES + (frame.type === FrameType.Write ? frame.data.length : frame.type === FrameType.Hello ? HELLO_PAYLOAD_BYTES : 0);
+  switch (frame.type) {
+    case FrameType.Write:
+      return FRAME_OVERHEAD_BYTES + frame.data.length;
+    case FrameType.Hello:
+      return FRAME_OVERHEAD_BYTES + HELLO_PAYLOAD_BYTES;
+    case FrameType.Heartbeat:
+      return FRAME_OVERHEAD_BYTES + HEARTBEAT_PAYLOAD_BYTES;
+    default:
+      return FRAME_OVERHEAD_BYTES;
+  }
 }
 
 /**
@@ -33,8 +46,9 @@ const scratchRaw = emptyRawFields();
 
 function encodeFrameWith(frame: Frame, frameBytes: FrameBytes): Uint8Array {
   const raw = rawFieldsOf(frame, scratchRaw);
-  if (frame.type === FrameType.Hello && !(fits(frame.locksWindow, U32_MAX) && frame.locksWindow >= 1)) {
-    assert(false, `cannot encode HELLO: locksWindow must be an integer from 1 to ${U32_MAX}, got ${String(frame.locksWindow)}`);
+  if (frame.type === FrameType.Hello || frame.type === FrameType.Heartbeat) {
+    const bad = controlPayloadProblem(frame.type, frame);
+    if (bad !== null) assert(false, `cannot encode ${frameTypeName(frame.type)}: ${bad.field} = ${bad.value} is not allowed; ${bad.allowed}`);
   }
   // The cheap checks pass for every frame our firmware builds; only when one fails are the
   // descriptive checks run, to say what is wrong. Both read the same limits and rules.
@@ -45,7 +59,15 @@ function encodeFrameWith(frame: Frame, frameBytes: FrameBytes): Uint8Array {
   const headerCrc = crc32cRange(out, 0, OFF_HEADER_CRC);
   writeU32(out, OFF_HEADER_CRC, headerCrc);
   if (frame.type === FrameType.Write) out.set(frame.data, HEADER_BYTES);
-  else if (frame.type === FrameType.Hello) writeU32(out, HEADER_BYTES, frame.locksWindow);
+  else if (frame.type === FrameType.Hello) {
+    const p = HEADER_BYTES;
+    writeU32(out, p + HELLO_OFF_LOCKS_WINDOW, frame.locksWindow);
+    writeU32(out, p + HELLO_OFF_FEATURES, frame.features);
+    writeU32(out, p + HELLO_OFF_REQUIRED, frame.requiredFeatures);
+    writeU16(out, p + HELLO_OFF_CONNECTION, frame.connection);
+    writeU16(out, p + HELLO_OFF_CONNECTIONS, frame.connections);
+    writeU64(out, p + HELLO_OFF_PEER_SESSION, frame.peerSession);
+  } else if (frame.type === FrameType.Heartbeat) writeU64(out, HEADER_BYTES + HEARTBEAT_OFF_PEER_SESSION, frame.peerSession);
   // The frame CRC covers bytes 0..total-5. Bytes 0..43 are already folded into headerCrc, so
   // continue from there instead of hashing the header twice.
   const crcAt = total - CRC_BYTES;

@@ -77,10 +77,16 @@ export function magicError(skippedBytes: number): FrameError {
   );
 }
 
-export function versionError(version: number): FrameError {
+/**
+ * A frame whose header is sound (its CRC matched: the header layout is the same in every version)
+ * but which speaks another protocol version: a peer running other firmware, never noise.
+ */
+export function versionError(version: number, h: FrameHeaderInfo): FrameError {
   return new FrameError(
     'ML_ERR_FRAME_VERSION',
-    `frame has protocol version ${version}; this decoder accepts only version ${PROTOCOL_VERSION}`,
+    `${whichFrame(h)} speaks protocol version ${version}; this firmware speaks version ${PROTOCOL_VERSION} ` +
+      '(the peer runs other firmware: upgrade one side)',
+    h,
   );
 }
 

@@ -1,13 +1,17 @@
 import { AssertionError, assert } from '../errors.ts';
-import { FrameType, HELLO_PAYLOAD_BYTES, frameTypeName } from './frame.ts';
+import { FrameType, HEARTBEAT_PAYLOAD_BYTES, HELLO_PAYLOAD_BYTES, frameTypeName } from './frame.ts';
 import type { Frame } from './frame.ts';
-import { clearRawFields, emptyRawFields, readU32 } from './layout.ts';
+import {
+  HEARTBEAT_OFF_PEER_SESSION, HELLO_OFF_CONNECTION, HELLO_OFF_CONNECTIONS, HELLO_OFF_FEATURES, HELLO_OFF_LOCKS_WINDOW,
+  HELLO_OFF_PEER_SESSION, HELLO_OFF_REQUIRED, clearRawFields, emptyRawFields, readU16, readU32, readU64,
+} from './layout.ts';
 import type { RawFields } from './layout.ts';
 
 /**
  * The per-type mapping between a {@link Frame} object and the header's raw fields, both ways.
  * HELLO reuses lba/tag/lockId/count/code as sessionId/windowBytes/controllerId/windowEntries/policy
- * (its locksWindow is its payload, read here from `data` and written by the encoder);
+ * (its payload fields are read here from `data` and written by the encoder); HEARTBEAT reuses
+ * seq/lba/tag/lockId as counter/sessionId/confirmedSeq/controllerId, with its peerSession as payload;
  * LOCK_REJECTED carries its reason in `code` and its action in `count`. Fields a type does not
  * use stay 0 here, and rules.ts insists on it. `into` lets the encoder reuse one scratch object
  * instead of allocating one per frame.
@@ -60,6 +64,13 @@ export function rawFieldsOf(frame: Frame, into: RawFields = emptyRawFields()): R
     case FrameType.Ack:
       setCommon(raw, FrameType.Ack, frame.flags, frame.lun, frame.seq);
       break;
+    case FrameType.Heartbeat:
+      setCommon(raw, FrameType.Heartbeat, frame.flags, frame.lun, frame.seq);
+      raw.lba = frame.sessionId;
+      raw.tag = frame.confirmedSeq;
+      raw.lockId = frame.controllerId;
+      raw.payloadLength = HEARTBEAT_PAYLOAD_BYTES;
+      break;
     default:
       assert(false, `cannot encode a frame of unknown type ${frameTypeName((frame as { type: number }).type)}`);
   }
@@ -75,7 +86,8 @@ function setCommon(raw: RawFields, type: FrameType, flags: number, lun: number, 
 
 /**
  * Builds the frame a validated header describes. `data` is the payload: a WRITE's data (already a
- * view or a copy, as the caller decided), HELLO's 4 bytes (read here, not kept); other types ignore it. Object literals keep one shape per type.
+ * view or a copy, as the caller decided), HELLO's and HEARTBEAT's fields (read here, not kept);
+ * other types ignore it. Object literals keep one shape per type.
  */
 export function frameOf(raw: RawFields, data: Uint8Array): Frame {
   const { lun, seq, flags } = raw;
@@ -83,7 +95,15 @@ export function frameOf(raw: RawFields, data: Uint8Array): Frame {
     case FrameType.Hello:
       return {
         type: FrameType.Hello, lun, seq, flags, controllerId: raw.lockId, sessionId: raw.lba,
-        windowBytes: raw.tag, windowEntries: raw.count, policy: raw.code, locksWindow: readU32(data, 0),
+        windowBytes: raw.tag, windowEntries: raw.count, policy: raw.code, locksWindow: readU32(data, HELLO_OFF_LOCKS_WINDOW),
+        features: readU32(data, HELLO_OFF_FEATURES), requiredFeatures: readU32(data, HELLO_OFF_REQUIRED),
+        connection: readU16(data, HELLO_OFF_CONNECTION), connections: readU16(data, HELLO_OFF_CONNECTIONS),
+        peerSession: readU64(data, HELLO_OFF_PEER_SESSION),
+      };
+    case FrameType.Heartbeat:
+      return {
+        type: FrameType.Heartbeat, lun, seq, flags, controllerId: raw.lockId, sessionId: raw.lba, confirmedSeq: raw.tag,
+        peerSession: readU64(data, HEARTBEAT_OFF_PEER_SESSION),
       };
     case FrameType.Lock:
       return { type: FrameType.Lock, lun, seq, flags, lockId: raw.lockId, lba: raw.lba, count: raw.count, mode: raw.code };

@@ -1,7 +1,9 @@
 /**
- * Wire protocol frames (docs/design.md 2.3). One codec serves every transport.
+ * Wire protocol frames (docs/design.md 2.3, docs/protocol.md). One codec serves every transport.
  *
- * Layout, big-endian (network order), 48-byte fixed header:
+ * Layout, big-endian (network order), 48-byte fixed header. The header's layout is the same in
+ * every protocol version, so a receiver can always check a frame's header CRC and tell a frame
+ * of another version (reported as ML_ERR_FRAME_VERSION, naming the version) from noise.
  *
  *   off size field
  *     0   2  magic        0x4D4C ("ML")
@@ -11,19 +13,36 @@
  *     5   1  code         lock mode / NAK reason / reject reason / HELLO policy, per type
  *     6   2  lun
  *     8   8  seq          u64, at most 2^53-1 (see below for its meaning per type)
- *    16   8  lba          u64, at most 2^53-1   (HELLO: sessionId)
- *    24   8  tag          u64, at most 2^53-1   (HELLO: windowBytes)
- *    32   4  lockId       u32                   (HELLO: controllerId)
+ *    16   8  lba          u64, at most 2^53-1   (HELLO, HEARTBEAT: sessionId)
+ *    24   8  tag          u64, at most 2^53-1   (HELLO: windowBytes; HEARTBEAT: confirmedSeq)
+ *    32   4  lockId       u32                   (HELLO, HEARTBEAT: controllerId)
  *    36   4  count        u32, sectors          (HELLO: windowEntries; LOCK_REJECTED: action)
  *    40   4  payloadLength u32, at most the decoder's payloadBytesMax
  *    44   4  headerCrc    CRC32C of bytes 0..43
- *    48   n  payload      WRITE: the data. HELLO: 4 bytes, u32 locksWindow. Empty for every other type.
+ *    48   n  payload      WRITE: the data. HELLO, HEARTBEAT: see below. Empty for every other type.
  *  48+n   4  frameCrc     CRC32C of bytes 0..48+n-1 (header and payload)
  *
- * HELLO's locksWindow is how many locks the receiver's stream may hold at the sender at once
- * (at least 1): the sender's lock table is shared, and a source that held more locks than the
- * table can give would fill it with its own locks, whose UNLOCKs sit behind the LOCK that waits
- * for room. The header has no free slot for it, hence the payload.
+ * HELLO's payload (HELLO_PAYLOAD_BYTES, and up to HELLO_PAYLOAD_BYTES_MAX):
+ *     0   4  locksWindow       u32 >= 1: how many locks the receiver's stream may hold at the sender
+ *     4   4  features          FeatureBit set: what the sender implements
+ *     8   4  requiredFeatures  what the sender requires the receiver to implement (a subset of `features`)
+ *    12   2  connection        the data connection this HELLO opens (0-based)
+ *    14   2  connections       how many data connections the sender's link has
+ *    16   8  peerSession       the receiver's session that the header's `seq` refers to (0: none known)
+ *    24   …  reserved for features: bytes a receiver that lacks the feature ignores
+ *
+ * HEARTBEAT's payload (HEARTBEAT_PAYLOAD_BYTES): u64 peerSession, the receiver's session that
+ * `confirmedSeq` refers to (0: none known).
+ *
+ * HELLO's locksWindow: the sender's lock table is shared, and a source that held more locks than
+ * the table can give would fill it with its own locks, whose UNLOCKs sit behind the LOCK that waits
+ * for room.
+ *
+ * Extending the protocol: a change a peer of this version could misread bumps PROTOCOL_VERSION;
+ * anything else is a feature bit. A frame type, flag or field that only some peers understand is
+ * sent only once both HELLOs advertise its feature; a sender that cannot work without it puts it
+ * in requiredFeatures, and a receiver that lacks a required feature refuses the link and says
+ * which one (never guessing at bytes it does not understand).
  *
  * The header carries its own CRC (like iSCSI's header digest) so that a receiver can trust the
  * length before it waits for the payload: a corrupted length never makes the decoder swallow the
@@ -31,38 +50,52 @@
  * sequence number. The trailing CRC covers header and payload together.
  *
  * Sequence numbers: each direction of a link carries one source stream (LOCK, WRITE, UNLOCK),
- * numbered 1, 2, 3, ... by the sender. Responses travel the other way unnumbered and name a
- * sequence number of the stream they answer: ACK = every entry up to and including `seq` is
- * confirmed (cumulative, as in TCP); NAK = the receiver expected `seq` next; LOCK_GRANTED and
- * LOCK_REJECTED = the LOCK that was sent with `seq`. HELLO's `seq` is the highest sequence number
- * of the peer's stream that the sender has confirmed, so a reconnecting source knows where to
- * resume.
+ * numbered 1, 2, 3, ... by the sender; a stream belongs to one pair of sessions (source and target
+ * controller starts), and a restart of either side begins a new stream at 1. Responses travel the
+ * other way unnumbered and name a sequence number of the stream they answer: ACK = every entry up to
+ * and including `seq` is confirmed (cumulative, as in TCP); NAK = the receiver expected `seq` next;
+ * LOCK_GRANTED and LOCK_REJECTED = the LOCK that was sent with `seq`. HELLO's `seq` is the highest
+ * sequence number of the peer's stream that the sender has confirmed, valid for the peer session
+ * its payload names, so a reconnecting source knows where to resume. HEARTBEAT's `seq` is the
+ * sender's heartbeat counter (from 1), and its `confirmedSeq` has HELLO's `seq` meaning.
  *
  * Field rules, the same for the encoder (a violation is an assert) and the decoder (a violation is
  * ML_ERR_FRAME_FIELD); the table is in rules.ts:
  * - Fields a type does not use are 0, and so are flag bits it does not define: GrantWanted only on
- *   LOCK; Retransmit only on stream frames (LOCK, WRITE, UNLOCK) and HELLO; responses carry none.
+ *   LOCK; Retransmit only on stream frames (LOCK, WRITE, UNLOCK) and HELLO; Probe only on
+ *   HEARTBEAT; responses carry none.
  * - `seq` >= 1 on every frame that names one entry of a stream: LOCK, WRITE, UNLOCK (the stream
- *   starts at 1), NAK (the entry expected next), LOCK_GRANTED and LOCK_REJECTED (the LOCK's seq).
- *   `seq` may be 0 on ACK and HELLO, where it means "nothing confirmed yet".
+ *   starts at 1), NAK (the entry expected next), LOCK_GRANTED and LOCK_REJECTED (the LOCK's seq),
+ *   and on HEARTBEAT (its counter). `seq` may be 0 on ACK and HELLO, where it means "nothing
+ *   confirmed yet".
  * - `lockId` >= 1 on LOCK, WRITE, UNLOCK, LOCK_GRANTED and LOCK_REJECTED: 0 is "no lock", so a
- *   zeroed field can never name a live lock. HELLO's controllerId (same slot) may be any u32.
+ *   zeroed field can never name a live lock. HELLO's and HEARTBEAT's controllerId (same slot) may
+ *   be any u32.
+ * - HELLO's and HEARTBEAT's sessionId is at least 1: every controller start draws one.
  * - LOCK: count >= 1 and lba + count <= 2^53-1; `code` is a LockMode.
  * - WRITE: at least 1 byte of data; `count` and `code` are 0 (the sector count follows from the
  *   data length and the LUN's sector size, which the codec does not know).
- * - HELLO carries exactly {@link HELLO_PAYLOAD_BYTES} of payload, its locksWindow, at least 1.
+ * - HELLO carries HELLO_PAYLOAD_BYTES to HELLO_PAYLOAD_BYTES_MAX of payload: locksWindow >= 1,
+ *   requiredFeatures a subset of features, connection < connections, connections >= 1.
+ *   HEARTBEAT carries exactly HEARTBEAT_PAYLOAD_BYTES. Both are accepted whatever the decoder's
+ *   payloadBytesMax (which bounds WRITE data).
  * - Every other type carries no payload (payloadLength 0).
  * - NAK's `code` is a NakReason; LOCK_REJECTED's `code` is a RejectReason and its `count` a
  *   RejectAction; HELLO's `code` is a LockRejectPolicy.
  */
 export const FRAME_MAGIC = 0x4d4c;
-export const PROTOCOL_VERSION = 1;
+/** Version 2: HELLO's extensible payload (features, connections, sessions) and HEARTBEAT. */
+export const PROTOCOL_VERSION = 2;
 export const HEADER_BYTES = 48;
 export const CRC_BYTES = 4;
 /** Bytes a frame adds around its payload. */
 export const FRAME_OVERHEAD_BYTES = HEADER_BYTES + CRC_BYTES;
-/** HELLO's payload: its locksWindow, a u32. A decoder accepts it whatever its payloadBytesMax. */
-export const HELLO_PAYLOAD_BYTES = 4;
+/** HELLO's payload as this version defines it (see the layout above); later features may add more. */
+export const HELLO_PAYLOAD_BYTES = 24;
+/** Most HELLO payload a decoder accepts: room for fields of features not defined yet. */
+export const HELLO_PAYLOAD_BYTES_MAX = 256;
+/** HEARTBEAT's payload: the u64 peerSession. */
+export const HEARTBEAT_PAYLOAD_BYTES = 8;
 /** Default largest WRITE payload a decoder accepts (1 MiB); configurable per decoder. */
 export const DEFAULT_PAYLOAD_BYTES_MAX = 1024 * 1024;
 /** Largest value a u64 field may hold: every number stays exact in JavaScript. */
@@ -77,8 +110,10 @@ export enum FrameType {
   LockGranted = 6,
   LockRejected = 7,
   Nak = 8,
-  // Reserved for later issues; the decoder rejects them as unknown until they are defined:
-  // 9 HEARTBEAT, 10 TOKEN, 11 RESYNC_REQUEST, 12 RESYNC_DATA, 13 RESYNC_DONE.
+  /** Link supervision: sent every heartbeat interval on the heartbeat channel (docs/link-supervision.md). */
+  Heartbeat = 9,
+  // Reserved; the decoder rejects them as unknown until they are defined:
+  // 10 TOKEN, 11 RESYNC_REQUEST, 12 RESYNC_DATA, 13 RESYNC_DONE.
 }
 
 export const FRAME_TYPE_NAMES: Readonly<Record<FrameType, string>> = {
@@ -90,6 +125,7 @@ export const FRAME_TYPE_NAMES: Readonly<Record<FrameType, string>> = {
   [FrameType.LockGranted]: 'LOCK_GRANTED',
   [FrameType.LockRejected]: 'LOCK_REJECTED',
   [FrameType.Nak]: 'NAK',
+  [FrameType.Heartbeat]: 'HEARTBEAT',
 };
 
 export enum FrameFlag {
@@ -100,8 +136,31 @@ export enum FrameFlag {
    * HELLO: the sender has not heard the receiver's HELLO yet, so the receiver answers with its own.
    */
   Retransmit = 0x02,
+  /** HEARTBEAT: the sender has not heard the receiver for a while; answer with a heartbeat at once. */
+  Probe = 0x04,
 }
-export const KNOWN_FLAGS = FrameFlag.GrantWanted | FrameFlag.Retransmit;
+export const KNOWN_FLAGS = FrameFlag.GrantWanted | FrameFlag.Retransmit | FrameFlag.Probe;
+
+/**
+ * Optional protocol features, advertised in HELLO (`features`, `requiredFeatures`). A feature's
+ * frames, flags and fields are used only when both sides advertise it. None is defined yet in
+ * version 2: the set and the refusal of unknown required bits are in place for what comes next.
+ */
+export const FEATURE_BITS: Readonly<Record<string, number>> = {};
+/** Every feature this firmware implements. */
+export const FEATURES_IMPLEMENTED = Object.values(FEATURE_BITS).reduce((set, bit) => set | bit, 0);
+
+/** Names of the bits in `set` (unknown ones as `bit N`), for messages. */
+export function featureNames(set: number): string[] {
+  const names: string[] = [];
+  for (let bit = 0; bit < 32; bit++) {
+    const mask = 2 ** bit;
+    if (Math.floor(set / mask) % 2 === 0) continue;
+    const known = Object.entries(FEATURE_BITS).find(([, v]) => v === mask);
+    names.push(known ? known[0] : `bit ${bit}`);
+  }
+  return names;
+}
 
 /**
  * Lock modes, with the semantics of the source text:
@@ -174,6 +233,24 @@ export interface HelloFrame extends FrameBase {
   policy: LockRejectPolicy;
   /** Most locks the receiver's stream may hold at the sender at once (u32, at least 1). */
   locksWindow: number;
+  /** Features the sender implements, and those it requires of the receiver (u32 bit sets). */
+  features: number;
+  requiredFeatures: number;
+  /** The data connection this HELLO opens, of `connections`. */
+  connection: number;
+  connections: number;
+  /** The receiver's session that `seq` (the confirmed sequence number) refers to; 0 if none is known. */
+  peerSession: number;
+}
+
+export interface HeartbeatFrame extends FrameBase {
+  type: FrameType.Heartbeat;
+  controllerId: number;
+  sessionId: number;
+  /** Highest sequence number of the receiver's stream that the sender has confirmed, for `peerSession`. */
+  confirmedSeq: number;
+  /** The receiver's session that `confirmedSeq` refers to; 0 if none is known. */
+  peerSession: number;
 }
 
 export interface LockFrame extends FrameBase {
@@ -226,7 +303,8 @@ export type Frame =
   | AckFrame
   | LockGrantedFrame
   | LockRejectedFrame
-  | NakFrame;
+  | NakFrame
+  | HeartbeatFrame;
 
 /** Frames of a source stream: numbered, logged, retransmitted. */
 export type StreamFrame = LockFrame | WriteFrame | UnlockFrame;

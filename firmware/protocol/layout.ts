@@ -18,6 +18,16 @@ export const OFF_COUNT = 36;
 export const OFF_PAYLOAD_LENGTH = 40;
 export const OFF_HEADER_CRC = 44;
 
+/** HELLO payload fields, from the payload's start (layout in frame.ts). */
+export const HELLO_OFF_LOCKS_WINDOW = 0;
+export const HELLO_OFF_FEATURES = 4;
+export const HELLO_OFF_REQUIRED = 8;
+export const HELLO_OFF_CONNECTION = 12;
+export const HELLO_OFF_CONNECTIONS = 14;
+export const HELLO_OFF_PEER_SESSION = 16;
+/** HEARTBEAT payload: its peerSession, from the payload's start. */
+export const HEARTBEAT_OFF_PEER_SESSION = 0;
+
 export const MAGIC_HI = FRAME_MAGIC >>> 8;
 export const MAGIC_LO = FRAME_MAGIC & 0xff;
 export const U32_MAX = 0xffffffff;

@@ -1,5 +1,5 @@
 import { crc32cRange } from './crc.ts';
-import { CRC_BYTES, FrameType, HEADER_BYTES, HELLO_PAYLOAD_BYTES, PROTOCOL_VERSION } from './frame.ts';
+import { CRC_BYTES, FrameType, HEADER_BYTES, HEARTBEAT_PAYLOAD_BYTES, HELLO_PAYLOAD_BYTES_MAX, PROTOCOL_VERSION } from './frame.ts';
 import type { Frame } from './frame.ts';
 import { crcError, fieldError, headerCrcError, tooLargeError, typeError, versionError } from './errors.ts';
 import type { FrameError, FrameHeaderInfo } from './errors.ts';
@@ -19,7 +19,7 @@ import {
   readU64,
 } from './layout.ts';
 import type { RawFields } from './layout.ts';
-import { fieldProblem, fieldsAllowed, isKnownFrameType } from './rules.ts';
+import { fieldProblem, fieldsAllowed, isKnownFrameType, payloadProblem } from './rules.ts';
 
 /**
  * The checks shared by the one-shot and the streaming decoder, in the order docs/design.md 2.3 implies:
@@ -35,23 +35,29 @@ export function headerInfo(b: Uint8Array, p: number): FrameHeaderInfo {
 }
 
 /**
- * Judges the complete 48-byte header at `p`. Version comes first: another version may lay its
- * header out differently, so its CRC cannot even be located. Type and length are looked at only
+ * Judges the complete 48-byte header at `p`. The header CRC comes first: the header's layout is
+ * the same in every protocol version, so a sound header of another version is a real frame from
+ * a peer speaking that version (ML_ERR_FRAME_VERSION, reported with its type and sequence number),
+ * while a header that fails its CRC is not a frame start at all. Type and length are looked at only
  * once the header CRC vouches for them.
  */
 export function headerError(b: Uint8Array, p: number, payloadBytesMax: number): FrameError | null {
-  const version = b[p + OFF_VERSION]!;
-  if (version !== PROTOCOL_VERSION) return versionError(version);
   const carried = readU32(b, p + OFF_HEADER_CRC);
   const computed = crc32cRange(b, p, p + OFF_HEADER_CRC);
   if (carried !== computed) return headerCrcError(carried, computed);
+  const version = b[p + OFF_VERSION]!;
+  if (version !== PROTOCOL_VERSION) return versionError(version, headerInfo(b, p));
   const type = b[p + OFF_TYPE]!;
   if (!isKnownFrameType(type)) return typeError(headerInfo(b, p));
   const payloadLength = readU32(b, p + OFF_PAYLOAD_LENGTH);
-  // payloadBytesMax bounds WRITE data; HELLO's fixed payload is always let through (its rule checks the length).
-  const max = type === FrameType.Hello ? Math.max(payloadBytesMax, HELLO_PAYLOAD_BYTES) : payloadBytesMax;
-  if (payloadLength > max) return tooLargeError(headerInfo(b, p), payloadLength, payloadBytesMax);
+  // payloadBytesMax bounds WRITE data; the small fixed payloads of HELLO and HEARTBEAT are always
+  // let through (their rules check the length).
+  if (payloadLength > Math.max(payloadBytesMax, controlPayloadBytesMax(type))) return tooLargeError(headerInfo(b, p), payloadLength, payloadBytesMax);
   return null;
+}
+
+function controlPayloadBytesMax(type: number): number {
+  return type === FrameType.Hello ? HELLO_PAYLOAD_BYTES_MAX : type === FrameType.Heartbeat ? HEARTBEAT_PAYLOAD_BYTES : 0;
 }
 
 /** Bytes on the wire of the frame whose (sound) header is at `p`. */
@@ -81,9 +87,11 @@ export function readFrame(
   const problem = fieldsAllowed(raw) ? null : fieldProblem(raw);
   if (problem !== null) return fieldError(headerInfo(b, p), problem.field, problem.value, problem.allowed);
   const start = p + HEADER_BYTES;
-  if (raw.type === FrameType.Hello) {
-    if (readU32(b, start) === 0) return fieldError(headerInfo(b, p), 'locksWindow', '0', 'allowed: 1 to 4294967295');
-    return frameOf(raw, b.subarray(start, crcAt));
+  if (raw.type === FrameType.Hello || raw.type === FrameType.Heartbeat) {
+    const payload = b.subarray(start, crcAt);
+    const bad = payloadProblem(raw.type, payload);
+    if (bad !== null) return fieldError(headerInfo(b, p), bad.field, bad.value, bad.allowed);
+    return frameOf(raw, payload);
   }
   if (raw.type !== FrameType.Write) return frameOf(raw, NO_DATA);
   return frameOf(raw, copyPayload ? b.slice(start, crcAt) : b.subarray(start, crcAt));

@@ -2,7 +2,9 @@ import { assert } from '../errors.ts';
 import {
   FrameFlag,
   FrameType,
+  HEARTBEAT_PAYLOAD_BYTES,
   HELLO_PAYLOAD_BYTES,
+  HELLO_PAYLOAD_BYTES_MAX,
   LockMode,
   LockRejectPolicy,
   NakReason,
@@ -10,6 +12,10 @@ import {
   RejectReason,
   U64_FIELD_MAX,
 } from './frame.ts';
+import {
+  HEARTBEAT_OFF_PEER_SESSION, HELLO_OFF_CONNECTION, HELLO_OFF_CONNECTIONS, HELLO_OFF_FEATURES, HELLO_OFF_LOCKS_WINDOW,
+  HELLO_OFF_PEER_SESSION, HELLO_OFF_REQUIRED, readU16, readU32, readU64,
+} from './layout.ts';
 import type { RawFields } from './layout.ts';
 
 /**
@@ -68,9 +74,10 @@ const U64_MIN1 = range(1, U64_FIELD_MAX, 'allowed: 1 to 2^53-1');
 /** u8/u16/u32 fields: the field width already bounds them. */
 const ANY = range(0, Infinity, '');
 const MIN1 = range(1, Infinity, 'allowed: at least 1');
-const NO_PAYLOAD = range(0, 0, 'only WRITE frames carry a payload, so it must be 0');
+const NO_PAYLOAD = range(0, 0, 'only WRITE, HELLO and HEARTBEAT frames carry a payload, so it must be 0');
 const DATA = range(1, Infinity, 'a WRITE carries at least 1 byte of data');
-const HELLO_PAYLOAD = range(HELLO_PAYLOAD_BYTES, HELLO_PAYLOAD_BYTES, `a HELLO carries exactly ${HELLO_PAYLOAD_BYTES} bytes (its locksWindow)`);
+const HELLO_PAYLOAD = range(HELLO_PAYLOAD_BYTES, HELLO_PAYLOAD_BYTES_MAX, `a HELLO carries ${HELLO_PAYLOAD_BYTES} to ${HELLO_PAYLOAD_BYTES_MAX} bytes of payload`);
+const HEARTBEAT_PAYLOAD = range(HEARTBEAT_PAYLOAD_BYTES, HEARTBEAT_PAYLOAD_BYTES, `a HEARTBEAT carries exactly ${HEARTBEAT_PAYLOAD_BYTES} bytes (its peerSession)`);
 
 function oneOf(values: Record<string, string | number>): Rule {
   const known = Object.entries(values).filter((e): e is [string, number] => typeof e[1] === 'number');
@@ -107,7 +114,7 @@ const NEVER = { lba: ZERO, tag: ZERO, lockId: ZERO, count: ZERO, code: ZERO, pay
 
 const TYPE_RULES: Readonly<Record<FrameType, TypeRule>> = {
   [FrameType.Hello]: typeRule({
-    flags: flagsOf(FrameFlag.Retransmit), code: oneOf(LockRejectPolicy), seq: U64, lba: U64, tag: U64, lockId: ANY, count: ANY,
+    flags: flagsOf(FrameFlag.Retransmit), code: oneOf(LockRejectPolicy), seq: U64, lba: U64_MIN1, tag: U64, lockId: ANY, count: ANY,
     payloadLength: HELLO_PAYLOAD,
     names: { code: 'policy', lba: 'sessionId', tag: 'windowBytes', lockId: 'controllerId', count: 'windowEntries' },
   }),
@@ -127,7 +134,61 @@ const TYPE_RULES: Readonly<Record<FrameType, TypeRule>> = {
     names: { code: 'reason', count: 'action' },
   }),
   [FrameType.Nak]: typeRule({ ...NEVER, flags: NO_FLAGS, code: oneOf(NakReason), seq: U64_MIN1, names: { code: 'reason' } }),
+  [FrameType.Heartbeat]: typeRule({
+    ...NEVER, flags: flagsOf(FrameFlag.Probe), seq: U64_MIN1, lba: U64_MIN1, tag: U64, lockId: ANY, payloadLength: HEARTBEAT_PAYLOAD,
+    names: { seq: 'counter', lba: 'sessionId', tag: 'confirmedSeq', lockId: 'controllerId' },
+  }),
 };
+
+/** The fields HELLO and HEARTBEAT carry in their payload, as numbers (see frame.ts for the layout). */
+export interface ControlPayload {
+  locksWindow: number;
+  features: number;
+  requiredFeatures: number;
+  connection: number;
+  connections: number;
+  peerSession: number;
+}
+
+/**
+ * The first payload field of a HELLO or HEARTBEAT that is not allowed, or null. Called by the
+ * decoder with the payload bytes (whose length the header rules already checked) and, through
+ * {@link controlPayloadProblem}, by the encoder with the frame's numbers.
+ */
+export function payloadProblem(type: FrameType, payload: Uint8Array): FieldProblem | null {
+  if (type === FrameType.Heartbeat) {
+    return controlPayloadProblem(type, { peerSession: readU64(payload, HEARTBEAT_OFF_PEER_SESSION) });
+  }
+  return controlPayloadProblem(type, {
+    locksWindow: readU32(payload, HELLO_OFF_LOCKS_WINDOW),
+    features: readU32(payload, HELLO_OFF_FEATURES),
+    requiredFeatures: readU32(payload, HELLO_OFF_REQUIRED),
+    connection: readU16(payload, HELLO_OFF_CONNECTION),
+    connections: readU16(payload, HELLO_OFF_CONNECTIONS),
+    peerSession: readU64(payload, HELLO_OFF_PEER_SESSION),
+  });
+}
+
+const isU = (v: unknown, max: number): boolean => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= max;
+
+/** The payload rules of HELLO and HEARTBEAT over their numbers (HEARTBEAT has only a peerSession). */
+export function controlPayloadProblem(type: FrameType, p: Partial<ControlPayload>): FieldProblem | null {
+  if (!isU(p.peerSession, U64_FIELD_MAX)) return { field: 'peerSession', value: showValue(p.peerSession), allowed: 'allowed: 0 to 2^53-1' };
+  if (type === FrameType.Heartbeat) return null;
+  if (!isU(p.locksWindow, 0xffffffff) || p.locksWindow === 0) return { field: 'locksWindow', value: showValue(p.locksWindow), allowed: 'allowed: 1 to 4294967295' };
+  if (!isU(p.features, 0xffffffff)) return { field: 'features', value: showValue(p.features), allowed: 'allowed: a 32-bit set' };
+  const required = p.requiredFeatures;
+  if (!isU(required, 0xffffffff) || ((required as number) & ~(p.features as number)) !== 0) {
+    return { field: 'requiredFeatures', value: showValue(required), allowed: 'allowed: a subset of features (a sender requires only what it implements)' };
+  }
+  if (!isU(p.connections, 0xffff) || p.connections === 0) return { field: 'connections', value: showValue(p.connections), allowed: 'allowed: 1 to 65535' };
+  if (!isU(p.connection, (p.connections as number) - 1)) return { field: 'connection', value: showValue(p.connection), allowed: `allowed: 0 to connections - 1 (${(p.connections as number) - 1})` };
+  return null;
+}
+
+function showValue(v: unknown): string {
+  return typeof v === 'number' && v > U64_FIELD_MAX ? 'a value above 2^53-1' : String(v);
+}
 
 export function isKnownFrameType(type: number): type is FrameType {
   return TYPE_RULES[type as FrameType] !== undefined;

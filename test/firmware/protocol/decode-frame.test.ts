@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  FrameFlag,
   FrameError,
   FrameType,
   LockMode,
@@ -40,14 +41,29 @@ describe('decodeFrame', () => {
     expect(decodeFrame(bytes)).toEqual(rejected);
   });
 
-  it('HELLO: locksWindow round-trips, and a decoder with a tiny payloadBytesMax (for WRITE data) still takes HELLO', () => {
+  it('HELLO: its payload round-trips, and a decoder with a tiny payloadBytesMax (for WRITE data) still takes HELLO', () => {
     const hello: Frame = {
       type: FrameType.Hello, lun: 0, seq: 3, flags: 0, controllerId: 1, sessionId: 2, windowBytes: 1024, windowEntries: 16, policy: 0, locksWindow: 0xfffffffe,
+      features: 0x80000003, requiredFeatures: 0x80000001, connection: 1, connections: 2, peerSession: MAX,
     };
     const bytes = encodeFrame(hello);
-    expect(bytes.length).toBe(56);
+    expect(bytes.length).toBe(48 + 24 + 4);
     expect(decodeFrame(bytes, { payloadBytesMax: 0 })).toEqual(hello);
-    expect(decodeError(wireFrame({ type: FrameType.Hello }, new Uint8Array(5)), 0).code).toBe('ML_ERR_FRAME_TOO_LARGE');
+    expect(decodeError(wireFrame({ type: FrameType.Hello, lba: 1 }, new Uint8Array(257)), 0).code).toBe('ML_ERR_FRAME_TOO_LARGE');
+  });
+
+  it('HELLO: payload bytes beyond this version\'s fields (a later feature\'s) are accepted and ignored', () => {
+    const longer = concat([helloPayload({}), new Uint8Array([9, 9, 9, 9])]);
+    const f = decodeFrame(wireFrame({ type: FrameType.Hello, lba: 7 }, longer), { payloadBytesMax: 0 });
+    expect(f).toMatchObject({ type: FrameType.Hello, sessionId: 7, locksWindow: 1, connections: 1 });
+  });
+
+  it('HEARTBEAT round-trips, Probe flag included, whatever the payloadBytesMax', () => {
+    const hb: Frame = { type: FrameType.Heartbeat, lun: 0, seq: 12, flags: FrameFlag.Probe, controllerId: 7, sessionId: 99, confirmedSeq: 40, peerSession: 5 };
+    const bytes = encodeFrame(hb);
+    expect(bytes.length).toBe(48 + 8 + 4);
+    expect(bytes[3]).toBe(9);
+    expect(decodeFrame(bytes, { payloadBytesMax: 0 })).toEqual(hb);
   });
 
   it('round-trips NAK with reasons LockInUse (7) and LocksExceeded (8)', () => {
@@ -76,8 +92,10 @@ describe('decodeFrame', () => {
     expect(decodeError(new Uint8Array([0x4c])).skippedBytes).toBe(1);
   });
 
-  it('ML_ERR_FRAME_VERSION: another protocol version', () => {
-    expectError(wireFrame({ version: 2 }), 'ML_ERR_FRAME_VERSION', /protocol version 2; this decoder accepts only version 1/);
+  it('ML_ERR_FRAME_VERSION: a sound header of another protocol version is named as such, with its frame', () => {
+    const err = expectError(wireFrame({ version: 1, type: FrameType.Hello, seq: 5, lun: 3 }), 'ML_ERR_FRAME_VERSION',
+      /HELLO seq 5 lun 3 speaks protocol version 1; this firmware speaks version 2 \(the peer runs other firmware: upgrade one side\)/);
+    expect([err.type, err.seq, err.lun]).toEqual([FrameType.Hello, 5, 3]);
   });
 
   it('ML_ERR_FRAME_HEADER_CRC: a header byte changed', () => {
@@ -87,9 +105,9 @@ describe('decodeFrame', () => {
   });
 
   it('ML_ERR_FRAME_TYPE: an unknown type, named with what is known', () => {
-    const err = expectError(wireFrame({ type: 9, seq: 4, lun: 2 }), 'ML_ERR_FRAME_TYPE',
-      /unknown frame type 9 \(seq 4 lun 2\); known types are 1 \(HELLO\), .*8 \(NAK\)/);
-    expect([err.type, err.seq, err.lun]).toEqual([9, 4, 2]);
+    const err = expectError(wireFrame({ type: 10, seq: 4, lun: 2 }), 'ML_ERR_FRAME_TYPE',
+      /unknown frame type 10 \(seq 4 lun 2\); known types are 1 \(HELLO\), .*9 \(HEARTBEAT\)/);
+    expect([err.type, err.seq, err.lun]).toEqual([10, 4, 2]);
   });
 
   it('ML_ERR_FRAME_TOO_LARGE: payloadLength beyond payloadBytesMax, even a declared 4 GiB', () => {
@@ -123,8 +141,29 @@ describe('decodeFrame', () => {
   });
 });
 
-/** HELLO's payload: its locksWindow, big-endian. */
-const locks = (n: number): Uint8Array => new Uint8Array([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
+interface HelloPayload {
+  locksWindow: number;
+  features: number;
+  required: number;
+  connection: number;
+  connections: number;
+  peerSession: bigint;
+}
+
+/** HELLO's payload, big-endian, from the layout table in frame.ts (defaults: a minimal valid one). */
+function helloPayload(p: Partial<HelloPayload>): Uint8Array {
+  const out = new Uint8Array(24);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, p.locksWindow ?? 1);
+  v.setUint32(4, p.features ?? 0);
+  v.setUint32(8, p.required ?? 0);
+  v.setUint16(12, p.connection ?? 0);
+  v.setUint16(14, p.connections ?? 1);
+  v.setBigUint64(16, p.peerSession ?? 0n);
+  return out;
+}
+const HELLO = { type: FrameType.Hello, lba: 1 };
+const HEARTBEAT = { type: FrameType.Heartbeat, seq: 1, lba: 1 };
 
 describe('decodeFrame: ML_ERR_FRAME_FIELD names the field, its value and what is allowed', () => {
   const lock = { type: FrameType.Lock, seq: 1, lockId: 1, count: 1, code: LockMode.Write };
@@ -139,7 +178,7 @@ describe('decodeFrame: ML_ERR_FRAME_FIELD names the field, its value and what is
     ['LOCK range past 2^53-1', wireFrame({ ...lock, lba: MAX - 1, count: 2 }), /lba \+ count = 9007199254740990 \+ 2 is not allowed/],
     ['LOCK mode unknown', wireFrame({ ...lock, code: 3 }), /mode = 3 is not allowed; allowed: 1 \(Write\), 2 \(Read\)/],
     ['LOCK tag set', wireFrame({ ...lock, tag: 5 }), /tag = 5 is not allowed; this frame type does not use the field, so it must be 0/],
-    ['LOCK with a payload', wireFrame({ ...lock }, new Uint8Array(4)), /payloadLength = 4 is not allowed; only WRITE frames carry a payload/],
+    ['LOCK with a payload', wireFrame({ ...lock }, new Uint8Array(4)), /payloadLength = 4 is not allowed; only WRITE, HELLO and HEARTBEAT frames carry a payload/],
     ['empty WRITE', wireFrame({ type: FrameType.Write, seq: 1, lockId: 1 }), /payloadLength \(data.length\) = 0 is not allowed; a WRITE carries at least 1 byte/],
     ['WRITE count set', wireFrame({ type: FrameType.Write, seq: 1, lockId: 1, count: 8 }, new Uint8Array(1)), /count = 8 is not allowed/],
     ['WRITE lockId 0', wireFrame({ type: FrameType.Write, seq: 1 }, new Uint8Array(1)), /lockId = 0 is not allowed/],
@@ -150,11 +189,22 @@ describe('decodeFrame: ML_ERR_FRAME_FIELD names the field, its value and what is
     ['LOCK_REJECTED action unknown', wireFrame({ type: FrameType.LockRejected, seq: 1, lockId: 1, code: 1, count: 3 }), /action = 3 is not allowed; allowed: 1 \(Held\), 2 \(Discarded\)/],
     ['NAK reason unknown', wireFrame({ type: FrameType.Nak, seq: 1, code: 9 }), /reason = 9 is not allowed; allowed: 1 \(Corrupt\), .*7 \(LockInUse\), 8 \(LocksExceeded\)/],
     ['NAK seq 0', wireFrame({ type: FrameType.Nak, code: 1 }), /seq = 0 is not allowed/],
-    ['HELLO policy unknown', wireFrame({ type: FrameType.Hello, code: 2 }, locks(1)), /HELLO seq 0 lun 0: policy = 2 is not allowed; allowed: 0 \(HaltResume\), 1 \(Retransmit\)/],
-    ['HELLO sessionId above 2^53-1', wireFrame({ type: FrameType.Hello, lba: 2n ** 60n }, locks(1)), /sessionId = a value above 2\^53-1/],
-    ['HELLO without its payload', wireFrame({ type: FrameType.Hello }), /payloadLength = 0 is not allowed; a HELLO carries exactly 4 bytes \(its locksWindow\)/],
-    ['HELLO with a longer payload', wireFrame({ type: FrameType.Hello }, new Uint8Array(8)), /payloadLength = 8 is not allowed; a HELLO carries exactly 4 bytes/],
-    ['HELLO locksWindow 0', wireFrame({ type: FrameType.Hello }, locks(0)), /HELLO seq 0 lun 0: locksWindow = 0 is not allowed; allowed: 1 to 4294967295/],
+    ['HELLO policy unknown', wireFrame({ ...HELLO, code: 2 }, helloPayload({})), /HELLO seq 0 lun 0: policy = 2 is not allowed; allowed: 0 \(HaltResume\), 1 \(Retransmit\)/],
+    ['HELLO sessionId above 2^53-1', wireFrame({ ...HELLO, lba: 2n ** 60n }, helloPayload({})), /sessionId = a value above 2\^53-1/],
+    ['HELLO sessionId 0', wireFrame({ ...HELLO, lba: 0 }, helloPayload({})), /sessionId = 0 is not allowed; allowed: 1 to 2\^53-1/],
+    ['HELLO without its payload', wireFrame(HELLO), /payloadLength = 0 is not allowed; a HELLO carries 24 to 256 bytes of payload/],
+    ['HELLO with a short payload', wireFrame(HELLO, new Uint8Array(8)), /payloadLength = 8 is not allowed; a HELLO carries 24 to 256 bytes/],
+    ['HELLO locksWindow 0', wireFrame(HELLO, helloPayload({ locksWindow: 0 })), /HELLO seq 0 lun 0: locksWindow = 0 is not allowed; allowed: 1 to 4294967295/],
+    ['HELLO requires a feature it lacks', wireFrame(HELLO, helloPayload({ features: 1, required: 3 })), /requiredFeatures = 3 is not allowed; allowed: a subset of features/],
+    ['HELLO connections 0', wireFrame(HELLO, helloPayload({ connections: 0 })), /connections = 0 is not allowed; allowed: 1 to 65535/],
+    ['HELLO connection past connections', wireFrame(HELLO, helloPayload({ connection: 2, connections: 2 })), /connection = 2 is not allowed; allowed: 0 to connections - 1 \(1\)/],
+    ['HELLO peerSession above 2^53-1', wireFrame(HELLO, helloPayload({ peerSession: 2n ** 63n })), /peerSession = a value above 2\^53-1/],
+    ['HEARTBEAT counter 0', wireFrame({ ...HEARTBEAT, seq: 0 }, new Uint8Array(8)), /HEARTBEAT seq 0 lun 0: counter = 0 is not allowed; allowed: 1 to 2\^53-1/],
+    ['HEARTBEAT sessionId 0', wireFrame({ ...HEARTBEAT, lba: 0 }, new Uint8Array(8)), /sessionId = 0 is not allowed/],
+    ['HEARTBEAT GrantWanted', wireFrame({ ...HEARTBEAT, flags: 1 }, new Uint8Array(8)), /flags = 0x01 is not allowed; allowed bits: 0x04 \(Probe\)/],
+    ['HEARTBEAT count set', wireFrame({ ...HEARTBEAT, count: 1 }, new Uint8Array(8)), /count = 1 is not allowed/],
+    ['HEARTBEAT without its payload', wireFrame(HEARTBEAT), /payloadLength = 0 is not allowed; a HEARTBEAT carries exactly 8 bytes/],
+    ['HEARTBEAT peerSession above 2^53-1', wireFrame(HEARTBEAT, new Uint8Array([0xff, 0, 0, 0, 0, 0, 0, 0])), /peerSession = a value above 2\^53-1/],
   ];
   it.each(cases)('%s', (_name, bytes, message) => {
     const err = expectError(bytes, 'ML_ERR_FRAME_FIELD', message);

@@ -73,10 +73,20 @@ describe('FrameDecoder: errors and resynchronisation', () => {
     expect(decoder.bytesSkipped).toBe(52);
   });
 
-  it('on a wrong version drops one byte and rescans', () => {
+  it('drops a sound frame of another version whole, names it, and decodes what follows', () => {
     const { decoder, frames, errors } = recorder();
-    decoder.push(concat([wireFrame({ version: 7 }), encodeFrame(ack(2))]));
-    expect(codes(errors)).toEqual(['ML_ERR_FRAME_VERSION', 'ML_ERR_FRAME_MAGIC']);
+    const foreign = wireFrame({ version: 7, type: FrameType.Write, seq: 3, lockId: 1 }, new Uint8Array(40).fill(0x4d));
+    for (const chunk of [foreign.subarray(0, 50), foreign.subarray(50), encodeFrame(ack(2))]) decoder.push(chunk);
+    expect(codes(errors)).toEqual(['ML_ERR_FRAME_VERSION']);
+    expect(errors[0]!.message).toMatch(/WRITE seq 3 lun 0 speaks protocol version 7/);
+    expect(frames).toEqual([ack(2)]);
+    expect(decoder.bytesSkipped).toBe(foreign.length);
+  });
+
+  it('a wrong version under a broken header CRC is noise: one byte dropped, rescan', () => {
+    const { decoder, frames, errors } = recorder();
+    decoder.push(concat([wireFrame({ version: 7 }, new Uint8Array(0), false), encodeFrame(ack(2))]));
+    expect(codes(errors)).toEqual(['ML_ERR_FRAME_HEADER_CRC', 'ML_ERR_FRAME_MAGIC']);
     expect(frames).toEqual([ack(2)]);
   });
 

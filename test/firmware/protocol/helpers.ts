@@ -12,6 +12,7 @@ import {
   LockMode,
   LockRejectPolicy,
   NakReason,
+  PROTOCOL_VERSION,
   RejectAction,
   RejectReason,
 } from '../../../firmware/protocol/index.ts';
@@ -26,11 +27,25 @@ const streamSeq = fc.integer({ min: 1, max: MAX });
 const lockId = fc.integer({ min: 1, max: 0xffffffff });
 const retransmit = fc.constantFrom(0, FrameFlag.Retransmit);
 
+const session = fc.integer({ min: 1, max: MAX });
+
 function hello(): fc.Arbitrary<Frame> {
+  return fc
+    .record({
+      type: fc.constant(FrameType.Hello as const), lun, seq: u64, flags: retransmit,
+      controllerId: u32, sessionId: session, windowBytes: u64, windowEntries: u32,
+      policy: fc.constantFrom(LockRejectPolicy.HaltResume, LockRejectPolicy.Retransmit), locksWindow: fc.integer({ min: 1, max: 0xffffffff }),
+      features: u32, requiredMask: u32, connections: fc.integer({ min: 1, max: 0xffff }), connectionPick: fc.nat(), peerSession: u64,
+    })
+    .map(({ requiredMask, connectionPick, ...f }) => ({
+      ...f, requiredFeatures: (f.features & requiredMask) >>> 0, connection: connectionPick % f.connections,
+    }));
+}
+
+function heartbeat(): fc.Arbitrary<Frame> {
   return fc.record({
-    type: fc.constant(FrameType.Hello as const), lun, seq: u64, flags: retransmit,
-    controllerId: u32, sessionId: u64, windowBytes: u64, windowEntries: u32,
-    policy: fc.constantFrom(LockRejectPolicy.HaltResume, LockRejectPolicy.Retransmit), locksWindow: fc.integer({ min: 1, max: 0xffffffff }),
+    type: fc.constant(FrameType.Heartbeat as const), lun, seq: streamSeq, flags: fc.constantFrom(0, FrameFlag.Probe),
+    controllerId: u32, sessionId: session, confirmedSeq: u64, peerSession: u64,
   });
 }
 
@@ -72,7 +87,7 @@ function responses(): fc.Arbitrary<Frame>[] {
 
 /** Any valid frame; WRITE data up to `dataBytesMax` bytes. */
 export function frameArb(dataBytesMax = 200): fc.Arbitrary<Frame> {
-  return fc.oneof(hello(), lock(), write(dataBytesMax), ...responses());
+  return fc.oneof(hello(), heartbeat(), lock(), write(dataBytesMax), ...responses());
 }
 
 /** Header fields as the wire holds them; u64 fields as bigint so tests can go past 2^53. */
@@ -99,7 +114,7 @@ export function wireFrame(h: Partial<WireHeader>, payload: Uint8Array = new Uint
   const out = new Uint8Array(48 + payload.length + 4);
   const v = new DataView(out.buffer);
   v.setUint16(0, h.magic ?? 0x4d4c);
-  v.setUint8(2, h.version ?? 1);
+  v.setUint8(2, h.version ?? PROTOCOL_VERSION);
   v.setUint8(3, h.type ?? FrameType.Ack);
   v.setUint8(4, h.flags ?? 0);
   v.setUint8(5, h.code ?? 0);
