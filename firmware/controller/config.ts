@@ -1,6 +1,5 @@
 import { MirrorlabError } from '../errors.ts';
 import type { BlockDevice } from '../ports/block-device.ts';
-import type { FirmwareMutation } from '../mutations.ts';
 import { DEFAULT_PAYLOAD_BYTES_MAX } from '../protocol/frame.ts';
 import { LOCK_REJECT_POLICIES, MIRROR_MODES, type LockRejectPolicyName, type MirrorMode } from '../mirror/types.ts';
 
@@ -48,6 +47,22 @@ export interface ControllerLimits {
   controlQueueMax: number;
   locksMax: number;
   localLockWaitersMax: number;
+  /** A heartbeat goes to every peer this often (docs/link-supervision.md). */
+  heartbeatMs: number;
+  /** Silence from a peer longer than this closes its data connections: the link is down. */
+  interruptionMs: number;
+  /** Heartbeats that come back must stay clean this long before the connections are re-established. */
+  probationMs: number;
+  /** While connecting, connections that could not be made are asked for again this often. */
+  connectRetryMs: number;
+  /** A LOCK whose data waits for its grant (sync mode, read locks) is asked about again after this long. */
+  grantProbeMs: number;
+  /** A target retries a held refused lock at least this often (and whenever a lock is released). */
+  lockRetryMs: number;
+  /** A resynchronisation copies chunks of this many bytes (or payloadBytesMax, if less: a chunk travels in one WRITE)... */
+  resyncChunkBytes: number;
+  /** ...this many at once. */
+  resyncChunksInFlightMax: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<ControllerLimits> = {
@@ -70,6 +85,14 @@ export const DEFAULT_LIMITS: Readonly<ControllerLimits> = {
   controlQueueMax: 1_024,
   locksMax: 65_536,
   localLockWaitersMax: 4_096,
+  heartbeatMs: 100,
+  interruptionMs: 1_000,
+  probationMs: 2_000,
+  connectRetryMs: 200,
+  grantProbeMs: 100,
+  lockRetryMs: 10,
+  resyncChunkBytes: 1024 * 1024,
+  resyncChunksInFlightMax: 4,
 };
 
 export interface ControllerConfig {
@@ -81,8 +104,6 @@ export interface ControllerConfig {
   /** What this controller, as a target, does when a mirror lock is refused. */
   onLockReject: LockRejectPolicyName;
   limits?: Partial<ControllerLimits>;
-  /** Deliberate bugs, only for the consistency checker's own tests (see mutations.ts). */
-  mutations?: readonly FirmwareMutation[];
 }
 
 export class ConfigError extends MirrorlabError {
@@ -110,5 +131,8 @@ export function checkConfig(cfg: ControllerConfig): ControllerLimits {
     if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) throw new ConfigError(`limit ${key} must be a positive number, got ${String(value)}`);
   }
   if (limits.rollbackLogBytesMax < limits.payloadBytesMax + 3 * 64) throw new ConfigError('rollbackLogBytesMax must hold at least one largest write with its LOCK and UNLOCK');
+  if (limits.interruptionMs < 2 * limits.heartbeatMs) {
+    throw new ConfigError(`interruptionMs (${limits.interruptionMs}) must be at least twice heartbeatMs (${limits.heartbeatMs}): one late heartbeat must not look like an interruption`);
+  }
   return limits;
 }

@@ -1,16 +1,21 @@
 import { assert, MirrorlabError } from '../errors.ts';
+import { PeerLink, type LinkCounters, type LinkSupervisionStats } from '../link/peer-link.ts';
+import { drawSessionId } from '../link/peer-sessions.ts';
 import { RegionLockTable, type LockModeName } from '../locks/region-lock-table.ts';
-import { PeerConnection, type LinkCounters } from '../mirror/peer-connection.ts';
 import { SourceChannel, type SourceCounters } from '../mirror/source-channel.ts';
 import { TargetChannel, type TargetCounters } from '../mirror/target-channel.ts';
-import { checkRange, sectorsOf, submitWrite } from '../ports/block-device.ts';
+import { checkRange, sectorsOf, submitWrite, type BlockDevice } from '../ports/block-device.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { LinkEndpoint } from '../ports/link.ts';
+import type { Random } from '../ports/random.ts';
 import type { Telemetry } from '../ports/telemetry.ts';
 import { FRAME_OVERHEAD_BYTES } from '../protocol/frame.ts';
+import type { MirrorSyncState } from '../telemetry/events.ts';
 import { checkConfig, ConfigError, lockRegionSectorsOf, type ControllerConfig, type ControllerLimits, type LunConfig } from './config.ts';
 import { LocalLock, RegionLockedError, type LocalLockHandle } from './local-lock.ts';
 import { asMirrorlabError, HostWrite, MirroredHostWrite, type HostWriteContext, type WriteDone } from './host-write.ts';
+import { MirrorResync } from './mirror-resync.ts';
+import { WriteFence } from './write-fence.ts';
 
 export type { WriteDone } from './host-write.ts';
 export { RegionLockedError, type LocalLockHandle } from './local-lock.ts';
@@ -18,15 +23,34 @@ export { RegionLockedError, type LocalLockHandle } from './local-lock.ts';
 export interface PeerStatus {
   peer: string;
   source: { state: string; rollbackLog: { entries: number; bytes: number; waiting: number }; openSessions: number; counters: SourceCounters } | null;
-  target: { state: string; commitLog: { entries: number; bytes: number }; counters: TargetCounters };
-  link: LinkCounters;
+  target: { state: string; commitLog: { entries: number; bytes: number }; heldEarly: number; counters: TargetCounters };
+  link: {
+    state: string;
+    peerSession: number;
+    connections: { conn: number; state: string; lastHeardMs: number }[];
+    counters: LinkCounters;
+    supervision: LinkSupervisionStats;
+  };
+  /** The LUNs this controller mirrors to the peer, with their resynchronisation state. */
+  mirrors: { lun: number; state: MirrorSyncState; doneSectors: number; totalSectors: number }[];
 }
 
 interface Peer {
   name: string;
-  connection: PeerConnection;
+  link: PeerLink;
   source: SourceChannel | null;
   target: TargetChannel;
+  /** Resynchronisation of each LUN mirrored to this peer. */
+  resyncs: Map<number, MirrorResync>;
+  /** We restarted and the peer said so: our mirrors to it were marked for resync (once per session). */
+  restartSeen: boolean;
+}
+
+/** What a controller runs on: its clock, its telemetry, and a random source (its session id comes from it). */
+export interface ControllerPorts {
+  clock: Clock;
+  telemetry: Telemetry;
+  random: Random;
 }
 
 export class HostRequestError extends MirrorlabError {}
@@ -51,12 +75,21 @@ export class HostRequestError extends MirrorlabError {}
  * Host acknowledgement by mode: `sync` and `speculative` acknowledge once the local write is done
  * and the target confirmed the mirrored write; `async` once the local write is done and the
  * rollback log took the write (a full log makes the host wait).
+ *
+ * Links and sessions (docs/link-supervision.md). Each peer has a `PeerLink`: data connections,
+ * heartbeats, and the supervisor chart that decides whether the link is up. Every start of a
+ * controller draws a session id; when a peer's session changes (it restarted), both streams with
+ * it start afresh and the LUNs mirrored to it are resynchronised in the background (a full copy
+ * for now), with host writes fenced per chunk being copied.
  */
 export class StorageController {
   readonly name: string;
   readonly limits: ControllerLimits;
+  /** This start's session id (docs/link-supervision.md, "Session identity"). */
+  readonly session: number;
   private readonly luns = new Map<number, LunConfig>();
   private readonly peers = new Map<string, Peer>();
+  private readonly fences = new Map<number, WriteFence>();
   private readonly locks: RegionLockTable;
   private readonly writeContext: HostWriteContext;
   private tags = 0;
@@ -65,10 +98,14 @@ export class StorageController {
   private started = false;
   private failed: unknown = null;
 
-  constructor(private readonly cfg: ControllerConfig, private readonly ports: { clock: Clock; telemetry: Telemetry }) {
+  constructor(private readonly cfg: ControllerConfig, private readonly ports: ControllerPorts) {
     this.limits = checkConfig(cfg);
     this.name = cfg.name;
-    for (const l of cfg.luns) this.luns.set(l.lun, l);
+    this.session = drawSessionId(ports.random);
+    for (const l of cfg.luns) {
+      this.luns.set(l.lun, l);
+      if (l.mirror) this.fences.set(l.lun, new WriteFence());
+    }
     this.locks = new RegionLockTable({ locksMax: this.limits.locksMax, localWaitersMax: this.limits.localLockWaitersMax });
     this.writeContext = { node: this.name, clock: ports.clock, telemetry: ports.telemetry, finished: () => this.writesInFlight-- };
   }
@@ -79,35 +116,76 @@ export class StorageController {
     const { clock, telemetry } = this.ports;
     const L = this.limits;
     const onError = (err: unknown): void => this.fail(err);
-    // The channels send through the connection, which is built last because it routes to them.
-    const late: { connection?: PeerConnection } = {};
-    const base = { node: this.name, peer, clock, telemetry, onError, mutations: new Set(this.cfg.mutations ?? []) };
-    const mirrors = this.cfg.luns.some((l) => l.mirror?.peer === peer);
-    const source = mirrors
+    // The channels send through the link, which is built last because it routes to them.
+    const late: { link?: PeerLink } = {};
+    const base = { node: this.name, peer, clock, telemetry, onError };
+    const mirrored = this.cfg.luns.filter((l) => l.mirror?.peer === peer);
+    const source = mirrored.length > 0
       ? new SourceChannel(
           {
             rollbackLogEntriesMax: L.rollbackLogEntriesMax, rollbackLogBytesMax: L.rollbackLogBytesMax, sendWindowBytesMax: L.sendWindowBytesMax,
             lockSessionsMax: L.lockSessionsMax, lockSessionIdleMs: L.lockSessionIdleMs,
             ackTimeout: { initialMs: L.ackTimeoutInitialMs, minMs: L.ackTimeoutMinMs, maxMs: L.ackTimeoutMaxMs },
-            haltProbeMs: L.haltProbeMs, lockRetryDelayMs: L.lockRetryDelayMs,
+            haltProbeMs: L.haltProbeMs, lockRetryDelayMs: L.lockRetryDelayMs, grantProbeMs: L.grantProbeMs,
             regionSectors: (lun) => this.regionSectors(lun),
           },
-          { ...base, send: (bytes, retransmit) => late.connection!.sendStream(bytes, retransmit) },
+          { ...base, session: this.session, send: (bytes, retransmit) => late.link!.sendStream(bytes, retransmit) },
         )
       : null;
-    const locksWindow = (): number => this.locksWindow();
     const target = new TargetChannel(
-      { commitLogEntriesMax: L.commitLogEntriesMax, commitLogBytesMax: L.commitLogBytesMax, ackDelayMs: L.ackDelayMs, nakRetryMs: L.nakRetryMs, policy: this.cfg.onLockReject, locksWindow },
-      { ...base, send: (bytes) => late.connection!.sendControl(bytes), locks: this.locks, device: (lun) => this.luns.get(lun)?.device },
+      {
+        commitLogEntriesMax: L.commitLogEntriesMax, commitLogBytesMax: L.commitLogBytesMax, ackDelayMs: L.ackDelayMs, nakRetryMs: L.nakRetryMs,
+        lockRetryMs: L.lockRetryMs, policy: this.cfg.onLockReject, locksWindow: () => this.locksWindow(),
+      },
+      { ...base, send: (bytes) => late.link!.sendControl(bytes), locks: this.locks, device: (lun) => this.luns.get(lun)?.device },
     );
-    const connection = new PeerConnection(
-      { controllerId: this.cfg.id, sessionId: 1, payloadBytesMax: L.payloadBytesMax, controlQueueMax: L.controlQueueMax, helloRetryMs: L.helloRetryMs, policy: this.cfg.onLockReject },
-      { node: this.name, peer, clock, telemetry, endpoint },
+    const resyncs = new Map(mirrored.map((l) => [l.lun, this.resyncFor(l, peer, source!)] as const));
+    const entry: Peer = { name: peer, link: null as unknown as PeerLink, source, target, resyncs, restartSeen: false };
+    const link = new PeerLink(
+      {
+        controllerId: this.cfg.id, session: this.session, payloadBytesMax: L.payloadBytesMax, controlQueueMax: L.controlQueueMax,
+        helloRetryMs: L.helloRetryMs, heartbeatMs: L.heartbeatMs, interruptionMs: L.interruptionMs, probationMs: L.probationMs,
+        connectRetryMs: L.connectRetryMs, policy: this.cfg.onLockReject,
+      },
+      { ...base, endpoint },
       source,
       target,
+      {
+        peerRestarted: () => this.markResync(entry),
+        weRestarted: () => {
+          if (entry.restartSeen) return;
+          entry.restartSeen = true;
+          this.markResync(entry);
+        },
+        linkUp: () => {
+          for (const r of resyncs.values()) r.linkUp();
+        },
+      },
     );
-    late.connection = connection;
-    this.peers.set(peer, { name: peer, connection, source, target });
+    late.link = entry.link = link;
+    this.peers.set(peer, entry);
+  }
+
+  private resyncFor(l: LunConfig, peer: string, source: SourceChannel): MirrorResync {
+    const L = this.limits;
+    const sectorSize = l.device.sectorSize;
+    return new MirrorResync(
+      {
+        node: this.name, peer, lun: l.lun, mode: l.mirror!.mode,
+        chunkSectors: Math.max(1, Math.floor(Math.min(L.resyncChunkBytes, L.payloadBytesMax) / sectorSize)),
+        chunksInFlightMax: L.resyncChunksInFlightMax,
+      },
+      {
+        clock: this.ports.clock, telemetry: this.ports.telemetry, device: l.device, fence: this.fences.get(l.lun)!,
+        submit: (w) => source.submit(w),
+        failed: (error) => this.fail(error),
+      },
+    );
+  }
+
+  private markResync(p: Peer): void {
+    for (const r of p.resyncs.values()) r.markNeeded();
+    if (p.link.isUp) for (const r of p.resyncs.values()) r.linkUp();
   }
 
   start(): void {
@@ -119,18 +197,20 @@ export class StorageController {
       throw new ConfigError(`locksMax (${this.limits.locksMax}) must be at least the number of peers (${this.peers.size}): each peer's stream needs a share of the lock table`);
     }
     this.started = true;
+    const t = this.ports.telemetry;
+    if (t.enabled) t.emit({ kind: 'controller.start', t: this.ports.clock.now(), node: this.name, session: this.session });
     for (const p of this.peers.values()) {
       p.source?.start();
       p.target.start();
     }
-    for (const p of this.peers.values()) p.connection.start();
+    for (const p of this.peers.values()) p.link.start();
   }
 
   stop(): void {
     for (const p of this.peers.values()) {
+      p.link.stop();
       p.source?.stop();
       p.target.stop();
-      p.connection.stop();
     }
   }
 
@@ -172,12 +252,24 @@ export class StorageController {
     this.writesInFlight++;
     if (mirror) {
       const write = new MirroredHostWrite(this.writeContext, tag, lun, lba, count, data, done, mirror.mode);
-      submitWrite(dev, lba, data, (err) => write.localWritten(err));
-      this.peers.get(mirror.peer)!.source!.submit(write);
+      const source = this.peers.get(mirror.peer)!.source!;
+      const fence = this.fences.get(lun)!;
+      // A resync copying this range holds the write back until its copy is in the stream.
+      if (fence.active && !fence.admit(lba, count, () => this.startMirrored(dev, fence, source, write))) return;
+      this.startMirrored(dev, fence, source, write);
     } else {
       const write = new HostWrite(this.writeContext, tag, lun, lba, count, data, done);
       submitWrite(dev, lba, data, (err) => write.localWritten(err));
     }
+  }
+
+  private startMirrored(dev: BlockDevice, fence: WriteFence, source: SourceChannel, write: MirroredHostWrite): void {
+    const token = fence.started(write.lba, write.count);
+    submitWrite(dev, write.lba, write.data, (err) => {
+      fence.finished(token);
+      write.localWritten(err);
+    });
+    source.submit(write);
   }
 
   /** Read without a lock: refused under someone's read lock (see the class doc). */
@@ -225,24 +317,32 @@ export class StorageController {
 
   // ---- observation -------------------------------------------------------------------------
 
-  /** Nothing in flight: no host write pending, every rollback and commit log empty. */
+  /**
+   * Nothing in flight: no host write pending, every rollback and commit log empty, and every
+   * mirror in sync (a resync needed or under way is work outstanding).
+   */
   quiescent(): boolean {
     if (this.writesInFlight > 0) return false;
     for (const p of this.peers.values()) {
       if (p.source && (p.source.rollbackLog.entries > 0 || p.source.rollbackLog.waiting > 0)) return false;
-      if (p.target.commitLog.entries > 0) return false;
+      if (p.target.commitLog.entries > 0 || p.target.heldEarly > 0) return false;
+      for (const r of p.resyncs.values()) if (r.state !== 'in-sync') return false;
     }
     return true;
   }
 
   /**
-   * Quiescent, every lock session closed, and no rejection record left: the mirrors hold no locks
-   * on each other and nothing holds back local locks. A rejection record that outlives its retry
-   * would block local locks on its region for ever, so the emulator's liveness check sees it here.
+   * Quiescent, every lock session closed, every link up, and no rejection record left: the mirrors
+   * hold no locks on each other and nothing holds back local locks. A rejection record that
+   * outlives its retry would block local locks on its region for ever, so the emulator's liveness
+   * check sees it here.
    */
   settled(): boolean {
     if (!this.quiescent()) return false;
-    for (const p of this.peers.values()) if (p.source && p.source.openSessions > 0) return false;
+    for (const p of this.peers.values()) {
+      if (p.source && p.source.openSessions > 0) return false;
+      if (!p.link.isUp || !p.target.settled) return false;
+    }
     return this.locks.size === 0 && this.locks.rejectionCount === 0;
   }
 
@@ -264,15 +364,16 @@ export class StorageController {
     return [...this.peers.values()].map((p) => ({
       peer: p.name,
       source: p.source ? { state: p.source.state, rollbackLog: p.source.rollbackLog, openSessions: p.source.openSessions, counters: { ...p.source.counters } } : null,
-      target: { state: p.target.state, commitLog: p.target.commitLog, counters: { ...p.target.counters } },
-      link: { ...p.connection.counters },
+      target: { state: p.target.state, commitLog: p.target.commitLog, heldEarly: p.target.heldEarly, counters: { ...p.target.counters } },
+      link: { state: p.link.state, peerSession: p.link.peerSession, connections: p.link.connections, counters: { ...p.link.counters }, supervision: p.link.supervision },
+      mirrors: [...p.resyncs].map(([lun, r]) => ({ lun, state: r.state, ...r.progress })),
     }));
   }
 
   /** Chart events processed by this controller's charts (docs/design.md 2.2's budget). */
   chartEvents(): number {
     let n = 0;
-    for (const p of this.peers.values()) n += (p.source?.chartEvents ?? 0) + p.target.chartEvents;
+    for (const p of this.peers.values()) n += (p.source?.chartEvents ?? 0) + p.target.chartEvents + p.link.chartEvents;
     return n;
   }
 
@@ -284,6 +385,7 @@ export class StorageController {
     for (const s of this.status()) {
       if (s.source) t.emit({ kind: 'counters', t: now, node: this.name, role: 'source', peer: s.peer, counters: s.source.counters });
       t.emit({ kind: 'counters', t: now, node: this.name, role: 'target', peer: s.peer, counters: s.target.counters });
+      t.emit({ kind: 'counters', t: now, node: this.name, role: 'link', peer: s.peer, counters: s.link.counters });
     }
   }
 

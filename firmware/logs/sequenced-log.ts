@@ -196,6 +196,38 @@ export class SequencedLog<E extends LogEntry> {
   }
 
   /**
+   * Start the log again at `firstSeq`: every entry and every reservation is dropped (requests still
+   * waiting for room stay queued). For a new stream, whose entries are numbered afresh: the caller
+   * re-appends what it keeps, claiming room with {@link reserveNow}. Returns the entries dropped, in order.
+   */
+  restart(firstSeq: number): E[] {
+    const dropped: E[] = [];
+    this.forEachFrom(this.first, (e) => dropped.push(e));
+    this.ring = new Array(16);
+    this.head = 0;
+    this.size = 0;
+    this.first = firstSeq;
+    this.byteCount = 0;
+    this.reservedEntries = 0;
+    this.reservedBytes = 0;
+    return dropped;
+  }
+
+  /**
+   * Claim room now, ahead of any waiting request and without checking the maxima: only for
+   * entries that were in the log already and are being numbered again after {@link restart} (they
+   * fitted before, and a new stream never needs more room for them than the old one had).
+   */
+  reserveNow(entries: number, bytes: number): void {
+    this.take(entries, bytes);
+  }
+
+  /** Give waiting requests whatever room there is now (after {@link restart} and re-appending). */
+  wakeWaiters(): void {
+    this.grantWaiters();
+  }
+
+  /**
    * Call `visit` on every entry from `seq` (or the head, if it left already) to the tail, in order.
    * For inspection: the rollback path does not walk the log, it re-reads entries with {@link get}.
    */

@@ -24,9 +24,19 @@ export class LockSessionTable {
   /** Open sessions of each LUN, sorted by start. */
   private readonly byLun = new Map<number, LockSession[]>();
   private readonly byId = new Map<number, LockSession>();
-  private nextLockId = 1;
+  private nextLockId: number;
   /** Sessions whose LOCK waits for its grant. */
   awaitingGrant = 0;
+
+  /** `firstLockId`: lock ids go on from an earlier table's (a new stream keeps ids unique within a session). */
+  constructor(firstLockId = 1) {
+    this.nextLockId = firstLockId;
+  }
+
+  /** The lock id the next session will get. */
+  get nextId(): number {
+    return this.nextLockId;
+  }
 
   get size(): number {
     return this.lru.size;

@@ -1,24 +1,30 @@
 import { SequencedLog, type LogEntry } from '../logs/sequenced-log.ts';
 import type { LockOwner, RegionLock, RegionLockTable, Rejection } from '../locks/region-lock-table.ts';
 import { startChart, type ChartHandle } from '../machines/start-chart.ts';
-import { targetChannelMachine, type TargetChannelControl, type TargetPhase } from '../machines/target-channel.machine.ts';
+import { targetChannelMachine, type TargetChannelControl } from '../machines/target-channel.machine.ts';
 import { encodeFrame } from '../protocol/encode.ts';
 import {
   FrameFlag, FrameType, LockMode, NakReason, RejectAction, RejectReason,
   type Frame, type LockFrame, type StreamFrame, type WriteFrame,
 } from '../protocol/frame.ts';
 import { submitWrite, type BlockDevice } from '../ports/block-device.ts';
+import type { Clock } from '../ports/clock.ts';
+import type { Telemetry } from '../ports/telemetry.ts';
 import type { StreamEntryKind } from '../telemetry/events.ts';
-import { REORDER_MUTATION_DELAY_MS } from '../mutations.ts';
-import type { ChannelDeps } from './source-channel.ts';
+import { StreamReassembly } from './stream-reassembly.ts';
 
 export interface TargetChannelConfig {
   commitLogEntriesMax: number;
   commitLogBytesMax: number;
   /** Longest an ACK for confirmed LOCK/UNLOCK entries may wait for company (writes are acked at once). */
   ackDelayMs: number;
-  /** A NAK for the same missing sequence number is repeated no more often than this. */
+  /**
+   * A NAK for the same missing sequence number is repeated no more often than this; a gap that may
+   * only be frames overtaking each other on different connections is NAKed after this long.
+   */
   nakRetryMs: number;
+  /** A held refused lock is retried at least this often (it is also retried whenever a lock is released). */
+  lockRetryMs: number;
   /**
    * Most locks the peer may hold here at once: its share of the shared lock table, advertised in
    * HELLO. A LOCK beyond it breaks the protocol: it is NAKed LocksExceeded, never left to fill
@@ -28,7 +34,14 @@ export interface TargetChannelConfig {
   policy: 'halt-resume' | 'retransmit';
 }
 
-export interface TargetDeps extends ChannelDeps {
+export interface TargetDeps {
+  node: string;
+  peer: string;
+  clock: Clock;
+  telemetry: Telemetry;
+  /** Send a response (ACK, NAK, LOCK_GRANTED, LOCK_REJECTED) to the peer. */
+  send(bytes: Uint8Array): void;
+  onError(error: unknown): void;
   locks: RegionLockTable;
   device(lun: number): BlockDevice | undefined;
 }
@@ -45,10 +58,17 @@ interface CommitEntry extends LogEntry {
   granted: boolean;
 }
 
+interface Span {
+  lun: number;
+  lba: number;
+  end: number;
+}
+
 export function newTargetCounters() {
   return {
     framesReceived: 0, bytesReceived: 0, duplicates: 0, gaps: 0, corrupt: 0, naksSent: 0, acksSent: 0,
     locksGranted: 0, locksRejected: 0, tableFullRejections: 0, writesApplied: 0, unlocks: 0, entriesDiscarded: 0, entriesRefused: 0, overflows: 0,
+    framesHeldEarly: 0, streamsStarted: 0, entriesAbandoned: 0,
   };
 }
 export type TargetCounters = ReturnType<typeof newTargetCounters>;
@@ -56,49 +76,69 @@ export type TargetCounters = ReturnType<typeof newTargetCounters>;
 const KIND: Record<number, StreamEntryKind> = { [FrameType.Lock]: 'lock', [FrameType.Write]: 'write', [FrameType.Unlock]: 'unlock' };
 
 /**
- * The target side of one peer's mirror stream: the data path of docs/design.md 1.1's storage control
- * module. Frames are taken strictly in sequence order into the commit log; entries are processed
- * in log order (a refused LOCK holds up everything behind it, which is what keeps async mirrors a
- * prefix of the source's history); writes run on the disk concurrently but never two overlapping
- * at once, and always under their mirror lock; an UNLOCK waits for its lock's writes. The head of
- * the log is confirmed as entries finish, with one cumulative ACK per burst.
+ * The target side of one peer's mirror stream: the data path of docs/design.md 1.1's storage
+ * control module. Frames are taken strictly in sequence order into the commit log (frames that
+ * overtook each other on different data connections wait in a reassembly buffer); entries are
+ * processed in log order (a refused LOCK holds up everything behind it, which is what keeps async
+ * mirrors a prefix of the source's history); writes run on the disk concurrently but never two
+ * overlapping at once, and always under their mirror lock; an UNLOCK waits for its lock's writes.
+ * The head of the log is confirmed as entries finish, with one cumulative ACK per burst.
+ *
+ * A stream belongs to one source session. When the source restarts, `beginStream` drops the old
+ * stream's entries unapplied and releases its locks (each once its writes already on the disk have
+ * finished): nothing of the old stream is ever applied as part of the new one.
  */
 export class TargetChannel implements TargetChannelControl {
   readonly counters = newTargetCounters();
   readonly retransmitPolicy: boolean;
+  readonly lockRetryMs: number;
+  readonly rejectRepeatMs: number;
   private readonly log: SequencedLog<CommitEntry>;
+  private readonly reassembly: StreamReassembly;
   private chart: ChartHandle<typeof targetChannelMachine> | null = null;
+  /** The source session whose stream this is (0 until the first HELLO), and a count of streams so far. */
+  private streamSource = 0;
+  private generation = 0;
   private processSeq = 1;
-  private retryingSeq = 0;
   private discardSeq = 0;
+  /** The refused LOCK at the head of processing (halt-resume), and why it was last refused. */
   private refusedLock: CommitEntry | null = null;
-  /** Why `refusedLock` was last refused (sent in every LOCK_REJECTED about it). */
   private refusedReason: RejectReason = RejectReason.LocalLock;
   /**
    * Lock id of the refused LOCK whose rejection this channel recorded in the lock table (0: none).
    * At most one: processing stops at a refused LOCK. It survives a retransmit-policy discard (the
    * re-sent LOCK is a new commit-log entry, so the record is keyed by lock id) and is cleared when
    * that lock id is granted or unlocked, when the peer sends something else where the discarded
-   * LOCK was (`onStreamFrame`), when the link drops while the LOCK is discarded (`linkDown`), or
-   * when the channel stops: a record never outlives the retry it protects.
+   * LOCK was, when the link drops while the LOCK is discarded, at a new stream, or when the channel
+   * stops: a record never outlives the retry it protects.
    */
   private rejectedLockId = 0;
   private heldLocks = 0;
-  private readonly inflightByLock = new Map<number, number>();
-  private readonly inflight: { lun: number; lba: number; end: number }[] = [];
+  /** Writes on the disk per lock of the current stream. */
+  private inflightByLock = new Map<number, number>();
+  private readonly inflight: Span[] = [];
+  /** Locks of old streams kept until their writes already on the disk finish, by generation, then lock id. */
+  private readonly orphans = new Map<number, Map<number, { owner: LockOwner; writes: number; session: number }>>();
+  private orphanCount = 0;
+  /** The lock table's owner name for this stream's locks (see `owner`). */
+  private ownerPeer: string;
   private draining = false;
   private drainAgain = false;
   private lastAckSent = 0;
   private lastReackAt = -1;
   private ackTimer: unknown = null;
+  private gapTimer: unknown = null;
   private lastNak = { seq: 0, at: -Infinity };
-  private lastPhase: TargetPhase = 'idle';
 
   constructor(private readonly cfg: TargetChannelConfig, private readonly deps: TargetDeps) {
     this.retransmitPolicy = cfg.policy === 'retransmit';
+    this.lockRetryMs = cfg.lockRetryMs;
+    this.rejectRepeatMs = cfg.nakRetryMs;
     this.log = new SequencedLog(`commit log ${deps.peer}->${deps.node}`, { entriesMax: cfg.commitLogEntriesMax, bytesMax: cfg.commitLogBytesMax });
+    this.reassembly = new StreamReassembly({ entriesMax: cfg.commitLogEntriesMax, bytesMax: cfg.commitLogBytesMax });
+    this.ownerPeer = `${deps.peer}/0`;
     deps.locks.onRelease(() => {
-      if (this.retryingSeq !== 0) this.drain();
+      if (this.refusedLock !== null) this.chart?.send({ type: 'lock.released' });
     });
   }
 
@@ -109,8 +149,8 @@ export class TargetChannel implements TargetChannelControl {
 
   stop(): void {
     this.chart?.stop();
-    if (this.ackTimer !== null) this.deps.clock.clearTimeout(this.ackTimer);
-    this.ackTimer = null;
+    for (const t of [this.ackTimer, this.gapTimer]) if (t !== null) this.deps.clock.clearTimeout(t);
+    this.ackTimer = this.gapTimer = null;
     this.clearRejected();
   }
 
@@ -127,8 +167,23 @@ export class TargetChannel implements TargetChannelControl {
     return this.log.firstSeq - 1;
   }
 
+  /** The source session whose stream this channel holds (0 before the first). */
+  get sourceSession(): number {
+    return this.streamSource;
+  }
+
   get commitLog(): { entries: number; bytes: number } {
     return { entries: this.log.count, bytes: this.log.bytes };
+  }
+
+  /** Frames held because they arrived ahead of a gap. */
+  get heldEarly(): number {
+    return this.reassembly.entries;
+  }
+
+  /** Holds nothing: no entry, no lock of the peer's, nothing of an old stream still on the disk. */
+  get settled(): boolean {
+    return this.log.count === 0 && this.heldLocks === 0 && this.orphanCount === 0 && this.reassembly.entries === 0;
   }
 
   /** What HELLO offers the peer's stream: commit-log room, and how many locks it may hold here. */
@@ -136,21 +191,74 @@ export class TargetChannel implements TargetChannelControl {
     return { bytes: this.cfg.commitLogBytesMax, entries: this.cfg.commitLogEntriesMax, locks: this.cfg.locksWindow() };
   }
 
+  // ---- streams and connections -------------------------------------------------------------
+
+  /**
+   * The stream from `sourceSession` begins (its first HELLO, or the source restarted). A first
+   * stream is simply adopted; a new one drops whatever the old one left: its entries unapplied,
+   * its locks (each once its writes still on the disk finish), its rejection record.
+   */
+  beginStream(sourceSession: number): void {
+    if (sourceSession === this.streamSource) return;
+    const first = this.streamSource === 0;
+    if (!first) this.abandonStream();
+    this.streamSource = sourceSession;
+    this.ownerPeer = `${this.deps.peer}/${sourceSession}`;
+    this.counters.streamsStarted++;
+    const t = this.deps.telemetry;
+    if (t.enabled) {
+      t.emit({ kind: 'stream.start', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, role: 'target', sourceSession, targetSession: 0, firstSeq: this.log.firstSeq });
+    }
+    if (!first) this.chart?.send({ type: 'stream.begin' });
+  }
+
+  /** The data connections that are ready now (frames on them belong to the current stream). */
+  connectionsReady(connections: readonly number[]): void {
+    this.reassembly.setReady(connections);
+  }
+
+  /**
+   * The link went down. A LOCK held in the commit log (halt-resume) keeps its rejection record:
+   * it is still retried here. A discarded one (retransmit) is retried only if the peer re-sends it
+   * after reconnecting, which may be never: its record goes now, and a refused re-send records it
+   * again. Frames held early are dropped: the source re-sends everything unconfirmed.
+   */
+  linkDown(): void {
+    this.lastNak = { seq: 0, at: -Infinity };
+    if (this.discardSeq !== 0) this.clearRejected();
+    this.reassembly.dropFrom();
+    this.stopGapTimer();
+  }
+
   // ---- arrivals ----------------------------------------------------------------------------
 
-  onStreamFrame(f: StreamFrame, bytes: number): void {
+  onStreamFrame(f: StreamFrame, bytes: number, conn: number): void {
     this.counters.framesReceived++;
     this.counters.bytesReceived += bytes;
+    this.reassembly.saw(conn, f.seq);
     const expected = this.log.nextSeq;
     if (f.seq < expected) return this.onDuplicate(f);
-    if (f.seq > expected) {
-      if (this.discardSeq !== 0) this.counters.entriesDiscarded++;
-      else {
-        this.counters.gaps++;
-        this.nak(NakReason.Gap, expected);
-      }
-      return;
+    if (f.seq > expected) return this.onEarly(f, bytes, expected);
+    this.accept(f, bytes);
+    for (let next = this.reassembly.take(this.log.nextSeq); next !== undefined; next = this.reassembly.take(this.log.nextSeq)) {
+      this.accept(next.frame, next.bytes);
     }
+    if (this.reassembly.entries === 0) this.stopGapTimer();
+    this.drain();
+  }
+
+  /**
+   * A frame of the peer's stream failed its checks on the way in. If its header was sound, it
+   * names its sequence number: a gap there is then certain once the other connections are past it.
+   */
+  onCorrupt(conn: number, seq: number | undefined): void {
+    this.counters.corrupt++;
+    if (seq !== undefined) this.reassembly.saw(conn, seq);
+    if (seq === undefined || seq === this.log.nextSeq) this.nak(NakReason.Corrupt, this.log.nextSeq);
+    else this.checkGap(this.log.nextSeq);
+  }
+
+  private accept(f: StreamFrame, bytes: number): void {
     if (this.discardSeq !== 0) {
       this.discardSeq = 0;
       // The peer re-sends from the discarded LOCK; anything else there means it gave that lock up.
@@ -159,7 +267,7 @@ export class TargetChannel implements TargetChannelControl {
     }
     if (!this.log.fits(1, bytes)) {
       this.counters.overflows++;
-      this.nak(NakReason.Overflow, expected);
+      this.nak(NakReason.Overflow, f.seq);
       return;
     }
     this.log.append({ seq: f.seq, bytes, frame: f, status: NEW, rejected: false, granted: false });
@@ -168,51 +276,68 @@ export class TargetChannel implements TargetChannelControl {
     if (t.enabled) {
       t.emit({ kind: 'commit.append', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, seq: f.seq, entry: KIND[f.type]!, lun: f.lun, entries: this.log.count, bytes: this.log.bytes });
     }
-    this.drain();
   }
 
-  /** A frame of the peer's stream failed its checks on the way in. */
-  onCorrupt(): void {
-    this.counters.corrupt++;
-    this.nak(NakReason.Corrupt, this.log.nextSeq);
+  /** A frame ahead of the one expected: hold it (unless discarding), and ask for the gap once it is a loss. */
+  private onEarly(f: StreamFrame, bytes: number, expected: number): void {
+    if (this.discardSeq !== 0) {
+      this.counters.entriesDiscarded++;
+      return;
+    }
+    const room = this.log.fits(this.reassembly.entries + 1, this.reassembly.bytes + bytes);
+    if (room && this.reassembly.hold(f, bytes)) this.counters.framesHeldEarly++;
+    this.checkGap(expected);
   }
 
-  /**
-   * The link went down. A LOCK held in the commit log (halt-resume) keeps its rejection record:
-   * it is still retried here. A discarded one (retransmit) is retried only if the peer re-sends it
-   * after reconnecting, which may be never: its record goes now, and a refused re-send records
-   * it again.
-   */
-  linkDown(): void {
-    this.lastNak = { seq: 0, at: -Infinity };
-    if (this.discardSeq !== 0) this.clearRejected();
+  private checkGap(expected: number): void {
+    if (this.reassembly.gapIsCertain(expected)) {
+      this.counters.gaps++;
+      this.nak(NakReason.Gap, expected);
+      return;
+    }
+    if (this.gapTimer !== null) return;
+    this.gapTimer = this.deps.clock.setTimeout(() => {
+      this.gapTimer = null;
+      if (this.reassembly.entries === 0 || this.discardSeq !== 0) return;
+      this.counters.gaps++;
+      this.nak(NakReason.Gap, this.log.nextSeq);
+      this.checkGap(this.log.nextSeq);
+    }, this.cfg.nakRetryMs);
+  }
+
+  private stopGapTimer(): void {
+    if (this.gapTimer !== null) this.deps.clock.clearTimeout(this.gapTimer);
+    this.gapTimer = null;
   }
 
   // ---- chart control -----------------------------------------------------------------------
 
-  phase(): TargetPhase {
-    return this.log.count > 0 || this.heldLocks > 0 ? 'applying' : 'idle';
+  holdRefusedLock(seq: number): void {
+    const e = this.refusedLock;
+    if (e && e.seq === seq) this.sendRejected(e, RejectAction.Held);
   }
 
-  holdRejectedLock(): void {
-    const e = this.refusedLock;
-    if (!e) return;
-    this.retryingSeq = e.seq;
-    this.sendRejected(e, RejectAction.Held);
+  retryRefusedLock(): void {
+    this.drain();
   }
 
-  discardFromRejectedLock(): void {
+  discardFromRefusedLock(seq: number): void {
     const e = this.refusedLock;
-    if (!e) return;
+    if (!e || e.seq !== seq) return;
     this.refusedLock = null;
     this.sendRejected(e, RejectAction.Discarded);
-    const removed = this.log.truncateFrom(e.seq);
+    const removed = this.log.truncateFrom(e.seq) + this.reassembly.dropFrom(e.seq);
     this.counters.entriesDiscarded += removed;
     this.processSeq = Math.min(this.processSeq, this.log.nextSeq);
     this.discardSeq = e.seq;
+    this.stopGapTimer();
     const t = this.deps.telemetry;
     if (t.enabled) t.emit({ kind: 'commit.discard', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, from: e.seq, removed });
-    this.updatePhase();
+  }
+
+  repeatDiscardNotice(seq: number): void {
+    if (this.discardSeq !== seq || this.rejectedLockId === 0) return;
+    this.sendControl({ type: FrameType.LockRejected, lun: 0, seq, flags: 0, lockId: this.rejectedLockId, reason: this.refusedReason, action: RejectAction.Discarded });
   }
 
   // ---- processing --------------------------------------------------------------------------
@@ -258,10 +383,6 @@ export class TargetChannel implements TargetChannelControl {
     } else {
       if (this.heldLocks >= this.cfg.locksWindow()) return this.refuse(e, NakReason.LocksExceeded);
       const result = this.deps.locks.tryAcquire({ lun: f.lun, lba: f.lba, count: f.count, mode, owner });
-      if (!result.granted && this.deps.mutations.has('target-applies-without-lock')) {
-        e.status = DONE; // the planted bug: carry on as if the lock were held
-        return true;
-      }
       if (!result.granted) return this.lockRefused(e, f, owner, result.blocker);
       this.heldLocks++;
     }
@@ -271,8 +392,7 @@ export class TargetChannel implements TargetChannelControl {
     this.counters.locksGranted++;
     this.lockEvent('granted', e.seq, f);
     if ((f.flags & FrameFlag.GrantWanted) !== 0 || e.rejected) this.sendControl({ type: FrameType.LockGranted, lun: f.lun, seq: e.seq, flags: 0, lockId: f.lockId });
-    if (this.retryingSeq === e.seq) {
-      this.retryingSeq = 0;
+    if (this.refusedLock === e) {
       this.refusedLock = null;
       this.chart?.send({ type: 'lock.granted', seq: e.seq });
     }
@@ -281,12 +401,13 @@ export class TargetChannel implements TargetChannelControl {
 
   /**
    * The LOCK at the head of processing was refused: by a conflicting lock, a rejection record, or
-   * a full lock table (`blocker` null). Record the rejection, keyed by the lock's id (not by the
-   * commit-log entry: under the retransmit policy the entry is discarded and the re-sent LOCK is a
-   * new entry), and let the chart decide between holding and discarding. False: processing waits.
+   * a full lock table (`blocker` null). The first refusal records the rejection, keyed by the
+   * lock's id (not by the commit-log entry: under the retransmit policy the entry is discarded and
+   * the re-sent LOCK is a new entry), and lets the chart decide between holding and discarding; a
+   * retry that fails again says nothing. False: processing waits.
    */
   private lockRefused(e: CommitEntry, f: LockFrame, owner: LockOwner, blocker: RegionLock | Rejection | null): false {
-    if (this.retryingSeq === e.seq) return false;
+    if (this.refusedLock === e) return false;
     e.rejected = true;
     this.refusedLock = e;
     this.refusedReason = blocker === null ? RejectReason.TableFull : blocker.owner.kind === 'mirror' ? RejectReason.MirrorLock : RejectReason.LocalLock;
@@ -313,28 +434,26 @@ export class TargetChannel implements TargetChannelControl {
     if (!dev || f.data.length % dev.sectorSize !== 0) return this.refuse(e, NakReason.OutOfRange);
     const count = f.data.length / dev.sectorSize;
     if (f.lba + count > dev.sectorCount) return this.refuse(e, NakReason.OutOfRange);
-    const mutations = this.deps.mutations;
-    const unlocked = !this.deps.locks.covers(this.owner(f.lockId), f.lun, f.lba, count);
-    if (unlocked && !mutations.has('target-applies-without-lock')) return this.refuse(e, NakReason.NotLocked);
+    if (!this.deps.locks.covers(this.owner(f.lockId), f.lun, f.lba, count)) return this.refuse(e, NakReason.NotLocked);
     const end = f.lba + count;
     for (const w of this.inflight) if (w.lun === f.lun && w.lba < end && f.lba < w.end) return false;
-    const span = { lun: f.lun, lba: f.lba, end };
+    const span: Span = { lun: f.lun, lba: f.lba, end };
     this.inflight.push(span);
     this.inflightByLock.set(f.lockId, (this.inflightByLock.get(f.lockId) ?? 0) + 1);
-    e.status = mutations.has('target-acks-before-write') ? DONE : APPLYING;
-    if (mutations.has('target-reorders-writes') && e.seq % 2 === 0) {
-      this.deps.clock.setTimeout(() => this.issueWrite(dev, e, f, span, count), REORDER_MUTATION_DELAY_MS);
-    } else {
-      this.issueWrite(dev, e, f, span, count);
-    }
+    e.status = APPLYING;
+    this.issueWrite(dev, e, f, span, count);
     return true;
   }
 
-  private issueWrite(dev: BlockDevice, e: CommitEntry, f: WriteFrame, span: { lun: number; lba: number; end: number }, count: number): void {
-    submitWrite(dev, f.lba, f.data, (err) => this.written(e, f, span, count, err === undefined ? 0 : NakReason.MediaError));
+  private issueWrite(dev: BlockDevice, e: CommitEntry, f: WriteFrame, span: Span, count: number): void {
+    const generation = this.generation;
+    submitWrite(dev, f.lba, f.data, (err) => {
+      if (generation !== this.generation) this.abandonedWriteDone(generation, span, f.lockId);
+      else this.written(e, f, span, count, err === undefined ? 0 : NakReason.MediaError);
+    });
   }
 
-  private written(e: CommitEntry, f: WriteFrame, span: { lun: number; lba: number; end: number }, count: number, failure: NakReason | 0): void {
+  private written(e: CommitEntry, f: WriteFrame, span: Span, count: number, failure: NakReason | 0): void {
     this.inflight.splice(this.inflight.indexOf(span), 1);
     const left = this.inflightByLock.get(f.lockId)! - 1;
     if (left === 0) this.inflightByLock.delete(f.lockId);
@@ -346,7 +465,10 @@ export class TargetChannel implements TargetChannelControl {
       this.counters.writesApplied++;
       const t = this.deps.telemetry;
       if (t.enabled) {
-        t.emit({ kind: 'target.apply', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, seq: e.seq, lockId: f.lockId, tag: f.tag, lun: f.lun, lba: f.lba, count });
+        t.emit({
+          kind: 'target.apply', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, seq: e.seq, lockId: f.lockId, tag: f.tag,
+          lun: f.lun, lba: f.lba, count, sourceSession: this.streamSource,
+        });
       }
     }
     this.drain();
@@ -360,10 +482,7 @@ export class TargetChannel implements TargetChannelControl {
     this.counters.unlocks++;
     if (lock) {
       this.heldLocks--;
-      const t = this.deps.telemetry;
-      if (t.enabled) {
-        t.emit({ kind: 'target.lock', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, result: 'released', seq: e.seq, lockId, lun: lock.lun, lba: lock.lba, count: lock.count, mode: lock.mode });
-      }
+      this.releasedEvent(e.seq, lockId, lock, this.streamSource);
     }
     return true;
   }
@@ -387,14 +506,12 @@ export class TargetChannel implements TargetChannelControl {
       upTo = s;
       if (e.frame.type === FrameType.Write) wrote = true;
     }
-    if (upTo !== 0) {
-      this.log.removeThrough(upTo);
-      const t = this.deps.telemetry;
-      if (t.enabled) t.emit({ kind: 'commit.confirm', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, upTo, entries: this.log.count, bytes: this.log.bytes });
-      if (wrote || this.log.count === 0) this.sendAck();
-      else this.armAckTimer();
-    }
-    this.updatePhase();
+    if (upTo === 0) return;
+    this.log.removeThrough(upTo);
+    const t = this.deps.telemetry;
+    if (t.enabled) t.emit({ kind: 'commit.confirm', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, upTo, entries: this.log.count, bytes: this.log.bytes });
+    if (wrote || this.log.count === 0) this.sendAck();
+    else this.armAckTimer();
   }
 
   private onDuplicate(f: StreamFrame): void {
@@ -406,10 +523,61 @@ export class TargetChannel implements TargetChannelControl {
     }
     if (f.type !== FrameType.Lock) return;
     const e = this.log.get(f.seq);
-    if (e && e.seq === this.retryingSeq) this.sendRejected(e, RejectAction.Held);
+    if (e && e === this.refusedLock) this.sendRejected(e, RejectAction.Held);
     else if (e ? e.granted && ((f.flags & FrameFlag.GrantWanted) !== 0 || e.rejected) : (f.flags & FrameFlag.GrantWanted) !== 0) {
       this.sendControl({ type: FrameType.LockGranted, lun: f.lun, seq: f.seq, flags: 0, lockId: f.lockId });
     }
+  }
+
+  // ---- a new stream --------------------------------------------------------------------------
+
+  /**
+   * Drop what the old stream left. Its entries go unapplied (a write already on the disk finishes,
+   * and nothing overlapping it starts before it does); its locks are released, each once its writes
+   * on the disk have finished; every timer and episode of it ends.
+   */
+  private abandonStream(): void {
+    const dropped = this.log.restart(1);
+    this.counters.entriesAbandoned += dropped.length + this.reassembly.dropFrom();
+    this.processSeq = 1;
+    this.discardSeq = 0;
+    this.refusedLock = null;
+    this.clearRejected();
+    this.lastAckSent = 0;
+    this.lastNak = { seq: 0, at: -Infinity };
+    for (const t of [this.ackTimer, this.gapTimer]) if (t !== null) this.deps.clock.clearTimeout(t);
+    this.ackTimer = this.gapTimer = null;
+    const waiting = new Map<number, { owner: LockOwner; writes: number; session: number }>();
+    for (const lock of this.deps.locks.locks()) {
+      if (lock.owner.kind !== 'mirror' || lock.owner.peer !== this.ownerPeer) continue;
+      this.heldLocks--;
+      const writes = this.inflightByLock.get(lock.owner.lockId) ?? 0;
+      if (writes > 0) waiting.set(lock.owner.lockId, { owner: lock.owner, writes, session: this.streamSource });
+      else this.releaseOld(lock.owner, this.streamSource);
+    }
+    if (waiting.size > 0) this.orphans.set(this.generation, waiting);
+    this.orphanCount += waiting.size;
+    this.inflightByLock = new Map();
+    this.generation++;
+  }
+
+  /** A write of an old stream finished on the disk: the last one of its lock releases the lock. */
+  private abandonedWriteDone(generation: number, span: Span, lockId: number): void {
+    this.inflight.splice(this.inflight.indexOf(span), 1);
+    const locks = this.orphans.get(generation);
+    const orphan = locks?.get(lockId);
+    if (locks && orphan && --orphan.writes === 0) {
+      locks.delete(lockId);
+      if (locks.size === 0) this.orphans.delete(generation);
+      this.orphanCount--;
+      this.releaseOld(orphan.owner, orphan.session);
+    }
+    this.drain();
+  }
+
+  private releaseOld(owner: LockOwner, session: number): void {
+    const lock = this.deps.locks.release(owner);
+    if (lock && owner.kind === 'mirror') this.releasedEvent(0, owner.lockId, lock, session);
   }
 
   // ---- replies -----------------------------------------------------------------------------
@@ -448,7 +616,7 @@ export class TargetChannel implements TargetChannelControl {
   }
 
   private sendControl(frame: Frame): void {
-    this.deps.send(encodeFrame(frame), false);
+    this.deps.send(encodeFrame(frame));
   }
 
   private lockEvent(result: 'granted' | 'rejected', seq: number, f: LockFrame): void {
@@ -456,18 +624,21 @@ export class TargetChannel implements TargetChannelControl {
     if (!t.enabled) return;
     t.emit({
       kind: 'target.lock', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, result, seq, lockId: f.lockId,
-      lun: f.lun, lba: f.lba, count: f.count, mode: f.mode === LockMode.Read ? 'read' : 'write',
+      lun: f.lun, lba: f.lba, count: f.count, mode: f.mode === LockMode.Read ? 'read' : 'write', sourceSession: this.streamSource,
     });
   }
 
-  private owner(lockId: number): LockOwner {
-    return { kind: 'mirror', peer: this.deps.peer, lockId };
+  private releasedEvent(seq: number, lockId: number, lock: RegionLock, sourceSession: number): void {
+    const t = this.deps.telemetry;
+    if (!t.enabled) return;
+    t.emit({
+      kind: 'target.lock', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, result: 'released', seq, lockId,
+      lun: lock.lun, lba: lock.lba, count: lock.count, mode: lock.mode, sourceSession,
+    });
   }
 
-  private updatePhase(): void {
-    const phase = this.phase();
-    if (phase === this.lastPhase) return;
-    this.lastPhase = phase;
-    this.chart?.send({ type: phase === 'idle' ? 'phase.idle' : 'phase.applying' });
+  /** Mirror locks are owned per stream: a restarted source's lock ids never meet its old ones. */
+  private owner(lockId: number): LockOwner {
+    return { kind: 'mirror', peer: this.ownerPeer, lockId };
   }
 }

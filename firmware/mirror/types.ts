@@ -26,6 +26,8 @@ export interface ChannelWrite {
   readonly mode: MirrorMode;
   /** The rollback log has taken the write (room is claimed); async mode acknowledges the host here. */
   admitted(): void;
+  /** Optional: the write's WRITE entry is in the stream (its place in the order is fixed). */
+  placed?(): void;
   /** The target confirmed the write, or refused it (`error`). Called exactly once. */
   confirmed(error?: MirrorlabError): void;
 }

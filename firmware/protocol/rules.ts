@@ -114,7 +114,7 @@ const NEVER = { lba: ZERO, tag: ZERO, lockId: ZERO, count: ZERO, code: ZERO, pay
 
 const TYPE_RULES: Readonly<Record<FrameType, TypeRule>> = {
   [FrameType.Hello]: typeRule({
-    flags: flagsOf(FrameFlag.Retransmit), code: oneOf(LockRejectPolicy), seq: U64, lba: U64_MIN1, tag: U64, lockId: ANY, count: ANY,
+    flags: flagsOf(FrameFlag.Retransmit, FrameFlag.PeerRestarted), code: oneOf(LockRejectPolicy), seq: U64, lba: U64_MIN1, tag: U64, lockId: ANY, count: ANY,
     payloadLength: HELLO_PAYLOAD,
     names: { code: 'policy', lba: 'sessionId', tag: 'windowBytes', lockId: 'controllerId', count: 'windowEntries' },
   }),

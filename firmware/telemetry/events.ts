@@ -9,6 +9,8 @@
  */
 export type StreamEntryKind = 'lock' | 'write' | 'unlock';
 export type ChannelRole = 'source' | 'target';
+/** Whose counters a `counters` event carries: a channel's, or the link's. */
+export type CountersRole = ChannelRole | 'link';
 
 /**
  * What a link supervisor reports besides its chart's state changes (docs/link-supervision.md):
@@ -43,11 +45,13 @@ export type TelemetryEvent =
   | (Base & { kind: 'commit.append'; peer: string; seq: number; entry: StreamEntryKind; lun: number; entries: number; bytes: number })
   | (Base & { kind: 'commit.confirm'; peer: string; upTo: number; entries: number; bytes: number })
   | (Base & { kind: 'commit.discard'; peer: string; from: number; removed: number })
-  | (Base & { kind: 'target.lock'; peer: string; result: 'granted' | 'rejected' | 'released'; seq: number; lockId: number; lun: number; lba: number; count: number; mode: 'read' | 'write' })
-  | (Base & { kind: 'target.apply'; peer: string; seq: number; lockId: number; tag: number; lun: number; lba: number; count: number })
+  /** A mirror lock at a target; `sourceSession` names the stream it belongs to (lock ids are per stream). */
+  | (Base & { kind: 'target.lock'; peer: string; result: 'granted' | 'rejected' | 'released'; seq: number; lockId: number; lun: number; lba: number; count: number; mode: 'read' | 'write'; sourceSession: number })
+  /** A mirrored write applied at a target, as entry `seq` of the stream from `sourceSession`. */
+  | (Base & { kind: 'target.apply'; peer: string; seq: number; lockId: number; tag: number; lun: number; lba: number; count: number; sourceSession: number })
   | (Base & { kind: 'local.lock'; result: 'granted' | 'queued' | 'released'; id: number; lun: number; lba: number; count: number; mode: 'read' | 'write' })
   | (Base & { kind: 'firmware.error'; message: string })
-  | (Base & { kind: 'counters'; role: ChannelRole; peer: string; counters: Readonly<Record<string, number>> })
+  | (Base & { kind: 'counters'; role: CountersRole; peer: string; counters: Readonly<Record<string, number>> })
   /** A controller started, with the session id it drew for this start. */
   | (Base & { kind: 'controller.start'; session: number })
   /** A data connection to `peer` changed state (`reason` says why it closed). */

@@ -19,6 +19,12 @@ export interface CampaignTestingAids {
   crashThreadSeeds?: readonly number[];
   /** Options laid over these seeds' drawn ones (an impossible one makes the run throw). */
   overrides?: Readonly<Record<number, Partial<EmulateOptions>>>;
+  /**
+   * A module (a file URL from a test) that every worker thread imports before running: it plants
+   * deliberate firmware bugs, so that tests can watch a campaign find and report failures. The
+   * label names them in reproduce commands (as a trailing shell comment, since no flag can set them).
+   */
+  plant?: { module: string; label: string };
 }
 
 export interface CampaignOptions extends CampaignSettings {
@@ -74,6 +80,7 @@ interface Shared {
   restarts: number;
   optionsFor(seed: number): EmulateOptions;
   crashThread(seed: number): boolean;
+  plant: { module: string; label: string } | undefined;
   onReply(reply: WorkerReply, options: EmulateOptions): void;
   onCrash(options: EmulateOptions, error: string): void;
 }
@@ -100,6 +107,7 @@ export async function runCampaign(opts: CampaignOptions, onRun?: (s: RunSummary,
     restarts: 0,
     optionsFor: (seed) => ({ ...drawRun(seed, opts), ...opts.testing?.overrides?.[seed] }),
     crashThread: (seed) => crashThreadSeeds.has(seed),
+    plant: opts.testing?.plant,
     onReply: (reply, options) => {
       if ('error' in reply) return shared.onCrash(options, reply.error);
       summaries.push(reply.summary);
@@ -108,7 +116,7 @@ export async function runCampaign(opts: CampaignOptions, onRun?: (s: RunSummary,
       onRun?.(s, done());
     },
     onCrash: (options, error) => {
-      const failure: CampaignFailure = { seed: options.seed, mode: options.mode, onLockReject: options.onLockReject, verdict: 'crashed', violations: [], error, reproduce: reproduceWith(reproduceCommand(options), options) };
+      const failure: CampaignFailure = { seed: options.seed, mode: options.mode, onLockReject: options.onLockReject, verdict: 'crashed', violations: [], error, reproduce: reproduceWith(reproduceCommand(options), shared.plant?.label) };
       crashes.push(failure);
       log?.warn({ seed: failure.seed, error: error.split('\n')[0], reproduce: failure.reproduce }, 'run crashed');
     },
@@ -155,7 +163,7 @@ function runWorker(shared: Shared): Promise<'drained' | 'crashed'> {
     const next = (): void => {
       const seed = shared.queue.shift();
       inflight = seed === undefined ? null : shared.optionsFor(seed);
-      const msg: WorkerRequest = inflight === null ? { stop: true } : { seed: inflight.seed, options: inflight, crashThread: shared.crashThread(inflight.seed) };
+      const msg: WorkerRequest = inflight === null ? { stop: true } : { seed: inflight.seed, options: inflight, crashThread: shared.crashThread(inflight.seed), plant: shared.plant };
       worker.postMessage(msg);
     };
     worker.on('message', (reply: WorkerReply) => {

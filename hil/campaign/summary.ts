@@ -1,5 +1,4 @@
 import type { Violation } from '../checker/violation.ts';
-import type { EmulateOptions } from '../emulator/options.ts';
 import type { EmulationReport } from '../emulator/run.ts';
 import type { LinkFaultCounters } from '../faults/link-fault-injector.ts';
 
@@ -17,20 +16,19 @@ export interface RunSummary {
   wallMs: number;
 }
 
-export function summarise(r: EmulationReport, wallMs: number, options?: Pick<EmulateOptions, 'mutations'>): RunSummary {
+export function summarise(r: EmulationReport, wallMs: number, planted?: string): RunSummary {
   return {
     seed: r.seed, mode: r.mode, onLockReject: r.onLockReject, verdict: r.verdict, violations: r.violations,
-    faultsInjected: r.faultsInjected, writes: r.writes.acknowledged, traceHash: r.traceHash, reproduce: reproduceWith(r.reproduce, options),
+    faultsInjected: r.faultsInjected, writes: r.writes.acknowledged, traceHash: r.traceHash, reproduce: reproduceWith(r.reproduce, planted),
     wallMs: Math.round(wallMs),
   };
 }
 
 /**
- * The reproduce command, honest about planted firmware mutations (a testing aid no flag can set):
- * they follow as a shell comment, so the command still runs, and whoever reads it knows that the
- * run had them.
+ * The reproduce command, honest about bugs planted in the firmware by a test (a testing aid no
+ * flag can reach): they follow as a shell comment, so the command still runs, and whoever reads it
+ * knows that the run had them.
  */
-export function reproduceWith(command: string, options?: Pick<EmulateOptions, 'mutations'>): string {
-  const m = options?.mutations ?? [];
-  return m.length === 0 ? command : `${command} # planted firmware mutations (testing aid, no flag): ${m.join(',')}`;
+export function reproduceWith(command: string, planted?: string): string {
+  return planted === undefined ? command : `${command} # planted firmware bugs (testing aid, no flag): ${planted}`;
 }

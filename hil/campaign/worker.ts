@@ -5,10 +5,14 @@ import { summarise, type RunSummary } from './summary.ts';
 
 /**
  * A campaign worker thread: runs the emulations it is sent, one at a time, and reports each.
- * `crashThread` is a testing aid (never set by the CLI): the thread dies of an uncaught exception
- * instead of running, so that tests can watch the campaign record the crash and carry on.
+ * Testing aids (never set by the CLI): with `crashThread` the thread dies of an uncaught exception
+ * instead of running, so that tests can watch the campaign record the crash and carry on; `plant`
+ * names a module (from a test) that the thread imports before running, which plants deliberate
+ * bugs in the firmware, and a label for the reproduce command.
  */
-export type WorkerRequest = { seed: number; options: EmulateOptions; crashThread?: boolean } | { stop: true };
+export type WorkerRequest =
+  | { seed: number; options: EmulateOptions; crashThread?: boolean; plant?: { module: string; label: string } }
+  | { stop: true };
 export type WorkerReply = { seed: number; summary: RunSummary } | { seed: number; error: string };
 
 parentPort!.on('message', (msg: WorkerRequest) => {
@@ -23,8 +27,9 @@ parentPort!.on('message', (msg: WorkerRequest) => {
     return;
   }
   const started = performance.now();
-  runEmulation(msg.options).then(
-    (report) => parentPort!.postMessage({ seed: msg.seed, summary: summarise(report, performance.now() - started, msg.options) } satisfies WorkerReply),
+  const planted = msg.plant ? import(msg.plant.module) : Promise.resolve();
+  planted.then(() => runEmulation(msg.options)).then(
+    (report) => parentPort!.postMessage({ seed: msg.seed, summary: summarise(report, performance.now() - started, msg.plant?.label) } satisfies WorkerReply),
     (err: unknown) => parentPort!.postMessage({ seed: msg.seed, error: err instanceof Error ? (err.stack ?? err.message) : String(err) } satisfies WorkerReply),
   );
 });

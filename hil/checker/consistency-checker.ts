@@ -257,14 +257,15 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
     this.targetConfirmed.set(key, Math.max(this.targetConfirmed.get(key) ?? 0, e.upTo));
   }
 
+  /** Mirror locks by target, source, source session (lock ids are per stream) and lock id. */
   private trackMirrorLock(e: Extract<TelemetryEvent, { kind: 'target.lock' }>): void {
-    const key = `${e.node}|${e.peer}|${e.lockId}`;
+    const key = `${e.node}|${e.peer}|${e.sourceSession}|${e.lockId}`;
     if (e.result === 'granted') this.mirrorLocks.set(key, e);
     else if (e.result === 'released') this.mirrorLocks.delete(key);
   }
 
   private checkApply(e: Extract<TelemetryEvent, { kind: 'target.apply' }>): void {
-    const lock = this.mirrorLocks.get(`${e.node}|${e.peer}|${e.lockId}`);
+    const lock = this.mirrorLocks.get(`${e.node}|${e.peer}|${e.sourceSession}|${e.lockId}`);
     if (!lock || lock.lun !== e.lun || e.lba < lock.lba || e.lba + e.count > lock.lba + lock.count) {
       const held = lock ? `lock ${e.lockId} covers LUN ${lock.lun} [${lock.lba}, +${lock.count})` : `lock ${e.lockId} is not held`;
       this.flag('lock-held', e.node, e.lun, e.lba, e.seq, e.t, `write of ${e.count} sectors (tag ${e.tag} from ${e.peer}) applied without its mirror lock: ${held}`);

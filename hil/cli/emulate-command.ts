@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { LOCK_REJECT_POLICIES, MIRROR_MODES } from '../../firmware/mirror/types.ts';
-import { DEFAULT_EMULATE, FAULT_PHASE_MS_MAX_LIMIT, READ_PERCENT_MAX, type EmulateOptions } from '../emulator/options.ts';
+import { CONNECTIONS_MAX, DEFAULT_EMULATE, FAULT_PHASE_MS_MAX_LIMIT, READ_PERCENT_MAX, type EmulateOptions } from '../emulator/options.ts';
 import { runEmulation } from '../emulator/run.ts';
 import { LINK_FAULT_SYNTAX, formatLinkFaults, parseLinkFaults } from '../faults/link-fault-plan.ts';
 import { DISK_FAULT_SYNTAX, formatDiskFaults, parseDiskFaults } from '../faults/disk-fault-plan.ts';
@@ -12,7 +12,7 @@ import { ProgressBar } from './progress.ts';
 import { renderReport } from './render.ts';
 
 /** The flags as commander parses them: the run's options, with the probability and outputs as flags name them. */
-export type EmulateFlags = Omit<EmulateOptions, 'lockContentionPerMillion' | 'healMs' | 'faultPhaseMsMax' | 'checkpointEveryMs' | 'limits' | 'mutations'> & {
+export type EmulateFlags = Omit<EmulateOptions, 'lockContentionPerMillion' | 'healMs' | 'faultPhaseMsMax' | 'checkpointEveryMs' | 'limits'> & {
   lockContention: number;
   healMs: number;
   faultPhaseMaxMs: number;
@@ -38,6 +38,10 @@ export function addEmulateFlags(cmd: Command): Command {
     .option('--read-percent <p>', `share of host operations that are reads (0-${READ_PERCENT_MAX}); reads come on top of --writes`, integer('--read-percent', 0, READ_PERCENT_MAX), D.readPercent)
     .option('--rtt-ms <ms>', 'round-trip time of the link', decimal('--rtt-ms', 0, 10_000), D.rttMs)
     .option('--bandwidth-mbps <mbps>', 'link bandwidth in megabits per second', decimal('--bandwidth-mbps', 0, 1e6, true), D.bandwidthMbps)
+    .option('--connections <n>', 'data connections of the link (1 or more; a serial line has 1)', integer('--connections', 1, CONNECTIONS_MAX), D.connections)
+    .option('--heartbeat-ms <ms>', 'link supervision: a heartbeat each way this often (virtual ms)', decimal('--heartbeat-ms', 0, 3_600_000, true), D.heartbeatMs)
+    .option('--interruption-ms <ms>', 'link supervision: silence longer than this takes the link down (at least twice --heartbeat-ms)', decimal('--interruption-ms', 0, 3_600_000, true), D.interruptionMs)
+    .option('--probation-ms <ms>', 'link supervision: heartbeats must stay clean this long before the connections are re-established', decimal('--probation-ms', 0, 3_600_000), D.probationMs)
     .addOption(new Option('--source-volume <spec>', `controller A's volumes; ${VOLUME_SPEC_HELP}`).argParser(plan(parseVolumeSpec)).default(D.sourceVolume, formatVolumeSpec(D.sourceVolume)))
     .addOption(new Option('--target-volume <spec>', "controller B's volumes (same syntax)").argParser(plan(parseVolumeSpec)).default(D.targetVolume, formatVolumeSpec(D.targetVolume)))
     .option('--lock-region-sectors <n>', 'lock region size in sectors: a power of two, at most the volume (default: 1 MiB)', integer('--lock-region-sectors', 1, 2 ** 32 - 1))

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { defaultLockRegionSectors } from '../../firmware/controller/config.ts';
 import type { VolumeSpec } from '../../host/disks/volume-spec.ts';
 import type { DiskFaultItem } from '../faults/disk-fault-plan.ts';
-import { emptyLinkFaultPlan, timedFaultsEndMsMax, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
+import { emptyLinkFaultPlan, lateLinkFault, timedFaultsEndMsMax, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
 import { UsageError } from '../plan-error.ts';
 import type { HostWorkloadSpec } from '../workload/host-workload.ts';
 import type { TopologyOptions } from './topology.ts';
@@ -15,7 +15,13 @@ import { lunSpec, volumeNames } from './volumes.ts';
  */
 export interface EmulateOptions
   extends HostWorkloadSpec,
-    Pick<TopologyOptions, 'seed' | 'mode' | 'onLockReject' | 'bidirectional' | 'rttMs' | 'bandwidthMbps' | 'lockRegionSectors' | 'limits' | 'mutations'> {
+    Pick<TopologyOptions, 'seed' | 'mode' | 'onLockReject' | 'bidirectional' | 'rttMs' | 'bandwidthMbps' | 'lockRegionSectors' | 'limits'> {
+  /** Data connections of the link (docs/link-supervision.md): 1 or more. */
+  connections: number;
+  /** Link supervision: heartbeat interval, interruption timeout, probationary interval (virtual ms). */
+  heartbeatMs: number;
+  interruptionMs: number;
+  probationMs: number;
   /** Controller A's volumes (its LUN 0, and LUN 1 in a bidirectional run). */
   sourceVolume: VolumeSpec;
   /** Controller B's volumes. The host writes within the smaller of the two. */
@@ -58,6 +64,10 @@ export const DEFAULT_EMULATE: Readonly<EmulateOptions> = {
   readPercent: 0,
   rttMs: 1,
   bandwidthMbps: 1000,
+  connections: 2,
+  heartbeatMs: 100,
+  interruptionMs: 1_000,
+  probationMs: 2_000,
   sourceVolume: { kind: 'mem', bytes: 64 * 1024 * 1024, sectorSize: 512 },
   targetVolume: { kind: 'mem', bytes: 64 * 1024 * 1024, sectorSize: 512 },
   faults: emptyLinkFaultPlan(),
@@ -91,8 +101,23 @@ export function validateEmulateOptions(o: EmulateOptions): void {
   for (const p of o.faults.partitions) {
     if (p.forMs >= o.healMs * 100) throw new UsageError(`a partition of ${p.forMs} ms would outlast any sensible run; keep partitions shorter than 100 x --heal-ms (${o.healMs * 100} ms)`);
   }
+  checkLinkSupervision(o);
   checkTimedFaults(o);
   checkImagePaths(o);
+}
+
+/** Largest number of data connections a run may ask for (the simulated link's own limit). */
+export const CONNECTIONS_MAX = 64;
+
+function checkLinkSupervision(o: EmulateOptions): void {
+  if (!Number.isInteger(o.connections) || o.connections < 1 || o.connections > CONNECTIONS_MAX) {
+    throw new UsageError(`--connections is ${o.connections}; allowed 1 to ${CONNECTIONS_MAX} data connections`);
+  }
+  if (!(o.heartbeatMs > 0)) throw new UsageError(`--heartbeat-ms is ${o.heartbeatMs}; allowed above 0 ms`);
+  if (!(o.interruptionMs >= 2 * o.heartbeatMs)) {
+    throw new UsageError(`--interruption-ms (${o.interruptionMs}) must be at least twice --heartbeat-ms (${o.heartbeatMs}): one late heartbeat must not look like an interruption`);
+  }
+  if (!(o.probationMs >= 0)) throw new UsageError(`--probation-ms is ${o.probationMs}; allowed 0 ms or more`);
 }
 
 /** Every timed fault must happen within the fault phase: after it, faults have stopped. */
@@ -103,6 +128,8 @@ function checkTimedFaults(o: EmulateOptions): void {
   for (const f of o.diskFaults) if (f.kind === 'fail' && f.atMs > max) throw late(`--disk-faults: fail=${f.side}:${f.member}@${f.atMs}ms is at ${f.atMs} ms`);
   for (const p of o.faults.partitions) if (p.atMs + p.forMs > max) throw late(`--faults: partition=${p.atMs}ms+${p.forMs}ms ends at ${p.atMs + p.forMs} ms`);
   for (const b of o.faults.bandwidth) if (b.atMs > max) throw late(`--faults: bandwidth=${b.mbps}@${b.atMs}ms is at ${b.atMs} ms`);
+  const lateItem = lateLinkFault(o.faults, max);
+  if (lateItem !== null) throw late(lateItem);
   const end = timedFaultsEndMsMax(o.faults);
   if (end > max) throw late(`--faults: partition=${o.faults.partitionsDrawn} (drawn from the seed) may end as late as ${end} ms`);
 }

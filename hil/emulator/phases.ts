@@ -43,17 +43,19 @@ export async function faultPhase(ctx: PhaseContext): Promise<PhaseOutcome> {
   const { topo, hosts, volumes, opts, checkpoints } = ctx;
   const { clock, link } = topo;
   const timedEndMs = Math.max(ctx.injector.timedFaultsEndMs, volumes.timedFaultsEndMs);
-  let linkUp = link.isUp;
+  // Whether the wire carries frames both ways (no black hole): a checkpoint follows each heal.
+  const wireUp = (): boolean => !link.isBlackholed('ab') && !link.isBlackholed('ba');
+  let linkUp = wireUp();
   const over = (): boolean =>
     failed(topo) || (hosts.every((h) => h.done) && clock.now() >= timedEndMs && topo.source.quiescent() && topo.target.quiescent() && !volumes.pending);
-  const pause = (): boolean => over() || link.isUp !== linkUp;
+  const pause = (): boolean => over() || wireUp() !== linkUp;
   while (!over()) {
     if (clock.now() >= opts.faultPhaseMsMax) return 'capped';
     volumes.supervise();
     const untilMs = Math.min(opts.faultPhaseMsMax, clock.now() + SLICE_MS, checkpoints?.nextMs ?? Infinity);
     const outcome = await clock.run({ untilMs, until: pause });
-    const healed = !linkUp && link.isUp;
-    linkUp = link.isUp;
+    const healed = !linkUp && wireUp();
+    linkUp = wireUp();
     if (outcome === 'idle' && !over()) return 'stuck';
     if (checkpoints?.due(clock.now(), healed)) {
       writeOrderCheckpoint(topo.pairs, ctx.checker, clock.now());

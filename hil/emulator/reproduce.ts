@@ -29,6 +29,10 @@ export function reproduceCommand(o: EmulateOptions): string {
   flag('--read-percent', o.readPercent, d.readPercent);
   flag('--rtt-ms', o.rttMs, d.rttMs);
   flag('--bandwidth-mbps', o.bandwidthMbps, d.bandwidthMbps);
+  flag('--connections', o.connections, d.connections);
+  flag('--heartbeat-ms', o.heartbeatMs, d.heartbeatMs);
+  flag('--interruption-ms', o.interruptionMs, d.interruptionMs);
+  flag('--probation-ms', o.probationMs, d.probationMs);
   flag('--source-volume', formatVolumeSpec(o.sourceVolume), formatVolumeSpec(d.sourceVolume));
   flag('--target-volume', formatVolumeSpec(o.targetVolume), formatVolumeSpec(d.targetVolume));
   if (o.lockRegionSectors !== undefined) args.push('--lock-region-sectors', String(o.lockRegionSectors));

@@ -1,3 +1,4 @@
+import type { ControllerLimits } from '../../firmware/controller/config.ts';
 import { VirtualClock } from '../../host/clock/virtual.ts';
 import { DiskImageError } from '../../host/disks/errors.ts';
 import { SeededRandom } from '../../host/random.ts';
@@ -122,7 +123,7 @@ async function runPhases(opts: EmulateOptions, hooks: RunHooks, parts: RunParts)
   const topo = buildTopology({
     seed: opts.seed, mode: opts.mode, onLockReject: opts.onLockReject, bidirectional: opts.bidirectional, rttMs: opts.rttMs,
     bandwidthMbps: opts.bandwidthMbps, sectorSize: opts.sourceVolume.sectorSize, lockRegionSectors: parts.lockRegionSectors,
-    limits: opts.limits, telemetry, clock, makeVolume: (name) => volumes.device(name), mutations: opts.mutations,
+    connections: opts.connections, limits: supervisionLimits(opts), telemetry, clock, makeVolume: (name) => volumes.device(name),
   });
   parts.setTopology(topo);
   const injector = new LinkFaultInjector(opts.faults, topo.random.fork('link-faults'), topo.link, topo.clock, opts.bandwidthMbps, telemetry);
@@ -192,6 +193,11 @@ async function finalChecks(ctx: PhaseContext, quiesced: boolean, baselines: Map<
   const reports = await volumes.report((p) => drive(topo.clock, p), quiesced);
   checkRedundancy(reports, volumes, checker, topo.clock.now(), quiesced);
   return reports;
+}
+
+/** The run's firmware limits: its own, with the link supervision flags laid over them. */
+export function supervisionLimits(opts: EmulateOptions): Partial<ControllerLimits> {
+  return { ...opts.limits, heartbeatMs: opts.heartbeatMs, interruptionMs: opts.interruptionMs, probationMs: opts.probationMs };
 }
 
 function startHost(topo: Topology, pair: MirrorPair, opts: EmulateOptions, regionSectors: number): HostWorkload {

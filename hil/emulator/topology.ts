@@ -1,6 +1,5 @@
 import { StorageController } from '../../firmware/controller/storage-controller.ts';
 import type { ControllerLimits, LunConfig } from '../../firmware/controller/config.ts';
-import type { FirmwareMutation } from '../../firmware/mutations.ts';
 import type { LockRejectPolicyName, MirrorMode } from '../../firmware/mirror/types.ts';
 import type { BlockDevice } from '../../firmware/ports/block-device.ts';
 import { silentTelemetry, type Telemetry } from '../../firmware/ports/telemetry.ts';
@@ -30,8 +29,10 @@ export interface TopologyOptions {
   makeVolume?: (name: string, clock: VirtualClock, random: SeededRandom) => BlockDevice;
   /** Run on this clock (default: a new one); volumes built beforehand must use the same clock. */
   clock?: VirtualClock;
-  /** Deliberate firmware bugs, for the checker's own tests. */
-  mutations?: readonly FirmwareMutation[];
+  /** Data connections of the link (default 2; 1 for a serial-like link). */
+  connections?: number;
+  /** How the link carries heartbeats: their own datagram channel (default), or inline on connection 0 (a serial line). */
+  heartbeats?: 'datagram' | 'inline';
 }
 
 export const DEFAULT_TOPOLOGY: Readonly<TopologyOptions> = {
@@ -80,7 +81,10 @@ export function buildTopology(partial: Partial<TopologyOptions> = {}): Topology 
   const clock = options.clock ?? new VirtualClock();
   const random = new SeededRandom(options.seed);
   const makeVolume = options.makeVolume ?? ((name: string) => new MemoryDisk({ name, sectorSize: options.sectorSize, sectorCount: options.volumeSectors, clock, service: options.diskService }));
-  const link = new SimLink({ clock, names: ['A', 'B'], latencyMs: options.rttMs / 2, bandwidthMbps: options.bandwidthMbps });
+  const link = new SimLink({
+    clock, names: ['A', 'B'], latencyMs: options.rttMs / 2, bandwidthMbps: options.bandwidthMbps,
+    connections: options.connections, heartbeats: options.heartbeats,
+  });
   const volumes = {
     a0: makeVolume('A/lun0', clock, random),
     b0: makeVolume('B/lun0', clock, random),
@@ -90,10 +94,10 @@ export function buildTopology(partial: Partial<TopologyOptions> = {}): Topology 
   const lun = (n: number, device: BlockDevice, peer?: string): LunConfig => ({
     lun: n, device, lockRegionSectors: options.lockRegionSectors, mirror: peer ? { peer, mode: options.mode } : undefined,
   });
-  const common = { onLockReject: options.onLockReject, limits: options.limits, mutations: options.mutations };
-  const ports = { clock, telemetry: options.telemetry };
-  const a = new StorageController({ name: 'A', id: 1, ...common, luns: [lun(0, volumes.a0, 'B'), ...(volumes.a1 ? [lun(1, volumes.a1)] : [])] }, ports);
-  const b = new StorageController({ name: 'B', id: 2, ...common, luns: [lun(0, volumes.b0), ...(volumes.b1 ? [lun(1, volumes.b1, 'A')] : [])] }, ports);
+  const common = { onLockReject: options.onLockReject, limits: options.limits };
+  const ports = (name: string) => ({ clock, telemetry: options.telemetry, random: random.fork(`controller-${name}`) });
+  const a = new StorageController({ name: 'A', id: 1, ...common, luns: [lun(0, volumes.a0, 'B'), ...(volumes.a1 ? [lun(1, volumes.a1)] : [])] }, ports('A'));
+  const b = new StorageController({ name: 'B', id: 2, ...common, luns: [lun(0, volumes.b0), ...(volumes.b1 ? [lun(1, volumes.b1, 'A')] : [])] }, ports('B'));
   a.connect('B', link.a);
   b.connect('A', link.b);
   const pairs: MirrorPair[] = [{ lun: 0, primary: a, secondary: b, primaryVolume: volumes.a0, secondaryVolume: volumes.b0 }];

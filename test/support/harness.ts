@@ -59,6 +59,8 @@ export async function runWrites(
   let next = 0;
   let done = 0;
   const sectorSize = topo.options.sectorSize;
+  // Only when they are not up yet: awaiting would let a caller's later requests in ahead of these writes.
+  if (!linksAreUp(topo)) await linksUp(topo);
   const issue = (): void => {
     if (next >= specs.length) return;
     const spec = specs[next]!;
@@ -80,6 +82,22 @@ export async function runWrites(
   return results;
 }
 
+/**
+ * Run the clock until both controllers' links are up (connections opened, HELLOs exchanged): a few
+ * round trips after start. Write helpers start here, so a latency they measure is the mirror's,
+ * not the link's start-up.
+ */
+export async function linksUp(topo: Topology, maxMs = 10_000): Promise<void> {
+  const up = (): boolean => linksAreUp(topo);
+  if (up()) return;
+  await topo.clock.run({ until: up, untilMs: topo.clock.now() + maxMs });
+  expect(up(), `links up within ${maxMs} ms of virtual time`).toBe(true);
+}
+
+export function linksAreUp(topo: Topology): boolean {
+  return [topo.source, topo.target].every((c) => c.status().every((p) => p.link.state === 'up'));
+}
+
 /** One host's share of {@link runConcurrentWrites}: `specs` to `controller` on `lun`. */
 export interface WriteJob {
   controller: StorageController;
@@ -95,6 +113,7 @@ export interface WriteJob {
  */
 export async function runConcurrentWrites(topo: Topology, jobs: WriteJob[], queueDepth: number, maxMs = 60_000): Promise<WriteResult[][]> {
   const results: WriteResult[][] = jobs.map(() => []);
+  if (!linksAreUp(topo)) await linksUp(topo);
   const total = jobs.reduce((n, j) => n + j.specs.length, 0);
   let done = 0;
   const sectorSize = topo.options.sectorSize;

@@ -91,7 +91,7 @@ describe('a hostile but well-formed peer', () => {
     p.send({ type: FrameType.LockRejected, lun: 0, seq: 1, flags: 0, lockId: 1, reason: RejectReason.LocalLock, action: RejectAction.Discarded });
     await p.clock.advance(5);
     expect(p.controller.failure).toBeNull();
-    expect(p.controller.status()[0]!.link.unexpected).toBe(4);
+    expect(p.controller.status()[0]!.link.counters.unexpected).toBe(4);
   });
 
   it('responses about entries the source never sent are ignored and counted', async () => {
@@ -142,9 +142,15 @@ describe('a hostile but well-formed peer', () => {
         reason: fc.constantFrom(RejectReason.LocalLock, RejectReason.MirrorLock, RejectReason.TableFull), action: fc.constantFrom(RejectAction.Held, RejectAction.Discarded),
       }),
       fc.record({
-        type: fc.constant(FrameType.Hello as const), lun: fc.constant(0), seq: fc.nat(12), flags: fc.constantFrom(0, 2), controllerId: fc.nat(3),
-        sessionId: fc.nat(3), windowBytes: fc.constantFrom(0, 1, 100, 1 << 20), windowEntries: fc.constantFrom(0, 1, 3, 1024),
+        type: fc.constant(FrameType.Hello as const), lun: fc.constant(0), seq: fc.nat(12), flags: fc.constantFrom(0, 2, 8, 10), controllerId: fc.nat(3),
+        sessionId: fc.integer({ min: 1, max: 3 }), windowBytes: fc.constantFrom(0, 1, 100, 1 << 20), windowEntries: fc.constantFrom(0, 1, 3, 1024),
         policy: fc.constantFrom(LockRejectPolicy.HaltResume, LockRejectPolicy.Retransmit), locksWindow: fc.constantFrom(1, 2, 64),
+        features: fc.constantFrom(0, 1, 0x80000000), requiredFeatures: fc.constant(0), connection: fc.constant(0), connections: fc.constantFrom(1, 2),
+        peerSession: fc.nat(3),
+      }),
+      fc.record({
+        type: fc.constant(FrameType.Heartbeat as const), lun: fc.constant(0), seq: fc.integer({ min: 1, max: 12 }), flags: fc.constantFrom(0, 4),
+        controllerId: fc.nat(3), sessionId: fc.integer({ min: 1, max: 3 }), confirmedSeq: fc.nat(12), peerSession: fc.nat(3),
       }),
       fc.record({ type: fc.constant(FrameType.Nak as const), lun: small.lun, seq: fc.integer({ min: 1, max: 12 }), flags: fc.constant(0), reason: fc.integer({ min: 1, max: 7 }) as fc.Arbitrary<NakReason> }),
     );

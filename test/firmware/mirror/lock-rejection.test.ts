@@ -62,7 +62,8 @@ describe('rejection records', () => {
     dropped.lock(1, 5, 0, 64);
     await dropped.clock.advance(1);
     expect(dropped.controller.lockTable.rejections).toBe(1);
-    dropped.down();
+    await dropped.silence();
+    expect(dropped.controller.status()[0]!.link.state).toBe('down');
     expect(dropped.controller.lockTable.rejections).toBe(0);
   });
 
@@ -71,7 +72,8 @@ describe('rejection records', () => {
     const local = await p.controller.localLock(0, 0, 64, 'write');
     p.lock(1, 5, 0, 64);
     await p.clock.advance(1);
-    p.down();
+    await p.silence();
+    expect(p.controller.status()[0]!.link.state).toBe('down');
     expect(p.controller.lockTable.rejections).toBe(1);
     // A new local lock on the region waits behind the refused mirror lock.
     let second = false;

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { sourceChannelMachine } from '../../../firmware/machines/source-channel.machine.ts';
 import { targetChannelMachine } from '../../../firmware/machines/target-channel.machine.ts';
+import { linkSupervisorMachine } from '../../../firmware/machines/link-supervisor.machine.ts';
 import { FrameType } from '../../../firmware/protocol/frame.ts';
 import {
-  expectMirrorsEqual, randomWrites, runConcurrentWrites, runWrites, scriptedFaults, sequentialWrites, settle, smallTopology,
+  expectMirrorsEqual, linksUp, randomWrites, runConcurrentWrites, runWrites, scriptedFaults, sequentialWrites, settle, smallTopology,
 } from '../../support/harness.ts';
 
 type Topo = ReturnType<typeof smallTopology>['topo'];
@@ -134,10 +135,11 @@ function withAncestors(paths: Iterable<string>): Set<string> {
 
 describe('state coverage on the simulated link', () => {
   it('the scenarios together visit every state each chart declares', async () => {
-    const visited = { source: [] as string[], target: [] as string[] };
+    const visited = { source: [] as string[], target: [] as string[], link: [] as string[] };
     const collect = (tel: ReturnType<typeof smallTopology>['tel']): void => {
       visited.source.push(...tel.states('source:'));
       visited.target.push(...tel.states('target:'));
+      visited.link.push(...tel.states('link:'));
     };
     // halt-resume: halted, resumed, lockWaiting (and linkDown, idle, speculativeSent, applying).
     {
@@ -162,10 +164,25 @@ describe('state coverage on the simulated link', () => {
       await settle(topo);
       collect(tel);
     }
-    const sourceDeclared = declaredStates(sourceChannelMachine.toJSON() as { states?: Record<string, unknown> });
+    // a silent cut longer than the interruption timeout: suspect, down, probation, connecting again.
+    {
+      const { topo, tel } = smallTopology({ mode: 'async', rttMs: 1, limits: { heartbeatMs: 5, interruptionMs: 20, probationMs: 40 } });
+      await linksUp(topo);
+      topo.link.blackhole('both', true);
+      topo.clock.setTimeout(() => topo.link.blackhole('both', false), 100);
+      await runWrites(topo, topo.source, 0, sequentialWrites(12, 8), 4);
+      await settle(topo);
+      await expectMirrorsEqual(topo);
+      collect(tel);
+    }
+    // `settling` is transient: the chart passes through it without resting there.
+    const sourceDeclared = declaredStates(sourceChannelMachine.toJSON() as { states?: Record<string, unknown> }).filter((s) => s !== 'settling');
     const targetDeclared = declaredStates(targetChannelMachine.toJSON() as { states?: Record<string, unknown> });
+    const linkDeclared = declaredStates(linkSupervisorMachine.toJSON() as { states?: Record<string, unknown> });
     expect(sourceDeclared).toEqual(expect.arrayContaining(['linkDown', 'idle', 'lockPending', 'speculativeSent', 'halted', 'resumed', 'rollback', 'rollback.backoff', 'rollback.resending']));
+    expect(linkDeclared).toEqual(expect.arrayContaining(['connecting', 'up', 'suspect', 'down', 'probation']));
     expect([...withAncestors(visited.source)].sort()).toEqual([...sourceDeclared].sort());
     expect([...withAncestors(visited.target)].sort()).toEqual([...targetDeclared].sort());
+    expect([...withAncestors(visited.link)].sort()).toEqual([...linkDeclared].sort());
   });
 });

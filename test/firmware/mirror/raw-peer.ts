@@ -1,26 +1,32 @@
 import { StorageController } from '../../../firmware/controller/storage-controller.ts';
 import type { ControllerConfig } from '../../../firmware/controller/config.ts';
 import type { LinkEndpoint, LinkHandler } from '../../../firmware/ports/link.ts';
-import { FrameDecoder } from '../../../firmware/protocol/decoder.ts';
+import { FrameDecoder, decodeFrame } from '../../../firmware/protocol/decoder.ts';
 import { encodeFrame } from '../../../firmware/protocol/encode.ts';
 import { FrameType, LockMode, LockRejectPolicy, type Frame } from '../../../firmware/protocol/frame.ts';
 import { VirtualClock } from '../../../host/clock/virtual.ts';
 import { MemoryDisk } from '../../../host/disks/memory.ts';
+import { SeededRandom } from '../../../host/random.ts';
 import { RecordingTelemetry } from '../../support/harness.ts';
 
 /**
  * One controller whose peer is the test itself: the test writes frames into the controller's
  * link endpoint (well-formed, but whatever it likes) and reads what the controller sends back.
  * For hostile-peer tests: nothing the peer sends may throw out of the link callback.
+ *
+ * The link has one data connection, opened at once when the controller asks; the test's HELLO
+ * (session 1) brings it up. Heartbeats the controller sends are kept in `heartbeats`.
  */
 export class RawPeer {
   readonly clock = new VirtualClock();
   readonly tel = new RecordingTelemetry();
   readonly controller: StorageController;
-  /** Frames the controller sent, decoded. */
+  /** Frames the controller sent on the data connection, decoded. */
   readonly received: Frame[] = [];
+  /** Heartbeats the controller sent. */
+  readonly heartbeats: Frame[] = [];
   private handler: LinkHandler | null = null;
-  private readonly link = { up: true };
+  private open = false;
   private readonly decoder = new FrameDecoder({ onFrame: (f) => this.received.push(f), onError: (e) => { throw e; } });
 
   constructor(opts: { mirrorLun0?: boolean; onLockReject?: ControllerConfig['onLockReject']; limits?: ControllerConfig['limits'] } = {}) {
@@ -28,33 +34,48 @@ export class RawPeer {
     this.controller = new StorageController({
       name: 'B', id: 2, onLockReject: opts.onLockReject ?? 'halt-resume', limits: opts.limits,
       luns: [{ lun: 0, device: disk('B/lun0'), lockRegionSectors: 64, mirror: opts.mirrorLun0 ? { peer: 'A', mode: 'speculative' } : undefined }],
-    }, { clock: this.clock, telemetry: this.tel });
-    const link = this.link;
+    }, { clock: this.clock, telemetry: this.tel, random: new SeededRandom(7) });
     const endpoint: LinkEndpoint = {
       name: 'B->A',
-      get isUp() {
-        return link.up;
+      connections: 1,
+      heartbeats: 'datagram',
+      attach: (h) => {
+        this.handler = h;
       },
-      send: (bytes) => {
-        if (!link.up) return false;
+      open: () => {
+        this.open = true;
+        this.handler!.opened(0);
+      },
+      close: () => {
+        this.open = false;
+      },
+      send: (_conn, bytes) => {
+        if (!this.open) return false;
         this.decoder.push(bytes.slice());
         return true;
       },
-      attach: (h) => {
-        this.handler = h;
+      sendDatagram: (bytes) => {
+        this.heartbeats.push(decodeFrame(bytes));
       },
     };
     this.controller.connect('A', endpoint);
     this.controller.start();
     this.send({
       type: FrameType.Hello, lun: 0, seq: 0, flags: 0, controllerId: 1, sessionId: 1, windowBytes: 1 << 20, windowEntries: 1024,
-      policy: LockRejectPolicy.HaltResume, locksWindow: 16,
+      policy: LockRejectPolicy.HaltResume, locksWindow: 16, features: 0, requiredFeatures: 0, connection: 0, connections: 1, peerSession: 0,
     });
   }
 
-  /** Deliver one frame to the controller, as its peer. */
+  /** Deliver one frame to the controller, as its peer, on the data connection. */
   send(frame: Frame): void {
-    this.handler!.bytes(encodeFrame(frame));
+    this.handler!.bytes(0, encodeFrame(frame));
+  }
+
+  /** Deliver a heartbeat of session `sessionId` (default 1, the peer's) to the controller. */
+  heartbeat(counter: number, sessionId = 1): void {
+    this.handler!.datagram(encodeFrame({
+      type: FrameType.Heartbeat, lun: 0, seq: counter, flags: 0, controllerId: 1, sessionId, confirmedSeq: 0, peerSession: this.controller.session,
+    }));
   }
 
   lock(seq: number, lockId: number, lba: number, count: number, lun = 0): void {
@@ -69,9 +90,9 @@ export class RawPeer {
     this.send({ type: FrameType.Unlock, lun, seq, flags: 0, lockId });
   }
 
-  down(): void {
-    this.link.up = false;
-    this.handler!.down('test');
+  /** The peer goes silent past the interruption timeout: the controller's supervisor takes the link down. */
+  async silence(): Promise<void> {
+    await this.clock.advance(this.controller.limits.interruptionMs + 1);
   }
 
   /** Frames of `type` the controller sent. */

@@ -32,7 +32,7 @@ const session = fc.integer({ min: 1, max: MAX });
 function hello(): fc.Arbitrary<Frame> {
   return fc
     .record({
-      type: fc.constant(FrameType.Hello as const), lun, seq: u64, flags: retransmit,
+      type: fc.constant(FrameType.Hello as const), lun, seq: u64, flags: fc.constantFrom(0, FrameFlag.Retransmit, FrameFlag.PeerRestarted, FrameFlag.Retransmit | FrameFlag.PeerRestarted),
       controllerId: u32, sessionId: session, windowBytes: u64, windowEntries: u32,
       policy: fc.constantFrom(LockRejectPolicy.HaltResume, LockRejectPolicy.Retransmit), locksWindow: fc.integer({ min: 1, max: 0xffffffff }),
       features: u32, requiredMask: u32, connections: fc.integer({ min: 1, max: 0xffff }), connectionPick: fc.nat(), peerSession: u64,

@@ -8,6 +8,7 @@ import { campaignExitCode, renderCampaign } from '../../../hil/cli/campaign-comm
 import { addEmulateFlags, emulateOptionsFrom, type EmulateFlags } from '../../../hil/cli/emulate-command.ts';
 import { runEmulation } from '../../../hil/emulator/run.ts';
 import { parseLinkFaults } from '../../../hil/faults/link-fault-plan.ts';
+import { plantInWorkers, withPlantedBugs } from '../../support/planted-bugs.ts';
 
 /** Read a reproduce command back into run options, as `mirrorlab emulate` would (up to a trailing comment). */
 function parseReproduce(command: string) {
@@ -53,14 +54,14 @@ describe('campaign', () => {
 
   it('reports an inconsistent run with its seed, violations and a reproduce command that gives the same trace, and logs it', async () => {
     const { log, lines } = memoryLogger();
-    const mutations = ['source-drops-entry-before-ack'] as const;
-    const r = await runCampaign({ seeds: 2, from: 7, writes: 200, faults: parseLinkFaults('drop=0.02:WRITE'), workers: 1, mutations, log });
+    const bugs = ['source-drops-entry-before-ack'] as const;
+    const r = await runCampaign({ seeds: 2, from: 7, writes: 200, faults: parseLinkFaults('drop=0.02:WRITE'), workers: 1, log, testing: { plant: plantInWorkers(bugs) } });
     expect(r.failures.map((f) => [f.seed, f.verdict])).toEqual([[7, 'inconsistent'], [8, 'inconsistent']]);
     expect(campaignExitCode(r)).toBe(1);
     const fail = r.failures[0]!;
     expect(fail.violations.map((v) => v.invariant)).toContain('rollback-after-confirm');
-    expect(fail.reproduce).toMatch(/^npx mirrorlab emulate --seed 7 .* # planted firmware mutations \(testing aid, no flag\): source-drops-entry-before-ack$/);
-    const again = await runEmulation({ ...parseReproduce(fail.reproduce), mutations: [...mutations] });
+    expect(fail.reproduce).toMatch(/^npx mirrorlab emulate --seed 7 .* # planted firmware bugs \(testing aid, no flag\): source-drops-entry-before-ack$/);
+    const again = await withPlantedBugs(bugs, () => runEmulation(parseReproduce(fail.reproduce)));
     expect(again.verdict).toBe('inconsistent');
     expect(again.traceHash).toBe(fail.traceHash);
     expect(renderCampaign(r)).toMatch(/2 INCONSISTENT, 0 CRASHED[^]*FAIL seed 7 [^]*reproduce: npx mirrorlab emulate --seed 7/);

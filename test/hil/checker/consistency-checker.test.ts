@@ -7,9 +7,10 @@ import { ConsistencyChecker } from '../../../hil/checker/consistency-checker.ts'
  * reported with its name, place and time. (Broken firmware, end to end, is in mutations.test.ts.)
  */
 const base = { node: 'B', peer: 'A' };
-const granted = (t: number, lockId: number, lba: number, count: number): TelemetryEvent => ({ kind: 'target.lock', t, ...base, result: 'granted', seq: lockId * 10, lockId, lun: 0, lba, count, mode: 'write' });
-const released = (t: number, lockId: number, lba: number, count: number): TelemetryEvent => ({ kind: 'target.lock', t, ...base, result: 'released', seq: lockId * 10 + 9, lockId, lun: 0, lba, count, mode: 'write' });
-const apply = (t: number, lockId: number, tag: number, lba: number, count = 8): TelemetryEvent => ({ kind: 'target.apply', t, ...base, seq: tag + 100, lockId, tag, lun: 0, lba, count });
+const stream = { sourceSession: 1 };
+const granted = (t: number, lockId: number, lba: number, count: number): TelemetryEvent => ({ kind: 'target.lock', t, ...base, result: 'granted', seq: lockId * 10, lockId, lun: 0, lba, count, mode: 'write', ...stream });
+const released = (t: number, lockId: number, lba: number, count: number): TelemetryEvent => ({ kind: 'target.lock', t, ...base, result: 'released', seq: lockId * 10 + 9, lockId, lun: 0, lba, count, mode: 'write', ...stream });
+const apply = (t: number, lockId: number, tag: number, lba: number, count = 8): TelemetryEvent => ({ kind: 'target.apply', t, ...base, seq: tag + 100, lockId, tag, lun: 0, lba, count, ...stream });
 const ack = (t: number, tag: number, mode = 'speculative'): TelemetryEvent => ({ kind: 'host.ack', t, node: 'A', tag, lun: 0, lba: 0, count: 8, mode });
 
 const append = (seq: number, entry: 'lock' | 'write' | 'unlock', lun: number, lba: number): TelemetryEvent => ({

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { FirmwareMutation } from '../../../firmware/mutations.ts';
 import { DEFAULT_EMULATE, type EmulateOptions } from '../../../hil/emulator/options.ts';
 import { runEmulation } from '../../../hil/emulator/run.ts';
 import { parseLinkFaults } from '../../../hil/faults/link-fault-plan.ts';
+import { withPlantedBugs, type PlantedBug } from '../../support/planted-bugs.ts';
 
 /**
  * The checker must be able to fail (docs/design.md 2.7, docs/conventions.md 10): each deliberately broken firmware
@@ -14,7 +14,7 @@ const base: EmulateOptions = {
   sourceVolume: { kind: 'mem', bytes: 8 << 20, sectorSize: 512 }, targetVolume: { kind: 'mem', bytes: 8 << 20, sectorSize: 512 },
 };
 
-const cases: { mutation: FirmwareMutation; invariant: string; options: Partial<EmulateOptions> }[] = [
+const cases: { mutation: PlantedBug; invariant: string; options: Partial<EmulateOptions> }[] = [
   { mutation: 'target-applies-without-lock', invariant: 'lock-held', options: { lockContentionPerMillion: 200_000, lockRegionSectors: 8 } },
   { mutation: 'source-drops-entry-before-ack', invariant: 'rollback-after-confirm', options: { faults: parseLinkFaults('drop=0.02:WRITE') } },
   // The bug only shows when the target's disk is slower than the way back to the source.
@@ -27,7 +27,7 @@ describe('the checker catches broken firmware', () => {
   it.each(cases)('$mutation breaks $invariant', async ({ mutation, invariant, options }) => {
     const healthy = await runEmulation({ ...base, ...options });
     expect(healthy.violations, `correct firmware under the same setting: ${healthy.reproduce}`).toEqual([]);
-    const broken = await runEmulation({ ...base, ...options, mutations: [mutation] });
+    const broken = await withPlantedBugs([mutation], () => runEmulation({ ...base, ...options }));
     expect(broken.verdict).toBe('inconsistent');
     expect(broken.violations.map((v) => v.invariant)).toContain(invariant);
     const v = broken.violations.find((x) => x.invariant === invariant)!;

@@ -75,7 +75,8 @@ describe('mirrorlab CLI', () => {
     expect(r.code).toBe(0);
     const doc = JSON.parse(r.stdout);
     expect(Object.keys(doc.sourceChannel.states)).toEqual(expect.arrayContaining(['idle', 'lockPending', 'speculativeSent', 'halted', 'resumed', 'rollback', 'linkDown']));
-    expect(Object.keys(doc.targetChannel.states)).toEqual(expect.arrayContaining(['idle', 'applying', 'lockWaiting', 'discarding']));
+    expect(Object.keys(doc.targetChannel.states)).toEqual(expect.arrayContaining(['streaming', 'lockWaiting', 'discarding']));
+    expect(Object.keys(doc.linkSupervisor.states)).toEqual(expect.arrayContaining(['connecting', 'up', 'suspect', 'down', 'probation']));
   });
 
   it('the printed reproduce command parses back to the very same run options', () => {

@@ -5,6 +5,7 @@ import { CheckpointSchedule, WRITE_ORDER_CHECKPOINTS_MAX } from '../../../hil/em
 import { DEFAULT_EMULATE, type EmulateOptions } from '../../../hil/emulator/options.ts';
 import { runEmulation } from '../../../hil/emulator/run.ts';
 import { parseLinkFaults } from '../../../hil/faults/link-fault-plan.ts';
+import { withPlantedBugs } from '../../support/planted-bugs.ts';
 
 const mem = parseVolumeSpec('mem:8MiB');
 const run = (o: Partial<EmulateOptions>) => runEmulation({ ...DEFAULT_EMULATE, mode: 'async', sourceVolume: mem, targetVolume: mem, ...o });
@@ -56,7 +57,7 @@ describe('write-order checkpoints are spread over the whole fault phase, bounded
     const o: Partial<EmulateOptions> = { writes: 3_000, faults: parseLinkFaults('partition=0ms+500ms') };
     const healthy = await run(o);
     expect(healthy.violations, healthy.reproduce).toEqual([]);
-    const broken = await run({ ...o, mutations: ['target-reorders-writes'] });
+    const broken = await withPlantedBugs(['target-reorders-writes'], () => run(o));
     const v = broken.violations.find((x) => x.invariant === 'write-order');
     expect(v, broken.reproduce).toBeDefined();
     expect(v!.tMs).toBeGreaterThan(500);

@@ -5,6 +5,7 @@ import { runEmulation } from '../../../hil/emulator/run.ts';
 import { parseDiskFaults } from '../../../hil/faults/disk-fault-plan.ts';
 import { parseLinkFaults } from '../../../hil/faults/link-fault-plan.ts';
 import { UsageError } from '../../../hil/plan-error.ts';
+import { withPlantedBugs } from '../../support/planted-bugs.ts';
 
 const mem = parseVolumeSpec('mem:8MiB');
 const base: EmulateOptions = { ...DEFAULT_EMULATE, sourceVolume: mem, targetVolume: mem };
@@ -31,9 +32,9 @@ describe('the fault phase has a maximum (--fault-phase-max-ms); reaching it stop
   });
 
   it('firmware that livelocks still fails liveness in the heal phase, and the content checks are skipped, not misreported', async () => {
-    const r = await run({
-      writes: 400, faultPhaseMsMax: 100, healMs: 300, faults: parseLinkFaults('drop=0.05:WRITE'), mutations: ['source-ignores-naks-and-timeouts'],
-    });
+    const r = await withPlantedBugs(['source-ignores-naks-and-timeouts'], () => run({
+      writes: 400, faultPhaseMsMax: 100, healMs: 300, faults: parseLinkFaults('drop=0.05:WRITE'),
+    }));
     const invariants = r.violations.map((v) => v.invariant);
     expect(invariants).toEqual(['liveness']);
     expect(r.violations[0]!.message).toMatch(/content checks \(mirror-identical, data-intact\) and the arrays' final check were skipped/);

@@ -1,0 +1,538 @@
+import { linkSupervisorMachine, type LinkSupervisorControl } from '../machines/link-supervisor.machine.ts';
+import { startChart, type ChartHandle } from '../machines/start-chart.ts';
+import type { SourceChannel } from '../mirror/source-channel.ts';
+import type { TargetChannel } from '../mirror/target-channel.ts';
+import type { Clock } from '../ports/clock.ts';
+import type { LinkEndpoint } from '../ports/link.ts';
+import type { Telemetry } from '../ports/telemetry.ts';
+import { decodeFrame } from '../protocol/decoder.ts';
+import { encodeFrame, encodedLength } from '../protocol/encode.ts';
+import { FrameError } from '../protocol/errors.ts';
+import {
+  FEATURES_IMPLEMENTED, FrameFlag, FrameType, LockRejectPolicy, featureNames, frameTypeName, isStreamFrame,
+  type Frame, type HeartbeatFrame, type HelloFrame, type ResponseFrame,
+} from '../protocol/frame.ts';
+import { OFF_LUN, OFF_SEQ, OFF_TYPE, readU16, readU64 } from '../protocol/layout.ts';
+import type { LinkSupervisionEvent } from '../telemetry/events.ts';
+import { ConnectionArray, type Connection } from './connection-array.ts';
+import { PeerSessions } from './peer-sessions.ts';
+
+export interface PeerLinkConfig {
+  controllerId: number;
+  /** This controller's session id. */
+  session: number;
+  payloadBytesMax: number;
+  /** Most response frames (ACK, NAK, LOCK_GRANTED, LOCK_REJECTED) queued while every connection is full. */
+  controlQueueMax: number;
+  /** HELLO is repeated this often on a connection until the peer's HELLO arrives there. */
+  helloRetryMs: number;
+  heartbeatMs: number;
+  interruptionMs: number;
+  probationMs: number;
+  /** Connections that could not be made are asked for again this often while connecting. */
+  connectRetryMs: number;
+  policy: 'halt-resume' | 'retransmit';
+}
+
+export interface PeerLinkHooks {
+  /** The peer restarted (its session changed): mirrors to it need resynchronising. */
+  peerRestarted(): void;
+  /** The peer says it knew an earlier session of ours: we restarted, and our mirrors to it need resynchronising. */
+  weRestarted(): void;
+  /** The link came up (connections ready, HELLOs exchanged). */
+  linkUp(): void;
+}
+
+export function newLinkCounters() {
+  return {
+    framesIn: 0, bytesIn: 0, frameErrors: 0, hellosSent: 0, hellosReceived: 0, controlQueued: 0, controlDropped: 0, unexpected: 0,
+    heartbeatsSent: 0, heartbeatsReceived: 0, heartbeatsStale: 0, heartbeatBytesSent: 0, staleFrames: 0, versionMismatches: 0,
+    connectionsOpened: 0, connectionsLost: 0,
+    suspicions: 0, downs: 0, probationsPassed: 0, probationsRestarted: 0, reconnects: 0, peerRestarts: 0, incompatible: 0,
+  };
+}
+export type LinkCounters = ReturnType<typeof newLinkCounters>;
+
+/** What the supervisor measured, for reports: link-down time and the silence at each detection. */
+export interface LinkSupervisionStats {
+  downMs: number;
+  /** Per down declared for silence: how long the peer had been silent (ms). */
+  detectMs: number[];
+}
+
+/** Most detection latencies kept for the report (the earliest ones; the count is in `downs`). */
+const DETECT_SAMPLES_MAX = 1024;
+
+/**
+ * One controller's end of the link to one peer (docs/link-supervision.md): the endpoint, its data
+ * connections (`ConnectionArray`: state, decoder and last-heard time per connection), heartbeats
+ * both ways, the peer's sessions, and the link supervisor chart that decides from all that
+ * whether the link is up. Frames that arrive are routed: the peer's stream frames to this
+ * controller's target side, responses to its source channel, HELLO and HEARTBEAT here.
+ *
+ * Both channels share the connections. Stream data never needs queueing here (it stays in the
+ * rollback log until a connection takes it); responses are small and are queued, boundedly, when
+ * every connection is full. Dropping the oldest queued response is safe: ACKs are cumulative and
+ * every other response is repeated when the source asks again (ack timeout, halt probe).
+ */
+export class PeerLink implements LinkSupervisorControl {
+  readonly counters = newLinkCounters();
+  readonly heartbeatMs: number;
+  readonly suspectMs: number;
+  readonly interruptionMs: number;
+  readonly probationMs: number;
+  readonly connectRetryMs: number;
+  private readonly conns: ConnectionArray;
+  private readonly sessions = new PeerSessions();
+  private readonly pending: Uint8Array[] = [];
+  private chart: ChartHandle<typeof linkSupervisorMachine> | null = null;
+  private heartbeatTimer: unknown = null;
+  private heartbeatCounter = 0;
+  private probing = false;
+  private up = false;
+  /** When the peer was last heard, by heartbeat or traffic; and its last heartbeat. */
+  private lastHeardMs = 0;
+  private lastHeartbeatMs = -1;
+  private downSinceMs = -1;
+  private readonly stats: LinkSupervisionStats = { downMs: 0, detectMs: [] };
+  private readonly inline: boolean;
+
+  constructor(
+    private readonly cfg: PeerLinkConfig,
+    private readonly deps: { node: string; peer: string; clock: Clock; telemetry: Telemetry; endpoint: LinkEndpoint; onError(error: unknown): void },
+    private readonly source: SourceChannel | null,
+    private readonly target: TargetChannel,
+    private readonly hooks: PeerLinkHooks,
+  ) {
+    this.heartbeatMs = cfg.heartbeatMs;
+    this.interruptionMs = cfg.interruptionMs;
+    this.probationMs = cfg.probationMs;
+    this.connectRetryMs = cfg.connectRetryMs;
+    this.suspectMs = Math.min(cfg.interruptionMs / 2, 3 * cfg.heartbeatMs);
+    this.inline = deps.endpoint.heartbeats === 'inline';
+    this.conns = new ConnectionArray(deps.endpoint.connections, {
+      payloadBytesMax: cfg.payloadBytesMax,
+      onFrame: (conn, f) => this.onFrame(conn, f),
+      onError: (conn, e) => this.onFrameError(conn, e),
+    });
+  }
+
+  /** Attach to the endpoint, start heartbeats and the supervisor. */
+  start(): void {
+    const { endpoint, clock, telemetry, node, peer, onError } = this.deps;
+    endpoint.attach({
+      opened: (conn) => this.onOpened(conn),
+      closed: (conn, reason) => this.onClosed(conn, reason),
+      bytes: (conn, chunk) => this.onBytes(conn, chunk),
+      datagram: (bytes) => this.onDatagram(bytes),
+      writable: (conn) => this.onWritable(conn),
+    });
+    this.lastHeardMs = clock.now();
+    this.sendHeartbeat();
+    this.chart = startChart(linkSupervisorMachine, { ctl: this }, { clock, telemetry, node, machine: `link:${node}->${peer}`, onError });
+  }
+
+  stop(): void {
+    this.chart?.stop();
+    if (this.heartbeatTimer !== null) this.deps.clock.clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = null;
+    for (const c of this.conns.all) this.cancelHello(c);
+  }
+
+  /** The supervisor's state: `connecting`, `up`, `suspect`, `down`, `probation.clean`. */
+  get state(): string {
+    return this.chart?.state() ?? 'stopped';
+  }
+
+  get chartEvents(): number {
+    return this.chart?.events() ?? 0;
+  }
+
+  get isUp(): boolean {
+    return this.up;
+  }
+
+  /** The peer's current session (0 if never heard). */
+  get peerSession(): number {
+    return this.sessions.current;
+  }
+
+  /** Per connection: its state and when it was last heard. */
+  get connections(): { conn: number; state: string; lastHeardMs: number }[] {
+    return this.conns.all.map((c) => ({ conn: c.index, state: c.state, lastHeardMs: c.lastHeardMs }));
+  }
+
+  get supervision(): LinkSupervisionStats {
+    const ongoing = this.downSinceMs >= 0 ? this.deps.clock.now() - this.downSinceMs : 0;
+    return { downMs: this.stats.downMs + ongoing, detectMs: [...this.stats.detectMs] };
+  }
+
+  // ---- sending, for the channels -------------------------------------------------------------
+
+  /**
+   * Stream data: the connection that took it, or -1 if none has room now (or responses are queued
+   * ahead of it). `retransmit`: the source sent this entry before (for telemetry).
+   */
+  sendStream(bytes: Uint8Array, retransmit: boolean): number {
+    if (!this.up || this.pending.length !== 0) return -1;
+    const conn = this.conns.sendRoundRobin((c) => this.deps.endpoint.send(c, bytes));
+    if (conn >= 0 && this.deps.telemetry.enabled) this.emitSent(bytes, retransmit);
+    return conn;
+  }
+
+  /** Responses: sent now, or queued (boundedly) until a connection has room. */
+  sendControl(bytes: Uint8Array): boolean {
+    if (!this.conns.anyReady()) return false;
+    if (this.pending.length === 0 && this.conns.sendRoundRobin((c) => this.deps.endpoint.send(c, bytes)) >= 0) {
+      if (this.deps.telemetry.enabled) this.emitSent(bytes, false);
+      return true;
+    }
+    this.pending.push(bytes);
+    this.counters.controlQueued++;
+    if (this.pending.length > this.cfg.controlQueueMax) {
+      this.pending.shift();
+      this.counters.controlDropped++;
+    }
+    return true;
+  }
+
+  // ---- supervisor control (LinkSupervisorControl) ----------------------------------------------
+
+  silentForMs(): number {
+    return this.deps.clock.now() - this.lastHeardMs;
+  }
+
+  openConnections(): void {
+    for (const c of this.conns.all) if (c.state === 'closed') this.open(c);
+  }
+
+  closeConnections(): void {
+    for (const c of this.conns.all) {
+      if (c.state === 'closed') continue;
+      this.deps.endpoint.close(c.index);
+      this.dropConnection(c, 'closed by the link supervisor');
+    }
+    this.pending.length = 0;
+    this.target.connectionsReady(this.conns.ready());
+  }
+
+  reopenConnection(conn: number): void {
+    const c = this.conns.at(conn);
+    if (c && c.state === 'closed') this.open(c);
+  }
+
+  announceUp(): void {
+    const hello = this.conns.all.find((c) => c.state === 'ready')?.peerHello;
+    if (!hello) return;
+    this.up = true;
+    if (this.downSinceMs >= 0) {
+      this.stats.downMs += this.deps.clock.now() - this.downSinceMs;
+      this.downSinceMs = -1;
+      this.counters.reconnects++;
+    }
+    this.source?.linkUp({
+      sessionId: hello.sessionId, confirmedSeq: hello.seq, peerSession: hello.peerSession,
+      windowBytes: hello.windowBytes, windowEntries: hello.windowEntries, locksWindow: hello.locksWindow,
+    });
+    this.supervise('up', `${this.conns.ready().length} of ${this.conns.size} connections ready`);
+    this.hooks.linkUp();
+  }
+
+  announceDown(reason: string): void {
+    this.up = false;
+    if (this.downSinceMs < 0) {
+      this.downSinceMs = this.deps.clock.now();
+      this.counters.downs++;
+      if (reason.startsWith('nothing heard') && this.stats.detectMs.length < DETECT_SAMPLES_MAX) this.stats.detectMs.push(this.silentForMs());
+    }
+    this.supervise('down', reason);
+    this.source?.linkDown();
+    this.target.linkDown();
+  }
+
+  setProbing(on: boolean): void {
+    this.probing = on;
+    if (on) this.sendHeartbeat();
+  }
+
+  startNewStreams(): void {
+    const session = this.sessions.current;
+    this.target.beginStream(session);
+    this.source?.beginNewStream(session);
+    this.hooks.peerRestarted();
+  }
+
+  report(event: 'suspect' | 'probation.start' | 'probation.restart' | 'probation.passed', detail: string): void {
+    if (event === 'suspect') this.counters.suspicions++;
+    else if (event === 'probation.restart') this.counters.probationsRestarted++;
+    else if (event === 'probation.passed') this.counters.probationsPassed++;
+    this.supervise(event, detail);
+  }
+
+  // ---- the endpoint ----------------------------------------------------------------------------
+
+  private open(c: Connection): void {
+    c.state = 'opening';
+    this.connectionEvent(c.index, 'opening', '');
+    this.deps.endpoint.open(c.index);
+  }
+
+  private onOpened(conn: number): void {
+    const c = this.conns.at(conn);
+    if (!c || c.state !== 'opening') {
+      // Established after we stopped wanting it (the link went down meanwhile): not ours to use.
+      if (c && c.state === 'closed') this.deps.endpoint.close(conn);
+      return;
+    }
+    c.state = 'hello';
+    c.peerHello = null;
+    if (!this.inline) c.decoder.reset();
+    this.counters.connectionsOpened++;
+    this.connectionEvent(conn, 'open', '');
+    this.sayHello(c);
+  }
+
+  private onClosed(conn: number, reason: string): void {
+    const c = this.conns.at(conn);
+    if (!c || c.state === 'closed') return;
+    const wasReady = c.state === 'ready';
+    this.counters.connectionsLost++;
+    this.dropConnection(c, reason);
+    this.target.connectionsReady(this.conns.ready());
+    if (wasReady) this.source?.connectionLost(conn);
+    this.chart?.send({ type: 'connection.lost', conn, reason });
+  }
+
+  private dropConnection(c: Connection, reason: string): void {
+    c.state = 'closed';
+    c.peerHello = null;
+    this.cancelHello(c);
+    // On an inline link the line still carries heartbeats: its decoder keeps going.
+    if (!this.inline) c.decoder.reset();
+    this.connectionEvent(c.index, 'closed', reason);
+  }
+
+  private onBytes(conn: number, chunk: Uint8Array): void {
+    const c = this.conns.at(conn);
+    if (!c || (c.state === 'closed' && !this.inline)) return;
+    const now = this.deps.clock.now();
+    c.lastHeardMs = now;
+    if (c.state === 'ready' || this.inline) this.lastHeardMs = now;
+    c.decoder.push(chunk);
+  }
+
+  private onDatagram(bytes: Uint8Array): void {
+    let f: Frame;
+    try {
+      f = decodeFrame(bytes, { payloadBytesMax: 0 });
+    } catch (error) {
+      if (!(error instanceof FrameError)) throw error;
+      this.counters.frameErrors++;
+      this.frameErrorEvent(error);
+      return;
+    }
+    if (f.type === FrameType.Heartbeat) this.onHeartbeat(f);
+    else this.counters.unexpected++; // only heartbeats travel as datagrams
+  }
+
+  private onWritable(conn: number): void {
+    while (this.pending.length > 0) {
+      const bytes = this.pending[0]!;
+      if (!this.deps.endpoint.send(conn, bytes)) return;
+      this.pending.shift();
+      if (this.deps.telemetry.enabled) this.emitSent(bytes, false);
+    }
+    this.source?.writable();
+  }
+
+  // ---- frames ------------------------------------------------------------------------------
+
+  private onFrame(conn: number, f: Frame): void {
+    const c = this.conns.at(conn)!;
+    this.counters.framesIn++;
+    const bytes = encodedLength(f);
+    this.counters.bytesIn += bytes;
+    if (f.type === FrameType.Heartbeat) return this.onHeartbeat(f);
+    const t = this.deps.telemetry;
+    if (t.enabled) {
+      t.emit({ kind: 'frame.received', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, type: frameTypeName(f.type), seq: f.seq, lun: f.lun, bytes });
+    }
+    if (f.type === FrameType.Hello) return this.onHello(c, f);
+    if (c.state !== 'ready') {
+      this.counters.staleFrames++; // before the peer's HELLO on this connection: an older conversation
+      return;
+    }
+    if (isStreamFrame(f)) this.target.onStreamFrame(f, bytes, conn);
+    else if (this.source && this.up) this.source.onResponse(f as ResponseFrame);
+    else this.counters.unexpected++; // a response with no stream of ours to answer, or while down
+  }
+
+  /**
+   * A frame failed its checks. If its header was intact and says it was a response, it is lost
+   * (a later ACK or a timeout covers it); anything else may have been part of the peer's stream,
+   * so the target side asks for it again. A frame of another protocol version means the peer runs
+   * other firmware: the link is refused, saying so.
+   */
+  private onFrameError(conn: number, e: FrameError): void {
+    this.counters.frameErrors++;
+    this.frameErrorEvent(e);
+    if (e.code === 'ML_ERR_FRAME_VERSION') {
+      this.counters.versionMismatches++;
+      this.chart?.send({ type: 'peer.incompatible', reason: e.message });
+      return;
+    }
+    const c = this.conns.at(conn)!;
+    const type = e.type;
+    const response = type === FrameType.Ack || type === FrameType.Nak || type === FrameType.LockGranted || type === FrameType.LockRejected;
+    if (c.state === 'ready' && !response && type !== FrameType.Hello && type !== FrameType.Heartbeat) this.target.onCorrupt(conn, e.seq);
+  }
+
+  private onHeartbeat(f: HeartbeatFrame): void {
+    if (!this.observeSession(f.sessionId)) {
+      this.counters.heartbeatsStale++;
+      return;
+    }
+    const now = this.deps.clock.now();
+    this.counters.heartbeatsReceived++;
+    const gapMs = this.lastHeartbeatMs < 0 ? 0 : now - this.lastHeartbeatMs;
+    this.lastHeartbeatMs = now;
+    this.lastHeardMs = now;
+    const t = this.deps.telemetry;
+    if (t.enabled) {
+      t.emit({ kind: 'heartbeat.received', t: now, node: this.deps.node, peer: this.deps.peer, session: f.sessionId, counter: f.seq, confirmedSeq: f.confirmedSeq, gapMs });
+    }
+    if ((f.flags & FrameFlag.Probe) !== 0) this.sendHeartbeat({ reschedule: false });
+    // Our stream's progress as the target sees it: as good as an ACK, if it is about this stream.
+    if (this.up && this.source && f.peerSession === this.cfg.session && this.source.targetSession === f.sessionId) this.source.onPeerConfirmed(f.confirmedSeq);
+    this.chart?.send({ type: 'heartbeat.heard' });
+  }
+
+  private onHello(c: Connection, f: HelloFrame): void {
+    this.counters.hellosReceived++;
+    if (c.state !== 'hello' && c.state !== 'ready') {
+      this.counters.staleFrames++;
+      return;
+    }
+    const missing = f.requiredFeatures & ~FEATURES_IMPLEMENTED;
+    if (missing !== 0) {
+      this.counters.incompatible++;
+      this.chart?.send({ type: 'peer.incompatible', reason: `the peer requires features this firmware lacks: ${featureNames(missing >>> 0).join(', ')}` });
+      return;
+    }
+    if (!this.observeSession(f.sessionId)) return; // a stale HELLO, or the restart just took every connection down
+    if ((f.flags & FrameFlag.PeerRestarted) !== 0) this.hooks.weRestarted();
+    const first = c.peerHello === null;
+    c.peerHello = f;
+    this.cancelHello(c);
+    if ((f.flags & FrameFlag.Retransmit) !== 0) this.sayHello(c);
+    if (!first || c.state === 'ready') return;
+    c.state = 'ready';
+    this.target.beginStream(f.sessionId);
+    this.target.connectionsReady(this.conns.ready());
+    this.chart?.send({ type: 'connection.ready', conn: c.index });
+    if (this.up) this.source?.writable();
+  }
+
+  /**
+   * Whether a frame from `session` is from the peer as we know it now. A first session is adopted;
+   * a new one means the peer restarted (the supervisor takes the link down and starts new
+   * streams); one already replaced is stale.
+   */
+  private observeSession(session: number): boolean {
+    const verdict = this.sessions.observe(session);
+    if (verdict === 'stale') return false;
+    if (verdict === 'first') this.target.beginStream(session);
+    if (verdict === 'restarted') {
+      this.counters.peerRestarts++;
+      this.supervise('peer.restarted', `session ${session} replaces the one known`);
+      this.chart?.send({ type: 'peer.restarted' });
+      return false;
+    }
+    return true;
+  }
+
+  // ---- HELLO and heartbeats ----------------------------------------------------------------
+
+  /**
+   * HELLO on one connection. It carries the Retransmit flag while we have not heard the peer's
+   * HELLO there, which asks the peer to answer with its own; answers go without it, so the
+   * exchange always ends. It is repeated every helloRetryMs until the peer's arrives.
+   */
+  private sayHello(c: Connection): void {
+    const window = this.target.window;
+    const policy = this.cfg.policy === 'retransmit' ? LockRejectPolicy.Retransmit : LockRejectPolicy.HaltResume;
+    const peerSession = this.sessions.current;
+    let flags = c.peerHello ? 0 : FrameFlag.Retransmit;
+    if (this.sessions.restarted) flags |= FrameFlag.PeerRestarted;
+    // Our confirmed number is about the peer's stream only if our target holds that session's stream.
+    const confirmed = peerSession !== 0 && this.target.sourceSession === peerSession ? this.target.confirmedSeq : 0;
+    this.counters.hellosSent++;
+    const bytes = encodeFrame({
+      type: FrameType.Hello, lun: 0, seq: confirmed, flags, controllerId: this.cfg.controllerId, sessionId: this.cfg.session,
+      windowBytes: window.bytes, windowEntries: window.entries, policy, locksWindow: window.locks,
+      features: FEATURES_IMPLEMENTED, requiredFeatures: 0, connection: c.index, connections: this.conns.size, peerSession,
+    });
+    if (this.deps.endpoint.send(c.index, bytes) && this.deps.telemetry.enabled) this.emitSent(bytes, false);
+    if (!c.peerHello && c.helloTimer === null) {
+      c.helloTimer = this.deps.clock.setTimeout(() => {
+        c.helloTimer = null;
+        if (!c.peerHello && c.state === 'hello') this.sayHello(c);
+      }, this.cfg.helloRetryMs);
+    }
+  }
+
+  private cancelHello(c: Connection): void {
+    if (c.helloTimer !== null) this.deps.clock.clearTimeout(c.helloTimer);
+    c.helloTimer = null;
+  }
+
+  /** Send a heartbeat now and (unless answering a probe) schedule the next one. */
+  private sendHeartbeat(opts: { reschedule: boolean } = { reschedule: true }): void {
+    const peerSession = this.sessions.current;
+    const confirmed = peerSession !== 0 && this.target.sourceSession === peerSession ? this.target.confirmedSeq : 0;
+    const bytes = encodeFrame({
+      type: FrameType.Heartbeat, lun: 0, seq: ++this.heartbeatCounter, flags: this.probing ? FrameFlag.Probe : 0,
+      controllerId: this.cfg.controllerId, sessionId: this.cfg.session, confirmedSeq: confirmed, peerSession,
+    });
+    this.counters.heartbeatsSent++;
+    this.counters.heartbeatBytesSent += bytes.length;
+    this.deps.endpoint.sendDatagram(bytes);
+    if (!opts.reschedule) return;
+    if (this.heartbeatTimer !== null) this.deps.clock.clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = this.deps.clock.setTimeout(() => {
+      this.heartbeatTimer = null;
+      this.sendHeartbeat();
+    }, this.cfg.heartbeatMs);
+  }
+
+  // ---- telemetry ---------------------------------------------------------------------------
+
+  private supervise(event: LinkSupervisionEvent, detail: string): void {
+    const t = this.deps.telemetry;
+    if (!t.enabled) return;
+    t.emit({ kind: 'link.supervision', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, event, lastHeardMs: this.lastHeardMs, peerSession: this.sessions.current, detail });
+  }
+
+  private connectionEvent(conn: number, state: 'opening' | 'open' | 'closed', reason: string): void {
+    const t = this.deps.telemetry;
+    if (t.enabled) t.emit({ kind: 'link.connection', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, conn, state, reason });
+  }
+
+  private frameErrorEvent(e: FrameError): void {
+    const t = this.deps.telemetry;
+    if (t.enabled) t.emit({ kind: 'frame.error', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, code: e.code, message: e.message });
+  }
+
+  /**
+   * `frame.sent` for every frame either side of this controller puts on a data connection, at the
+   * moment the link takes it (a response queued while the link is full counts when it leaves the
+   * queue; one dropped from the queue was never sent). The fields come from the encoded header,
+   * read only when someone listens.
+   */
+  private emitSent(bytes: Uint8Array, retransmit: boolean): void {
+    this.deps.telemetry.emit({
+      kind: 'frame.sent', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, type: frameTypeName(bytes[OFF_TYPE]!),
+      seq: readU64(bytes, OFF_SEQ), lun: readU16(bytes, OFF_LUN), bytes: bytes.length, retransmit,
+    });
+  }
+}

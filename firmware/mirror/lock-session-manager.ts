@@ -1,0 +1,311 @@
+import type { SequencedLog } from '../logs/sequenced-log.ts';
+import type { Clock } from '../ports/clock.ts';
+import { FRAME_OVERHEAD_BYTES, FrameFlag, FrameType, LockMode, type StreamFrame } from '../protocol/frame.ts';
+import type { StreamEntryKind } from '../telemetry/events.ts';
+import { LockSessionTable, lockRegion } from './lock-sessions.ts';
+import type { RollbackEntry } from './rollback-entry.ts';
+import type { ChannelWrite, LockSession } from './types.ts';
+
+const OH = FRAME_OVERHEAD_BYTES;
+
+/** A read lock asked for: its range, and who to tell once it is granted. */
+export interface ReadLockRequest {
+  readonly lun: number;
+  readonly lba: number;
+  readonly count: number;
+  readonly granted: (release: () => void) => void;
+}
+const EPSILON_MS = 1e-6;
+
+export interface LockSessionConfig {
+  lockSessionsMax: number;
+  lockSessionIdleMs: number;
+  /** Size of a lock region of `lun`, in its sectors. */
+  regionSectors(lun: number): number;
+}
+
+export interface LockSessionDeps {
+  clock: Clock;
+  log: SequencedLog<RollbackEntry>;
+  /** Append a stream frame to the rollback log (room already reserved). */
+  append(kind: StreamEntryKind, write: ChannelWrite | null, frame: StreamFrame, count: number, lba: number): void;
+  /** Something was appended or may now be sent: send, and look at the channel's edges. */
+  changed(): void;
+}
+
+/**
+ * The source's lock sessions (docs/design.md 1.1, 2.2): a run of writes to one lock region shares
+ * one LOCK, ended by an UNLOCK when the session has been idle for `lockSessionIdleMs`, when the
+ * table needs room, or when an overlapping lock needs the region. Here every admitted write finds
+ * or opens its session and goes into the stream behind the session's LOCK; in sync mode (and for
+ * read locks) the data waits for the grant.
+ *
+ * At most min(lockSessionsMax, the peer's locksWindow) sessions are open at once, strictly:
+ * sessions open here are exactly the locks the target holds for us at this point of the stream,
+ * and a target whose lock table we filled with our own locks could never grant the next LOCK (the
+ * UNLOCKs that would make room are behind it).
+ */
+export class LockSessionManager {
+  private sessions = new LockSessionTable();
+  /** Admissions waiting until one of the open sessions can end (see `openSession`). */
+  private readonly sessionWaiters: (() => void)[] = [];
+  private readonly confirmWaiters: { seq: number; run: () => void }[] = [];
+  /** Admitted writes that wait for a session to end before theirs can open, in admission order. */
+  private readonly blockedWrites = new Set<ChannelWrite>();
+  /** Read locks asked for and not granted yet. */
+  private readonly readRequests = new Set<ReadLockRequest>();
+  /**
+   * Most locks our stream may hold at the peer at once, from its HELLO. Until the first HELLO it is
+   * 1, the one number every lock table can give: sessions opened before the link comes up are
+   * already in the stream when the peer's real window becomes known.
+   */
+  private locksWindow = 1;
+  private idleTimer: unknown = null;
+  private readonly idleTimerFired = (): void => this.onIdleTimer();
+
+  constructor(private readonly cfg: LockSessionConfig, private readonly deps: LockSessionDeps) {}
+
+  get open(): number {
+    return this.sessions.size;
+  }
+
+  /** Sessions whose LOCK waits for its grant. */
+  get awaitingGrant(): number {
+    return this.sessions.awaitingGrant;
+  }
+
+  setLocksWindow(locks: number): void {
+    this.locksWindow = Math.max(1, locks);
+    runAll(this.sessionWaiters);
+  }
+
+  /** Put an admitted write into its lock session (it holds a reservation of 3 entries). */
+  place(w: ChannelWrite): void {
+    const region = lockRegion(w.lba, w.count, this.cfg.regionSectors(w.lun));
+    let session: LockSession | null | undefined = this.sessions.get(w.lun, region.lba, region.count);
+    if (session) {
+      this.blockedWrites.delete(w);
+      this.deps.log.unreserve(2, 2 * OH);
+      this.sessions.touch(session, this.deps.clock.now());
+    } else {
+      // A session just opened is already the most recently used, as of now.
+      session = this.openSession(region, w.lun, 'write', w.mode === 'sync', () => this.place(w));
+      if (!session) {
+        this.blockedWrites.add(w);
+        return;
+      }
+      this.blockedWrites.delete(w);
+      this.appendLock(session);
+    }
+    if (session.grantWanted && !session.granted) session.held.push(w);
+    else this.appendWrite(session, w);
+    this.armIdleTimer();
+    this.deps.changed();
+  }
+
+  /**
+   * A read lock on the peer's copy of a region. Not speculative: the LOCK goes out once every
+   * earlier entry is confirmed, and `granted` runs once the target granted it.
+   */
+  placeReadLock(lun: number, lba: number, count: number, granted: (release: () => void) => void): void {
+    this.placeRead({ lun, lba, count, granted });
+  }
+
+  private placeRead(request: ReadLockRequest): void {
+    const { lun, lba, count } = request;
+    this.readRequests.add(request);
+    const session = this.openSession({ lba, count }, lun, 'read', true, () => this.placeRead(request));
+    if (!session) return;
+    session.onGranted = () => {
+      this.readRequests.delete(request);
+      request.granted(() => this.releaseReadLock(session));
+    };
+    this.whenConfirmed(this.deps.log.nextSeq - 1, () => {
+      this.appendLock(session);
+      this.deps.changed();
+    });
+    this.deps.changed();
+  }
+
+  /** The target granted the session of `lockId` (LOCK_GRANTED, or an ACK that covers its LOCK). */
+  granted(lockId: number): void {
+    const session = this.sessions.byLockId(lockId);
+    if (session) this.grant(session);
+  }
+
+  byLockId(lockId: number): LockSession | undefined {
+    return this.sessions.byLockId(lockId);
+  }
+
+  /** The session's UNLOCK was confirmed: its lock id is finished. */
+  retired(lockId: number): void {
+    this.sessions.retire(lockId);
+  }
+
+  /** Everything up to `confirmed` is confirmed: run whoever waited for it. */
+  confirmedThrough(confirmed: number): void {
+    if (this.confirmWaiters.length === 0) return;
+    const ready = this.confirmWaiters.filter((w) => w.seq <= confirmed);
+    if (ready.length === 0) return;
+    this.confirmWaiters.splice(0, this.confirmWaiters.length, ...this.confirmWaiters.filter((w) => w.seq > confirmed));
+    for (const w of ready) w.run();
+  }
+
+  /**
+   * A new stream (the target restarted and forgot every lock): forget every session and give back,
+   * in stream order, every write that waited for a grant or for a session to end, and every read
+   * lock not granted yet, for the caller to place again with fresh reservations. Read locks already
+   * granted are lost with the target that granted them (their release does nothing).
+   */
+  restart(): { writes: ChannelWrite[]; readLocks: ReadLockRequest[] } {
+    const writes: ChannelWrite[] = [];
+    for (const s of this.sessions.values()) {
+      writes.push(...s.held.splice(0));
+      s.blocked.length = 0;
+      s.closed = true;
+    }
+    writes.push(...this.blockedWrites);
+    this.blockedWrites.clear();
+    const readLocks = [...this.readRequests];
+    this.readRequests.clear();
+    this.sessionWaiters.length = 0;
+    this.confirmWaiters.length = 0;
+    this.sessions = new LockSessionTable(this.sessions.nextId);
+    this.stopIdleTimer();
+    return { writes, readLocks };
+  }
+
+  stop(): void {
+    this.stopIdleTimer();
+  }
+
+  // ---- sessions ----------------------------------------------------------------------------
+
+  /**
+   * Open a session on `region`, first ending every open session that overlaps it (their UNLOCKs
+   * go into the stream ahead of the new LOCK, so the target never sees two locks of ours on one
+   * block). If an overlapping session cannot end yet (its grant is pending, or it is a read lock
+   * still held), `retry` runs once it can, and this returns null. At the session limit the least
+   * recently used session that can end ends first; if none can, `retry` runs once one has.
+   */
+  private openSession(
+    region: { lba: number; count: number }, lun: number, mode: 'read' | 'write', grantWanted: boolean, retry: () => void,
+  ): LockSession | null {
+    const overlapping = this.sessions.overlapping(lun, region.lba, region.count);
+    const busy = overlapping.find((s) => !this.closable(s));
+    if (busy) {
+      busy.blocked.push(retry);
+      return null;
+    }
+    for (const s of overlapping) this.closeSession(s);
+    const sessionsMax = Math.min(this.cfg.lockSessionsMax, this.locksWindow);
+    while (this.sessions.size >= sessionsMax) {
+      const oldest = this.oldestClosable();
+      if (oldest === undefined) {
+        this.sessionWaiters.push(retry);
+        return null;
+      }
+      this.closeSession(oldest);
+    }
+    return this.sessions.open(lun, region.lba, region.count, mode, grantWanted, this.deps.clock.now());
+  }
+
+  private oldestClosable(): LockSession | undefined {
+    for (const s of this.sessions.values()) if (this.closable(s)) return s;
+    return undefined;
+  }
+
+  private closable(s: LockSession): boolean {
+    return s.mode === 'write' && s.held.length === 0 && (s.granted || !s.grantWanted);
+  }
+
+  private closeSession(s: LockSession): void {
+    this.sessions.close(s);
+    this.appendUnlock(s);
+    runAll(s.blocked);
+    runAll(this.sessionWaiters);
+  }
+
+  private grant(session: LockSession): void {
+    if (session.granted) return;
+    this.sessions.markGranted(session);
+    for (const w of session.held.splice(0)) this.appendWrite(session, w);
+    const onGranted = session.onGranted;
+    session.onGranted = null;
+    onGranted?.();
+    runAll(session.blocked);
+    runAll(this.sessionWaiters); // the session may end now, making room
+  }
+
+  private releaseReadLock(session: LockSession): void {
+    if (session.closed) return;
+    this.sessions.close(session);
+    this.appendUnlock(session);
+    runAll(session.blocked);
+    runAll(this.sessionWaiters);
+    this.deps.changed();
+  }
+
+  private whenConfirmed(seq: number, run: () => void): void {
+    if (seq <= this.deps.log.firstSeq - 1) run();
+    else this.confirmWaiters.push({ seq, run });
+  }
+
+  private armIdleTimer(): void {
+    if (this.idleTimer !== null || this.sessions.size === 0) return;
+    const oldest = this.sessions.values().next().value!;
+    const delay = oldest.lastUse + this.cfg.lockSessionIdleMs - this.deps.clock.now();
+    this.idleTimer = this.deps.clock.setTimeout(this.idleTimerFired, Math.max(0, delay));
+  }
+
+  private stopIdleTimer(): void {
+    if (this.idleTimer !== null) this.deps.clock.clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+  }
+
+  private onIdleTimer(): void {
+    this.idleTimer = null;
+    const deadline = this.deps.clock.now() - this.cfg.lockSessionIdleMs + EPSILON_MS;
+    const idle: LockSession[] = [];
+    for (const s of this.sessions.values()) {
+      if (s.lastUse > deadline) break;
+      if (this.closable(s)) idle.push(s);
+    }
+    for (const s of idle) this.closeSession(s);
+    if (idle.length === 0 && this.sessions.size > 0) {
+      // The oldest sessions cannot close yet (grant pending, read lock held): look again later.
+      const s = this.sessions.values().next().value!;
+      this.sessions.touch(s, this.deps.clock.now());
+    }
+    this.armIdleTimer();
+    this.deps.changed();
+  }
+
+  // ---- stream frames -----------------------------------------------------------------------
+
+  private appendLock(s: LockSession): void {
+    const flags = s.grantWanted ? FrameFlag.GrantWanted : 0;
+    const mode = s.mode === 'read' ? LockMode.Read : LockMode.Write;
+    s.lockSeq = this.deps.log.nextSeq;
+    this.deps.append('lock', null, { type: FrameType.Lock, lun: s.lun, seq: s.lockSeq, flags, lockId: s.lockId, lba: s.lba, count: s.count, mode }, s.count, s.lba);
+  }
+
+  private appendWrite(s: LockSession, w: ChannelWrite): void {
+    const frame = { type: FrameType.Write, lun: w.lun, seq: this.deps.log.nextSeq, flags: 0, lockId: s.lockId, lba: w.lba, tag: w.tag, data: w.data } as const;
+    this.deps.append('write', w, frame, w.count, w.lba);
+    w.placed?.();
+  }
+
+  private appendUnlock(s: LockSession): void {
+    this.deps.append('unlock', null, { type: FrameType.Unlock, lun: s.lun, seq: this.deps.log.nextSeq, flags: 0, lockId: s.lockId }, 0, 0);
+  }
+}
+
+/**
+ * Run every callback waiting in `list`, emptying it first (a callback may queue itself again).
+ * Checks for none first: sessions end about once per write, and usually nobody waits on them.
+ */
+export function runAll(list: (() => void)[]): void {
+  if (list.length === 0) return;
+  for (const run of list.splice(0)) run();
+}

@@ -1,0 +1,20 @@
+import type { MirrorlabError } from '../errors.ts';
+import type { LogEntry } from '../logs/sequenced-log.ts';
+import type { StreamEntryKind } from '../telemetry/events.ts';
+import type { ChannelWrite } from './types.ts';
+
+/** One entry of a source's rollback log: an encoded stream frame kept until the target confirms it. */
+export interface RollbackEntry extends LogEntry {
+  readonly kind: StreamEntryKind;
+  readonly frame: Uint8Array;
+  readonly lockId: number;
+  readonly write: ChannelWrite | null;
+  /** Times sent (0: never). */
+  sends: number;
+  /** When it was last sent (ms), -1 if never. */
+  sentAt: number;
+  /** The data connection it was last sent on (-1 if never): a connection lost with it in flight re-sends from here. */
+  conn: number;
+  /** The target refused it (range, lock, media); the host hears this error when it is confirmed. */
+  failed: MirrorlabError | null;
+}

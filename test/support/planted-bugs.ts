@@ -1,0 +1,147 @@
+/**
+ * Deliberate firmware bugs, planted by tests to prove that the consistency checker can fail
+ * (docs/conventions.md 10, 15). A checker that has never caught broken firmware proves nothing
+ * about working firmware. They live here, in test code, and nowhere else: the firmware has no
+ * switch for them, and no flag, config file or option object can reach them. Each bug replaces
+ * one method of a firmware class for as long as it is planted (the whole process: a campaign's
+ * worker thread imports `planted-bugs-module.ts`), and `plant` returns the function that removes it.
+ */
+import { RegionLockTable } from '../../firmware/locks/region-lock-table.ts';
+import { PeerLink } from '../../firmware/link/peer-link.ts';
+import { NakReason } from '../../firmware/protocol/frame.ts';
+import { SourceChannel } from '../../firmware/mirror/source-channel.ts';
+import { TargetChannel } from '../../firmware/mirror/target-channel.ts';
+import { Transmitter } from '../../firmware/mirror/transmitter.ts';
+
+export type PlantedBug =
+  /** The target treats a refused mirror lock as granted and applies the writes behind it. */
+  | 'target-applies-without-lock'
+  /** The source removes a WRITE from its rollback log as soon as it is sent, not when confirmed. */
+  | 'source-drops-entry-before-ack'
+  /** The target confirms a WRITE when it starts the disk write, before the data is on the disk. */
+  | 'target-acks-before-write'
+  /** The target holds back every other WRITE for a while, so later writes land first. */
+  | 'target-reorders-writes'
+  /** The source ignores NAKs, ack timeouts and lost connections: a lost frame is never re-sent. */
+  | 'source-ignores-naks-and-timeouts'
+  /** The link supervisor never hears silence: a black-holed link is never declared down. */
+  | 'supervisor-never-declares-down'
+  /** The link supervisor reconnects on the first heartbeat that comes back, without probation. */
+  | 'supervisor-skips-probation'
+  /** A target whose source restarted keeps the old stream's commit log and locks, as if nothing happened. */
+  | 'target-keeps-old-stream';
+
+export const PLANTED_BUGS: readonly PlantedBug[] = [
+  'target-applies-without-lock', 'source-drops-entry-before-ack', 'target-acks-before-write', 'target-reorders-writes',
+  'source-ignores-naks-and-timeouts', 'supervisor-never-declares-down', 'supervisor-skips-probation', 'target-keeps-old-stream',
+];
+
+/** How long `target-reorders-writes` holds a write back (ms). */
+export const REORDER_BUG_DELAY_MS = 5;
+
+type AnyMethod = (this: any, ...args: any[]) => any; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** Replace `name` on `proto` with `make(original)`; returns the undo. */
+function patch(proto: object, name: string, make: (original: AnyMethod) => AnyMethod): () => void {
+  const target = proto as Record<string, AnyMethod>;
+  const original = target[name]!;
+  if (typeof original !== 'function') throw new Error(`planted bug: ${name} is not a method to replace`);
+  target[name] = make(original);
+  return () => {
+    target[name] = original;
+  };
+}
+
+const DONE = 2;
+
+/** Plant `bug`; returns the function that removes it. */
+export function plant(bug: PlantedBug): () => void {
+  switch (bug) {
+    case 'target-applies-without-lock': {
+      const undo = [
+        patch(TargetChannel.prototype, 'lockRefused', () => function (this: unknown, e: { status: number }) {
+          e.status = DONE;
+          return true;
+        }),
+        patch(RegionLockTable.prototype, 'covers', () => () => true),
+      ];
+      return () => undo.forEach((u) => u());
+    }
+    case 'source-drops-entry-before-ack':
+      return patch(SourceChannel.prototype, 'sendEntry', (original) => function (this: any, bytes: Uint8Array, retransmit: boolean) { // eslint-disable-line @typescript-eslint/no-explicit-any
+        const conn = original.call(this, bytes, retransmit) as number;
+        if (conn >= 0 && bytes[3] === 3) {
+          const seq = readSeq(bytes);
+          this.deps.clock.setTimeout(() => this.confirmThrough(seq), 0);
+        }
+        return conn;
+      });
+    case 'target-acks-before-write':
+      return patch(TargetChannel.prototype, 'issueWrite', (original) => function (this: unknown, dev: unknown, e: { status: number }, ...rest: unknown[]) {
+        e.status = DONE;
+        return original.call(this, dev, e, ...rest);
+      });
+    case 'target-reorders-writes':
+      return patch(TargetChannel.prototype, 'issueWrite', (original) => function (this: any, ...args: any[]) { // eslint-disable-line @typescript-eslint/no-explicit-any
+        const e = args[1] as { seq: number };
+        if (e.seq % 2 === 0) this.deps.clock.setTimeout(() => original.apply(this, args), REORDER_BUG_DELAY_MS);
+        else original.apply(this, args);
+      });
+    case 'source-ignores-naks-and-timeouts': {
+      const undo = [
+        patch(SourceChannel.prototype, 'onNak', (original) => function (this: unknown, seq: number, reason: NakReason) {
+          if (reason === NakReason.Corrupt || reason === NakReason.Gap || reason === NakReason.Overflow) return;
+          original.call(this, seq, reason);
+        }),
+        patch(Transmitter.prototype, 'onAckTimer', () => function (this: { ackTimer: unknown }) {
+          this.ackTimer = null;
+        }),
+        patch(SourceChannel.prototype, 'connectionLost', () => () => {}),
+        patch(SourceChannel.prototype, 'hasSentUnconfirmed', () => () => false),
+      ];
+      return () => undo.forEach((u) => u());
+    }
+    case 'supervisor-never-declares-down':
+      return patch(PeerLink.prototype, 'silentForMs', () => () => 0);
+    case 'supervisor-skips-probation':
+      return patch(PeerLink.prototype, 'start', (original) => function (this: { probationMs: number }) {
+        this.probationMs = 0;
+        original.call(this);
+      });
+    case 'target-keeps-old-stream':
+      return patch(TargetChannel.prototype, 'beginStream', (original) => function (this: { sourceSession: number; streamSource: number; ownerPeer: string; deps: { peer: string } }, session: number) {
+        if (this.sourceSession === 0) return original.call(this, session);
+        // Adopt the new session's name for everything held, and go on where the old stream was.
+        this.streamSource = session;
+      });
+  }
+}
+
+/** Plant every bug in `bugs`; returns one undo for all of them. */
+export function plantAll(bugs: readonly PlantedBug[]): () => void {
+  const undo = bugs.map(plant);
+  return () => undo.reverse().forEach((u) => u());
+}
+
+function readSeq(bytes: Uint8Array): number {
+  let v = 0;
+  for (let i = 8; i < 16; i++) v = v * 256 + bytes[i]!;
+  return v;
+}
+
+/** What a campaign needs to plant `bugs` in its worker threads (CampaignTestingAids.plant). */
+export function plantInWorkers(bugs: readonly PlantedBug[]): { module: string; label: string } {
+  const url = new URL('./planted-bugs-module.ts', import.meta.url);
+  url.searchParams.set('bugs', bugs.join(','));
+  return { module: url.href, label: bugs.join(',') };
+}
+
+/** Run `fn` with `bugs` planted in this process's firmware, removing them afterwards whatever happens. */
+export async function withPlantedBugs<T>(bugs: readonly PlantedBug[], fn: () => Promise<T>): Promise<T> {
+  const undo = plantAll(bugs);
+  try {
+    return await fn();
+  } finally {
+    undo();
+  }
+}
