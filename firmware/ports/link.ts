@@ -1,32 +1,73 @@
 /**
- * The LinkEndpoint port (docs/design.md 2.1): one controller's end of a link to one peer. The simulated
- * link, TCP, UDP and serial transports in `host/transports/` implement it.
+ * The LinkEndpoint port: one controller's end of the link to one peer (docs/link-supervision.md).
+ * The simulated link and the TCP/UDP, serial and USB transports in `host/transports/` implement it.
  *
- * A link carries bytes. Stream transports (TCP, serial) may split or coalesce frames anywhere;
- * datagram transports deliver one frame per chunk; either way the firmware's streaming decoder
- * reassembles frames, so the firmware never assumes a chunk boundary means anything.
+ * A link is `connections` byte-stream **data connections** plus a **heartbeat channel**:
+ * - On IP links the data connections are TCP connections and heartbeats are UDP datagrams.
+ * - On a serial line or a USB bulk pipe there is one data connection, and heartbeats travel
+ *   inline, as frames on that same byte stream (`heartbeats: 'inline'`).
+ *
+ * Transports move bytes and report connection errors; they never decide that the link is up or
+ * down. The firmware's link supervisor decides that, from heartbeats and the clock: it asks for
+ * connections with `open`, drops them with `close`, and treats silence as an interruption.
+ *
+ * Byte streams may split or coalesce frames anywhere; the firmware's streaming decoder
+ * reassembles them. A datagram is one heartbeat frame; it may be lost, duplicated or reordered.
  */
 export interface LinkEndpoint {
   readonly name: string;
-  /** True while the transport believes the peer is reachable. */
-  readonly isUp: boolean;
+  /** How many data connections this link carries: n on TCP, 1 on a serial line or USB. */
+  readonly connections: number;
   /**
-   * Queue `bytes` for transmission. Returns false, without taking the bytes, when the transport's
-   * send queue is full; the handler's `writable()` is called when there is room again.
-   * The transport may keep a reference to `bytes`: the caller must not change them afterwards.
+   * `datagram`: heartbeats go on a channel of their own (UDP), delivered through
+   * `LinkHandler.datagram`, whether or not any data connection is open.
+   * `inline`: heartbeats are frames on data connection 0's byte stream, which then delivers bytes
+   * (`LinkHandler.bytes(0, …)`) whenever the line itself works, open or not: on a serial line
+   * "open" and "closed" are the firmware's own bookkeeping, and the HELLO that opens the
+   * connection marks where the new conversation starts.
    */
-  send(bytes: Uint8Array): boolean;
-  /** Install the receiver. A transport has exactly one handler. */
+  readonly heartbeats: 'datagram' | 'inline';
+  /** Install the receiver. A transport has exactly one handler; it is called only after this. */
   attach(handler: LinkHandler): void;
+  /**
+   * Ask for data connection `conn` (0 <= conn < connections) to be established. Idempotent while
+   * it is opening or open. The transport connects, or accepts the peer's connection for that
+   * slot, and calls `opened(conn)` once bytes can flow both ways; if it cannot, it calls
+   * `closed(conn, reason)` and the firmware decides when to ask again. A connection is
+   * established only while both ends want it.
+   */
+  open(conn: number): void;
+  /**
+   * Drop data connection `conn`: bytes queued or in flight on it may be lost, and nothing more is
+   * delivered from it. `closed` is not called for a close the firmware asked for.
+   */
+  close(conn: number): void;
+  /**
+   * Queue `bytes` (whole frames) on open connection `conn`. Returns false, without taking the
+   * bytes, when that connection's send queue is full (then `writable(conn)` follows) or when the
+   * connection is not open. The transport may keep a reference to `bytes`: the caller must not
+   * change them afterwards.
+   */
+  send(conn: number, bytes: Uint8Array): boolean;
+  /**
+   * Send one heartbeat frame on the heartbeat channel, best effort: never blocks, may be lost. On
+   * an `inline` link it goes on connection 0's byte stream between whole frames.
+   */
+  sendDatagram(bytes: Uint8Array): void;
 }
 
 export interface LinkHandler {
-  /** Bytes arrived. The chunk is the receiver's to keep. */
-  bytes(chunk: Uint8Array): void;
-  /** The link came up (or back up). */
-  up(): void;
-  /** The link went down; nothing sent from now on is delivered until `up()`. */
-  down(reason: string): void;
-  /** A send that returned false may be retried now. */
-  writable(): void;
+  /** Data connection `conn` is established: bytes can flow both ways. */
+  opened(conn: number): void;
+  /**
+   * Data connection `conn` failed, was refused or was reset by the transport or the peer (never
+   * called for a `close` the firmware asked for). Whatever was in flight on it is lost.
+   */
+  closed(conn: number, reason: string): void;
+  /** Bytes arrived on data connection `conn`. The chunk is the receiver's to keep. */
+  bytes(conn: number, chunk: Uint8Array): void;
+  /** A datagram (one heartbeat frame) arrived on the heartbeat channel. Its bytes are the receiver's. */
+  datagram(bytes: Uint8Array): void;
+  /** A `send` on `conn` that returned false may be retried now. */
+  writable(conn: number): void;
 }
