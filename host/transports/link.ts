@@ -11,6 +11,13 @@ export type { LinkEndpoint, LinkHandler } from '../../firmware/ports/link.ts';
 /** Which way a frame travels on a two-ended link. */
 export type LinkDirection = 'ab' | 'ba';
 
+/**
+ * Which channel of a link a frame travels on: data connection `k` (a number), or the heartbeat
+ * channel (`'datagram'`: what `sendDatagram` sends, on an inline link too, where it shares
+ * connection 0's byte stream).
+ */
+export type LinkChannel = number | 'datagram';
+
 /** One copy of a sent frame that reaches the far end: the bytes (possibly altered) and any extra delay. */
 export interface Transmission {
   bytes: Uint8Array;
@@ -19,10 +26,11 @@ export interface Transmission {
 
 export interface LinkFaultHook {
   /**
-   * Decide the fate of `bytes`, sent now in direction `dir`: return the copies that arrive (none:
-   * dropped; two: duplicated; altered bytes: corrupted; extra delay: delayed or reordered), or
-   * null to deliver it untouched. The hook must not change `bytes` in place: the sender keeps
-   * them for retransmission.
+   * Decide the fate of `bytes`, sent now in direction `dir` on `channel`: return the copies that
+   * arrive (none: dropped; two: duplicated; altered bytes: corrupted; extra delay: delayed or
+   * reordered), or null to deliver it untouched. The hook must not change `bytes` in place: the
+   * sender keeps them for retransmission. It may reset the connection carrying them (the link's
+   * notifications are deferred, so nothing re-enters the sender).
    */
-  onSend(dir: LinkDirection, bytes: Uint8Array): readonly Transmission[] | null;
+  onSend(dir: LinkDirection, bytes: Uint8Array, channel: LinkChannel): readonly Transmission[] | null;
 }

@@ -1,6 +1,11 @@
 import { assert } from '../../firmware/errors.ts';
 import type { HostClock } from '../clock/clock.ts';
-import type { LinkDirection, LinkEndpoint, LinkFaultHook, LinkHandler } from './link.ts';
+import type { LinkChannel, LinkDirection, LinkEndpoint, LinkFaultHook, LinkHandler } from './link.ts';
+import { SerialisationQueue } from './serialisation-queue.ts';
+import {
+  LineConnection, TcpConnections, other,
+  type ConnectionHost, type ConnectionTable, type End, type Incarnation, type PathSnapshot,
+} from './sim-connections.ts';
 
 export interface SimLinkOptions {
   clock: HostClock;
@@ -10,125 +15,138 @@ export interface SimLinkOptions {
   latencyMs: number;
   /** Serialisation rate, megabits (10^6 bits) per second. */
   bandwidthMbps: number;
-  /** Most bytes waiting to be serialised per direction; beyond it `send` returns false. */
+  /**
+   * Most bytes waiting to be serialised per direction, data and heartbeats together; beyond it
+   * `send` returns false and a heartbeat is dropped.
+   */
   queueBytesMax?: number;
+  /** Data connections (default 2). An inline link has exactly 1. */
+  connections?: number;
+  /** `datagram` (default): heartbeats on a channel of their own; `inline`: on connection 0's byte stream. */
+  heartbeats?: 'datagram' | 'inline';
+  /** How long a connection attempt through a black hole goes on before the wanting ends hear it failed. */
+  connectTimeoutMs?: number;
 }
 
+/**
+ * Defaults (docs/simulated-link.md 2): the connect timeout is TCP's with one SYN retransmission
+ * (SYN at 0 and 1 s, given up when the second's 2 s timer runs out), short because the firmware,
+ * not the transport, decides when to try again.
+ */
+export const SIM_LINK_DEFAULTS = {
+  connections: 2,
+  heartbeats: 'datagram',
+  queueBytesMax: 64 * 1024 * 1024,
+  connectTimeoutMs: 3_000,
+  synRetryMs: 1_000,
+} as const;
+
+/** Connections a simulated link may carry: more would only multiply timers. */
+export const SIM_LINK_CONNECTIONS_MAX = 64;
+
+export function newChannelStats() {
+  return { framesSent: 0, bytesSent: 0, framesDelivered: 0, bytesDelivered: 0, framesLostBlackhole: 0, framesLostClosed: 0, framesDroppedQueueFull: 0 };
+}
+export type ChannelStats = ReturnType<typeof newChannelStats>;
+
+/**
+ * One direction's counters, per channel: `data` (every `send`) and `heartbeat` (every
+ * `sendDatagram`, inline or not). A frame sent is delivered, lost in a black hole, lost on a
+ * closed or reset connection, or struck by the fault hook (counted by the hook); a refused `send`
+ * is not sent, a heartbeat that found the queue full is dropped.
+ */
 export function newDirectionStats() {
-  return { framesSent: 0, bytesSent: 0, framesDelivered: 0, bytesDelivered: 0, framesLostDown: 0, framesRefused: 0 };
+  return { data: newChannelStats(), heartbeat: newChannelStats(), sendsRefused: 0, sendsNotOpen: 0 };
 }
 export type DirectionStats = ReturnType<typeof newDirectionStats>;
 
 interface Direction {
   readonly name: LinkDirection;
-  readonly to: SimEndpoint;
+  readonly from: End;
   /** Time (ms) at which the wire finishes serialising everything queued so far. */
   busyUntil: number;
-  /** Serialisation end times and sizes of queued frames, oldest first. */
   readonly queue: SerialisationQueue;
   queuedBytes: number;
-  wantWritable: boolean;
+  /** Connections whose `send` was refused for a full queue, in the order they were refused. */
+  readonly refused: Set<number>;
   writableTimer: unknown;
+  holeOn: boolean;
+  /** How many black holes have begun on this direction: a frame in flight across one is lost. */
+  holeStarts: number;
   readonly stats: DirectionStats;
 }
 
 const roundNs = (ms: number): number => Math.round(ms * 1e6) / 1e6;
 
 /**
- * The frames a direction is still serialising: (end time, size) pairs, oldest first. A ring of
- * numbers rather than an array of objects with `shift()`: a fast link queues thousands of frames
- * (a whole send window), where `shift()` copies the rest of the array every time, and the pair
- * objects would be one allocation per frame sent.
- */
-class SerialisationQueue {
-  private ends = new Float64Array(64);
-  private sizes = new Float64Array(64);
-  private head = 0;
-  private count = 0;
-
-  get length(): number {
-    return this.count;
-  }
-
-  /** End time (ms) of the oldest frame; the queue must not be empty. */
-  get firstEnd(): number {
-    return this.ends[this.head]!;
-  }
-
-  push(end: number, bytes: number): void {
-    if (this.count === this.ends.length) this.grow();
-    const i = (this.head + this.count) & (this.ends.length - 1);
-    this.ends[i] = end;
-    this.sizes[i] = bytes;
-    this.count++;
-  }
-
-  /** Remove the oldest frame; returns its size. The queue must not be empty. */
-  shift(): number {
-    const bytes = this.sizes[this.head]!;
-    this.head = (this.head + 1) & (this.ends.length - 1);
-    this.count--;
-    return bytes;
-  }
-
-  clear(): void {
-    this.head = 0;
-    this.count = 0;
-  }
-
-  private grow(): void {
-    const ends = new Float64Array(this.ends.length * 2);
-    const sizes = new Float64Array(this.sizes.length * 2);
-    for (let k = 0; k < this.count; k++) {
-      const i = (this.head + k) & (this.ends.length - 1);
-      ends[k] = this.ends[i]!;
-      sizes[k] = this.sizes[i]!;
-    }
-    this.ends = ends;
-    this.sizes = sizes;
-    this.head = 0;
-  }
-}
-
-/**
- * A simulated point-to-point link between two controllers, in the clock's time: one-way latency,
- * a serialisation delay per byte at the link's bandwidth, a bounded send queue per direction, and
- * in-order delivery (unless a fault hook delays some copies). Each frame handed to `send` reaches
- * the far end as one chunk.
+ * A simulated point-to-point link between two controllers, in the clock's time
+ * (docs/simulated-link.md): `connections` byte-stream data connections and a heartbeat channel
+ * (datagrams, or frames inline on connection 0), all sharing one serialisation queue per
+ * direction: one-way latency, a serialisation delay per byte at the link's bandwidth, a bounded
+ * queue. Each `send` reaches the far end as one chunk, in order per connection, unless the fault
+ * hook delays some copies.
  *
- * `cut()` takes the link down (both ends are told; frames in flight are lost) and `heal()` brings
- * it back; a fault hook (`setFaults`) decides the fate of every frame. All randomness lives in the
- * hook, drawn from the run's seed, so the link itself is deterministic.
+ * Failures are silent, as on real links: a black hole (`blackhole`) loses every frame of its
+ * direction and tells nobody; `reset` resets one data connection. All randomness lives in the
+ * fault hook (`setFaults`), drawn from the run's seed, so the link itself is deterministic.
  */
 export class SimLink {
   readonly a: SimEndpoint;
   readonly b: SimEndpoint;
-  private readonly ab: Direction;
-  private readonly ba: Direction;
-  private up = true;
-  private epoch = 0;
-  private faults: LinkFaultHook | null = null;
-  private msPerByte: number;
-  private latencyMs: number;
+  readonly connections: number;
+  readonly heartbeats: 'datagram' | 'inline';
   readonly queueBytesMax: number;
+  private readonly ends: readonly [SimEndpoint, SimEndpoint];
+  private readonly dirs: readonly [Direction, Direction];
+  private readonly conns: ConnectionTable;
+  private readonly line: LineConnection | null;
+  private faults: LinkFaultHook | null = null;
+  private resetCount = 0;
+  private msPerByte: number;
+  private latency: number;
 
   constructor(private readonly opts: SimLinkOptions) {
-    assert(opts.latencyMs >= 0 && opts.bandwidthMbps > 0, 'link latency must be >= 0 and bandwidth > 0');
-    this.msPerByte = 8 / (opts.bandwidthMbps * 1000);
-    this.latencyMs = opts.latencyMs;
-    this.queueBytesMax = opts.queueBytesMax ?? 64 * 1024 * 1024;
-    this.a = new SimEndpoint(opts.names[0], this, 'ab');
-    this.b = new SimEndpoint(opts.names[1], this, 'ba');
-    this.ab = newDirection('ab', this.b);
-    this.ba = newDirection('ba', this.a);
-  }
-
-  get isUp(): boolean {
-    return this.up;
+    const d = SIM_LINK_DEFAULTS;
+    const o = {
+      latencyMs: opts.latencyMs, bandwidthMbps: opts.bandwidthMbps, queueBytesMax: opts.queueBytesMax ?? d.queueBytesMax,
+      connections: opts.connections ?? d.connections, heartbeats: opts.heartbeats ?? d.heartbeats, connectTimeoutMs: opts.connectTimeoutMs ?? d.connectTimeoutMs,
+    };
+    assert(Number.isFinite(o.latencyMs) && o.latencyMs >= 0, `link latency must be a finite number >= 0 ms, got ${o.latencyMs}`);
+    assert(Number.isFinite(o.bandwidthMbps) && o.bandwidthMbps > 0, `link bandwidth must be a finite number > 0 Mbit/s, got ${o.bandwidthMbps}`);
+    assert(Number.isSafeInteger(o.queueBytesMax) && o.queueBytesMax >= 1, `queueBytesMax must be an integer >= 1, got ${o.queueBytesMax}`);
+    assert(Number.isInteger(o.connections) && o.connections >= 1 && o.connections <= SIM_LINK_CONNECTIONS_MAX,
+      `a link carries 1 to ${SIM_LINK_CONNECTIONS_MAX} data connections, got ${o.connections}`);
+    assert(o.heartbeats === 'datagram' || o.heartbeats === 'inline', `heartbeats must be 'datagram' or 'inline', got ${String(o.heartbeats)}`);
+    assert(o.heartbeats === 'datagram' || o.connections === 1, `inline heartbeats travel on the one connection of a serial line: connections must be 1, got ${o.connections}`);
+    assert(Number.isFinite(o.connectTimeoutMs) && o.connectTimeoutMs > 0, `connectTimeoutMs must be > 0, got ${o.connectTimeoutMs}`);
+    this.connections = o.connections;
+    this.heartbeats = o.heartbeats;
+    this.queueBytesMax = o.queueBytesMax;
+    this.msPerByte = 8 / (o.bandwidthMbps * 1000);
+    this.latency = o.latencyMs;
+    this.a = new SimEndpoint(opts.names[0], this, 0);
+    this.b = new SimEndpoint(opts.names[1], this, 1);
+    this.ends = [this.a, this.b];
+    this.dirs = [newDirection('ab', 0), newDirection('ba', 1)];
+    const host = this.connectionHost(o.connectTimeoutMs);
+    this.line = o.heartbeats === 'inline' ? new LineConnection(host) : null;
+    this.conns = this.line ?? new TcpConnections(host, o.connections);
   }
 
   stats(dir: LinkDirection): Readonly<DirectionStats> {
-    return (dir === 'ab' ? this.ab : this.ba).stats;
+    return this.dir(dir).stats;
+  }
+
+  /** The share of the bytes sent (both directions, or one) that were heartbeats: what supervision costs. */
+  heartbeatShare(dir?: LinkDirection): number {
+    const dirs = dir === undefined ? this.dirs : [this.dir(dir)];
+    let hb = 0;
+    let all = 0;
+    for (const d of dirs) {
+      hb += d.stats.heartbeat.bytesSent;
+      all += d.stats.heartbeat.bytesSent + d.stats.data.bytesSent;
+    }
+    return all === 0 ? 0 : hb / all;
   }
 
   setFaults(hook: LinkFaultHook | null): void {
@@ -136,111 +154,243 @@ export class SimLink {
   }
 
   setBandwidth(mbps: number): void {
-    assert(mbps > 0, 'bandwidth must be positive');
+    assert(Number.isFinite(mbps) && mbps > 0, 'bandwidth must be positive');
     this.msPerByte = 8 / (mbps * 1000);
   }
 
   setLatency(ms: number): void {
-    assert(ms >= 0, 'latency must be >= 0');
-    this.latencyMs = ms;
+    assert(Number.isFinite(ms) && ms >= 0, 'latency must be >= 0');
+    this.latency = ms;
   }
 
-  /** Take the link down: frames in flight are lost and both ends hear `down(reason)`. */
-  cut(reason = 'link cut'): void {
-    if (!this.up) return;
-    this.up = false;
-    this.epoch++;
-    for (const d of [this.ab, this.ba]) {
-      d.queue.clear();
-      d.queuedBytes = 0;
-      d.busyUntil = 0;
+  /**
+   * Make a direction (or both) a black hole, or end it. Nobody is told: frames sent into it, or in
+   * flight when it begins, are lost, and so is a connection handshake or a FIN crossing it.
+   */
+  blackhole(dir: LinkDirection | 'both', on: boolean): void {
+    for (const d of dir === 'both' ? this.dirs : [this.dir(dir)]) {
+      if (d.holeOn === on) continue;
+      d.holeOn = on;
+      if (on) d.holeStarts++;
     }
-    this.a.handler?.down(reason);
-    this.b.handler?.down(reason);
   }
 
-  heal(): void {
-    if (this.up) return;
-    this.up = true;
-    this.a.handler?.up();
-    this.b.handler?.up();
+  isBlackholed(dir: LinkDirection): boolean {
+    return this.dir(dir).holeOn;
   }
 
-  /** @internal The endpoint's send. */
-  transmit(dirName: LinkDirection, bytes: Uint8Array): boolean {
-    const d = dirName === 'ab' ? this.ab : this.ba;
-    if (!this.up) {
-      d.stats.framesLostDown++;
-      return true; // a dead wire takes the bytes and delivers nothing
-    }
-    const now = this.opts.clock.now();
-    this.drainQueue(d, now);
-    if (d.queuedBytes > 0 && d.queuedBytes + bytes.length > this.queueBytesMax) {
-      d.stats.framesRefused++;
-      this.wantWritable(d);
-      return false;
-    }
-    const end = roundNs(Math.max(now, d.busyUntil) + bytes.length * this.msPerByte);
-    d.busyUntil = end;
-    d.queue.push(end, bytes.length);
-    d.queuedBytes += bytes.length;
-    d.stats.framesSent++;
-    d.stats.bytesSent += bytes.length;
-    const copies = this.faults?.onSend(dirName, bytes) ?? null;
-    if (copies === null) this.deliverAt(d, bytes, end + this.latencyMs - now);
-    else for (const c of copies) this.deliverAt(d, c.bytes, end + this.latencyMs + c.extraDelayMs - now);
+  /**
+   * A transport-level reset of data connection `conn` (a middlebox's RST, a USB re-enumeration):
+   * what is in flight on it is lost and each end holding it hears `closed(conn, 'connection
+   * reset')` (from a timer); the other connections are untouched. False if no end held it.
+   */
+  reset(conn: number): boolean {
+    this.checkConn(conn);
+    if (!this.conns.reset(conn)) return false;
+    this.resetCount++;
     return true;
   }
 
-  private deliverAt(d: Direction, bytes: Uint8Array, delayMs: number): void {
-    const epoch = this.epoch;
-    this.opts.clock.setTimeout(() => {
-      if (epoch !== this.epoch) return;
-      d.stats.framesDelivered++;
-      d.stats.bytesDelivered += bytes.length;
-      d.to.handler?.bytes(bytes);
-    }, roundNs(delayMs));
+  /** Connections reset by {@link reset} so far (those that some end held). */
+  get resets(): number {
+    return this.resetCount;
   }
 
-  private drainQueue(d: Direction, now: number): void {
-    while (d.queue.length > 0 && d.queue.firstEnd <= now) d.queuedBytes -= d.queue.shift();
+  /** @internal */
+  isOpen(end: End, conn: number): boolean {
+    this.checkConn(conn);
+    return this.conns.isOpen(end, conn);
   }
 
-  private wantWritable(d: Direction): void {
-    d.wantWritable = true;
-    if (d.writableTimer !== null) return;
+  /** @internal */
+  open(end: End, conn: number): void {
+    this.checkConn(conn);
+    this.conns.open(end, conn);
+  }
+
+  /** @internal */
+  close(end: End, conn: number): void {
+    this.checkConn(conn);
+    this.conns.close(end, conn);
+  }
+
+  /** @internal The endpoint's send. */
+  transmit(end: End, conn: number, bytes: Uint8Array): boolean {
+    this.checkConn(conn);
+    const d = this.dirs[end];
+    const tag = this.conns.sendTag(end, conn);
+    if (tag === null) {
+      d.stats.sendsNotOpen++;
+      return false;
+    }
+    const serialisedMs = this.enqueue(d, bytes.length);
+    if (serialisedMs < 0) {
+      d.stats.sendsRefused++;
+      d.refused.add(conn);
+      this.wantWritable(d);
+      return false;
+    }
+    d.stats.data.framesSent++;
+    d.stats.data.bytesSent += bytes.length;
+    this.launch(d, bytes, conn, tag, serialisedMs);
+    return true;
+  }
+
+  /** @internal The endpoint's sendDatagram: never refused; dropped if the queue is full. */
+  transmitDatagram(end: End, bytes: Uint8Array): void {
+    const d = this.dirs[end];
+    const serialisedMs = this.enqueue(d, bytes.length);
+    if (serialisedMs < 0) {
+      d.stats.heartbeat.framesDroppedQueueFull++;
+      return;
+    }
+    d.stats.heartbeat.framesSent++;
+    d.stats.heartbeat.bytesSent += bytes.length;
+    this.launch(d, bytes, 'datagram', this.line?.current ?? null, serialisedMs);
+  }
+
+  /** Take `bytes` onto the direction's queue; returns when their serialisation ends (ms), or -1 if the queue is full. */
+  private enqueue(d: Direction, bytes: number): number {
     const now = this.opts.clock.now();
-    d.writableTimer = this.opts.clock.setTimeout(() => {
+    while (d.queue.length > 0 && d.queue.firstEnd <= now) d.queuedBytes -= d.queue.shift();
+    if (d.queuedBytes > 0 && d.queuedBytes + bytes > this.queueBytesMax) return -1;
+    const end = roundNs(Math.max(now, d.busyUntil) + bytes * this.msPerByte);
+    d.busyUntil = end;
+    d.queue.push(end, bytes);
+    d.queuedBytes += bytes;
+    return end;
+  }
+
+  /** A frame leaves the queue at `serialisedMs`: into a black hole, or through the fault hook onto the wire. */
+  private launch(d: Direction, bytes: Uint8Array, channel: LinkChannel, tag: Incarnation | null, serialisedMs: number): void {
+    if (d.holeOn) {
+      channelStats(d, channel).framesLostBlackhole++;
+      return;
+    }
+    const copies = this.faults?.onSend(d.name, bytes, channel) ?? null;
+    const delayMs = serialisedMs + this.latency - this.opts.clock.now();
+    if (copies === null) this.fly(d, bytes, channel, tag, delayMs);
+    else for (const c of copies) this.fly(d, c.bytes, channel, tag, delayMs + c.extraDelayMs);
+  }
+
+  private fly(d: Direction, bytes: Uint8Array, channel: LinkChannel, tag: Incarnation | null, delayMs: number): void {
+    const holeStarts = d.holeStarts;
+    this.opts.clock.setTimeout(() => this.arrive(d, bytes, channel, tag, holeStarts), roundNs(delayMs));
+  }
+
+  private arrive(d: Direction, bytes: Uint8Array, channel: LinkChannel, tag: Incarnation | null, holeStarts: number): void {
+    const stats = channelStats(d, channel);
+    if (d.holeOn || d.holeStarts !== holeStarts) {
+      stats.framesLostBlackhole++;
+      return;
+    }
+    const to = other(d.from);
+    if (tag !== null && !this.conns.admit(tag, to)) {
+      stats.framesLostClosed++;
+      return;
+    }
+    stats.framesDelivered++;
+    stats.bytesDelivered += bytes.length;
+    const handler = this.ends[to].handler;
+    if (handler === null) return;
+    if (tag === null) handler.datagram(bytes);
+    else handler.bytes(tag.conn, bytes);
+  }
+
+  /** Once the oldest queued frame is on the wire, tell every refused connection (in refusal order) that it may send. */
+  private wantWritable(d: Direction): void {
+    if (d.writableTimer !== null) return;
+    const clock = this.opts.clock;
+    d.writableTimer = clock.setTimeout(() => {
       d.writableTimer = null;
-      this.drainQueue(d, this.opts.clock.now());
-      if (!d.wantWritable || !this.up) return;
-      d.wantWritable = false;
-      (d.name === 'ab' ? this.a : this.b).handler?.writable();
-    }, Math.max(0, d.queue.firstEnd - now));
+      const conns = [...d.refused];
+      d.refused.clear();
+      const handler = this.ends[d.from].handler;
+      for (const conn of conns) if (this.conns.isOpen(d.from, conn)) handler?.writable(conn);
+    }, Math.max(0, d.queue.firstEnd - clock.now()));
+  }
+
+  private connectionHost(connectTimeoutMs: number): ConnectionHost {
+    const clock = this.opts.clock;
+    return {
+      clock, connectTimeoutMs, synRetryMs: SIM_LINK_DEFAULTS.synRetryMs,
+      latencyMs: () => this.latency,
+      signal: (from, then) => {
+        const d = this.dirs[from];
+        if (d.holeOn) return;
+        const holeStarts = d.holeStarts;
+        clock.setTimeout(() => {
+          if (!d.holeOn && d.holeStarts === holeStarts) then();
+        }, this.latency);
+      },
+      snapshot: (): PathSnapshot => ({ ab: this.dirs[0].holeStarts, ba: this.dirs[1].holeStarts, blocked: this.dirs[0].holeOn || this.dirs[1].holeOn }),
+      clearSince: (s) => !s.blocked && !this.dirs[0].holeOn && !this.dirs[1].holeOn && s.ab === this.dirs[0].holeStarts && s.ba === this.dirs[1].holeStarts,
+      opened: (end, conn) => this.ends[end].handler?.opened(conn),
+      closed: (end, conn, reason) => this.ends[end].handler?.closed(conn, reason),
+      forget: (end, conn) => this.dirs[end].refused.delete(conn),
+    };
+  }
+
+  private dir(name: LinkDirection): Direction {
+    return name === 'ab' ? this.dirs[0] : this.dirs[1];
+  }
+
+  private checkConn(conn: number): void {
+    if (Number.isInteger(conn) && conn >= 0 && conn < this.connections) return;
+    const what = typeof conn === 'number' ? String(conn) : `a ${typeof conn}`;
+    assert(false, `connection ${what} does not exist: this link has ${this.connections} (0 to ${this.connections - 1})`);
   }
 }
 
-function newDirection(name: LinkDirection, to: SimEndpoint): Direction {
-  return { name, to, busyUntil: 0, queue: new SerialisationQueue(), queuedBytes: 0, wantWritable: false, writableTimer: null, stats: newDirectionStats() };
+function newDirection(name: LinkDirection, from: End): Direction {
+  return {
+    name, from, busyUntil: 0, queue: new SerialisationQueue(), queuedBytes: 0, refused: new Set(), writableTimer: null,
+    holeOn: false, holeStarts: 0, stats: newDirectionStats(),
+  };
 }
 
-/** One end of a {@link SimLink}. */
+function channelStats(d: Direction, channel: LinkChannel): ChannelStats {
+  return channel === 'datagram' ? d.stats.heartbeat : d.stats.data;
+}
+
+/** One end of a {@link SimLink}: the LinkEndpoint port. */
 export class SimEndpoint implements LinkEndpoint {
   /** @internal */
   handler: LinkHandler | null = null;
 
-  constructor(readonly name: string, private readonly link: SimLink, private readonly dir: LinkDirection) {}
+  constructor(readonly name: string, private readonly link: SimLink, private readonly end: End) {}
 
-  get isUp(): boolean {
-    return this.link.isUp;
+  get connections(): number {
+    return this.link.connections;
   }
 
-  send(bytes: Uint8Array): boolean {
-    return this.link.transmit(this.dir, bytes);
+  get heartbeats(): 'datagram' | 'inline' {
+    return this.link.heartbeats;
+  }
+
+  /** Test and harness aid: whether this end holds connection `conn` open (it may be dead on the wire). */
+  isOpen(conn: number): boolean {
+    return this.link.isOpen(this.end, conn);
   }
 
   attach(handler: LinkHandler): void {
     assert(this.handler === null, `${this.name}: a link endpoint takes one handler`);
     this.handler = handler;
+  }
+
+  open(conn: number): void {
+    this.link.open(this.end, conn);
+  }
+
+  close(conn: number): void {
+    this.link.close(this.end, conn);
+  }
+
+  send(conn: number, bytes: Uint8Array): boolean {
+    return this.link.transmit(this.end, conn, bytes);
+  }
+
+  sendDatagram(bytes: Uint8Array): void {
+    this.link.transmitDatagram(this.end, bytes);
   }
 }
