@@ -74,11 +74,14 @@ function drawVolumes(r: Random): { sourceVolume: VolumeSpec; targetVolume: Volum
   return { sourceVolume: specs.source, targetVolume: specs.target, diskFaults };
 }
 
+/** The frame kinds per-frame faults were drawn from before heartbeats existed: the same list keeps older seeds' plans. */
+const KINDS_DRAWN = FRAME_KINDS.filter((k) => k !== 'HEARTBEAT');
+
 function drawFaults(r: Random): LinkFaultPlan {
   const plan = emptyLinkFaultPlan();
   const maybe = (): FrameFault[] => {
     if (!r.chance(1, 2)) return [];
-    return [{ perMillion: pick(r, PER_MILLION), kinds: r.chance(1, 4) ? [pick(r, FRAME_KINDS)] : [] }];
+    return [{ perMillion: pick(r, PER_MILLION), kinds: r.chance(1, 4) ? [pick(r, KINDS_DRAWN)] : [] }];
   };
   plan.drop = maybe();
   plan.corrupt = maybe();
@@ -89,5 +92,32 @@ function drawFaults(r: Random): LinkFaultPlan {
   plan.delay = delay.map((d) => ({ ...d, maxMs: pick(r, [0.5, 2, 5]) }));
   plan.partitionsDrawn = r.int(3);
   if (r.chance(1, 4)) plan.bandwidth.push({ atMs: 1 + r.int(20), mbps: pick(r, [10, 100, 500]) });
+  drawSilentFailures(r.fork('link-supervision'), plan);
   return plan;
+}
+
+/**
+ * The failures a link supervisor has to notice for itself (docs/simulated-link.md 5), drawn from a
+ * stream of their own so that every draw before them, and every draw of the run after them, keeps
+ * its value: an older seed keeps its plan and gains these. They start in the first 50 ms, while
+ * even the fastest run's writes still flow. Cuts last 0.2 s to 6 s, on both sides of the default
+ * interruption timeout (1 s), so some are ridden out by retransmission and others take the link
+ * down, through probation (2 s) and back. Flap periods run from well under to just under twice
+ * the probation: each up half is too short to pass it. The controllers are the emulator's A and B.
+ */
+function drawSilentFailures(s: Random, plan: LinkFaultPlan): void {
+  const startMs = (): number => 1 + s.int(50);
+  const cutMs = (): number => 200 + s.int(5_801);
+  if (s.chance(1, 3)) {
+    const first = { atMs: startMs(), forMs: cutMs() };
+    plan.silent.push(first);
+    if (s.chance(1, 3)) plan.silent.push({ atMs: first.atMs + first.forMs + 500 + s.int(2_501), forMs: cutMs() });
+  }
+  if (s.chance(1, 6)) {
+    const [from, to] = s.chance(1, 2) ? ['A', 'B'] : ['B', 'A'];
+    plan.oneway.push({ from: from!, to: to!, atMs: startMs(), forMs: cutMs() });
+  }
+  if (s.chance(1, 4)) plan.hblossPerMillion = pick(s, [50_000, 200_000, 500_000]);
+  if (s.chance(1, 6)) plan.flaps.push({ cycles: 2 + s.int(4), periodMs: pick(s, [300, 1_000, 2_500, 3_500]), atMs: startMs() });
+  if (s.chance(1, 5)) plan.resetPerMillion = pick(s, [500, 2_000, 10_000]);
 }

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { defaultLockRegionSectors } from '../../firmware/controller/config.ts';
 import type { VolumeSpec } from '../../host/disks/volume-spec.ts';
 import type { DiskFaultItem } from '../faults/disk-fault-plan.ts';
-import { emptyLinkFaultPlan, timedFaultsEndMsMax, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
+import { emptyLinkFaultPlan, lateLinkFault, timedFaultsEndMsMax, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
 import { UsageError } from '../plan-error.ts';
 import type { HostWorkloadSpec } from '../workload/host-workload.ts';
 import type { TopologyOptions } from './topology.ts';
@@ -103,6 +103,8 @@ function checkTimedFaults(o: EmulateOptions): void {
   for (const f of o.diskFaults) if (f.kind === 'fail' && f.atMs > max) throw late(`--disk-faults: fail=${f.side}:${f.member}@${f.atMs}ms is at ${f.atMs} ms`);
   for (const p of o.faults.partitions) if (p.atMs + p.forMs > max) throw late(`--faults: partition=${p.atMs}ms+${p.forMs}ms ends at ${p.atMs + p.forMs} ms`);
   for (const b of o.faults.bandwidth) if (b.atMs > max) throw late(`--faults: bandwidth=${b.mbps}@${b.atMs}ms is at ${b.atMs} ms`);
+  const lateItem = lateLinkFault(o.faults, max);
+  if (lateItem !== null) throw late(lateItem);
   const end = timedFaultsEndMsMax(o.faults);
   if (end > max) throw late(`--faults: partition=${o.faults.partitionsDrawn} (drawn from the seed) may end as late as ${end} ms`);
 }

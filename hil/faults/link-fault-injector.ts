@@ -1,14 +1,17 @@
-import { FRAME_TYPE_NAMES, type FrameType } from '../../firmware/protocol/frame.ts';
+import { UsageError } from '../plan-error.ts';
 import type { Random } from '../../firmware/ports/random.ts';
 import type { HostClock } from '../../host/clock/clock.ts';
-import type { LinkDirection, LinkFaultHook, Transmission } from '../../host/transports/link.ts';
+import type { LinkChannel, LinkDirection, LinkFaultHook, Transmission } from '../../host/transports/link.ts';
 import type { SimLink } from '../../host/transports/sim.ts';
-import { silentTraceSink, type FrameFaultName, type TraceSink } from '../trace/events.ts';
-import type { DelayFault, FrameFault, LinkFaultPlan } from './link-fault-plan.ts';
-import { PartitionSchedule, type Partition } from './partition-schedule.ts';
+import { silentTraceSink, type FrameFaultName, type HoleFaultEvent, type TraceSink } from '../trace/events.ts';
+import { LINK_FRAME_TYPE_NAMES, flapEndMs, type DelayFault, type FrameFault, type LinkFaultPlan, type OneWayCut } from './link-fault-plan.ts';
+import { CutList, FlapSchedule, PartitionSchedule, lastEndMs, type EpisodeSource, type Partition } from './partition-schedule.ts';
 
 export function newLinkFaultCounters() {
-  return { framesDropped: 0, framesCorrupted: 0, framesDuplicated: 0, framesReordered: 0, framesDelayed: 0, partitions: 0, bandwidthChanges: 0 };
+  return {
+    framesDropped: 0, framesCorrupted: 0, framesDuplicated: 0, framesReordered: 0, framesDelayed: 0, partitions: 0, bandwidthChanges: 0,
+    silentCuts: 0, onewayCuts: 0, flapCycles: 0, heartbeatsLost: 0, resets: 0,
+  };
 }
 export type LinkFaultCounters = ReturnType<typeof newLinkFaultCounters>;
 
@@ -26,7 +29,7 @@ interface Rates {
 function rates(rules: readonly FrameFault[]): Rates {
   const r: Rates = { perMillion: new Uint32Array(FRAME_TYPES), maxMs: new Float64Array(FRAME_TYPES) };
   for (const rule of rules) {
-    for (const [code, name] of Object.entries(FRAME_TYPE_NAMES)) {
+    for (const [code, name] of Object.entries(LINK_FRAME_TYPE_NAMES)) {
       if (rule.kinds.length > 0 && !rule.kinds.includes(name)) continue;
       r.perMillion[Number(code)] = rule.perMillion;
       r.maxMs[Number(code)] = (rule as Partial<DelayFault>).maxMs ?? 0;
@@ -35,24 +38,48 @@ function rates(rules: readonly FrameFault[]): Rates {
   return r;
 }
 
+type HoleKind = 'partition' | 'silent' | 'oneway' | 'flap';
+
+/** The black holes of one kind (and, for one-way cuts, one direction), run one episode at a time. */
+interface HoleStream {
+  readonly kind: HoleKind;
+  readonly source: EpisodeSource;
+  readonly dirs: readonly LinkDirection[];
+  /** One-way cuts: the controllers, as the plan names them. */
+  readonly from?: string;
+  readonly to?: string;
+  /** Flaps: how many cycles the flap has. */
+  readonly cycles?: number;
+  timer: unknown;
+  /** Episodes begun (a flap's cycle number). */
+  begun: number;
+  active: boolean;
+}
+
+const BOTH: readonly LinkDirection[] = ['ab', 'ba'];
+
 /**
- * Applies a {@link LinkFaultPlan} to a simulated link: per-frame faults through the link's fault
- * hook, partitions and bandwidth changes as timers. Every draw comes from `random` (a fork of the
- * run's seed), so the same plan and seed strike the same frames. `heal()` ends the fault phase:
- * nothing more is struck, a cut link comes back, the original bandwidth returns.
+ * Applies a {@link LinkFaultPlan} to a simulated link: per-frame faults, heartbeat loss and
+ * connection resets through the link's fault hook; partitions, silent and one-way cuts, flaps and
+ * bandwidth changes as timers. Every draw comes from `random` (a fork of the run's seed), so the
+ * same plan and seed strike the same frames. `heal()` ends the fault phase: nothing more is
+ * struck, every black hole ends, the original bandwidth returns.
  *
- * Timed faults are armed one at a time: when a partition heals, the next is drawn (from a fork of
- * its own, {@link PartitionSchedule}) and armed; likewise the bandwidth changes, in time order. So a
- * plan of thousands of partitions costs two timers and constant memory. Partitions of the plan
- * that overlap make one cut, lasting until the last of them ends: the link is down while any is.
+ * Every link-wide failure is a black hole that tells nobody (docs/simulated-link.md 5): the
+ * firmware has to notice the silence. Black holes are counted per direction, so cuts of
+ * different kinds that overlap simply add up; within one kind, episodes are armed one at a time
+ * (partitions drawn lazily by {@link PartitionSchedule}), so a plan of thousands costs one timer
+ * per kind and constant memory. Episodes of one kind that overlap make one, lasting until the last
+ * of them ends.
  *
  * Every fault struck is published to `trace` as a `link.fault` event (see trace/events.ts); per
  * frame, the rule tables are indexed by the frame's type byte, so an unstruck frame costs five
- * array reads and no allocation.
+ * array reads and no allocation. A send carrying several frames is struck as one, by its first
+ * frame's type.
  */
 export class LinkFaultInjector implements LinkFaultHook {
   readonly counters = newLinkFaultCounters();
-  /** When the last timed fault (partition heal, bandwidth change) happens; 0 if the plan has none. Known from construction. */
+  /** When the last timed fault (a black hole ending, a bandwidth change) happens; 0 if the plan has none. Known from construction. */
   readonly timedFaultsEndMs: number;
   private active = true;
   private readonly drop: Rates;
@@ -60,13 +87,14 @@ export class LinkFaultInjector implements LinkFaultHook {
   private readonly duplicate: Rates;
   private readonly reorder: Rates;
   private readonly delay: Rates;
-  private readonly partitions: PartitionSchedule;
+  private readonly hblossPerMillion: number;
+  private readonly resetPerMillion: number;
+  private readonly streams: HoleStream[];
+  private readonly holes = { ab: 0, ba: 0 };
   private readonly bandwidthChanges: readonly { atMs: number; mbps: number }[];
   private bandwidthNext = 0;
   private bandwidthChanged = false;
-  private partitionTimer: unknown = null;
   private bandwidthTimer: unknown = null;
-  private cut = false;
 
   constructor(
     plan: LinkFaultPlan,
@@ -81,32 +109,52 @@ export class LinkFaultInjector implements LinkFaultHook {
     this.duplicate = rates(plan.duplicate);
     this.reorder = rates(plan.reorder);
     this.delay = rates(plan.delay);
-    this.partitions = new PartitionSchedule(plan, random.fork('partitions'));
+    this.hblossPerMillion = plan.hblossPerMillion;
+    this.resetPerMillion = plan.resetPerMillion;
+    this.streams = this.holeStreams(plan);
     this.bandwidthChanges = [...plan.bandwidth].sort((a, b) => a.atMs - b.atMs);
-    const bandwidthEndMs = this.bandwidthChanges.at(-1)?.atMs ?? 0;
-    this.timedFaultsEndMs = Math.max(PartitionSchedule.endMs(plan, random.fork('partitions')), bandwidthEndMs);
+    this.timedFaultsEndMs = Math.max(
+      PartitionSchedule.endMs(plan, random.fork('partitions')),
+      lastEndMs(new CutList(plan.silent)),
+      ...plan.oneway.map((c) => c.atMs + c.forMs),
+      ...plan.flaps.map(flapEndMs),
+      this.bandwidthChanges.at(-1)?.atMs ?? 0,
+    );
   }
 
-  /** Install the hook and arm the first partition and the first bandwidth change. */
+  /**
+   * True while a black hole of the plan is in effect (a partition, a silent or one-way cut, a
+   * flap's down half): the link is failing on purpose, so a stall is expected, not a bug.
+   */
+  get faultActive(): boolean {
+    return this.holes.ab > 0 || this.holes.ba > 0;
+  }
+
+  /** Install the hook and arm the first episode of every kind and the first bandwidth change. */
   start(): void {
     this.link.setFaults(this);
-    this.armPartition(this.partitions.next());
+    for (const s of this.streams) this.arm(s, s.source.next());
     this.armBandwidth();
   }
 
   /** The fault phase ends: the system must now converge on its own. */
   heal(): void {
     this.active = false;
-    for (const t of [this.partitionTimer, this.bandwidthTimer]) if (t !== null) this.clock.clearTimeout(t);
-    this.partitionTimer = this.bandwidthTimer = null;
+    if (this.bandwidthTimer !== null) this.clock.clearTimeout(this.bandwidthTimer);
+    this.bandwidthTimer = null;
     this.link.setFaults(null);
     if (this.bandwidthChanged) this.setBandwidth(this.bandwidthMbps);
-    if (this.cut) this.healPartition();
-    else this.link.heal();
+    for (const s of this.streams) {
+      if (s.timer !== null) this.clock.clearTimeout(s.timer);
+      s.timer = null;
+      if (s.active) this.end(s);
+    }
+    this.link.blackhole('both', false);
   }
 
-  onSend(dir: LinkDirection, bytes: Uint8Array): readonly Transmission[] | null {
+  onSend(dir: LinkDirection, bytes: Uint8Array, channel: LinkChannel = 0): readonly Transmission[] | null {
     if (!this.active || bytes.length < 4) return null;
+    if (channel === 'datagram' ? this.strikesHeartbeat(dir, bytes) : this.strikesConnection(dir, bytes, channel)) return [];
     const type = bytes[3]!;
     if (this.strikes(this.drop, type)) {
       this.counters.framesDropped++;
@@ -142,6 +190,30 @@ export class LinkFaultInjector implements LinkFaultHook {
     return extraDelayMs === 0 && copies.length === 1 && out === bytes ? null : copies;
   }
 
+  /** `hbloss`: the heartbeat is lost, and nothing else is. */
+  private strikesHeartbeat(dir: LinkDirection, bytes: Uint8Array): boolean {
+    if (this.hblossPerMillion === 0 || !this.random.chance(this.hblossPerMillion, 1_000_000)) return false;
+    this.counters.heartbeatsLost++;
+    if (this.trace.enabled) {
+      const { node, peer } = this.ends(dir);
+      this.trace.emit({ kind: 'link.fault', t: this.clock.now(), node, fault: 'hbloss', peer, type: frameName(bytes) });
+    }
+    return true;
+  }
+
+  /** `reset`: the connection carrying the frame is reset, and the frame lost with it. */
+  private strikesConnection(dir: LinkDirection, bytes: Uint8Array, conn: number): boolean {
+    if (this.resetPerMillion === 0 || !this.random.chance(this.resetPerMillion, 1_000_000)) return false;
+    this.counters.resets++;
+    if (this.trace.enabled) {
+      const h = header(bytes);
+      const { node, peer } = this.ends(dir);
+      this.trace.emit({ kind: 'link.fault', t: this.clock.now(), node, fault: 'reset', peer, conn, type: frameName(bytes), seq: h.seq, lun: h.lun });
+    }
+    this.link.reset(conn);
+    return true;
+  }
+
   private strikes(r: Rates, type: number): boolean {
     const ppm = r.perMillion[type]!;
     return ppm !== 0 && this.random.chance(ppm, 1_000_000);
@@ -158,37 +230,83 @@ export class LinkFaultInjector implements LinkFaultHook {
   /** A per-frame fault, with what the sent frame's header says (type at 3, LUN at 6, seq at 8). */
   private publish(fault: FrameFaultName, dir: LinkDirection, bytes: Uint8Array, delayMs: number): void {
     if (!this.trace.enabled) return;
-    const [node, peer] = dir === 'ab' ? [this.link.a.name, this.link.b.name] : [this.link.b.name, this.link.a.name];
-    const header = bytes.length >= 16 ? new DataView(bytes.buffer, bytes.byteOffset, 16) : null;
-    const seq = header ? header.getUint32(8) * 0x1_0000_0000 + header.getUint32(12) : 0;
-    const type = FRAME_TYPE_NAMES[bytes[3] as FrameType] ?? `type ${bytes[3]}`;
-    this.trace.emit({ kind: 'link.fault', t: this.clock.now(), node, fault, peer, type, seq, lun: header ? header.getUint16(6) : 0, delayMs });
+    const h = header(bytes);
+    const { node, peer } = this.ends(dir);
+    this.trace.emit({ kind: 'link.fault', t: this.clock.now(), node, fault, peer, type: frameName(bytes), seq: h.seq, lun: h.lun, delayMs });
   }
 
-  /** Arm `p`; when it starts, fold in every partition that begins before it ends, then arm its heal. */
-  private armPartition(p: Partition | null): void {
-    this.partitionTimer = p === null ? null : this.at(p.atMs, () => {
+  private ends(dir: LinkDirection): { node: string; peer: string } {
+    const [node, peer] = dir === 'ab' ? [this.link.a.name, this.link.b.name] : [this.link.b.name, this.link.a.name];
+    return { node, peer };
+  }
+
+  /** One stream per kind of black hole (one-way cuts: per direction), in a fixed order. */
+  private holeStreams(plan: LinkFaultPlan): HoleStream[] {
+    const stream = (kind: HoleKind, source: EpisodeSource, dirs: readonly LinkDirection[], extra: Partial<HoleStream> = {}): HoleStream =>
+      ({ kind, source, dirs, timer: null, begun: 0, active: false, ...extra });
+    const streams = [
+      stream('partition', new PartitionSchedule(plan, this.random.fork('partitions')), BOTH),
+      stream('silent', new CutList(plan.silent), BOTH),
+    ];
+    const names = [this.link.a.name, this.link.b.name];
+    const byDir = new Map<LinkDirection, OneWayCut[]>();
+    for (const c of plan.oneway) {
+      const dir = c.from === names[0] && c.to === names[1] ? 'ab' : c.from === names[1] && c.to === names[0] ? 'ba' : null;
+      if (dir === null) throw new UsageError(`--faults: oneway=${c.from}>${c.to}: the link's controllers are ${names[0]} and ${names[1]}; write ${names[0]}>${names[1]} or ${names[1]}>${names[0]}`);
+      byDir.set(dir, [...(byDir.get(dir) ?? []), c]);
+    }
+    for (const [dir, cuts] of [...byDir].sort(([a], [b]) => a.localeCompare(b))) {
+      streams.push(stream('oneway', new CutList(cuts), [dir], { from: cuts[0]!.from, to: cuts[0]!.to }));
+    }
+    for (const f of plan.flaps) streams.push(stream('flap', new FlapSchedule(f), BOTH, { cycles: f.cycles }));
+    return streams;
+  }
+
+  /** Arm `p`; when it starts, fold in every episode of the stream that begins before it ends, then arm its end. */
+  private arm(s: HoleStream, p: Partition | null): void {
+    s.timer = p === null ? null : this.at(p.atMs, () => {
       let untilMs = p.atMs + p.forMs;
-      let next = this.partitions.next();
+      let next = s.source.next();
       while (next !== null && next.atMs <= untilMs) {
         untilMs = Math.max(untilMs, next.atMs + next.forMs);
-        next = this.partitions.next();
+        next = s.source.next();
       }
-      this.counters.partitions++;
-      this.cut = true;
-      if (this.trace.enabled) this.trace.emit({ kind: 'link.fault', t: this.clock.now(), node: 'link', fault: 'partition.start', untilMs });
-      this.link.cut('partition');
-      this.partitionTimer = this.at(untilMs, () => {
-        this.healPartition();
-        this.armPartition(next);
+      this.begin(s, untilMs);
+      s.timer = this.at(untilMs, () => {
+        this.end(s);
+        this.arm(s, next);
       });
     });
   }
 
-  private healPartition(): void {
-    this.cut = false;
-    if (this.trace.enabled) this.trace.emit({ kind: 'link.fault', t: this.clock.now(), node: 'link', fault: 'partition.heal' });
-    this.link.heal();
+  private begin(s: HoleStream, untilMs: number): void {
+    s.active = true;
+    s.begun++;
+    const c = this.counters;
+    if (s.kind === 'partition') c.partitions++;
+    else if (s.kind === 'silent') c.silentCuts++;
+    else if (s.kind === 'oneway') c.onewayCuts++;
+    else c.flapCycles++;
+    this.emitHole(s, 'start', untilMs);
+    for (const d of s.dirs) this.link.blackhole(d, ++this.holes[d] > 0);
+  }
+
+  private end(s: HoleStream): void {
+    s.active = false;
+    this.emitHole(s, 'end', 0);
+    for (const d of s.dirs) this.link.blackhole(d, --this.holes[d] > 0);
+  }
+
+  private emitHole(s: HoleStream, edge: 'start' | 'end', untilMs: number): void {
+    if (!this.trace.enabled) return;
+    const base = { kind: 'link.fault', t: this.clock.now(), node: 'link' } as const;
+    const start = edge === 'start';
+    let e: HoleFaultEvent;
+    if (s.kind === 'partition') e = start ? { ...base, fault: 'partition.start', untilMs } : { ...base, fault: 'partition.heal' };
+    else if (s.kind === 'silent') e = start ? { ...base, fault: 'silent.start', untilMs } : { ...base, fault: 'silent.end' };
+    else if (s.kind === 'oneway') e = start ? { ...base, fault: 'oneway.start', from: s.from!, to: s.to!, untilMs } : { ...base, fault: 'oneway.end', from: s.from!, to: s.to! };
+    else e = start ? { ...base, fault: 'flap.down', cycle: s.begun, cycles: s.cycles!, untilMs } : { ...base, fault: 'flap.up', cycle: s.begun, cycles: s.cycles! };
+    this.trace.emit(e);
   }
 
   private armBandwidth(): void {
@@ -211,4 +329,15 @@ export class LinkFaultInjector implements LinkFaultHook {
       if (this.active) fn();
     }, Math.max(0, ms - this.clock.now()));
   }
+}
+
+/** What a sent frame's header says of it (LUN at 6, seq at 8), or zeros for a frame too short to have one. */
+function header(bytes: Uint8Array): { seq: number; lun: number } {
+  if (bytes.length < 16) return { seq: 0, lun: 0 };
+  const v = new DataView(bytes.buffer, bytes.byteOffset, 16);
+  return { seq: v.getUint32(8) * 0x1_0000_0000 + v.getUint32(12), lun: v.getUint16(6) };
+}
+
+function frameName(bytes: Uint8Array): string {
+  return LINK_FRAME_TYPE_NAMES[bytes[3]!] ?? `type ${bytes[3]}`;
 }

@@ -1,8 +1,17 @@
 import { FRAME_TYPE_NAMES } from '../../firmware/protocol/frame.ts';
 import { UsageError, parseDurationMs, parsePerMillion } from '../plan-error.ts';
 
+/**
+ * The type byte of a heartbeat frame. The protocol reserves 9 for HEARTBEAT; until the codec names
+ * it, fault plans know it by this constant (and when the codec does, the names below agree).
+ */
+export const HEARTBEAT_FRAME_TYPE = 9;
+
+/** Frame names by type byte, as fault plans and traces use them: the protocol's, and HEARTBEAT. */
+export const LINK_FRAME_TYPE_NAMES: Readonly<Record<number, string>> = { ...FRAME_TYPE_NAMES, [HEARTBEAT_FRAME_TYPE]: 'HEARTBEAT' };
+
 /** Frame kinds a fault can target, by their protocol names. */
-export const FRAME_KINDS = Object.values(FRAME_TYPE_NAMES);
+export const FRAME_KINDS = [...new Set(Object.values(LINK_FRAME_TYPE_NAMES))];
 
 /**
  * The limits of a link fault plan (docs/conventions.md 6). Timed faults are scheduled one at a time, so
@@ -10,13 +19,22 @@ export const FRAME_KINDS = Object.values(FRAME_TYPE_NAMES);
  * - `partitionsMax`: partitions in all, drawn (`partition=N`) and explicit (`partition=AT+FOR`);
  *   drawn ones take 7 ms or more each, so 10,000 already outlast any fault phase;
  * - `bandwidthChangesMax`: `bandwidth=MBPS@AT` items;
+ * - `silentCutsMax`, `onewayCutsMax`: `silent=` and `oneway=` items (each is kept in the plan);
+ * - `flapsMax`: `flap=` items, each one timer while it runs; `flapCyclesMax`: their cycles together;
+ * - `flapPeriodMsMin`: the shortest flap period (half of it down, half up);
  * - `timedFaultMsMax`: the latest AT, and the longest FOR, of a timed fault (one hour of virtual time);
+ *   a flap's N x PERIOD counts as its FOR;
  * - `delayMsMax`: the largest `delay=P@MAX`;
  * - `bandwidthMbpsMax`: the same ceiling as `--bandwidth-mbps`.
  */
 export const LINK_FAULT_LIMITS = {
   partitionsMax: 10_000,
   bandwidthChangesMax: 1_000,
+  silentCutsMax: 1_000,
+  onewayCutsMax: 1_000,
+  flapsMax: 16,
+  flapCyclesMax: 10_000,
+  flapPeriodMsMin: 1,
   timedFaultMsMax: 3_600_000,
   delayMsMax: 60_000,
   bandwidthMbpsMax: 1_000_000,
@@ -40,9 +58,32 @@ export interface DelayFault extends FrameFault {
   maxMs: number;
 }
 
+/** A black hole at `atMs` lasting `forMs`. */
+export interface TimedCut {
+  atMs: number;
+  forMs: number;
+}
+
+/** Only frames from controller `from` to controller `to` are lost. */
+export interface OneWayCut extends TimedCut {
+  from: string;
+  to: string;
+}
+
+/** `cycles` down/up cycles from `atMs`, each `periodMs`: silent both ways for the first half, working for the second. */
+export interface Flap {
+  cycles: number;
+  periodMs: number;
+  atMs: number;
+}
+
 /**
  * Link faults as plain data (docs/design.md 2.6, docs/conventions.md 7): probabilities as integer parts per
  * million, times and durations in ms. The same plan and seed always strike the same frames.
+ *
+ * Link-wide failures are silent, as real links fail (docs/simulated-link.md 5): a partition, a
+ * `silent` cut, a `oneway` cut or a flap's down half is a black hole that tells nobody; the
+ * firmware must notice the silence itself.
  *
  * Each per-frame fault is a list of rules, so that one plan can drop 2% of LOCKs and 10% of ACKs
  * (`drop=0.02:LOCK,drop=0.1:ACK`); no frame kind is covered by two rules of one fault (the parser
@@ -57,15 +98,31 @@ export interface LinkFaultPlan {
   /** Hold the frame back so that frames sent after it arrive first. */
   reorder: FrameFault[];
   delay: DelayFault[];
-  /** Cut the link at `atMs` for `forMs`; `partitionsDrawn` more are drawn from the seed. */
-  partitions: { atMs: number; forMs: number }[];
+  /**
+   * A silent black hole both ways at `atMs` for `forMs`; `partitionsDrawn` more are drawn from the
+   * seed (short ones: 1-30 ms, below any interruption timeout, so they test retransmission).
+   */
+  partitions: TimedCut[];
   partitionsDrawn: number;
   /** Change the link's bandwidth at a time. */
   bandwidth: { atMs: number; mbps: number }[];
+  /** Silent black holes both ways (`silent=AT+FOR`): the same as an explicit partition, named for what it is. */
+  silent: TimedCut[];
+  /** One-way black holes (`oneway=A>B@AT+FOR`). */
+  oneway: OneWayCut[];
+  /** Chance that a heartbeat (a datagram, or an inline heartbeat) is lost; data is untouched. */
+  hblossPerMillion: number;
+  /** Link flaps (`flap=N@PERIOD[@AT]`). */
+  flaps: Flap[];
+  /** Chance, per data frame, that the connection carrying it is reset (the frame is lost with it). */
+  resetPerMillion: number;
 }
 
 export function emptyLinkFaultPlan(): LinkFaultPlan {
-  return { drop: [], corrupt: [], duplicate: [], reorder: [], delay: [], partitions: [], partitionsDrawn: 0, bandwidth: [] };
+  return {
+    drop: [], corrupt: [], duplicate: [], reorder: [], delay: [], partitions: [], partitionsDrawn: 0, bandwidth: [],
+    silent: [], oneway: [], hblossPerMillion: 0, flaps: [], resetPerMillion: 0,
+  };
 }
 
 const L = LINK_FAULT_LIMITS;
@@ -74,15 +131,21 @@ export const LINK_FAULT_SYNTAX = [
   'comma-separated NAME=VALUE items (or none):',
   '  drop=P | corrupt=P | duplicate=P | reorder=P   P a probability (0.02 or 2%), per frame',
   `  delay=P@MAX                                    extra delay up to MAX (e.g. delay=0.1@5ms; MAX at most ${L.delayMsMax} ms)`,
-  '  partition=N | partition=AT+FOR                 N cuts drawn from the seed, or one at AT lasting FOR (100ms+50ms)',
+  '  partition=N | partition=AT+FOR                 N short silent cuts drawn from the seed, or one at AT lasting FOR (100ms+50ms)',
+  '  silent=AT+FOR                                  a black hole both ways, announced to nobody (silent=1s+3s)',
+  '  oneway=A>B@AT+FOR                              only frames from controller A to B are lost (oneway=A>B@1s+2s; B>A too)',
+  '  hbloss=P                                       each heartbeat is lost with chance P; data flows on',
+  '  flap=N@PERIOD[@AT]                             N cycles from AT (default 0): silent for PERIOD/2, then up for PERIOD/2',
+  '  reset=P                                        chance per data frame that its connection is reset (the others stay up)',
   '  bandwidth=MBPS@AT                              change the link speed at AT (bandwidth=100@200ms)',
   `  add :KIND or :KIND|KIND to a per-frame fault to strike only those frames; kinds: ${FRAME_KINDS.join(', ')}`,
   '  a per-frame fault may be given again for other kinds (drop=0.02:LOCK,drop=0.1:ACK), never twice for one kind',
-  `  limits: ${L.partitionsMax} partitions, ${L.bandwidthChangesMax} bandwidth changes; AT and FOR up to ${L.timedFaultMsMax} ms`,
+  `  limits: ${L.partitionsMax} partitions, ${L.silentCutsMax} silent and ${L.onewayCutsMax} oneway cuts, ${L.flapsMax} flaps of ${L.flapCyclesMax} cycles in all`
+    + ` (PERIOD at least ${L.flapPeriodMsMin} ms), ${L.bandwidthChangesMax} bandwidth changes; AT and FOR (and N x PERIOD) up to ${L.timedFaultMsMax} ms`,
 ].join('\n');
 
 type PerFrame = 'drop' | 'corrupt' | 'duplicate' | 'reorder' | 'delay';
-/** What the items parsed so far have claimed: per-frame rules by fault, timed faults by `partition@AT+FOR` / `bandwidth@AT`. */
+/** What the items parsed so far have claimed: per-frame rules by fault; timed faults by kind and time (`partition@AT+FOR`, `bandwidth@AT`, ...), and `hbloss` and `reset`, which are given once. */
 interface Seen {
   rules: Map<string, { item: string; kinds: string[] }[]>;
   timed: Set<string>;
@@ -103,6 +166,10 @@ export function parseLinkFaults(text: string): LinkFaultPlan {
     if ((PER_FRAME as readonly string[]).includes(name)) parsePerFrame(plan, name as PerFrame, value, item, seen);
     else if (name === 'partition') parsePartition(plan, value, item, seen);
     else if (name === 'bandwidth') parseBandwidth(plan, value, item, seen);
+    else if (name === 'silent') parseSilent(plan, value, item, seen);
+    else if (name === 'oneway') parseOneway(plan, value, item, seen);
+    else if (name === 'flap') parseFlap(plan, value, item, seen);
+    else if (name === 'hbloss' || name === 'reset') parseChance(plan, name, value, item, seen);
     else throw new UsageError(`--faults: unknown fault "${name}"\n${LINK_FAULT_SYNTAX}`);
   }
   return plan;
@@ -194,6 +261,62 @@ function parseBandwidth(plan: LinkFaultPlan, value: string, item: string, seen: 
   plan.bandwidth.push({ atMs, mbps: v });
 }
 
+/** `AT+FOR`, each checked against the limits; `what` names the item in messages. */
+function parseCut(value: string, item: string, what: string): TimedCut {
+  const [at, length] = splitOnce(value, '+');
+  if (length === undefined) throw new UsageError(`--faults: ${what} takes AT+FOR (e.g. ${what}=1s+3s), got "${value}"`);
+  const cut = { atMs: parseDurationMs(at, `--faults ${what} start`), forMs: parseDurationMs(length, `--faults ${what} length`) };
+  timedInRange(cut.atMs, `${what} start in "${item}"`, 0);
+  timedInRange(cut.forMs, `${what} length in "${item}"`, Number.MIN_VALUE);
+  return cut;
+}
+
+function parseSilent(plan: LinkFaultPlan, value: string, item: string, seen: Seen): void {
+  const cut = parseCut(value, item, 'silent');
+  claim(seen, `silent@${cut.atMs}+${cut.forMs}`, `--faults: the silent cut "${item}" is given twice`);
+  if (plan.silent.length >= L.silentCutsMax) throw new UsageError(`--faults: more than ${L.silentCutsMax} silent cuts; allowed at most ${L.silentCutsMax}`);
+  plan.silent.push(cut);
+}
+
+/** Controller names as the emulator and the rack give them. */
+const NAME = '[A-Za-z][A-Za-z0-9_.-]{0,31}';
+
+function parseOneway(plan: LinkFaultPlan, value: string, item: string, seen: Seen): void {
+  const m = new RegExp(`^(${NAME})>(${NAME})@(.+)$`).exec(value);
+  if (!m) throw new UsageError(`--faults: oneway takes FROM>TO@AT+FOR with controller names (oneway=A>B@1s+2s), got "${value}"`);
+  const [, from, to, when] = m as unknown as [string, string, string, string];
+  if (from === to) throw new UsageError(`--faults: "${item}" names ${from} at both ends; a one-way cut goes from one controller to the other (A>B or B>A)`);
+  const cut = { from, to, ...parseCut(when, item, 'oneway') };
+  claim(seen, `oneway@${from}>${to}@${cut.atMs}+${cut.forMs}`, `--faults: the one-way cut "${item}" is given twice`);
+  if (plan.oneway.length >= L.onewayCutsMax) throw new UsageError(`--faults: more than ${L.onewayCutsMax} one-way cuts; allowed at most ${L.onewayCutsMax}`);
+  plan.oneway.push(cut);
+}
+
+function parseFlap(plan: LinkFaultPlan, value: string, item: string, seen: Seen): void {
+  const m = /^(\d+)@([^@]+)(?:@([^@]+))?$/.exec(value);
+  if (!m) throw new UsageError(`--faults: flap takes N@PERIOD or N@PERIOD@AT (flap=3@3s: three cycles of 1.5 s down, 1.5 s up), got "${value}"`);
+  const cycles = Number(m[1]);
+  const periodMs = parseDurationMs(m[2]!, '--faults flap period');
+  const atMs = m[3] === undefined ? 0 : parseDurationMs(m[3], '--faults flap start');
+  const cyclesInAll = plan.flaps.reduce((n, f) => n + f.cycles, 0) + cycles;
+  if (cycles < 1 || cyclesInAll > L.flapCyclesMax) throw new UsageError(`--faults: "${item}": flaps may have 1 to ${L.flapCyclesMax} cycles in all; this plan would have ${cyclesInAll}`);
+  if (periodMs < L.flapPeriodMsMin || cycles * periodMs > L.timedFaultMsMax) {
+    throw new UsageError(`--faults: "${item}": the flap period must be at least ${L.flapPeriodMsMin} ms and N x PERIOD at most ${L.timedFaultMsMax} ms`);
+  }
+  timedInRange(atMs, `flap start in "${item}"`, 0);
+  claim(seen, `flap@${cycles}@${periodMs}@${atMs}`, `--faults: the flap "${item}" is given twice`);
+  if (plan.flaps.length >= L.flapsMax) throw new UsageError(`--faults: more than ${L.flapsMax} flaps; allowed at most ${L.flapsMax}`);
+  plan.flaps.push({ cycles, periodMs, atMs });
+}
+
+function parseChance(plan: LinkFaultPlan, name: 'hbloss' | 'reset', value: string, item: string, seen: Seen): void {
+  claim(seen, name, `--faults: ${name} is given twice (one is "${item}"); give it once`);
+  if (value.includes(':')) throw new UsageError(`--faults: ${name} takes no frame kinds (${name === 'hbloss' ? 'it strikes heartbeats only; drop=P:HEARTBEAT is the per-frame way' : 'it strikes data frames on any connection'}), got "${item}"`);
+  const perMillion = parsePerMillion(value, `--faults ${name}`);
+  if (name === 'hbloss') plan.hblossPerMillion = perMillion;
+  else plan.resetPerMillion = perMillion;
+}
+
 function claim(seen: Seen, key: string, message: string): void {
   if (seen.timed.has(key)) throw new UsageError(message);
   seen.timed.add(key);
@@ -212,16 +335,49 @@ function splitOnce(text: string, sep: string): [string, string | undefined] {
 
 /**
  * The latest time at which any timed fault of `plan` can end, whatever the seed: explicit
- * partitions' ends, bandwidth changes, and drawn partitions each at their longest. For checks
+ * partitions', silent and one-way cuts' and flaps' ends, bandwidth changes, and drawn partitions
+ * each at their longest. For checks
  * that must hold before a seed is known (a fault phase long enough for every timed fault).
  */
 export function timedFaultsEndMsMax(plan: LinkFaultPlan): number {
   const D = DRAWN_PARTITIONS;
   const drawn = plan.partitionsDrawn === 0 ? 0 : D.firstMs[1] + plan.partitionsDrawn * D.lengthMs[1] + (plan.partitionsDrawn - 1) * D.gapMs[1];
   let end = drawn;
-  for (const p of plan.partitions) end = Math.max(end, p.atMs + p.forMs);
-  for (const b of plan.bandwidth) end = Math.max(end, b.atMs);
+  for (const t of explicitTimedFaults(plan)) end = Math.max(end, t.endMs);
   return end;
+}
+
+/** When a flap's last cycle comes back up. */
+export function flapEndMs(f: Flap): number {
+  return f.atMs + (f.cycles - 0.5) * f.periodMs;
+}
+
+/** Every explicit timed item of `plan` (not the drawn partitions), as written in `--faults`, with when it ends. */
+export function explicitTimedFaults(plan: LinkFaultPlan): { item: string; endMs: number }[] {
+  return [
+    ...plan.partitions.map((p) => ({ item: `partition=${p.atMs}ms+${p.forMs}ms`, endMs: p.atMs + p.forMs })),
+    ...plan.bandwidth.map((b) => ({ item: `bandwidth=${b.mbps}@${b.atMs}ms`, endMs: b.atMs })),
+    ...plan.silent.map((c) => ({ item: `silent=${c.atMs}ms+${c.forMs}ms`, endMs: c.atMs + c.forMs })),
+    ...plan.oneway.map((c) => ({ item: formatOneway(c), endMs: c.atMs + c.forMs })),
+    ...plan.flaps.map((f) => ({ item: formatFlap(f), endMs: flapEndMs(f) })),
+  ];
+}
+
+/**
+ * The first explicit timed item of `plan` that ends after `maxMs`, said in a sentence, or null:
+ * for checks that every timed fault falls within a fault phase.
+ */
+export function lateLinkFault(plan: LinkFaultPlan, maxMs: number): string | null {
+  const late = explicitTimedFaults(plan).find((t) => t.endMs > maxMs);
+  return late === undefined ? null : `--faults: ${late.item} ends at ${late.endMs} ms`;
+}
+
+function formatOneway(c: OneWayCut): string {
+  return `oneway=${c.from}>${c.to}@${c.atMs}ms+${c.forMs}ms`;
+}
+
+function formatFlap(f: Flap): string {
+  return `flap=${f.cycles}@${f.periodMs}ms${f.atMs === 0 ? '' : `@${f.atMs}ms`}`;
 }
 
 /** The plan in the `--faults` syntax again (what a reproduce command prints). */
@@ -237,5 +393,10 @@ export function formatLinkFaults(plan: LinkFaultPlan): string {
   if (plan.partitionsDrawn > 0) items.push(`partition=${plan.partitionsDrawn}`);
   for (const part of plan.partitions) items.push(`partition=${part.atMs}ms+${part.forMs}ms`);
   for (const b of plan.bandwidth) items.push(`bandwidth=${b.mbps}@${b.atMs}ms`);
+  for (const c of plan.silent) items.push(`silent=${c.atMs}ms+${c.forMs}ms`);
+  for (const c of plan.oneway) items.push(formatOneway(c));
+  if (plan.hblossPerMillion > 0) items.push(`hbloss=${p(plan.hblossPerMillion)}`);
+  for (const f of plan.flaps) items.push(formatFlap(f));
+  if (plan.resetPerMillion > 0) items.push(`reset=${p(plan.resetPerMillion)}`);
   return items.length === 0 ? 'none' : items.join(',');
 }
