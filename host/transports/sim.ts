@@ -67,9 +67,11 @@ interface Direction {
   busyUntil: number;
   readonly queue: SerialisationQueue;
   queuedBytes: number;
-  /** Connections whose `send` was refused for a full queue, in the order they were refused. */
+  /** Connections whose `send` was refused for a full queue, waiting for `writable`. */
   readonly refused: Set<number>;
   writableTimer: unknown;
+  /** The connection the next round of `writable` calls starts from: each round starts one further on. */
+  writableNext: number;
   holeOn: boolean;
   /** How many black holes have begun on this direction: a frame in flight across one is lost. */
   holeStarts: number;
@@ -297,16 +299,24 @@ export class SimLink {
     else handler.bytes(tag.conn, bytes);
   }
 
-  /** Once the oldest queued frame is on the wire, tell every refused connection (in refusal order) that it may send. */
+  /**
+   * Once the oldest queued frame is on the wire, tell every refused connection that it may send.
+   * The room is usually one frame's, and the first connection told takes it; so each round starts
+   * one connection further on (round robin, as a fair-queuing qdisc serves flows), and no
+   * connection of a saturated link is starved: under load each carries its share.
+   */
   private wantWritable(d: Direction): void {
     if (d.writableTimer !== null) return;
     const clock = this.opts.clock;
     d.writableTimer = clock.setTimeout(() => {
       d.writableTimer = null;
-      const conns = [...d.refused];
+      const waiting = [...d.refused].sort((x, y) => x - y);
       d.refused.clear();
+      const start = Math.max(0, waiting.findIndex((k) => k >= d.writableNext));
+      const order = [...waiting.slice(start), ...waiting.slice(0, start)];
+      d.writableNext = (order[0]! + 1) % this.connections;
       const handler = this.ends[d.from].handler;
-      for (const conn of conns) if (this.conns.isOpen(d.from, conn)) handler?.writable(conn);
+      for (const conn of order) if (this.conns.isOpen(d.from, conn)) handler?.writable(conn);
     }, Math.max(0, d.queue.firstEnd - clock.now()));
   }
 
@@ -344,7 +354,7 @@ export class SimLink {
 
 function newDirection(name: LinkDirection, from: End): Direction {
   return {
-    name, from, busyUntil: 0, queue: new SerialisationQueue(), queuedBytes: 0, refused: new Set(), writableTimer: null,
+    name, from, busyUntil: 0, queue: new SerialisationQueue(), queuedBytes: 0, refused: new Set(), writableTimer: null, writableNext: 0,
     holeOn: false, holeStarts: 0, stats: newDirectionStats(),
   };
 }
