@@ -104,6 +104,8 @@ export class SimLink {
   private readonly line: LineConnection | null;
   private faults: LinkFaultHook | null = null;
   private resetCount = 0;
+  /** Scratch for one round of `writable` calls (see wantWritable). */
+  private readonly writableOrder: number[] = [];
   private msPerByte: number;
   private latency: number;
 
@@ -310,12 +312,18 @@ export class SimLink {
     const clock = this.opts.clock;
     d.writableTimer = clock.setTimeout(() => {
       d.writableTimer = null;
-      const waiting = [...d.refused].sort((x, y) => x - y);
+      const n = this.connections;
+      const order = this.writableOrder;
+      order.length = 0;
+      for (let i = 0; i < n; i++) {
+        const k = (d.writableNext + i) % n;
+        if (d.refused.has(k)) order.push(k);
+      }
       d.refused.clear();
-      const start = Math.max(0, waiting.findIndex((k) => k >= d.writableNext));
-      const order = [...waiting.slice(start), ...waiting.slice(0, start)];
-      d.writableNext = (order[0]! + 1) % this.connections;
+      if (order.length === 0) return;
+      d.writableNext = (order[0]! + 1) % n;
       const handler = this.ends[d.from].handler;
+      // A handler's sends may set the next round's timer, never run it: `order` is not reused meanwhile.
       for (const conn of order) if (this.conns.isOpen(d.from, conn)) handler?.writable(conn);
     }, Math.max(0, d.queue.firstEnd - clock.now()));
   }
