@@ -67,9 +67,11 @@ interface Direction {
   busyUntil: number;
   readonly queue: SerialisationQueue;
   queuedBytes: number;
-  /** Connections whose `send` was refused for a full queue, in the order they were refused. */
+  /** Connections whose `send` was refused for a full queue, waiting for `writable`. */
   readonly refused: Set<number>;
   writableTimer: unknown;
+  /** The connection the next round of `writable` calls starts from: each round starts one further on. */
+  writableNext: number;
   holeOn: boolean;
   /** How many black holes have begun on this direction: a frame in flight across one is lost. */
   holeStarts: number;
@@ -102,6 +104,8 @@ export class SimLink {
   private readonly line: LineConnection | null;
   private faults: LinkFaultHook | null = null;
   private resetCount = 0;
+  /** Scratch for one round of `writable` calls (see wantWritable). */
+  private readonly writableOrder: number[] = [];
   private msPerByte: number;
   private latency: number;
 
@@ -297,16 +301,30 @@ export class SimLink {
     else handler.bytes(tag.conn, bytes);
   }
 
-  /** Once the oldest queued frame is on the wire, tell every refused connection (in refusal order) that it may send. */
+  /**
+   * Once the oldest queued frame is on the wire, tell every refused connection that it may send.
+   * The room is usually one frame's, and the first connection told takes it; so each round starts
+   * one connection further on (round robin, as a fair-queuing qdisc serves flows), and no
+   * connection of a saturated link is starved: under load each carries its share.
+   */
   private wantWritable(d: Direction): void {
     if (d.writableTimer !== null) return;
     const clock = this.opts.clock;
     d.writableTimer = clock.setTimeout(() => {
       d.writableTimer = null;
-      const conns = [...d.refused];
+      const n = this.connections;
+      const order = this.writableOrder;
+      order.length = 0;
+      for (let i = 0; i < n; i++) {
+        const k = (d.writableNext + i) % n;
+        if (d.refused.has(k)) order.push(k);
+      }
       d.refused.clear();
+      if (order.length === 0) return;
+      d.writableNext = (order[0]! + 1) % n;
       const handler = this.ends[d.from].handler;
-      for (const conn of conns) if (this.conns.isOpen(d.from, conn)) handler?.writable(conn);
+      // A handler's sends may set the next round's timer, never run it: `order` is not reused meanwhile.
+      for (const conn of order) if (this.conns.isOpen(d.from, conn)) handler?.writable(conn);
     }, Math.max(0, d.queue.firstEnd - clock.now()));
   }
 
@@ -344,7 +362,7 @@ export class SimLink {
 
 function newDirection(name: LinkDirection, from: End): Direction {
   return {
-    name, from, busyUntil: 0, queue: new SerialisationQueue(), queuedBytes: 0, refused: new Set(), writableTimer: null,
+    name, from, busyUntil: 0, queue: new SerialisationQueue(), queuedBytes: 0, refused: new Set(), writableTimer: null, writableNext: 0,
     holeOn: false, holeStarts: 0, stats: newDirectionStats(),
   };
 }

@@ -72,9 +72,31 @@ describe('SimLink: timing and the shared queue', () => {
     expect(s.link.stats('ab')).toMatchObject({ sendsRefused: 2 });
     expect(s.link.stats('ab').heartbeat.framesDroppedQueueFull).toBe(1);
     await s.run();
-    // 1500 bytes at 8 Mbit/s take 1.5 ms; then connections 2 and 1 hear writable, in the order they were refused.
-    expect(s.a.log).toEqual([`${10 + 1.5} writable 2`, `${10 + 1.5} writable 1`]);
+    // 1500 bytes at 8 Mbit/s take 1.5 ms; then both refused connections hear writable.
+    expect(s.a.log).toEqual([`${10 + 1.5} writable 1`, `${10 + 1.5} writable 2`]);
     expect(s.link.a.send(1, bytes(3, 1000))).toBe(true);
+  });
+
+  it('starves no connection of a saturated link: greedy senders on n connections each carry about 1/n of the bytes', async () => {
+    for (const n of [2, 3, 5]) {
+      const clock = new VirtualClock();
+      const link = new SimLink({ clock, names: ['A', 'B'], latencyMs: 1, bandwidthMbps: 100, queueBytesMax: 64 * 1024, connections: n });
+      const delivered = new Array<number>(n).fill(0);
+      // Every connection sends 4 KiB frames until refused, and again on every writable: the link alone decides the shares.
+      const flood = (k: number) => {
+        for (let i = 0; i < 1000 && link.a.send(k, bytes(k, 4096)); i++);
+      };
+      link.a.attach({ opened: flood, closed: () => undefined, bytes: () => undefined, datagram: () => undefined, writable: flood });
+      link.b.attach({ opened: () => undefined, closed: () => undefined, bytes: (k, c) => (delivered[k]! += c.length), datagram: () => undefined, writable: () => undefined });
+      for (let k = 0; k < n; k++) {
+        link.a.open(k);
+        link.b.open(k);
+      }
+      await clock.run({ untilMs: 200 });
+      const total = delivered.reduce((x, y) => x + y, 0);
+      expect(total / 1e6 / 0.2, 'the link runs at its bandwidth (MB/s)').toBeGreaterThan(12);
+      for (const d of delivered) expect(d / total, `shares ${delivered.map((x) => (x / total).toFixed(3)).join(' ')}`).toBeGreaterThan(1 / (2 * n));
+    }
   });
 
   it('tells the fault hook which channel each frame travels on, and lets it drop, duplicate, alter and delay frames', async () => {
