@@ -5,6 +5,8 @@ import { QueueError, type QueueUrl } from './queue-url.ts';
 
 /** How long the first connection to Redis may take before the command gives up (real time, ms). */
 export const REDIS_CONNECT_MS_MAX = 5_000;
+/** Longest pause between reconnection attempts once a client has been connected (ms). */
+export const RECONNECT_MS_MAX = 2_000;
 
 /** ioredis options for `url`. */
 export function redisOptions(url: QueueUrl, extra: RedisOptions = {}): RedisOptions {
@@ -28,11 +30,19 @@ export function bullConnection(url: QueueUrl, extra: BullRedisOptions = {}): Bul
  * policy could drop keys (a dropped job is a seed silently not run; docs/queue.md 2).
  */
 export async function connectRedis(url: QueueUrl, log?: Logger): Promise<Redis> {
-  const client = new Redis(redisOptions(url, { lazyConnect: true, maxRetriesPerRequest: 3, enableOfflineQueue: true }));
+  // The first connection is tried once, so that a wrong address fails at once with its reason;
+  // once connected, the client reconnects (after at most RECONNECT_MS_MAX) like BullMQ's own.
+  const client = new Redis(redisOptions(url, { lazyConnect: true, maxRetriesPerRequest: 3, retryStrategy: () => null }));
+  let lastError: Error | null = null;
   // Errors after the first connection surface as failed commands, where the caller handles them.
-  client.on('error', () => undefined);
+  client.on('error', (err: Error) => {
+    lastError = err;
+  });
   try {
-    await withDeadline(client.connect(), REDIS_CONNECT_MS_MAX, `no answer within ${REDIS_CONNECT_MS_MAX} ms`);
+    await withDeadline(client.connect(), REDIS_CONNECT_MS_MAX, `no answer within ${REDIS_CONNECT_MS_MAX} ms`).catch((err: Error) => {
+      throw lastError ?? err;
+    });
+    client.options.retryStrategy = (times: number) => Math.min(times * 100, RECONNECT_MS_MAX);
     const info = await client.info('server');
     const major = Number(/redis_version:(\d+)/.exec(info)?.[1] ?? 0);
     if (major < 5) throw new QueueError('ML_ERR_QUEUE_REDIS', `Redis at ${url.shown} is version ${major || 'unknown'}; BullMQ needs 5 or newer`);
