@@ -143,7 +143,7 @@ describe('results history', () => {
 
     const missing = await queryHistory(scratch.path('missing', '.db'), {});
     expect([missing.records, missing.runs]).toEqual([[], []]);
-    expect(renderHistory(missing)).toMatch(/0 records\n  nothing recorded yet/);
+    expect(renderHistory(missing)).toMatch(/0 records\n {2}nothing recorded yet/);
   });
 
   it('keeps the first violations of a run and counts the rest', async () => {
