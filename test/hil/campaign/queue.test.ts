@@ -5,10 +5,11 @@ import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCampaignOutcome } from '../../../hil/campaign/campaign.ts';
 import { runQueuedCampaign } from '../../../hil/campaign/queue-campaign.ts';
-import { QUEUE_NAME, QUEUE_PREFIX } from '../../../hil/campaign/queue-protocol.ts';
+import { QUEUE_NAME, QUEUE_PREFIX, campaignKeys, jobIdOf } from '../../../hil/campaign/queue-protocol.ts';
 import { parseQueueUrl, type QueueUrl } from '../../../hil/campaign/queue-url.ts';
 import { startQueueWorker, type QueueWorker } from '../../../hil/campaign/queue-worker.ts';
-import { bullConnection } from '../../../hil/campaign/redis-client.ts';
+import { bullConnection, connectRedis } from '../../../hil/campaign/redis-client.ts';
+import { campaignExitCode } from '../../../hil/cli/campaign-command.ts';
 import { startLocalRedis, type LocalRedis } from '../../../hil/campaign/redis-server.ts';
 import { sourceIdentity } from '../../../hil/campaign/source-identity.ts';
 import { queryHistory } from '../../../hil/history/query.ts';
@@ -57,19 +58,20 @@ const comparable = (doc: Record<string, unknown>) => {
 
 describe('queued campaign', () => {
   it('with two worker processes, one killed mid-job, reports exactly what the local campaign reports for the same seeds', async () => {
-    const args = ['--seeds', '6', '--from', '26', '--writes', '400', '--json'];
+    const settings = { seeds: 6, from: 26, writes: 400, faults: null };
+    // The workers and the coordinator start together; the jobs wait in Redis for whoever is ready.
     const w1 = worker();
     const w2 = worker();
-    await until('both workers ready', () => w1.stderr().includes('worker ready') && w2.stderr().includes('worker ready'));
     const queuedHistory = join(dir, 'queued.db');
-    const coordinator = mirrorlabChild(['campaign', ...args, '--queue', url.shown, '--history', queuedHistory]);
+    const coordinator = mirrorlabChild(['campaign', '--seeds', '6', '--from', '26', '--writes', '400', '--json', '--queue', url.shown, '--history', queuedHistory]);
     children.push(coordinator);
+    const local = runCampaignOutcome({ ...settings, workers: 2 });
 
-    // Kill w1 while it runs a seed: its job must come back and be run once more by w2.
+    // Kill w1 while it runs a seed: its job must come back and be run once more, by w2.
     const queue = new Queue(QUEUE_NAME, { prefix: QUEUE_PREFIX, connection: bullConnection(url) });
     try {
       const w1Name = `${hostname()}:${w1.proc.pid}`;
-      const victim = await until('w1 running a seed', async () => (await queue.getActive()).find((j) => j.processedBy === w1Name));
+      const victim = await until('w1 running a seed', async () => (await queue.getActive()).find((j) => j.processedBy === w1Name), 60_000);
       w1.proc.kill('SIGKILL');
       expect(await w1.exited).toBe('SIGKILL');
       expect(await coordinator.exited, coordinator.stderr()).toBe(0);
@@ -77,14 +79,12 @@ describe('queued campaign', () => {
       expect(queued.queue).toMatchObject({ url: url.shown, refusals: [] });
       expect(queued.queue.retried, `seed ${victim.data.seed} was killed mid-run`).toBeGreaterThanOrEqual(1);
 
-      const localHistory = join(dir, 'local.db');
-      const local = mirrorlabChild(['campaign', ...args, '--workers', '2', '--history', localHistory]);
-      expect(await local.exited, local.stderr()).toBe(0);
-      expect(comparable(queued)).toEqual(comparable(JSON.parse(local.stdout())));
+      const { result, runs } = await local;
+      expect(comparable(queued)).toEqual(comparable(JSON.parse(JSON.stringify(result))));
       expect(queued.runs).toBe(6);
-      const [q, l] = [await seedsIn(queuedHistory), await seedsIn(localHistory)];
+      const q = await seedsIn(queuedHistory);
+      expect(q).toEqual(runs.map((r) => ({ seed: r.seed, verdict: r.verdict, traceHash: r.traceHash, reproduce: r.reproduce })));
       expect(q.map((s) => s.seed)).toEqual([26, 27, 28, 29, 30, 31]);
-      expect(q).toEqual(l);
       expect(new Set(q.map((s) => s.traceHash)).size).toBe(6);
       const records = (await queryHistory(queuedHistory, {})).records;
       expect(records.map((r) => [r.id, r.kind])).toEqual([[queued.queue.campaignId, 'queued-campaign']]);
@@ -179,4 +179,48 @@ describe('queued campaign', () => {
       await queue.close();
     }
   });
+
+  it('turns jobs that cannot run into crashes of their seeds, with reproduce commands, when resuming', async () => {
+    const me = await sourceIdentity();
+    const id = 'cbrokenjobs01';
+    const meta = { id, seeds: 3, from: 1, writes: 50, faults: null, startedAt: new Date().toISOString(), version: me.version, sourceHash: me.sourceHash };
+    const client = await connectRedis(url);
+    const queue = new Queue(QUEUE_NAME, { prefix: QUEUE_PREFIX, connection: bullConnection(url) });
+    try {
+      await client.set(campaignKeys(id).meta, JSON.stringify(meta));
+      const job = { campaignId: id, writes: 50, faults: null, version: me.version, sourceHash: me.sourceHash };
+      // Seed 1: data no worker accepts (the job fails); seed 2: a fault plan that does not parse (the run cannot start).
+      const unreadable = await queue.add('seed', { ...job, seed: 1, writes: 0 }, { jobId: jobIdOf(id, 1) });
+      await queue.add('seed', { ...job, seed: 2, faults: 'explode=0.5' }, { jobId: jobIdOf(id, 2) });
+      if (workers.length === 0) workers.push(await startQueueWorker({ queue: url, concurrency: 1, stalledMs: 2000 }));
+      await until('the unreadable job to fail', async () => (await queue.getJobState(unreadable.id!)) === 'failed');
+      // Seed 3 has no job at all: resuming queues it.
+      const { log, lines } = memoryLogger();
+      const o = await runQueuedCampaign({ queue: url, seeds: 0, from: 0, writes: 1, faults: null, resume: id, log });
+      expect([o.result.runs, o.result.crashed, o.result.failures.map((f) => [f.seed, f.verdict])]).toEqual([1, 2, [[1, 'crashed'], [2, 'crashed']]]);
+      expect(lines.find((l) => l.msg === 'campaign resumed')).toMatchObject({ queued: 1 });
+      const [one, two] = o.result.failures;
+      expect(one!.error).toMatch(/^job failed in the queue: job cbrokenjobs01-1 is not a mirrorlab seed job \(writes: /);
+      expect(two!.error).toMatch(/^the job's settings cannot be run: .*unknown fault "explode"/);
+      expect(one!.reproduce).toMatch(/^npx mirrorlab emulate --seed 1 .*--writes 50/);
+      expect(campaignExitCode(o.result)).toBe(70);
+    } finally {
+      await queue.close();
+      client.disconnect();
+    }
+  });
+
+  it('gives up when no seed finishes for the idle limit, saying how to go on', async () => {
+    // Workers of other sources only: nothing can finish.
+    await Promise.all(workers.splice(0).map((w) => w.close({ force: true })));
+    const stranger = await startQueueWorker({ queue: url, concurrency: 1, stalledMs: 2000, name: 'only-stranger', identity: { version: '9', sourceHash: '0'.repeat(64) } });
+    workers.push(stranger);
+    const err = await runQueuedCampaign({ queue: url, seeds: 2, from: 500, writes: 10, faults: null, idleSecondsMax: 1 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({
+      code: 'ML_ERR_QUEUE_IDLE',
+      message: expect.stringMatching(new RegExp(`^campaign c\\w+: no seed finished for 1 s \\(0 of 2 done, 0 workers seen(, 1 refused)?\\); start workers with \`mirrorlab worker --queue ${url.shown}\` `
+        + `and resume with \`mirrorlab campaign --queue ${url.shown} --resume c\\w+\`$`)),
+    });
+  });
 });
+
