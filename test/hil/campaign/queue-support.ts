@@ -27,7 +27,15 @@ export function mirrorlabChild(args: string[], env: Record<string, string> = {})
   proc.stderr!.on('data', (c: Buffer) => {
     if (err.length < OUTPUT_BYTES_MAX) err += String(c);
   });
-  const exited = once(proc, 'exit').then(([code, signal]) => (code ?? signal) as number | string);
+  // A test that dies halfway must not leave a worker retrying a vanished Redis for ever.
+  const kill = (): void => {
+    proc.kill('SIGKILL');
+  };
+  process.once('exit', kill);
+  const exited = once(proc, 'exit').then(([code, signal]) => {
+    process.removeListener('exit', kill);
+    return (code ?? signal) as number | string;
+  });
   return { proc, stdout: () => out, stderr: () => err, exited };
 }
 

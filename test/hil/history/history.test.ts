@@ -3,9 +3,10 @@ import { once } from 'node:events';
 import { readdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import initSqlJs from 'sql.js';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { runCampaignOutcome, type CampaignOptions } from '../../../hil/campaign/campaign.ts';
 import { parseSince, renderHistory } from '../../../hil/cli/history-command.ts';
+import { main } from '../../../hil/cli/main.ts';
 import { ImageLock } from '../../../host/disks/file-lock.ts';
 import { readHistory, writeHistory } from '../../../hil/history/history-db.ts';
 import { queryHistory, story, type HistoryRun } from '../../../hil/history/query.ts';
@@ -167,4 +168,28 @@ describe('results history', () => {
       expect(() => parseSince(bad, now)).toThrow(/--since takes a date \(2026-01-31, midnight UTC\), a date and time .* or an age \(7d, 12h, 30m\)/);
     }
   });
+
+  it('campaign and emulate --record write to the history the CLI is given', async () => {
+    const path = scratch.path('cli', '.db');
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    vi.stubEnv('MIRRORLAB_LOG', 'silent');
+    try {
+      expect(await main(['campaign', '--seeds', '2', '--from', '3', '--writes', '50', '--workers', '1', '--history', path, '--json'])).toBe(0);
+      expect(await main(['emulate', '--seed', '4', '--writes', '50', '--record', '--history', path, '--json'])).toBe(0);
+      expect(await main(['emulate', '--seed', '5', '--writes', '50', '--history', path])).toBe(2);
+      expect(String(err.mock.calls.at(-1)?.[0])).toBe('error: --history names where --record writes; add --record\n');
+    } finally {
+      out.mockRestore();
+      err.mockRestore();
+      vi.unstubAllEnvs();
+    }
+    const a = await queryHistory(path, {});
+    expect(a.records.map((r) => [r.kind, r.seeds, r.failures])).toEqual([['emulate', 1, 0], ['campaign', 2, 0]]);
+    expect(a.records[0]!.sourceHash).toMatch(/^[0-9a-f]{64}$/);
+    const four = await queryHistory(path, { seed: 4 });
+    expect(four.seedRuns.map((r) => [r.kind, r.verdict, r.reproduce.split(' --')[1]])).toEqual([['campaign', 'consistent', 'seed 4'], ['emulate', 'consistent', 'seed 4']]);
+    expect(four.seedRuns[1]!.traceHash).toMatch(/^[0-9a-f]{64}$/);
+  });
 });
+
