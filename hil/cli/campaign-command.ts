@@ -5,7 +5,7 @@ import { CAMPAIGN_ID } from '../campaign/queue-protocol.ts';
 import { IDLE_SECONDS_DEFAULT, runQueuedCampaign, type QueueInfo, type QueueProgress } from '../campaign/queue-campaign.ts';
 import { QUEUE_URL_SYNTAX, parseQueueUrl, type QueueUrl } from '../campaign/queue-url.ts';
 import { LINK_FAULT_SYNTAX, formatLinkFaults, parseLinkFaults, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
-import { defaultHistoryPath } from '../history/history-db.ts';
+import { checkHistory, defaultHistoryPath } from '../history/history-db.ts';
 import { campaignRuns, campaignSummary, newRecordId, recordHistory, type RecordKind } from '../history/record.ts';
 import type { Logger } from '../log.ts';
 import { UsageError } from '../plan-error.ts';
@@ -44,6 +44,9 @@ export function campaignCommand(log: Logger, exit: (code: number) => void): Comm
     .option('--json', 'print exactly one JSON document on stdout', false)
     .action(async (flags: CampaignFlags, cmd: Command) => {
       checkCombination(flags, (name) => cmd.getOptionValueSource(name) === 'cli');
+      const historyPath = flags.history === false ? null : (flags.history ?? defaultHistoryPath());
+      // A history that cannot be written should stop the campaign before it runs, not after.
+      if (historyPath !== null) await checkHistory(historyPath);
       const tty = process.stderr.isTTY === true && !flags.json;
       const startedAt = new Date();
       const onRun = (s: { seed: number; mode: string; onLockReject: string; verdict: string; wallMs: number }, done: number): void => {
@@ -72,12 +75,12 @@ export function campaignCommand(log: Logger, exit: (code: number) => void): Comm
       }
       if (tty) process.stderr.write('\r\x1b[2K');
       const report: CampaignReport = queueInfo ? { ...outcome.result, queue: queueInfo } : outcome.result;
-      if (flags.history !== false) {
-        const path = flags.history ?? defaultHistoryPath();
-        await recordHistory(path, { id, kind, startedAt, finishedAt: new Date(), settings, summary: campaignSummary(outcome.result), runs: campaignRuns(outcome.runs, outcome.result.failures) });
-        log.info({ history: path, record: id }, 'campaign recorded in the history');
-      }
+      // The report first: should recording fail after all (exit 2, one line), the results are still shown.
       process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderCampaign(report)}\n`);
+      if (historyPath !== null) {
+        await recordHistory(historyPath, { id, kind, startedAt, finishedAt: new Date(), settings, summary: campaignSummary(outcome.result), runs: campaignRuns(outcome.runs, outcome.result.failures) });
+        log.info({ history: historyPath, record: id }, 'campaign recorded in the history');
+      }
       exit(campaignExitCode(report));
     });
 }

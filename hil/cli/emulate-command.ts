@@ -10,7 +10,7 @@ import { ACCESS_PATTERNS } from '../workload/host-workload.ts';
 import { choice, decimal, integer, plan, probability } from './parse.ts';
 import { ProgressBar } from './progress.ts';
 import { renderReport } from './render.ts';
-import { defaultHistoryPath } from '../history/history-db.ts';
+import { checkHistory, defaultHistoryPath } from '../history/history-db.ts';
 import { recordEmulation } from '../history/record.ts';
 import { UsageError } from '../plan-error.ts';
 
@@ -73,6 +73,7 @@ export function emulateCommand(log: Logger, exit: (code: number) => void): Comma
     .option('--history <path>', 'with --record: the history database (default: $MIRRORLAB_HISTORY, else ~/.mirrorlab/history.db)')
     .action(async (flags: EmulateFlags) => {
       if (flags.history !== undefined && !flags.record) throw new UsageError('--history names where --record writes; add --record');
+      if (flags.record) await checkHistory(flags.history ?? defaultHistoryPath());
       const opts = emulateOptionsFrom(flags);
       log.info({ seed: opts.seed, mode: opts.mode, onLockReject: opts.onLockReject, writes: opts.writes, faults: formatLinkFaults(opts.faults), diskFaults: formatDiskFaults(opts.diskFaults) }, 'emulation starting');
       const started = performance.now();

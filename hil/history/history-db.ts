@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
+import { access, constants, mkdir, open, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -69,6 +69,16 @@ export function defaultHistoryPath(): string {
 /** Opens the history at `path` for reading: an empty database when the file does not exist yet. */
 export async function readHistory(path: string): Promise<Database> {
   return load(path, await readBytes(path));
+}
+
+/**
+ * Checks, before a long command, that it will be able to record at `path`: the directory can be
+ * made and written, and the file, if there is one, is a history this code can read.
+ */
+export async function checkHistory(path: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await access(dirname(path), constants.W_OK);
+  (await readHistory(path)).close();
 }
 
 /**

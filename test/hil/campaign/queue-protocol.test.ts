@@ -150,12 +150,17 @@ describe('queue commands at the boundary', () => {
     }
   });
 
-  it('history on a file that is not a history exits 2 with one line', async () => {
+  it('history, campaign and emulate --record on a file that is not a history exit 2 with one line, before running anything', async () => {
     const path = scratch.path('junk', '.db');
     await writeFile(path, 'junk'.repeat(100));
     const r = await inProcess(['history', '--history', path]);
     expect(r.code).toBe(2);
     expect(r.stderr.trim()).toMatch(/^error: ML_ERR_HISTORY_FORMAT: .* is not a mirrorlab history database/);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    // Checked before anything runs: a million seeds would take hours.
+    for (const args of [['campaign', '--seeds', '1000000', '--history', path], ['emulate', '--writes', '100000000', '--record', '--history', path]]) {
+      const c = await inProcess(args);
+      expect([c.code, c.stderr.trim()], args.join(' ')).toEqual([2, expect.stringMatching(/^error: ML_ERR_HISTORY_FORMAT: /)]);
+    }
   });
 });
