@@ -31,10 +31,15 @@ export interface QueueBenchResult {
   queueSeconds: number;
   localSeedsPerMinute: number;
   queueSeedsPerMinute: number;
+  /** The runs' own time, summed over seeds (each run times itself on its thread), ms. */
+  localRunMs: number;
+  queueRunMs: number;
   /**
-   * What the queue adds per job, in one worker's time: (queue wall - local wall) x workers / seeds.
-   * It covers enqueueing, the job's round trips, storing the outcome and the coordinator's polling
-   * (POLL_MS: up to a quarter second at the end).
+   * What the queue adds per job, in one worker's time: the time a worker slot spends on a job
+   * besides the run itself (wall x workers - runs' own time, per seed), queued minus local. Taking
+   * the runs' own time out keeps a busier or quieter machine during one half from passing for
+   * overhead. It covers enqueueing, the job's round trips, storing the outcome and the
+   * coordinator's polling (POLL_MS: up to a quarter second, once, at the end).
    */
   overheadMsPerJob: number;
   /** Both runs found the same verdicts and trace hashes (they must). */
@@ -61,12 +66,15 @@ export async function measureQueue(opts: QueueBenchOptions): Promise<QueueBenchR
     t = performance.now();
     const queued = await runQueuedCampaign({ queue: parseQueueUrl(redis.url), ...settings });
     const queueSeconds = (performance.now() - t) / 1000;
+    const runMs = (runs: { wallMs: number }[]): number => runs.reduce((n, r) => n + r.wallMs, 0);
+    const besidesRun = (seconds: number, ms: number): number => (seconds * 1000 * opts.workers - ms) / opts.seeds;
     const same = JSON.stringify(local.runs.map((r) => [r.seed, r.verdict, r.traceHash])) === JSON.stringify(queued.runs.map((r) => [r.seed, r.verdict, r.traceHash]));
     return {
       seeds: opts.seeds, writes: opts.writes, workers: opts.workers,
       localSeconds: round(localSeconds, 2), queueSeconds: round(queueSeconds, 2),
       localSeedsPerMinute: round((opts.seeds / localSeconds) * 60, 0), queueSeedsPerMinute: round((opts.seeds / queueSeconds) * 60, 0),
-      overheadMsPerJob: round(((queueSeconds - localSeconds) * 1000 * opts.workers) / opts.seeds, 1),
+      localRunMs: runMs(local.runs), queueRunMs: runMs(queued.runs),
+      overheadMsPerJob: round(besidesRun(queueSeconds, runMs(queued.runs)) - besidesRun(localSeconds, runMs(local.runs)), 1),
       sameResults: same,
     };
   } finally {

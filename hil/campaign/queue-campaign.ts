@@ -115,7 +115,9 @@ async function createCampaign(redis: Redis, opts: QueuedCampaignOptions, me: Sou
 async function loadCampaign(redis: Redis, id: string, url: QueueUrl, me: SourceIdentity): Promise<CampaignMeta> {
   const text = await redis.get(campaignKeys(id).meta);
   if (text === null) {
-    throw new QueueError('ML_ERR_QUEUE_CAMPAIGN', `no campaign ${id} on ${url.shown} (a finished campaign is kept ${QUEUE_LIMITS.keepFinishedSeconds / 86_400} days; the id is in the log line "campaign queued")`);
+    const days = QUEUE_LIMITS.keepFinishedSeconds / 86_400;
+    throw new QueueError('ML_ERR_QUEUE_CAMPAIGN',
+      `no campaign ${id} on ${url.shown} (a finished campaign is kept ${days} days; the id is in the log line "campaign queued")`);
   }
   const meta = parseStored(CampaignMetaSchema, text, `campaign ${id}'s settings`);
   if (!meta.ok) throw new QueueError('ML_ERR_QUEUE_CAMPAIGN', `cannot resume ${id}: ${meta.error}`);
@@ -212,8 +214,9 @@ class Waiter {
       }
       if (now - lastNews > idleMs) {
         const p = this.progress(0);
-        throw new QueueError('ML_ERR_QUEUE_IDLE', `campaign ${this.meta.id}: no seed finished for ${idleMs / 1000} s (${p.done} of ${p.total} done, ${p.workersSeen} workers seen`
-          + `${p.refusals > 0 ? `, ${p.refusals} refused` : ''}); start workers with \`mirrorlab worker --queue ${this.opts.queue.shown}\` and resume with `
+        const refused = p.refusals > 0 ? `, ${p.refusals} refused` : '';
+        throw new QueueError('ML_ERR_QUEUE_IDLE', `campaign ${this.meta.id}: no seed finished for ${idleMs / 1000} s `
+          + `(${p.done} of ${p.total} done, ${p.workersSeen} workers seen${refused}); start workers with \`mirrorlab worker --queue ${this.opts.queue.shown}\` and resume with `
           + `\`mirrorlab campaign --queue ${this.opts.queue.shown} --resume ${this.meta.id}\``);
       }
       if (startDone > this.outcomes.size) startDone = this.outcomes.size;
@@ -247,7 +250,8 @@ class Waiter {
     const parsed = text.length > QUEUE_LIMITS.outcomeBytesMax
       ? { ok: false as const, error: `the stored outcome of seed ${seed} is ${text.length} bytes, above ${QUEUE_LIMITS.outcomeBytesMax}` }
       : parseStored(OutcomeSchema, text, `the stored outcome of seed ${seed}`);
-    const outcome: Outcome = parsed.ok && parsed.value.seed === seed ? (parsed.value as Outcome) : { seed, worker: 'unknown', attempt: 1, error: parsed.ok ? `the outcome stored under seed ${seed} is seed ${parsed.value.seed}'s` : parsed.error };
+    const error = parsed.ok ? `the outcome stored under seed ${seed} is seed ${parsed.value.seed}'s` : parsed.error;
+    const outcome: Outcome = parsed.ok && parsed.value.seed === seed ? (parsed.value as Outcome) : { seed, worker: 'unknown', attempt: 1, error };
     this.outcomes.set(seed, outcome);
     if (outcome.summary) this.opts.onRun?.(outcome.summary, this.outcomes.size);
     if (outcome.error !== undefined) this.opts.log?.warn({ seed, error: outcome.error.split('\n')[0] }, 'run crashed');
@@ -267,7 +271,9 @@ class Waiter {
       if (typeof job.id !== 'string' || !job.id.startsWith(prefix)) continue;
       const seed = Number(job.id.slice(prefix.length));
       if (!Number.isSafeInteger(seed) || this.outcomes.has(seed)) continue;
-      const outcome: Outcome = { seed, worker: job.processedBy ?? 'unknown', attempt: Math.max(1, job.attemptsStarted), error: `job failed in the queue: ${job.failedReason}` };
+      const outcome: Outcome = {
+        seed, worker: job.processedBy ?? 'unknown', attempt: 1 + job.attemptsMade + job.stalledCounter, error: `job failed in the queue: ${job.failedReason}`,
+      };
       await this.redis.hsetnx(this.keys.results, String(seed), JSON.stringify(outcome));
     }
   }

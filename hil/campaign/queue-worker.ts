@@ -137,7 +137,8 @@ interface Refusal {
 async function refuse(redis: Redis, r: Refusal): Promise<void> {
   if (r.seen.has(r.data.campaignId)) return;
   r.seen.add(r.data.campaignId);
-  const message = `worker ${r.name} refuses campaign ${r.data.campaignId}: the campaign was started from mirrorlab ${r.data.version} with source ${shortHash(r.data.sourceHash)}, `
+  const message = `worker ${r.name} refuses campaign ${r.data.campaignId}: `
+    + `the campaign was started from mirrorlab ${r.data.version} with source ${shortHash(r.data.sourceHash)}, `
     + `this worker runs mirrorlab ${r.me.version} with source ${shortHash(r.me.sourceHash)}, and runs from other sources need not give the same results; `
     + 'run workers from the same checkout as the campaign';
   r.log?.warn({ campaign: r.data.campaignId, campaignSource: shortHash(r.data.sourceHash), source: shortHash(r.me.sourceHash) }, message);

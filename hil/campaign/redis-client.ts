@@ -48,7 +48,8 @@ export async function connectRedis(url: QueueUrl, log?: Logger): Promise<Redis> 
     if (major < 5) throw new QueueError('ML_ERR_QUEUE_REDIS', `Redis at ${url.shown} is version ${major || 'unknown'}; BullMQ needs 5 or newer`);
     const policy = await client.config('GET', 'maxmemory-policy').then((r) => (r as string[])[1], () => null);
     if (policy !== null && policy !== undefined && policy !== 'noeviction') {
-      log?.warn({ queue: url.shown, policy }, 'Redis may evict keys under memory pressure (maxmemory-policy is not noeviction): a queued job could vanish; set maxmemory-policy noeviction');
+      log?.warn({ queue: url.shown, policy },
+        'Redis may evict keys under memory pressure (maxmemory-policy is not noeviction): a queued job could vanish; set maxmemory-policy noeviction');
     }
     return client;
   } catch (err) {

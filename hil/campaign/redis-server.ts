@@ -70,7 +70,8 @@ export async function startLocalRedis(): Promise<LocalRedis> {
   }
   if (!ready) {
     await stop();
-    throw new QueueError('ML_ERR_QUEUE_REDIS', `redis-server did not accept connections within ${REDIS_START_MS_MAX} ms: ${output.trim().split('\n').slice(-3).join(' | ')}`);
+    const said = output.trim().split('\n').slice(-3).join(' | ');
+    throw new QueueError('ML_ERR_QUEUE_REDIS', `redis-server did not accept connections within ${REDIS_START_MS_MAX} ms: ${said}`);
   }
   return { url: `redis://127.0.0.1:${port}`, port, stop };
 }

@@ -137,6 +137,7 @@ function renderQueueBench(q: QueueBenchResult): string[] {
     `campaign of ${q.seeds} seeds (${q.writes} writes per host), ${q.workers} workers     seeds/min  wall s`,
     `local worker threads                                       ${String(q.localSeedsPerMinute).padStart(9)}  ${String(q.localSeconds).padStart(6)}`,
     `BullMQ queue, worker processes                             ${String(q.queueSeedsPerMinute).padStart(9)}  ${String(q.queueSeconds).padStart(6)}`,
-    `queue overhead per job: ${q.overheadMsPerJob} ms of a worker's time; same verdicts and trace hashes: ${q.sameResults ? 'yes' : 'NO'}`,
+    `runs' own time: ${q.localRunMs} ms local, ${q.queueRunMs} ms queued`,
+    `queue overhead per job: ${q.overheadMsPerJob} ms of a worker's time besides the run; same verdicts and trace hashes: ${q.sameResults ? 'yes' : 'NO'}`,
   ];
 }

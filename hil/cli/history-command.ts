@@ -44,14 +44,21 @@ export function historyCommand(exit: (code: number) => void): Command {
 
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 const when = (iso: string): string => iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
-const commitOf = (r: { commit: string | null; version: string; sourceHash: string }): string =>
-  `${r.commit === null ? 'commit unknown' : `commit ${r.commit.slice(0, 12)}${r.commit.endsWith('+dirty') ? '+dirty' : ''}`} (mirrorlab ${r.version}, source ${shortHash(r.sourceHash)})`;
-const what = (r: HistoryRun): string => (r.verdict === 'crashed' ? `crashed: ${(r.error ?? '').split('\n')[0]!.slice(0, 200)}` : r.verdict === 'inconsistent' ? `inconsistent: ${r.invariants.join(', ')}` : 'consistent');
+function commitOf(r: { commit: string | null; version: string; sourceHash: string }): string {
+  const commit = r.commit === null ? 'commit unknown' : `commit ${r.commit.slice(0, 12)}${r.commit.endsWith('+dirty') ? '+dirty' : ''}`;
+  return `${commit} (mirrorlab ${r.version}, source ${shortHash(r.sourceHash)})`;
+}
+
+function what(r: HistoryRun): string {
+  if (r.verdict === 'crashed') return `crashed: ${(r.error ?? '').split('\n')[0]!.slice(0, 200)}`;
+  return r.verdict === 'inconsistent' ? `inconsistent: ${r.invariants.join(', ')}` : 'consistent';
+}
 const where = (r: HistoryRun): string => `${r.recordId} (${r.kind}) at ${when(r.at)} on ${commitOf(r)}`;
 
 export function renderHistory(a: HistoryAnswer): string {
   const lines: string[] = [];
-  const scope = [a.query.failures ? 'failures' : '', a.query.seed !== null ? `seed ${a.query.seed}` : '', a.query.since !== null ? `since ${when(a.query.since)}` : ''].filter(Boolean).join(', ');
+  const q = a.query;
+  const scope = [q.failures ? 'failures' : '', q.seed !== null ? `seed ${q.seed}` : '', q.since !== null ? `since ${when(q.since)}` : ''].filter(Boolean).join(', ');
   lines.push(`history ${a.path}${scope ? ` (${scope})` : ''}: ${plural(a.records.length, 'record')}`);
   if (a.records.length === 0) {
     lines.push('  nothing recorded yet: campaigns record themselves, and `emulate --record` records a run');
@@ -63,7 +70,9 @@ export function renderHistory(a: HistoryAnswer): string {
   more(lines, a.records.length);
   if (a.query.seed !== null) {
     lines.push(`seed ${a.query.seed}, every record:`);
-    for (const r of a.seedRuns.slice(0, HISTORY_LIST_MAX)) lines.push(`  ${when(r.at)}  ${r.recordId}  ${r.mode}/${r.onLockReject}  ${what(r)}${r.traceHash ? `  trace ${shortHash(r.traceHash)}` : ''}`);
+    for (const r of a.seedRuns.slice(0, HISTORY_LIST_MAX)) {
+      lines.push(`  ${when(r.at)}  ${r.recordId}  ${r.mode}/${r.onLockReject}  ${what(r)}${r.traceHash ? `  trace ${shortHash(r.traceHash)}` : ''}`);
+    }
     more(lines, a.seedRuns.length);
   }
   const shown = a.runs.filter((s) => s.status !== 'passing' || a.query.seed !== null);
@@ -73,6 +82,8 @@ export function renderHistory(a: HistoryAnswer): string {
   more(lines, shown.length);
   return lines.join('\n');
 }
+
+const inRecords = (n: number): string => (n === 1 ? 'its only record' : `all ${n} records`);
 
 function more(lines: string[], n: number): void {
   if (n > HISTORY_LIST_MAX) lines.push(`  ... and ${n - HISTORY_LIST_MAX} more (--json lists all)`);
@@ -86,13 +97,13 @@ function renderStory(s: RunStory): string[] {
       lines.push(`  REGRESSION ${head}: ${what(s.latest)}`, `    fails since ${where(s.turned!)}`, `    passed in ${where(s.before!)}`);
       break;
     case 'always-failing':
-      lines.push(`  ALWAYS FAILED ${head}: ${what(s.latest)}`, `    failed in ${s.records === 1 ? 'its only record' : `all ${s.records} records`}, first in ${where(s.first)}`);
+      lines.push(`  ALWAYS FAILED ${head}: ${what(s.latest)}`, `    failed in ${inRecords(s.records)}, first in ${where(s.first)}`);
       break;
     case 'fixed':
       lines.push(`  FIXED ${s.regressionFixed ? 'REGRESSION ' : ''}${head}: passes since ${where(s.turned!)}`, `    failed in ${where(s.before!)}: ${what(s.before!)}`);
       break;
     case 'passing':
-      lines.push(`  PASSING ${head}: in ${s.records === 1 ? 'its only record' : `all ${s.records} records`}`);
+      lines.push(`  PASSING ${head}: in ${inRecords(s.records)}`);
       break;
   }
   lines.push(`    reproduce: ${s.latest.reproduce}`);

@@ -108,7 +108,8 @@ async function readBytes(path: string): Promise<Uint8Array | null> {
   try {
     const st = await stat(path);
     if (st.size > HISTORY_BYTES_MAX) {
-      throw new HistoryError('ML_ERR_HISTORY_SIZE', `history ${path} is ${st.size} bytes, above the ${HISTORY_BYTES_MAX}-byte maximum; move it away (mirrorlab starts a new one) or point --history elsewhere`);
+      throw new HistoryError('ML_ERR_HISTORY_SIZE',
+        `history ${path} is ${st.size} bytes, above the ${HISTORY_BYTES_MAX}-byte maximum; move it away (mirrorlab starts a new one) or point --history elsewhere`);
     }
     return await readFile(path);
   } catch (err) {
@@ -125,13 +126,15 @@ async function load(path: string, bytes: Uint8Array | null): Promise<Database> {
     const version = Number(db.exec('PRAGMA user_version')[0]?.values[0]?.[0] ?? 0);
     if (version > SCHEMA_VERSION) {
       db.close();
-      throw new HistoryError('ML_ERR_HISTORY_FORMAT', `history ${path} has schema ${version}, newer than this mirrorlab's ${SCHEMA_VERSION}; use a newer mirrorlab or another --history`);
+      throw new HistoryError('ML_ERR_HISTORY_FORMAT',
+        `history ${path} has schema ${version}, newer than this mirrorlab's ${SCHEMA_VERSION}; use a newer mirrorlab or another --history`);
     }
     if (version === 0 && bytes !== null && bytes.length > 0) {
       const tables = db.exec("SELECT name FROM sqlite_master WHERE type = 'table'")[0]?.values.map((v) => String(v[0])) ?? [];
       if (tables.length > 0 && !tables.includes('records')) {
         db.close();
-        throw new HistoryError('ML_ERR_HISTORY_FORMAT', `${path} is an SQLite database but not a mirrorlab history (tables ${tables.slice(0, 5).join(', ')}); point --history elsewhere`);
+        throw new HistoryError('ML_ERR_HISTORY_FORMAT',
+          `${path} is an SQLite database but not a mirrorlab history (tables ${tables.slice(0, 5).join(', ')}); point --history elsewhere`);
       }
     }
     db.run(SCHEMA);

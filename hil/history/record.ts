@@ -75,7 +75,8 @@ function insert(db: Database, rec: HistoryRecord, identity: SourceIdentity, comm
     rec.id, rec.kind, rec.startedAt.toISOString(), rec.finishedAt.toISOString(), identity.version, identity.sourceHash, commit, hostname(),
     JSON.stringify(rec.settings), JSON.stringify(rec.summary),
   ]);
-  const stmt = db.prepare(`INSERT INTO runs (record_id, seed, run_key, mode, on_lock_reject, verdict, violations, violations_total, error, trace_hash, reproduce, wall_ms, writes)
+  const stmt = db.prepare(`INSERT INTO runs
+    (record_id, seed, run_key, mode, on_lock_reject, verdict, violations, violations_total, error, trace_hash, reproduce, wall_ms, writes)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
   try {
     for (const r of rec.runs) {
@@ -93,13 +94,17 @@ function insert(db: Database, rec: HistoryRecord, identity: SourceIdentity, comm
 export function campaignRuns(runs: readonly RunSummary[], failures: readonly CampaignFailure[]): RecordedRun[] {
   const recorded: RecordedRun[] = runs.map(fromSummary);
   for (const f of failures) {
-    if (f.verdict === 'crashed') recorded.push({ seed: f.seed, mode: f.mode, onLockReject: f.onLockReject, verdict: 'crashed', violations: [], error: f.error, reproduce: f.reproduce });
+    if (f.verdict !== 'crashed') continue;
+    recorded.push({ seed: f.seed, mode: f.mode, onLockReject: f.onLockReject, verdict: 'crashed', violations: [], error: f.error, reproduce: f.reproduce });
   }
   return recorded.sort((a, b) => a.seed - b.seed);
 }
 
 export function fromSummary(s: RunSummary): RecordedRun {
-  return { seed: s.seed, mode: s.mode, onLockReject: s.onLockReject, verdict: s.verdict, violations: s.violations, traceHash: s.traceHash, reproduce: s.reproduce, wallMs: s.wallMs, writes: s.writes };
+  return {
+    seed: s.seed, mode: s.mode, onLockReject: s.onLockReject, verdict: s.verdict, violations: s.violations,
+    traceHash: s.traceHash, reproduce: s.reproduce, wallMs: s.wallMs, writes: s.writes,
+  };
 }
 
 /** A campaign result without its failures (they are the runs' rows). */
@@ -109,7 +114,14 @@ export function campaignSummary(r: CampaignResult): Omit<CampaignResult, 'failur
 }
 
 /** Records one `emulate --record` run: its options as settings, its report's headline as summary. */
-export async function recordEmulation(path: string, run: { report: EmulationReport; options: EmulateOptions; startedAt: Date; wallMs: number }, log?: Logger): Promise<string> {
+export interface RecordedEmulation {
+  report: EmulationReport;
+  options: EmulateOptions;
+  startedAt: Date;
+  wallMs: number;
+}
+
+export async function recordEmulation(path: string, run: RecordedEmulation, log?: Logger): Promise<string> {
   const id = newRecordId('emulate');
   const s = summarise(run.report, run.wallMs, run.options);
   const r = run.report;
