@@ -120,6 +120,8 @@ export function campaignExitCode(r: CampaignResult): number {
   return r.failures.length > 0 ? 1 : 0;
 }
 
+const n = (count: number, word: string): string => `${count} ${word}${count === 1 ? '' : 's'}`;
+
 export function renderCampaign(r: CampaignReport): string {
   const f = r.faultsInjected;
   const inconsistent = r.failures.length - r.crashed;
@@ -131,7 +133,8 @@ export function renderCampaign(r: CampaignReport): string {
   ];
   if (r.queue) {
     const q = r.queue;
-    lines.push(`  queue                campaign ${q.campaignId} on ${q.url}, ${q.workersSeen} workers seen, ${q.retried} seeds run again after their worker died${q.refusals.length > 0 ? `, refused by ${q.refusals.length} workers of other sources` : ''}`);
+    lines.push(`  queue                campaign ${q.campaignId} on ${q.url}, ${n(q.workersSeen, 'worker')} seen, ${n(q.retried, 'seed')} run again after their worker died`
+      + `${q.refusals.length > 0 ? `, refused by ${n(q.refusals.length, 'worker')} of other sources` : ''}`);
   }
   for (const fail of r.failures) {
     if (fail.verdict === 'crashed') lines.push(`  CRASH seed ${fail.seed} (${fail.mode}/${fail.onLockReject}): ${(fail.error ?? '').split('\n')[0]}`);

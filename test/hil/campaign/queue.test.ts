@@ -9,7 +9,7 @@ import { QUEUE_NAME, QUEUE_PREFIX, campaignKeys, jobIdOf } from '../../../hil/ca
 import { parseQueueUrl, type QueueUrl } from '../../../hil/campaign/queue-url.ts';
 import { startQueueWorker, type QueueWorker } from '../../../hil/campaign/queue-worker.ts';
 import { bullConnection, connectRedis } from '../../../hil/campaign/redis-client.ts';
-import { campaignExitCode } from '../../../hil/cli/campaign-command.ts';
+import { campaignExitCode, renderCampaign } from '../../../hil/cli/campaign-command.ts';
 import { startLocalRedis, type LocalRedis } from '../../../hil/campaign/redis-server.ts';
 import { sourceIdentity } from '../../../hil/campaign/source-identity.ts';
 import { queryHistory } from '../../../hil/history/query.ts';
@@ -115,6 +115,8 @@ describe('queued campaign', () => {
       const local = await runCampaignOutcome({ ...settings, workers: 2 });
       expect({ ...resumed.result, wallSeconds: 0 }).toEqual({ ...local.result, wallSeconds: 0 });
       expect(resumed.runs.map((r) => [r.seed, r.traceHash])).toEqual(local.runs.map((r) => [r.seed, r.traceHash]));
+      expect(renderCampaign({ ...resumed.result, queue: resumed.queue }))
+        .toMatch(new RegExp(`^ALL CONSISTENT: seeds 90\\.\\.93, 4 runs, [^]*\n {2}queue {16}campaign ${id} on ${url.shown}, 1 worker seen, 0 seeds run again after their worker died$`));
       // Its four jobs were still queued: the resumed coordinator added none.
       expect(lines.find((l) => l.msg === 'campaign resumed')).toMatchObject({ campaign: id, queued: 0, seeds: 4, from: 90 });
 
