@@ -6,7 +6,7 @@ import type { Logger } from '../log.ts';
 import { campaignResult, crashFailure, type CampaignFailure, type CampaignOutcome } from './campaign.ts';
 import { drawRun, type CampaignSettings } from './draw-run.ts';
 import {
-  CampaignMetaSchema, OutcomeSchema, QUEUE_LIMITS, QUEUE_NAME, QUEUE_PREFIX, campaignKeys, faultsText, jobIdOf, parseStored, settingsOf,
+  CampaignMetaSchema, OutcomeSchema, QUEUE_LIMITS, QUEUE_NAME, QUEUE_PREFIX, campaignKeys, faultsText, jobIdOf, parseStored, settingsOf, storeOutcome,
   type CampaignMeta, type JobData, type Outcome,
 } from './queue-protocol.ts';
 import { QueueError, type QueueUrl } from './queue-url.ts';
@@ -94,7 +94,8 @@ export async function runQueuedCampaign(opts: QueuedCampaignOptions): Promise<Qu
     opts.onQueued?.(meta.id);
     await waiter.wait();
     const keys = campaignKeys(meta.id);
-    await redis.multi().expire(keys.meta, QUEUE_LIMITS.keepFinishedSeconds).expire(keys.results, QUEUE_LIMITS.keepFinishedSeconds).exec();
+    const keep = QUEUE_LIMITS.keepFinishedSeconds;
+    await redis.multi().expire(keys.meta, keep).expire(keys.results, keep).expire(keys.done, keep).exec();
     return waiter.outcome((performance.now() - started) / 1000);
   } finally {
     await queue.close().catch(() => undefined);
@@ -132,6 +133,10 @@ async function loadCampaign(redis: Redis, id: string, url: QueueUrl, me: SourceI
 class Waiter {
   private readonly outcomes = new Map<number, Outcome>();
   private readonly refusals = new Map<string, string>();
+  private readonly workersSeen = new Set<string>();
+  private failures = 0;
+  /** How far into the campaign's done list this coordinator has read. */
+  private doneRead = 0;
   private failedSeen = -1;
   private readonly keys: ReturnType<typeof campaignKeys>;
 
@@ -158,15 +163,20 @@ class Waiter {
     await this.collect();
     const missing = this.seeds().filter((s) => !this.outcomes.has(s));
     const toAdd: number[] = [];
+    const failed: number[] = [];
     const fresh = this.opts.resume === undefined;
     for (let i = 0; i < missing.length; i += QUEUE_LIMITS.addBatchJobs) {
       const batch = missing.slice(i, i + QUEUE_LIMITS.addBatchJobs);
       const states = fresh ? batch.map(() => 'unknown') : await Promise.all(batch.map((s) => this.queue.getJobState(jobIdOf(this.meta.id, s))));
       batch.forEach((s, k) => {
         if (states[k] === 'unknown' || states[k] === 'completed') toAdd.push(s);
+        else if (states[k] === 'failed') failed.push(s);
       });
     }
-    if (!fresh) await this.collectFailed(true);
+    for (const seed of failed) {
+      const job = await this.queue.getJob(jobIdOf(this.meta.id, seed));
+      if (job) await this.crashOfFailedJob(seed, job);
+    }
     for (let i = 0; i < toAdd.length; i += QUEUE_LIMITS.addBatchJobs) {
       await this.queue.addBulk(toAdd.slice(i, i + QUEUE_LIMITS.addBatchJobs).map((seed) => this.job(seed)));
     }
@@ -201,7 +211,7 @@ class Waiter {
       const before = this.outcomes.size;
       try {
         await this.collect();
-        await this.collectFailed(false);
+        await this.collectFailed();
         await this.collectRefusals();
       } catch (err) {
         this.opts.log?.warn({ err: (err as Error).message }, 'cannot read the campaign from Redis; retrying');
@@ -224,24 +234,29 @@ class Waiter {
   }
 
   private progress(runsPerSecond: number): QueueProgress {
-    const failed = [...this.outcomes.values()].filter((o) => o.error !== undefined || o.summary?.verdict === 'inconsistent').length;
     return {
-      campaignId: this.meta.id, done: this.outcomes.size, failed, total: this.meta.seeds, runsPerSecond: Math.round(runsPerSecond * 10) / 10,
-      workersSeen: new Set([...this.outcomes.values()].map((o) => o.worker)).size, refusals: this.refusals.size,
+      campaignId: this.meta.id, done: this.outcomes.size, failed: this.failures, total: this.meta.seeds, runsPerSecond: Math.round(runsPerSecond * 10) / 10,
+      workersSeen: this.workersSeen.size, refusals: this.refusals.size,
     };
   }
 
-  /** Reads outcomes not seen yet; one that does not parse is a crash of its seed, saying why. */
+  /**
+   * Reads the outcomes stored since the last look: the new part of the done list, a batch at a
+   * time, then those seeds' outcomes. An outcome that does not parse is a crash of its seed, saying why.
+   */
   private async collect(): Promise<void> {
-    if ((await this.redis.hlen(this.keys.results)) <= this.outcomes.size) return;
-    const fields = (await this.redis.hkeys(this.keys.results)).filter((f) => {
-      const seed = Number(f);
-      return /^\d+$/.test(f) && seed >= this.meta.from && seed < this.meta.from + this.meta.seeds && !this.outcomes.has(seed);
-    });
-    for (let i = 0; i < fields.length; i += QUEUE_LIMITS.fetchBatchResults) {
-      const batch = fields.slice(i, i + QUEUE_LIMITS.fetchBatchResults);
-      const texts = await this.redis.hmget(this.keys.results, ...batch);
-      batch.forEach((field, k) => this.accept(Number(field), texts[k] ?? null));
+    const length = await this.redis.llen(this.keys.done);
+    while (this.doneRead < length) {
+      const items = await this.redis.lrange(this.keys.done, this.doneRead, this.doneRead + QUEUE_LIMITS.fetchBatchResults - 1);
+      if (items.length === 0) break;
+      this.doneRead += items.length;
+      const fields = [...new Set(items)].filter((f) => {
+        const seed = Number(f);
+        return /^\d+$/.test(f) && seed >= this.meta.from && seed < this.meta.from + this.meta.seeds && !this.outcomes.has(seed);
+      });
+      if (fields.length === 0) continue;
+      const texts = await this.redis.hmget(this.keys.results, ...fields);
+      fields.forEach((field, k) => this.accept(Number(field), texts[k] ?? null));
     }
   }
 
@@ -253,6 +268,8 @@ class Waiter {
     const error = parsed.ok ? `the outcome stored under seed ${seed} is seed ${parsed.value.seed}'s` : parsed.error;
     const outcome: Outcome = parsed.ok && parsed.value.seed === seed ? (parsed.value as Outcome) : { seed, worker: 'unknown', attempt: 1, error };
     this.outcomes.set(seed, outcome);
+    if (outcome.worker !== 'unknown') this.workersSeen.add(outcome.worker);
+    if (outcome.error !== undefined || outcome.summary?.verdict !== 'consistent') this.failures++;
     if (outcome.summary) this.opts.onRun?.(outcome.summary, this.outcomes.size);
     if (outcome.error !== undefined) this.opts.log?.warn({ seed, error: outcome.error.split('\n')[0] }, 'run crashed');
     else if (outcome.summary?.verdict !== 'consistent') this.opts.log?.warn({ seed, reproduce: outcome.summary?.reproduce }, 'inconsistent run');
@@ -262,20 +279,22 @@ class Waiter {
    * Jobs in BullMQ's failed set: their workers died more often than a job may stall, or the job
    * could not be read. Each becomes its seed's crash (HSETNX: an outcome a worker stored wins).
    */
-  private async collectFailed(force: boolean): Promise<void> {
+  private async collectFailed(): Promise<void> {
     const count = await this.queue.getFailedCount();
-    if (!force && count === this.failedSeen) return;
+    if (count === this.failedSeen) return;
     this.failedSeen = count;
     const prefix = `${this.meta.id}-`;
+    // Newest first: what failed since the last look (250 ms ago) is at the front.
     for (const job of await this.queue.getFailed(0, FAILED_SCAN_MAX - 1)) {
       if (typeof job.id !== 'string' || !job.id.startsWith(prefix)) continue;
       const seed = Number(job.id.slice(prefix.length));
-      if (!Number.isSafeInteger(seed) || this.outcomes.has(seed)) continue;
-      const outcome: Outcome = {
-        seed, worker: job.processedBy ?? 'unknown', attempt: 1 + job.attemptsMade + job.stalledCounter, error: `job failed in the queue: ${job.failedReason}`,
-      };
-      await this.redis.hsetnx(this.keys.results, String(seed), JSON.stringify(outcome));
+      if (Number.isSafeInteger(seed) && !this.outcomes.has(seed)) await this.crashOfFailedJob(seed, job);
     }
+  }
+
+  private async crashOfFailedJob(seed: number, job: { processedBy?: string; attemptsMade: number; stalledCounter: number; failedReason: string }): Promise<void> {
+    const attempt = 1 + job.attemptsMade + job.stalledCounter;
+    await storeOutcome(this.redis, this.meta.id, { seed, worker: job.processedBy ?? 'unknown', attempt, error: `job failed in the queue: ${job.failedReason}` }, { onlyIfNone: true });
   }
 
   private async collectRefusals(): Promise<void> {
@@ -297,7 +316,7 @@ class Waiter {
     const result = campaignResult(this.meta, runs, crashes, { notRun: 0, workerRestarts: 0, wallSeconds });
     const queue: QueueInfo = {
       campaignId: this.meta.id, url: this.opts.queue.shown,
-      workersSeen: new Set([...this.outcomes.values()].map((o) => o.worker)).size,
+      workersSeen: this.workersSeen.size,
       retried: [...this.outcomes.values()].filter((o) => o.attempt > 1).length,
       refusals: [...this.refusals.values()],
     };

@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { formatLinkFaults, parseLinkFaults } from '../faults/link-fault-plan.ts';
 import type { CampaignSettings } from './draw-run.ts';
@@ -13,10 +14,15 @@ import type { RunSummary } from './summary.ts';
 export const QUEUE_PREFIX = 'mirrorlab';
 export const QUEUE_NAME = 'runs';
 
-/** Our own keys beside BullMQ's: a campaign's settings, its results by seed, its refusals by worker. */
+/**
+ * Our own keys beside BullMQ's: a campaign's settings, its results by seed, the seeds in the order
+ * their results were stored (so the coordinator reads only what is new; a seed run twice appears
+ * twice), and its refusals by worker.
+ */
 export const campaignKeys = (id: string) => ({
   meta: `${QUEUE_PREFIX}:campaign:${id}`,
   results: `${QUEUE_PREFIX}:campaign:${id}:results`,
+  done: `${QUEUE_PREFIX}:campaign:${id}:done`,
   refusals: `${QUEUE_PREFIX}:campaign:${id}:refusals`,
 });
 
@@ -98,6 +104,26 @@ export const OutcomeSchema = z.object({
   error: z.string().max(QUEUE_LIMITS.outcomeBytesMax).optional(),
 }).strict().refine((o) => (o.summary === undefined) !== (o.error === undefined), 'an outcome has a summary or an error, not both');
 export type Outcome = Omit<z.infer<typeof OutcomeSchema>, 'summary'> & { summary?: RunSummary };
+
+/**
+ * Stores a seed's outcome and notes it in the campaign's done list, in one transaction. With
+ * `onlyIfNone`, keeps an outcome already stored (a worker's wins over the coordinator's verdict on
+ * a failed job). True if this one was stored.
+ */
+export async function storeOutcome(redis: Redis, campaignId: string, outcome: Outcome, opts: { onlyIfNone?: boolean } = {}): Promise<boolean> {
+  const keys = campaignKeys(campaignId);
+  const field = String(outcome.seed);
+  const text = JSON.stringify(outcome);
+  if (opts.onlyIfNone) {
+    if ((await redis.hsetnx(keys.results, field, text)) === 0) return false;
+    await redis.rpush(keys.done, field);
+    return true;
+  }
+  const replies = await redis.multi().hset(keys.results, field, text).rpush(keys.done, field).exec();
+  const failed = replies?.find(([err]) => err !== null);
+  if (replies === null || failed) throw new Error(`storing seed ${outcome.seed}'s outcome failed: ${failed?.[0]?.message ?? 'transaction aborted'}`);
+  return true;
+}
 
 /** The campaign settings a job carries, as the local campaign takes them. */
 export function settingsOf(data: Pick<JobData, 'writes' | 'faults'>): CampaignSettings {

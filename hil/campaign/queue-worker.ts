@@ -3,7 +3,7 @@ import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log.ts';
 import { drawRun } from './draw-run.ts';
-import { JobDataSchema, QUEUE_LIMITS, QUEUE_NAME, QUEUE_PREFIX, campaignKeys, settingsOf, type JobData, type Outcome } from './queue-protocol.ts';
+import { JobDataSchema, QUEUE_LIMITS, QUEUE_NAME, QUEUE_PREFIX, campaignKeys, settingsOf, storeOutcome, type JobData, type Outcome } from './queue-protocol.ts';
 import { bullConnection, connectRedis } from './redis-client.ts';
 import { shortHash, sourceIdentity, type SourceIdentity } from './source-identity.ts';
 import { ThreadPool } from './thread-pool.ts';
@@ -71,7 +71,7 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueW
     }
     const outcome = await runSeed(pool, data, { worker: name, attempt: 1 + job.attemptsMade + job.stalledCounter });
     if (outcome === null) throw new Error(`worker ${name} is shutting down; seed ${data.seed} goes back to the queue`);
-    await redis.hset(campaignKeys(data.campaignId).results, String(data.seed), JSON.stringify(outcome));
+    await storeOutcome(redis, data.campaignId, outcome);
     stats.ran++;
     log?.debug({ campaign: data.campaignId, seed: data.seed, verdict: outcome.summary?.verdict ?? 'crashed' }, 'seed done');
     return { seed: data.seed, verdict: outcome.summary?.verdict ?? 'crashed' };

@@ -212,6 +212,27 @@ describe('queued campaign', () => {
     }
   });
 
+  it('reads an outcome that is not what a worker writes as a crash of its seed, naming the key', async () => {
+    const me = await sourceIdentity();
+    const id = 'cgarbageoutcomes';
+    const keys = campaignKeys(id);
+    const client = await connectRedis(url);
+    try {
+      await client.set(keys.meta, JSON.stringify({ id, seeds: 3, from: 1, writes: 50, faults: null, startedAt: new Date().toISOString(), version: me.version, sourceHash: me.sourceHash }));
+      await client.hset(keys.results, '1', '{"seed":1,', '2', JSON.stringify({ seed: 3, worker: 'w', attempt: 1, error: 'x' }), '3', JSON.stringify({ seed: 3, worker: 'w', attempt: 0, error: 'x' }));
+      await client.rpush(keys.done, '1', '2', '3', '3', 'not-a-seed', '99');
+      const o = await runQueuedCampaign({ queue: url, seeds: 0, from: 0, writes: 1, faults: null, resume: id });
+      expect(o.result.failures.map((f) => [f.seed, f.error])).toEqual([
+        [1, 'the stored outcome of seed 1 is not JSON'],
+        [2, "the outcome stored under seed 2 is seed 3's"],
+        [3, expect.stringMatching(/^the stored outcome of seed 3 is not what mirrorlab wrote: attempt: /)],
+      ]);
+      expect(o.queue.workersSeen).toBe(0);
+    } finally {
+      client.disconnect();
+    }
+  });
+
   it('gives up when no seed finishes for the idle limit, saying how to go on', async () => {
     // Workers of other sources only: nothing can finish.
     await Promise.all(workers.splice(0).map((w) => w.close({ force: true })));
