@@ -137,6 +137,14 @@ async function load(path: string, bytes: Uint8Array | null): Promise<Database> {
           `${path} is an SQLite database but not a mirrorlab history (tables ${tables.slice(0, 5).join(', ')}); point --history elsewhere`);
       }
     }
+    if (bytes !== null && bytes.length > 0) {
+      // A damaged page would otherwise surface in the middle of a query, or be written back.
+      const check = String(db.exec('PRAGMA quick_check(1)')[0]?.values[0]?.[0] ?? 'no answer');
+      if (check !== 'ok') {
+        db.close();
+        throw new Error(`damaged: ${check}`);
+      }
+    }
     db.run(SCHEMA);
     db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
     return db;

@@ -1,5 +1,5 @@
 import type { Database, SqlValue } from 'sql.js';
-import { readHistory } from './history-db.ts';
+import { HistoryError, readHistory } from './history-db.ts';
 
 /** One seed's verdict in one record, as `mirrorlab history` shows it. */
 export interface HistoryRun {
@@ -87,23 +87,34 @@ const failed = (r: HistoryRun): boolean => r.verdict !== 'consistent';
 export async function queryHistory(path: string, q: HistoryQuery): Promise<HistoryAnswer> {
   const db = await readHistory(path);
   try {
-    const since = q.since?.toISOString() ?? null;
-    const all = loadRuns(db, q.seed);
-    const byKey = new Map<string, HistoryRun[]>();
-    for (const r of all) byKey.set(r.key, [...(byKey.get(r.key) ?? []), r]);
-    let stories = [...byKey.values()].filter((rs) => since === null || rs.some((r) => r.at >= since)).map(story);
-    if (q.failures) stories = stories.filter((s) => failed(s.latest));
-    stories.sort((a, b) => STATUSES.indexOf(a.status) - STATUSES.indexOf(b.status) || b.latest.at.localeCompare(a.latest.at) || a.seed - b.seed);
-    return {
-      path,
-      query: { failures: q.failures ?? false, seed: q.seed ?? null, since },
-      records: loadRecords(db, since, q.seed),
-      runs: stories,
-      seedRuns: q.seed === undefined ? [] : all.filter((r) => since === null || r.at >= since),
-    };
+    return answer(db, path, q);
+  } catch (err) {
+    // The file passed SQLite's own check, yet holds something our queries cannot read.
+    throw new HistoryError('ML_ERR_HISTORY_FORMAT', `history ${path} cannot be read (${(err as Error).message}); move it away or point --history elsewhere`);
   } finally {
     db.close();
   }
+}
+
+function answer(db: Database, path: string, q: HistoryQuery): HistoryAnswer {
+  const since = q.since?.toISOString() ?? null;
+  const all = loadRuns(db, q.seed);
+  const byKey = new Map<string, HistoryRun[]>();
+  for (const r of all) {
+    const runs = byKey.get(r.key);
+    if (runs) runs.push(r);
+    else byKey.set(r.key, [r]);
+  }
+  let stories = [...byKey.values()].filter((rs) => since === null || rs.some((r) => r.at >= since)).map(story);
+  if (q.failures) stories = stories.filter((s) => failed(s.latest));
+  stories.sort((a, b) => STATUSES.indexOf(a.status) - STATUSES.indexOf(b.status) || b.latest.at.localeCompare(a.latest.at) || a.seed - b.seed);
+  return {
+    path,
+    query: { failures: q.failures ?? false, seed: q.seed ?? null, since },
+    records: loadRecords(db, since, q.seed),
+    runs: stories,
+    seedRuns: q.seed === undefined ? [] : all.filter((r) => since === null || r.at >= since),
+  };
 }
 
 /** What the records of one run, oldest first, say about it. */

@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { readdir, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import initSqlJs from 'sql.js';
 import { describe, expect, it, vi } from 'vitest';
@@ -145,6 +145,32 @@ describe('results history', () => {
     const missing = await queryHistory(scratch.path('missing', '.db'), {});
     expect([missing.records, missing.runs]).toEqual([[], []]);
     expect(renderHistory(missing)).toMatch(/0 records\n {2}nothing recorded yet/);
+  });
+
+  it('never fails on a damaged file but with ML_ERR_HISTORY_FORMAT (hostile bytes)', async () => {
+    const path = scratch.path('sound', '.db');
+    for (let i = 0; i < 3; i++) await record(path, `r${i}`, `2026-01-0${i + 1}T00:00:00Z`, [run(i, 'consistent'), run(10 + i, 'inconsistent')]);
+    const bytes = await readFile(path);
+    let seed = 12345;
+    const next = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const outcomes = { read: 0, refused: 0 };
+    for (let trial = 0; trial < 60; trial++) {
+      const damaged = Buffer.from(trial % 3 === 0 ? bytes.subarray(0, 100 + next(bytes.length - 100)) : bytes);
+      if (trial % 3 !== 0) for (let k = 0; k < 1 + next(40); k++) damaged[100 + next(damaged.length - 100)] = next(256);
+      const p = scratch.path('damaged', '.db');
+      await writeFile(p, damaged);
+      try {
+        await queryHistory(p, { failures: trial % 2 === 0 });
+        outcomes.read++;
+      } catch (err) {
+        expect((err as { code?: string }).code, String(err)).toBe('ML_ERR_HISTORY_FORMAT');
+        outcomes.refused++;
+      }
+    }
+    expect(outcomes.refused).toBeGreaterThan(10);
   });
 
   it('keeps the first violations of a run and counts the rest', async () => {
