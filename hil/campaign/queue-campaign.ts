@@ -109,7 +109,7 @@ async function createCampaign(redis: Redis, opts: QueuedCampaignOptions, me: Sou
     id, seeds: opts.seeds, from: opts.from, writes: opts.writes, faults: faultsText({ writes: opts.writes, faults: opts.faults }),
     startedAt: new Date().toISOString(), version: me.version, sourceHash: me.sourceHash,
   });
-  await redis.set(campaignKeys(id).meta, JSON.stringify(meta), 'NX');
+  await redis.set(campaignKeys(id).meta, JSON.stringify(meta), 'EX', QUEUE_LIMITS.keepFinishedSeconds, 'NX');
   return meta;
 }
 

@@ -108,18 +108,17 @@ export type Outcome = Omit<z.infer<typeof OutcomeSchema>, 'summary'> & { summary
 /**
  * Stores a seed's outcome and notes it in the campaign's done list, in one transaction. With
  * `onlyIfNone`, keeps an outcome already stored (a worker's wins over the coordinator's verdict on
- * a failed job). True if this one was stored.
+ * a failed job). True if this one was stored. Every store keeps the campaign's keys for
+ * `keepFinishedSeconds` more, so that a campaign nobody waits for any more leaves nothing behind.
  */
 export async function storeOutcome(redis: Redis, campaignId: string, outcome: Outcome, opts: { onlyIfNone?: boolean } = {}): Promise<boolean> {
   const keys = campaignKeys(campaignId);
   const field = String(outcome.seed);
   const text = JSON.stringify(outcome);
-  if (opts.onlyIfNone) {
-    if ((await redis.hsetnx(keys.results, field, text)) === 0) return false;
-    await redis.rpush(keys.done, field);
-    return true;
-  }
-  const replies = await redis.multi().hset(keys.results, field, text).rpush(keys.done, field).exec();
+  const keep = QUEUE_LIMITS.keepFinishedSeconds;
+  if (opts.onlyIfNone && (await redis.hsetnx(keys.results, field, text)) === 0) return false;
+  const store = opts.onlyIfNone ? redis.multi() : redis.multi().hset(keys.results, field, text);
+  const replies = await store.rpush(keys.done, field).expire(keys.results, keep).expire(keys.done, keep).expire(keys.meta, keep).exec();
   const failed = replies?.find(([err]) => err !== null);
   if (replies === null || failed) throw new Error(`storing seed ${outcome.seed}'s outcome failed: ${failed?.[0]?.message ?? 'transaction aborted'}`);
   return true;

@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { describeViolation } from '../checker/violation.ts';
 import { runCampaignOutcome, type CampaignOutcome, type CampaignResult } from '../campaign/campaign.ts';
-import { CAMPAIGN_ID } from '../campaign/queue-protocol.ts';
+import { CAMPAIGN_ID, QUEUE_LIMITS } from '../campaign/queue-protocol.ts';
 import { IDLE_SECONDS_DEFAULT, runQueuedCampaign, type QueueInfo, type QueueProgress } from '../campaign/queue-campaign.ts';
 import { QUEUE_URL_SYNTAX, parseQueueUrl, type QueueUrl } from '../campaign/queue-url.ts';
 import { LINK_FAULT_SYNTAX, formatLinkFaults, parseLinkFaults, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
@@ -38,7 +38,7 @@ export function campaignCommand(log: Logger, exit: (code: number) => void): Comm
     .option('--workers <n>', 'worker threads (default: one per core)', integer('--workers', 1, 256))
     .addOption(new Option('--queue <url>', `queue the seeds on this Redis server for \`mirrorlab worker\`s instead of running them here: ${QUEUE_URL_SYNTAX}`).argParser(plan(parseQueueUrl)))
     .option('--resume <id>', 'with --queue: wait for the campaign with this id, whose coordinator died, re-queuing what it lost (its settings come from Redis)', resumeId)
-    .option('--idle-max-s <s>', 'with --queue: give up (exit 2, saying how to resume) when no seed finishes for this long', integer('--idle-max-s', 1, 30 * 86_400), IDLE_SECONDS_DEFAULT)
+    .option('--idle-max-s <s>', 'with --queue: give up (exit 2, saying how to resume) when no seed finishes for this long', integer('--idle-max-s', 1, QUEUE_LIMITS.keepFinishedSeconds), IDLE_SECONDS_DEFAULT)
     .option('--history <path>', 'record the campaign in this results history (default: $MIRRORLAB_HISTORY, else ~/.mirrorlab/history.db)')
     .option('--no-history', 'record nothing')
     .option('--json', 'print exactly one JSON document on stdout', false)

@@ -110,8 +110,14 @@ describe('queued campaign', () => {
     try {
       expect(await queue.getJobCountByTypes('waiting', 'prioritized')).toBe(4);
       workers.push(await startQueueWorker({ queue: url, concurrency: 2, stalledMs: 2000 }));
+      const client = await connectRedis(url);
+      const ttl = async () => Promise.all(Object.values(campaignKeys(id)).map((k) => client.ttl(k)));
+      // Nothing lives for ever in Redis: the settings expire unless outcomes keep coming (-2: no such key yet).
+      expect((await ttl()).map((t) => t > 0 ? 'expires' : t)).toEqual(['expires', -2, -2, -2]);
       const { log, lines } = memoryLogger();
       const resumed = await runQueuedCampaign({ queue: url, ...settings, resume: id, log });
+      expect((await ttl()).map((t) => t > 0 ? 'expires' : t)).toEqual(['expires', 'expires', 'expires', -2]);
+      client.disconnect();
       const local = await runCampaignOutcome({ ...settings, workers: 2 });
       expect({ ...resumed.result, wallSeconds: 0 }).toEqual({ ...local.result, wallSeconds: 0 });
       expect(resumed.runs.map((r) => [r.seed, r.traceHash])).toEqual(local.runs.map((r) => [r.seed, r.traceHash]));
