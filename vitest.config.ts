@@ -7,5 +7,6 @@ export default defineConfig({
     allowOnly: false,
     testTimeout: 60_000,
     pool: 'forks',
+    globalSetup: ['test/support/global-setup.ts'],
   },
 });

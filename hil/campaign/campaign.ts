@@ -73,6 +73,11 @@ export interface CampaignResult {
   wallSeconds: number;
 }
 
+/** A seed whose run threw or killed whatever ran it, with the command that runs it again. */
+export function crashFailure(options: EmulateOptions, error: string, planted?: string): CampaignFailure {
+  return { seed: options.seed, mode: options.mode, onLockReject: options.onLockReject, verdict: 'crashed', violations: [], error, reproduce: reproduceWith(reproduceCommand(options), planted) };
+}
+
 /** What the worker slots share: the seed queue, the restart budget, and where outcomes go. */
 interface Shared {
   queue: number[];
@@ -93,6 +98,21 @@ interface Shared {
  * likewise, and a fresh one takes its place, at most `workerRestartsMax` times per campaign.
  */
 export async function runCampaign(opts: CampaignOptions, onRun?: (s: RunSummary, done: number) => void): Promise<CampaignResult> {
+  return (await runCampaignOutcome(opts, onRun)).result;
+}
+
+/**
+ * A campaign's result with every seed's summary beside it (the result keeps only the failures):
+ * what the history records (docs/queue.md 5). Local and queued campaigns both produce one.
+ */
+export interface CampaignOutcome {
+  result: CampaignResult;
+  /** Every seed that ran to a verdict, in seed order. */
+  runs: RunSummary[];
+}
+
+/** {@link runCampaign}, keeping every seed's summary. */
+export async function runCampaignOutcome(opts: CampaignOptions, onRun?: (s: RunSummary, done: number) => void): Promise<CampaignOutcome> {
   const started = performance.now();
   const log = opts.log;
   const workers = Math.max(1, Math.min(opts.workers ?? availableParallelism(), opts.seeds));
@@ -116,16 +136,16 @@ export async function runCampaign(opts: CampaignOptions, onRun?: (s: RunSummary,
       onRun?.(s, done());
     },
     onCrash: (options, error) => {
-      const failure: CampaignFailure = { seed: options.seed, mode: options.mode, onLockReject: options.onLockReject, verdict: 'crashed', violations: [], error, reproduce: reproduceWith(reproduceCommand(options), shared.plant?.label) };
+      const failure = crashFailure(options, error, shared.plant?.label);
       crashes.push(failure);
       log?.warn({ seed: failure.seed, error: error.split('\n')[0], reproduce: failure.reproduce }, 'run crashed');
     },
   };
   await Promise.all(Array.from({ length: workers }, () => drive(shared, log)));
-  const result = collect(opts, summaries, crashes, shared, (performance.now() - started) / 1000);
+  const result = campaignResult(opts, summaries, crashes, { notRun: shared.queue.length, workerRestarts: shared.restarts, wallSeconds: (performance.now() - started) / 1000 });
   const verdict = result.crashed > 0 || result.notRun > 0 ? 'crashed' : result.failures.length > 0 ? 'inconsistent' : 'consistent';
   log?.info({ verdict, runs: result.runs, failures: result.failures.length, crashed: result.crashed, notRun: result.notRun, workerRestarts: result.workerRestarts, wallSeconds: result.wallSeconds }, 'campaign finished');
-  return result;
+  return { result, runs: [...summaries].sort((a, b) => a.seed - b.seed) };
 }
 
 /** One worker slot: a thread taking seeds from the shared queue until it is empty, replaced when it dies while the budget lasts. */
@@ -183,10 +203,22 @@ function runWorker(shared: Shared): Promise<'drained' | 'crashed'> {
   });
 }
 
-function collect(opts: CampaignOptions, runs: RunSummary[], crashes: CampaignFailure[], shared: Shared, wallSeconds: number): CampaignResult {
+/** What a campaign's result says beyond its runs: seeds left unrun, worker restarts, wall time (s). */
+export interface CampaignTally {
+  notRun: number;
+  workerRestarts: number;
+  wallSeconds: number;
+}
+
+/**
+ * The campaign's result from its runs and crashes, in any order: one summary for local and queued
+ * campaigns alike, so both print the same report and the same `--json` document.
+ */
+export function campaignResult(opts: Pick<CampaignOptions, 'seeds' | 'from'>, runs: readonly RunSummary[], crashes: readonly CampaignFailure[], tally: CampaignTally): CampaignResult {
   const faults = newLinkFaultCounters();
   const byMode: Record<string, number> = {};
-  for (const r of runs) {
+  // In seed order, so that `byMode` lists its keys the same way however the runs finished.
+  for (const r of [...runs].sort((a, b) => a.seed - b.seed)) {
     for (const k of Object.keys(faults) as (keyof LinkFaultCounters)[]) faults[k] += r.faultsInjected[k];
     const key = `${r.mode}/${r.onLockReject}`;
     byMode[key] = (byMode[key] ?? 0) + 1;
@@ -197,7 +229,7 @@ function collect(opts: CampaignOptions, runs: RunSummary[], crashes: CampaignFai
   const failures = [...inconsistent, ...crashes].sort((a, b) => a.seed - b.seed);
   return {
     seeds: opts.seeds, from: opts.from, runs: runs.length, consistent: runs.length - inconsistent.length, failures, crashed: crashes.length,
-    notRun: shared.queue.length, workerRestarts: shared.restarts,
-    faultsInjected: faults, byMode, writes: runs.reduce((n, r) => n + r.writes, 0), wallSeconds: Math.round(wallSeconds * 10) / 10,
+    notRun: tally.notRun, workerRestarts: tally.workerRestarts,
+    faultsInjected: faults, byMode, writes: runs.reduce((n, r) => n + r.writes, 0), wallSeconds: Math.round(tally.wallSeconds * 10) / 10,
   };
 }

@@ -1,41 +1,117 @@
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { describeViolation } from '../checker/violation.ts';
-import { runCampaign, type CampaignResult } from '../campaign/campaign.ts';
-import { LINK_FAULT_SYNTAX, parseLinkFaults, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
+import { runCampaignOutcome, type CampaignOutcome, type CampaignResult } from '../campaign/campaign.ts';
+import { CAMPAIGN_ID, QUEUE_LIMITS } from '../campaign/queue-protocol.ts';
+import { IDLE_SECONDS_DEFAULT, runQueuedCampaign, type QueueInfo, type QueueProgress } from '../campaign/queue-campaign.ts';
+import { QUEUE_URL_SYNTAX, parseQueueUrl, type QueueUrl } from '../campaign/queue-url.ts';
+import { LINK_FAULT_SYNTAX, formatLinkFaults, parseLinkFaults, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
+import { checkHistory, defaultHistoryPath } from '../history/history-db.ts';
+import { campaignRuns, campaignSummary, newRecordId, recordHistory, type RecordKind } from '../history/record.ts';
 import type { Logger } from '../log.ts';
+import { UsageError } from '../plan-error.ts';
 import { integer, plan } from './parse.ts';
 
 interface CampaignFlags {
-  seeds: number;
+  seeds?: number;
   from: number;
   faults?: LinkFaultPlan;
   writes: number;
   workers?: number;
   json: boolean;
+  queue?: QueueUrl;
+  resume?: string;
+  idleMaxS: number;
+  /** A path, or false for --no-history. */
+  history?: string | false;
 }
+
+/** A campaign's result, and for a queued one where it ran (`--json` adds it as `queue`). */
+export type CampaignReport = CampaignResult & { queue?: QueueInfo };
 
 export function campaignCommand(log: Logger, exit: (code: number) => void): Command {
   return new Command('campaign')
-    .description('run many seeds, each with its own drawn fault plan, across every mode and lock-reject policy')
-    .requiredOption('--seeds <n>', 'how many seeds to run', integer('--seeds', 1, 1_000_000))
+    .description('run many seeds, each with its own drawn fault plan, across every mode and lock-reject policy; on worker threads, or queued for `mirrorlab worker`s')
+    .option('--seeds <n>', 'how many seeds to run', integer('--seeds', 1, 1_000_000))
     .option('--from <seed>', 'first seed', integer('--from', 0, Number.MAX_SAFE_INTEGER), 1)
     .addOption(new Option('--faults <plan>', `use this fault plan for every seed instead of drawing one; ${LINK_FAULT_SYNTAX}`).argParser(plan(parseLinkFaults)))
     .option('--writes <n>', 'writes each host issues per run', integer('--writes', 1, 10_000_000), 1000)
     .option('--workers <n>', 'worker threads (default: one per core)', integer('--workers', 1, 256))
+    .addOption(new Option('--queue <url>', `queue the seeds on this Redis server for \`mirrorlab worker\`s instead of running them here: ${QUEUE_URL_SYNTAX}`).argParser(plan(parseQueueUrl)))
+    .option('--resume <id>', 'with --queue: wait for the campaign with this id, whose coordinator died, re-queuing what it lost (its settings come from Redis)', resumeId)
+    .option('--idle-max-s <s>', 'with --queue: give up (exit 2, saying how to resume) when no seed finishes for this long', integer('--idle-max-s', 1, QUEUE_LIMITS.keepFinishedSeconds), IDLE_SECONDS_DEFAULT)
+    .option('--history <path>', 'record the campaign in this results history (default: $MIRRORLAB_HISTORY, else ~/.mirrorlab/history.db)')
+    .option('--no-history', 'record nothing')
     .option('--json', 'print exactly one JSON document on stdout', false)
-    .action(async (flags: CampaignFlags) => {
+    .action(async (flags: CampaignFlags, cmd: Command) => {
+      checkCombination(flags, (name) => cmd.getOptionValueSource(name) === 'cli');
+      const historyPath = flags.history === false ? null : (flags.history ?? defaultHistoryPath());
+      // A history that cannot be written should stop the campaign before it runs, not after.
+      if (historyPath !== null) await checkHistory(historyPath);
       const tty = process.stderr.isTTY === true && !flags.json;
-      // runCampaign logs the milestones (start, each failure, the end) through `log`.
-      const result = await runCampaign(
-        { seeds: flags.seeds, from: flags.from, faults: flags.faults ?? null, writes: flags.writes, workers: flags.workers, log },
-        (s, done) => {
-          if (tty) process.stderr.write(`\r\x1b[2Kcampaign ${done}/${flags.seeds}: seed ${s.seed} ${s.mode}/${s.onLockReject} ${s.verdict} (${s.wallMs} ms)`);
-        },
-      );
+      const startedAt = new Date();
+      const onRun = (s: { seed: number; mode: string; onLockReject: string; verdict: string; wallMs: number }, done: number): void => {
+        if (tty && !flags.queue) process.stderr.write(`\r\x1b[2Kcampaign ${done}/${flags.seeds}: seed ${s.seed} ${s.mode}/${s.onLockReject} ${s.verdict} (${s.wallMs} ms)`);
+      };
+      // Both log their milestones (start, each failure, the end) through `log`.
+      let outcome: CampaignOutcome;
+      let queueInfo: QueueInfo | undefined;
+      let kind: RecordKind = 'campaign';
+      let id: string;
+      let settings: unknown;
+      if (flags.queue) {
+        const q = await runQueuedCampaign({
+          queue: flags.queue, seeds: flags.seeds ?? 0, from: flags.from, writes: flags.writes, faults: flags.faults ?? null, resume: flags.resume,
+          idleSecondsMax: flags.idleMaxS, log, onRun, onProgress: progressLine(tty, log),
+        });
+        outcome = q;
+        queueInfo = q.queue;
+        kind = 'queued-campaign';
+        id = q.queue.campaignId;
+        settings = { seeds: q.result.seeds, from: q.result.from, writes: q.settings.writes, faults: q.settings.faults ? formatLinkFaults(q.settings.faults) : null, queue: q.queue.url };
+      } else {
+        outcome = await runCampaignOutcome({ seeds: flags.seeds!, from: flags.from, faults: flags.faults ?? null, writes: flags.writes, workers: flags.workers, log }, onRun);
+        id = newRecordId('campaign');
+        settings = { seeds: flags.seeds, from: flags.from, writes: flags.writes, faults: flags.faults ? formatLinkFaults(flags.faults) : null };
+      }
       if (tty) process.stderr.write('\r\x1b[2K');
-      process.stdout.write(flags.json ? `${JSON.stringify(result, null, 2)}\n` : `${renderCampaign(result)}\n`);
-      exit(campaignExitCode(result));
+      const report: CampaignReport = queueInfo ? { ...outcome.result, queue: queueInfo } : outcome.result;
+      // The report first: should recording fail after all (exit 2, one line), the results are still shown.
+      process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderCampaign(report)}\n`);
+      if (historyPath !== null) {
+        await recordHistory(historyPath, { id, kind, startedAt, finishedAt: new Date(), settings, summary: campaignSummary(outcome.result), runs: campaignRuns(outcome.runs, outcome.result.failures) });
+        log.info({ history: historyPath, record: id }, 'campaign recorded in the history');
+      }
+      exit(campaignExitCode(report));
     });
+}
+
+function resumeId(text: string): string {
+  if (!CAMPAIGN_ID.test(text)) throw new InvalidArgumentError(`--resume takes a campaign id as the "campaign queued" log line names it (c followed by 6-40 lowercase letters and digits), got "${text}"`);
+  return text;
+}
+
+/** What goes with what: a local campaign needs --seeds; a resumed one takes everything from Redis. */
+function checkCombination(f: CampaignFlags, given: (option: string) => boolean): void {
+  if (f.resume !== undefined) {
+    if (!f.queue) throw new UsageError('--resume needs --queue URL: the campaign lives on that Redis server');
+    if (['seeds', 'faults', 'from', 'writes'].some(given)) throw new UsageError('--resume takes the campaign\'s seeds and settings from Redis; leave out --seeds, --faults, --from and --writes');
+    return;
+  }
+  if (f.seeds === undefined) throw new UsageError('campaign needs --seeds N (how many seeds to run), or --queue URL --resume ID to pick up a queued campaign');
+  if (f.queue && f.workers !== undefined) throw new UsageError('--workers sets local worker threads; a queued campaign runs on `mirrorlab worker --concurrency N` processes instead');
+}
+
+/** The queued campaign's progress: a redrawn line on a terminal, else a log line every 10 s. */
+function progressLine(tty: boolean, log: Logger): (p: QueueProgress) => void {
+  let lastLog = 0;
+  return (p) => {
+    const text = `campaign ${p.campaignId}: ${p.done}/${p.total} done, ${p.failed} failed, ${p.runsPerSecond} runs/s, ${p.workersSeen} workers seen${p.refusals > 0 ? `, ${p.refusals} refused` : ''}`;
+    if (tty) process.stderr.write(`\r\x1b[2K${text}`);
+    else if (Date.now() - lastLog >= 10_000 || p.done === p.total) {
+      lastLog = Date.now();
+      log.info({ ...p }, 'campaign progress');
+    }
+  };
 }
 
 /** 0 all consistent; 70 when a run crashed or seeds were left unrun (a bug in mirrorlab); else 1 when a run was inconsistent. */
@@ -44,7 +120,9 @@ export function campaignExitCode(r: CampaignResult): number {
   return r.failures.length > 0 ? 1 : 0;
 }
 
-export function renderCampaign(r: CampaignResult): string {
+const n = (count: number, word: string): string => `${count} ${word}${count === 1 ? '' : 's'}`;
+
+export function renderCampaign(r: CampaignReport): string {
   const f = r.faultsInjected;
   const inconsistent = r.failures.length - r.crashed;
   const headline = r.failures.length === 0 && r.notRun === 0 ? 'ALL CONSISTENT' : `${inconsistent} INCONSISTENT, ${r.crashed} CRASHED${r.notRun > 0 ? `, ${r.notRun} NOT RUN` : ''}`;
@@ -53,6 +131,11 @@ export function renderCampaign(r: CampaignResult): string {
     `  runs by mode/policy  ${Object.entries(r.byMode).map(([k, n]) => `${k} ${n}`).join(', ')}`,
     `  faults injected      ${f.framesDropped} dropped, ${f.framesCorrupted} corrupted, ${f.framesDuplicated} duplicated, ${f.framesReordered} reordered, ${f.framesDelayed} delayed, ${f.partitions} partitions, ${f.bandwidthChanges} bandwidth changes`,
   ];
+  if (r.queue) {
+    const q = r.queue;
+    lines.push(`  queue                campaign ${q.campaignId} on ${q.url}, ${n(q.workersSeen, 'worker')} seen, ${n(q.retried, 'seed')} run again after their worker died`
+      + `${q.refusals.length > 0 ? `, refused by ${n(q.refusals.length, 'worker')} of other sources` : ''}`);
+  }
   for (const fail of r.failures) {
     if (fail.verdict === 'crashed') lines.push(`  CRASH seed ${fail.seed} (${fail.mode}/${fail.onLockReject}): ${(fail.error ?? '').split('\n')[0]}`);
     else lines.push(`  FAIL seed ${fail.seed} (${fail.mode}/${fail.onLockReject}):`);

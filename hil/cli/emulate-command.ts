@@ -10,6 +10,9 @@ import { ACCESS_PATTERNS } from '../workload/host-workload.ts';
 import { choice, decimal, integer, plan, probability } from './parse.ts';
 import { ProgressBar } from './progress.ts';
 import { renderReport } from './render.ts';
+import { checkHistory, defaultHistoryPath } from '../history/history-db.ts';
+import { recordEmulation } from '../history/record.ts';
+import { UsageError } from '../plan-error.ts';
 
 /** The flags as commander parses them: the run's options, with the probability and outputs as flags name them. */
 export type EmulateFlags = Omit<EmulateOptions, 'lockContentionPerMillion' | 'healMs' | 'faultPhaseMsMax' | 'checkpointEveryMs' | 'limits'> & {
@@ -18,6 +21,9 @@ export type EmulateFlags = Omit<EmulateOptions, 'lockContentionPerMillion' | 'he
   faultPhaseMaxMs: number;
   trace?: string;
   json: boolean;
+  /** Record the run in the results history (`--record`), at `history` or the default path. */
+  record?: boolean;
+  history?: string;
 };
 
 const D = DEFAULT_EMULATE;
@@ -59,7 +65,7 @@ export function addEmulateFlags(cmd: Command): Command {
  * (`validateEmulateOptions`), so campaigns and tests get the same checks.
  */
 export function emulateOptionsFrom(f: EmulateFlags): EmulateOptions {
-  const { lockContention, faultPhaseMaxMs, trace: _trace, json: _json, ...rest } = f;
+  const { lockContention, faultPhaseMaxMs, trace: _trace, json: _json, record: _record, history: _history, ...rest } = f;
   return { ...rest, lockContentionPerMillion: lockContention, faultPhaseMsMax: faultPhaseMaxMs, checkpointEveryMs: D.checkpointEveryMs };
 }
 
@@ -67,16 +73,22 @@ export function emulateCommand(log: Logger, exit: (code: number) => void): Comma
   return addEmulateFlags(new Command('emulate').description('run two controllers mirroring over the simulated link, with faults, and check the mirrors'))
     .option('--trace <file>', 'write every event of the run to FILE as JSON lines')
     .option('--json', 'print exactly one JSON document on stdout', false)
+    .option('--record', 'record the run in the results history', false)
+    .option('--history <path>', 'with --record: the history database (default: $MIRRORLAB_HISTORY, else ~/.mirrorlab/history.db)')
     .action(async (flags: EmulateFlags) => {
+      if (flags.history !== undefined && !flags.record) throw new UsageError('--history names where --record writes; add --record');
+      if (flags.record) await checkHistory(flags.history ?? defaultHistoryPath());
       const opts = emulateOptionsFrom(flags);
       log.info({ seed: opts.seed, mode: opts.mode, onLockReject: opts.onLockReject, writes: opts.writes, faults: formatLinkFaults(opts.faults), diskFaults: formatDiskFaults(opts.diskFaults) }, 'emulation starting');
       const started = performance.now();
+      const startedAt = new Date();
       const bar = new ProgressBar('emulate');
       const report = await runEmulation(opts, { onProgress: flags.json ? undefined : bar.update, tracePath: flags.trace });
       bar.done();
       process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderReport(report)}\n`);
       log.info({ verdict: report.verdict, violations: report.violations.length, virtualTimeMs: report.virtualTimeMs, wallMs: Math.round(performance.now() - started), traceHash: report.traceHash }, 'emulation finished');
       if (report.verdict !== 'consistent') log.warn({ reproduce: report.reproduce }, 'inconsistent: reproduce with this command');
+      if (flags.record) await recordEmulation(flags.history ?? defaultHistoryPath(), { report, options: opts, startedAt, wallMs: performance.now() - started }, log);
       exit(report.verdict === 'consistent' ? 0 : 1);
     });
 }

@@ -6,7 +6,9 @@ import { benchCommand } from './bench-command.ts';
 import { campaignCommand } from './campaign-command.ts';
 import { demoCommand } from './demo-command.ts';
 import { emulateCommand } from './emulate-command.ts';
+import { historyCommand } from './history-command.ts';
 import { statechartsCommand } from './statecharts-command.ts';
+import { workerCommand } from './worker-command.ts';
 
 /**
  * The `mirrorlab` command. Exit status:
@@ -35,6 +37,8 @@ export async function main(argv: string[]): Promise<number> {
     program.addCommand(statechartsCommand());
     program.addCommand(demoCommand(log.child({ module: 'demo' }), exit));
     program.addCommand(benchCommand(log.child({ module: 'bench' }), exit));
+    program.addCommand(workerCommand(log.child({ module: 'worker' }), exit));
+    program.addCommand(historyCommand(exit));
     for (const cmd of program.commands) cmd.exitOverride();
     await program.parseAsync(argv, { from: 'user' });
     return code;
