@@ -10,6 +10,10 @@ import { ACCESS_PATTERNS } from '../workload/host-workload.ts';
 import { choice, decimal, integer, plan, probability } from './parse.ts';
 import { ProgressBar } from './progress.ts';
 import { renderReport } from './render.ts';
+import { DEFAULT_LIVE_SPEED } from '../viz/live-run.ts';
+import { SPEED_MAX, SPEED_MIN } from '../viz/pacing.ts';
+import { DEFAULT_VIZ_PORT } from '../viz/server.ts';
+import { runWithViz } from './viz-command.ts';
 
 /** The flags as commander parses them: the run's options, with the probability and outputs as flags name them. */
 export type EmulateFlags = Omit<EmulateOptions, 'lockContentionPerMillion' | 'healMs' | 'faultPhaseMsMax' | 'checkpointEveryMs' | 'limits' | 'mutations'> & {
@@ -18,6 +22,10 @@ export type EmulateFlags = Omit<EmulateOptions, 'lockContentionPerMillion' | 'he
   faultPhaseMaxMs: number;
   trace?: string;
   json: boolean;
+  /** Live visualizer (docs/viz.md): serve it, pace the run to `speed`. */
+  viz?: boolean;
+  vizPort?: number;
+  speed?: number;
 };
 
 const D = DEFAULT_EMULATE;
@@ -55,7 +63,7 @@ export function addEmulateFlags(cmd: Command): Command {
  * (`validateEmulateOptions`), so campaigns and tests get the same checks.
  */
 export function emulateOptionsFrom(f: EmulateFlags): EmulateOptions {
-  const { lockContention, faultPhaseMaxMs, trace: _trace, json: _json, ...rest } = f;
+  const { lockContention, faultPhaseMaxMs, trace: _trace, json: _json, viz: _viz, vizPort: _vizPort, speed: _speed, ...rest } = f;
   return { ...rest, lockContentionPerMillion: lockContention, faultPhaseMsMax: faultPhaseMaxMs, checkpointEveryMs: D.checkpointEveryMs };
 }
 
@@ -63,8 +71,13 @@ export function emulateCommand(log: Logger, exit: (code: number) => void): Comma
   return addEmulateFlags(new Command('emulate').description('run two controllers mirroring over the simulated link, with faults, and check the mirrors'))
     .option('--trace <file>', 'write every event of the run to FILE as JSON lines')
     .option('--json', 'print exactly one JSON document on stdout', false)
+    .option('--viz', 'watch the run live in the visualizer: serve it on 127.0.0.1, start when a page connects, pace the run to --speed')
+    .option('--viz-port <port>', 'port of the live visualizer (0 picks a free one)', integer('--viz-port', 0, 65535), DEFAULT_VIZ_PORT)
+    .option('--speed <x>', `with --viz: virtual ms per wall ms (${SPEED_MIN} to ${SPEED_MAX}; default ${DEFAULT_LIVE_SPEED}, a hundred times slower than real time)`,
+      decimal('--speed', SPEED_MIN, SPEED_MAX), DEFAULT_LIVE_SPEED)
     .action(async (flags: EmulateFlags) => {
       const opts = emulateOptionsFrom(flags);
+      if (flags.viz) return exit(await runWithViz(opts, flags, log));
       log.info({ seed: opts.seed, mode: opts.mode, onLockReject: opts.onLockReject, writes: opts.writes, faults: formatLinkFaults(opts.faults), diskFaults: formatDiskFaults(opts.diskFaults) }, 'emulation starting');
       const started = performance.now();
       const bar = new ProgressBar('emulate');

@@ -7,6 +7,7 @@ import { campaignCommand } from './campaign-command.ts';
 import { demoCommand } from './demo-command.ts';
 import { emulateCommand } from './emulate-command.ts';
 import { statechartsCommand } from './statecharts-command.ts';
+import { vizCommand } from './viz-command.ts';
 
 /**
  * The `mirrorlab` command. Exit status:
@@ -35,6 +36,7 @@ export async function main(argv: string[]): Promise<number> {
     program.addCommand(statechartsCommand());
     program.addCommand(demoCommand(log.child({ module: 'demo' }), exit));
     program.addCommand(benchCommand(log.child({ module: 'bench' }), exit));
+    program.addCommand(vizCommand(log.child({ module: 'viz' }), exit));
     for (const cmd of program.commands) cmd.exitOverride();
     await program.parseAsync(argv, { from: 'user' });
     return code;
