@@ -2,6 +2,8 @@ import { Command } from 'commander';
 import type { Logger } from '../log.ts';
 import { DISK_BENCH_SCALE_MAX, DISK_BENCH_SCALE_MIN, measureDisks, type DiskBenchResult } from '../bench/disk-bench.ts';
 import { HEADLINE_MODES, HEADLINE_RTTS_MS, measureCopyCrc, measureRow, measureSimSpeed, type BenchRow } from '../bench/mirror-bench.ts';
+import { benchHtml } from '../report/bench-report.ts';
+import { checkWritable, writeReport } from '../report/files.ts';
 import { choice, decimal, integer } from './parse.ts';
 
 /** Targets of issue 3; virtual-time ones are exact, the wall-clock one depends on the machine. */
@@ -38,6 +40,7 @@ interface BenchFlags {
   simWrites: number;
   only: BenchPart;
   diskScale: number;
+  html?: string;
 }
 
 export function benchCommand(log: Logger, exit: (code: number) => void): Command {
@@ -48,11 +51,15 @@ export function benchCommand(log: Logger, exit: (code: number) => void): Command
     .option('--sim-writes <n>', 'writes in the wall-clock speed measurement', integer('--sim-writes', 1000, 10_000_000), 300_000)
     .option('--disk-scale <x>', `multiplies the block-device benchmark's write counts (${DISK_BENCH_SCALE_MIN} to ${DISK_BENCH_SCALE_MAX}; 0.01 for a quick look)`,
       decimal('--disk-scale', DISK_BENCH_SCALE_MIN, DISK_BENCH_SCALE_MAX), 1)
+    .option('--html <file>', 'also write a self-contained HTML report: throughput against RTT per mode beside the physical limit, and the disk rows, as charts')
     .action(async (flags: BenchFlags) => {
+      if (flags.html !== undefined) checkWritable(flags.html, '--html');
+      const started = new Date();
       const mirror = flags.only === 'disks' ? {} : await measureMirror(flags.simWrites, log);
       const disks = flags.only === 'mirror' ? {} : { disks: await measureDisks(flags.diskScale) };
       const result: BenchResult = { only: flags.only, ...mirror, ...disks, targets: [] };
       result.targets = targetsOf(result);
+      if (flags.html !== undefined) writeReport(flags.html, benchHtml(result, started));
       process.stdout.write(flags.json ? `${JSON.stringify(result, null, 2)}\n` : `${renderBench(result)}\n`);
       // Virtual-time targets are exact, so missing one is a regression; wall-clock speed depends on the machine.
       exit(result.targets.every((t) => t.met || t.name === 'simWritesPerSec') ? 0 : 1);

@@ -1,8 +1,11 @@
 import { Command, Option } from 'commander';
 import { describeViolation } from '../checker/violation.ts';
 import { runCampaign, type CampaignResult } from '../campaign/campaign.ts';
-import { LINK_FAULT_SYNTAX, parseLinkFaults, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
+import type { RunSummary } from '../campaign/summary.ts';
+import { LINK_FAULT_SYNTAX, formatLinkFaults, parseLinkFaults, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
 import type { Logger } from '../log.ts';
+import { campaignHtml, campaignJUnit, viewCommand } from '../report/campaign-report.ts';
+import { checkWritable, writeReport } from '../report/files.ts';
 import { integer, plan } from './parse.ts';
 
 interface CampaignFlags {
@@ -12,6 +15,9 @@ interface CampaignFlags {
   writes: number;
   workers?: number;
   json: boolean;
+  /** Reports for a rack (docs/reports.md): JUnit XML, and a page a person reads. */
+  junit?: string;
+  html?: string;
 }
 
 export function campaignCommand(log: Logger, exit: (code: number) => void): Command {
@@ -23,16 +29,27 @@ export function campaignCommand(log: Logger, exit: (code: number) => void): Comm
     .option('--writes <n>', 'writes each host issues per run', integer('--writes', 1, 10_000_000), 1000)
     .option('--workers <n>', 'worker threads (default: one per core)', integer('--workers', 1, 256))
     .option('--json', 'print exactly one JSON document on stdout', false)
+    .option('--junit <file>', 'also write a JUnit XML report: one testcase per seed, a failure with its violations and reproduce command')
+    .option('--html <file>', 'also write a self-contained HTML report: summary, failures with reproduce commands, fault totals, plots')
     .action(async (flags: CampaignFlags) => {
+      // A report that cannot be written should stop the campaign before it runs, not after.
+      if (flags.junit !== undefined) checkWritable(flags.junit, '--junit');
+      if (flags.html !== undefined) checkWritable(flags.html, '--html');
+      const started = new Date();
+      const runs: RunSummary[] = [];
       const tty = process.stderr.isTTY === true && !flags.json;
       // runCampaign logs the milestones (start, each failure, the end) through `log`.
       const result = await runCampaign(
         { seeds: flags.seeds, from: flags.from, faults: flags.faults ?? null, writes: flags.writes, workers: flags.workers, log },
         (s, done) => {
+          runs.push(s);
           if (tty) process.stderr.write(`\r\x1b[2Kcampaign ${done}/${flags.seeds}: seed ${s.seed} ${s.mode}/${s.onLockReject} ${s.verdict} (${s.wallMs} ms)`);
         },
       );
       if (tty) process.stderr.write('\r\x1b[2K');
+      const report = { result, runs, started, faults: flags.faults ? formatLinkFaults(flags.faults) : null };
+      if (flags.junit !== undefined) writeReport(flags.junit, campaignJUnit(report));
+      if (flags.html !== undefined) writeReport(flags.html, campaignHtml(report));
       process.stdout.write(flags.json ? `${JSON.stringify(result, null, 2)}\n` : `${renderCampaign(result)}\n`);
       exit(campaignExitCode(result));
     });
@@ -58,6 +75,7 @@ export function renderCampaign(r: CampaignResult): string {
     else lines.push(`  FAIL seed ${fail.seed} (${fail.mode}/${fail.onLockReject}):`);
     for (const v of fail.violations.slice(0, 3)) lines.push(`    ${describeViolation(v)}`);
     lines.push(`    reproduce: ${fail.reproduce}`);
+    if (fail.verdict !== 'crashed') lines.push(`    view:      ${viewCommand(fail.reproduce, fail.seed)}`);
   }
   return lines.join('\n');
 }
