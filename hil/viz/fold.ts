@@ -25,7 +25,7 @@ export type SeriesShape = 'step' | 'rate' | 'points';
 export const SERIES_GROUPS: readonly { group: string; shape: SeriesShape; title: string; unit: string }[] = [
   { group: 'rollback', shape: 'step', title: 'rollback log depth', unit: 'entries' },
   { group: 'commit', shape: 'step', title: 'commit log depth', unit: 'entries' },
-  { group: 'applied', shape: 'rate', title: 'throughput (applied on the target)', unit: 'MB/s' },
+  { group: 'applied', shape: 'rate', title: 'throughput', unit: 'MB/s applied' },
   { group: 'latency', shape: 'points', title: 'host write latency', unit: 'ms' },
   { group: 'inflight', shape: 'step', title: 'frames in flight', unit: 'frames' },
   { group: 'locks', shape: 'step', title: 'mirror locks held', unit: 'locks' },

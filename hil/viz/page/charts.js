@@ -129,7 +129,8 @@ function elkGraph(model) {
   }
   top.layoutOptions = {
       'elk.algorithm': 'layered', 'elk.direction': 'DOWN', 'elk.hierarchyHandling': 'INCLUDE_CHILDREN',
-      'elk.json.shapeCoords': 'ROOT', 'elk.json.edgeCoords': 'ROOT', 'elk.edgeRouting': 'POLYLINE',
+      'elk.json.shapeCoords': 'ROOT', 'elk.json.edgeCoords': 'ROOT', 'elk.edgeRouting': 'ORTHOGONAL',
+      'elk.layered.nodePlacement.strategy': 'NETWORK_SIMPLEX',
       'elk.layered.spacing.nodeNodeBetweenLayers': '36', 'elk.spacing.nodeNode': '28', 'elk.spacing.edgeLabel': '3',
       'elk.edgeLabels.placement': 'CENTER', 'elk.padding': '[top=8,left=8,bottom=8,right=8]',
   };
@@ -301,10 +302,13 @@ export class ChartBoard {
     this.container.replaceChildren(...sorted.map((n) => this.figures.get(n)));
   }
 
-  /** Show an instance's state; `last` is the change that led there. */
+  /** Show an instance's state; `last` is the change that led there. Nothing is touched when nothing changed. */
   show(instance, state, last) {
     const fig = this.figures.get(instance);
     if (!fig) return;
+    const key = `${state}|${last?.from}|${last?.event}|${last?.t}`;
+    if (fig.dataset.shown === key) return;
+    fig.dataset.shown = key;
     const before = fig.dataset.state;
     highlight(fig, state, last);
     // A brief glow when the state changes (the Web Animations API: no forced layout, no inline style).

@@ -13,17 +13,26 @@ const CHANNEL_ROWS = [
   ['applied', 'applied on the target (MB)'],
 ];
 
-/** Counters: per channel the derived figures (`series`), then how many events of each kind each node emitted (`counts`). */
+/**
+ * Counters: per channel the derived figures (`series`), then how many events of each kind each
+ * node emitted (`counts`). Rebuilt only when the rows or columns change; otherwise only the
+ * numbers are rewritten.
+ */
 export function renderCounters(container, series, counts) {
+  const shape = `${Object.keys(series).sort().join(',')}|${Object.keys(counts).sort().join(',')}`;
+  if (container.dataset.shape === shape) {
+    for (const td of container.querySelectorAll('td[data-counter]')) td.textContent = counterText(td.dataset.counter, series[td.dataset.counter]);
+    for (const td of container.querySelectorAll('td[data-count]')) td.textContent = counts[td.dataset.count] === undefined ? '' : num(counts[td.dataset.count]);
+    return;
+  }
+  container.dataset.shape = shape;
   const channels = [...new Set(Object.keys(series).map((k) => k.split('|')[1]))].sort();
   const derived = el('table', { class: 'derived' }, el('tr', {}, el('th', { text: '' }), ...channels.map((c) => el('th', { text: c }))));
   for (const [group, title] of CHANNEL_ROWS) {
     if (!channels.some((c) => series[`${group}|${c}`] !== undefined)) continue;
     derived.append(el('tr', {}, el('td', { text: title }), ...channels.map((c) => {
       const key = `${group}|${c}`;
-      const v = series[key];
-      const shown = v === undefined ? '' : group === 'applied' ? num(v / 1e6, 2) : group === 'latency' ? num(v, 3) : group === 'link' || group === 'supervision' ? (v >= 1 ? 'up' : v > 0 ? 'probation' : 'down') : num(v);
-      return el('td', { 'data-counter': key, text: shown });
+      return el('td', { 'data-counter': key, text: counterText(key, series[key]) });
     })));
   }
   const nodes = [...new Set(Object.keys(counts).map((k) => k.slice(k.lastIndexOf('@') + 1)))].sort();
@@ -36,6 +45,15 @@ export function renderCounters(container, series, counts) {
     })));
   }
   container.replaceChildren(derived, table);
+}
+
+function counterText(key, v) {
+  if (v === undefined) return '';
+  const group = key.split('|')[0];
+  if (group === 'applied') return num(v / 1e6, 2);
+  if (group === 'latency') return num(v, 3);
+  if (group === 'link' || group === 'supervision') return v >= 1 ? 'up' : v > 0 ? 'probation' : 'down';
+  return num(v);
 }
 
 /** Is `e` about the same place as violation `v` (same stream sequence number or LBA, at or with its node)? */

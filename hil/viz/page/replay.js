@@ -44,7 +44,7 @@ export async function startReplay(info, board) {
   const show = (res) => {
     view.index = res.i;
     view.t = res.t;
-    for (const [instance, s] of Object.entries(res.states)) board.show(instance, s?.state ?? null, s ? { from: s.from, to: s.state, event: s.event } : null);
+    for (const [instance, s] of Object.entries(res.states)) board.show(instance, s?.state ?? null, s ? { from: s.from, to: s.state, event: s.event, t: s.index } : null);
     renderCounters(document.getElementById('counters'), res.series, res.counts);
     renderEvents(document.getElementById('events'), res.events, res.i, view.focus);
     plots?.setCursor(res.t);
@@ -52,6 +52,11 @@ export async function startReplay(info, board) {
     controls.position.textContent = `event ${res.i.toLocaleString('en-US')} of ${trace.events.toLocaleString('en-US')} · t = ${ms(res.t)}`;
     document.body.dataset.index = String(res.i);
     document.body.dataset.t = String(res.t);
+    // When the frame showing it has been drawn (two animation frames on): what a scrub costs, as a person sees it.
+    window.requestAnimationFrame(() => window.requestAnimationFrame(() => {
+      document.body.dataset.paintedAt = String(window.performance.now());
+      document.body.dataset.paintedIndex = String(res.i);
+    }));
   };
 
   // Scrubbing: only the latest position wanted is fetched; positions passed over while a fetch was out are skipped.
@@ -148,10 +153,10 @@ function buildControls(last) {
     ...PLAY_RATES.map(([label, v]) => el('option', { value: v, selected: v === 0.01, text: `×${label}` })));
   const position = el('span', { class: 'position', id: 'position', text: '' });
   const nodes = [
-    button('prev-state', '⏮ state', 'previous state change'), button('step-back', '◀', 'previous event (←)'),
+    button('prev-state', '◀◀ state', 'previous state change'), button('step-back', '◀', 'previous event (←)'),
     button('play', 'play', 'play through the trace in virtual time'), rate, button('step', '▶', 'next event (→)'),
-    button('next-state', 'state ⏭', 'next state change'), button('next-fault', 'fault ⏭', 'next fault'),
-    button('next-violation', 'violation ⏭', 'next violation'), scrubber, position,
+    button('next-state', 'state ▶▶', 'next state change'), button('next-fault', 'fault ▶▶', 'next fault'),
+    button('next-violation', 'violation ▶▶', 'next violation'), scrubber, position,
     button('zoom-in', 'zoom in', 'plots: a quarter of the span, around the cursor'), button('zoom-out', 'zoom out', 'plots: four times the span'),
   ];
   return { nodes, scrubber, position, rate, play: buttons.get('play'), on: (id, f) => buttons.get(id).addEventListener('click', f) };

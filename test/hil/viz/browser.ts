@@ -143,8 +143,13 @@ export async function shownStates(page: Page): Promise<Record<string, string | n
   });
 }
 
-/** Move the scrubber to event `i` as a person would (an input event), and wait until the page shows it. */
+/**
+ * Move the scrubber to event `i` as a person would (an input event), and wait until the page shows
+ * it. Returns how long that took in the page's own clock: from the input to the frame that shows
+ * the new instant (the page stamps it), with no test-harness polling in the figure.
+ */
 export async function scrub(page: Page, i: number, timeoutMs = 5000): Promise<number> {
+  if ((await page.getAttribute('body', 'data-index')) === String(i)) return 0;
   const started = await page.evaluate((n) => {
     const s = document.getElementById('scrubber')!;
     s.value = String(n);
@@ -152,8 +157,8 @@ export async function scrub(page: Page, i: number, timeoutMs = 5000): Promise<nu
     s.dispatchEvent(new Event('input', { bubbles: true }));
     return t;
   }, i);
-  await page.waitForSelector(`body[data-index="${i}"]`, { timeout: timeoutMs });
-  return page.evaluate((t0) => performance.now() - t0, started);
+  await page.waitForSelector(`body[data-painted-index="${i}"]`, { timeout: timeoutMs });
+  return Number(await page.getAttribute('body', 'data-painted-at')) - started;
 }
 
 export async function screenshot(page: Page, name: string): Promise<string> {
