@@ -186,6 +186,7 @@ export class TraceIndex {
       if (carry && carry.length > limits.lineBytesMax) index.fail(index.lineNumber + 1, `a line longer than ${limits.lineBytesMax} bytes; a trace holds one event per line, each far shorter`);
     }
     if (carry) index.line(carry.toString('utf8'), carry.length, base, true);
+    if (index.count === 0) index.fail(0, 'holds no events; a trace written by `mirrorlab emulate --trace FILE` has at least its run.start line');
     index.finish();
     index.fd = openSync(path, 'r');
     index.indexMs = Math.round(performance.now() - started);

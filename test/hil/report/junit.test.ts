@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { runCampaign } from '../../../hil/campaign/campaign.ts';
+import { renderCampaign } from '../../../hil/cli/campaign-command.ts';
 import type { RunSummary } from '../../../hil/campaign/summary.ts';
 import { parseLinkFaults } from '../../../hil/faults/link-fault-plan.ts';
 import { campaignCases, campaignJUnit, viewCommand } from '../../../hil/report/campaign-report.ts';
@@ -121,6 +122,8 @@ describe('campaign JUnit report', () => {
     expect(failed.outcome.details).toContain(`reproduce: ${run.reproduce}`);
     expect(failed.outcome.details).toContain(`view:      ${viewCommand(run.reproduce, 21)}`);
     expect(failed.outcome.details).toContain(run.violations[0]!.message);
+    // The campaign's own text output carries the same one-step command.
+    expect(renderCampaign(result)).toContain(`    view:      ${viewCommand(run.reproduce, 21)}`);
     expect(xpath(xml, 'count(//testcase)')).toBe('5');
     expect(xpath(xml, 'string(//testsuite/@failures)')).toBe('3');
     expect(xpath(xml, 'string(//testcase[3]/error/@type)')).toBe('crash');

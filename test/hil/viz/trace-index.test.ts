@@ -135,6 +135,8 @@ describe('trace index', () => {
     expect((await refusal([ok, `{"kind":"${'k'.repeat(65)}","t":1}`])).message).toMatch(/line 2: not a trace event/);
     expect((await refusal([ok, ok, ok], { eventsMax: 2, lineBytesMax: 1000 })).message).toMatch(/line 3: more than 2 events/);
     expect((await refusal([ok, `{"kind":"x","t":1,"pad":"${'x'.repeat(2000)}"}`, ok], { eventsMax: 10, lineBytesMax: 1000 })).message).toMatch(/line 2: a line longer than 1000 bytes/);
+    expect((await refusal([''])).message).toMatch(/t\d+\.jsonl: holds no events/);
+    expect((await refusal(['', '  ', '{"kind":"cut off'])).message).toMatch(/holds no events/);
     const e = await refusal([ok, 'nope', ok]);
     expect(e.code).toBe('ML_ERR_TRACE_FORMAT');
   });
