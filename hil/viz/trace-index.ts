@@ -14,6 +14,7 @@ export interface TraceLimits {
 export const DEFAULT_TRACE_LIMITS: Readonly<TraceLimits> = { eventsMax: 20_000_000, lineBytesMax: 1 << 20 };
 /** Distinct machine instances, states per instance, event names per instance, (kind, node) pairs kept apart; more share an `(other)` slot. */
 const INSTANCES_MAX = 256;
+const INSTANCE_NAME_CHARS_MAX = 128;
 const NAMES_PER_INSTANCE_MAX = 256;
 const KIND_NODE_KEYS_MAX = 4096;
 /** Violations and partitions remembered with their details. */
@@ -308,10 +309,11 @@ export class TraceIndex {
   }
 
   private onState(ch: StateChange): void {
-    let track = this.instances.get(ch.instance);
+    const name = ch.instance.slice(0, INSTANCE_NAME_CHARS_MAX);
+    let track = this.instances.get(name);
     if (!track) {
       if (this.instances.size >= INSTANCES_MAX) return;
-      this.instances.set(ch.instance.slice(0, 128), (track = new InstanceTrack()));
+      this.instances.set(name, (track = new InstanceTrack()));
     }
     track.add(this.current, ch);
     this.stateChanges.push(this.current);

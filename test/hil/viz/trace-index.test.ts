@@ -118,6 +118,12 @@ describe('trace index', () => {
     expect(index.countsAt(5)).toMatchObject({ 'a.kind.from.the.future@A': 1, 'heartbeat.received@A': 1 });
     expect(index.seriesAt(5)).toEqual({ 'supervision|A->B': 1 });
     expect(index.statesAt(5)['link:A->B']).toMatchObject({ state: 'probation.listening', from: 'down', event: 'heartbeat.heard' });
+    // A hostile machine name is cut, once, not counted as a new machine at every event.
+    const long = 'source:'.padEnd(500, 'x');
+    const hostile = await indexOf([0, 1, 2].map((t) => `{"kind":"state","t":${t},"node":"A","machine":"${long}","from":"","to":"s${t}","event":"e"}`));
+    expect([...hostile.instances.keys()]).toEqual([long.slice(0, 128)]);
+    expect(hostile.statesAt(2)[long.slice(0, 128)]!.state).toBe('s2');
+    hostile.close();
     // No definition for a `link` machine in this build: its chart is pieced together from the trace.
     const { models, instances } = index.charts([]);
     expect(instances).toEqual([{ name: 'link:A->B', model: 'link' }]);
