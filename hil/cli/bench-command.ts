@@ -2,6 +2,8 @@ import { Command } from 'commander';
 import type { Logger } from '../log.ts';
 import { DISK_BENCH_SCALE_MAX, DISK_BENCH_SCALE_MIN, measureDisks, type DiskBenchResult } from '../bench/disk-bench.ts';
 import { HEADLINE_MODES, HEADLINE_RTTS_MS, measureCopyCrc, measureRow, measureSimSpeed, type BenchRow } from '../bench/mirror-bench.ts';
+import { benchHtml } from '../report/bench-report.ts';
+import { checkWritable, writeReport } from '../report/files.ts';
 import { choice, decimal, integer } from './parse.ts';
 import { availableParallelism } from 'node:os';
 import { measureQueue, type QueueBenchResult } from '../campaign/queue-bench.ts';
@@ -45,6 +47,7 @@ interface BenchFlags {
   only: BenchPart;
   diskScale: number;
   queueSeeds: number;
+  html?: string;
 }
 
 export function benchCommand(log: Logger, exit: (code: number) => void): Command {
@@ -56,13 +59,17 @@ export function benchCommand(log: Logger, exit: (code: number) => void): Command
     .option('--disk-scale <x>', `multiplies the block-device benchmark's write counts (${DISK_BENCH_SCALE_MIN} to ${DISK_BENCH_SCALE_MAX}; 0.01 for a quick look)`,
       decimal('--disk-scale', DISK_BENCH_SCALE_MIN, DISK_BENCH_SCALE_MAX), 1)
     .option('--queue-seeds <n>', 'seeds in the queue benchmark (--only queue), run both locally and through the queue', integer('--queue-seeds', 2, 100_000), 120)
+    .option('--html <file>', 'also write a self-contained HTML report: throughput against RTT per mode beside the physical limit, and the disk rows, as charts')
     .action(async (flags: BenchFlags) => {
+      if (flags.html !== undefined) checkWritable(flags.html, '--html');
+      const started = new Date();
       const queued = flags.only === 'queue';
       const mirror = flags.only === 'disks' || queued ? {} : await measureMirror(flags.simWrites, log);
       const disks = flags.only === 'mirror' || queued ? {} : { disks: await measureDisks(flags.diskScale) };
       const queue = queued ? { queue: await measureQueue({ seeds: flags.queueSeeds, writes: 100, workers: availableParallelism(), log }) } : {};
       const result: BenchResult = { only: flags.only, ...mirror, ...disks, ...queue, targets: [] };
       result.targets = targetsOf(result);
+      if (flags.html !== undefined) writeReport(flags.html, benchHtml(result, started));
       process.stdout.write(flags.json ? `${JSON.stringify(result, null, 2)}\n` : `${renderBench(result)}\n`);
       // Virtual-time targets are exact, so missing one is a regression; wall-clock speed depends on the machine.
       // The queue must give the local campaign's results; its speed, like any wall-clock figure, is only measured.

@@ -9,6 +9,8 @@ import { checkHistory, defaultHistoryPath } from '../history/history-db.ts';
 import { campaignRuns, campaignSummary, newRecordId, recordHistory, type RecordKind } from '../history/record.ts';
 import type { Logger } from '../log.ts';
 import { UsageError } from '../plan-error.ts';
+import { campaignHtml, campaignJUnit, viewCommand } from '../report/campaign-report.ts';
+import { checkWritable, writeReport } from '../report/files.ts';
 import { integer, plan } from './parse.ts';
 
 interface CampaignFlags {
@@ -23,6 +25,9 @@ interface CampaignFlags {
   idleMaxS: number;
   /** A path, or false for --no-history. */
   history?: string | false;
+  /** Reports for a rack (docs/reports.md): JUnit XML, and a page a person reads. */
+  junit?: string;
+  html?: string;
 }
 
 /** A campaign's result, and for a queued one where it ran (`--json` adds it as `queue`). */
@@ -42,8 +47,13 @@ export function campaignCommand(log: Logger, exit: (code: number) => void): Comm
     .option('--history <path>', 'record the campaign in this results history (default: $MIRRORLAB_HISTORY, else ~/.mirrorlab/history.db)')
     .option('--no-history', 'record nothing')
     .option('--json', 'print exactly one JSON document on stdout', false)
+    .option('--junit <file>', 'also write a JUnit XML report: one testcase per seed, a failure with its violations and reproduce command')
+    .option('--html <file>', 'also write a self-contained HTML report: summary, failures with reproduce commands, fault totals, plots')
     .action(async (flags: CampaignFlags, cmd: Command) => {
       checkCombination(flags, (name) => cmd.getOptionValueSource(name) === 'cli');
+      // A report that cannot be written should stop the campaign before it runs, not after.
+      if (flags.junit !== undefined) checkWritable(flags.junit, '--junit');
+      if (flags.html !== undefined) checkWritable(flags.html, '--html');
       const historyPath = flags.history === false ? null : (flags.history ?? defaultHistoryPath());
       // A history that cannot be written should stop the campaign before it runs, not after.
       if (historyPath !== null) await checkHistory(historyPath);
@@ -75,6 +85,9 @@ export function campaignCommand(log: Logger, exit: (code: number) => void): Comm
       }
       if (tty) process.stderr.write('\r\x1b[2K');
       const report: CampaignReport = queueInfo ? { ...outcome.result, queue: queueInfo } : outcome.result;
+      const forRack = { result: outcome.result, runs: outcome.runs, started: startedAt, faults: flags.faults ? formatLinkFaults(flags.faults) : null };
+      if (flags.junit !== undefined) writeReport(flags.junit, campaignJUnit(forRack));
+      if (flags.html !== undefined) writeReport(flags.html, campaignHtml(forRack));
       // The report first: should recording fail after all (exit 2, one line), the results are still shown.
       process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderCampaign(report)}\n`);
       if (historyPath !== null) {
@@ -141,6 +154,7 @@ export function renderCampaign(r: CampaignReport): string {
     else lines.push(`  FAIL seed ${fail.seed} (${fail.mode}/${fail.onLockReject}):`);
     for (const v of fail.violations.slice(0, 3)) lines.push(`    ${describeViolation(v)}`);
     lines.push(`    reproduce: ${fail.reproduce}`);
+    if (fail.verdict !== 'crashed') lines.push(`    view:      ${viewCommand(fail.reproduce, fail.seed)}`);
   }
   return lines.join('\n');
 }

@@ -13,6 +13,10 @@ import { renderReport } from './render.ts';
 import { checkHistory, defaultHistoryPath } from '../history/history-db.ts';
 import { recordEmulation } from '../history/record.ts';
 import { UsageError } from '../plan-error.ts';
+import { DEFAULT_LIVE_SPEED } from '../viz/live-run.ts';
+import { SPEED_MAX, SPEED_MIN } from '../viz/pacing.ts';
+import { DEFAULT_VIZ_PORT } from '../viz/server.ts';
+import { runWithViz } from './viz-command.ts';
 
 /** The flags as commander parses them: the run's options, with the probability and outputs as flags name them. */
 export type EmulateFlags = Omit<EmulateOptions, 'lockContentionPerMillion' | 'healMs' | 'faultPhaseMsMax' | 'checkpointEveryMs' | 'limits'> & {
@@ -24,6 +28,10 @@ export type EmulateFlags = Omit<EmulateOptions, 'lockContentionPerMillion' | 'he
   /** Record the run in the results history (`--record`), at `history` or the default path. */
   record?: boolean;
   history?: string;
+  /** Live visualizer (docs/viz.md): serve it, pace the run to `speed`. */
+  viz?: boolean;
+  vizPort?: number;
+  speed?: number;
 };
 
 const D = DEFAULT_EMULATE;
@@ -65,7 +73,7 @@ export function addEmulateFlags(cmd: Command): Command {
  * (`validateEmulateOptions`), so campaigns and tests get the same checks.
  */
 export function emulateOptionsFrom(f: EmulateFlags): EmulateOptions {
-  const { lockContention, faultPhaseMaxMs, trace: _trace, json: _json, record: _record, history: _history, ...rest } = f;
+  const { lockContention, faultPhaseMaxMs, trace: _trace, json: _json, record: _record, history: _history, viz: _viz, vizPort: _vizPort, speed: _speed, ...rest } = f;
   return { ...rest, lockContentionPerMillion: lockContention, faultPhaseMsMax: faultPhaseMaxMs, checkpointEveryMs: D.checkpointEveryMs };
 }
 
@@ -75,10 +83,15 @@ export function emulateCommand(log: Logger, exit: (code: number) => void): Comma
     .option('--json', 'print exactly one JSON document on stdout', false)
     .option('--record', 'record the run in the results history', false)
     .option('--history <path>', 'with --record: the history database (default: $MIRRORLAB_HISTORY, else ~/.mirrorlab/history.db)')
+    .option('--viz', 'watch the run live in the visualizer: serve it on 127.0.0.1, start when a page connects, pace the run to --speed')
+    .option('--viz-port <port>', 'port of the live visualizer (0 picks a free one)', integer('--viz-port', 0, 65535), DEFAULT_VIZ_PORT)
+    .option('--speed <x>', `with --viz: virtual ms per wall ms (${SPEED_MIN} to ${SPEED_MAX}; default ${DEFAULT_LIVE_SPEED}, a hundred times slower than real time)`,
+      decimal('--speed', SPEED_MIN, SPEED_MAX), DEFAULT_LIVE_SPEED)
     .action(async (flags: EmulateFlags) => {
       if (flags.history !== undefined && !flags.record) throw new UsageError('--history names where --record writes; add --record');
       if (flags.record) await checkHistory(flags.history ?? defaultHistoryPath());
       const opts = emulateOptionsFrom(flags);
+      if (flags.viz) return exit(await runWithViz(opts, flags, log));
       log.info({ seed: opts.seed, mode: opts.mode, onLockReject: opts.onLockReject, writes: opts.writes, faults: formatLinkFaults(opts.faults), diskFaults: formatDiskFaults(opts.diskFaults) }, 'emulation starting');
       const started = performance.now();
       const startedAt = new Date();

@@ -9,6 +9,7 @@ import { emulateCommand } from './emulate-command.ts';
 import { historyCommand } from './history-command.ts';
 import { statechartsCommand } from './statecharts-command.ts';
 import { workerCommand } from './worker-command.ts';
+import { vizCommand } from './viz-command.ts';
 
 /**
  * The `mirrorlab` command. Exit status:
@@ -39,6 +40,7 @@ export async function main(argv: string[]): Promise<number> {
     program.addCommand(benchCommand(log.child({ module: 'bench' }), exit));
     program.addCommand(workerCommand(log.child({ module: 'worker' }), exit));
     program.addCommand(historyCommand(exit));
+    program.addCommand(vizCommand(log.child({ module: 'viz' }), exit));
     for (const cmd of program.commands) cmd.exitOverride();
     await program.parseAsync(argv, { from: 'user' });
     return code;

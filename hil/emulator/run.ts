@@ -6,6 +6,8 @@ import { BLANK_BASELINE, type Baseline } from '../checker/content-checks.ts';
 import { ConsistencyChecker } from '../checker/consistency-checker.ts';
 import { LinkFaultInjector } from '../faults/link-fault-injector.ts';
 import { UsageError } from '../plan-error.ts';
+import type { TraceSink } from '../trace/events.ts';
+import { runStartEvent, violationEvent } from '../trace/run-events.ts';
 import { FanoutTelemetry, TraceRecorder } from '../trace/trace.ts';
 import { HostWorkload } from '../workload/host-workload.ts';
 import { ServerWorkload } from '../workload/server-workload.ts';
@@ -35,6 +37,10 @@ export interface RunHooks {
   onProgress?: (p: Progress) => void;
   /** Also write every event to this JSONL file. */
   tracePath?: string;
+  /** Also hand every trace event to this subscriber as it happens (the visualizer's live feed). */
+  tap?: TraceSink;
+  /** Run on this fresh clock instead of a new VirtualClock (the visualizer paces it to wall time). */
+  clock?: VirtualClock;
 }
 
 /** The mirrors of a run by volume name: source (primary) and target (secondary). */
@@ -49,7 +55,7 @@ const MIRRORS: readonly (readonly [string, string])[] = [['A/lun0', 'B/lun0'], [
  */
 export async function runEmulation(opts: EmulateOptions, hooks: RunHooks = {}): Promise<EmulationReport> {
   validateEmulateOptions(opts);
-  const clock = new VirtualClock();
+  const clock = hooks.clock ?? new VirtualClock();
   const syncClock = [opts.sourceVolume, opts.targetVolume].some((s) => s.kind === 'file') ? new VirtualClock() : null;
   const volumeClock = syncClock ? new HandoverClock(syncClock) : clock;
   // The trace file first: a path that cannot be written fails the run before any image is opened.
@@ -119,7 +125,11 @@ async function runPhases(opts: EmulateOptions, hooks: RunHooks, parts: RunParts)
   const { clock, volumes, trace, sync } = parts;
   const checker = new ConsistencyChecker();
   const tally = new RunTally(opts.sourceVolume.sectorSize);
-  const telemetry = new FanoutTelemetry([checker, trace, tally]);
+  const taps = hooks.tap ? [hooks.tap] : [];
+  // The harness's own record (what the run is, what the checks found) goes to the trace, not to the checker.
+  const record = new FanoutTelemetry([trace, ...taps]);
+  record.emit(runStartEvent(opts));
+  const telemetry = new FanoutTelemetry([checker, trace, tally, ...taps]);
   const topo = buildTopology({
     seed: opts.seed, mode: opts.mode, onLockReject: opts.onLockReject, bidirectional: opts.bidirectional, rttMs: opts.rttMs,
     bandwidthMbps: opts.bandwidthMbps, sectorSize: opts.sourceVolume.sectorSize, lockRegionSectors: parts.lockRegionSectors,
@@ -146,6 +156,7 @@ async function runPhases(opts: EmulateOptions, hooks: RunHooks, parts: RunParts)
   const volumeReports = await finalChecks(ctx, quiesced.ok, sync.baselines);
   topo.source.publishCounters();
   topo.target.publishCounters();
+  for (const v of checker.violations) record.emit(violationEvent(v, clock.now()));
   return assembleReport({
     opts, topo, hosts, checker, injector, trace, tally, quiescedMs, faultPhaseMs, notes,
     initialSync: sync.report, checkpointsMs: checkpoints?.takenMs ?? [], volumes: volumeReports,

@@ -41,9 +41,21 @@ export type LinkFaultEvent =
 
 /** Every `fault` a link.fault event can name. */
 export type LinkFaultName = LinkFaultEvent['fault'];
+/**
+ * The harness's own record of a run, for whoever reads the trace alone (the visualizer): what the
+ * run was (`run.start`, first, at time 0), and every violation the checker found (`violation`,
+ * emitted once the checks are done, so `t` is when the run ended and `atMs` when it happened).
+ * `node` is `harness`, or for a violation the controller it names. See trace/run-events.ts.
+ */
+export type RunRecordEvent =
+  | {
+    kind: 'run.start'; t: number; node: 'harness'; seed: number; mode: string; onLockReject: string; bidirectional: boolean;
+    sectorSize: number; writeBytes: number; rttMs: number; bandwidthMbps: number; faults: string; diskFaults: string; reproduce: string;
+  }
+  | { kind: 'violation'; t: number; node: string; invariant: string; atMs: number; lun: number; lba: number; seq: number; message: string };
 
 /** Every event a run's trace holds: the firmware's telemetry and the harness's own. */
-export type TraceEvent = TelemetryEvent | LinkFaultEvent;
+export type TraceEvent = TelemetryEvent | LinkFaultEvent | RunRecordEvent;
 
 /**
  * A subscriber to the whole trace stream. The firmware's Telemetry port is the narrower

@@ -1,0 +1,91 @@
+/**
+ * Append-only typed arrays that grow by doubling: a million-event trace index is a few flat
+ * arrays of numbers rather than a million objects (docs/viz.md, "Indexing a trace").
+ */
+export class GrowableInts {
+  private data: Int32Array;
+  length = 0;
+
+  constructor(capacity = 1024) {
+    this.data = new Int32Array(capacity);
+  }
+
+  push(v: number): void {
+    if (this.length === this.data.length) {
+      const next = new Int32Array(this.data.length * 2);
+      next.set(this.data);
+      this.data = next;
+    }
+    this.data[this.length++] = v;
+  }
+
+  at(i: number): number {
+    return this.data[i]!;
+  }
+
+  /** The last value, or `fallback` when empty. */
+  last(fallback: number): number {
+    return this.length === 0 ? fallback : this.data[this.length - 1]!;
+  }
+
+  /** Position of the last element <= `v` (the array must be sorted ascending), or -1. */
+  lastAtMost(v: number): number {
+    let lo = 0;
+    let hi = this.length - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.data[mid]! <= v) {
+        found = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return found;
+  }
+
+  /** Position of the first element >= `v` (sorted ascending), or `length`. */
+  firstAtLeast(v: number): number {
+    let lo = 0;
+    let hi = this.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.data[mid]! < v) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
+export class GrowableFloats {
+  private data: Float64Array;
+  length = 0;
+
+  constructor(capacity = 1024) {
+    this.data = new Float64Array(capacity);
+  }
+
+  push(v: number): void {
+    if (this.length === this.data.length) {
+      const next = new Float64Array(this.data.length * 2);
+      next.set(this.data);
+      this.data = next;
+    }
+    this.data[this.length++] = v;
+  }
+
+  at(i: number): number {
+    return this.data[i]!;
+  }
+
+  /** Position of the first element >= `v` (sorted ascending), or `length`. */
+  firstAtLeast(v: number): number {
+    let lo = 0;
+    let hi = this.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.data[mid]! < v) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
