@@ -96,6 +96,7 @@ export class StorageController {
   private localLocks = 0;
   private writesInFlight = 0;
   private started = false;
+  private stopped = false;
   private failed: unknown = null;
 
   constructor(private readonly cfg: ControllerConfig, private readonly ports: ControllerPorts) {
@@ -207,6 +208,7 @@ export class StorageController {
   }
 
   stop(): void {
+    this.stopped = true;
     for (const p of this.peers.values()) {
       p.link.stop();
       p.source?.stop();
@@ -393,6 +395,7 @@ export class StorageController {
 
   private checkWrite(cfg: LunConfig | undefined, lun: number, lba: number, data: Uint8Array): MirrorlabError | undefined {
     if (!this.started) return new HostRequestError('ML_ERR_NOT_STARTED', `${this.name} is not started`);
+    if (this.stopped) return new HostRequestError('ML_ERR_STOPPED', `${this.name} is stopped`);
     if (this.failed) return new HostRequestError('ML_ERR_FIRMWARE', `${this.name} stopped after a firmware error: ${String(this.failed)}`);
     if (!cfg) return new HostRequestError('ML_ERR_NO_LUN', `${this.name} has no such LUN (LUNs: ${[...this.luns.keys()].join(', ')})`);
     const maxBytes = this.limits.payloadBytesMax;

@@ -129,6 +129,8 @@ export class TargetChannel implements TargetChannelControl {
   private ackTimer: unknown = null;
   private gapTimer: unknown = null;
   private lastNak = { seq: 0, at: -Infinity };
+  /** Stopped (the controller stopped or crashed): disk writes still finishing change nothing more. */
+  private stopped = false;
 
   constructor(private readonly cfg: TargetChannelConfig, private readonly deps: TargetDeps) {
     this.retransmitPolicy = cfg.policy === 'retransmit';
@@ -148,6 +150,7 @@ export class TargetChannel implements TargetChannelControl {
   }
 
   stop(): void {
+    this.stopped = true;
     this.chart?.stop();
     for (const t of [this.ackTimer, this.gapTimer]) if (t !== null) this.deps.clock.clearTimeout(t);
     this.ackTimer = this.gapTimer = null;
@@ -448,6 +451,7 @@ export class TargetChannel implements TargetChannelControl {
   private issueWrite(dev: BlockDevice, e: CommitEntry, f: WriteFrame, span: Span, count: number): void {
     const generation = this.generation;
     submitWrite(dev, f.lba, f.data, (err) => {
+      if (this.stopped) return;
       if (generation !== this.generation) this.abandonedWriteDone(generation, span, f.lockId);
       else this.written(e, f, span, count, err === undefined ? 0 : NakReason.MediaError);
     });

@@ -9,7 +9,10 @@ export type InvariantName =
   | 'mirror-identical'
   | 'liveness'
   | 'volume-redundancy'
-  | 'firmware-error';
+  | 'firmware-error'
+  | 'link-detect'
+  | 'probation'
+  | 'session';
 
 /** One broken invariant, with what is needed to find it: where, which write, when. */
 export interface Violation {

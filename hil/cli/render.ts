@@ -16,7 +16,7 @@ export function renderReport(r: EmulationReport): string {
     `  host latency  mean ${l.meanMs.toFixed(3)} ms, p50 ${l.p50Ms.toFixed(3)}, p99 ${l.p99Ms.toFixed(3)}, max ${l.maxMs.toFixed(3)}${r.bidirectional ? ' (both hosts)' : ''}`,
     `  locks         ${c.locksSent} sent, ${c.locksGranted} granted by the target (${c.locksGrantedAfterRejection} after a refusal), ${c.locksRejected} refusals; ${c.halts} halts, ${c.resumes} resumes`,
     `  recovery      ${c.rollbacks} rollbacks, ${c.entriesRetransmitted} entries retransmitted, ${c.ackTimeouts} ack timeouts`,
-    `  link faults   ${r.faults}: ${f.framesDropped} dropped, ${f.framesCorrupted} corrupted, ${f.framesDuplicated} duplicated, ${f.framesReordered} reordered, ${f.framesDelayed} delayed, ${f.partitions} partitions, ${f.bandwidthChanges} bandwidth changes`,
+    `  link faults   ${r.faults}: ${f.framesDropped} dropped, ${f.framesCorrupted} corrupted, ${f.framesDuplicated} duplicated, ${f.framesReordered} reordered, ${f.framesDelayed} delayed, ${f.partitions} partitions, ${f.silentCuts} silent cuts, ${f.onewayCuts} one-way cuts, ${f.flapCycles} flap cycles, ${f.heartbeatsLost} heartbeats lost, ${f.resets} resets, ${f.bandwidthChanges} bandwidth changes`,
     `  disk faults   ${r.diskFaults}`,
     `  initial sync  ${renderSync(r)}`,
     ...r.volumes.map((v, i) => `  ${i === 0 ? 'volumes      ' : '             '} ${v.name} ${v.layout}: ${v.state}, ${v.checked ? `${v.mismatches} mismatches` : 'not checked'}${v.rebuilds ? `, ${v.rebuilds} rebuilds` : ''}${v.unreadableSectors ? `, ${v.unreadableSectors} unreadable sectors` : ''}`),
@@ -24,6 +24,11 @@ export function renderReport(r: EmulationReport): string {
   if (r.mode === 'async') {
     const cp = r.writeOrderCheckpointsMs;
     lines.push(`  write order   ${cp.length} checkpoints${cp.length > 0 ? `, first at ${ms(cp[0]!)}, last at ${ms(cp[cp.length - 1]!)}` : ''}`);
+  }
+  for (const [i, [name, l]] of Object.entries(r.linkSupervision).entries()) {
+    const detect = l.detectMs ? `, silence at detection ${l.detectMs.min.toFixed(1)}-${l.detectMs.max.toFixed(1)} ms` : '';
+    const restarts = l.peerRestarts ? `, ${l.peerRestarts} peer restarts` : '';
+    lines.push(`  ${i === 0 ? 'link         ' : '             '} ${name}: ${l.suspicions} suspicions, ${l.downs} downs, ${l.reconnects} reconnects (${l.probationsPassed} probations passed, ${l.probationsRestarted} restarted), down ${ms(l.downMs)}${detect}${restarts}; heartbeats ${(l.heartbeatShare * 100).toFixed(2)}% of bytes sent`);
   }
   lines.push(
     `  charts        ${r.chartEvents} events (${r.chartEventsPerWrite.toFixed(4)} per write)`,

@@ -32,6 +32,19 @@ export interface EmulationCounters {
   framesDuplicated: number;
 }
 
+export interface LinkSupervisionReport {
+  suspicions: number;
+  downs: number;
+  probationsPassed: number;
+  probationsRestarted: number;
+  reconnects: number;
+  peerRestarts: number;
+  downMs: number;
+  detectMs: { min: number; mean: number; max: number } | null;
+  /** Share of the bytes this controller sent to the peer that were heartbeats. */
+  heartbeatShare: number;
+}
+
 export interface EmulationReport {
   seed: number;
   mode: string;
@@ -68,6 +81,13 @@ export interface EmulationReport {
   initialSync: InitialSyncReport;
   /** Async mode: when write-order checkpoints were taken (virtual ms). */
   writeOrderCheckpointsMs: number[];
+  /**
+   * Per controller and peer (`A->B`), what its link supervisor saw: suspicions, links declared
+   * down, probations passed and restarted, reconnections, how long the link was down in all (ms),
+   * and the silence at each detection (ms since the peer was last heard, when it was declared down
+   * for silence; null when there was none).
+   */
+  linkSupervision: Record<string, LinkSupervisionReport>;
   chartEvents: number;
   chartEventsPerWrite: number;
   traceEvents: number;
@@ -115,6 +135,7 @@ export function assembleReport(r: RunResults): EmulationReport {
     faultsInjected: { ...r.injector.counters },
     initialSync: r.initialSync,
     writeOrderCheckpointsMs: r.checkpointsMs.map(round),
+    linkSupervision: linkSupervision(topo),
     chartEvents, chartEventsPerWrite: acknowledged > 0 ? round(chartEvents / acknowledged) : 0,
     traceEvents: r.trace.count, traceHash: r.trace.digest(), reproduce: reproduceCommand(opts),
     volumes: r.volumes,
@@ -134,6 +155,25 @@ function counters(topo: Topology, injector: LinkFaultInjector, tally: RunTally):
     entriesRetransmitted: sum(sources, (c) => c.entriesRetransmitted), ackTimeouts: sum(sources, (c) => c.ackTimeouts),
     framesDropped: f.framesDropped, framesCorrupted: f.framesCorrupted, framesDuplicated: f.framesDuplicated,
   };
+}
+
+function linkSupervision(topo: Topology): Record<string, LinkSupervisionReport> {
+  const out: Record<string, LinkSupervisionReport> = {};
+  for (const c of [topo.source, topo.target]) {
+    for (const s of c.status()) {
+      const k = s.link.counters;
+      const d = s.link.supervision.detectMs;
+      const dir = c.name === topo.link.a.name ? 'ab' : 'ba';
+      const share = topo.link.heartbeatShare(dir);
+      out[`${c.name}->${s.peer}`] = {
+        suspicions: k.suspicions, downs: k.downs, probationsPassed: k.probationsPassed, probationsRestarted: k.probationsRestarted,
+        reconnects: k.reconnects, peerRestarts: k.peerRestarts, downMs: round(s.link.supervision.downMs),
+        detectMs: d.length === 0 ? null : { min: round(Math.min(...d)), mean: round(d.reduce((n, x) => n + x, 0) / d.length), max: round(Math.max(...d)) },
+        heartbeatShare: round(share),
+      };
+    }
+  }
+  return out;
 }
 
 function rateMBps(bytes: number, ms: number): number {

@@ -4,6 +4,7 @@ import { DiskImageError } from '../../host/disks/errors.ts';
 import { SeededRandom } from '../../host/random.ts';
 import { BLANK_BASELINE, type Baseline } from '../checker/content-checks.ts';
 import { ConsistencyChecker } from '../checker/consistency-checker.ts';
+import { LinkChecker } from '../checker/link-checker.ts';
 import { LinkFaultInjector } from '../faults/link-fault-injector.ts';
 import { UsageError } from '../plan-error.ts';
 import type { TraceSink } from '../trace/events.ts';
@@ -129,7 +130,8 @@ async function runPhases(opts: EmulateOptions, hooks: RunHooks, parts: RunParts)
   // The harness's own record (what the run is, what the checks found) goes to the trace, not to the checker.
   const record = new FanoutTelemetry([trace, ...taps]);
   record.emit(runStartEvent(opts));
-  const telemetry = new FanoutTelemetry([checker, trace, tally, ...taps]);
+  const links = new LinkChecker({ heartbeatMs: opts.heartbeatMs, interruptionMs: opts.interruptionMs, probationMs: opts.probationMs, report: (v) => checker.report(v) });
+  const telemetry = new FanoutTelemetry([checker, links, trace, tally, ...taps]);
   const topo = buildTopology({
     seed: opts.seed, mode: opts.mode, onLockReject: opts.onLockReject, bidirectional: opts.bidirectional, rttMs: opts.rttMs,
     bandwidthMbps: opts.bandwidthMbps, sectorSize: opts.sourceVolume.sectorSize, lockRegionSectors: parts.lockRegionSectors,
@@ -152,6 +154,7 @@ async function runPhases(opts: EmulateOptions, hooks: RunHooks, parts: RunParts)
   const quiesced = await runToQuiescence(ctx, notes);
   const faultPhaseMs = quiesced.faultPhaseMs;
   const quiescedMs = clock.now();
+  links.finish(quiescedMs);
   report('checking');
   const volumeReports = await finalChecks(ctx, quiesced.ok, sync.baselines);
   topo.source.publishCounters();

@@ -8,6 +8,7 @@ import { MemoryDisk } from '../../host/disks/memory.ts';
 import type { ServiceTimeConfig } from '../../host/disks/service-time.ts';
 import { SeededRandom } from '../../host/random.ts';
 import { SimLink } from '../../host/transports/sim.ts';
+import type { LinkEndpoint } from '../../firmware/ports/link.ts';
 
 export interface TopologyOptions {
   seed: number;
@@ -69,6 +70,14 @@ export interface Topology {
   readonly pairs: readonly MirrorPair[];
   start(): void;
   stop(): void;
+  /**
+   * Controller `name` crashes now: everything it held in memory is gone (its logs, locks and
+   * sessions; its volumes keep what reached them), and after `downForMs` it starts again on the
+   * same volumes and link, with a new session. `source`/`target` and `pairs` name the new start
+   * from then on; the crashed one's host writes never complete (its hosts are the caller's
+   * business). `restarted` runs once it is started again.
+   */
+  crash(name: 'A' | 'B', downForMs: number, restarted?: (c: StorageController) => void): void;
 }
 
 /**
@@ -95,22 +104,54 @@ export function buildTopology(partial: Partial<TopologyOptions> = {}): Topology 
     lun: n, device, lockRegionSectors: options.lockRegionSectors, mirror: peer ? { peer, mode: options.mode } : undefined,
   });
   const common = { onLockReject: options.onLockReject, limits: options.limits };
-  const ports = (name: string) => ({ clock, telemetry: options.telemetry, random: random.fork(`controller-${name}`) });
-  const a = new StorageController({ name: 'A', id: 1, ...common, luns: [lun(0, volumes.a0, 'B'), ...(volumes.a1 ? [lun(1, volumes.a1)] : [])] }, ports('A'));
-  const b = new StorageController({ name: 'B', id: 2, ...common, luns: [lun(0, volumes.b0), ...(volumes.b1 ? [lun(1, volumes.b1, 'A')] : [])] }, ports('B'));
-  a.connect('B', link.a);
-  b.connect('A', link.b);
-  const pairs: MirrorPair[] = [{ lun: 0, primary: a, secondary: b, primaryVolume: volumes.a0, secondaryVolume: volumes.b0 }];
-  if (volumes.a1 && volumes.b1) pairs.push({ lun: 1, primary: b, secondary: a, primaryVolume: volumes.b1, secondaryVolume: volumes.a1 });
+  const starts = { A: 0, B: 0 };
+  // Every start of a controller draws its session from a stream of its own: the first start's
+  // stream is the one runs have always used, so a run without crashes is unchanged.
+  const ports = (name: 'A' | 'B') => {
+    const n = starts[name]++;
+    return { clock, telemetry: options.telemetry, random: random.fork(n === 0 ? `controller-${name}` : `controller-${name}-start-${n}`) };
+  };
+  const build = (name: 'A' | 'B', endpoint: LinkEndpoint): StorageController => {
+    const luns = name === 'A'
+      ? [lun(0, volumes.a0, 'B'), ...(volumes.a1 ? [lun(1, volumes.a1)] : [])]
+      : [lun(0, volumes.b0), ...(volumes.b1 ? [lun(1, volumes.b1, 'A')] : [])];
+    const c = new StorageController({ name, id: name === 'A' ? 1 : 2, ...common, luns }, ports(name));
+    c.connect(name === 'A' ? 'B' : 'A', endpoint);
+    return c;
+  };
+  const live = { A: build('A', link.a), B: build('B', link.b) };
+  const pairs: MirrorPair[] = [];
+  const pairUp = (): void => {
+    pairs.length = 0;
+    pairs.push({ lun: 0, primary: live.A, secondary: live.B, primaryVolume: volumes.a0, secondaryVolume: volumes.b0 });
+    if (volumes.a1 && volumes.b1) pairs.push({ lun: 1, primary: live.B, secondary: live.A, primaryVolume: volumes.b1, secondaryVolume: volumes.a1 });
+  };
+  pairUp();
   return {
-    options, clock, random, link, source: a, target: b, pairs,
+    options, clock, random, link, pairs,
+    get source() {
+      return live.A;
+    },
+    get target() {
+      return live.B;
+    },
     start: () => {
-      a.start();
-      b.start();
+      live.A.start();
+      live.B.start();
     },
     stop: () => {
-      a.stop();
-      b.stop();
+      live.A.stop();
+      live.B.stop();
+    },
+    crash: (name, downForMs, restarted) => {
+      live[name].stop();
+      const endpoint = link.restartEnd(name === 'A' ? 'a' : 'b');
+      clock.setTimeout(() => {
+        live[name] = build(name, endpoint);
+        pairUp();
+        live[name].start();
+        restarted?.(live[name]);
+      }, downForMs);
     },
   };
 }

@@ -59,6 +59,8 @@ export interface ConnectionTable {
   /** Reset `conn` at the transport level; false if no end held it. */
   reset(conn: number): boolean;
   isOpen(end: End, conn: number): boolean;
+  /** `end` crashed: it lets go of everything at once, telling nobody. */
+  forgetEnd(end: End): void;
 }
 
 interface Slot {
@@ -141,6 +143,14 @@ export class TcpConnections implements ConnectionTable {
 
   isOpen(end: End, conn: number): boolean {
     return this.slots[conn]!.at[end] !== null;
+  }
+
+  forgetEnd(end: End): void {
+    for (const s of this.slots) {
+      s.want[end] = false;
+      s.at[end] = null;
+      this.cancelHandshake(s);
+    }
   }
 
   /** `end` lets go of `inc` (if it still holds it) and hears why. */
@@ -275,5 +285,12 @@ export class LineConnection implements ConnectionTable {
 
   isOpen(end: End): boolean {
     return this.held[end];
+  }
+
+  forgetEnd(end: End): void {
+    this.want[end] = false;
+    this.held[end] = false;
+    if (this.pending[end] !== null) this.host.clock.clearTimeout(this.pending[end]);
+    this.pending[end] = null;
   }
 }

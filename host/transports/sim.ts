@@ -93,12 +93,13 @@ const roundNs = (ms: number): number => Math.round(ms * 1e6) / 1e6;
  * fault hook (`setFaults`), drawn from the run's seed, so the link itself is deterministic.
  */
 export class SimLink {
-  readonly a: SimEndpoint;
-  readonly b: SimEndpoint;
+  /** The current endpoint at each end (a restarted controller gets a fresh one: see {@link restartEnd}). */
+  a: SimEndpoint;
+  b: SimEndpoint;
   readonly connections: number;
   readonly heartbeats: 'datagram' | 'inline';
   readonly queueBytesMax: number;
-  private readonly ends: readonly [SimEndpoint, SimEndpoint];
+  private readonly ends: [SimEndpoint, SimEndpoint];
   private readonly dirs: readonly [Direction, Direction];
   private readonly conns: ConnectionTable;
   private readonly line: LineConnection | null;
@@ -195,6 +196,27 @@ export class SimLink {
     return true;
   }
 
+  /**
+   * The controller at one end crashed: its process and everything it held are gone. Its endpoint
+   * goes dead (whatever the old incarnation still tries to send is lost, nothing is delivered to
+   * it), its connections are forgotten at that end without a word to the peer (a crash sends no
+   * FIN), and a fresh endpoint takes its place for the controller's next start. The peer learns
+   * what a real peer would: nothing, until it sends on a connection the restarted end no longer
+   * holds and is answered with a reset, or until its heartbeats tell it the session changed.
+   */
+  restartEnd(side: 'a' | 'b'): SimEndpoint {
+    const end: End = side === 'a' ? 0 : 1;
+    const old = this.ends[end];
+    old.retire();
+    this.conns.forgetEnd(end);
+    this.dirs[end].refused.clear();
+    const fresh = new SimEndpoint(old.name, this, end);
+    this.ends[end] = fresh;
+    if (end === 0) this.a = fresh;
+    else this.b = fresh;
+    return fresh;
+  }
+
   /** Connections reset by {@link reset} so far (those that some end held). */
   get resets(): number {
     return this.resetCount;
@@ -209,18 +231,19 @@ export class SimLink {
   /** @internal */
   open(end: End, conn: number): void {
     this.checkConn(conn);
-    this.conns.open(end, conn);
+    if (!this.ends[end].retired) this.conns.open(end, conn);
   }
 
   /** @internal */
   close(end: End, conn: number): void {
     this.checkConn(conn);
-    this.conns.close(end, conn);
+    if (!this.ends[end].retired) this.conns.close(end, conn);
   }
 
   /** @internal The endpoint's send. */
   transmit(end: End, conn: number, bytes: Uint8Array): boolean {
     this.checkConn(conn);
+    if (this.ends[end].retired) return false;
     const d = this.dirs[end];
     const tag = this.conns.sendTag(end, conn);
     if (tag === null) {
@@ -242,6 +265,7 @@ export class SimLink {
 
   /** @internal The endpoint's sendDatagram: never refused; dropped if the queue is full. */
   transmitDatagram(end: End, bytes: Uint8Array): void {
+    if (this.ends[end].retired) return;
     const d = this.dirs[end];
     const serialisedMs = this.enqueue(d, bytes.length);
     if (serialisedMs < 0) {
@@ -375,8 +399,16 @@ function channelStats(d: Direction, channel: LinkChannel): ChannelStats {
 export class SimEndpoint implements LinkEndpoint {
   /** @internal */
   handler: LinkHandler | null = null;
+  /** The controller behind this endpoint crashed (see SimLink.restartEnd): it sends and hears nothing any more. */
+  retired = false;
 
   constructor(readonly name: string, private readonly link: SimLink, private readonly end: End) {}
+
+  /** @internal */
+  retire(): void {
+    this.retired = true;
+    this.handler = null;
+  }
 
   get connections(): number {
     return this.link.connections;
@@ -392,6 +424,7 @@ export class SimEndpoint implements LinkEndpoint {
   }
 
   attach(handler: LinkHandler): void {
+    assert(!this.retired, `${this.name}: this endpoint's controller crashed; a restarted one attaches to the link's new endpoint`);
     assert(this.handler === null, `${this.name}: a link endpoint takes one handler`);
     this.handler = handler;
   }

@@ -21,6 +21,9 @@ const cases: { mutation: PlantedBug; invariant: string; options: Partial<Emulate
   { mutation: 'target-acks-before-write', invariant: 'ack-after-apply', options: { diskFaults: [{ kind: 'slow', side: 'target', member: 0, factor: 100 }] } },
   { mutation: 'target-reorders-writes', invariant: 'write-order', options: { mode: 'async', writes: 3000, checkpointEveryMs: 2 } },
   { mutation: 'source-ignores-naks-and-timeouts', invariant: 'liveness', options: { faults: parseLinkFaults('drop=0.05:WRITE'), healMs: 500 } },
+  // A cut long enough to be declared down (1 s interruption timeout), then heartbeats come back.
+  { mutation: 'supervisor-never-declares-down', invariant: 'link-detect', options: { faults: parseLinkFaults('silent=10ms+2000ms') } },
+  { mutation: 'supervisor-skips-probation', invariant: 'probation', options: { faults: parseLinkFaults('silent=10ms+2000ms') } },
 ];
 
 describe('the checker catches broken firmware', () => {
