@@ -39,7 +39,20 @@ export function drawRun(seed: number, settings: CampaignSettings): EmulateOption
     faults: settings.faults ?? drawFaults(r),
     ...drawVolumes(r),
     lockContentionPerMillion: r.chance(1, 2) ? pick(r, [10_000, 50_000, 100_000, 200_000]) : 0,
+    ...drawLinkShape(new SeededRandom(seed).fork('link-shape')),
   };
+}
+
+/**
+ * How many data connections the link has (1, as on a serial line, to 3), and now and then a faster
+ * heartbeat (the interruption timeout and probation scale with it), from a stream of their own so
+ * that every other draw of a seed keeps its value.
+ */
+function drawLinkShape(s: Random): Pick<EmulateOptions, 'connections' | 'heartbeatMs' | 'interruptionMs' | 'probationMs'> {
+  const connections = 1 + s.int(3);
+  if (!s.chance(1, 4)) return { connections, heartbeatMs: DEFAULT_EMULATE.heartbeatMs, interruptionMs: DEFAULT_EMULATE.interruptionMs, probationMs: DEFAULT_EMULATE.probationMs };
+  const heartbeatMs = pick(s, [10, 20, 50]);
+  return { connections, heartbeatMs, interruptionMs: heartbeatMs * 10, probationMs: heartbeatMs * 20 };
 }
 
 /** Volumes of 16 MiB each, plain or RAID; all the same capacity, so the mirror is whole. */

@@ -7,16 +7,18 @@ import { checkWritable, writeReport } from '../report/files.ts';
 import { choice, decimal, integer } from './parse.ts';
 import { availableParallelism } from 'node:os';
 import { measureQueue, type QueueBenchResult } from '../campaign/queue-bench.ts';
+import { measureHeartbeatCost, measureSupervision, type HeartbeatCost, type SupervisionRow } from '../bench/supervision-bench.ts';
 
 /** Targets of issue 3; virtual-time ones are exact, the wall-clock one depends on the machine. */
 const SPECULATIVE_RATIO_MIN = 0.95;
 const SIM_WRITES_PER_SEC_MIN = 100_000;
 
 /**
- * Which parts of the benchmark to run: mirroring and disks (`all`, the default), one of them, or
- * the queue (local worker threads against BullMQ; it starts its own redis-server, so `all` leaves it out).
+ * Which parts of the benchmark to run: mirroring, disks and link supervision (`all`, the default),
+ * one of them, or the queue (local worker threads against BullMQ; it starts its own redis-server,
+ * so `all` leaves it out).
  */
-export const BENCH_PARTS = ['all', 'mirror', 'disks', 'queue'] as const;
+export const BENCH_PARTS = ['all', 'mirror', 'disks', 'supervision', 'queue'] as const;
 export type BenchPart = (typeof BENCH_PARTS)[number];
 
 /** The mirroring part: the headline table (virtual time) and the emulator's own speed (wall clock). */
@@ -38,6 +40,8 @@ export interface BenchResult extends Partial<MirrorBenchResult> {
   only: BenchPart;
   disks?: DiskBenchResult;
   queue?: QueueBenchResult;
+  /** Detection, reconnection and drain after a 5 s silent cut per heartbeat interval; what heartbeats cost (virtual time). */
+  supervision?: { rows: SupervisionRow[]; heartbeatCost: HeartbeatCost };
   targets: { name: string; met: boolean; detail: string }[];
 }
 
@@ -64,10 +68,12 @@ export function benchCommand(log: Logger, exit: (code: number) => void): Command
       if (flags.html !== undefined) checkWritable(flags.html, '--html');
       const started = new Date();
       const queued = flags.only === 'queue';
-      const mirror = flags.only === 'disks' || queued ? {} : await measureMirror(flags.simWrites, log);
-      const disks = flags.only === 'mirror' || queued ? {} : { disks: await measureDisks(flags.diskScale) };
+      const part = (p: BenchPart): boolean => flags.only === p || flags.only === 'all';
+      const mirror = part('mirror') ? await measureMirror(flags.simWrites, log) : {};
+      const disks = part('disks') ? { disks: await measureDisks(flags.diskScale) } : {};
+      const supervision = part('supervision') ? { supervision: { rows: await measureSupervision(), heartbeatCost: await measureHeartbeatCost() } } : {};
       const queue = queued ? { queue: await measureQueue({ seeds: flags.queueSeeds, writes: 100, workers: availableParallelism(), log }) } : {};
-      const result: BenchResult = { only: flags.only, ...mirror, ...disks, ...queue, targets: [] };
+      const result: BenchResult = { only: flags.only, ...mirror, ...disks, ...supervision, ...queue, targets: [] };
       result.targets = targetsOf(result);
       if (flags.html !== undefined) writeReport(flags.html, benchHtml(result, started));
       process.stdout.write(flags.json ? `${JSON.stringify(result, null, 2)}\n` : `${renderBench(result)}\n`);
@@ -99,6 +105,15 @@ async function measureMirror(simWrites: number, log: Logger): Promise<MirrorBenc
 
 /** The targets of the mirroring part; the disk part has none (it is a measurement, not a goal). */
 function targetsOf(r: BenchResult): BenchResult['targets'] {
+  const targets: BenchResult['targets'] = [];
+  if (r.supervision !== undefined) {
+    const share = r.supervision.heartbeatCost.shareOfBytesSent;
+    targets.push({ name: 'heartbeats < 1% of the link at the defaults', met: share < 0.01, detail: `${(share * 100).toFixed(4)}% of the bytes sent` });
+  }
+  return [...targets, ...mirrorTargets(r)];
+}
+
+function mirrorTargets(r: BenchResult): BenchResult['targets'] {
   if (r.rows === undefined || r.simWritesPerSec === undefined) return [];
   const spec = r.rows.filter((x) => x.mode === 'speculative');
   const worstSpec = Math.min(...spec.map((x) => x.ratioToLimit));
@@ -122,6 +137,7 @@ export function renderBench(r: BenchResult): string {
     lines.push(`per write:      ${r.eventsPerWrite} scheduler events, ${r.chartEventsPerWrite} chart events`, '');
   }
   if (r.disks !== undefined) lines.push(...renderDisks(r.disks), '');
+  if (r.supervision !== undefined) lines.push(...renderSupervision(r.supervision), '');
   if (r.queue !== undefined) lines.push(...renderQueueBench(r.queue), '');
   for (const t of r.targets) lines.push(`${t.met ? 'MET ' : 'MISS'}  ${t.name}: ${t.detail}`);
   return lines.join('\n').trimEnd();
@@ -136,6 +152,20 @@ function renderDisks(d: DiskBenchResult): string[] {
   for (const x of d.rows) lines.push(row(x.layout, x.random4kMBps, x.sequential1mMBps));
   lines.push(row('memory copy (the floor)', d.memoryCopy4kMBps, d.memoryCopy1mMBps));
   lines.push(`raid5:4x64MiB full-stripe writes ${d.raid5FullStripeMBps} MB/s, 4 KiB read-modify-write ${d.raid5ReadModifyWriteMBps} MB/s`);
+  return lines;
+}
+
+function renderSupervision(s: NonNullable<BenchResult['supervision']>): string[] {
+  const lines = [
+    'after a 5 s silent cut (async, QD 32, virtual ms)   detect   reconnect   drain   backlog MiB',
+    '-------------------------------------------------  -------  ----------  ------  -----------',
+  ];
+  for (const x of s.rows) {
+    const name = `heartbeat ${x.heartbeatMs} ms (interruption ${x.interruptionMs}, probation ${x.probationMs})`;
+    lines.push(`${name.padEnd(49)}  ${x.detectMs.toFixed(1).padStart(7)}  ${x.reconnectMs.toFixed(1).padStart(10)}  ${x.drainMs.toFixed(1).padStart(6)}  ${(x.queuedBytes / 2 ** 20).toFixed(1).padStart(11)}`);
+  }
+  const c = s.heartbeatCost;
+  lines.push(`heartbeats at ${c.heartbeatMs} ms: ${(c.shareOfCapacity * 100).toFixed(5)}% of the link's capacity, ${(c.shareOfBytesSent * 100).toFixed(4)}% of the bytes a steady run sent`);
   return lines;
 }
 
