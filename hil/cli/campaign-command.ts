@@ -11,6 +11,7 @@ interface CampaignFlags {
   faults?: LinkFaultPlan;
   writes: number;
   workers?: number;
+  runBudgetS?: number;
   json: boolean;
 }
 
@@ -22,12 +23,14 @@ export function campaignCommand(log: Logger, exit: (code: number) => void): Comm
     .addOption(new Option('--faults <plan>', `use this fault plan for every seed instead of drawing one; ${LINK_FAULT_SYNTAX}`).argParser(plan(parseLinkFaults)))
     .option('--writes <n>', 'writes each host issues per run', integer('--writes', 1, 10_000_000), 1000)
     .option('--workers <n>', 'worker threads (default: one per core)', integer('--workers', 1, 256))
+    .option('--run-budget-s <s>', 'wall-clock budget of one run; a run over it is a stuck failure and its worker thread is replaced (default: 60 + 0.004 x --writes)', integer('--run-budget-s', 1, 604_800))
     .option('--json', 'print exactly one JSON document on stdout', false)
     .action(async (flags: CampaignFlags) => {
       const tty = process.stderr.isTTY === true && !flags.json;
       // runCampaign logs the milestones (start, each failure, the end) through `log`.
       const result = await runCampaign(
-        { seeds: flags.seeds, from: flags.from, faults: flags.faults ?? null, writes: flags.writes, workers: flags.workers, log },
+        { seeds: flags.seeds, from: flags.from, faults: flags.faults ?? null, writes: flags.writes, workers: flags.workers, log,
+          ...(flags.runBudgetS !== undefined ? { runBudgetMs: flags.runBudgetS * 1000 } : {}) },
         (s, done) => {
           if (tty) process.stderr.write(`\r\x1b[2Kcampaign ${done}/${flags.seeds}: seed ${s.seed} ${s.mode}/${s.onLockReject} ${s.verdict} (${s.wallMs} ms)`);
         },
@@ -46,8 +49,9 @@ export function campaignExitCode(r: CampaignResult): number {
 
 export function renderCampaign(r: CampaignResult): string {
   const f = r.faultsInjected;
-  const inconsistent = r.failures.length - r.crashed;
-  const headline = r.failures.length === 0 && r.notRun === 0 ? 'ALL CONSISTENT' : `${inconsistent} INCONSISTENT, ${r.crashed} CRASHED${r.notRun > 0 ? `, ${r.notRun} NOT RUN` : ''}`;
+  const inconsistent = r.failures.length - r.crashed - r.stuck;
+  const stuck = r.stuck > 0 ? `, ${r.stuck} STUCK` : '';
+  const headline = r.failures.length === 0 && r.notRun === 0 ? 'ALL CONSISTENT' : `${inconsistent} INCONSISTENT, ${r.crashed} CRASHED${stuck}${r.notRun > 0 ? `, ${r.notRun} NOT RUN` : ''}`;
   const lines = [
     `${headline}: seeds ${r.from}..${r.from + r.seeds - 1}, ${r.runs} runs, ${r.writes} writes, ${r.wallSeconds} s${r.workerRestarts > 0 ? `, ${r.workerRestarts} worker threads replaced` : ''}`,
     `  runs by mode/policy  ${Object.entries(r.byMode).map(([k, n]) => `${k} ${n}`).join(', ')}`,
@@ -55,6 +59,7 @@ export function renderCampaign(r: CampaignResult): string {
   ];
   for (const fail of r.failures) {
     if (fail.verdict === 'crashed') lines.push(`  CRASH seed ${fail.seed} (${fail.mode}/${fail.onLockReject}): ${(fail.error ?? '').split('\n')[0]}`);
+    else if (fail.verdict === 'stuck') lines.push(`  STUCK seed ${fail.seed} (${fail.mode}/${fail.onLockReject}): ${fail.error ?? ''}`);
     else lines.push(`  FAIL seed ${fail.seed} (${fail.mode}/${fail.onLockReject}):`);
     for (const v of fail.violations.slice(0, 3)) lines.push(`    ${describeViolation(v)}`);
     lines.push(`    reproduce: ${fail.reproduce}`);

@@ -7,6 +7,7 @@ import { UsageError } from '../plan-error.ts';
 import type { HostWorkloadSpec } from '../workload/host-workload.ts';
 import type { TopologyOptions } from './topology.ts';
 import { lunSpec, volumeNames } from './volumes.ts';
+import { STALL_MS_MAX } from './watchdog.ts';
 
 /**
  * Everything an emulation run depends on; a run is a pure function of this object. The host
@@ -38,6 +39,14 @@ export interface EmulateOptions
    * `CheckpointSchedule`), so a bounded number of checkpoints spans the whole fault phase.
    */
   checkpointEveryMs: number;
+  /**
+   * The progress watchdog (`--stall-ms`, docs/simulator.md 1): while work is pending and no fault
+   * is active, this much virtual time without a host write completing or a log entry confirmed
+   * ends the run with a liveness violation. Default 30,000 (`STALL_MS_DEFAULT`).
+   */
+  stallMs?: number;
+  /** Scheduler events the run may fire before it is a runaway; default scaled from the workload (`schedulerEventsBudget`). */
+  schedulerEventsMax?: number;
 }
 
 /** Largest `--fault-phase-max-ms` accepted: a day of virtual time. */
@@ -90,6 +99,9 @@ export function validateEmulateOptions(o: EmulateOptions): void {
   }
   for (const p of o.faults.partitions) {
     if (p.forMs >= o.healMs * 100) throw new UsageError(`a partition of ${p.forMs} ms would outlast any sensible run; keep partitions shorter than 100 x --heal-ms (${o.healMs * 100} ms)`);
+  }
+  if (o.stallMs !== undefined && !(o.stallMs > 0 && o.stallMs <= STALL_MS_MAX)) {
+    throw new UsageError(`--stall-ms is ${o.stallMs}; allowed above 0 to ${STALL_MS_MAX} ms of virtual time`);
   }
   checkTimedFaults(o);
   checkImagePaths(o);

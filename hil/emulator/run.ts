@@ -34,6 +34,11 @@ export interface RunHooks {
   onProgress?: (p: Progress) => void;
   /** Also write every event to this JSONL file. */
   tracePath?: string;
+  /**
+   * Test-only (no flag or file reaches it, docs/conventions.md 15): called with the built
+   * topology before anything starts, so a test can break the firmware on purpose.
+   */
+  beforeStart?: (topo: Topology) => void;
 }
 
 /** The mirrors of a run by volume name: source (primary) and target (secondary). */
@@ -125,6 +130,7 @@ async function runPhases(opts: EmulateOptions, hooks: RunHooks, parts: RunParts)
     limits: opts.limits, telemetry, clock, makeVolume: (name) => volumes.device(name), mutations: opts.mutations,
   });
   parts.setTopology(topo);
+  hooks.beforeStart?.(topo);
   const injector = new LinkFaultInjector(opts.faults, topo.random.fork('link-faults'), topo.link, topo.clock, opts.bandwidthMbps, telemetry);
   topo.start();
   injector.start();

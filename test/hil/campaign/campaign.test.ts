@@ -99,3 +99,15 @@ describe('campaign', () => {
     expect(renderCampaign(r)).toMatch(/0 INCONSISTENT, 2 CRASHED, 3 NOT RUN/);
   });
 });
+
+describe('campaign wall-clock budget', () => {
+  it('a run over its budget is a stuck failure with its reproduce command; its worker is replaced and the campaign goes on', async () => {
+    const r = await runCampaign({ seeds: 3, from: 1, writes: 100, faults: null, workers: 1, workerRestartsMax: 0, runBudgetMs: 1_500, testing: { hangThreadSeeds: [2] } });
+    expect(r.failures.map((f) => [f.seed, f.verdict])).toEqual([[2, 'stuck']]);
+    expect([r.runs, r.stuck, r.crashed, r.notRun]).toEqual([2, 1, 0, 0]);
+    expect(r.failures[0]!.reproduce).toMatch(/^npx mirrorlab emulate --seed 2 /);
+    expect(parseReproduce(r.failures[0]!.reproduce)).toEqual(drawRun(2, { writes: 100, faults: null }));
+    expect(campaignExitCode(r)).toBe(1);
+    expect(renderCampaign(r)).toMatch(/0 INCONSISTENT, 0 CRASHED, 1 STUCK[^]*STUCK seed 2 [^]*wall-clock budget of 1500 ms[^]*reproduce: npx mirrorlab emulate --seed 2/);
+  });
+});
