@@ -4,6 +4,9 @@ import type { TraceEvent, TraceSink } from '../trace/events.ts';
 import { WriteHistory } from './history.ts';
 import type { InvariantName, Violation } from './violation.ts';
 
+/** Applied writes remembered outside any history (the history knew no such write in flight). */
+const APPLIED_UNKNOWN_MAX = 1 << 16;
+
 /** Frames sent that a liveness violation quotes. */
 export const RECENT_FRAMES_MAX = 8;
 
@@ -176,7 +179,7 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
         this.hostLoad(e.node, e.lun).issued++;
         return;
       case 'host.error':
-        this.history(e.node, e.lun).failed.add(e.tag);
+        this.history(e.node, e.lun).markFailed(e.tag, e.lba, e.count);
         this.hostLoad(e.node, e.lun).done++;
         this.progressCount++;
         return;
@@ -184,6 +187,8 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
         this.hostLoad(e.node, e.lun).done++;
         this.progressCount++;
         if (e.mode === 'sync' || e.mode === 'speculative') this.checkAckAfterApply(e);
+        // Only an async acknowledgement may come before the target applied the write.
+        this.history(e.node, e.lun).completed(e.tag, { applied: e.mode !== 'async' });
         return;
       case 'rollback.append':
         this.placeLog(e.node, e.peer).add(e.seq, e.lun, e.lba);
@@ -315,13 +320,19 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
         break;
       }
     }
+    // A write the source's history holds in flight is marked there; any other is remembered
+    // apart, boundedly, for an acknowledgement that may still come (a history fed no host.write).
+    if (this.history(e.peer, e.lun).applied(e.tag)) return;
     let set = this.applied.get(e.peer);
     if (!set) this.applied.set(e.peer, (set = new Set()));
     set.add(e.tag);
+    if (set.size > APPLIED_UNKNOWN_MAX) set.delete(set.values().next().value!);
   }
 
   private checkAckAfterApply(e: Extract<TelemetryEvent, { kind: 'host.ack' }>): void {
-    if (this.applied.get(e.node)?.has(e.tag)) return;
+    const inFlight = this.history(e.node, e.lun).appliedInFlight(e.tag);
+    if (inFlight === true) return;
+    if (inFlight === null && this.applied.get(e.node)?.delete(e.tag)) return;
     this.flag('ack-after-apply', e.node, e.lun, e.lba, e.tag, e.t, `host write tag ${e.tag} acknowledged in ${e.mode} mode before the target applied it`);
   }
 
