@@ -19,6 +19,8 @@ export interface CampaignSettings {
    * trailing shell comment, since no flag can set them.
    */
   mutations?: readonly FirmwareMutation[];
+  /** Memory disks reorder their completions (docs/simulator.md 2); default true (`--no-disk-reorder` turns it off). */
+  diskReorder?: boolean;
 }
 
 const pick = <T>(r: Random, items: readonly T[]): T => items[r.int(items.length)]!;
@@ -46,6 +48,7 @@ export function drawRun(seed: number, settings: CampaignSettings): EmulateOption
     faults: settings.faults ?? drawFaults(r),
     ...drawVolumes(r),
     lockContentionPerMillion: r.chance(1, 2) ? pick(r, [10_000, 50_000, 100_000, 200_000]) : 0,
+    ...(settings.diskReorder === false ? {} : { diskReorder: true }),
     ...(settings.mutations && settings.mutations.length > 0 ? { mutations: settings.mutations } : {}),
   };
 }

@@ -12,6 +12,7 @@ interface CampaignFlags {
   writes: number;
   workers?: number;
   runBudgetS?: number;
+  diskReorder: boolean;
   json: boolean;
 }
 
@@ -24,12 +25,13 @@ export function campaignCommand(log: Logger, exit: (code: number) => void): Comm
     .option('--writes <n>', 'writes each host issues per run', integer('--writes', 1, 10_000_000), 1000)
     .option('--workers <n>', 'worker threads (default: one per core)', integer('--workers', 1, 256))
     .option('--run-budget-s <s>', 'wall-clock budget of one run; a run over it is a stuck failure and its worker thread is replaced (default: 60 + 0.004 x --writes)', integer('--run-budget-s', 1, 604_800))
+    .option('--no-disk-reorder', 'memory disks complete writes in the order they were issued (by default they reorder concurrent writes, as drives with command queues do)')
     .option('--json', 'print exactly one JSON document on stdout', false)
     .action(async (flags: CampaignFlags) => {
       const tty = process.stderr.isTTY === true && !flags.json;
       // runCampaign logs the milestones (start, each failure, the end) through `log`.
       const result = await runCampaign(
-        { seeds: flags.seeds, from: flags.from, faults: flags.faults ?? null, writes: flags.writes, workers: flags.workers, log,
+        { seeds: flags.seeds, from: flags.from, faults: flags.faults ?? null, writes: flags.writes, workers: flags.workers, log, diskReorder: flags.diskReorder,
           ...(flags.runBudgetS !== undefined ? { runBudgetMs: flags.runBudgetS * 1000 } : {}) },
         (s, done) => {
           if (tty) process.stderr.write(`\r\x1b[2Kcampaign ${done}/${flags.seeds}: seed ${s.seed} ${s.mode}/${s.onLockReject} ${s.verdict} (${s.wallMs} ms)`);

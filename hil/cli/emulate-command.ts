@@ -49,7 +49,8 @@ export function addEmulateFlags(cmd: Command): Command {
     .option('--fault-phase-max-ms <ms>', 'the fault phase ends after at most this much virtual time: the hosts stop issuing writes, then healing starts; every timed fault must fall within it',
       decimal('--fault-phase-max-ms', 0, FAULT_PHASE_MS_MAX_LIMIT, true), D.faultPhaseMsMax)
     .option('--stall-ms <ms>', `end the run with a liveness violation after this much virtual time without progress while work is pending and no fault is active (default ${STALL_MS_DEFAULT})`,
-      decimal('--stall-ms', 0, STALL_MS_MAX, true));
+      decimal('--stall-ms', 0, STALL_MS_MAX, true))
+    .option('--disk-reorder', 'memory disks (and RAID members) complete concurrent writes in a seeded order of their own, overlapping ones included');
 }
 
 /**

@@ -45,6 +45,11 @@ export interface EmulateOptions
    * ends the run with a liveness violation. Default 30,000 (`STALL_MS_DEFAULT`).
    */
   stallMs?: number;
+  /**
+   * Memory disks (plain, RAID members, hot spares) reorder their writes' completions
+   * (`--disk-reorder`, docs/simulator.md 2). Off by default in `emulate`, on in campaigns.
+   */
+  diskReorder?: boolean;
   /** Scheduler events the run may fire before it is a runaway; default scaled from the workload (`schedulerEventsBudget`). */
   schedulerEventsMax?: number;
 }

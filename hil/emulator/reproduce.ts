@@ -38,5 +38,6 @@ export function reproduceCommand(o: EmulateOptions): string {
   flag('--heal-ms', o.healMs, d.healMs);
   flag('--fault-phase-max-ms', o.faultPhaseMsMax, d.faultPhaseMsMax);
   if (o.stallMs !== undefined) args.push('--stall-ms', String(o.stallMs));
+  if (o.diskReorder === true) args.push('--disk-reorder');
   return args.join(' ');
 }

@@ -82,7 +82,7 @@ export async function runEmulation(opts: EmulateOptions, hooks: RunHooks = {}): 
 async function buildVolumes(opts: EmulateOptions, clock: VirtualClock | HandoverClock): Promise<VolumeSet> {
   try {
     return await VolumeSet.build({ source: opts.sourceVolume, target: opts.targetVolume }, opts.bidirectional, opts.diskFaults, {
-      clock, random: new SeededRandom(opts.seed).fork('volumes'), service: DEFAULT_TOPOLOGY.diskService,
+      clock, random: new SeededRandom(opts.seed).fork('volumes'), service: DEFAULT_TOPOLOGY.diskService, reorder: opts.diskReorder === true,
     });
   } catch (error) {
     if (error instanceof DiskImageError) throw new UsageError(error.message, error.code);

@@ -53,6 +53,8 @@ export interface VolumeEnv {
   random: Random;
   /** Service-time model of every disk, hot spares included. */
   service: ServiceTimeConfig;
+  /** Memory disks (hot spares included) complete writes in a seeded order of their own (docs/simulator.md 2). */
+  reorder?: boolean;
 }
 
 /** The volumes of a run by name, and the side whose spec each is built from. */
@@ -99,7 +101,7 @@ export class VolumeSet {
     try {
       for (const [name, side] of volumeNames(bidirectional)) {
         const overlay = faults.some((f) => f.side === side);
-        const volume = await buildVolume(lunSpec(specs[side], name), { name, clock: env.clock, service: env.service, random: env.random, faultOverlay: overlay });
+        const volume = await buildVolume(lunSpec(specs[side], name), { name, clock: env.clock, service: env.service, random: env.random, faultOverlay: overlay, reorder: env.reorder });
         set.entries.push({ name, side, volume, device: new FootprintDevice(volume.device), rebuilding: false, rebuilds: 0, rebuildError: null });
       }
       for (const f of faults) set.target(f);
@@ -275,7 +277,7 @@ export class VolumeSet {
     const old = array.member(member);
     const name = `${e.name}.spare${e.rebuilds}`;
     const clock = this.env.clock;
-    const inner = new MemoryDisk({ name, sectorSize: old.sectorSize, sectorCount: old.sectorCount, clock, service: this.env.service, random: this.env.random.fork(`spare:${name}`) });
+    const inner = new MemoryDisk({ name, sectorSize: old.sectorSize, sectorCount: old.sectorCount, clock, service: this.env.service, random: this.env.random.fork(`spare:${name}`), reorder: this.env.reorder });
     e.rebuilds++;
     array.rebuild(member, new FaultyDisk({ inner, clock })).then(
       () => (e.rebuilding = false),

@@ -53,3 +53,18 @@ export function runawayTarget(topo: Topology): void {
     else original(f, bytes);
   };
 }
+
+/**
+ * Depends on completion order: the target applies overlapping WRITEs of its commit log
+ * concurrently (it forgets its in-flight overlap guard), trusting the disk to finish them in the
+ * order it issued them. Fine on a disk that keeps issue order; wrong on one that reorders.
+ */
+export function targetTrustsCompletionOrder(topo: Topology): void {
+  const t = targetChannelOf(topo.target, topo.source.name) as unknown as { inflight: { lun: number; lba: number; end: number }[] };
+  const blind = new (class extends Array<{ lun: number; lba: number; end: number }> {
+    override [Symbol.iterator](): ArrayIterator<{ lun: number; lba: number; end: number }> {
+      return ([] as { lun: number; lba: number; end: number }[])[Symbol.iterator]();
+    }
+  })();
+  Object.defineProperty(t, 'inflight', { value: blind });
+}
