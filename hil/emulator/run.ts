@@ -188,6 +188,9 @@ async function runToQuiescence(ctx: PhaseContext, notes: string[]): Promise<{ ok
 async function finalChecks(ctx: PhaseContext, quiesced: boolean, baselines: Map<string, Baseline>): Promise<VolumeReport[]> {
   const { topo, volumes, checker } = ctx;
   if (quiesced) {
+    // The content checks read what should be there (docs/simulator.md 3): injected silent corruption
+    // is the arrays' check's to find and attribute, below.
+    volumes.showCorruption(false);
     await finalContentChecks(topo.clock, checker, topo.pairs.map((pair) => {
       const [primary, secondary] = [pair.primaryVolume, pair.secondaryVolume].map((d) => volumes.device(d.name));
       const sparse = volumes.memoryBacked(primary!.name) && volumes.memoryBacked(secondary!.name);
@@ -195,6 +198,7 @@ async function finalChecks(ctx: PhaseContext, quiesced: boolean, baselines: Map<
       return { pair, primary: primary!, secondary: secondary!, sparse, extraLbas, baseline: baselines.get(primary!.name) ?? BLANK_BASELINE };
     }));
   }
+  volumes.showCorruption(true);
   const reports = await volumes.report((p) => drive(topo.clock, p), quiesced);
   checkRedundancy(reports, volumes, checker, topo.clock.now(), quiesced);
   return reports;

@@ -4,7 +4,7 @@ import type { HostClock } from '../../host/clock/clock.ts';
 import { drawDiskFaultPlan, type DiskFaultPlan } from '../../host/disks/fault-plan.ts';
 import { FaultyDisk } from '../../host/disks/faulty.ts';
 import { MemoryDisk } from '../../host/disks/memory.ts';
-import type { RaidArray } from '../../host/disks/raid/types.ts';
+import type { CheckResult, RaidArray } from '../../host/disks/raid/types.ts';
 import type { ServiceTimeConfig } from '../../host/disks/service-time.ts';
 import { buildVolume, formatVolumeSpec, type Volume, type VolumeSpec } from '../../host/disks/volume-spec.ts';
 import type { DiskFaultItem, Side } from '../faults/disk-fault-plan.ts';
@@ -15,8 +15,15 @@ export interface VolumeReport {
   name: string;
   layout: string;
   state: 'optimal' | 'degraded' | 'rebuilding' | 'failed';
-  /** From the final check (md's mismatch_cnt); 0 for plain disks, and when the check was skipped. */
+  /**
+   * From the final check (md's mismatch_cnt): mismatches that no injected silent corruption
+   * explains (docs/simulator.md 3); 0 for plain disks, and when the check was skipped.
+   */
   mismatches: number;
+  /** Mismatches the final check found where an injected silent corruption (member, LBA) explains them. */
+  mismatchesAttributed: number;
+  /** The first few attributed mismatches: the corrupted member slot and its LBA. */
+  attributedTo: { member: number; lba: number }[];
   /** Member reads that failed during the final check, repaired or not (0 for plain disks). */
   readErrors: number;
   /** Sectors still unreadable on the volume's live disks after the final check: data at risk or lost. */
@@ -178,13 +185,30 @@ export class VolumeSet {
       if (!array) {
         const disk = e.volume.disks[0];
         const state = disk instanceof FaultyDisk && disk.failed ? 'failed' : 'optimal';
-        out.push({ ...base, state, mismatches: 0, readErrors: 0, ...this.unreadable(e) });
+        out.push({ ...base, state, mismatches: 0, mismatchesAttributed: 0, attributedTo: [], readErrors: 0, ...this.unreadable(e) });
         continue;
       }
       const result = check && array.state !== 'failed' ? await drive(array.check()).catch(() => null) : null;
-      out.push({ ...base, state: array.state, mismatches: result?.mismatches ?? 0, readErrors: result?.readErrors ?? 0, ...this.unreadable(e) });
+      const blame = result ? attributeMismatches(result, e.volume.disks) : { unexplained: 0, attributed: 0, attributedTo: [] };
+      out.push({
+        ...base, state: array.state, mismatches: blame.unexplained, mismatchesAttributed: blame.attributed, attributedTo: blame.attributedTo,
+        readErrors: result?.readErrors ?? 0, ...this.unreadable(e),
+      });
     }
     return out;
+  }
+
+  /**
+   * Whether reads show silent corruption (default) or the pristine data under every fault
+   * overlay, hot spares included: the content checks read what should be there, the arrays'
+   * check what is there (docs/simulator.md 3).
+   */
+  showCorruption(shown: boolean): void {
+    for (const e of this.entries) {
+      const disks = new Set<BlockDevice>(e.volume.disks);
+      if (e.volume.array) for (let i = 0; i < e.volume.array.memberCount; i++) disks.add(e.volume.array.member(i));
+      for (const d of disks) if (d instanceof FaultyDisk) d.showCorruption = shown;
+    }
   }
 
   /** LBAs of a plain volume where the fault overlay makes reads fail or lie (arrays: none; their check covers members). */
@@ -303,4 +327,29 @@ export class VolumeSet {
     }
     return { unreadableSectors: count, firstUnreadable: first };
   }
+}
+
+/** Attributed mismatches named in a report. */
+const ATTRIBUTED_NAMED_MAX = 8;
+
+/**
+ * Which of a check's mismatches an injected silent corruption explains (docs/simulator.md 3): a
+ * mismatched member sector or row is explained when a member slot compared there had corruption
+ * injected at that member LBA (its original disk; a write may have cleared it since, after a
+ * parity update had read it). Everything else, and mismatches beyond those the check named, is
+ * unexplained: a failure.
+ */
+export function attributeMismatches(result: CheckResult, disks: readonly BlockDevice[]): { unexplained: number; attributed: number; attributedTo: { member: number; lba: number }[] } {
+  let attributed = 0;
+  const attributedTo: { member: number; lba: number }[] = [];
+  for (const place of result.mismatchPlaces) {
+    const member = place.members.find((m) => {
+      const d = disks[m];
+      return d instanceof FaultyDisk && d.wasCorrupted(place.lba);
+    });
+    if (member === undefined) continue;
+    attributed++;
+    if (attributedTo.length < ATTRIBUTED_NAMED_MAX) attributedTo.push({ member, lba: place.lba });
+  }
+  return { unexplained: result.mismatches - attributed, attributed, attributedTo };
 }
