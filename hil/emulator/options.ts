@@ -118,6 +118,7 @@ function checkTimedFaults(o: EmulateOptions): void {
   const late = (what: string): UsageError =>
     new UsageError(`${what}, after the fault phase's maximum of ${max} ms (--fault-phase-max-ms); raise --fault-phase-max-ms or move the fault earlier`);
   for (const f of o.diskFaults) if (f.kind === 'fail' && f.atMs > max) throw late(`--disk-faults: fail=${f.side}:${f.member}@${f.atMs}ms is at ${f.atMs} ms`);
+  for (const f of o.diskFaults) if (f.kind === 'power' && f.atMs > max) throw late(`--disk-faults: power=${f.side}@${f.atMs}ms is at ${f.atMs} ms`);
   for (const p of o.faults.partitions) if (p.atMs + p.forMs > max) throw late(`--faults: partition=${p.atMs}ms+${p.forMs}ms ends at ${p.atMs + p.forMs} ms`);
   for (const b of o.faults.bandwidth) if (b.atMs > max) throw late(`--faults: bandwidth=${b.mbps}@${b.atMs}ms is at ${b.atMs} ms`);
   const end = timedFaultsEndMsMax(o.faults);

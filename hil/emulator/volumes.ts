@@ -4,6 +4,7 @@ import type { HostClock } from '../../host/clock/clock.ts';
 import { drawDiskFaultPlan, type DiskFaultPlan } from '../../host/disks/fault-plan.ts';
 import { FaultyDisk } from '../../host/disks/faulty.ts';
 import { MemoryDisk } from '../../host/disks/memory.ts';
+import { powerCutIfAble } from '../../host/disks/power.ts';
 import type { CheckResult, RaidArray } from '../../host/disks/raid/types.ts';
 import type { ServiceTimeConfig } from '../../host/disks/service-time.ts';
 import { buildVolume, formatVolumeSpec, type Volume, type VolumeSpec } from '../../host/disks/volume-spec.ts';
@@ -41,6 +42,11 @@ export interface VolumeReport {
  * used up, a further failure leaves the array degraded (and the run flags it).
  */
 export const HOT_SPARES_PER_VOLUME = 4;
+/**
+ * Volatile write cache of every memory disk of a side that a `power` fault strikes (docs/simulator.md
+ * 4): big enough to hold many writes, so that a cut loses some, small enough to destage others.
+ */
+export const POWER_CUT_CACHE_BYTES = 1024 * 1024;
 /** A hot spare takes over this long after a member is found failed (virtual ms). */
 const REBUILD_AFTER_MS = 1;
 
@@ -94,6 +100,8 @@ export function lunSpec(spec: VolumeSpec, name: string): VolumeSpec {
 export class VolumeSet {
   private readonly entries: Entry[] = [];
   private readonly failTimes: { entry: Entry; member: number; atMs: number }[] = [];
+  private readonly powerTimes: number[] = [];
+  private readonly powerCutSides = new Set<Side>();
   private struck = false;
 
   private constructor(private readonly env: VolumeEnv, private readonly faults: readonly DiskFaultItem[]) {}
@@ -108,10 +116,14 @@ export class VolumeSet {
     try {
       for (const [name, side] of volumeNames(bidirectional)) {
         const overlay = faults.some((f) => f.side === side);
-        const volume = await buildVolume(lunSpec(specs[side], name), { name, clock: env.clock, service: env.service, random: env.random, faultOverlay: overlay, reorder: env.reorder });
+        const cached = faults.some((f) => f.side === side && f.kind === 'power');
+        const volume = await buildVolume(lunSpec(specs[side], name), {
+          name, clock: env.clock, service: env.service, random: env.random, faultOverlay: overlay, reorder: env.reorder,
+          ...(cached ? { writeCacheBytesMax: POWER_CUT_CACHE_BYTES } : {}),
+        });
         set.entries.push({ name, side, volume, device: new FootprintDevice(volume.device), rebuilding: false, rebuilds: 0, rebuildError: null });
       }
-      for (const f of faults) set.target(f);
+      for (const f of faults) if (f.kind !== 'power') set.target(f);
     } catch (error) {
       await set.close().catch(() => undefined);
       throw error;
@@ -136,7 +148,12 @@ export class VolumeSet {
 
   /** When the plan's last member failure happens (the fault phase lasts at least that long). */
   get timedFaultsEndMs(): number {
-    return this.failTimes.reduce((m, f) => Math.max(m, f.atMs), 0);
+    return Math.max(this.failTimes.reduce((m, f) => Math.max(m, f.atMs), 0), ...this.powerTimes);
+  }
+
+  /** Sides whose disks have lost power so far (a `power` fault struck). */
+  get powerCuts(): Side[] {
+    return [...this.powerCutSides];
   }
 
   /**
@@ -244,7 +261,7 @@ export class VolumeSet {
   }
 
   /** The volume a fault item strikes (its side's LUN 0), checking that the member exists. */
-  private target(f: DiskFaultItem): Entry {
+  private target(f: Exclude<DiskFaultItem, { kind: 'power' }>): Entry {
     const e = this.entries.find((x) => x.side === f.side)!;
     const disks = e.volume.disks;
     if (f.member >= disks.length) {
@@ -262,6 +279,11 @@ export class VolumeSet {
     if (this.struck) return;
     this.struck = true;
     for (const f of this.faults) {
+      if (f.kind === 'power') {
+        this.powerTimes.push(f.atMs);
+        this.env.clock.setTimeout(() => this.powerCut(f.side), Math.max(0, f.atMs - this.env.clock.now()));
+        continue;
+      }
       const e = this.target(f);
       if (f.kind === 'fail') {
         this.failTimes.push({ entry: e, member: f.member, atMs: f.atMs });
@@ -273,7 +295,23 @@ export class VolumeSet {
     }
   }
 
-  private planFor(f: Exclude<DiskFaultItem, { kind: 'fail' }>, disk: BlockDevice, random: Random): DiskFaultPlan {
+  /**
+   * A `power` fault's time has come: every disk of every volume of `side` (hot spares in their
+   * slots included) loses power at this instant: what its cache held unflushed is lost, what was
+   * in flight fails. The arrays are not stopped: the controller's own restart is not modelled here,
+   * so the volumes go on serving I/O, holding what survived.
+   */
+  private powerCut(side: Side): void {
+    this.powerCutSides.add(side);
+    for (const e of this.entries) {
+      if (e.side !== side) continue;
+      const array = e.volume.array;
+      const disks = array ? Array.from({ length: array.memberCount }, (_, i) => array.member(i)) : e.volume.disks;
+      for (const d of disks) powerCutIfAble(d);
+    }
+  }
+
+  private planFor(f: Exclude<DiskFaultItem, { kind: 'fail' | 'power' }>, disk: BlockDevice, random: Random): DiskFaultPlan {
     switch (f.kind) {
       case 'slow': return { slowFactor: f.factor };
       case 'bad': return drawDiskFaultPlan(random, disk, { badSectors: f.count });

@@ -1,4 +1,5 @@
 import type { StorageController } from '../../firmware/controller/storage-controller.ts';
+import type { BlockDevice } from '../../firmware/ports/block-device.ts';
 import type { TargetChannel } from '../../firmware/mirror/target-channel.ts';
 import { FrameType, type StreamFrame } from '../../firmware/protocol/frame.ts';
 import type { Topology } from '../../hil/emulator/topology.ts';
@@ -67,4 +68,33 @@ export function targetTrustsCompletionOrder(topo: Topology): void {
     }
   })();
   Object.defineProperty(t, 'inflight', { value: blind });
+}
+
+/**
+ * Not broken, but not the shipped firmware either: a target that makes every mirrored write
+ * durable before it counts it applied (write, then flush), as the firmware must where it promises
+ * durability. Used to show a power cut then loses nothing acknowledged.
+ */
+export function targetFlushesEveryWrite(topo: Topology): void {
+  const t = targetChannelOf(topo.target, topo.source.name) as unknown as { deps: { device: (lun: number) => BlockDevice | undefined } };
+  const original = t.deps.device;
+  const wrapped = new Map<BlockDevice, BlockDevice>();
+  t.deps.device = (lun) => {
+    const dev = original(lun);
+    if (!dev) return dev;
+    let w = wrapped.get(dev);
+    if (!w) {
+      w = {
+        name: dev.name, sectorSize: dev.sectorSize, sectorCount: dev.sectorCount,
+        read: (lba, count) => dev.read(lba, count),
+        write: async (lba, data) => {
+          await dev.write(lba, data);
+          await dev.flush();
+        },
+        flush: () => dev.flush(),
+      };
+      wrapped.set(dev, w);
+    }
+    return w;
+  };
 }

@@ -25,7 +25,7 @@ describe('silent corruption is attributed to the corrupted member, not reported 
     for (const v of struck) {
       expect(v.mismatches, v.name).toBe(0);
       expect(v.mismatchesAttributed, v.name).toBeGreaterThan(0);
-      const members = new Set(diskFaults.filter((f) => v.name.startsWith(f.side === 'source' ? 'A/' : 'B/')).map((f) => f.member));
+      const members = new Set(diskFaults.filter((f) => v.name.startsWith(f.side === 'source' ? 'A/' : 'B/')).map((f) => ('member' in f ? f.member : -1)));
       for (const a of v.attributedTo) expect(members.has(a.member), JSON.stringify(a)).toBe(true);
     }
   });
