@@ -3,10 +3,12 @@ import { Worker } from 'node:worker_threads';
 import type { Violation } from '../checker/violation.ts';
 import type { EmulateOptions } from '../emulator/options.ts';
 import { reproduceCommand } from '../emulator/reproduce.ts';
+import { runEmulation } from '../emulator/run.ts';
 import { formatLinkFaults } from '../faults/link-fault-plan.ts';
 import { newLinkFaultCounters, type LinkFaultCounters } from '../faults/link-fault-injector.ts';
 import type { Logger } from '../log.ts';
 import { drawRun, type CampaignSettings } from './draw-run.ts';
+import { SHRINK_FAILURES_MAX, SHRINK_RUNS_DEFAULT, shrinkFailure } from './shrink.ts';
 import { reproduceWith, type RunSummary } from './summary.ts';
 import type { WorkerMessage, WorkerReply, WorkerRequest } from './worker.ts';
 
@@ -41,6 +43,10 @@ export interface CampaignOptions extends CampaignSettings {
   workers?: number;
   /** Worker threads that may die and be replaced (default {@link WORKER_RESTARTS_MAX}). */
   workerRestartsMax?: number;
+  /** Search for a smaller reproduction of each inconsistent run (default true; `--no-shrink`). */
+  shrink?: boolean;
+  /** Candidate runs the search may spend per failure (default {@link SHRINK_RUNS_DEFAULT}; `--shrink-runs`). */
+  shrinkRuns?: number;
   /** Wall-clock budget of one run (default {@link runWallBudgetMs}); over it a run is a `stuck` failure. */
   runBudgetMs?: number;
   /** Progress milestones at info, each failure at warn (a child logger: `log.child({ module: 'campaign' })`). */
@@ -61,6 +67,18 @@ export interface CampaignFailure {
   reproduce: string;
   /** The run's trace hash (inconsistent runs only), which running `reproduce` gives again. */
   traceHash?: string;
+  /** The smallest reproduction shrinking found (inconsistent runs, when shrinking is on). */
+  shrunk?: ShrunkFailure;
+}
+
+/** What shrinking found for one failure (docs/simulator.md 8). */
+export interface ShrunkFailure {
+  reproduce: string;
+  /** Its first violations. */
+  violations: Violation[];
+  runs: number;
+  writes: { from: number; to: number };
+  faults: { from: number; to: number };
 }
 
 export interface CampaignResult {
@@ -145,9 +163,29 @@ export async function runCampaign(opts: CampaignOptions, onRun?: (s: RunSummary,
   };
   await Promise.all(Array.from({ length: workers }, () => drive(shared, log)));
   const result = collect(opts, summaries, crashes, shared, (performance.now() - started) / 1000);
+  if (opts.shrink !== false) await shrinkFailures(result, shared, opts, log);
+  result.wallSeconds = Math.round(((performance.now() - started) / 1000) * 10) / 10;
   const verdict = result.crashed > 0 || result.notRun > 0 ? 'crashed' : result.failures.length > 0 ? 'inconsistent' : 'consistent';
   log?.info({ verdict, runs: result.runs, failures: result.failures.length, crashed: result.crashed, stuck: result.stuck, notRun: result.notRun, workerRestarts: result.workerRestarts, wallSeconds: result.wallSeconds }, 'campaign finished');
   return result;
+}
+
+/**
+ * Shrinks the first {@link SHRINK_FAILURES_MAX} inconsistent runs, one after another, in this
+ * thread: each candidate is an ordinary run, bounded by its own watchdog, and the search by a
+ * number of runs.
+ */
+async function shrinkFailures(result: CampaignResult, shared: Shared, opts: CampaignOptions, log?: Logger): Promise<void> {
+  const runs = opts.shrinkRuns ?? SHRINK_RUNS_DEFAULT;
+  for (const failure of result.failures.filter((f) => f.verdict === 'inconsistent').slice(0, SHRINK_FAILURES_MAX)) {
+    const options = shared.optionsFor(failure.seed);
+    const found = await shrinkFailure(options, failure.violations, (o) => runEmulation(o), runs);
+    if (found === null) continue;
+    failure.shrunk = {
+      reproduce: reproduceWith(found.reproduce, found.options), violations: found.violations.slice(0, 3), runs: found.runs, writes: found.writes, faults: found.faults,
+    };
+    log?.info({ seed: failure.seed, runs: found.runs, writes: found.writes, faults: found.faults, reproduce: failure.shrunk.reproduce }, 'failure shrunk');
+  }
 }
 
 /** One worker slot: a thread taking seeds from the shared queue until it is empty, replaced when it dies while the budget lasts. */

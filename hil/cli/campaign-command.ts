@@ -3,6 +3,7 @@ import { describeViolation } from '../checker/violation.ts';
 import { runCampaign, type CampaignResult } from '../campaign/campaign.ts';
 import { LINK_FAULT_SYNTAX, parseLinkFaults, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
 import type { Logger } from '../log.ts';
+import { SHRINK_FAILURES_MAX, SHRINK_RUNS_DEFAULT, SHRINK_RUNS_MAX } from '../campaign/shrink.ts';
 import { integer, plan } from './parse.ts';
 
 interface CampaignFlags {
@@ -13,6 +14,8 @@ interface CampaignFlags {
   workers?: number;
   runBudgetS?: number;
   diskReorder: boolean;
+  shrink: boolean;
+  shrinkRuns: number;
   json: boolean;
 }
 
@@ -26,12 +29,15 @@ export function campaignCommand(log: Logger, exit: (code: number) => void): Comm
     .option('--workers <n>', 'worker threads (default: one per core)', integer('--workers', 1, 256))
     .option('--run-budget-s <s>', 'wall-clock budget of one run; a run over it is a stuck failure and its worker thread is replaced (default: 60 + 0.004 x --writes)', integer('--run-budget-s', 1, 604_800))
     .option('--no-disk-reorder', 'memory disks complete writes in the order they were issued (by default they reorder concurrent writes, as drives with command queues do)')
+    .option('--shrink', 'search for a smaller reproduction of each inconsistent run (the default)', true)
+    .option('--no-shrink', 'print failures as they were found, without searching for smaller ones')
+    .option('--shrink-runs <n>', `runs the search may spend per failure (first ${SHRINK_FAILURES_MAX} failures)`, integer('--shrink-runs', 1, SHRINK_RUNS_MAX), SHRINK_RUNS_DEFAULT)
     .option('--json', 'print exactly one JSON document on stdout', false)
     .action(async (flags: CampaignFlags) => {
       const tty = process.stderr.isTTY === true && !flags.json;
       // runCampaign logs the milestones (start, each failure, the end) through `log`.
       const result = await runCampaign(
-        { seeds: flags.seeds, from: flags.from, faults: flags.faults ?? null, writes: flags.writes, workers: flags.workers, log, diskReorder: flags.diskReorder,
+        { seeds: flags.seeds, from: flags.from, faults: flags.faults ?? null, writes: flags.writes, workers: flags.workers, log, diskReorder: flags.diskReorder, shrink: flags.shrink, shrinkRuns: flags.shrinkRuns,
           ...(flags.runBudgetS !== undefined ? { runBudgetMs: flags.runBudgetS * 1000 } : {}) },
         (s, done) => {
           if (tty) process.stderr.write(`\r\x1b[2Kcampaign ${done}/${flags.seeds}: seed ${s.seed} ${s.mode}/${s.onLockReject} ${s.verdict} (${s.wallMs} ms)`);
@@ -65,6 +71,13 @@ export function renderCampaign(r: CampaignResult): string {
     else lines.push(`  FAIL seed ${fail.seed} (${fail.mode}/${fail.onLockReject}):`);
     for (const v of fail.violations.slice(0, 3)) lines.push(`    ${describeViolation(v)}`);
     lines.push(`    reproduce: ${fail.reproduce}`);
+    const s = fail.shrunk;
+    if (s) {
+      const same = s.reproduce === fail.reproduce;
+      lines.push(same
+        ? `    smallest:  nothing smaller fails the same way (${s.runs} runs tried)`
+        : `    smallest:  ${s.reproduce}\n               (${s.runs} runs; writes ${s.writes.from} -> ${s.writes.to}, faults ${s.faults.from} -> ${s.faults.to}; ${s.violations[0] ? describeViolation(s.violations[0]) : ''})`);
+    }
   }
   return lines.join('\n');
 }

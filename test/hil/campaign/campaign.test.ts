@@ -54,7 +54,7 @@ describe('campaign', () => {
   it('reports an inconsistent run with its seed, violations and a reproduce command that gives the same trace, and logs it', async () => {
     const { log, lines } = memoryLogger();
     const mutations = ['source-drops-entry-before-ack'] as const;
-    const r = await runCampaign({ seeds: 2, from: 7, writes: 200, faults: parseLinkFaults('drop=0.02:WRITE'), workers: 1, mutations, log });
+    const r = await runCampaign({ seeds: 2, from: 7, writes: 200, faults: parseLinkFaults('drop=0.02:WRITE'), workers: 1, mutations, log, shrink: false });
     expect(r.failures.map((f) => [f.seed, f.verdict])).toEqual([[7, 'inconsistent'], [8, 'inconsistent']]);
     expect(campaignExitCode(r)).toBe(1);
     const fail = r.failures[0]!;
@@ -109,5 +109,22 @@ describe('campaign wall-clock budget', () => {
     expect(parseReproduce(r.failures[0]!.reproduce)).toEqual(drawRun(2, { writes: 100, faults: null }));
     expect(campaignExitCode(r)).toBe(1);
     expect(renderCampaign(r)).toMatch(/0 INCONSISTENT, 0 CRASHED, 1 STUCK[^]*STUCK seed 2 [^]*wall-clock budget of 1500 ms[^]*reproduce: npx mirrorlab emulate --seed 2/);
+  });
+});
+
+describe('campaign shrinking', () => {
+  it('finds a smaller failing reproduction, within its run budget, and prints it beside the original', async () => {
+    const mutations = ['source-drops-entry-before-ack'] as const;
+    const r = await runCampaign({ seeds: 1, from: 7, writes: 300, faults: parseLinkFaults('drop=0.02:WRITE,duplicate=0.01,partition=1'), workers: 1, mutations, shrinkRuns: 12 });
+    const fail = r.failures[0]!;
+    const s = fail.shrunk!;
+    expect(s.runs).toBeLessThanOrEqual(12);
+    expect(s.writes.to).toBeLessThan(s.writes.from);
+    expect(s.faults.to).toBeLessThan(s.faults.from);
+    expect(s.reproduce).toMatch(/^npx mirrorlab emulate --seed 7 .* # planted firmware mutations/);
+    // The smaller command fails the same way when run again.
+    const again = await runEmulation({ ...parseReproduce(s.reproduce), mutations: [...mutations] });
+    expect(again.violations.map((v) => v.invariant)).toContain(fail.violations[0]!.invariant);
+    expect(renderCampaign(r)).toMatch(/reproduce: npx mirrorlab emulate --seed 7 [^]*smallest: {2}npx mirrorlab emulate --seed 7 [^]*writes 300 -> \d+/);
   });
 });
