@@ -80,7 +80,8 @@ export async function faultPhase(ctx: PhaseContext): Promise<PhaseOutcome> {
   const over = (): boolean =>
     failed(topo) || (hosts.every((h) => h.done) && clock.now() >= timedEndMs && topo.source.quiescent() && topo.target.quiescent() && !volumes.pending);
   const pause = (): boolean => over() || link.isUp !== linkUp;
-  const pending = (): boolean => !hosts.every((h) => h.done) || !topo.source.quiescent() || !topo.target.quiescent() || volumes.pending;
+  // The firmware's work only: an array rebuild is the disks' own and may rightly take long.
+  const pending = (): boolean => !hosts.every((h) => h.done) || !topo.source.quiescent() || !topo.target.quiescent();
   while (!over()) {
     if (clock.now() >= opts.faultPhaseMsMax) return 'capped';
     volumes.supervise();
@@ -111,7 +112,8 @@ export async function healingPhase(ctx: PhaseContext): Promise<PhaseOutcome> {
   while (!settled()) {
     if (clock.now() >= deadline) return 'timeout';
     volumes.supervise();
-    const outcome = await watchedSlice(ctx, Math.min(deadline, clock.now() + SLICE_MS), settled, () => !settled());
+    const firmwareBusy = (): boolean => !(hosts.every((h) => h.done) && topo.source.settled() && topo.target.settled());
+    const outcome = await watchedSlice(ctx, Math.min(deadline, clock.now() + SLICE_MS), settled, firmwareBusy);
     if (outcome === 'stopped') return 'stuck';
     if (outcome === 'idle' && !settled()) return 'stuck';
     ctx.progress('healing');

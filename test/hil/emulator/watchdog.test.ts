@@ -59,6 +59,16 @@ describe('the progress watchdog ends runs that cannot finish', () => {
     expect(r.virtualTimeMs).toBeGreaterThan(3_000);
   });
 
+  it('an array rebuild is the disks\' own work, not a stall of the firmware', async () => {
+    const r = await runEmulation({
+      ...small, writes: 50, stallMs: 20, targetVolume: { kind: 'raid1', members: 2, memberBytes: 64 << 20, sectorSize: 512, chunkBytes: 65_536 },
+      diskFaults: [{ kind: 'fail', side: 'target', member: 1, atMs: 1 }],
+    });
+    expect(r.violations, r.reproduce).toEqual([]);
+    expect(r.volumes.find((v) => v.name === 'B/lun0')!.rebuilds).toBe(1);
+    expect(r.virtualTimeMs).toBeGreaterThan(40);
+  });
+
   it('the same stall without the fault being reported active is a liveness violation (the adapter matters)', () => {
     const faults = { faultActive: false };
     const dog = new ProgressWatchdog({ stallMs: 100, eventsBudget: 1e9, faults });
