@@ -179,7 +179,7 @@ async function shrinkFailures(result: CampaignResult, shared: Shared, opts: Camp
   const runs = opts.shrinkRuns ?? SHRINK_RUNS_DEFAULT;
   for (const failure of result.failures.filter((f) => f.verdict === 'inconsistent').slice(0, SHRINK_FAILURES_MAX)) {
     const options = shared.optionsFor(failure.seed);
-    const found = await shrinkFailure(options, failure.violations, (o) => runEmulation(o), runs);
+    const found = await shrinkFailure(options, failure.violations, { run: (o) => runEmulation(o), runsMax: runs });
     if (found === null) continue;
     failure.shrunk = {
       reproduce: reproduceWith(found.reproduce, found.options), violations: found.violations.slice(0, 3), runs: found.runs, writes: found.writes, faults: found.faults,

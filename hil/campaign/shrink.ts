@@ -39,7 +39,11 @@ export type RunCandidate = (o: EmulateOptions) => Promise<EmulationReport>;
  * search is bounded by `runsMax` candidate runs, never by wall time, so its result is the same
  * on every machine. Every candidate is a pure function of its options, like any run.
  */
-export async function shrinkFailure(original: EmulateOptions, violations: readonly Violation[], run: RunCandidate, runsMax = SHRINK_RUNS_DEFAULT): Promise<ShrinkResult | null> {
+export async function shrinkFailure(
+  original: EmulateOptions,
+  violations: readonly Violation[],
+  { run, runsMax = SHRINK_RUNS_DEFAULT }: { run: RunCandidate; runsMax?: number },
+): Promise<ShrinkResult | null> {
   const target = violations[0]?.invariant;
   if (target === undefined) return null;
   let current = original;

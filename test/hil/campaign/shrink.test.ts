@@ -16,7 +16,7 @@ const original: EmulateOptions = {
 describe('shrinking (fake runs: which candidates fail is given)', () => {
   it('keeps only what the failure needs: here, writes above 100 and the corrupt fault', async () => {
     const needs = (o: EmulateOptions) => o.writes > 100 && o.faults.corrupt.length > 0;
-    const r = (await shrinkFailure(original, [v('data-intact')], async (o) => report(needs(o) ? [v('data-intact')] : []), 200))!;
+    const r = (await shrinkFailure(original, [v('data-intact')], { run: async (o) => report(needs(o) ? [v('data-intact')] : []), runsMax: 200 }))!;
     expect(r.options.faults.corrupt).toHaveLength(1);
     expect(faultCount(r.options)).toBe(1);
     expect(r.options.writes).toBeGreaterThan(100);
@@ -27,10 +27,13 @@ describe('shrinking (fake runs: which candidates fail is given)', () => {
   });
 
   it('a candidate that fails differently (another invariant) or cannot run is not taken', async () => {
-    const r = (await shrinkFailure(original, [v('write-order')], async (o) => {
-      if (o.writes < 1000) throw new Error('cannot run');
-      return report(faultCount(o) < faultCount(original) ? [v('liveness')] : [v('write-order')]);
-    }, 200))!;
+    const r = (await shrinkFailure(original, [v('write-order')], {
+      run: async (o) => {
+        if (o.writes < 1000) throw new Error('cannot run');
+        return report(faultCount(o) < faultCount(original) ? [v('liveness')] : [v('write-order')]);
+      },
+      runsMax: 200,
+    }))!;
     // Fewer writes could not run, fewer faults failed another way: both stay; the rest was cut or weakened.
     expect([r.options.writes, faultCount(r.options)]).toEqual([original.writes, faultCount(original)]);
     expect(r.options.faults.drop[0]!.perMillion).toBeLessThan(original.faults.drop[0]!.perMillion);
@@ -40,9 +43,9 @@ describe('shrinking (fake runs: which candidates fail is given)', () => {
 
   it('is bounded by its run budget, never by time', async () => {
     let calls = 0;
-    const r = (await shrinkFailure(original, [v('data-intact')], async () => (calls++, report([v('data-intact')])), 7))!;
+    const r = (await shrinkFailure(original, [v('data-intact')], { run: async () => (calls++, report([v('data-intact')])), runsMax: 7 }))!;
     expect([calls, r.runs]).toEqual([7, 7]);
-    expect(await shrinkFailure(original, [], async () => report([]))).toBeNull();
+    expect(await shrinkFailure(original, [], { run: async () => report([]) })).toBeNull();
   });
 
   it('proposes the biggest cuts first, and only candidates that differ', () => {
