@@ -21,6 +21,13 @@ describe('disks that reorder completions catch firmware that depends on completi
     expect(caught.reproduce).toContain('--disk-reorder');
   });
 
+  it('a run on reordering disks is still a pure function of its seed', async () => {
+    const o = { ...base, diskReorder: true, writes: 300, queueDepth: 16 };
+    const [a, b] = [await runEmulation(o), await runEmulation(o)];
+    expect(b.traceHash).toBe(a.traceHash);
+    expect((await runEmulation({ ...o, seed: 5 })).traceHash).not.toBe(a.traceHash);
+  });
+
   it('the same broken target passes on disks that keep issue order: only reordering shows the bug', async () => {
     const r = await runEmulation({ ...base }, { beforeStart: targetTrustsCompletionOrder });
     expect(r.violations, r.reproduce).toEqual([]);
