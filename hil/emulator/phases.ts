@@ -49,8 +49,12 @@ export function watchdogOf(ctx: PhaseContext): RunWatchdog {
   return (ctx.watchdog = { dog, verdict: null });
 }
 
-/** One slice of the clock under the watchdog: false if the watchdog stopped the run. */
-async function watchedSlice(ctx: PhaseContext, untilMs: number, until: () => boolean, pending: () => boolean): Promise<'idle' | 'ok' | 'stopped'> {
+/**
+ * One slice of the clock under the watchdog, until `untilMs` or `until()`; `pending()` says whether
+ * the firmware has work left. `stopped`: the watchdog ended the run; `idle`: nothing was scheduled.
+ */
+async function watchedSlice(ctx: PhaseContext, s: { untilMs: number; until: () => boolean; pending: () => boolean }): Promise<'idle' | 'ok' | 'stopped'> {
+  const { untilMs, until, pending } = s;
   const w = watchdogOf(ctx);
   const { clock } = ctx.topo;
   const outcome = await clock.run({ untilMs, until, maxEvents: w.dog.eventsLeft(clock.eventsRun) });
@@ -62,7 +66,8 @@ async function watchedSlice(ctx: PhaseContext, untilMs: number, until: () => boo
 /**
  * How a phase ended. `done`: its goal was reached. `capped`: the fault phase reached
  * `faultPhaseMsMax`. `timeout`: healing did not settle within `healMs`. `stuck`: nothing was left
- * on the clock, yet work was outstanding (a lost wake-up).
+ * on the clock, yet work was outstanding (a lost wake-up), or the watchdog stopped the run (no
+ * progress for `--stall-ms`, or the event budget spent: docs/simulator.md 1).
  */
 export type PhaseOutcome = 'done' | 'capped' | 'timeout' | 'stuck';
 
@@ -86,7 +91,7 @@ export async function faultPhase(ctx: PhaseContext): Promise<PhaseOutcome> {
     if (clock.now() >= opts.faultPhaseMsMax) return 'capped';
     volumes.supervise();
     const untilMs = Math.min(opts.faultPhaseMsMax, clock.now() + SLICE_MS, checkpoints?.nextMs ?? Infinity);
-    const outcome = await watchedSlice(ctx, untilMs, pause, pending);
+    const outcome = await watchedSlice(ctx, { untilMs, until: pause, pending });
     if (outcome === 'stopped') return 'stuck';
     const healed = !linkUp && link.isUp;
     linkUp = link.isUp;
@@ -113,7 +118,7 @@ export async function healingPhase(ctx: PhaseContext): Promise<PhaseOutcome> {
     if (clock.now() >= deadline) return 'timeout';
     volumes.supervise();
     const firmwareBusy = (): boolean => !(hosts.every((h) => h.done) && topo.source.settled() && topo.target.settled());
-    const outcome = await watchedSlice(ctx, Math.min(deadline, clock.now() + SLICE_MS), settled, firmwareBusy);
+    const outcome = await watchedSlice(ctx, { untilMs: Math.min(deadline, clock.now() + SLICE_MS), until: settled, pending: firmwareBusy });
     if (outcome === 'stopped') return 'stuck';
     if (outcome === 'idle' && !settled()) return 'stuck';
     ctx.progress('healing');
