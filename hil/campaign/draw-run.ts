@@ -12,6 +12,8 @@ export interface CampaignSettings {
   writes: number;
   /** Use this fault plan for every seed instead of drawing one. */
   faults: LinkFaultPlan | null;
+  /** Memory disks reorder their completions (docs/simulator.md 2); default true (`--no-disk-reorder` turns it off). */
+  diskReorder?: boolean;
 }
 
 const pick = <T>(r: Random, items: readonly T[]): T => items[r.int(items.length)]!;
@@ -40,6 +42,7 @@ export function drawRun(seed: number, settings: CampaignSettings): EmulateOption
     ...drawVolumes(r),
     lockContentionPerMillion: r.chance(1, 2) ? pick(r, [10_000, 50_000, 100_000, 200_000]) : 0,
     ...drawLinkShape(new SeededRandom(seed).fork('link-shape')),
+    ...(settings.diskReorder === false ? {} : { diskReorder: true }),
   };
 }
 
@@ -62,7 +65,10 @@ const VOLUMES = ['mem:16MiB', 'mem:16MiB', 'raid1:2x16MiB', 'raid5:3x8MiB:chunk=
  * Volumes and disk faults, never beyond what a layout tolerates: at most one member failure per
  * redundant array (rebuilt onto a hot spare), bad sectors only on an array that keeps its
  * redundancy (a bad sector under a failed member's stripe would be a double fault), a slow member
- * anywhere. Silent corruption is not drawn: no RAID level here can tell which copy is right.
+ * anywhere. Silent corruption only on a redundant array with no other fault on a member: the
+ * final check finds it and the checker attributes each mismatch to the corrupted member
+ * (docs/simulator.md 3); rebuilding or repairing a bad sector from a rotted copy would spread
+ * the rot into the pristine data, a double fault no layout here survives.
  */
 function drawVolumes(r: Random): { sourceVolume: VolumeSpec; targetVolume: VolumeSpec; diskFaults: DiskFaultItem[] } {
   const specs = { source: parseVolumeSpec(pick(r, VOLUMES)), target: parseVolumeSpec(pick(r, VOLUMES)) };
@@ -73,8 +79,10 @@ function drawVolumes(r: Random): { sourceVolume: VolumeSpec; targetVolume: Volum
     const redundant = members > 1 && spec.kind !== 'raid0';
     const failing = redundant && r.chance(1, 3);
     if (failing) diskFaults.push({ kind: 'fail', side, member: r.int(members), atMs: 1 + r.int(30) });
-    if (redundant && !failing && r.chance(1, 4)) diskFaults.push({ kind: 'bad', side, member: r.int(members), count: 1 + r.int(16) });
+    const bad = redundant && !failing && r.chance(1, 4);
+    if (bad) diskFaults.push({ kind: 'bad', side, member: r.int(members), count: 1 + r.int(16) });
     if (r.chance(1, 6)) diskFaults.push({ kind: 'slow', side, member: r.int(members), factor: 2 + r.int(7) });
+    if (redundant && !failing && !bad && r.chance(1, 3)) diskFaults.push({ kind: 'corrupt', side, member: r.int(members), count: 1 + r.int(32) });
   }
   return { sourceVolume: specs.source, targetVolume: specs.target, diskFaults };
 }

@@ -4,6 +4,12 @@ import type { TraceEvent, TraceSink } from '../trace/events.ts';
 import { WriteHistory } from './history.ts';
 import type { InvariantName, Violation } from './violation.ts';
 
+/** Applied writes remembered outside any history (the history knew no such write in flight). */
+const APPLIED_UNKNOWN_MAX = 1 << 16;
+
+/** Frames sent that a liveness violation quotes. */
+export const RECENT_FRAMES_MAX = 8;
+
 interface Range {
   lun: number;
   lba: number;
@@ -117,8 +123,29 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
   /** Host writes by node, then LUN. */
   private readonly hosts = new Map<string, Map<number, HostLoad>>();
   private dropped = 0;
+  /** Host writes completed and stream entries newly confirmed: the watchdog's progress count. */
+  private progressCount = 0;
+  /** The last frames sent, oldest first once full (a ring of {@link RECENT_FRAMES_MAX}). */
+  private readonly recentFrames: string[] = [];
+  private recentFramesNext = 0;
 
   constructor(private readonly violationsMax = 100) {}
+
+  /**
+   * Grows whenever the run makes progress: a host write completes (acknowledged or failed), or a
+   * source or target confirms entries beyond what it had confirmed. Re-confirming the same entry,
+   * re-sending, rolling back or discarding does not count: a livelock does all of those.
+   */
+  get progress(): number {
+    return this.progressCount;
+  }
+
+  /** The last frames sent (at most {@link RECENT_FRAMES_MAX}), oldest first, as `t node->peer TYPE seq`. */
+  lastFramesSent(): string[] {
+    const n = this.recentFrames.length;
+    if (n < RECENT_FRAMES_MAX) return [...this.recentFrames];
+    return [...this.recentFrames.slice(this.recentFramesNext), ...this.recentFrames.slice(0, this.recentFramesNext)];
+  }
 
   /** Violations beyond `violationsMax` are counted, not kept. */
   get violationsDropped(): number {
@@ -152,12 +179,16 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
         this.hostLoad(e.node, e.lun).issued++;
         return;
       case 'host.error':
-        this.history(e.node, e.lun).failed.add(e.tag);
+        this.history(e.node, e.lun).markFailed(e.tag, e.lba, e.count);
         this.hostLoad(e.node, e.lun).done++;
+        this.progressCount++;
         return;
       case 'host.ack':
         this.hostLoad(e.node, e.lun).done++;
+        this.progressCount++;
         if (e.mode === 'sync' || e.mode === 'speculative') this.checkAckAfterApply(e);
+        // Only an async acknowledgement may come before the target applied the write.
+        this.history(e.node, e.lun).completed(e.tag, { applied: e.mode !== 'async' });
         return;
       case 'rollback.append':
         this.placeLog(e.node, e.peer).add(e.seq, e.lun, e.lba);
@@ -180,6 +211,9 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
         return;
       case 'rollback.confirm':
         this.checkRollbackConfirm(e);
+        return;
+      case 'frame.sent':
+        this.noteFrame(e);
         return;
       case 'firmware.error':
         this.flag('firmware-error', e.node, 0, 0, 0, e.t, `a statechart stopped on an exception: ${e.message}`);
@@ -226,6 +260,13 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
     return { invariant: 'liveness', ...place, tMs, message: `${why}; ${outstanding}` };
   }
 
+  private noteFrame(e: Extract<TelemetryEvent, { kind: 'frame.sent' }>): void {
+    const line = `t=${e.t} ${e.node}->${e.peer} ${e.type} seq ${e.seq}${e.retransmit ? ' (retransmit)' : ''}`;
+    if (this.recentFrames.length < RECENT_FRAMES_MAX) this.recentFrames.push(line);
+    else this.recentFrames[this.recentFramesNext] = line;
+    this.recentFramesNext = (this.recentFramesNext + 1) % RECENT_FRAMES_MAX;
+  }
+
   private placeLog(node: string, peer: string): PlaceLog {
     let peers = this.places.get(node);
     if (!peers) this.places.set(node, (peers = new Map()));
@@ -254,7 +295,11 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
 
   private trackConfirmed(e: Extract<TelemetryEvent, { kind: 'commit.confirm' }>): void {
     const key = `${e.node}|${e.peer}`;
-    this.targetConfirmed.set(key, Math.max(this.targetConfirmed.get(key) ?? 0, e.upTo));
+    const before = this.targetConfirmed.get(key) ?? 0;
+    if (e.upTo > before) {
+      this.targetConfirmed.set(key, e.upTo);
+      this.progressCount++;
+    }
   }
 
   /** Mirror locks by target, source, source session (lock ids are per stream) and lock id. */
@@ -276,13 +321,19 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
         break;
       }
     }
+    // A write the source's history holds in flight is marked there; any other is remembered
+    // apart, boundedly, for an acknowledgement that may still come (a history fed no host.write).
+    if (this.history(e.peer, e.lun).applied(e.tag)) return;
     let set = this.applied.get(e.peer);
     if (!set) this.applied.set(e.peer, (set = new Set()));
     set.add(e.tag);
+    if (set.size > APPLIED_UNKNOWN_MAX) set.delete(set.values().next().value!);
   }
 
   private checkAckAfterApply(e: Extract<TelemetryEvent, { kind: 'host.ack' }>): void {
-    if (this.applied.get(e.node)?.has(e.tag)) return;
+    const inFlight = this.history(e.node, e.lun).appliedInFlight(e.tag);
+    if (inFlight === true) return;
+    if (inFlight === null && this.applied.get(e.node)?.delete(e.tag)) return;
     this.flag('ack-after-apply', e.node, e.lun, e.lba, e.tag, e.t, `host write tag ${e.tag} acknowledged in ${e.mode} mode before the target applied it`);
   }
 
@@ -300,6 +351,7 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
       this.flag('rollback-after-confirm', e.node, place?.lun ?? 0, place?.lba ?? 0, e.upTo, e.t,
         `rollback log to ${e.peer} dropped entries up to seq ${e.upTo} (${where}), but ${e.peer} has confirmed only up to ${confirmed}`);
     }
+    if (e.removed > 0) this.progressCount++;
     log.dropThrough(e.upTo);
   }
 

@@ -38,7 +38,8 @@ export function sectorFingerprint(bytes: Uint8Array, offset: number, sectorSize:
   return crc32cRange(bytes, offset, offset + sectorSize);
 }
 
-type Origin = { index: number } | 'zero' | { problem: string };
+/** A sector's content: the write (by tag) it holds, zeros, or what is wrong with it. */
+type Origin = { tag: number; coverage: 'covered' | 'unknown' } | 'zero' | { problem: string };
 
 const firstLbaOf = (image: VolumeImage): number => image.firstLba ?? 0;
 const sectorsOf = (image: VolumeImage): number => Math.floor(image.bytes.length / image.sectorSize);
@@ -49,9 +50,9 @@ function originOf(history: WriteHistory, image: VolumeImage, lba: number, ctx: C
   if (o === null) return 'zero';
   if (o === 'garbage') return { problem: 'holds neither a whole written sector nor zeros (torn, corrupted or misplaced)' };
   if (o.writer !== ctx.writer || o.lun !== ctx.lun) return { problem: `holds a sector written by controller ${o.writer} to LUN ${o.lun}` };
-  const index = history.indexOf(o.tag);
-  if (index === undefined || !history.coverersOf(lba).includes(index)) return { problem: `holds data of write tag ${o.tag}, which never covered this sector` };
-  return { index };
+  const coverage = history.coverage(lba, o.tag);
+  if (coverage === 'never') return { problem: `holds data of write tag ${o.tag}, which never covered this sector` };
+  return { tag: o.tag, coverage };
 }
 
 /** `[from, to)`: the positions of `sorted` whose values lie in `[lo, hi)`. */
@@ -93,14 +94,26 @@ export class PrefixCheck {
       if (history.touchedByFailure(lba)) continue;
       const origin = originOf(history, image, lba, ctx);
       if (typeof origin === 'object' && 'problem' in origin) return violation('data-intact', ctx, lba, 0, origin.problem);
+      // The prefixes (tags P: every write up to P applied) this sector admits: [lo, hi]. Where the
+      // history no longer remembers the write's successor here, the window ends before the oldest
+      // write it remembers: wider than the truth, never narrower, so no false alarm.
       const coverers = history.coverersOf(lba);
-      const at = origin === 'zero' ? -1 : coverers.indexOf(origin.index);
-      const start = origin === 'zero' ? -1 : origin.index;
-      this.lo = Math.max(this.lo, start);
-      this.hi = Math.min(this.hi, (coverers[at + 1] ?? Infinity) - 1);
+      let lo: number;
+      let hi: number;
+      if (origin === 'zero') {
+        lo = -1;
+        hi = history.firstTag(lba) - 1;
+      } else {
+        lo = origin.tag;
+        // Not remembered here (older than every coverer kept): its successor is at most the oldest kept.
+        const at = coverers.indexOf(origin.tag);
+        hi = (coverers[at + 1] ?? Infinity) - 1;
+      }
+      this.lo = Math.max(this.lo, lo);
+      this.hi = Math.min(this.hi, hi);
       if (this.lo > this.hi) {
-        const held = origin === 'zero' ? 'no write yet' : `write #${start} (tag ${history.tags[start]})`;
-        return violation('write-order', ctx, lba, origin === 'zero' ? 0 : history.tags[start]!,
+        const held = origin === 'zero' ? 'no write yet' : `write tag ${origin.tag}`;
+        return violation('write-order', ctx, lba, origin === 'zero' ? 0 : origin.tag,
           `the copy is not the source after any prefix of its writes: this sector holds ${held}, which no prefix agreeing with the sectors before it allows`);
       }
     }
@@ -132,7 +145,7 @@ export function checkLatest(history: WriteHistory, image: VolumeImage, ctx: Cont
     return null;
   }
   for (let lba = first; lba < end; lba++) {
-    const v = history.coverersOf(lba).length > 0 ? latestAt(history, image, lba, ctx) : untouchedAt(history, image, lba, ctx, baseline);
+    const v = history.written(lba) ? latestAt(history, image, lba, ctx) : untouchedAt(history, image, lba, ctx, baseline);
     if (v) return v;
   }
   return null;
@@ -142,11 +155,10 @@ function latestAt(history: WriteHistory, image: VolumeImage, lba: number, ctx: C
   if (history.touchedByFailure(lba)) return null;
   const origin = originOf(history, image, lba, ctx);
   if (typeof origin === 'object' && 'problem' in origin) return violation('data-intact', ctx, lba, 0, origin.problem);
-  const coverers = history.coverersOf(lba);
-  const last = coverers[coverers.length - 1]!;
-  if (origin !== 'zero' && origin.index === last) return null;
-  const held = origin === 'zero' ? 'zeros' : `write #${origin.index} (tag ${history.tags[origin.index]})`;
-  return violation('data-intact', ctx, lba, history.tags[last]!, `holds ${held}, but the last write to it was #${last} (tag ${history.tags[last]}): an acknowledged write is missing`);
+  const last = history.lastTag(lba);
+  if (origin !== 'zero' && origin.tag === last) return null;
+  const held = origin === 'zero' ? 'zeros' : `write tag ${origin.tag}`;
+  return violation('data-intact', ctx, lba, last, `holds ${held}, but the last write to it was tag ${last}: an acknowledged write is missing`);
 }
 
 /** A sector no write of this run covered: it must hold what the baseline says it held before. */
@@ -158,7 +170,7 @@ function untouchedAt(history: WriteHistory, image: VolumeImage, lba: number, ctx
   const o = sectorOrigin(image.bytes, offset, image.sectorSize, lba);
   const before = expected === null ? 'zeros' : 'its contents from before the run';
   const now = o === null ? 'zeros' : o === 'garbage' ? 'other data' : `a sector of write tag ${o.tag} (controller ${o.writer}, LUN ${o.lun})`;
-  const seq = typeof o === 'object' && o !== null && o.writer === ctx.writer && o.lun === ctx.lun && history.indexOf(o.tag) !== undefined ? o.tag : 0;
+  const seq = typeof o === 'object' && o !== null && o.writer === ctx.writer && o.lun === ctx.lun ? o.tag : 0;
   return violation('data-intact', ctx, lba, seq, `no write of this run covered this sector, so it should hold ${before}, but it holds ${now}: something wrote where no write went`);
 }
 

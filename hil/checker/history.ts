@@ -1,72 +1,238 @@
+import { assert } from '../../firmware/errors.ts';
+
+/** Sectors per page of the per-sector tables: 4096 x 8 bytes = 32 KiB a page, allocated on first write. */
+const PAGE_SECTORS = 4096;
 /**
- * The writes a host issued to one LUN, in issue order, as telemetry reported them, with for every
- * sector the (ascending) indices of the writes that covered it. This is what "the source after
- * some prefix of its writes" means, sector by sector.
+ * Writes a history keeps unsettled at once (docs/simulator.md 6). A correct firmware never has
+ * more in flight than its logs hold (tens of thousands); a broken one that never applies a write
+ * would otherwise hold every later write's coverers for ever. Past it the oldest is taken as
+ * settled: the checks stay sound (they only lose precision about that write's sectors).
+ */
+export const UNSETTLED_WRITES_MAX = 1 << 20;
+
+/** A write issued and not yet settled (see {@link WriteHistory}). */
+interface Unsettled {
+  lba: number;
+  count: number;
+  completed: boolean;
+  applied: boolean;
+}
+
+/** Where `tag` stands among a sector's writes. */
+export type Coverage = 'covered' | 'never' | 'unknown';
+
+/**
+ * The writes a host issued to one LUN, as telemetry reported them, kept in memory proportional
+ * to the sectors written plus the writes still in flight, not to every write ever issued
+ * (docs/simulator.md 6). Tags increase in issue order (the host workload and the controller both
+ * number writes that way), so a tag doubles as the write's position in the history: "the source
+ * after some prefix of its writes" is "every write with a tag up to P".
+ *
+ * Per sector it keeps the first and the last write that covered it, and the writes in between
+ * that may still matter: a write matters while it, or a write older than it, is *unsettled*
+ * (issued, and not yet both completed at the host and applied at the target). Once every write
+ * up to some tag has settled, a copy can no longer legitimately hold an older version of those
+ * sectors than the last settled one, so older coverers are dropped. The per-sector tables are
+ * pages of typed arrays; the sectors with more than one coverer kept, and the unsettled writes,
+ * are small maps.
  */
 export class WriteHistory {
-  readonly tags: number[] = [];
-  readonly lbas: number[] = [];
-  readonly counts: number[] = [];
-  private readonly indexOfTag = new Map<number, number>();
-  private readonly coverers = new Map<number, number[]>();
-  /** Writes the host saw fail: their sectors may hold either version. */
-  readonly failed = new Set<number>();
-  /** Written sectors, ascending, as of the last {@link writtenSectors} call... */
+  private readonly lastTags = new Map<number, Float64Array>();
+  private readonly firstTags = new Map<number, Float64Array>();
+  /** Sectors whose kept coverers are more than the last one (ascending tags, the last included). */
+  private readonly kept = new Map<number, number[]>();
+  /** Unsettled writes by tag, in issue (ascending) order. */
+  private readonly unsettled = new Map<number, Unsettled>();
+  /** Sectors a write the host saw fail touched: they may hold either version. */
+  private readonly failedSectors = new Set<number>();
+  private newest = 0;
+  private writes = 0;
+  private sectorsWritten = 0;
+  private forgotten = 0;
   private sorted: number[] = [];
-  /** ...and those first written since, in arrival order. */
-  private fresh: number[] = [];
+  private sortedFor = -1;
 
+  /** Writes added. */
   get length(): number {
-    return this.tags.length;
+    return this.writes;
+  }
+
+  /** Writes taken as settled early because {@link UNSETTLED_WRITES_MAX} was reached. */
+  get forcedSettled(): number {
+    return this.forgotten;
+  }
+
+  /** Writes issued and not yet settled. */
+  get unsettledWrites(): number {
+    return this.unsettled.size;
+  }
+
+  /** Sectors holding more than one remembered coverer (what in-flight overlap costs). */
+  get sectorsWithHistory(): number {
+    return this.kept.size;
+  }
+
+  /** Distinct sectors written. */
+  get sectorCount(): number {
+    return this.sectorsWritten;
   }
 
   add(tag: number, lba: number, count: number): void {
-    const index = this.tags.length;
-    this.tags.push(tag);
-    this.lbas.push(lba);
-    this.counts.push(count);
-    this.indexOfTag.set(tag, index);
+    assert(Number.isSafeInteger(tag) && tag > this.newest, `write history: tags must increase in issue order (got ${tag} after ${this.newest})`);
+    this.newest = tag;
+    this.writes++;
+    this.unsettled.set(tag, { lba, count, completed: false, applied: false });
+    const oldest = this.oldestUnsettled();
     for (let s = lba; s < lba + count; s++) {
-      const list = this.coverers.get(s);
-      if (list) list.push(index);
-      else {
-        this.coverers.set(s, [index]);
-        this.fresh.push(s);
+      const last = this.page(this.lastTags, s, true)!;
+      const i = s % PAGE_SECTORS;
+      const prev = last[i]!;
+      last[i] = tag;
+      if (prev === 0) {
+        this.page(this.firstTags, s, true)![i] = tag;
+        this.sectorsWritten++;
+        continue;
       }
+      const list = this.kept.get(s) ?? [prev];
+      list.push(tag);
+      this.trim(s, list, oldest);
+    }
+    if (this.unsettled.size > UNSETTLED_WRITES_MAX) {
+      this.forgotten++;
+      this.settle(this.unsettled.keys().next().value!, true);
     }
   }
 
-  indexOf(tag: number): number | undefined {
-    return this.indexOfTag.get(tag);
+  /** The host saw write `tag` complete (acknowledged or failed); `applied`: its completion implies the target applied it. */
+  completed(tag: number, o: { applied: boolean }): void {
+    const w = this.unsettled.get(tag);
+    if (!w) return;
+    w.completed = true;
+    if (o.applied) w.applied = true;
+    if (w.applied) this.settle(tag, false);
   }
 
-  /**
-   * Sectors some write covered, ascending (do not modify the array). Kept between calls: only the
-   * sectors first written since the last call are sorted, then merged in, so checkpoints taken
-   * through a long run cost O(sectors) each, not a sort of the whole history.
-   */
-  writtenSectors(): readonly number[] {
-    if (this.fresh.length === 0) return this.sorted;
-    const fresh = Float64Array.from(this.fresh).sort();
-    this.fresh = [];
-    const old = this.sorted;
-    const merged: number[] = new Array<number>(old.length + fresh.length);
-    let i = 0;
-    let j = 0;
-    for (let k = 0; k < merged.length; k++) merged[k] = j >= fresh.length || (i < old.length && old[i]! < fresh[j]!) ? old[i++]! : fresh[j++]!;
-    this.sorted = merged;
-    return merged;
+  /** The target applied write `tag`. Returns whether the history knew it as in flight. */
+  applied(tag: number): boolean {
+    const w = this.unsettled.get(tag);
+    if (!w) return false;
+    w.applied = true;
+    if (w.completed) this.settle(tag, false);
+    return true;
   }
 
-  /** Indices of the writes that covered sector `lba`, ascending. */
-  coverersOf(lba: number): readonly number[] {
-    return this.coverers.get(lba) ?? [];
+  /** Whether write `tag` is in flight and the target has applied it (null: not in flight here). */
+  appliedInFlight(tag: number): boolean | null {
+    return this.unsettled.get(tag)?.applied ?? null;
+  }
+
+  /** The host saw write `tag` fail; its sectors (given, or known while it is in flight) may hold either version. */
+  markFailed(tag: number, lba?: number, count?: number): void {
+    const w = this.unsettled.get(tag);
+    const from = lba ?? w?.lba;
+    const n = count ?? w?.count ?? 0;
+    if (from !== undefined) for (let s = from; s < from + n; s++) this.failedSectors.add(s);
+    if (w) {
+      w.completed = w.applied = true;
+      this.settle(tag, false);
+    }
   }
 
   /** Was this sector touched by a write the host saw fail? */
   touchedByFailure(lba: number): boolean {
-    if (this.failed.size === 0) return false;
-    for (const i of this.coverersOf(lba)) if (this.failed.has(this.tags[i]!)) return true;
-    return false;
+    return this.failedSectors.size > 0 && this.failedSectors.has(lba);
+  }
+
+  /** Whether any write covered sector `lba`. */
+  written(lba: number): boolean {
+    return this.lastTag(lba) !== 0;
+  }
+
+  /** The last write to sector `lba` (0: none). */
+  lastTag(lba: number): number {
+    return this.page(this.lastTags, lba, false)?.[lba % PAGE_SECTORS] ?? 0;
+  }
+
+  /** The first write to sector `lba` (0: none). */
+  firstTag(lba: number): number {
+    return this.page(this.firstTags, lba, false)?.[lba % PAGE_SECTORS] ?? 0;
+  }
+
+  /**
+   * The writes to sector `lba` still remembered, ascending: the last always, and every one that
+   * may still matter (see the class doc). Empty if none covered it.
+   */
+  coverersOf(lba: number): readonly number[] {
+    const list = this.kept.get(lba);
+    if (list) return list;
+    const last = this.lastTag(lba);
+    return last === 0 ? [] : [last];
+  }
+
+  /** Did write `tag` cover sector `lba`? `unknown` when it is older than what is remembered there. */
+  coverage(lba: number, tag: number): Coverage {
+    const coverers = this.coverersOf(lba);
+    if (coverers.length === 0 || tag < this.firstTag(lba) || tag > coverers[coverers.length - 1]!) return 'never';
+    if (tag === this.firstTag(lba) || coverers.includes(tag)) return 'covered';
+    return tag < coverers[0]! ? 'unknown' : 'never';
+  }
+
+  /**
+   * Sectors some write covered, ascending (do not modify the array). Rebuilt from the pages only
+   * when sectors were first written since the last call: O(sectors written) per call.
+   */
+  writtenSectors(): readonly number[] {
+    if (this.sortedFor === this.sectorsWritten) return this.sorted;
+    const out: number[] = [];
+    for (const p of [...this.lastTags.keys()].sort((a, b) => a - b)) {
+      const page = this.lastTags.get(p)!;
+      for (let i = 0; i < PAGE_SECTORS; i++) if (page[i] !== 0) out.push(p * PAGE_SECTORS + i);
+    }
+    this.sorted = out;
+    this.sortedFor = this.sectorsWritten;
+    return out;
+  }
+
+  private oldestUnsettled(): number {
+    const first = this.unsettled.keys().next();
+    return first.done === true ? Infinity : first.value;
+  }
+
+  /**
+   * Write `tag` has settled. Writes settle in any order, but only a run of settled writes at the
+   * oldest end lets coverers go: those writes leave the table, and their sectors are trimmed.
+   */
+  private settle(tag: number, force: boolean): void {
+    const w = this.unsettled.get(tag);
+    if (!w) return;
+    if (force) w.completed = w.applied = true;
+    for (;;) {
+      const first = this.unsettled.entries().next();
+      if (first.done === true) break;
+      const [oldestTag, oldest] = first.value;
+      if (!(oldest.completed && oldest.applied)) break;
+      this.unsettled.delete(oldestTag);
+      const bound = this.oldestUnsettled();
+      for (let s = oldest.lba; s < oldest.lba + oldest.count; s++) {
+        const list = this.kept.get(s);
+        if (list) this.trim(s, list, bound);
+      }
+    }
+  }
+
+  /** Keeps of `list` (sector `s`'s coverers) the last one older than `oldest` and all from it on. */
+  private trim(s: number, list: number[], oldest: number): void {
+    let k = 0;
+    while (k + 1 < list.length && list[k + 1]! < oldest) k++;
+    if (k > 0) list.splice(0, k);
+    if (list.length > 1) this.kept.set(s, list);
+    else this.kept.delete(s);
+  }
+
+  private page(pages: Map<number, Float64Array>, lba: number, create: boolean): Float64Array | undefined {
+    const key = Math.floor(lba / PAGE_SECTORS);
+    let p = pages.get(key);
+    if (!p && create) pages.set(key, (p = new Float64Array(PAGE_SECTORS)));
+    return p;
   }
 }

@@ -11,6 +11,7 @@ import type { Logger } from '../log.ts';
 import { UsageError } from '../plan-error.ts';
 import { campaignHtml, campaignJUnit, viewCommand } from '../report/campaign-report.ts';
 import { checkWritable, writeReport } from '../report/files.ts';
+import { SHRINK_FAILURES_MAX, SHRINK_RUNS_DEFAULT, SHRINK_RUNS_MAX } from '../campaign/shrink.ts';
 import { integer, plan } from './parse.ts';
 
 interface CampaignFlags {
@@ -19,6 +20,10 @@ interface CampaignFlags {
   faults?: LinkFaultPlan;
   writes: number;
   workers?: number;
+  runBudgetS?: number;
+  diskReorder: boolean;
+  shrink: boolean;
+  shrinkRuns: number;
   json: boolean;
   queue?: QueueUrl;
   resume?: string;
@@ -46,6 +51,11 @@ export function campaignCommand(log: Logger, exit: (code: number) => void): Comm
     .option('--idle-max-s <s>', 'with --queue: give up (exit 2, saying how to resume) when no seed finishes for this long', integer('--idle-max-s', 1, QUEUE_LIMITS.keepFinishedSeconds), IDLE_SECONDS_DEFAULT)
     .option('--history <path>', 'record the campaign in this results history (default: $MIRRORLAB_HISTORY, else ~/.mirrorlab/history.db)')
     .option('--no-history', 'record nothing')
+    .option('--run-budget-s <s>', 'wall-clock budget of one run; a run over it is a stuck failure and its worker thread is replaced (default: 60 + 0.004 x --writes)', integer('--run-budget-s', 1, 604_800))
+    .option('--no-disk-reorder', 'memory disks complete writes in the order they were issued (by default they reorder concurrent writes, as drives with command queues do)')
+    .option('--shrink', 'search for a smaller reproduction of each inconsistent run (the default)', true)
+    .option('--no-shrink', 'print failures as they were found, without searching for smaller ones')
+    .option('--shrink-runs <n>', `runs the search may spend per failure (first ${SHRINK_FAILURES_MAX} failures)`, integer('--shrink-runs', 1, SHRINK_RUNS_MAX), SHRINK_RUNS_DEFAULT)
     .option('--json', 'print exactly one JSON document on stdout', false)
     .option('--junit <file>', 'also write a JUnit XML report: one testcase per seed, a failure with its violations and reproduce command')
     .option('--html <file>', 'also write a self-contained HTML report: summary, failures with reproduce commands, fault totals, plots')
@@ -79,7 +89,10 @@ export function campaignCommand(log: Logger, exit: (code: number) => void): Comm
         id = q.queue.campaignId;
         settings = { seeds: q.result.seeds, from: q.result.from, writes: q.settings.writes, faults: q.settings.faults ? formatLinkFaults(q.settings.faults) : null, queue: q.queue.url };
       } else {
-        outcome = await runCampaignOutcome({ seeds: flags.seeds!, from: flags.from, faults: flags.faults ?? null, writes: flags.writes, workers: flags.workers, log }, onRun);
+        outcome = await runCampaignOutcome({
+          seeds: flags.seeds!, from: flags.from, faults: flags.faults ?? null, writes: flags.writes, workers: flags.workers, log,
+          diskReorder: flags.diskReorder, shrink: flags.shrink, shrinkRuns: flags.shrinkRuns, ...(flags.runBudgetS !== undefined ? { runBudgetMs: flags.runBudgetS * 1000 } : {}),
+        }, onRun);
         id = newRecordId('campaign');
         settings = { seeds: flags.seeds, from: flags.from, writes: flags.writes, faults: flags.faults ? formatLinkFaults(flags.faults) : null };
       }
@@ -112,6 +125,10 @@ function checkCombination(f: CampaignFlags, given: (option: string) => boolean):
   }
   if (f.seeds === undefined) throw new UsageError('campaign needs --seeds N (how many seeds to run), or --queue URL --resume ID to pick up a queued campaign');
   if (f.queue && f.workers !== undefined) throw new UsageError('--workers sets local worker threads; a queued campaign runs on `mirrorlab worker --concurrency N` processes instead');
+  const localOnly = ['diskReorder', 'shrinkRuns', 'runBudgetS'].filter(given);
+  if (f.queue && localOnly.length > 0) {
+    throw new UsageError(`--no-disk-reorder, --shrink-runs and --run-budget-s apply to local campaigns; a queued campaign runs its seeds as drawn, on the workers (got ${localOnly.map((o) => `--${o.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')})`);
+  }
 }
 
 /** The queued campaign's progress: a redrawn line on a terminal, else a log line every 10 s. */
@@ -137,8 +154,9 @@ const n = (count: number, word: string): string => `${count} ${word}${count === 
 
 export function renderCampaign(r: CampaignReport): string {
   const f = r.faultsInjected;
-  const inconsistent = r.failures.length - r.crashed;
-  const headline = r.failures.length === 0 && r.notRun === 0 ? 'ALL CONSISTENT' : `${inconsistent} INCONSISTENT, ${r.crashed} CRASHED${r.notRun > 0 ? `, ${r.notRun} NOT RUN` : ''}`;
+  const inconsistent = r.failures.length - r.crashed - r.stuck;
+  const stuck = r.stuck > 0 ? `, ${r.stuck} STUCK` : '';
+  const headline = r.failures.length === 0 && r.notRun === 0 ? 'ALL CONSISTENT' : `${inconsistent} INCONSISTENT, ${r.crashed} CRASHED${stuck}${r.notRun > 0 ? `, ${r.notRun} NOT RUN` : ''}`;
   const lines = [
     `${headline}: seeds ${r.from}..${r.from + r.seeds - 1}, ${r.runs} runs, ${r.writes} writes, ${r.wallSeconds} s${r.workerRestarts > 0 ? `, ${r.workerRestarts} worker threads replaced` : ''}`,
     `  runs by mode/policy  ${Object.entries(r.byMode).map(([k, n]) => `${k} ${n}`).join(', ')}`,
@@ -151,10 +169,18 @@ export function renderCampaign(r: CampaignReport): string {
   }
   for (const fail of r.failures) {
     if (fail.verdict === 'crashed') lines.push(`  CRASH seed ${fail.seed} (${fail.mode}/${fail.onLockReject}): ${(fail.error ?? '').split('\n')[0]}`);
+    else if (fail.verdict === 'stuck') lines.push(`  STUCK seed ${fail.seed} (${fail.mode}/${fail.onLockReject}): ${fail.error ?? ''}`);
     else lines.push(`  FAIL seed ${fail.seed} (${fail.mode}/${fail.onLockReject}):`);
     for (const v of fail.violations.slice(0, 3)) lines.push(`    ${describeViolation(v)}`);
     lines.push(`    reproduce: ${fail.reproduce}`);
     if (fail.verdict !== 'crashed') lines.push(`    view:      ${viewCommand(fail.reproduce, fail.seed)}`);
+    const s = fail.shrunk;
+    if (s) {
+      const same = s.reproduce === fail.reproduce;
+      lines.push(same
+        ? `    smallest:  nothing smaller fails the same way (${s.runs} runs tried)`
+        : `    smallest:  ${s.reproduce}\n               (${s.runs} runs; writes ${s.writes.from} -> ${s.writes.to}, faults ${s.faults.from} -> ${s.faults.to}; ${s.violations[0] ? describeViolation(s.violations[0]) : ''})`);
+    }
   }
   return lines.join('\n');
 }

@@ -5,6 +5,7 @@ import { runEmulation } from '../emulator/run.ts';
 import { LINK_FAULT_SYNTAX, formatLinkFaults, parseLinkFaults } from '../faults/link-fault-plan.ts';
 import { DISK_FAULT_SYNTAX, formatDiskFaults, parseDiskFaults } from '../faults/disk-fault-plan.ts';
 import { VOLUME_SPEC_HELP, formatVolumeSpec, parseVolumeSpec } from '../../host/disks/volume-spec.ts';
+import { STALL_MS_DEFAULT, STALL_MS_MAX } from '../emulator/watchdog.ts';
 import type { Logger } from '../log.ts';
 import { ACCESS_PATTERNS } from '../workload/host-workload.ts';
 import { choice, decimal, integer, plan, probability } from './parse.ts';
@@ -19,7 +20,7 @@ import { DEFAULT_VIZ_PORT } from '../viz/server.ts';
 import { runWithViz } from './viz-command.ts';
 
 /** The flags as commander parses them: the run's options, with the probability and outputs as flags name them. */
-export type EmulateFlags = Omit<EmulateOptions, 'lockContentionPerMillion' | 'healMs' | 'faultPhaseMsMax' | 'checkpointEveryMs' | 'limits'> & {
+export type EmulateFlags = Omit<EmulateOptions, 'lockContentionPerMillion' | 'healMs' | 'faultPhaseMsMax' | 'checkpointEveryMs' | 'limits' | 'schedulerEventsMax'> & {
   lockContention: number;
   healMs: number;
   faultPhaseMaxMs: number;
@@ -64,7 +65,10 @@ export function addEmulateFlags(cmd: Command): Command {
     .option('--lock-contention <p>', 'chance that a mirrored write finds its region locked by the target (0.05 or 5%)', probability('--lock-contention'), D.lockContentionPerMillion)
     .option('--heal-ms <ms>', 'after the faults stop, everything must drain within this much virtual time', decimal('--heal-ms', 1, 1e9), D.healMs)
     .option('--fault-phase-max-ms <ms>', 'the fault phase ends after at most this much virtual time: the hosts stop issuing writes, then healing starts; every timed fault must fall within it',
-      decimal('--fault-phase-max-ms', 0, FAULT_PHASE_MS_MAX_LIMIT, true), D.faultPhaseMsMax);
+      decimal('--fault-phase-max-ms', 0, FAULT_PHASE_MS_MAX_LIMIT, true), D.faultPhaseMsMax)
+    .option('--stall-ms <ms>', `end the run with a liveness violation after this much virtual time without progress while work is pending and no fault is active (default ${STALL_MS_DEFAULT})`,
+      decimal('--stall-ms', 0, STALL_MS_MAX, true))
+    .option('--disk-reorder', 'memory disks (and RAID members) complete concurrent writes in a seeded order of their own, overlapping ones included');
 }
 
 /**

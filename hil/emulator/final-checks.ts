@@ -87,9 +87,8 @@ class PairCheck {
 
   /** An unreadable sector: a lost write if host data should be there; else the volume's check reports it. */
   private unreadable(side: number, e: MediaError): void {
-    const coverers = this.history.coverersOf(e.lba);
-    if (coverers.length === 0 || this.history.touchedByFailure(e.lba)) return;
-    const tag = this.history.tags[coverers[coverers.length - 1]!]!;
+    const tag = this.history.lastTag(e.lba);
+    if (tag === 0 || this.history.touchedByFailure(e.lba)) return;
     this.flagSide(side, { invariant: 'data-intact', node: this.nodes[side]!, lun: this.p.pair.lun, lba: e.lba, seq: tag, tMs: this.clock.now(), message: `LBA ${e.lba}: the last write to it (tag ${tag}) cannot be read back: ${e.message}` });
   }
 

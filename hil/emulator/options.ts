@@ -7,6 +7,7 @@ import { UsageError } from '../plan-error.ts';
 import type { HostWorkloadSpec } from '../workload/host-workload.ts';
 import type { TopologyOptions } from './topology.ts';
 import { lunSpec, volumeNames } from './volumes.ts';
+import { STALL_MS_MAX } from './watchdog.ts';
 
 /**
  * Everything an emulation run depends on; a run is a pure function of this object. The host
@@ -44,6 +45,19 @@ export interface EmulateOptions
    * `CheckpointSchedule`), so a bounded number of checkpoints spans the whole fault phase.
    */
   checkpointEveryMs: number;
+  /**
+   * The progress watchdog (`--stall-ms`, docs/simulator.md 1): while work is pending and no fault
+   * is active, this much virtual time without a host write completing or a log entry confirmed
+   * ends the run with a liveness violation. Default 30,000 (`STALL_MS_DEFAULT`).
+   */
+  stallMs?: number;
+  /**
+   * Memory disks (plain, RAID members, hot spares) reorder their writes' completions
+   * (`--disk-reorder`, docs/simulator.md 2). Off by default in `emulate`, on in campaigns.
+   */
+  diskReorder?: boolean;
+  /** Scheduler events the run may fire before it is a runaway; default scaled from the workload (`schedulerEventsBudget`). */
+  schedulerEventsMax?: number;
 }
 
 /** Largest `--fault-phase-max-ms` accepted: a day of virtual time. */
@@ -102,6 +116,9 @@ export function validateEmulateOptions(o: EmulateOptions): void {
     if (p.forMs >= o.healMs * 100) throw new UsageError(`a partition of ${p.forMs} ms would outlast any sensible run; keep partitions shorter than 100 x --heal-ms (${o.healMs * 100} ms)`);
   }
   checkLinkSupervision(o);
+  if (o.stallMs !== undefined && !(o.stallMs > 0 && o.stallMs <= STALL_MS_MAX)) {
+    throw new UsageError(`--stall-ms is ${o.stallMs}; allowed above 0 to ${STALL_MS_MAX} ms of virtual time`);
+  }
   checkTimedFaults(o);
   checkImagePaths(o);
 }
@@ -126,6 +143,7 @@ function checkTimedFaults(o: EmulateOptions): void {
   const late = (what: string): UsageError =>
     new UsageError(`${what}, after the fault phase's maximum of ${max} ms (--fault-phase-max-ms); raise --fault-phase-max-ms or move the fault earlier`);
   for (const f of o.diskFaults) if (f.kind === 'fail' && f.atMs > max) throw late(`--disk-faults: fail=${f.side}:${f.member}@${f.atMs}ms is at ${f.atMs} ms`);
+  for (const f of o.diskFaults) if (f.kind === 'power' && f.atMs > max) throw late(`--disk-faults: power=${f.side}@${f.atMs}ms is at ${f.atMs} ms`);
   for (const p of o.faults.partitions) if (p.atMs + p.forMs > max) throw late(`--faults: partition=${p.atMs}ms+${p.forMs}ms ends at ${p.atMs + p.forMs} ms`);
   for (const b of o.faults.bandwidth) if (b.atMs > max) throw late(`--faults: bandwidth=${b.mbps}@${b.atMs}ms is at ${b.atMs} ms`);
   const lateItem = lateLinkFault(o.faults, max);

@@ -1,4 +1,3 @@
-import type { StorageController } from '../../firmware/controller/storage-controller.ts';
 import type { ConsistencyChecker } from '../checker/consistency-checker.ts';
 import type { Violation } from '../checker/violation.ts';
 import type { LinkFaultInjector } from '../faults/link-fault-injector.ts';
@@ -7,6 +6,7 @@ import { writeOrderCheckpoint, type CheckpointSchedule } from './checkpoints.ts'
 import type { EmulateOptions } from './options.ts';
 import type { Topology } from './topology.ts';
 import type { VolumeSet } from './volumes.ts';
+import { describeControllerStatus, ProgressWatchdog, schedulerEventsBudget, STALL_MS_DEFAULT, type WatchdogVerdict } from './watchdog.ts';
 
 /** The clock runs in slices this long (virtual ms) between progress reports and supervision. */
 const SLICE_MS = 5;
@@ -24,12 +24,50 @@ export interface PhaseContext {
   /** Async mode: when to check write-order fidelity; null otherwise. */
   checkpoints: CheckpointSchedule | null;
   progress: (phase: Phase) => void;
+  /** The progress watchdog (docs/simulator.md 1); made on first use from `opts` when not given. */
+  watchdog?: RunWatchdog;
+}
+
+/** The watchdog of one run and, once it fired, why. */
+export interface RunWatchdog {
+  readonly dog: ProgressWatchdog;
+  verdict: WatchdogVerdict | null;
+}
+
+/** The run's watchdog: `--stall-ms` and a scheduler-event budget scaled from the workload. */
+export function watchdogOf(ctx: PhaseContext): RunWatchdog {
+  if (ctx.watchdog) return ctx.watchdog;
+  const { opts, hosts, injector, volumes } = ctx;
+  // Reads come on top of writes: a host issues about writes / (1 - readShare) operations.
+  const operations = Math.ceil((opts.writes * hosts.length * 100) / (100 - opts.readPercent));
+  const timedFaultsMs = Math.max(injector.timedFaultsEndMs, volumes.timedFaultsEndMs);
+  const dog = new ProgressWatchdog({
+    stallMs: opts.stallMs ?? STALL_MS_DEFAULT,
+    eventsBudget: opts.schedulerEventsMax ?? schedulerEventsBudget({ operations, timedFaultsMs }),
+    faults: injector,
+  });
+  return (ctx.watchdog = { dog, verdict: null });
+}
+
+/**
+ * One slice of the clock under the watchdog, until `untilMs` or `until()`; `pending()` says whether
+ * the firmware has work left. `stopped`: the watchdog ended the run; `idle`: nothing was scheduled.
+ */
+async function watchedSlice(ctx: PhaseContext, s: { untilMs: number; until: () => boolean; pending: () => boolean }): Promise<'idle' | 'ok' | 'stopped'> {
+  const { untilMs, until, pending } = s;
+  const w = watchdogOf(ctx);
+  const { clock } = ctx.topo;
+  const outcome = await clock.run({ untilMs, until, maxEvents: w.dog.eventsLeft(clock.eventsRun) });
+  w.verdict = w.dog.sample({ nowMs: clock.now(), progress: ctx.checker.progress, pending: pending(), eventsRun: clock.eventsRun });
+  if (w.verdict !== null) return 'stopped';
+  return outcome === 'idle' ? 'idle' : 'ok';
 }
 
 /**
  * How a phase ended. `done`: its goal was reached. `capped`: the fault phase reached
  * `faultPhaseMsMax`. `timeout`: healing did not settle within `healMs`. `stuck`: nothing was left
- * on the clock, yet work was outstanding (a lost wake-up).
+ * on the clock, yet work was outstanding (a lost wake-up), or the watchdog stopped the run (no
+ * progress for `--stall-ms`, or the event budget spent: docs/simulator.md 1).
  */
 export type PhaseOutcome = 'done' | 'capped' | 'timeout' | 'stuck';
 
@@ -49,11 +87,14 @@ export async function faultPhase(ctx: PhaseContext): Promise<PhaseOutcome> {
   const over = (): boolean =>
     failed(topo) || (hosts.every((h) => h.done) && clock.now() >= timedEndMs && topo.source.quiescent() && topo.target.quiescent() && !volumes.pending);
   const pause = (): boolean => over() || wireUp() !== linkUp;
+  // The firmware's work only: an array rebuild is the disks' own and may rightly take long.
+  const pending = (): boolean => !hosts.every((h) => h.done) || !topo.source.quiescent() || !topo.target.quiescent();
   while (!over()) {
     if (clock.now() >= opts.faultPhaseMsMax) return 'capped';
     volumes.supervise();
     const untilMs = Math.min(opts.faultPhaseMsMax, clock.now() + SLICE_MS, checkpoints?.nextMs ?? Infinity);
-    const outcome = await clock.run({ untilMs, until: pause });
+    const outcome = await watchedSlice(ctx, { untilMs, until: pause, pending });
+    if (outcome === 'stopped') return 'stuck';
     const healed = !linkUp && wireUp();
     linkUp = wireUp();
     if (outcome === 'idle' && !over()) return 'stuck';
@@ -78,7 +119,9 @@ export async function healingPhase(ctx: PhaseContext): Promise<PhaseOutcome> {
   while (!settled()) {
     if (clock.now() >= deadline) return 'timeout';
     volumes.supervise();
-    const outcome = await clock.run({ untilMs: Math.min(deadline, clock.now() + SLICE_MS), until: settled });
+    const firmwareBusy = (): boolean => !(hosts.every((h) => h.done) && topo.source.settled() && topo.target.settled());
+    const outcome = await watchedSlice(ctx, { untilMs: Math.min(deadline, clock.now() + SLICE_MS), until: settled, pending: firmwareBusy });
+    if (outcome === 'stopped') return 'stuck';
     if (outcome === 'idle' && !settled()) return 'stuck';
     ctx.progress('healing');
   }
@@ -93,10 +136,15 @@ export function failed(topo: Topology): boolean {
 /** The liveness violation for a phase that did not end well, saying what was still going on. */
 export function liveness(ctx: PhaseContext, phase: 'faults' | 'healing', outcome: 'timeout' | 'stuck'): Violation {
   const { topo, hosts, volumes, opts } = ctx;
-  const why = outcome === 'stuck'
-    ? `nothing is scheduled, yet work is outstanding (a lost wake-up) ${phase === 'faults' ? 'during the fault phase' : 'after the faults stopped'}`
-    : `not quiescent ${opts.healMs} ms after the faults stopped`;
-  const status = [topo.source, topo.target].map((c) => describeStatus(c)).join('; ');
+  const when = phase === 'faults' ? 'during the fault phase' : 'after the faults stopped';
+  const verdict = ctx.watchdog?.verdict ?? null;
+  const why = verdict !== null
+    ? watchdogWhy(verdict, when)
+    : outcome === 'stuck'
+      ? `nothing is scheduled, yet work is outstanding (a lost wake-up) ${when}`
+      : `not quiescent ${opts.healMs} ms after the faults stopped`;
+  const frames = ctx.checker.lastFramesSent();
+  const status = [topo.source, topo.target].map((c) => describeControllerStatus(c)).join('; ') + `; last frames sent: ${frames.length > 0 ? frames.join(', ') : 'none'}`;
   const busy = hosts.filter((h) => !h.done).length;
   const extra = [busy > 0 ? `${busy} host(s) still waiting for writes` : '', volumes.pending ? 'an array rebuild still running or due' : ''].filter(Boolean);
   // The checker names the place: the oldest unconfirmed rollback entry, else a commit log, else a
@@ -107,6 +155,9 @@ export function liveness(ctx: PhaseContext, phase: 'faults' | 'healing', outcome
   );
 }
 
-function describeStatus(c: StorageController): string {
-  return c.status().map((s) => `${c.name}->${s.peer}: ${s.source ? `source ${s.source.state}, rollback ${s.source.rollbackLog.entries} entries` : 'no source'}, target ${s.target.state}, commit ${s.target.commitLog.entries} entries`).join(', ');
+function watchdogWhy(v: WatchdogVerdict, when: string): string {
+  if (v.kind === 'events') {
+    return `the run spent its budget of ${v.budget} scheduler events ${when} (a runaway: events that move virtual time little or not at all; the budget scales with --writes, see docs/simulator.md 1.2)`;
+  }
+  return `no host write completed and no log entry was confirmed for ${v.stalledMs} virtual ms while work was pending and no fault was active (--stall-ms), since ${v.lastProgressMs} ms, ${when}`;
 }

@@ -41,5 +41,7 @@ export function reproduceCommand(o: EmulateOptions): string {
   flag('--lock-contention', o.lockContentionPerMillion / 1_000_000, d.lockContentionPerMillion / 1_000_000);
   flag('--heal-ms', o.healMs, d.healMs);
   flag('--fault-phase-max-ms', o.faultPhaseMsMax, d.faultPhaseMsMax);
+  if (o.stallMs !== undefined) args.push('--stall-ms', String(o.stallMs));
+  if (o.diskReorder === true) args.push('--disk-reorder');
   return args.join(' ');
 }

@@ -42,6 +42,11 @@ export interface RunHooks {
   tap?: TraceSink;
   /** Run on this fresh clock instead of a new VirtualClock (the visualizer paces it to wall time). */
   clock?: VirtualClock;
+  /**
+   * Test-only (no flag or file reaches it, docs/conventions.md 15): called with the built
+   * topology before anything starts, so a test can break the firmware on purpose.
+   */
+  beforeStart?: (topo: Topology) => void;
 }
 
 /** The mirrors of a run by volume name: source (primary) and target (secondary). */
@@ -85,7 +90,7 @@ export async function runEmulation(opts: EmulateOptions, hooks: RunHooks = {}): 
 async function buildVolumes(opts: EmulateOptions, clock: VirtualClock | HandoverClock): Promise<VolumeSet> {
   try {
     return await VolumeSet.build({ source: opts.sourceVolume, target: opts.targetVolume }, opts.bidirectional, opts.diskFaults, {
-      clock, random: new SeededRandom(opts.seed).fork('volumes'), service: DEFAULT_TOPOLOGY.diskService,
+      clock, random: new SeededRandom(opts.seed).fork('volumes'), service: DEFAULT_TOPOLOGY.diskService, reorder: opts.diskReorder === true,
     });
   } catch (error) {
     if (error instanceof DiskImageError) throw new UsageError(error.message, error.code);
@@ -138,6 +143,7 @@ async function runPhases(opts: EmulateOptions, hooks: RunHooks, parts: RunParts)
     connections: opts.connections, limits: supervisionLimits(opts), telemetry, clock, makeVolume: (name) => volumes.device(name),
   });
   parts.setTopology(topo);
+  hooks.beforeStart?.(topo);
   const injector = new LinkFaultInjector(opts.faults, topo.random.fork('link-faults'), topo.link, topo.clock, opts.bandwidthMbps, telemetry);
   topo.start();
   injector.start();
@@ -197,6 +203,9 @@ async function runToQuiescence(ctx: PhaseContext, notes: string[]): Promise<{ ok
 async function finalChecks(ctx: PhaseContext, quiesced: boolean, baselines: Map<string, Baseline>): Promise<VolumeReport[]> {
   const { topo, volumes, checker } = ctx;
   if (quiesced) {
+    // The content checks read what should be there (docs/simulator.md 3): injected silent corruption
+    // is the arrays' check's to find and attribute, below.
+    volumes.showCorruption(false);
     await finalContentChecks(topo.clock, checker, topo.pairs.map((pair) => {
       const [primary, secondary] = [pair.primaryVolume, pair.secondaryVolume].map((d) => volumes.device(d.name));
       const sparse = volumes.memoryBacked(primary!.name) && volumes.memoryBacked(secondary!.name);
@@ -204,6 +213,7 @@ async function finalChecks(ctx: PhaseContext, quiesced: boolean, baselines: Map<
       return { pair, primary: primary!, secondary: secondary!, sparse, extraLbas, baseline: baselines.get(primary!.name) ?? BLANK_BASELINE };
     }));
   }
+  volumes.showCorruption(true);
   const reports = await volumes.report((p) => drive(topo.clock, p), quiesced);
   checkRedundancy(reports, volumes, checker, topo.clock.now(), quiesced);
   return reports;

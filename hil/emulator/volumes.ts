@@ -4,7 +4,8 @@ import type { HostClock } from '../../host/clock/clock.ts';
 import { drawDiskFaultPlan, type DiskFaultPlan } from '../../host/disks/fault-plan.ts';
 import { FaultyDisk } from '../../host/disks/faulty.ts';
 import { MemoryDisk } from '../../host/disks/memory.ts';
-import type { RaidArray } from '../../host/disks/raid/types.ts';
+import { powerCutIfAble } from '../../host/disks/power.ts';
+import type { CheckResult, RaidArray } from '../../host/disks/raid/types.ts';
 import type { ServiceTimeConfig } from '../../host/disks/service-time.ts';
 import { buildVolume, formatVolumeSpec, type Volume, type VolumeSpec } from '../../host/disks/volume-spec.ts';
 import type { DiskFaultItem, Side } from '../faults/disk-fault-plan.ts';
@@ -15,8 +16,15 @@ export interface VolumeReport {
   name: string;
   layout: string;
   state: 'optimal' | 'degraded' | 'rebuilding' | 'failed';
-  /** From the final check (md's mismatch_cnt); 0 for plain disks, and when the check was skipped. */
+  /**
+   * From the final check (md's mismatch_cnt): mismatches that no injected silent corruption
+   * explains (docs/simulator.md 3); 0 for plain disks, and when the check was skipped.
+   */
   mismatches: number;
+  /** Mismatches the final check found where an injected silent corruption (member, LBA) explains them. */
+  mismatchesAttributed: number;
+  /** The first few attributed mismatches: the corrupted member slot and its LBA. */
+  attributedTo: { member: number; lba: number }[];
   /** Member reads that failed during the final check, repaired or not (0 for plain disks). */
   readErrors: number;
   /** Sectors still unreadable on the volume's live disks after the final check: data at risk or lost. */
@@ -34,6 +42,11 @@ export interface VolumeReport {
  * used up, a further failure leaves the array degraded (and the run flags it).
  */
 export const HOT_SPARES_PER_VOLUME = 4;
+/**
+ * Volatile write cache of every memory disk of a side that a `power` fault strikes (docs/simulator.md
+ * 4): big enough to hold many writes, so that a cut loses some, small enough to destage others.
+ */
+export const POWER_CUT_CACHE_BYTES = 1024 * 1024;
 /** A hot spare takes over this long after a member is found failed (virtual ms). */
 const REBUILD_AFTER_MS = 1;
 
@@ -53,6 +66,8 @@ export interface VolumeEnv {
   random: Random;
   /** Service-time model of every disk, hot spares included. */
   service: ServiceTimeConfig;
+  /** Memory disks (hot spares included) complete writes in a seeded order of their own (docs/simulator.md 2). */
+  reorder?: boolean;
 }
 
 /** The volumes of a run by name, and the side whose spec each is built from. */
@@ -85,6 +100,8 @@ export function lunSpec(spec: VolumeSpec, name: string): VolumeSpec {
 export class VolumeSet {
   private readonly entries: Entry[] = [];
   private readonly failTimes: { entry: Entry; member: number; atMs: number }[] = [];
+  private readonly powerTimes: number[] = [];
+  private readonly powerCutSides = new Set<Side>();
   private struck = false;
 
   private constructor(private readonly env: VolumeEnv, private readonly faults: readonly DiskFaultItem[]) {}
@@ -99,10 +116,14 @@ export class VolumeSet {
     try {
       for (const [name, side] of volumeNames(bidirectional)) {
         const overlay = faults.some((f) => f.side === side);
-        const volume = await buildVolume(lunSpec(specs[side], name), { name, clock: env.clock, service: env.service, random: env.random, faultOverlay: overlay });
+        const cached = faults.some((f) => f.side === side && f.kind === 'power');
+        const volume = await buildVolume(lunSpec(specs[side], name), {
+          name, clock: env.clock, service: env.service, random: env.random, faultOverlay: overlay, reorder: env.reorder,
+          ...(cached ? { writeCacheBytesMax: POWER_CUT_CACHE_BYTES } : {}),
+        });
         set.entries.push({ name, side, volume, device: new FootprintDevice(volume.device), rebuilding: false, rebuilds: 0, rebuildError: null });
       }
-      for (const f of faults) set.target(f);
+      for (const f of faults) if (f.kind !== 'power') set.target(f);
     } catch (error) {
       await set.close().catch(() => undefined);
       throw error;
@@ -127,7 +148,12 @@ export class VolumeSet {
 
   /** When the plan's last member failure happens (the fault phase lasts at least that long). */
   get timedFaultsEndMs(): number {
-    return this.failTimes.reduce((m, f) => Math.max(m, f.atMs), 0);
+    return Math.max(this.failTimes.reduce((m, f) => Math.max(m, f.atMs), 0), ...this.powerTimes);
+  }
+
+  /** Sides whose disks have lost power so far (a `power` fault struck). */
+  get powerCuts(): Side[] {
+    return [...this.powerCutSides];
   }
 
   /**
@@ -176,13 +202,30 @@ export class VolumeSet {
       if (!array) {
         const disk = e.volume.disks[0];
         const state = disk instanceof FaultyDisk && disk.failed ? 'failed' : 'optimal';
-        out.push({ ...base, state, mismatches: 0, readErrors: 0, ...this.unreadable(e) });
+        out.push({ ...base, state, mismatches: 0, mismatchesAttributed: 0, attributedTo: [], readErrors: 0, ...this.unreadable(e) });
         continue;
       }
       const result = check && array.state !== 'failed' ? await drive(array.check()).catch(() => null) : null;
-      out.push({ ...base, state: array.state, mismatches: result?.mismatches ?? 0, readErrors: result?.readErrors ?? 0, ...this.unreadable(e) });
+      const blame = result ? attributeMismatches(result, e.volume.disks) : { unexplained: 0, attributed: 0, attributedTo: [] };
+      out.push({
+        ...base, state: array.state, mismatches: blame.unexplained, mismatchesAttributed: blame.attributed, attributedTo: blame.attributedTo,
+        readErrors: result?.readErrors ?? 0, ...this.unreadable(e),
+      });
     }
     return out;
+  }
+
+  /**
+   * Whether reads show silent corruption (default) or the pristine data under every fault
+   * overlay, hot spares included: the content checks read what should be there, the arrays'
+   * check what is there (docs/simulator.md 3).
+   */
+  showCorruption(shown: boolean): void {
+    for (const e of this.entries) {
+      const disks = new Set<BlockDevice>(e.volume.disks);
+      if (e.volume.array) for (let i = 0; i < e.volume.array.memberCount; i++) disks.add(e.volume.array.member(i));
+      for (const d of disks) if (d instanceof FaultyDisk) d.showCorruption = shown;
+    }
   }
 
   /** LBAs of a plain volume where the fault overlay makes reads fail or lie (arrays: none; their check covers members). */
@@ -218,7 +261,7 @@ export class VolumeSet {
   }
 
   /** The volume a fault item strikes (its side's LUN 0), checking that the member exists. */
-  private target(f: DiskFaultItem): Entry {
+  private target(f: Exclude<DiskFaultItem, { kind: 'power' }>): Entry {
     const e = this.entries.find((x) => x.side === f.side)!;
     const disks = e.volume.disks;
     if (f.member >= disks.length) {
@@ -236,6 +279,11 @@ export class VolumeSet {
     if (this.struck) return;
     this.struck = true;
     for (const f of this.faults) {
+      if (f.kind === 'power') {
+        this.powerTimes.push(f.atMs);
+        this.env.clock.setTimeout(() => this.powerCut(f.side), Math.max(0, f.atMs - this.env.clock.now()));
+        continue;
+      }
       const e = this.target(f);
       if (f.kind === 'fail') {
         this.failTimes.push({ entry: e, member: f.member, atMs: f.atMs });
@@ -247,7 +295,23 @@ export class VolumeSet {
     }
   }
 
-  private planFor(f: Exclude<DiskFaultItem, { kind: 'fail' }>, disk: BlockDevice, random: Random): DiskFaultPlan {
+  /**
+   * A `power` fault's time has come: every disk of every volume of `side` (hot spares in their
+   * slots included) loses power at this instant: what its cache held unflushed is lost, what was
+   * in flight fails. The arrays are not stopped: the controller's own restart is not modelled here,
+   * so the volumes go on serving I/O, holding what survived.
+   */
+  private powerCut(side: Side): void {
+    this.powerCutSides.add(side);
+    for (const e of this.entries) {
+      if (e.side !== side) continue;
+      const array = e.volume.array;
+      const disks = array ? Array.from({ length: array.memberCount }, (_, i) => array.member(i)) : e.volume.disks;
+      for (const d of disks) powerCutIfAble(d);
+    }
+  }
+
+  private planFor(f: Exclude<DiskFaultItem, { kind: 'fail' | 'power' }>, disk: BlockDevice, random: Random): DiskFaultPlan {
     switch (f.kind) {
       case 'slow': return { slowFactor: f.factor };
       case 'bad': return drawDiskFaultPlan(random, disk, { badSectors: f.count });
@@ -275,7 +339,7 @@ export class VolumeSet {
     const old = array.member(member);
     const name = `${e.name}.spare${e.rebuilds}`;
     const clock = this.env.clock;
-    const inner = new MemoryDisk({ name, sectorSize: old.sectorSize, sectorCount: old.sectorCount, clock, service: this.env.service, random: this.env.random.fork(`spare:${name}`) });
+    const inner = new MemoryDisk({ name, sectorSize: old.sectorSize, sectorCount: old.sectorCount, clock, service: this.env.service, random: this.env.random.fork(`spare:${name}`), reorder: this.env.reorder });
     e.rebuilds++;
     array.rebuild(member, new FaultyDisk({ inner, clock })).then(
       () => (e.rebuilding = false),
@@ -301,4 +365,29 @@ export class VolumeSet {
     }
     return { unreadableSectors: count, firstUnreadable: first };
   }
+}
+
+/** Attributed mismatches named in a report. */
+const ATTRIBUTED_NAMED_MAX = 8;
+
+/**
+ * Which of a check's mismatches an injected silent corruption explains (docs/simulator.md 3): a
+ * mismatched member sector or row is explained when a member slot compared there had corruption
+ * injected at that member LBA (its original disk; a write may have cleared it since, after a
+ * parity update had read it). Everything else, and mismatches beyond those the check named, is
+ * unexplained: a failure.
+ */
+export function attributeMismatches(result: CheckResult, disks: readonly BlockDevice[]): { unexplained: number; attributed: number; attributedTo: { member: number; lba: number }[] } {
+  let attributed = 0;
+  const attributedTo: { member: number; lba: number }[] = [];
+  for (const place of result.mismatchPlaces) {
+    const member = place.members.find((m) => {
+      const d = disks[m];
+      return d instanceof FaultyDisk && d.wasCorrupted(place.lba);
+    });
+    if (member === undefined) continue;
+    attributed++;
+    if (attributedTo.length < ATTRIBUTED_NAMED_MAX) attributedTo.push({ member, lba: place.lba });
+  }
+  return { unexplained: result.mismatches - attributed, attributed, attributedTo };
 }

@@ -10,6 +10,8 @@ export type Side = 'source' | 'target';
  */
 export type DiskFaultItem =
   | { kind: 'fail'; side: Side; member: number; atMs: number }
+  /** The side's disks lose power at `atMs`: every volatile write cache is lost (docs/simulator.md 4). */
+  | { kind: 'power'; side: Side; atMs: number }
   | { kind: 'bad'; side: Side; member: number; count: number }
   | { kind: 'corrupt'; side: Side; member: number; count: number }
   | { kind: 'slow'; side: Side; member: number; factor: number };
@@ -20,6 +22,8 @@ export const DISK_FAULT_SYNTAX = [
   '  bad=SIDE:MEMBER:COUNT       COUNT bad sectors drawn from the seed (reads fail; a write remaps them)',
   '  corrupt=SIDE:MEMBER:COUNT   COUNT sectors rot silently (reads return flipped bits)',
   '  slow=SIDE:MEMBER:FACTOR     the member serves every request FACTOR times slower',
+  '  power=SIDE@TIME             every disk of the side loses power at TIME (power=target@40ms): unflushed writes in',
+  '                              their volatile write caches (1 MiB each, on with this item) are lost, writes in flight fail',
 ].join('\n');
 
 /**
@@ -42,18 +46,27 @@ export function parseDiskFaults(text: string): DiskFaultItem[] {
   const seen = new Map<string, string>();
   return items.map((text) => {
     const item = parseItem(text);
-    const key = `${item.kind}|${item.side}|${item.member}${item.kind === 'fail' ? `@${item.atMs}` : ''}`;
+    const member = item.kind === 'power' ? 'all' : String(item.member);
+    const key = `${item.kind}|${item.side}|${member}${item.kind === 'fail' || item.kind === 'power' ? `@${item.atMs}` : ''}`;
     const earlier = seen.get(key);
-    if (earlier !== undefined) throw new UsageError(`--disk-faults: ${item.kind} is given twice for ${item.side} member ${item.member} ("${earlier}" and "${text}"); give each member one ${item.kind}`);
+    if (earlier !== undefined) throw new UsageError(`--disk-faults: ${item.kind} is given twice for ${item.side} member ${member} ("${earlier}" and "${text}"); give each member one ${item.kind}`);
     seen.set(key, text);
     return item;
   });
 }
 
 function parseItem(item: string): DiskFaultItem {
+  const power = /^power=(source|target)(?:@(.+))?$/.exec(item);
+  if (power) {
+    const [, side, at] = power as unknown as [string, Side, string | undefined];
+    if (at === undefined) throw new UsageError(`--disk-faults: power takes SIDE@TIME, e.g. power=${side}@40ms`);
+    const atMs = parseDurationMs(at, '--disk-faults power time');
+    if (atMs > DISK_FAULT_LIMITS.timedFaultMsMax) throw new UsageError(`--disk-faults: power time in "${item}" is ${atMs} ms; allowed from 0 to ${DISK_FAULT_LIMITS.timedFaultMsMax} ms`);
+    return { kind: 'power', side, atMs };
+  }
   const m = /^(fail|bad|corrupt|slow)=(source|target):(\d+)(?:@(.+)|:(\d+))$/.exec(item);
   if (!m) throw new UsageError(`--disk-faults: cannot read "${item}"\n${DISK_FAULT_SYNTAX}`);
-  const [, kind, side, memberText, at, number] = m as unknown as [string, DiskFaultItem['kind'], Side, string, string | undefined, string | undefined];
+  const [, kind, side, memberText, at, number] = m as unknown as [string, Exclude<DiskFaultItem['kind'], 'power'>, Side, string, string | undefined, string | undefined];
   const member = Number(memberText);
   if (kind === 'fail') {
     if (at === undefined) throw new UsageError(`--disk-faults: fail takes SIDE:MEMBER@TIME, e.g. fail=${side}:${member}@50ms`);
@@ -76,6 +89,7 @@ export function formatDiskFaults(items: readonly DiskFaultItem[]): string {
   return items.map((f) => {
     switch (f.kind) {
       case 'fail': return `fail=${f.side}:${f.member}@${f.atMs}ms`;
+      case 'power': return `power=${f.side}@${f.atMs}ms`;
       case 'slow': return `slow=${f.side}:${f.member}:${f.factor}`;
       default: return `${f.kind}=${f.side}:${f.member}:${f.count}`;
     }

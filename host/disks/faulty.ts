@@ -28,8 +28,11 @@ export class FaultyDisk implements BlockDevice, PowerCuttable {
   private readonly clock: HostClock;
   private readonly bad = new Set<number>();
   private readonly corrupt = new Map<number, SectorCorruption>();
+  /** Every sector ever given silent corruption, cleared or not: what explains a mismatch (docs/simulator.md 3). */
+  private readonly everCorrupt = new Set<number>();
   private failAtMs = Infinity;
   private slowFactor = 1;
+  private corruptionShown = true;
 
   constructor(options: FaultyDiskOptions) {
     this.inner = options.inner;
@@ -44,7 +47,10 @@ export class FaultyDisk implements BlockDevice, PowerCuttable {
   apply(plan: DiskFaultPlan): void {
     validateDiskFaultPlan(plan, this);
     for (const lba of plan.badSectors ?? []) this.bad.add(lba);
-    for (const c of plan.corruptSectors ?? []) this.corrupt.set(c.lba, { ...c });
+    for (const c of plan.corruptSectors ?? []) {
+      this.corrupt.set(c.lba, { ...c });
+      this.everCorrupt.add(c.lba);
+    }
     if (plan.failAtMs !== undefined) this.failAtMs = Math.min(this.failAtMs, plan.failAtMs);
     if (plan.slowFactor !== undefined) this.slowFactor = plan.slowFactor;
   }
@@ -57,6 +63,24 @@ export class FaultyDisk implements BlockDevice, PowerCuttable {
     if (this.failAtMs !== Infinity) plan.failAtMs = this.failAtMs;
     if (this.slowFactor !== 1) plan.slowFactor = this.slowFactor;
     return plan;
+  }
+
+  /**
+   * Whether reads show the silent corruption (default) or the pristine data underneath. A
+   * checker turns it off to read what *should* be there, through the same array code; bad
+   * sectors and failures still apply (they are not silent).
+   */
+  set showCorruption(shown: boolean) {
+    this.corruptionShown = shown;
+  }
+
+  get showCorruption(): boolean {
+    return this.corruptionShown;
+  }
+
+  /** Whether silent corruption was ever injected at `lba` (a write may have cleared it since). */
+  wasCorrupted(lba: number): boolean {
+    return this.everCorrupt.has(lba);
   }
 
   get failed(): boolean {
@@ -74,7 +98,7 @@ export class FaultyDisk implements BlockDevice, PowerCuttable {
     if (this.failed) throw new DeviceFailedError(this.name);
     const bad = this.firstBad(lba, count);
     if (bad !== undefined) throw new MediaError(this.name, bad);
-    if (this.corrupt.size > 0) this.rot(lba, count, data);
+    if (this.corrupt.size > 0 && this.corruptionShown) this.rot(lba, count, data);
     return data;
   }
 

@@ -35,14 +35,33 @@ export interface MemoryDiskOptions {
   random?: Random;
   /** Allocation unit of the sparse store (bytes, a power of two). */
   storeChunkBytes?: number;
+  /**
+   * Reorder completions (docs/simulator.md 2), as a drive with a command queue does: each write
+   * takes a seeded extra delay and lands on the media (or in the cache) when it completes, so
+   * writes in flight together, overlapping ones included, land and complete in any order. Needs
+   * `random`; not with `tornWrites` (which models the write-through path's order).
+   */
+  reorder?: boolean;
 }
+
+/**
+ * The extra delay a reordering disk adds to a write: up to {@link REORDER_SPREAD_SERVICE_TIMES}
+ * of its service times (drawn in 1/1024ths), but as if the service time were at least
+ * {@link REORDER_SPREAD_MIN_MS}, so that requests with no service time still overtake each other.
+ * A drive with a command queue serves what is cheapest next, so a request can wait behind
+ * several later ones.
+ */
+const REORDER_SPREAD_SERVICE_TIMES = 4;
+const REORDER_SPREAD_MIN_MS = 0.05;
+const REORDER_STEPS = 1024;
 
 /**
  * A sparse in-memory disk (docs/design.md 2.4).
  *
  * Timing: a request's data is applied (write) or captured (read) when it is issued, and its
  * promise settles after its service time through `clock.sleep`, so overlapping requests take
- * effect in issue order and virtual time stays exact.
+ * effect in issue order and virtual time stays exact. With `reorder`, a write lands when it
+ * completes instead, after a seeded extra delay: concurrent writes land in any order.
  *
  * Durability: without a write cache, a write is on the media once issued. With one, a write sits
  * in the cache until flushed or pushed out by newer writes; {@link powerCut} loses what is still
@@ -63,6 +82,7 @@ export class MemoryDisk implements BlockDevice {
   private readonly inflight: InflightWrites | undefined;
   private readonly unflushedLoss: Ratio;
   private readonly random: Random | undefined;
+  private readonly reorder: boolean;
   /** Bumped by every power cut; a request that finds it changed was cut off. */
   private epoch = 0;
 
@@ -74,6 +94,8 @@ export class MemoryDisk implements BlockDevice {
       `${options.name}: sectorCount must be a positive integer, got ${options.sectorCount}`);
     const cacheBytes = options.writeCacheBytesMax ?? 0;
     assert(!(options.tornWrites === true && cacheBytes > 0), `${options.name}: tornWrites models the write-through path; turn the write cache off`);
+    assert(!(options.reorder === true && (options.tornWrites === true || options.random === undefined)),
+      `${options.name}: reorder needs a random source and does not go with tornWrites`);
     this.name = options.name;
     this.sectorSize = sectorSize;
     this.sectorCount = options.sectorCount;
@@ -85,6 +107,12 @@ export class MemoryDisk implements BlockDevice {
     this.unflushedLoss = options.unflushedLoss ?? { numerator: 1, denominator: 1 };
     checkRatio(this.unflushedLoss, 'unflushedLoss');
     this.random = options.random;
+    this.reorder = options.reorder === true;
+  }
+
+  /** Whether writes land and complete in a seeded order of their own (see {@link MemoryDiskOptions.reorder}). */
+  get reorders(): boolean {
+    return this.reorder;
   }
 
   /** Bytes of memory the contents hold. */
@@ -115,6 +143,7 @@ export class MemoryDisk implements BlockDevice {
     const count = checkWrite(this, lba, data);
     if (typeof count !== 'number') return rejectLater(this.clock, count);
     const ms = this.service.transferMs(lba, count, data.length);
+    if (this.reorder) return this.writeReordered(lba, data, ms);
     if (this.cache !== undefined) this.destage(this.cache.put(lba, data));
     else if (this.inflight !== undefined) return this.writeTearable(lba, count, data, ms);
     else this.store.write(lba * this.sectorSize, data);
@@ -130,7 +159,7 @@ export class MemoryDisk implements BlockDevice {
    * with a write cache or torn writes modelled it defers to {@link write}.
    */
   writeCallback(lba: number, data: Uint8Array, done: (error?: unknown) => void): void {
-    if (this.cache !== undefined || this.inflight !== undefined) {
+    if (this.cache !== undefined || this.inflight !== undefined || this.reorder) {
       this.write(lba, data).then(() => done(), done);
       return;
     }
@@ -176,6 +205,20 @@ export class MemoryDisk implements BlockDevice {
   peekDurable(lba: number, count: number): Uint8Array {
     assert(Number.isSafeInteger(lba) && Number.isSafeInteger(count) && lba >= 0 && count >= 0 && lba + count <= this.sectorCount, 'peek out of range');
     return this.store.read(lba * this.sectorSize, count * this.sectorSize);
+  }
+
+  /**
+   * A write on a reordering disk: it waits its service time plus a seeded extra, then lands (in
+   * the cache, or on the media) and completes. A power cut before then loses it whole: it never
+   * reached the disk's buffers in a way that survives.
+   */
+  private async writeReordered(lba: number, data: Uint8Array, ms: number): Promise<void> {
+    const epoch = this.epoch;
+    const spread = Math.max(ms, REORDER_SPREAD_MIN_MS) * REORDER_SPREAD_SERVICE_TIMES;
+    await this.clock.sleep(ms + (spread * this.random!.int(REORDER_STEPS)) / REORDER_STEPS);
+    if (epoch !== this.epoch) throw new PowerLossError(this.name);
+    if (this.cache !== undefined) this.destage(this.cache.put(lba, data));
+    else this.store.write(lba * this.sectorSize, data);
   }
 
   private async writeTearable(lba: number, count: number, data: Uint8Array, ms: number): Promise<void> {

@@ -24,6 +24,8 @@ export interface BuildVolumeOptions {
   random?: Random;
   /** Put each disk under a fault overlay (default true), reachable through `Volume.disks`. */
   faultOverlay?: boolean;
+  /** Memory disks complete writes in a seeded order of their own (`MemoryDiskOptions.reorder`; needs `random`). */
+  reorder?: boolean;
 }
 
 /** A built volume: the device to use, and its parts for fault injection and reports. */
@@ -50,7 +52,7 @@ export async function buildVolume(spec: VolumeSpec, options: BuildVolumeOptions)
   }
   const memory = (name: string, bytes: number) => overlay(new MemoryDisk({
     name, sectorSize: spec.sectorSize, sectorCount: bytes / spec.sectorSize, clock: options.clock, service: options.service,
-    writeCacheBytesMax: options.writeCacheBytesMax, random: options.random?.fork(`disk:${name}`),
+    writeCacheBytesMax: options.writeCacheBytesMax, random: options.random?.fork(`disk:${name}`), reorder: options.reorder,
   }));
   if (spec.kind === 'mem') {
     const disk = memory(options.name, spec.bytes);

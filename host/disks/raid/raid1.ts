@@ -2,7 +2,7 @@ import { MediaError } from '../../../firmware/ports/block-device.ts';
 import { rejectLater } from '../later.ts';
 import { RaidBase, type RaidOptions } from './array.ts';
 import { isMemberFault } from './members.ts';
-import { addCheck, emptyCheck, type CheckResult } from './types.ts';
+import { addCheck, CHECK_MISMATCH_PLACES_MAX, emptyCheck, type CheckResult } from './types.ts';
 
 /**
  * RAID-1, n-way mirror (md raid1). Capacity: the smallest member.
@@ -83,7 +83,10 @@ export class Raid1 extends RaidBase {
       const [from, to] = [s * this.sectorSize, (s + 1) * this.sectorSize];
       const ref = reference.data.subarray(from, to);
       const bad = good.slice(1).filter((g) => Buffer.compare(g.data.subarray(from, to), ref) !== 0);
-      if (bad.length > 0) result.mismatches++;
+      if (bad.length > 0) {
+        result.mismatches++;
+        if (result.mismatchPlaces.length < CHECK_MISMATCH_PLACES_MAX) result.mismatchPlaces.push({ lba: start + s, members: good.map((g) => g.member) });
+      }
       for (const g of bad) differing.add(g.member);
     }
     const fixable = rotten.filter((i) => this.members.writable(i));

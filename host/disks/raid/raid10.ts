@@ -143,9 +143,13 @@ export class Raid10 implements RaidArray {
   /** Checks each mirror set in turn (each repairs its read errors); the counts add up. */
   async check(options: CheckOptions = {}): Promise<CheckResult> {
     const total = emptyCheck();
-    for (const set of this.sets) {
+    for (let k = 0; k < this.sets.length; k++) {
+      const set = this.sets[k]!;
       if (set.state === 'failed') continue;
-      addCheck(total, await set.check(options));
+      const r = await set.check(options);
+      // The set's member slots, as the array numbers them.
+      r.mismatchPlaces = r.mismatchPlaces.map((p) => ({ lba: p.lba, members: p.members.map((m) => k * this.copies + m) }));
+      addCheck(total, r);
     }
     this.lastCheck = { ...total };
     return total;

@@ -5,7 +5,7 @@ import { RaidBase, type RaidOptions } from './array.ts';
 import { CHUNK_BYTES_DEFAULT, chunkSectorsOf, splitIntoChunks } from './chunks.ts';
 import { isMemberFault, type MemberWrite } from './members.ts';
 import { settleAll } from './settle.ts';
-import { addCheck, emptyCheck, type CheckResult } from './types.ts';
+import { addCheck, CHECK_MISMATCH_PLACES_MAX, emptyCheck, type CheckResult, type MismatchPlace } from './types.ts';
 import { isZero, xorAll, xorInto } from './xor.ts';
 
 export interface Raid5Options extends RaidOptions {
@@ -133,7 +133,7 @@ export class Raid5 extends RaidBase {
     }
     if (result.readErrors === 0) {
       const rows = reads.map((r) => (r as PromiseFulfilledResult<Uint8Array>).value);
-      result.mismatches = await this.compareParity(rows, start, count, repair);
+      result.mismatches = await this.compareParity(rows, start, count, repair, result.mismatchPlaces);
       result.sectorsChecked = count;
       return result;
     }
@@ -153,7 +153,7 @@ export class Raid5 extends RaidBase {
   }
 
   /** Counts rows whose XOR is not zero; with `repair`, rewrites their parity from the data. */
-  private async compareParity(rows: Uint8Array[], start: number, count: number, repair: boolean): Promise<number> {
+  private async compareParity(rows: Uint8Array[], start: number, count: number, repair: boolean, places: MismatchPlace[]): Promise<number> {
     const ss = this.sectorSize;
     const syndrome = xorAll(rows);
     let mismatches = 0;
@@ -163,7 +163,11 @@ export class Raid5 extends RaidBase {
       const end = Math.min(start + count, (stripe + 1) * this.chunkSectors);
       const bytes = syndrome.subarray((seg - start) * ss, (end - start) * ss);
       let bad = 0;
-      for (let r = 0; r < end - seg; r++) if (!isZero(bytes.subarray(r * ss, (r + 1) * ss))) bad++;
+      for (let r = 0; r < end - seg; r++) {
+        if (isZero(bytes.subarray(r * ss, (r + 1) * ss))) continue;
+        bad++;
+        if (places.length < CHECK_MISMATCH_PLACES_MAX) places.push({ lba: seg + r, members: rows.map((_, i) => i) });
+      }
       mismatches += bad;
       const parity = this.parityMember(stripe);
       if (repair && bad > 0 && this.members.writable(parity)) {

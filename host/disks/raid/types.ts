@@ -66,11 +66,27 @@ export interface CheckResult {
   readErrorsUnrepaired: number;
   /** Member sectors compared (regions with nothing to compare against are skipped). */
   sectorsChecked: number;
+  /**
+   * Where the mismatches are: the member LBA of each mismatched sector (RAID-1/10) or row
+   * (RAID-5) and the member slots compared there, so that a checker can say which member's fault
+   * explains each (docs/simulator.md 3). At most {@link CHECK_MISMATCH_PLACES_MAX}; more are
+   * counted in `mismatches` only.
+   */
+  mismatchPlaces: MismatchPlace[];
 }
+
+/** One mismatched member sector or row: its member LBA and the member slots that were compared there. */
+export interface MismatchPlace {
+  lba: number;
+  members: number[];
+}
+
+/** Most mismatch places a check result names (the rest are only counted). */
+export const CHECK_MISMATCH_PLACES_MAX = 4096;
 
 /** A check that found nothing, to add results to. */
 export function emptyCheck(): CheckResult {
-  return { mismatches: 0, readErrors: 0, readErrorsRepaired: 0, readErrorsUnrepaired: 0, sectorsChecked: 0 };
+  return { mismatches: 0, readErrors: 0, readErrorsRepaired: 0, readErrorsUnrepaired: 0, sectorsChecked: 0, mismatchPlaces: [] };
 }
 
 /** Adds `b` into `a`. */
@@ -80,6 +96,7 @@ export function addCheck(a: CheckResult, b: CheckResult): CheckResult {
   a.readErrorsRepaired += b.readErrorsRepaired;
   a.readErrorsUnrepaired += b.readErrorsUnrepaired;
   a.sectorsChecked += b.sectorsChecked;
+  for (const p of b.mismatchPlaces) if (a.mismatchPlaces.length < CHECK_MISMATCH_PLACES_MAX) a.mismatchPlaces.push(p);
   return a;
 }
 

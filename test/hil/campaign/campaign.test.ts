@@ -55,7 +55,7 @@ describe('campaign', () => {
   it('reports an inconsistent run with its seed, violations and a reproduce command that gives the same trace, and logs it', async () => {
     const { log, lines } = memoryLogger();
     const bugs = ['source-drops-entry-before-ack'] as const;
-    const r = await runCampaign({ seeds: 2, from: 7, writes: 200, faults: parseLinkFaults('drop=0.02:WRITE'), workers: 1, log, testing: { plant: plantInWorkers(bugs) } });
+    const r = await runCampaign({ seeds: 2, from: 7, writes: 200, faults: parseLinkFaults('drop=0.02:WRITE'), workers: 1, log, shrink: false, testing: { plant: plantInWorkers(bugs) } });
     expect(r.failures.map((f) => [f.seed, f.verdict])).toEqual([[7, 'inconsistent'], [8, 'inconsistent']]);
     expect(campaignExitCode(r)).toBe(1);
     const fail = r.failures[0]!;
@@ -98,5 +98,34 @@ describe('campaign', () => {
     expect([r.runs, r.notRun, r.workerRestarts]).toEqual([0, 3, 1]);
     expect(campaignExitCode(r)).toBe(70);
     expect(renderCampaign(r)).toMatch(/0 INCONSISTENT, 2 CRASHED, 3 NOT RUN/);
+  });
+});
+
+describe('campaign wall-clock budget', () => {
+  it('a run over its budget is a stuck failure with its reproduce command; its worker is replaced and the campaign goes on', async () => {
+    const r = await runCampaign({ seeds: 3, from: 1, writes: 100, faults: null, workers: 1, workerRestartsMax: 0, runBudgetMs: 1_500, testing: { hangThreadSeeds: [2] } });
+    expect(r.failures.map((f) => [f.seed, f.verdict])).toEqual([[2, 'stuck']]);
+    expect([r.runs, r.stuck, r.crashed, r.notRun]).toEqual([2, 1, 0, 0]);
+    expect(r.failures[0]!.reproduce).toMatch(/^npx mirrorlab emulate --seed 2 /);
+    expect(parseReproduce(r.failures[0]!.reproduce)).toEqual(drawRun(2, { writes: 100, faults: null }));
+    expect(campaignExitCode(r)).toBe(1);
+    expect(renderCampaign(r)).toMatch(/0 INCONSISTENT, 0 CRASHED, 1 STUCK[^]*STUCK seed 2 [^]*wall-clock budget of 1500 ms[^]*reproduce: npx mirrorlab emulate --seed 2/);
+  });
+});
+
+describe('campaign shrinking', () => {
+  it('finds a smaller failing reproduction, within its run budget, and prints it beside the original', async () => {
+    const bugs = ['source-drops-entry-before-ack'] as const;
+    const r = await runCampaign({ seeds: 1, from: 7, writes: 300, faults: parseLinkFaults('drop=0.02:WRITE,duplicate=0.01,partition=1'), workers: 1, shrinkRuns: 12, testing: { plant: plantInWorkers(bugs) } });
+    const fail = r.failures[0]!;
+    const s = fail.shrunk!;
+    expect(s.runs).toBeLessThanOrEqual(12);
+    expect(s.writes.to).toBeLessThan(s.writes.from);
+    expect(s.faults.to).toBeLessThan(s.faults.from);
+    expect(s.reproduce).toMatch(/^npx mirrorlab emulate --seed 7 .* # planted firmware bugs/);
+    // The smaller command fails the same way when run again.
+    const again = await withPlantedBugs(bugs, () => runEmulation(parseReproduce(s.reproduce)));
+    expect(again.violations.map((v) => v.invariant)).toContain(fail.violations[0]!.invariant);
+    expect(renderCampaign(r)).toMatch(/reproduce: npx mirrorlab emulate --seed 7 [^]*smallest: {2}npx mirrorlab emulate --seed 7 [^]*writes 300 -> \d+/);
   });
 });

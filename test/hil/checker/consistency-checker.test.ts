@@ -136,3 +136,28 @@ describe('ConsistencyChecker (telemetry invariants)', () => {
     expect(c.violationsDropped).toBe(3);
   });
 });
+
+describe('ConsistencyChecker: what the watchdog reads', () => {
+  it('progress grows on completed host writes and newly confirmed entries, not on repeats', () => {
+    const c = new ConsistencyChecker();
+    const confirm = (upTo: number): TelemetryEvent => ({ kind: 'commit.confirm', t: 1, ...base, upTo, entries: 0, bytes: 0 });
+    const drop = (upTo: number, removed: number): TelemetryEvent => ({ kind: 'rollback.confirm', t: 1, node: 'A', peer: 'B', upTo, removed, entries: 0, bytes: 0 });
+    c.emit(confirm(3));
+    c.emit(confirm(3)); // re-acknowledging the same entry is no progress
+    c.emit(drop(3, 3));
+    c.emit(drop(3, 0));
+    c.emit(ack(2, 1));
+    c.emit({ kind: 'host.error', t: 2, node: 'A', tag: 2, lun: 0, lba: 0, count: 8, code: 'X', message: 'x' });
+    c.emit({ kind: 'frame.sent', t: 3, node: 'A', peer: 'B', type: 'WRITE', seq: 4, lun: 0, bytes: 100, retransmit: true });
+    expect(c.progress).toBe(4);
+  });
+
+  it('keeps the last eight frames sent, oldest first', () => {
+    const c = new ConsistencyChecker();
+    for (let seq = 1; seq <= 11; seq++) c.emit({ kind: 'frame.sent', t: seq, node: 'A', peer: 'B', type: 'LOCK', seq, lun: 0, bytes: 80, retransmit: seq === 11 });
+    const frames = c.lastFramesSent();
+    expect(frames).toHaveLength(8);
+    expect(frames[0]).toBe('t=4 A->B LOCK seq 4');
+    expect(frames[7]).toBe('t=11 A->B LOCK seq 11 (retransmit)');
+  });
+});

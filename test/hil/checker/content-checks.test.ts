@@ -55,12 +55,12 @@ describe('content checks', () => {
     expect(checkLatest(history, { bytes: apply(5), sectorSize: SECTOR }, ctx)).toBeNull();
     const v = checkLatest(history, { bytes: apply(5, [4]), sectorSize: SECTOR }, ctx);
     expect(v).toMatchObject({ invariant: 'data-intact', lba: 16, seq: 5 });
-    expect(checkLatest(history, { bytes: apply(4), sectorSize: SECTOR }, ctx)?.message).toMatch(/last write to it was #4/);
+    expect(checkLatest(history, { bytes: apply(4), sectorSize: SECTOR }, ctx)?.message).toMatch(/last write to it was tag 5/);
   });
 
   it('ignores sectors a failed write touched (they may hold either version)', () => {
     const { history, apply } = scenario(writes);
-    history.failed.add(5);
+    history.markFailed(5);
     expect(checkLatest(history, { bytes: apply(4), sectorSize: SECTOR }, ctx)).toBeNull();
   });
 

@@ -33,8 +33,8 @@ const oneLine = (stderr: string) => expect(stderr.trim().split('\n').filter((l) 
 describe('mirrorlab exit status', () => {
   afterEach(() => vi.restoreAllMocks());
 
-  it('1 for a run carried out and found inconsistent (silent corruption on a RAID-1 member of the target)', () => {
-    const r = mirrorlab(['emulate', '--json', '--writes', '300', '--target-volume', 'raid1:2x64MiB', '--disk-faults', 'corrupt=target:1:8']);
+  it('1 for a run carried out and found inconsistent (bad sectors on a RAID-0 member of the target, which nothing can rewrite)', () => {
+    const r = mirrorlab(['emulate', '--json', '--writes', '300', '--target-volume', 'raid0:2x32MiB', '--disk-faults', 'bad=target:1:8']);
     expect(r.code, r.stderr).toBe(1);
     const doc = JSON.parse(r.stdout);
     expect(doc.verdict).toBe('inconsistent');

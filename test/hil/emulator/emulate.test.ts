@@ -74,11 +74,18 @@ describe('emulation on RAID volumes with disk faults (issue 4)', () => {
     ]);
   });
 
-  it('flags a volume whose redundancy is broken (silent corruption on a mirror member)', async () => {
+  it('attributes silent corruption on a mirror member to that member instead of failing the run', async () => {
     const r = await run({ targetVolume: raid('raid1:2x8MiB'), diskFaults: parseDiskFaults('corrupt=target:1:8') });
+    expect(r.violations, r.reproduce).toEqual([]);
+    const b = r.volumes.find((v) => v.name === 'B/lun0')!;
+    expect([b.mismatches, b.mismatchesAttributed > 0, b.attributedTo.every((a) => a.member === 1)]).toEqual([0, true, true]);
+  });
+
+  it('flags a volume left with unreadable sectors (bad sectors where no redundancy can rewrite them)', async () => {
+    const r = await run({ targetVolume: raid('raid0:2x4MiB:chunk=16KiB'), diskFaults: parseDiskFaults('bad=target:1:8') });
     expect(r.verdict).toBe('inconsistent');
     expect(r.violations.map((v) => v.invariant)).toContain('volume-redundancy');
-    expect(r.volumes.find((v) => v.name === 'B/lun0')!.mismatches).toBeGreaterThan(0);
+    expect(r.volumes.find((v) => v.name === 'B/lun0')!.unreadableSectors).toBeGreaterThan(0);
   });
 
   it('reports a failed non-redundant target volume as inconsistent, with the writes that failed', async () => {

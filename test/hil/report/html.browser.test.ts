@@ -27,7 +27,7 @@ async function campaign(): Promise<{ result: CampaignResult; runs: RunSummary[] 
   const faults = { ...runs[0]!.faultsInjected };
   for (const k of Object.keys(faults) as (keyof typeof faults)[]) faults[k] += bad.faultsInjected[k];
   const result: CampaignResult = {
-    seeds: 3, from: 31, runs: 2, consistent: 1, crashed: 1, notRun: 0, workerRestarts: 1, writes: runs.reduce((n, r) => n + r.writes, 0), wallSeconds: 1.7,
+    seeds: 3, from: 31, runs: 2, consistent: 1, crashed: 1, stuck: 0, notRun: 0, workerRestarts: 1, writes: runs.reduce((n, r) => n + r.writes, 0), wallSeconds: 1.7,
     failures: [{ seed: 32, mode: bad.mode, onLockReject: bad.onLockReject, verdict: 'inconsistent', violations: bad.violations, reproduce: bad.reproduce, traceHash: bad.traceHash }, crash],
     faultsInjected: faults,
     byMode: { [`${runs[0]!.mode}/${runs[0]!.onLockReject}`]: 2 },

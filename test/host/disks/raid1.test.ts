@@ -68,11 +68,14 @@ describe('Raid1', () => {
   it('counts mismatches without changing anything, and repair makes the mirrors agree', async () => {
     const { disks, array, run } = setup(3);
     await run(array.write(0, pattern(5, 256 * SS)));
-    expect(await run(array.check({ stepSectors: 64 }))).toEqual({ mismatches: 0, readErrors: 0, readErrorsRepaired: 0, readErrorsUnrepaired: 0, sectorsChecked: 256 });
+    expect(await run(array.check({ stepSectors: 64 }))).toMatchObject({ mismatches: 0, readErrors: 0, readErrorsRepaired: 0, readErrorsUnrepaired: 0, sectorsChecked: 256 });
     // A deliberately broken mirror: change two sectors of member 2 behind the array's back.
     await run(disks.inner[2]!.write(10, pattern(6, 2 * SS)));
     const before = disks.inner[2]!.peek(0, 256);
-    expect((await run(array.check({ stepSectors: 64 }))).mismatches).toBe(2);
+    const found = await run(array.check({ stepSectors: 64 }));
+    expect(found.mismatches).toBe(2);
+    // Where: member LBAs 10 and 11, all three copies compared there.
+    expect(found.mismatchPlaces).toEqual([{ lba: 10, members: [0, 1, 2] }, { lba: 11, members: [0, 1, 2] }]);
     expect(disks.inner[2]!.peek(0, 256)).toEqual(before);
     expect((await run(array.check({ repair: true }))).mismatches).toBe(2);
     expect((await run(array.check())).mismatches).toBe(0);

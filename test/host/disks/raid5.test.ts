@@ -87,11 +87,14 @@ describe('Raid5', () => {
   it('check counts parity mismatches without changing anything; repair recomputes parity', async () => {
     const { disks, array, run } = setup();
     await run(array.write(0, pattern(8, array.sectorCount * SS)));
-    expect(await run(array.check())).toEqual({ mismatches: 0, readErrors: 0, readErrorsRepaired: 0, readErrorsUnrepaired: 0, sectorsChecked: 64 });
+    expect(await run(array.check())).toMatchObject({ mismatches: 0, readErrors: 0, readErrorsRepaired: 0, readErrorsUnrepaired: 0, sectorsChecked: 64 });
     // Deliberately broken: three sectors of one member changed behind the array's back.
     await run(disks.inner[2]!.write(CHUNK + 1, pattern(9, 3 * SS)));
     const snapshot = disks.inner.map((d) => d.peek(0, 64));
-    expect((await run(array.check())).mismatches).toBe(3);
+    const found = await run(array.check());
+    expect(found.mismatches).toBe(3);
+    expect(found.mismatchPlaces.map((p) => p.lba)).toEqual([CHUNK + 1, CHUNK + 2, CHUNK + 3]);
+    expect(found.mismatchPlaces[0]!.members).toEqual(disks.inner.map((_, i) => i));
     expect(disks.inner.map((d) => d.peek(0, 64))).toEqual(snapshot);
     expect((await run(array.check({ repair: true }))).mismatches).toBe(3);
     expect((await run(array.check())).mismatches).toBe(0);
