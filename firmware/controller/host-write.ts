@@ -38,6 +38,14 @@ export class HostWrite {
     pending = 1,
   ) {
     this.pending = pending;
+  }
+
+  /**
+   * The write goes to the disk (and, mirrored, into the stream) now. Its `host.write` event says
+   * so: a write that waited behind an overlapping one, or behind a resync, takes its place in the
+   * history here, where it takes it on the disk and in the mirror.
+   */
+  issued(): void {
     this.emit('host.write');
   }
 

@@ -256,16 +256,18 @@ export class StorageController {
       const write = new MirroredHostWrite(this.writeContext, tag, lun, lba, count, data, done, mirror.mode);
       const source = this.peers.get(mirror.peer)!.source!;
       const fence = this.fences.get(lun)!;
-      // A resync copying this range holds the write back until its copy is in the stream.
-      if (fence.active && !fence.admit(lba, count, () => this.startMirrored(dev, fence, source, write))) return;
-      this.startMirrored(dev, fence, source, write);
+      // An overlapping write still on the disk, or a resync copying this range, holds it back.
+      if (fence.blocks(lba, count)) fence.hold(lba, count, () => this.startMirrored(dev, fence, source, write));
+      else this.startMirrored(dev, fence, source, write);
     } else {
       const write = new HostWrite(this.writeContext, tag, lun, lba, count, data, done);
+      write.issued();
       submitWrite(dev, lba, data, (err) => write.localWritten(err));
     }
   }
 
   private startMirrored(dev: BlockDevice, fence: WriteFence, source: SourceChannel, write: MirroredHostWrite): void {
+    write.issued();
     const token = fence.started(write.lba, write.count);
     submitWrite(dev, write.lba, write.data, (err) => {
       fence.finished(token);

@@ -291,7 +291,9 @@ export class LockSessionManager {
   }
 
   private appendWrite(s: LockSession, w: ChannelWrite): void {
-    const frame = { type: FrameType.Write, lun: w.lun, seq: this.deps.log.nextSeq, flags: 0, lockId: s.lockId, lba: w.lba, tag: w.tag, data: w.data } as const;
+    // An async mirror's copy must be a prefix of the source's writes at every instant.
+    const flags = w.mode === 'async' ? FrameFlag.Ordered : 0;
+    const frame = { type: FrameType.Write, lun: w.lun, seq: this.deps.log.nextSeq, flags, lockId: s.lockId, lba: w.lba, tag: w.tag, data: w.data } as const;
     this.deps.append('write', w, frame, w.count, w.lba);
     w.placed?.();
   }

@@ -439,6 +439,8 @@ export class TargetChannel implements TargetChannelControl {
     if (f.lba + count > dev.sectorCount) return this.refuse(e, NakReason.OutOfRange);
     if (!this.deps.locks.covers(this.owner(f.lockId), f.lun, f.lba, count)) return this.refuse(e, NakReason.NotLocked);
     const end = f.lba + count;
+    // Ordered (async): only once every earlier write is on the disk, so the copy is a prefix at every instant.
+    if ((f.flags & FrameFlag.Ordered) !== 0 && this.inflight.length > 0) return false;
     for (const w of this.inflight) if (w.lun === f.lun && w.lba < end && f.lba < w.end) return false;
     const span: Span = { lun: f.lun, lba: f.lba, end };
     this.inflight.push(span);

@@ -62,8 +62,8 @@
  * Field rules, the same for the encoder (a violation is an assert) and the decoder (a violation is
  * ML_ERR_FRAME_FIELD); the table is in rules.ts:
  * - Fields a type does not use are 0, and so are flag bits it does not define: GrantWanted only on
- *   LOCK; Retransmit only on stream frames (LOCK, WRITE, UNLOCK) and HELLO; PeerRestarted only on
- *   HELLO; Probe only on HEARTBEAT; responses carry none.
+ *   LOCK; Retransmit only on stream frames (LOCK, WRITE, UNLOCK) and HELLO; Ordered only on WRITE;
+ *   PeerRestarted only on HELLO; Probe only on HEARTBEAT; responses carry none.
  * - `seq` >= 1 on every frame that names one entry of a stream: LOCK, WRITE, UNLOCK (the stream
  *   starts at 1), NAK (the entry expected next), LOCK_GRANTED and LOCK_REJECTED (the LOCK's seq),
  *   and on HEARTBEAT (its counter). `seq` may be 0 on ACK and HELLO, where it means "nothing
@@ -143,8 +143,14 @@ export enum FrameFlag {
    * its mirrors to the sender must be resynchronised (what it wrote before may never have arrived).
    */
   PeerRestarted = 0x08,
+  /**
+   * WRITE: apply only once every earlier write of the stream is on the disk (async mirrors, whose
+   * copy must be a prefix of the source's writes at every instant, even on a disk that completes
+   * concurrent writes in its own order).
+   */
+  Ordered = 0x10,
 }
-export const KNOWN_FLAGS = FrameFlag.GrantWanted | FrameFlag.Retransmit | FrameFlag.Probe | FrameFlag.PeerRestarted;
+export const KNOWN_FLAGS = FrameFlag.GrantWanted | FrameFlag.Retransmit | FrameFlag.Probe | FrameFlag.PeerRestarted | FrameFlag.Ordered;
 
 /**
  * Optional protocol features, advertised in HELLO (`features`, `requiredFeatures`). A feature's

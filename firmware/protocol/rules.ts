@@ -123,7 +123,7 @@ const TYPE_RULES: Readonly<Record<FrameType, TypeRule>> = {
     lba: U64, lockId: MIN1, count: MIN1, names: { code: 'mode' },
   }),
   [FrameType.Write]: typeRule({
-    ...NEVER, flags: STREAM_FLAGS, seq: U64_MIN1, lba: U64, tag: U64, lockId: MIN1, payloadLength: DATA,
+    ...NEVER, flags: flagsOf(FrameFlag.Retransmit, FrameFlag.Ordered), seq: U64_MIN1, lba: U64, tag: U64, lockId: MIN1, payloadLength: DATA,
     names: { payloadLength: 'payloadLength (data.length)' },
   }),
   [FrameType.Unlock]: typeRule({ ...NEVER, flags: STREAM_FLAGS, seq: U64_MIN1, lockId: MIN1, names: {} }),

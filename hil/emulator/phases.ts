@@ -44,7 +44,10 @@ export function watchdogOf(ctx: PhaseContext): RunWatchdog {
   const dog = new ProgressWatchdog({
     stallMs: opts.stallMs ?? STALL_MS_DEFAULT,
     eventsBudget: opts.schedulerEventsMax ?? schedulerEventsBudget({ operations, timedFaultsMs }),
-    faults: injector,
+    // A planned fault holds the system back, and so does the recovery from one the link supervisor
+    // is still going through (a link down, in probation, reconnecting): neither is a stall. A
+    // supervisor that never brings the link back is caught by the healing phase's bound instead.
+    faults: { get faultActive() { return injector.faultActive || !linksUp(ctx.topo); } },
   });
   return (ctx.watchdog = { dog, verdict: null });
 }
@@ -126,6 +129,12 @@ export async function healingPhase(ctx: PhaseContext): Promise<PhaseOutcome> {
     ctx.progress('healing');
   }
   return 'done';
+}
+
+/** Every controller's link to every peer is up. */
+function linksUp(topo: Topology): boolean {
+  for (const c of [topo.source, topo.target]) for (const p of c.status()) if (p.link.state !== 'up') return false;
+  return true;
 }
 
 /** A controller stopped on a firmware error (the checker has flagged it). */

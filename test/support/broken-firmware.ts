@@ -1,7 +1,7 @@
 import type { StorageController } from '../../firmware/controller/storage-controller.ts';
 import type { BlockDevice } from '../../firmware/ports/block-device.ts';
 import type { TargetChannel } from '../../firmware/mirror/target-channel.ts';
-import { FrameType, type StreamFrame } from '../../firmware/protocol/frame.ts';
+import { FrameFlag, FrameType, type StreamFrame } from '../../firmware/protocol/frame.ts';
 import type { Topology } from '../../hil/emulator/topology.ts';
 
 /**
@@ -56,12 +56,18 @@ export function runawayTarget(topo: Topology): void {
 }
 
 /**
- * Depends on completion order: the target applies overlapping WRITEs of its commit log
- * concurrently (it forgets its in-flight overlap guard), trusting the disk to finish them in the
- * order it issued them. Fine on a disk that keeps issue order; wrong on one that reorders.
+ * Depends on completion order: the target applies WRITEs of its commit log concurrently, the
+ * overlapping ones and an async stream's ordered ones included (it forgets its in-flight guards),
+ * trusting the disk to finish them in the order it issued them. Fine on a disk that keeps issue
+ * order; wrong on one that reorders.
  */
 export function targetTrustsCompletionOrder(topo: Topology): void {
-  const t = targetChannelOf(topo.target, topo.source.name) as unknown as { inflight: { lun: number; lba: number; end: number }[] };
+  const t = targetChannelOf(topo.target, topo.source.name) as unknown as {
+    inflight: { lun: number; lba: number; end: number }[];
+    processWrite(e: unknown, f: { flags: number }): boolean;
+  };
+  const processWrite = t.processWrite.bind(t);
+  t.processWrite = (e, f) => processWrite(e, { ...f, flags: f.flags & ~FrameFlag.Ordered });
   const blind = new (class extends Array<{ lun: number; lba: number; end: number }> {
     override [Symbol.iterator](): ArrayIterator<{ lun: number; lba: number; end: number }> {
       return ([] as { lun: number; lba: number; end: number }[])[Symbol.iterator]();

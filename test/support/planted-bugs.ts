@@ -8,7 +8,7 @@
  */
 import { RegionLockTable } from '../../firmware/locks/region-lock-table.ts';
 import { PeerLink } from '../../firmware/link/peer-link.ts';
-import { NakReason } from '../../firmware/protocol/frame.ts';
+import { FrameFlag, NakReason } from '../../firmware/protocol/frame.ts';
 import { SourceChannel } from '../../firmware/mirror/source-channel.ts';
 import { TargetChannel } from '../../firmware/mirror/target-channel.ts';
 import { Transmitter } from '../../firmware/mirror/transmitter.ts';
@@ -81,12 +81,21 @@ export function plant(bug: PlantedBug): () => void {
         e.status = DONE;
         return original.call(this, dev, e, ...rest);
       });
-    case 'target-reorders-writes':
-      return patch(TargetChannel.prototype, 'issueWrite', (original) => function (this: any, ...args: any[]) { // eslint-disable-line @typescript-eslint/no-explicit-any
-        const e = args[1] as { seq: number };
-        if (e.seq % 2 === 0) this.deps.clock.setTimeout(() => original.apply(this, args), REORDER_BUG_DELAY_MS);
-        else original.apply(this, args);
-      });
+    case 'target-reorders-writes': {
+      const undo = [
+        // It ignores the Ordered flag (async streams are otherwise applied one write at a time)...
+        patch(TargetChannel.prototype, 'processWrite', (original) => function (this: unknown, e: unknown, f: { flags: number }) {
+          return original.call(this, e, { ...f, flags: f.flags & ~FrameFlag.Ordered });
+        }),
+        // ...and holds back every other write, so later ones land first.
+        patch(TargetChannel.prototype, 'issueWrite', (original) => function (this: any, ...args: any[]) { // eslint-disable-line @typescript-eslint/no-explicit-any
+          const e = args[1] as { seq: number };
+          if (e.seq % 2 === 0) this.deps.clock.setTimeout(() => original.apply(this, args), REORDER_BUG_DELAY_MS);
+          else original.apply(this, args);
+        }),
+      ];
+      return () => undo.forEach((u) => u());
+    }
     case 'source-ignores-naks-and-timeouts': {
       const undo = [
         patch(SourceChannel.prototype, 'onNak', (original) => function (this: unknown, seq: number, reason: NakReason) {

@@ -169,7 +169,7 @@ describe('decodeFrame: ML_ERR_FRAME_FIELD names the field, its value and what is
   const lock = { type: FrameType.Lock, seq: 1, lockId: 1, count: 1, code: LockMode.Write };
   const cases: Array<[string, Uint8Array, RegExp]> = [
     ['unknown flag bit', wireFrame({ type: FrameType.Ack, flags: 0x40 }), /ACK seq 0 lun 0: flags = 0x40 is not allowed; this frame type defines no flags/],
-    ['GrantWanted on WRITE', wireFrame({ type: FrameType.Write, seq: 1, lockId: 1, flags: 1 }, new Uint8Array(1)), /flags = 0x01 is not allowed; allowed bits: 0x02 \(Retransmit\)/],
+    ['GrantWanted on WRITE', wireFrame({ type: FrameType.Write, seq: 1, lockId: 1, flags: 1 }, new Uint8Array(1)), /flags = 0x01 is not allowed; allowed bits: 0x02 \(Retransmit\), 0x10 \(Ordered\)/],
     ['seq above 2^53-1', wireFrame({ ...lock, seq: 2n ** 64n - 1n }), /seq = a value above 2\^53-1 is not allowed; allowed: 1 to 2\^53-1/],
     ['lba above 2^53-1', wireFrame({ ...lock, lba: 2n ** 53n }), /lba = a value above 2\^53-1 is not allowed; allowed: 0 to 2\^53-1/],
     ['stream seq 0', wireFrame({ ...lock, seq: 0 }), /LOCK seq 0 lun 0: seq = 0 is not allowed; allowed: 1 to 2\^53-1/],

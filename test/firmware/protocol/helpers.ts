@@ -61,7 +61,7 @@ function lock(): fc.Arbitrary<Frame> {
 
 function write(dataBytesMax: number): fc.Arbitrary<Frame> {
   return fc.record({
-    type: fc.constant(FrameType.Write as const), lun, seq: streamSeq, flags: retransmit, lockId, lba: u64, tag: u64,
+    type: fc.constant(FrameType.Write as const), lun, seq: streamSeq, flags: fc.constantFrom(0, FrameFlag.Retransmit, FrameFlag.Ordered, FrameFlag.Retransmit | FrameFlag.Ordered), lockId, lba: u64, tag: u64,
     data: fc.uint8Array({ minLength: 1, maxLength: dataBytesMax }),
   });
 }
