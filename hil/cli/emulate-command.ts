@@ -4,7 +4,7 @@ import { DEFAULT_EMULATE, FAULT_PHASE_MS_MAX_LIMIT, READ_PERCENT_MAX, type Emula
 import { runEmulation } from '../emulator/run.ts';
 import { LINK_FAULT_SYNTAX, formatLinkFaults, parseLinkFaults } from '../faults/link-fault-plan.ts';
 import { DISK_FAULT_SYNTAX, formatDiskFaults, parseDiskFaults } from '../faults/disk-fault-plan.ts';
-import { VOLUME_SPEC_HELP, formatVolumeSpec, parseVolumeSpec } from '../../host/disks/volume-spec.ts';
+import { VOLUME_SPEC_HELP, formatVolumeSpec, parseVolumeSpec, withKernelDriverDetach } from '../../host/disks/volume-spec.ts';
 import type { Logger } from '../log.ts';
 import { ACCESS_PATTERNS } from '../workload/host-workload.ts';
 import { choice, decimal, integer, plan, probability } from './parse.ts';
@@ -18,6 +18,7 @@ export type EmulateFlags = Omit<EmulateOptions, 'lockContentionPerMillion' | 'he
   faultPhaseMaxMs: number;
   trace?: string;
   json: boolean;
+  detachKernelDriver: boolean;
 };
 
 const D = DEFAULT_EMULATE;
@@ -46,7 +47,8 @@ export function addEmulateFlags(cmd: Command): Command {
     .option('--lock-contention <p>', 'chance that a mirrored write finds its region locked by the target (0.05 or 5%)', probability('--lock-contention'), D.lockContentionPerMillion)
     .option('--heal-ms <ms>', 'after the faults stop, everything must drain within this much virtual time', decimal('--heal-ms', 1, 1e9), D.healMs)
     .option('--fault-phase-max-ms <ms>', 'the fault phase ends after at most this much virtual time: the hosts stop issuing writes, then healing starts; every timed fault must fall within it',
-      decimal('--fault-phase-max-ms', 0, FAULT_PHASE_MS_MAX_LIMIT, true), D.faultPhaseMsMax);
+      decimal('--fault-phase-max-ms', 0, FAULT_PHASE_MS_MAX_LIMIT, true), D.faultPhaseMsMax)
+    .option('--detach-kernel-driver', 'a usb: volume may be taken from the kernel driver holding it (never from a mounted disk); it is given back afterwards', false);
 }
 
 /**
@@ -55,8 +57,9 @@ export function addEmulateFlags(cmd: Command): Command {
  * (`validateEmulateOptions`), so campaigns and tests get the same checks.
  */
 export function emulateOptionsFrom(f: EmulateFlags): EmulateOptions {
-  const { lockContention, faultPhaseMaxMs, trace: _trace, json: _json, ...rest } = f;
-  return { ...rest, lockContentionPerMillion: lockContention, faultPhaseMsMax: faultPhaseMaxMs, checkpointEveryMs: D.checkpointEveryMs };
+  const { lockContention, faultPhaseMaxMs, trace: _trace, json: _json, detachKernelDriver, ...rest } = f;
+  const volumes = detachKernelDriver ? { sourceVolume: withKernelDriverDetach(rest.sourceVolume), targetVolume: withKernelDriverDetach(rest.targetVolume) } : {};
+  return { ...rest, ...volumes, lockContentionPerMillion: lockContention, faultPhaseMsMax: faultPhaseMaxMs, checkpointEveryMs: D.checkpointEveryMs };
 }
 
 export function emulateCommand(log: Logger, exit: (code: number) => void): Command {

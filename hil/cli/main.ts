@@ -5,7 +5,9 @@ import { UsageError } from '../plan-error.ts';
 import { benchCommand } from './bench-command.ts';
 import { campaignCommand } from './campaign-command.ts';
 import { demoCommand } from './demo-command.ts';
+import { devicesCommand } from './devices-command.ts';
 import { emulateCommand } from './emulate-command.ts';
+import { serialDiskCommand } from './serial-disk-command.ts';
 import { statechartsCommand } from './statecharts-command.ts';
 
 /**
@@ -35,6 +37,8 @@ export async function main(argv: string[]): Promise<number> {
     program.addCommand(statechartsCommand());
     program.addCommand(demoCommand(log.child({ module: 'demo' }), exit));
     program.addCommand(benchCommand(log.child({ module: 'bench' }), exit));
+    program.addCommand(devicesCommand(exit));
+    program.addCommand(serialDiskCommand(log.child({ module: 'serial-disk' }), exit));
     for (const cmd of program.commands) cmd.exitOverride();
     await program.parseAsync(argv, { from: 'user' });
     return code;
