@@ -33,6 +33,7 @@ export class SerialPortLine implements ByteLine {
   private ended = false;
 
   constructor(private readonly port: SerialPortLike) {
+    keepBothPollInterests((port as { port?: unknown }).port);
     port.on('data', (chunk) => this.dataReceiver(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length)));
     port.on('error', (error) => this.end(error));
     port.on('close', (error) => this.end(error ?? undefined));
@@ -60,6 +61,35 @@ export class SerialPortLine implements ByteLine {
     this.ended = true;
     this.closeReceiver(error);
   }
+}
+
+/** The events of `serialport`'s unix poller (UV_READABLE, UV_WRITABLE). */
+const POLL_READABLE = 1;
+const POLL_WRITABLE = 2;
+
+interface UnixPoller {
+  poll(flags: number): void;
+  listenerCount(event: string): number;
+}
+
+/**
+ * Works around a bug in `@serialport/bindings-cpp` (its native Poller::poll starts uv_poll with
+ * only the events just asked for, not with those still awaited): when a write meets EAGAIN (the
+ * tty's buffer is full) and waits for "writable", the next read that waits for "readable"
+ * replaces that interest, and the write stalls until some byte happens to arrive. On a PTY under
+ * load that is a stall of seconds per large frame. So every poll here also asks for the events
+ * that still have a waiter. Harmless when the bug is fixed: asking for an event twice is idempotent.
+ */
+function keepBothPollInterests(binding: unknown): void {
+  const poller = (binding as { poller?: UnixPoller } | undefined)?.poller;
+  if (poller === undefined || typeof poller.poll !== 'function' || typeof poller.listenerCount !== 'function') return;
+  const poll = poller.poll.bind(poller);
+  poller.poll = (flags: number): void => {
+    let all = flags;
+    if (poller.listenerCount('readable') > 0) all |= POLL_READABLE;
+    if (poller.listenerCount('writable') > 0) all |= POLL_WRITABLE;
+    poll(all);
+  };
 }
 
 /**

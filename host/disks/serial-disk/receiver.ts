@@ -12,8 +12,15 @@ export const WALL_TIMERS: LineTimers = {
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 };
 
-/** A partial frame is dropped after this much silence (ms, wall), or after the line time of 128 bytes if that is longer. */
-export const SILENCE_RESET_MS = 50;
+/**
+ * A partial frame is dropped after this much silence (ms, wall), or after the line time of 128
+ * bytes if that is longer. Long, on purpose: on a loaded machine a PTY (or a USB serial adapter
+ * with its latency timer) can pause for tens of milliseconds in the middle of a large frame, and
+ * dropping a frame that was still arriving costs a resend of everything behind it. Lost bytes
+ * are mostly caught sooner anyway: the frame they truncate swallows the start of the next one and
+ * fails its CRC with a sound header, which is NAKed at once.
+ */
+export const SILENCE_RESET_MS = 1000;
 
 export interface FrameReceiverOptions {
   line: ByteLine;
@@ -32,7 +39,7 @@ export interface FrameReceiverOptions {
  * the decoder waiting for one more byte, which it would take from the next frame (the resend of
  * the same request, most likely), spoiling that one too. So once the line has been quiet for a
  * while with a partial frame buffered, the partial frame is dropped (as Modbus RTU ends a frame
- * after 3.5 character times of silence), and the resend arrives to a clean decoder.
+ * after a silence), and whatever comes next arrives to a clean decoder.
  */
 export class FrameReceiver {
   /** Partial frames dropped after a silence. */
@@ -48,11 +55,6 @@ export class FrameReceiver {
     this.silenceMs = Math.max(SILENCE_RESET_MS, (128 * 10 * 1000) / options.baud);
     this.decoder = new BlockFrameDecoder({ payloadBytesMax: options.payloadBytesMax, onFrame: options.onFrame, onError: options.onError });
     options.line.onData((chunk) => this.data(chunk));
-  }
-
-  /** How long a silence must last before a partial frame is dropped (ms). */
-  get silenceResetMs(): number {
-    return this.silenceMs;
   }
 
   /**

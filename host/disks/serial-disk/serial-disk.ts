@@ -127,9 +127,7 @@ export class SerialDisk implements BlockDevice {
     this.line = options.line;
     this.baud = options.baud;
     this.timers = options.timers ?? WALL_TIMERS;
-    // Never below twice the board's silence reset: a resend arriving before the board has dropped
-    // the partial frame a lost byte left behind would be spliced onto it and lost as well.
-    this.retransmitBaseMs = Math.max(options.retransmitBaseMs ?? 250, 2 * link.silenceResetMs);
+    this.retransmitBaseMs = options.retransmitBaseMs ?? 250;
     this.attemptsMax = options.attemptsMax ?? 12;
     this.geometry = link.geometry;
     this.sectorSize = link.geometry.sectorSize;
@@ -520,10 +518,6 @@ class Link {
     this.frames = frames;
     this.errors = errors;
     this.silences = silences;
-  }
-
-  get silenceResetMs(): number {
-    return this.receiver.silenceResetMs;
   }
 
   dropPartial(): void {

@@ -4,7 +4,7 @@ import { VirtualClock } from '../../../host/clock/virtual.ts';
 import { openSerialLine } from '../../../host/disks/serial-disk/line.ts';
 import { SerialDisk } from '../../../host/disks/serial-disk/serial-disk.ts';
 import { pattern, runUntilSettled } from '../../host/disks/helpers.ts';
-import { ptyPair, type PtyPair } from '../../host/disks/serial-disk/socat-pty.ts';
+import { ptyPair, type PtyPair } from '../../../host/disks/serial-disk/socat-pty.ts';
 import { scratchDir } from '../../support/scratch-dir.ts';
 
 const root = new URL('../../../', import.meta.url).pathname;

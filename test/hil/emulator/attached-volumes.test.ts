@@ -7,7 +7,7 @@ import { parseVolumeSpec } from '../../../host/disks/volume-spec.ts';
 import { parseLinkFaults } from '../../../hil/faults/link-fault-plan.ts';
 import { DEFAULT_EMULATE, type EmulateOptions } from '../../../hil/emulator/options.ts';
 import { runEmulation } from '../../../hil/emulator/run.ts';
-import { ptyPair, type PtyPair } from '../../host/disks/serial-disk/socat-pty.ts';
+import { ptyPair, type PtyPair } from '../../../host/disks/serial-disk/socat-pty.ts';
 import { scratchDir } from '../../support/scratch-dir.ts';
 
 const run = (o: Partial<EmulateOptions>) => runEmulation({ ...DEFAULT_EMULATE, writes: 400, faults: parseLinkFaults('drop=0.01,corrupt=0.01,duplicate=0.01,partition=1'), ...o });

@@ -13,7 +13,7 @@ import {
 import { SeededRandom } from '../../../host/random.ts';
 import { scratchDir } from '../../support/scratch-dir.ts';
 import { pattern, runUntilSettled } from './helpers.ts';
-import { ptyPair, type PtyPair } from './serial-disk/socat-pty.ts';
+import { ptyPair, type PtyPair } from '../../../host/disks/serial-disk/socat-pty.ts';
 
 const MiB = 2 ** 20;
 

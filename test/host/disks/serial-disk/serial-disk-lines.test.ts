@@ -6,7 +6,7 @@ import { scratchDir } from '../../../support/scratch-dir.ts';
 import { blockDeviceContract } from '../contract.ts';
 import { spoil, type LineNoise } from './memory-line.ts';
 import { serialFactory } from './serial-fixtures.ts';
-import { ptyPair, type PtyPair } from './socat-pty.ts';
+import { ptyPair, type PtyPair } from '../../../../host/disks/serial-disk/socat-pty.ts';
 
 const ALL = { mediaErrors: true, deviceFailure: true, powerCycle: true };
 
