@@ -144,12 +144,14 @@ const PTY_BAUD = 4_000_000;
  * B/10 bytes a second.
  */
 async function measureAttached(times: (n: number) => number, notes: string[]): Promise<AttachedBenchRow[]> {
+  // The disk underneath both, measured once with the larger counts: a few thousand writes to memory
+  // last a few milliseconds, too short to time.
+  const under = await measureWrites(new MemoryDisk({ name: 'underneath', sectorCount: (64 * MiB) / 512, clock: FREE_CLOCK }), { random: times(USB_RANDOM_4K_WRITES), sequential: times(USB_SEQUENTIAL_1M_WRITES) });
   const rows: AttachedBenchRow[] = [];
-  const usbUnder = { random: times(USB_RANDOM_4K_WRITES), sequential: times(USB_SEQUENTIAL_1M_WRITES) };
-  const usb = await device('usb-emu:64MiB');
-  rows.push(await attachedRow('usb-emu:64MiB', usb, usbUnder));
+  const usb = await measureWrites(await device('usb-emu:64MiB'), { random: times(USB_RANDOM_4K_WRITES), sequential: times(USB_SEQUENTIAL_1M_WRITES) });
+  rows.push(attachedRow('usb-emu:64MiB', usb, under));
   try {
-    rows.push(await serialRow(times));
+    rows.push(attachedRow('serial-disk (PTY)', await measureSerial(times), under));
     notes.push(`serial-disk over a PTY: upper bounds (a PTY ignores the baud rate); a real line carries at most baud/10 bytes a second, ${round2(115_200 / 10 / MiB)} MB/s at 115,200 baud, ${round2(PTY_BAUD / 10 / MiB)} MB/s at ${PTY_BAUD.toLocaleString('en-US')}`);
   } catch (error) {
     notes.push(`serial-disk over a PTY: not measured (${(error as Error).message})`);
@@ -157,7 +159,7 @@ async function measureAttached(times: (n: number) => number, notes: string[]): P
   return rows;
 }
 
-async function serialRow(times: (n: number) => number): Promise<AttachedBenchRow> {
+async function measureSerial(times: (n: number) => number): Promise<[number, number]> {
   const dir = await mkdtemp(join(tmpdir(), 'mirrorlab-bench-'));
   const pair = await ptyPair(dir, 'bench');
   try {
@@ -166,7 +168,7 @@ async function serialRow(times: (n: number) => number): Promise<AttachedBenchRow
     const server = new BlockServer({ line: far, device: board, baud: PTY_BAUD });
     try {
       const disk = await SerialDisk.open({ name: 'serial-disk', clock: FREE_CLOCK, line: host, baud: PTY_BAUD });
-      return await attachedRow('serial-disk (PTY)', disk, { random: times(SERIAL_RANDOM_4K_WRITES), sequential: times(SERIAL_SEQUENTIAL_1M_WRITES) });
+      return await measureWrites(disk, { random: times(SERIAL_RANDOM_4K_WRITES), sequential: times(SERIAL_SEQUENTIAL_1M_WRITES) });
     } finally {
       await server.stop();
       await Promise.all([host.close(), far.close()]);
@@ -177,16 +179,15 @@ async function serialRow(times: (n: number) => number): Promise<AttachedBenchRow
   }
 }
 
-/** The two workloads on `dev`, then on a fresh memory disk of its size: the disk underneath. */
-async function attachedRow(layout: string, dev: BlockDevice, counts: { random: number; sequential: number }): Promise<AttachedBenchRow> {
-  const measure = async (d: BlockDevice): Promise<[number, number]> => {
-    const small = new Uint8Array(4096).fill(0x44);
-    const big = new Uint8Array(MiB).fill(0x55);
-    const seqSlots = Math.floor(d.sectorCount / (MiB / 512));
-    return [await rate(d, small, counts.random, randomSlots(d, 8)), await rate(d, big, counts.sequential, (i) => (i % seqSlots) * (MiB / 512))];
-  };
-  const [random4k, sequential1m] = await measure(dev);
-  const [underRandom, underSequential] = await measure(new MemoryDisk({ name: 'underneath', sectorCount: dev.sectorCount, clock: FREE_CLOCK }));
+/** MB/s of the two workloads on `d`: 4 KiB writes to scattered slots, 1 MiB writes in sequence. */
+async function measureWrites(d: BlockDevice, counts: { random: number; sequential: number }): Promise<[number, number]> {
+  const small = new Uint8Array(4096).fill(0x44);
+  const big = new Uint8Array(MiB).fill(0x55);
+  const seqSlots = Math.floor(d.sectorCount / (MiB / 512));
+  return [await rate(d, small, counts.random, randomSlots(d, 8)), await rate(d, big, counts.sequential, (i) => (i % seqSlots) * (MiB / 512))];
+}
+
+function attachedRow(layout: string, [random4k, sequential1m]: [number, number], [underRandom, underSequential]: [number, number]): AttachedBenchRow {
   return {
     layout, underneath: 'mem:64MiB', random4kMBps: round2(random4k), sequential1mMBps: round2(sequential1m), underneathRandom4kMBps: round(underRandom),
     underneathSequential1mMBps: round(underSequential), random4kRatio: ratio(random4k, underRandom), sequential1mRatio: ratio(sequential1m, underSequential),

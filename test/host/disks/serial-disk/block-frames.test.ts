@@ -127,6 +127,20 @@ describe('block frames', () => {
   });
 });
 
+describe('the example frames the README gives board authors', () => {
+  const hex = (b: Uint8Array): string => [...b].map((x) => x.toString(16).padStart(2, '0')).join(' ');
+  it('are what the encoder produces, byte for byte', () => {
+    expect(hex(encodeBlockFrame(frame({ type: BlockFrameType.Identify, seq: 0, session: 0x1234 })))).toBe(
+      '4d 4c 01 40 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 12 34 00 00 00 00 00 00 00 00 00 00 00 00 25 d6 87 05 7e 09 11 4d');
+    expect(hex(encodeBlockFrame(frame({ type: BlockFrameType.Read, seq: 1, session: 0x1234, lba: 8, count: 2 })))).toBe(
+      '4d 4c 01 41 00 00 00 00 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 08 00 00 00 00 00 00 12 34 00 00 00 00 00 00 00 02 00 00 00 00 73 95 99 e0 65 68 8d a4');
+    const geometry = encodeGeometry({ sectorSize: 512, sectorCount: 131072, transferBytesMax: 4096, requestsInFlightMax: 8, name: 'board' });
+    expect(hex(encodeBlockFrame(frame({ type: BlockFrameType.Reply, seq: 0, session: 0x1234, payload: geometry })))).toBe(
+      '4d 4c 01 50 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 12 34 00 00 00 00 00 00 00 00 00 00 00 21 48 c9 f9 43 ' +
+      '00 00 00 01 00 00 02 00 00 00 00 00 00 02 00 00 00 00 10 00 00 00 00 08 00 00 00 05 62 6f 61 72 64 59 38 26 33');
+  });
+});
+
 describe('IDENTIFY\'s geometry', () => {
   const g = { sectorSize: 4096, sectorCount: 2 ** 30, transferBytesMax: 64 * 1024, requestsInFlightMax: 8, name: 'board-7' };
 
