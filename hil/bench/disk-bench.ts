@@ -146,13 +146,15 @@ const PTY_BAUD = 4_000_000;
 async function measureAttached(times: (n: number) => number, notes: string[]): Promise<AttachedBenchRow[]> {
   // The disk underneath both, measured once with the larger counts: a few thousand writes to memory
   // last a few milliseconds, too short to time.
-  const under = await measureWrites(new MemoryDisk({ name: 'underneath', sectorCount: (64 * MiB) / 512, clock: FREE_CLOCK }), { random: times(USB_RANDOM_4K_WRITES), sequential: times(USB_SEQUENTIAL_1M_WRITES) });
+  const counts = { random: times(USB_RANDOM_4K_WRITES), sequential: times(USB_SEQUENTIAL_1M_WRITES) };
+  const under = await measureWrites(new MemoryDisk({ name: 'underneath', sectorCount: (64 * MiB) / 512, clock: FREE_CLOCK }), counts);
   const rows: AttachedBenchRow[] = [];
-  const usb = await measureWrites(await device('usb-emu:64MiB'), { random: times(USB_RANDOM_4K_WRITES), sequential: times(USB_SEQUENTIAL_1M_WRITES) });
+  const usb = await measureWrites(await device('usb-emu:64MiB'), counts);
   rows.push(attachedRow('usb-emu:64MiB', usb, under));
   try {
     rows.push(attachedRow('serial-disk (PTY)', await measureSerial(times), under));
-    notes.push(`serial-disk over a PTY: upper bounds (a PTY ignores the baud rate); a real line carries at most baud/10 bytes a second, ${round2(115_200 / 10 / MiB)} MB/s at 115,200 baud, ${round2(PTY_BAUD / 10 / MiB)} MB/s at ${PTY_BAUD.toLocaleString('en-US')}`);
+    const lineMBps = (baud: number): string => `${round2(baud / 10 / MiB)} MB/s at ${baud.toLocaleString('en-US')} baud`;
+    notes.push(`serial-disk over a PTY: upper bounds (a PTY ignores the baud rate); a real line carries at most baud/10 bytes a second, ${lineMBps(115_200)}, ${lineMBps(PTY_BAUD)}`);
   } catch (error) {
     notes.push(`serial-disk over a PTY: not measured (${(error as Error).message})`);
   }

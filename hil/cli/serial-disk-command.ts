@@ -31,7 +31,8 @@ export function serialDiskCommand(log: Logger, exit: (code: number) => void): Co
     .requiredOption('--port <path>', 'the serial port (a tty, e.g. /dev/ttyUSB0, or one end of a PTY pair)')
     .addOption(new Option('--volume <spec>', `the volume to serve; ${VOLUME_SPEC_HELP}`).argParser(plan(parseVolumeSpec)).makeOptionMandatory())
     .option('--baud <n>', `the line's rate (both ends must agree; a PTY ignores it)`, integer('--baud', SERIAL_BAUD_MIN, SERIAL_BAUD_MAX), SERIAL_BAUD_DEFAULT)
-    .option('--transfer-bytes <n>', 'largest READ or WRITE taken in one frame (a multiple of the sector size)', integer('--transfer-bytes', 512, BLOCK_PAYLOAD_BYTES_MAX), BLOCK_SERVER_TRANSFER_BYTES_DEFAULT)
+    .option('--transfer-bytes <n>', 'largest READ or WRITE taken in one frame (a multiple of the sector size)',
+      integer('--transfer-bytes', 512, BLOCK_PAYLOAD_BYTES_MAX), BLOCK_SERVER_TRANSFER_BYTES_DEFAULT)
     .option('--requests-in-flight <n>', 'requests a host may have outstanding', integer('--requests-in-flight', 1, 256), BLOCK_SERVER_REQUESTS_IN_FLIGHT_DEFAULT)
     .option('--detach-kernel-driver', 'a usb: volume may be taken from the kernel driver holding it (never from a mounted disk)', false)
     .action(async (flags: SerialDiskFlags) => {
@@ -46,7 +47,11 @@ export function serialDiskCommand(log: Logger, exit: (code: number) => void): Co
           onEvent: (e) => (e.kind === 'device-error' ? log.warn(e, 'device error') : log.debug(e, 'protocol event')),
         });
         log.info({ port: flags.port, volume: formatVolumeSpec(spec), sectors: volume.device.sectorCount, sectorSize: volume.device.sectorSize, baud: flags.baud }, 'serving');
-        const why = await Promise.race([closed.then((e) => `the line closed${e ? `: ${e.message}` : ''}`), once(process, 'SIGINT').then(() => 'SIGINT'), once(process, 'SIGTERM').then(() => 'SIGTERM')]);
+        const why = await Promise.race([
+          closed.then((e) => `the line closed${e ? `: ${e.message}` : ''}`),
+          once(process, 'SIGINT').then(() => 'SIGINT'),
+          once(process, 'SIGTERM').then(() => 'SIGTERM'),
+        ]);
         await server.stop();
         await line.close();
         log.info({ why, counters: server.counters }, 'stopped');

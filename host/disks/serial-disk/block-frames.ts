@@ -104,7 +104,9 @@ const MAGIC_HI = FRAME_MAGIC >>> 8;
 /** A frame from our own code with a bad field is a programmer error: it never reaches the line. */
 export function encodeBlockFrame(f: BlockFrame): Uint8Array {
   assert(KNOWN_TYPES.has(f.type), `unknown block frame type ${f.type}`);
-  for (const [name, v, max] of [['seq', f.seq, Number.MAX_SAFE_INTEGER], ['session', f.session, Number.MAX_SAFE_INTEGER], ['lba', f.lba, Number.MAX_SAFE_INTEGER], ['count', f.count, 0xffffffff], ['code', f.code, 0xff]] as const) {
+  const U53 = Number.MAX_SAFE_INTEGER;
+  const fields = [['seq', f.seq, U53], ['session', f.session, U53], ['lba', f.lba, U53], ['count', f.count, 0xffffffff], ['code', f.code, 0xff]] as const;
+  for (const [name, v, max] of fields) {
     assert(Number.isInteger(v) && v >= 0 && v <= max, `block frame ${name} must be an integer from 0 to ${max}, got ${v}`);
   }
   assert(f.payload.length <= BLOCK_PAYLOAD_BYTES_MAX, `block frame payload of ${f.payload.length} bytes exceeds ${BLOCK_PAYLOAD_BYTES_MAX}`);
@@ -295,7 +297,8 @@ export class BlockFrameDecoder {
       if (this.end - at < total) return;
       const crcAt = at + total - CRC_BYTES;
       if (crc32cRange(b, at + OFF_HEADER_CRC, crcAt, headerCrc) !== readU32(b, crcAt)) {
-        this.drop(at, total, new BlockFrameError('ML_ERR_BLOCK_FRAME_CRC', `block frame type 0x${header.type.toString(16)} seq ${header.seq}: frame CRC32C mismatch; the frame was dropped`, header));
+        const what = `block frame type 0x${header.type.toString(16)} seq ${header.seq}`;
+        this.drop(at, total, new BlockFrameError('ML_ERR_BLOCK_FRAME_CRC', `${what}: frame CRC32C mismatch; the frame was dropped`, header));
         continue;
       }
       this.start = at + total;
@@ -324,7 +327,8 @@ export class BlockFrameDecoder {
     if (this.garbage === 0) return;
     const n = this.garbage;
     this.garbage = 0;
-    this.fail(new BlockFrameError('ML_ERR_BLOCK_FRAME_GARBAGE', `skipped ${n} byte${n === 1 ? '' : 's'} that did not start a block frame (a frame starts with "ML", version ${BLOCK_PROTOCOL_VERSION}, and a sound header CRC)`));
+    const starts = `a frame starts with "ML", version ${BLOCK_PROTOCOL_VERSION}, and a sound header CRC`;
+    this.fail(new BlockFrameError('ML_ERR_BLOCK_FRAME_GARBAGE', `skipped ${n} byte${n === 1 ? '' : 's'} that did not start a block frame (${starts})`));
   }
 
   private fail(error: BlockFrameError): void {

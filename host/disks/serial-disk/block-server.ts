@@ -17,7 +17,11 @@ export interface BlockServerOptions {
   device: BlockDevice;
   /** What IDENTIFY calls the volume (default the device's name). */
   name?: string;
-  /** Largest READ/WRITE payload taken in one frame (bytes; rounded down to sectors). Default 4 KiB: on a noisy line a frame is lost whole, so small frames lose little; at 115,200 baud one is 0.36 s of line time. */
+  /**
+   * Largest READ/WRITE payload taken in one frame (bytes; rounded down to sectors). Default 4 KiB:
+   * on a noisy line a frame is lost whole, so small frames lose little; at 115,200 baud one is
+   * 0.36 s of line time.
+   */
   transferBytesMax?: number;
   /** Requests a host may have outstanding (IDENTIFY tells it). Default 8. */
   requestsInFlightMax?: number;

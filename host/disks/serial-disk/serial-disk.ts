@@ -168,7 +168,9 @@ export class SerialDisk implements BlockDevice {
   write(lba: number, data: Uint8Array): Promise<void> {
     const count = checkWrite(this, lba, data);
     if (typeof count !== 'number') return rejectLater(this.clock, count);
-    return this.split(lba, count, (at, n) => this.request(BlockFrameType.Write, at, n, data.slice((at - lba) * this.sectorSize, (at - lba + n) * this.sectorSize))).then(() => undefined);
+    const ss = this.sectorSize;
+    const piece = (at: number, n: number): Promise<Uint8Array> => this.request(BlockFrameType.Write, at, n, data.slice((at - lba) * ss, (at - lba + n) * ss));
+    return this.split(lba, count, piece).then(() => undefined);
   }
 
   flush(): Promise<void> {
@@ -192,7 +194,9 @@ export class SerialDisk implements BlockDevice {
   /** One request, settling on the clock after its line and service time (one exchange at a time on the line). */
   private request(type: Request['type'], lba: number, count: number, payload: Uint8Array): Promise<Uint8Array> {
     if (this.closedBecause !== null) return rejectLater(this.clock, new DeviceFailedError(this.name, this.closedBecause));
-    if (this.waiting.length >= SERIAL_REQUESTS_QUEUED_MAX) return rejectLater(this.clock, new DeviceFailedError(this.name, `more than ${SERIAL_REQUESTS_QUEUED_MAX} requests queued`));
+    if (this.waiting.length >= SERIAL_REQUESTS_QUEUED_MAX) {
+      return rejectLater(this.clock, new DeviceFailedError(this.name, `more than ${SERIAL_REQUESTS_QUEUED_MAX} requests queued`));
+    }
     const op = new Promise<Uint8Array>((resolve, reject) => {
       this.waiting.push({ type, lba, count, payload, resolve, reject, seq: 0, frame: null, attempts: 0, retransmitted: false, sentAtMs: 0, sendStamp: 0 });
     });
@@ -273,7 +277,8 @@ export class SerialDisk implements BlockDevice {
         r.reject(new OutOfRangeError(`${this.name}: the board says [${r.lba}, +${r.count}) is outside its device`));
         return;
       default:
-        r.reject(new DeviceFailedError(this.name, frame.code === BlockStatus.Failed ? 'the board reports its device failed' : `the board refused the request (status ${frame.code})`));
+        r.reject(new DeviceFailedError(this.name,
+          frame.code === BlockStatus.Failed ? 'the board reports its device failed' : `the board refused the request (status ${frame.code})`));
     }
   }
 
@@ -447,7 +452,10 @@ function concat(parts: Uint8Array[], bytes: number): Uint8Array {
  * Sends IDENTIFY every `everyMs` until the board answers for `session` or `timeoutMs` passes.
  * `listen` installs the receiver of IDENTIFY replies.
  */
-function runIdentify(line: ByteLine, session: number, timers: LineTimers, everyMs: number, timeoutMs: number, listen: (fn: ((f: BlockFrame) => void) | null) => void): Promise<BlockFrame> {
+function runIdentify(
+  line: ByteLine, session: number, timers: LineTimers, everyMs: number, timeoutMs: number,
+  listen: (fn: ((f: BlockFrame) => void) | null) => void,
+): Promise<BlockFrame> {
   return new Promise((resolve, reject) => {
     const frame = encodeBlockFrame({ type: BlockFrameType.Identify, seq: 0, session, lba: 0, count: 0, code: 0, payload: EMPTY });
     let waited = 0;

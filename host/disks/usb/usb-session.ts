@@ -18,7 +18,10 @@ export const MASS_STORAGE_CLASS = 0x08;
 export const SCSI_TRANSPARENT_SUBCLASS = 0x06;
 export const BULK_ONLY_PROTOCOL = 0x50;
 
-/** Attempts at one command before the device is given up on (each after a recovery): enough that a device failing a third of its commands still gets through, with odds of 1 in 40 million per command. */
+/**
+ * Attempts at one command before the device is given up on (each after a recovery): enough that
+ * a device failing a third of its commands still gets through, but for 1 command in 40 million.
+ */
 export const COMMAND_ATTEMPTS_MAX = 16;
 /** After a disconnect, look for the device again every so often, this many times (5 s in all). */
 export const REATTACH_POLL_MS = 50;

@@ -132,7 +132,8 @@ export class EmulatedUsbMassStorage implements MassStorageUsbDevice {
 
   get configurations(): UsbConfigurationInfo[] {
     const endpoint = (endpointNumber: number, direction: UsbDirection) => ({ endpointNumber, direction, type: 'bulk' as const, packetSize: HIGH_SPEED_PACKET_BYTES });
-    const alternate = { alternateSetting: 0, interfaceClass: 0x08, interfaceSubclass: 0x06, interfaceProtocol: 0x50, endpoints: [endpoint(EMULATED_BULK_IN, 'in'), endpoint(EMULATED_BULK_OUT, 'out')] };
+    const endpoints = [endpoint(EMULATED_BULK_IN, 'in'), endpoint(EMULATED_BULK_OUT, 'out')];
+    const alternate = { alternateSetting: 0, interfaceClass: 0x08, interfaceSubclass: 0x06, interfaceProtocol: 0x50, endpoints };
     return [{ configurationValue: 1, interfaces: [{ interfaceNumber: EMULATED_INTERFACE, claimed: this.claimed, alternate, alternates: [alternate] }] }];
   }
 
