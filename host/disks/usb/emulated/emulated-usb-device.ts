@@ -368,9 +368,21 @@ export class EmulatedUsbMassStorage implements MassStorageUsbDevice {
     let tag = cbw.tag;
     if (this.faults.strikes('csw-signature')) signature = CBW_SIGNATURE; // 'USBC': a CBW's signature, not a CSW's
     else if (this.faults.strikes('csw-tag')) tag = (tag + 1) >>> 0;
-    else if (this.faults.strikes('phase')) status = CswStatus.PhaseError;
-    else if (this.faults.strikes('zlp')) reply.push({ kind: 'zlp' });
+    else if (this.faults.strikes('phase')) {
+      if (this.faults.pick(2) === 0) return this.internalError();
+      status = CswStatus.PhaseError;
+    } else if (this.faults.strikes('zlp')) reply.push({ kind: 'zlp' });
     reply.push({ kind: 'csw', bytes: encodeCsw({ tag, residue, status }, signature) });
+  }
+
+  /**
+   * An internal device error (BOT 6.6.2): no CSW; both pipes STALL until a full reset recovery,
+   * so a host that resets without clearing the halts gets nowhere.
+   */
+  private internalError(): void {
+    this.phase = 'dead';
+    this.halted.in = true;
+    this.halted.out = true;
   }
 
   /** An invalid CBW (or bytes where none was due): STALL both pipes until a reset recovery (BOT 6.6.1). */

@@ -12,7 +12,8 @@ import type { Random } from '../../../../firmware/ports/random.ts';
  *   zlp              a zero-length packet where the CSW should be, or instead of a READ's data
  *   csw-signature    a CSW with a wrong signature (the host must do a reset recovery)
  *   csw-tag          a CSW whose tag answers another CBW (likewise)
- *   phase            a CSW saying phase error (likewise)
+ *   phase            a CSW saying phase error (likewise), or, half the time, an internal error: no CSW,
+ *                    both pipes STALLed until a full reset recovery (BOT 6.6.2)
  *   medium           a READ fails with MEDIUM ERROR sense at an LBA inside it (transient: the data is fine)
  *   unit-attention   a command fails with UNIT ATTENTION (reset occurred), as after every reset
  *   disconnect       the device drops off the bus in the middle of a transfer and comes back
