@@ -1,6 +1,14 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { BlockDevice } from '../../firmware/ports/block-device.ts';
 import type { HostClock } from '../../host/clock/clock.ts';
+import { MemoryDisk } from '../../host/disks/memory.ts';
+import { BlockServer } from '../../host/disks/serial-disk/block-server.ts';
+import { openSerialLine } from '../../host/disks/serial-disk/line.ts';
+import { SerialDisk } from '../../host/disks/serial-disk/serial-disk.ts';
+import { ptyPair } from '../../host/disks/serial-disk/socat-pty.ts';
 import { buildVolume, parseVolumeSpec } from '../../host/disks/volume-spec.ts';
 
 /**
@@ -32,6 +40,25 @@ export interface DiskBenchResult {
   memoryCopy1mMBps: number;
   /** The work multiplier the run used (1 = the full benchmark). */
   scale: number;
+  /** Attached targets beside the memory disk underneath them, measured in the same run. */
+  attached: AttachedBenchRow[];
+  /** Why a row is missing, or what its figures mean. */
+  attachedNotes: string[];
+}
+
+/**
+ * An attached target's rows, beside the same workload on the memory disk it stores on, as
+ * ratios: what the driver, the protocol and (for serial-disk) the PTY cost on top of the disk.
+ */
+export interface AttachedBenchRow {
+  layout: string;
+  underneath: string;
+  random4kMBps: number;
+  sequential1mMBps: number;
+  underneathRandom4kMBps: number;
+  underneathSequential1mMBps: number;
+  random4kRatio: number;
+  sequential1mRatio: number;
 }
 
 const MiB = 1024 * 1024;
@@ -93,10 +120,93 @@ export async function measureDisks(scale = 1): Promise<DiskBenchResult> {
   const rmw = await rate(r5, small, times(RANDOM_4K_WRITES), randomSlots(r5, 8));
   const copy1m = round(memoryCopy(big, times(COPY_1M_BLOCKS), (i, slots) => i % slots));
   const copy4k = round(memoryCopy(small, times(COPY_1M_BLOCKS * (MiB / small.length)), scatteredSlot));
+  const attachedNotes: string[] = [];
+  const attached = await measureAttached(times, attachedNotes);
   return {
     rows, raid5FullStripeMBps: round(fullStripe), raid5ReadModifyWriteMBps: round(rmw),
-    memoryCopyMBps: copy1m, memoryCopy4kMBps: copy4k, memoryCopy1mMBps: copy1m, scale,
+    memoryCopyMBps: copy1m, memoryCopy4kMBps: copy4k, memoryCopy1mMBps: copy1m, scale, attached, attachedNotes,
   };
+}
+
+/** Writes of the attached rows at scale 1: fewer than the memory layouts', the PTY being a real line. */
+const USB_RANDOM_4K_WRITES = 20_000;
+const USB_SEQUENTIAL_1M_WRITES = 200;
+const SERIAL_RANDOM_4K_WRITES = 2_000;
+const SERIAL_SEQUENTIAL_1M_WRITES = 40;
+/** The serial-disk client believes the line runs this fast (a PTY ignores it; this only sizes its first timeouts). */
+const PTY_BAUD = 4_000_000;
+
+/**
+ * usb-emu (the driver over the emulated device over a memory disk) and serial-disk over a socat
+ * PTY pair (the board serving a memory disk), each beside its memory disk measured in the same
+ * run with the same writes. The PTY moves bytes as fast as the kernel copies them, whatever the
+ * baud rate, so the serial figures are upper bounds: a real UART at B baud carries at most
+ * B/10 bytes a second.
+ */
+async function measureAttached(times: (n: number) => number, notes: string[]): Promise<AttachedBenchRow[]> {
+  // The disk underneath both, measured once with the larger counts: a few thousand writes to memory
+  // last a few milliseconds, too short to time.
+  const counts = { random: times(USB_RANDOM_4K_WRITES), sequential: times(USB_SEQUENTIAL_1M_WRITES) };
+  const under = await measureWrites(new MemoryDisk({ name: 'underneath', sectorCount: (64 * MiB) / 512, clock: FREE_CLOCK }), counts);
+  const rows: AttachedBenchRow[] = [];
+  const usb = await measureWrites(await device('usb-emu:64MiB'), counts);
+  rows.push(attachedRow('usb-emu:64MiB', usb, under));
+  try {
+    rows.push(attachedRow('serial-disk (PTY)', await measureSerial(times), under));
+    const lineMBps = (baud: number): string => `${round2(baud / 10 / MiB)} MB/s at ${baud.toLocaleString('en-US')} baud`;
+    notes.push(`serial-disk over a PTY: upper bounds (a PTY ignores the baud rate); a real line carries at most baud/10 bytes a second, ${lineMBps(115_200)}, ${lineMBps(PTY_BAUD)}`);
+  } catch (error) {
+    notes.push(`serial-disk over a PTY: not measured (${(error as Error).message})`);
+  }
+  return rows;
+}
+
+async function measureSerial(times: (n: number) => number): Promise<[number, number]> {
+  const dir = await mkdtemp(join(tmpdir(), 'mirrorlab-bench-'));
+  const pair = await ptyPair(dir, 'bench');
+  try {
+    const [host, far] = await Promise.all([openSerialLine(pair.a, PTY_BAUD), openSerialLine(pair.b, PTY_BAUD)]);
+    const board = new MemoryDisk({ name: 'board', sectorCount: (64 * MiB) / 512, clock: FREE_CLOCK });
+    const server = new BlockServer({ line: far, device: board, baud: PTY_BAUD });
+    try {
+      const disk = await SerialDisk.open({ name: 'serial-disk', clock: FREE_CLOCK, line: host, baud: PTY_BAUD });
+      return await measureWrites(disk, { random: times(SERIAL_RANDOM_4K_WRITES), sequential: times(SERIAL_SEQUENTIAL_1M_WRITES) });
+    } finally {
+      await server.stop();
+      await Promise.all([host.close(), far.close()]);
+    }
+  } finally {
+    await pair.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** MB/s of the two workloads on `d`: 4 KiB writes to scattered slots, 1 MiB writes in sequence. */
+async function measureWrites(d: BlockDevice, counts: { random: number; sequential: number }): Promise<[number, number]> {
+  const small = new Uint8Array(4096).fill(0x44);
+  const big = new Uint8Array(MiB).fill(0x55);
+  const seqSlots = Math.floor(d.sectorCount / (MiB / 512));
+  return [await rate(d, small, counts.random, randomSlots(d, 8)), await rate(d, big, counts.sequential, (i) => (i % seqSlots) * (MiB / 512))];
+}
+
+function attachedRow(layout: string, [random4k, sequential1m]: [number, number], [underRandom, underSequential]: [number, number]): AttachedBenchRow {
+  return {
+    layout, underneath: 'mem:64MiB', random4kMBps: round2(random4k), sequential1mMBps: round2(sequential1m), underneathRandom4kMBps: round(underRandom),
+    underneathSequential1mMBps: round(underSequential), random4kRatio: ratio(random4k, underRandom), sequential1mRatio: ratio(sequential1m, underSequential),
+  };
+}
+
+const round2 = (x: number): number => Math.round(x * 100) / 100;
+const ratio = (x: number, of: number): number => Number((x / of).toPrecision(3));
+
+/** The attached rows as the bench prints them. */
+export function renderAttached(d: DiskBenchResult): string[] {
+  if (d.attached.length === 0 && d.attachedNotes.length === 0) return [];
+  const lines = ['', `attached targets (wall clock, ratio to the memory disk underneath)  4 KiB random MB/s (ratio)  1 MiB sequential MB/s (ratio)`];
+  for (const r of d.attached) {
+    lines.push(`${r.layout.padEnd(26)}  ${`${r.random4kMBps} (${r.random4kRatio})`.padStart(24)}  ${`${r.sequential1mMBps} (${r.sequential1mRatio})`.padStart(28)}`);
+  }
+  return [...lines, ...d.attachedNotes.map((n) => `note: ${n}`)];
 }
 
 /** The random case's slot order (see {@link randomSlots}), over `slots` slots. */

@@ -75,7 +75,7 @@ function drawVolumes(r: Random): { sourceVolume: VolumeSpec; targetVolume: Volum
   const diskFaults: DiskFaultItem[] = [];
   for (const side of ['source', 'target'] as Side[]) {
     const spec = specs[side];
-    const members = spec.kind === 'mem' || spec.kind === 'file' ? 1 : spec.members;
+    const members = 'members' in spec ? spec.members : 1;
     const redundant = members > 1 && spec.kind !== 'raid0';
     const failing = redundant && r.chance(1, 3);
     if (failing) diskFaults.push({ kind: 'fail', side, member: r.int(members), atMs: 1 + r.int(30) });

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import type { Logger } from '../log.ts';
-import { DISK_BENCH_SCALE_MAX, DISK_BENCH_SCALE_MIN, measureDisks, type DiskBenchResult } from '../bench/disk-bench.ts';
+import { DISK_BENCH_SCALE_MAX, DISK_BENCH_SCALE_MIN, measureDisks, renderAttached, type DiskBenchResult } from '../bench/disk-bench.ts';
 import { HEADLINE_MODES, HEADLINE_RTTS_MS, measureCopyCrc, measureRow, measureSimSpeed, type BenchRow } from '../bench/mirror-bench.ts';
 import { benchHtml } from '../report/bench-report.ts';
 import { checkWritable, writeReport } from '../report/files.ts';
@@ -152,6 +152,7 @@ function renderDisks(d: DiskBenchResult): string[] {
   for (const x of d.rows) lines.push(row(x.layout, x.random4kMBps, x.sequential1mMBps));
   lines.push(row('memory copy (the floor)', d.memoryCopy4kMBps, d.memoryCopy1mMBps));
   lines.push(`raid5:4x64MiB full-stripe writes ${d.raid5FullStripeMBps} MB/s, 4 KiB read-modify-write ${d.raid5ReadModifyWriteMBps} MB/s`);
+  lines.push(...renderAttached(d));
   return lines;
 }
 

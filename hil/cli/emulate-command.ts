@@ -4,7 +4,7 @@ import { CONNECTIONS_MAX, DEFAULT_EMULATE, FAULT_PHASE_MS_MAX_LIMIT, READ_PERCEN
 import { runEmulation } from '../emulator/run.ts';
 import { LINK_FAULT_SYNTAX, formatLinkFaults, parseLinkFaults } from '../faults/link-fault-plan.ts';
 import { DISK_FAULT_SYNTAX, formatDiskFaults, parseDiskFaults } from '../faults/disk-fault-plan.ts';
-import { VOLUME_SPEC_HELP, formatVolumeSpec, parseVolumeSpec } from '../../host/disks/volume-spec.ts';
+import { VOLUME_SPEC_HELP, formatVolumeSpec, parseVolumeSpec, withKernelDriverDetach } from '../../host/disks/volume-spec.ts';
 import { STALL_MS_DEFAULT, STALL_MS_MAX } from '../emulator/watchdog.ts';
 import type { Logger } from '../log.ts';
 import { ACCESS_PATTERNS } from '../workload/host-workload.ts';
@@ -33,6 +33,7 @@ export type EmulateFlags = Omit<EmulateOptions, 'lockContentionPerMillion' | 'he
   viz?: boolean;
   vizPort?: number;
   speed?: number;
+  detachKernelDriver: boolean;
 };
 
 const D = DEFAULT_EMULATE;
@@ -68,7 +69,8 @@ export function addEmulateFlags(cmd: Command): Command {
       decimal('--fault-phase-max-ms', 0, FAULT_PHASE_MS_MAX_LIMIT, true), D.faultPhaseMsMax)
     .option('--stall-ms <ms>', `end the run with a liveness violation after this much virtual time without progress while work is pending and no fault is active (default ${STALL_MS_DEFAULT})`,
       decimal('--stall-ms', 0, STALL_MS_MAX, true))
-    .option('--disk-reorder', 'memory disks (and RAID members) complete concurrent writes in a seeded order of their own, overlapping ones included');
+    .option('--disk-reorder', 'memory disks (and RAID members) complete concurrent writes in a seeded order of their own, overlapping ones included')
+    .option('--detach-kernel-driver', 'a usb: volume may be taken from the kernel driver holding it (never from a mounted disk); it is given back afterwards', false);
 }
 
 /**
@@ -77,8 +79,12 @@ export function addEmulateFlags(cmd: Command): Command {
  * (`validateEmulateOptions`), so campaigns and tests get the same checks.
  */
 export function emulateOptionsFrom(f: EmulateFlags): EmulateOptions {
-  const { lockContention, faultPhaseMaxMs, trace: _trace, json: _json, record: _record, history: _history, viz: _viz, vizPort: _vizPort, speed: _speed, ...rest } = f;
-  return { ...rest, lockContentionPerMillion: lockContention, faultPhaseMsMax: faultPhaseMaxMs, checkpointEveryMs: D.checkpointEveryMs };
+  const {
+    lockContention, faultPhaseMaxMs, trace: _trace, json: _json, record: _record, history: _history, viz: _viz, vizPort: _vizPort, speed: _speed,
+    detachKernelDriver, ...rest
+  } = f;
+  const volumes = detachKernelDriver ? { sourceVolume: withKernelDriverDetach(rest.sourceVolume), targetVolume: withKernelDriverDetach(rest.targetVolume) } : {};
+  return { ...rest, ...volumes, lockContentionPerMillion: lockContention, faultPhaseMsMax: faultPhaseMaxMs, checkpointEveryMs: D.checkpointEveryMs };
 }
 
 export function emulateCommand(log: Logger, exit: (code: number) => void): Command {

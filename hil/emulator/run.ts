@@ -1,6 +1,7 @@
 import type { ControllerLimits } from '../../firmware/controller/config.ts';
 import { VirtualClock } from '../../host/clock/virtual.ts';
 import { DiskImageError } from '../../host/disks/errors.ts';
+import { holdsPriorData } from '../../host/disks/volume-spec.ts';
 import { SeededRandom } from '../../host/random.ts';
 import { BLANK_BASELINE, type Baseline } from '../checker/content-checks.ts';
 import { ConsistencyChecker } from '../checker/consistency-checker.ts';
@@ -62,7 +63,7 @@ const MIRRORS: readonly (readonly [string, string])[] = [['A/lun0', 'B/lun0'], [
 export async function runEmulation(opts: EmulateOptions, hooks: RunHooks = {}): Promise<EmulationReport> {
   validateEmulateOptions(opts);
   const clock = hooks.clock ?? new VirtualClock();
-  const syncClock = [opts.sourceVolume, opts.targetVolume].some((s) => s.kind === 'file') ? new VirtualClock() : null;
+  const syncClock = [opts.sourceVolume, opts.targetVolume].some(holdsPriorData) ? new VirtualClock() : null;
   const volumeClock = syncClock ? new HandoverClock(syncClock) : clock;
   // The trace file first: a path that cannot be written fails the run before any image is opened.
   const trace = new TraceRecorder(hooks.tracePath);
@@ -106,7 +107,7 @@ async function buildVolumes(opts: EmulateOptions, clock: VirtualClock | Handover
 async function establishMirrors(volumes: VolumeSet, mirrors: readonly (readonly [string, string])[], clock: VirtualClock | null) {
   const baselines = new Map<string, Baseline>(mirrors.map(([p]) => [p, BLANK_BASELINE]));
   const report: InitialSyncReport = { bytesCopied: 0, bytesCompared: 0, virtualMs: 0 };
-  const notes: string[] = [];
+  const notes: string[] = [...volumes.notes];
   const pairs = mirrors.filter(([p, s]) => !volumes.memoryBacked(p) || !volumes.memoryBacked(s)).map(([p, s]) => ({ name: p, source: volumes.device(p).inner, target: volumes.device(s).inner }));
   if (clock === null || pairs.length === 0) return { report, baselines, notes };
   const done = await initialSync(pairs, clock);

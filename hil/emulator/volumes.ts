@@ -7,7 +7,7 @@ import { MemoryDisk } from '../../host/disks/memory.ts';
 import { powerCutIfAble } from '../../host/disks/power.ts';
 import type { CheckResult, RaidArray } from '../../host/disks/raid/types.ts';
 import type { ServiceTimeConfig } from '../../host/disks/service-time.ts';
-import { buildVolume, formatVolumeSpec, type Volume, type VolumeSpec } from '../../host/disks/volume-spec.ts';
+import { buildVolume, formatVolumeSpec, holdsPriorData, isRealDevice, type Volume, type VolumeSpec } from '../../host/disks/volume-spec.ts';
 import type { DiskFaultItem, Side } from '../faults/disk-fault-plan.ts';
 import { UsageError } from '../plan-error.ts';
 import { FootprintDevice } from './footprint.ts';
@@ -86,6 +86,24 @@ export function lunSpec(spec: VolumeSpec, name: string): VolumeSpec {
 }
 
 /**
+ * A device attached to this machine backs one volume: a serial port or a USB device cannot be
+ * opened twice, and LUN 1 of a bidirectional run would need a second one. Refused before anything
+ * is opened, saying what would work.
+ */
+function checkAttachedDevices(specs: Record<Side, VolumeSpec>, bidirectional: boolean): void {
+  for (const side of ['source', 'target'] as const) {
+    const spec = specs[side];
+    if (bidirectional && isRealDevice(spec)) {
+      throw new UsageError(`--${side}-volume ${formatVolumeSpec(spec)} is one device, but --bidirectional needs a second volume on that side (LUN 1); run without --bidirectional, or use an emulated kind (usb-emu, mem, raid...) there`);
+    }
+  }
+  const [s, t] = [specs.source, specs.target];
+  const same = (s.kind === 'serial-disk' && t.kind === 'serial-disk' && s.path === t.path)
+    || (s.kind === 'usb' && t.kind === 'usb' && s.vendorId === t.vendorId && s.productId === t.productId && s.serial === t.serial && s.lun === t.lun);
+  if (same) throw new UsageError(`--source-volume and --target-volume both name ${formatVolumeSpec(s)}; a mirror needs two copies on two devices`);
+}
+
+/**
  * The volumes of a run: built from the sides' specs (`--source-volume`, `--target-volume`), struck
  * by the disk faults of the plan, and kept redundant the way an array with hot spares is: a member
  * found failed is rebuilt onto a spare while I/O goes on.
@@ -112,6 +130,7 @@ export class VolumeSet {
    * already open (so their image locks are released) and rethrows.
    */
   static async build(specs: Record<Side, VolumeSpec>, bidirectional: boolean, faults: readonly DiskFaultItem[], env: VolumeEnv): Promise<VolumeSet> {
+    checkAttachedDevices(specs, bidirectional);
     const set = new VolumeSet(env, faults);
     try {
       for (const [name, side] of volumeNames(bidirectional)) {
@@ -136,9 +155,19 @@ export class VolumeSet {
     return this.entry(name).device;
   }
 
-  /** Whether a volume lives in memory (blank when built), not in an image file. */
+  /** Whether a volume lives in memory (blank when built), not in an image file or on a real device. */
   memoryBacked(name: string): boolean {
-    return this.entry(name).volume.spec.kind !== 'file';
+    return !holdsPriorData(this.entry(name).volume.spec);
+  }
+
+  /**
+   * What the report must say about the volumes: a volume on a real device (a serial line, USB)
+   * takes real I/O whose timing and faults no seed controls, so the run is not byte-reproducible.
+   */
+  get notes(): string[] {
+    const real = this.entries.filter((e) => isRealDevice(e.volume.spec)).map((e) => `${e.name} (${formatVolumeSpec(e.volume.spec)})`);
+    if (real.length === 0) return [];
+    return [`volumes on real devices: ${real.join(', ')}; their I/O is real, so this run is not byte-reproducible: the same seed replays the same workload and link faults, but the device's timing, retries and errors may differ (traceHash too)`];
   }
 
   /** Every volume name, in build order. */

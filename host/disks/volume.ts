@@ -1,6 +1,7 @@
 import type { BlockDevice } from '../../firmware/ports/block-device.ts';
 import type { Random } from '../../firmware/ports/random.ts';
 import type { HostClock } from '../clock/clock.ts';
+import { buildAttachedVolume } from './attached-volume.ts';
 import { FaultyDisk } from './faulty.ts';
 import { FileDisk } from './file.ts';
 import { MemoryDisk } from './memory.ts';
@@ -10,7 +11,7 @@ import { Raid10 } from './raid/raid10.ts';
 import { Raid5 } from './raid/raid5.ts';
 import type { RaidArray } from './raid/types.ts';
 import type { ServiceTimeConfig } from './service-time.ts';
-import type { VolumeSpec } from './volume-spec.ts';
+import { isAttachedSpec, type VolumeSpec } from './volume-spec.ts';
 
 export interface BuildVolumeOptions {
   /** The volume's name; members are `<name>.m0`, `<name>.m1`, ... */
@@ -42,6 +43,7 @@ export interface Volume {
 
 /** Builds the device tree a spec describes. */
 export async function buildVolume(spec: VolumeSpec, options: BuildVolumeOptions): Promise<Volume> {
+  if (isAttachedSpec(spec)) return buildAttachedVolume(spec, options);
   const overlay = (disk: BlockDevice): BlockDevice => (options.faultOverlay === false ? disk : new FaultyDisk({ inner: disk, clock: options.clock }));
   if (spec.kind === 'file') {
     const file = await FileDisk.open({
