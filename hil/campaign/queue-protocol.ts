@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { formatLinkFaults, parseLinkFaults } from '../faults/link-fault-plan.ts';
 import type { CampaignSettings } from './draw-run.ts';
+import { newLinkFaultCounters, type LinkFaultCounters } from '../faults/link-fault-injector.ts';
 import type { RunSummary } from './summary.ts';
 
 /**
@@ -79,10 +80,10 @@ export type CampaignMeta = z.infer<typeof CampaignMetaSchema>;
 const violation = z.object({
   invariant: z.string().max(64), node: z.string().max(256), lun: z.number(), lba: z.number(), seq: z.number(), tMs: z.number(), message: z.string().max(4096),
 });
-const counters = z.object({
-  framesDropped: z.number(), framesCorrupted: z.number(), framesDuplicated: z.number(), framesReordered: z.number(),
-  framesDelayed: z.number(), partitions: z.number(), bandwidthChanges: z.number(),
-});
+/** Every counter the injector keeps, so a counter added there is carried by queued outcomes too. */
+const counters = z.object(
+  Object.fromEntries(Object.keys(newLinkFaultCounters()).map((k) => [k, z.number()])) as Record<keyof LinkFaultCounters, z.ZodNumber>,
+);
 const summary = z.object({
   seed, mode: z.string().max(64), onLockReject: z.string().max(64), verdict: z.enum(['consistent', 'inconsistent']),
   violations: z.array(violation).max(1000), faultsInjected: counters, writes: z.number().int().min(0),

@@ -75,23 +75,25 @@ export class PacedClock extends VirtualClock implements LiveControl {
   }
 
   /**
-   * A run bounded by an event count is not paced (the emulator never asks for one): a slice would
-   * stop at its own time limit before the count, and leave the clock elsewhere than a plain run.
+   * Each slice gets what is left of the run's event budget, so a run bounded by a count ends at
+   * the same timer as a plain one (the clock ends a spent budget without moving time).
    */
   override async run(limits: RunLimits = {}): Promise<RunOutcome> {
-    if (limits.maxEvents !== undefined) return super.run(limits);
     const outerUntil = limits.untilMs ?? Infinity;
+    const budgetEnd = limits.maxEvents === undefined ? Infinity : this.eventsRun + limits.maxEvents;
+    const rest = (): RunLimits => (budgetEnd === Infinity ? limits : { ...limits, maxEvents: Math.max(0, budgetEnd - this.eventsRun) });
     // A slice also stops where a plain run would find nothing left to fire, before its own time
     // limit could move the clock past the last event.
     const until = (): boolean => limits.until?.() === true || this.pendingTimers === 0;
     for (;;) {
       await this.whilePaused();
       // Nothing left to fire: let the plain clock end the run exactly as it would (and move time as it would).
-      if (this.pendingTimers === 0) return super.run(limits);
+      if (this.pendingTimers === 0) return super.run(rest());
       const stepUntil = Math.min(outerUntil, this.now() + this.pace * PACE_STEP_WALL_MS);
-      const outcome = await super.run({ ...limits, untilMs: stepUntil, until });
+      const outcome = await super.run({ ...rest(), untilMs: stepUntil, until });
       await this.keepPace();
-      if (outcome === 'condition') return limits.until?.() === true ? outcome : super.run(limits);
+      if (outcome === 'events') return outcome;
+      if (outcome === 'condition') return limits.until?.() === true ? outcome : super.run(rest());
       if (stepUntil >= outerUntil) return outcome;
     }
   }

@@ -180,11 +180,13 @@ export class VirtualClock implements HostClock {
   private takeNext(run: ActiveRun): TimerEntry | RunOutcome {
     if (run.limits.until?.()) return 'condition';
     const entry = this.nextLive();
+    // A spent budget with work left ends the run where it stands, even when the next timer lies
+    // past the time limit: the clock is not moved, so a run cut into slices ends where one whole run would.
+    if (entry && run.count >= run.maxEvents) return 'events';
     if (!entry || entry.at > run.untilNs) {
       if (run.untilNs !== Infinity && run.untilNs > this.timeNs) this.timeNs = run.untilNs;
       return entry ? 'time' : 'idle';
     }
-    if (run.count >= run.maxEvents) return 'events';
     this.heap.pop();
     return entry;
   }

@@ -251,12 +251,25 @@ export function highlight(figure, state, last) {
   const parts = state.split('.');
   for (let k = parts.length - 1; k > 0; k--) figure.querySelector(`.state[data-state="${cssEscape(parts.slice(0, k).join('.'))}"]`)?.classList.add('active');
   if (!last || last.from === '') return;
-  for (const t of figure.querySelectorAll('.transition[data-event]')) {
-    const src = t.dataset.source;
-    const tgt = t.dataset.target;
-    const fromOk = src === '' || last.from === src || last.from.startsWith(`${src}.`);
-    const toOk = last.to === tgt || last.to.startsWith(`${tgt}.`);
-    if (t.dataset.event === last.event && fromOk && toOk) t.classList.add('taken');
+  const within = (path, node) => node === '' || path === node || path.startsWith(`${node}.`);
+  const transitions = [...figure.querySelectorAll('.transition[data-event]')];
+  // One step may pass through transient states: the event's transition into one, then eventless
+  // (`always`) transitions on to where the step ended. Mark every link of that chain.
+  const onward = (state, seen) => {
+    if (within(last.to, state)) return [];
+    if (seen.has(state)) return null;
+    seen.add(state);
+    for (const t of transitions) {
+      if (t.dataset.event !== '' || !within(state, t.dataset.source)) continue;
+      const rest = onward(t.dataset.target, seen);
+      if (rest) return [t, ...rest];
+    }
+    return null;
+  };
+  for (const t of transitions) {
+    if (t.dataset.event !== last.event || !within(last.from, t.dataset.source)) continue;
+    const chain = onward(t.dataset.target, new Set());
+    if (chain) for (const n of [t, ...chain]) n.classList.add('taken');
   }
 }
 

@@ -19,12 +19,17 @@ describe('chart models', () => {
     expect(source.states.find((s) => s.path === '')!.initial).toBe('linkDown');
     expect(source.states.find((s) => s.path === 'rollback')!.initial).toBe('rollback.resending');
     // "In any state": the root's transitions.
-    expect(source.transitions).toContainEqual({ source: '', targets: ['rollback.backoff'], event: 'target.lock.rejected', label: 'target.lock.rejected', guard: 'lockWasDiscarded', actions: ['rollBackToRejectedLock'], reenter: false });
+    expect(source.transitions).toContainEqual({ source: '', targets: ['rollback.backoff'], event: 'target.lock.rejected', label: 'target.lock.rejected', guard: 'lockWasDiscarded', actions: ['markRollbackPoint', 'resendFromRollbackPoint', 'watchRollbackPoint'], reenter: false });
     const probe = source.transitions.find((t) => t.source === 'halted' && t.event.startsWith('xstate.after.'))!;
     expect(probe).toMatchObject({ targets: ['halted'], label: 'after haltProbe', actions: ['probeHaltedLock'], reenter: true });
     // A transition that only runs actions stays; one that ignores its event has neither target nor action.
     expect(source.transitions.find((t) => t.source === 'halted' && t.event === 'target.nak')).toMatchObject({ targets: [], actions: ['rewindWhileHalted'] });
-    expect(source.transitions.find((t) => t.source === 'linkDown' && t.event === 'link.down')).toMatchObject({ targets: [], actions: [] });
+    expect(source.transitions.find((t) => t.source === 'linkDown' && t.event === 'target.nak')).toMatchObject({ targets: [], actions: [] });
+    // Eventless transitions (XState's toJSON() leaves them out) are drawn from `always`.
+    expect(source.transitions.filter((t) => t.source === 'settling').map((t) => t.label)).toContain('always');
+    // The link supervisor is drawn too.
+    const link = firmwareCharts().find((c) => c.id === 'link')!;
+    expect(link.states.map((s) => s.path)).toEqual(expect.arrayContaining(['connecting', 'up', 'suspect', 'down', 'probation']));
     // Entry and exit actions by name, without XState's own bookkeeping for delays.
     expect(source.states.find((s) => s.path === 'halted')).toMatchObject({ entry: ['closeGate'], exit: [] });
   });

@@ -61,7 +61,7 @@ describe('paced clock', () => {
   });
 
   it('ends every run as a plain clock would: time, events and conditions, and idle', async () => {
-    const cases: RunLimits[] = [{ untilMs: 100 }, { untilMs: 20 }, { untilMs: 1000 }, { maxEvents: 2 }, { until: () => false }, {}];
+    const cases: RunLimits[] = [{ untilMs: 100 }, { untilMs: 20 }, { untilMs: 1000 }, { maxEvents: 2 }, { maxEvents: 2, untilMs: 1000 }, { maxEvents: 3, untilMs: 41 }, { maxEvents: 9, untilMs: 50 }, { until: () => false }, {}];
     for (const limits of cases) {
       const plainLog: string[] = [];
       const plain = new VirtualClock();

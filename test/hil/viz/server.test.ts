@@ -64,7 +64,7 @@ describe('visualizer server (replay)', () => {
     expect(info.mode).toBe('replay');
     expect(info.trace.events).toBe(index.count);
     expect(info.trace.violationsTotal).toBeGreaterThan(0);
-    expect(info.charts.instances.map((i: { name: string }) => i.name)).toEqual(['source:A->B', 'target:A->B', 'target:B->A']);
+    expect(info.charts.instances.map((i: { name: string }) => i.name)).toEqual(['link:A->B', 'link:B->A', 'source:A->B', 'target:A->B', 'target:B->A']);
     const at = JSON.parse((await get(server.port, `/api/at?i=${index.count - 1}&around=3`)).body);
     expect(at.states['source:A->B'].state).toBe(index.statesAt(index.count - 1)['source:A->B']!.state);
     expect(at.events.map((e: { index: number }) => e.index)).toEqual([index.count - 4, index.count - 3, index.count - 2, index.count - 1]);

@@ -71,7 +71,9 @@ describe('the visualizer in a real browser', () => {
       const last = index.statesAt(i)['source:A->B']!;
       const taken = await page.$$eval('figure[data-instance="source:A->B"] .transition.taken', (gs) => gs.map((g) => g.getAttribute('data-event')));
       expect(taken.length, `transition into ${last.state} by ${last.event}`).toBeGreaterThan(0);
-      expect(new Set(taken)).toEqual(new Set([last.event]));
+      // The event's transition, and the eventless ones after it when the step passed through a transient state.
+      expect(taken).toContain(last.event);
+      expect(taken.every((e) => e === last.event || e === ''), taken.join()).toBe(true);
       expect((await counters(page))['rollback|A->B']).toBe(String(index.seriesAt(i)['rollback|A->B'] ?? ''));
       expect(await page.getAttribute('svg.plots-svg', 'data-cursor')).toBe(String(index.timeAt(i)));
     }
@@ -222,7 +224,7 @@ describe('the browser checks fail on a broken page', () => {
     const { server, page, log } = await brokenPage('charts.js', '  walk(laid);\n', '\n');
     try {
       await waitReady(page, log);
-      await expect(checkCharts(page, (await info(server)).charts)).rejects.toThrow(/source:A->B draws states \[\], its machine has \[halted, idle/);
+      await expect(checkCharts(page, (await info(server)).charts)).rejects.toThrow(/link:A->B draws states \[\], its machine has \[connecting/);
     } finally {
       await server.close();
     }

@@ -89,6 +89,14 @@ describe('VirtualClock', () => {
     expect(n).toBe(7);
     expect(await clock.run({ maxEvents: 3 })).toBe('events');
     expect(n).toBe(10);
+    // A spent budget ends the run where it stands, even if the next timer lies past the time limit.
+    const at = clock.now();
+    expect(await clock.run({ maxEvents: 1, untilMs: at + 1.5 })).toBe('events');
+    expect([n, clock.now()]).toEqual([11, at + 1]);
+    // With nothing left to do, the run is idle, not out of budget.
+    const idle = new VirtualClock();
+    idle.setTimeout(() => {}, 1);
+    expect(await idle.run({ maxEvents: 1 })).toBe('idle');
   });
 
   it('drives XState delayed transitions as a clock', async () => {
