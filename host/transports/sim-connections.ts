@@ -205,6 +205,10 @@ export class TcpConnections implements ConnectionTable {
       const stale = s.at[e];
       if (stale !== null) this.drop(e, stale, 'connection reset');
     }
+    // An end that heard the reset may have asked for the connection again from inside the
+    // notification, starting a handshake of its own: this establishment answers it (a second one,
+    // a round trip later, would find this incarnation stale and reset both ends, for ever).
+    this.cancelHandshake(s);
     if (!s.want[0] || !s.want[1]) return;
     const inc = new Incarnation(conn, this.nextId++);
     s.at[0] = inc;

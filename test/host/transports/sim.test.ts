@@ -224,6 +224,25 @@ describe('SimLink: connections', () => {
     expect([s.a.log, s.b.log.slice(1)]).toEqual([['110 opened 0'], ['110 opened 0']]);
   });
 
+  it('an end that opens again from inside the reset notification is answered by that handshake, once', async () => {
+    const s = setup({ latencyMs: 5 });
+    await opened(s);
+    const heard = s.b.handler.closed;
+    s.b.handler.closed = (conn, why) => {
+      heard(conn, why);
+      s.link.b.open(conn);
+    };
+    s.link.blackhole('ab', true);
+    s.link.a.close(0);
+    s.at(50, () => s.link.blackhole('ab', false));
+    s.at(60, () => s.link.a.open(0));
+    await s.run(10_000);
+    // One reset of b's stale end, one establishment; nothing after it (no reset storm).
+    expect(s.b.log).toEqual(['70 closed 0 connection reset', '70 opened 0']);
+    expect(s.a.log).toEqual(['70 opened 0']);
+    expect([s.link.a.isOpen(0), s.link.b.isOpen(0)]).toEqual([true, true]);
+  });
+
   it('never delivers a frame of an old incarnation on a new one, however late it arrives', async () => {
     const s = setup({ latencyMs: 1 });
     await opened(s);
