@@ -33,8 +33,14 @@ interface Base {
 
 export type TelemetryEvent =
   | (Base & { kind: 'state'; machine: string; from: string; to: string; event: string })
-  | (Base & { kind: 'frame.sent'; peer: string; type: string; seq: number; lun: number; bytes: number; retransmit: boolean })
-  | (Base & { kind: 'frame.received'; peer: string; type: string; seq: number; lun: number; bytes: number })
+  /**
+   * A frame put on data connection `conn` to `peer`, or taken off one. `crc` is the frame's own
+   * CRC32C (its last four bytes): with type, seq, conn and bytes it names the frame, so a merger of
+   * several processes' telemetry can match a receive to the send of the same bytes
+   * (docs/controller-process.md).
+   */
+  | (Base & { kind: 'frame.sent'; peer: string; type: string; seq: number; lun: number; bytes: number; retransmit: boolean; conn: number; crc: number })
+  | (Base & { kind: 'frame.received'; peer: string; type: string; seq: number; lun: number; bytes: number; conn: number; crc: number })
   | (Base & { kind: 'frame.error'; peer: string; code: string; message: string })
   | (Base & { kind: 'host.write'; tag: number; lun: number; lba: number; count: number })
   | (Base & { kind: 'host.ack'; tag: number; lun: number; lba: number; count: number; mode: string })
