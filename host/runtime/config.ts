@@ -7,7 +7,7 @@ import { parseSizeBytes, parseVolumeSpec, type VolumeSpec } from '../disks/volum
 import { RAID_MEMBERS_MAX } from '../disks/raid/array.ts';
 import type { RaidLevel } from '../disks/raid/types.ts';
 import { CHUNK_BYTES_DEFAULT } from '../disks/raid/chunks.ts';
-import { parseLinkSpec, type LinkSpec } from './link-spec.ts';
+import { parseLiveLinkSpec, type LiveLinkSpec } from '../transports/live-link.ts';
 
 /**
  * The controller process's configuration file (docs/controller-process.md 2): JSON, validated here,
@@ -66,7 +66,7 @@ export interface LunSettings {
 
 export interface PeerSettings {
   name: string;
-  link: LinkSpec;
+  link: LiveLinkSpec;
   /** The link spec as written (for logs and status). */
   linkText: string;
 }
@@ -268,9 +268,9 @@ function resolvePeers(file: ConfigFile): PeerSettings[] {
   (file.peers ?? []).forEach((p, i) => {
     if (p.name === file.name) throw new FieldProblem(`peers[${i}].name`, `a controller is not its own peer ("${p.name}" is this controller's name)`);
     if (out.some((q) => q.name === p.name)) throw new FieldProblem(`peers[${i}].name`, `peer "${p.name}" is configured twice; each peer once`);
-    let link: LinkSpec;
+    let link: LiveLinkSpec;
     try {
-      link = parseLinkSpec(p.link, p.connections === undefined ? {} : { connections: p.connections });
+      link = parseLiveLinkSpec(p.link, p.connections === undefined ? {} : { connections: p.connections });
     } catch (error) {
       throw new FieldProblem(`peers[${i}].link`, (error as Error).message);
     }

@@ -5,30 +5,23 @@ import type { Logger } from 'pino';
 import type { LunConfig } from '../../firmware/controller/config.ts';
 import { HostRequestError, StorageController } from '../../firmware/controller/storage-controller.ts';
 import { MirrorlabError } from '../../firmware/errors.ts';
-import type { LinkEndpoint } from '../../firmware/ports/link.ts';
 import type { Telemetry } from '../../firmware/ports/telemetry.ts';
 import type { TelemetryEvent } from '../../firmware/telemetry/events.ts';
 import type { HostClock } from '../clock/clock.ts';
 import { RealClock } from '../clock/real.ts';
 import { SeededRandom } from '../random.ts';
+import { openLiveLink, type LiveLink, type LiveLinkSpec } from '../transports/live-link.ts';
 import type { ControllerProcessConfig } from './config.ts';
 import { CONTROL_DATA_BYTES_MAX } from './control-protocol.ts';
 import { ControlServer, claimSocketPath } from './control-server.ts';
 import type { ControlPlane, HostFrontEnd, HostIo, HostLun } from './front-end.ts';
-import type { LinkSpec } from './link-spec.ts';
 import type { ProcessConfigSummary, ProcessEvent, QueuedWork } from './process-events.ts';
 import type { ControllerStatus } from './status.ts';
 import { TelemetryJournal, type JournalEvent } from './telemetry-journal.ts';
 import { closeVolumes, openLunVolumes, type OpenVolume } from './volumes.ts';
 
-/** A peer's live link as the process uses it: the firmware's endpoint, plus what a transport reports and how it shuts. */
-export interface RuntimeLink extends LinkEndpoint {
-  readonly description: string;
-  stats(): unknown;
-  shutdown(): Promise<void>;
-}
-
-export type OpenLink = (spec: LinkSpec, opts: { clock: HostClock; logger: Logger; localName: string; peerName: string }) => Promise<RuntimeLink>;
+/** Opens a peer's live link: livelink's `openLiveLink` (tests may pass another). */
+export type OpenLink = (spec: LiveLinkSpec, opts: { clock: HostClock; logger: Logger; localName: string; peerName: string }) => Promise<LiveLink>;
 
 export const EXIT_CLEAN = 0;
 export const EXIT_OPERATING_ERROR = 2;
@@ -42,7 +35,8 @@ const STOP_STEP_MS = 5_000;
 export interface RuntimeOptions {
   config: ControllerProcessConfig;
   log: Logger;
-  openLink: OpenLink;
+  /** Default: openLiveLink. */
+  openLink?: OpenLink;
   /** Overrides the config's control path. */
   controlPath?: string;
   /** Overrides the config's telemetry target (a file, or unix:PATH). */
@@ -89,7 +83,7 @@ export class ControllerRuntime implements ControlPlane {
     private readonly clock: RealClock,
     private readonly journal: TelemetryJournal | null,
     private readonly volumes: OpenVolume[],
-    private readonly links: Map<string, RuntimeLink>,
+    private readonly links: Map<string, LiveLink>,
     controller: StorageController,
     controlPath: string,
   ) {
@@ -107,19 +101,20 @@ export class ControllerRuntime implements ControlPlane {
     // Cheap refusals first: a live controller on the socket, a telemetry file that cannot be opened.
     await claimSocketPath(controlPath, log);
     const journal = target === null ? null : await TelemetryJournal.open(target, () => clock.now());
-    const held: { volumes: OpenVolume[]; links: RuntimeLink[] } = { volumes: [], links: [] };
+    const held: { volumes: OpenVolume[]; links: LiveLink[]; controller: StorageController | null } = { volumes: [], links: [], controller: null };
     try {
       held.volumes = await openLunVolumes(cfg.luns, { controller: cfg.name, clock });
       const observer = new ObservingTelemetry(journal);
-      const seed = randomInt(0, 2 ** 48);
+      const seed = randomInt(0, 2 ** 48 - 1);
       const controller = new StorageController(
         { name: cfg.name, id: cfg.id, onLockReject: cfg.onLockReject, limits: cfg.limits, luns: lunConfigs(cfg, held.volumes) },
         { clock, telemetry: observer, random: new SeededRandom(seed) },
       );
+      held.controller = controller;
       journal?.setProc(`${cfg.name}/${controller.session}`);
-      const links = new Map<string, RuntimeLink>();
+      const links = new Map<string, LiveLink>();
       for (const p of cfg.peers) {
-        const link = await opts.openLink(p.link, { clock, logger: log.child({ peer: p.name }), localName: cfg.name, peerName: p.name });
+        const link = await (opts.openLink ?? openLiveLink)(p.link, { clock, logger: log.child({ peer: p.name }), localName: cfg.name, peerName: p.name });
         held.links.push(link);
         links.set(p.name, link);
         controller.connect(p.name, link);
@@ -139,6 +134,7 @@ export class ControllerRuntime implements ControlPlane {
       log.info({ session: controller.session, control: controlPath, telemetry: target, luns: cfg.luns.length, peers: cfg.peers.map((p) => `${p.name} ${p.linkText}`) }, 'controller running');
       return runtime;
     } catch (error) {
+      held.controller?.stop();
       await Promise.allSettled(held.links.map((l) => l.shutdown()));
       await closeVolumes(held.volumes).catch(() => undefined);
       await journal?.close().catch(() => undefined);
@@ -154,9 +150,9 @@ export class ControllerRuntime implements ControlPlane {
     return this.cfg.name;
   }
 
-  /** Resolves when a stop has finished. */
+  /** Resolves when a stop, however it began, has finished. */
   stopped(): Promise<StopReport> {
-    return new Promise((resolve) => this.stoppedWaiters.push(resolve));
+    return this.stopping ?? new Promise((resolve) => this.stoppedWaiters.push(resolve));
   }
 
   /** ControlPlane: a clean stop, as SIGTERM asks. */
@@ -191,7 +187,7 @@ export class ControllerRuntime implements ControlPlane {
     const c = this.controller;
     const peers = c.status().map((p) => {
       const link = this.links.get(p.peer);
-      return { ...p, linkSpec: this.cfg.peers.find((q) => q.name === p.peer)?.linkText ?? '', transport: link ? (link.stats() as Record<string, unknown>) : null };
+      return { ...p, linkSpec: this.cfg.peers.find((q) => q.name === p.peer)?.linkText ?? '', transport: link ? link.stats() : null };
     });
     const charts: Record<string, string> = {};
     for (const p of peers) {
@@ -206,7 +202,7 @@ export class ControllerRuntime implements ControlPlane {
       telemetry: { target: this.journal?.target ?? null, events: this.journal?.events ?? 0, lost: this.journal?.lostEvents ?? 0 },
       hostWritesInFlight: c.hostWritesInFlight,
       frontEnds: this.frontEnds.map((f) => ({ kind: f.kind, address: f.address, connections: f.connections, inFlight: f.inFlight })),
-      luns: summary(this.cfg, this.volumes).luns.map((l) => ({ lun: l.lun, role: l.role as 'primary', peer: l.peer, mode: l.mode, volume: l.volume, sectorSize: l.sectorSize, sectorCount: l.sectors })),
+      luns: summary(this.cfg, this.volumes).luns.map((l) => ({ lun: l.lun, role: l.role, peer: l.peer, mode: l.mode, volume: l.volume, sectorSize: l.sectorSize, sectorCount: l.sectors })),
       lockTable: c.lockTable, charts, chartEvents: c.chartEvents(), peers,
       firmwareError: failure === null ? null : failure instanceof Error ? (failure.stack ?? failure.message) : String(failure),
     };
@@ -231,7 +227,7 @@ export class ControllerRuntime implements ControlPlane {
   onFirmwareEvent(e: TelemetryEvent): void {
     if (e.kind === 'link.supervision' && (e.event === 'up' || e.event === 'down')) {
       const link = this.links.get(e.peer);
-      this.emit({ kind: 'process.link', t: this.clock.now(), node: this.cfg.name, peer: e.peer, state: e.event, transport: link ? (link.stats() as Record<string, unknown>) : null });
+      this.emit({ kind: 'process.link', t: this.clock.now(), node: this.cfg.name, peer: e.peer, state: e.event, transport: link ? link.stats() : null });
       this.log.info({ peer: e.peer, detail: e.detail, peerSession: e.peerSession }, `link ${e.event}`);
     } else if (e.kind === 'link.supervision' && e.event === 'peer.restarted') {
       this.log.warn({ peer: e.peer, peerSession: e.peerSession }, 'peer restarted (new session): its streams start afresh and mirrors to it resynchronise');

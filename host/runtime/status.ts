@@ -1,7 +1,5 @@
 import type { PeerStatus } from '../../firmware/controller/storage-controller.ts';
-
-/** A live link's own figures as the process reports them (the transport's `stats()`), per peer. */
-export type LinkTransportStats = Record<string, unknown>;
+import type { LiveLinkStats } from '../transports/live-link.ts';
 
 /**
  * What `mirrorlab status` shows and the control socket's `status` answers
@@ -34,7 +32,7 @@ export interface ControllerStatus {
   /** Every statechart and its state: `source:A->B`, `target:A<-B`, `link:A-B`. */
   charts: Record<string, string>;
   chartEvents: number;
-  peers: (PeerStatus & { linkSpec: string; transport: LinkTransportStats | null })[];
+  peers: (PeerStatus & { linkSpec: string; transport: LiveLinkStats | null })[];
   /** A firmware error that stopped a chart, or null. */
   firmwareError: string | null;
 }
@@ -71,7 +69,12 @@ export function renderStatus(s: ControllerStatus): string {
     const c = p.target.commitLog;
     lines.push(`  target ${p.target.state}: commit log ${n(c.entries)} entries, ${n(c.bytes)} B, ${p.target.heldEarly} held early`);
     for (const m of p.mirrors) lines.push(`  mirror LUN ${m.lun}: ${m.state}${m.state === 'in-sync' ? '' : ` (${n(m.doneSectors)} of ${n(m.totalSectors)} sectors)`}`);
-    if (p.transport) lines.push(`  transport ${JSON.stringify(p.transport)}`);
+    if (p.transport) {
+      const t = p.transport;
+      const sent = t.connections.reduce((sum, c) => sum + c.bytesSent, 0);
+      const received = t.connections.reduce((sum, c) => sum + c.bytesReceived, 0);
+      lines.push(`  transport ${t.description}: ${n(sent)} B sent, ${n(received)} B received, ${t.connects} connects (${t.reconnects} reconnects), heartbeat datagrams ${n(t.datagrams.sent)} sent / ${n(t.datagrams.received)} received`);
+    }
   }
   for (const f of s.frontEnds) lines.push(`front end ${f.kind} at ${f.address}: ${f.connections} connections, ${f.inFlight} requests in flight`);
   return lines.join('\n');
