@@ -34,6 +34,9 @@ export const CONTROL_CONNECTIONS_MAX = 256;
 export const CONTROL_CONNECTIONS_DEFAULT = 16;
 export const CONTROL_REQUESTS_IN_FLIGHT_MAX = 4096;
 export const CONTROL_REQUESTS_IN_FLIGHT_DEFAULT = 64;
+/** A control frame begun must be finished within this long (ms), or its connection is closed. */
+export const CONTROL_FRAME_TIMEOUT_MS_DEFAULT = 10_000;
+export const CONTROL_FRAME_TIMEOUT_MS_MAX = 600_000;
 /** Longest path a unix socket may have on Linux (sun_path is 108 bytes with its NUL). */
 export const UNIX_SOCKET_PATH_BYTES_MAX = 107;
 
@@ -80,7 +83,7 @@ export interface ControllerProcessConfig {
   limits: ControllerLimits;
   /** What the config file asked of the limits (the rest are defaults). */
   limitOverrides: Partial<ControllerLimits>;
-  control: { path: string | null; connectionsMax: number; requestsInFlightMax: number };
+  control: { path: string | null; connectionsMax: number; requestsInFlightMax: number; frameTimeoutMs: number };
   telemetry: string | null;
   shutdown: { drainMs: number };
 }
@@ -152,6 +155,7 @@ const fileSchema = strict({
     path: z.string().min(1).optional(),
     connectionsMax: integer(1, CONTROL_CONNECTIONS_MAX).optional(),
     requestsInFlightMax: integer(1, CONTROL_REQUESTS_IN_FLIGHT_MAX).optional(),
+    frameTimeoutMs: integer(1, CONTROL_FRAME_TIMEOUT_MS_MAX).optional(),
   }).optional(),
   telemetry: z.string().min(1).optional(),
   shutdown: strict({ drainMs: integer(0, DRAIN_MS_MAX).optional() }).optional(),
@@ -257,6 +261,7 @@ function resolve(file: ConfigFile): ControllerProcessConfig {
       path: controlPath,
       connectionsMax: file.control?.connectionsMax ?? CONTROL_CONNECTIONS_DEFAULT,
       requestsInFlightMax: file.control?.requestsInFlightMax ?? CONTROL_REQUESTS_IN_FLIGHT_DEFAULT,
+      frameTimeoutMs: file.control?.frameTimeoutMs ?? CONTROL_FRAME_TIMEOUT_MS_DEFAULT,
     },
     telemetry: file.telemetry ?? null,
     shutdown: { drainMs: file.shutdown?.drainMs ?? DRAIN_MS_DEFAULT },
@@ -429,7 +434,7 @@ function issueMessage(issue: z.core.$ZodIssue): string {
     case 'invalid_format':
       return `${issue.message}${got}`;
     default:
-      return `${issue.message}${issue.code === 'custom' ? '' : got}`;
+      return `${issue.message}${issue.code === 'custom' || issue.code === 'unrecognized_keys' ? '' : got}`;
   }
 }
 

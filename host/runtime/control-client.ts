@@ -95,7 +95,8 @@ export class ControlClient implements HostClient {
   }
 
   async read(lun: number, lba: number, count: number): Promise<Uint8Array> {
-    return (await this.request({ op: 'read', lun, lba, count })).data;
+    const { data } = await this.request({ op: 'read', lun, lba, count });
+    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   }
 
   async flush(lun?: number): Promise<void> {

@@ -10,8 +10,6 @@ import type { ControlPlane, HostFrontEnd, HostIo } from './front-end.ts';
 
 export class ControlSocketError extends MirrorlabError {}
 
-/** A frame begun must be complete within this long (ms), or the connection is closed: a slow client holds no slot for ever. */
-export const CONTROL_FRAME_TIMEOUT_MS = 10_000;
 /** Replies queued to a client that does not read them: past this (bytes), its connection stops being read until they drain. */
 export const CONTROL_REPLY_BACKLOG_BYTES_MAX = 32 * 1024 * 1024;
 /** How long a live controller at the socket path has to answer before the path counts as stale (ms). */
@@ -25,7 +23,8 @@ export interface ControlServerOptions {
   /** Requests one connection may have in flight; more are left unread in the socket until one is answered. */
   requestsInFlightMax: number;
   log: Logger;
-  frameTimeoutMs?: number;
+  /** A frame begun must be complete within this long (ms), or the connection is closed: a slow client holds no slot for ever. */
+  frameTimeoutMs: number;
 }
 
 interface Connection {
@@ -168,7 +167,7 @@ export class ControlServer implements HostFrontEnd {
       return;
     }
     if (c.frameTimer) return;
-    const ms = this.opts.frameTimeoutMs ?? CONTROL_FRAME_TIMEOUT_MS;
+    const ms = this.opts.frameTimeoutMs;
     c.frameTimer = setTimeout(() => {
       c.frameTimer = null;
       this.reply(c, { id: null, ok: false, code: 'ML_ERR_CONTROL_TIMEOUT', message: `a frame was begun and not finished within ${ms} ms` });

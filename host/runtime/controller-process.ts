@@ -124,7 +124,7 @@ export class ControllerRuntime implements ControlPlane {
       controller.start();
       runtime.frontEnds.push(await ControlServer.listen({
         path: controlPath, io: runtime.hostIo, plane: runtime, connectionsMax: cfg.control.connectionsMax,
-        requestsInFlightMax: cfg.control.requestsInFlightMax, log: log.child({ module: 'control' }),
+        requestsInFlightMax: cfg.control.requestsInFlightMax, frameTimeoutMs: cfg.control.frameTimeoutMs, log: log.child({ module: 'control' }),
       }));
       runtime.watchFailures();
       runtime.emit({

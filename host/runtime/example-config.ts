@@ -15,7 +15,7 @@ export const EXAMPLE_CONFIG = {
   peers: [{ name: 'B', link: 'tcp-listen:0.0.0.0:7700', connections: 2 }],
   supervision: { heartbeatMs: 100, interruptionMs: 1000, probationMs: 2000, connectRetryMs: 200 },
   limits: { rollbackLogBytesMax: 67_108_864, payloadBytesMax: 1_048_576 },
-  control: { path: '/run/mirrorlab/A.sock', connectionsMax: 16, requestsInFlightMax: 64 },
+  control: { path: '/run/mirrorlab/A.sock', connectionsMax: 16, requestsInFlightMax: 64, frameTimeoutMs: 10_000 },
   telemetry: '/var/log/mirrorlab/A.jsonl',
   shutdown: { drainMs: 5000 },
 };
