@@ -162,7 +162,7 @@ export function describeRequestProblem(issues: readonly z.core.$ZodIssue[]): str
   const first = issues[0];
   if (!first) return 'invalid request';
   const path = first.path.length === 0 ? 'request' : first.path.join('.');
-  if (first.code === 'invalid_union' && first.path.length === 0) return `"op" must be one of ${CONTROL_OPS.join(', ')}`;
+  if (first.code === 'invalid_union') return `"op" must be one of ${CONTROL_OPS.join(', ')}`;
   if (first.code === 'unrecognized_keys') return `${path}: unknown field${first.keys.length > 1 ? 's' : ''} ${first.keys.join(', ')}`;
   return `${path}: ${first.message}`;
 }

@@ -32,6 +32,11 @@ interface Connection {
   reader: ControlFrameReader;
   /** Ids in flight, so a reply can be given once only (a request answered at close is not answered again). */
   pending: Set<number>;
+  /**
+   * Frames read but not yet taken on, because `requestsInFlightMax` are in flight: at most what one
+   * read of the socket brought, since the socket is paused while any wait here.
+   */
+  backlog: ControlFrame[];
   frameTimer: ReturnType<typeof setTimeout> | null;
   paused: boolean;
 }
@@ -112,6 +117,7 @@ export class ControlServer implements HostFrontEnd {
     for (const c of this.conns) {
       for (const id of c.pending) this.reply(c, { id, ok: false, code: stopped.code, message: stopped.message });
       c.pending.clear();
+      c.backlog.length = 0;
       if (c.frameTimer) clearTimeout(c.frameTimer);
       c.socket.end();
     }
@@ -131,10 +137,10 @@ export class ControlServer implements HostFrontEnd {
       socket.destroySoon();
       return;
     }
-    const c: Connection = { socket, reader: new ControlFrameReader(this.opts.io.transferBytesMax), pending: new Set(), frameTimer: null, paused: false };
+    const c: Connection = { socket, reader: new ControlFrameReader(this.opts.io.transferBytesMax), pending: new Set(), backlog: [], frameTimer: null, paused: false };
     this.conns.add(c);
     socket.on('data', (chunk: Buffer) => this.onData(c, chunk));
-    socket.on('drain', () => this.flow(c));
+    socket.on('drain', () => this.pump(c));
     socket.on('close', () => {
       if (c.frameTimer) clearTimeout(c.frameTimer);
       this.conns.delete(c);
@@ -154,8 +160,14 @@ export class ControlServer implements HostFrontEnd {
       c.socket.destroySoon();
       return;
     }
-    for (const f of frames) this.onFrame(c, f);
+    c.backlog.push(...frames);
     this.watchPartial(c);
+    this.pump(c);
+  }
+
+  /** Takes on waiting frames while there is room for requests, then reads on only if there still is. */
+  private pump(c: Connection): void {
+    while (c.backlog.length > 0 && c.pending.size < this.opts.requestsInFlightMax && !c.socket.destroyed) this.onFrame(c, c.backlog.shift()!);
     this.flow(c);
   }
 
@@ -177,7 +189,7 @@ export class ControlServer implements HostFrontEnd {
 
   /** Reads from a connection only while it has room for requests and reads its replies. */
   private flow(c: Connection): void {
-    const full = c.pending.size >= this.opts.requestsInFlightMax || c.socket.writableLength > CONTROL_REPLY_BACKLOG_BYTES_MAX;
+    const full = c.backlog.length > 0 || c.pending.size >= this.opts.requestsInFlightMax || c.socket.writableLength > CONTROL_REPLY_BACKLOG_BYTES_MAX;
     if (full && !c.paused) c.socket.pause();
     else if (!full && c.paused) c.socket.resume();
     c.paused = full;
@@ -231,7 +243,7 @@ export class ControlServer implements HostFrontEnd {
   private answer(c: Connection, id: number, header: object, data?: Uint8Array): void {
     if (!c.pending.delete(id)) return; // answered already, at close
     this.reply(c, header, data);
-    this.flow(c);
+    this.pump(c);
   }
 
   private reply(c: Connection, header: object, data?: Uint8Array): void {
