@@ -500,6 +500,10 @@ export class PeerLink implements LinkSupervisorControl {
     });
     this.counters.heartbeatsSent++;
     this.counters.heartbeatBytesSent += bytes.length;
+    const t = this.deps.telemetry;
+    if (t.enabled) {
+      t.emit({ kind: 'heartbeat.sent', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, session: this.cfg.session, counter: this.heartbeatCounter, confirmedSeq: confirmed });
+    }
     this.deps.endpoint.sendDatagram(bytes);
     if (!opts.reschedule) return;
     if (this.heartbeatTimer !== null) this.deps.clock.clearTimeout(this.heartbeatTimer);

@@ -62,6 +62,12 @@ export type TelemetryEvent =
   | (Base & { kind: 'controller.start'; session: number })
   /** A data connection to `peer` changed state (`reason` says why it closed). */
   | (Base & { kind: 'link.connection'; peer: string; conn: number; state: 'opening' | 'open' | 'closed'; reason: string })
+  /**
+   * A heartbeat went to `peer`: this controller's session and the heartbeat's counter name it (its
+   * receipt is a `heartbeat.received` with the same two), and it confirms `confirmedSeq` of the
+   * peer's stream, as an ACK would: a merger of several processes' telemetry orders by it too.
+   */
+  | (Base & { kind: 'heartbeat.sent'; peer: string; session: number; counter: number; confirmedSeq: number })
   /** A heartbeat from `peer` arrived: its session, its counter, and `gapMs` since the previous one heard. */
   | (Base & { kind: 'heartbeat.received'; peer: string; session: number; counter: number; confirmedSeq: number; gapMs: number })
   /** The link supervisor's view of `peer` (see LinkSupervisionEvent); `lastHeardMs` is when `peer` was last heard. */

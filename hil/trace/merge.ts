@@ -11,7 +11,9 @@ import { MirrorlabError } from '../../firmware/errors.ts';
  * - **send -> receive**: a `frame.received` at B from A happened after the `frame.sent` at A to B
  *   of the same frame. A frame is named by its identity: type, seq, data connection, length and
  *   CRC32C. A retransmission of the same bytes has the same identity, so a receive is tied to the
- *   *first* send of it: whichever copy arrived, that first send came before.
+ *   *first* send of it: whichever copy arrived, that first send came before. Heartbeats carry
+ *   confirmations too, so a `heartbeat.received` is tied to its `heartbeat.sent` (named by the
+ *   sender's session and the heartbeat's counter).
  *
  * The result is a total order that respects every edge (a topological order: among the events
  * whose predecessors are all placed, the one with the earliest wall-clock stamp goes next, so the
@@ -54,7 +56,7 @@ export interface MergedEvent {
 export type MergeProblemKind =
   /** A line that is not JSON, or not a stamped event (a kill cut the last line short, or another file). */
   | 'unparseable'
-  /** A receive with no send of the same frame in any source: its sender's telemetry is missing or lost. */
+  /** A receive with no send of the same frame or heartbeat in any source: its sender's telemetry is missing or lost. */
   | 'unmatched-receive'
   /** A jump in an incarnation's counter: lines lost between. */
   | 'events-lost'
@@ -152,31 +154,48 @@ function parseSource(s: TelemetrySource, problems: MergeProblem[]): Parsed[] {
   return out;
 }
 
+/** The identity of what a send event put on the wire: a frame (docs/controller-process.md 4), or a heartbeat datagram. */
+function sentKey(e: StampedEvent): string | null {
+  if (e.kind === 'frame.sent') return frameKey(e.node, e.peer, e);
+  if (e.kind === 'heartbeat.sent') return `${e.node}>${String(e.peer)}|HEARTBEAT|${String(e.session)}|${String(e.counter)}`;
+  return null;
+}
+
+/** The identity of what a receive event took off the wire; the same as its send's. */
+function receivedKey(e: StampedEvent): string | null {
+  if (e.kind === 'frame.received') return frameKey(e.peer, e.node, e);
+  if (e.kind === 'heartbeat.received') return `${String(e.peer)}>${e.node}|HEARTBEAT|${String(e.session)}|${String(e.counter)}`;
+  return null;
+}
+
 function frameKey(from: unknown, to: unknown, e: StampedEvent): string {
   return `${String(from)}>${String(to)}|${String(e.type)}|${String(e.seq)}|${String(e.conn)}|${String(e.bytes)}|${String(e.crc)}`;
 }
 
-/** Ties every receive to the first send of the same frame; returns how many were tied. */
+/** Ties every receive to the first send of the same frame or heartbeat; returns how many were tied. */
 function tieReceives(streams: Parsed[][], sources: readonly TelemetrySource[], problems: MergeProblem[]): number {
   const firstSend = new Map<string, { source: number; pos: number }>();
   streams.forEach((events, source) => events.forEach((p, pos) => {
-    if (p.event.kind !== 'frame.sent') return;
-    const key = frameKey(p.event.node, p.event.peer, p.event);
-    if (!firstSend.has(key)) firstSend.set(key, { source, pos });
+    const key = sentKey(p.event);
+    if (key !== null && !firstSend.has(key)) firstSend.set(key, { source, pos });
   }));
   let tied = 0;
   streams.forEach((events, source) => events.forEach((p) => {
-    if (p.event.kind !== 'frame.received') return;
-    const send = firstSend.get(frameKey(p.event.peer, p.event.node, p.event));
+    const key = receivedKey(p.event);
+    if (key === null) return;
+    const send = firstSend.get(key);
     if (send && send.source !== source) {
       p.send = send;
       tied++;
       return;
     }
     const e = p.event;
+    const what = e.kind === 'heartbeat.received'
+      ? `heartbeat ${String(e.counter)} of session ${String(e.session)}`
+      : `${String(e.type)} seq ${String(e.seq)} on connection ${String(e.conn)} (crc ${String(e.crc)})`;
     problems.push({
       kind: 'unmatched-receive', source: sources[source]!.name, line: p.line,
-      message: `${e.node} received ${String(e.type)} seq ${String(e.seq)} on connection ${String(e.conn)} (crc ${String(e.crc)}) from ${String(e.peer)}, and no source holds that send`,
+      message: `${e.node} received ${what} from ${String(e.peer)}, and no source holds that send`,
     });
   }));
   return tied;

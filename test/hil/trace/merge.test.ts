@@ -72,6 +72,26 @@ describe('merging telemetry of several processes', () => {
     expect(happenedBefore(lone.events[1]!, lone.events[0]!)).toBe(false);
   });
 
+  it('orders by heartbeats too: a confirmation a heartbeat carried puts the apply before the host ack', () => {
+    const a = journal('A/1', [
+      frame('frame.sent', 'A', 'B', 'WRITE', 1, 0xaaaa),
+      { kind: 'heartbeat.received', t: 0, node: 'A', peer: 'B', session: 2, counter: 40, confirmedSeq: 1, gapMs: 100 },
+      { kind: 'host.ack', t: 0, node: 'A', tag: 7, lun: 0, lba: 0, count: 8, mode: 'speculative' },
+    ], 0);
+    const b = journal('B/2', [
+      frame('frame.received', 'B', 'A', 'WRITE', 1, 0xaaaa),
+      { kind: 'target.apply', t: 0, node: 'B', peer: 'A', seq: 1, lockId: 1, tag: 7, lun: 0, lba: 0, count: 8, sourceSession: 1 },
+      { kind: 'heartbeat.sent', t: 0, node: 'B', peer: 'A', session: 2, counter: 40, confirmedSeq: 1 },
+    ], 50_000);
+    const r = mergeTelemetry([a, b]);
+    expect(r.problems).toEqual([]);
+    expect(r.edges).toBe(2);
+    expect(kinds(r.events)).toEqual(['A:frame.sent', 'B:frame.received', 'B:target.apply', 'B:heartbeat.sent', 'A:heartbeat.received', 'A:host.ack']);
+    // A heartbeat of another session (an earlier start of B) is not this one.
+    const stale = mergeTelemetry([a, journal('B/3', [{ kind: 'heartbeat.sent', t: 0, node: 'B', peer: 'A', session: 3, counter: 40, confirmedSeq: 1 }], 0)]);
+    expect(stale.problems.map((p) => p.message)).toContain('A received heartbeat 40 of session 2 from B, and no source holds that send');
+  });
+
   it('reports a receive with no matching send, and still places it in its local order', () => {
     const [a] = writeRound(0);
     const extra = journal('B/2', [
@@ -134,8 +154,9 @@ describe('merging telemetry of several processes', () => {
     // B's wall clock 1,000 s late: by wall time every apply would come after every host ack.
     const r = mergeTelemetry([per('A', 0), per('B', 1_000_000)]);
     expect(r.problems).toEqual([]);
-    const receives = r.events.filter((m) => m.event.kind === 'frame.received');
+    const receives = r.events.filter((m) => m.event.kind === 'frame.received' || m.event.kind === 'heartbeat.received');
     expect(r.edges).toBe(receives.length);
+    expect(receives.some((m) => m.event.kind === 'heartbeat.received')).toBe(true);
     expect(tel.of('frame.sent').filter((e) => e.retransmit).length).toBeGreaterThan(0);
     for (const m of receives) expect(m.sentAt).not.toBeNull();
     const applies = r.events.filter((m) => m.event.kind === 'target.apply');

@@ -4,7 +4,7 @@ import { SeededRandom } from '../../../host/random.ts';
 import { ControlClient } from '../../../host/runtime/control-client.ts';
 import { CONTROL_MAGIC, ControlFrameReader, encodeControlFrame } from '../../../host/runtime/control-protocol.ts';
 import { scratchDir } from '../../support/scratch-dir.ts';
-import { rawExchange, startController, writeConfig } from './processes.ts';
+import { freshDir, rawExchange, startController, writeConfig } from './processes.ts';
 
 const scratch = scratchDir('control');
 
@@ -39,7 +39,7 @@ describe('the control socket protocol', () => {
 
 describe('a controller under a hostile control client', () => {
   it('answers garbage, oversized lengths, bad JSON, bad requests, half frames and too many connections with one error each, and keeps serving', async () => {
-    const dir = scratch.dir();
+    const dir = await freshDir(scratch);
     const control = join(dir, 'h.sock');
     const config = await writeConfig(dir, 'h', {
       name: 'H', id: 9, luns: [{ lun: 0, volume: 'mem:4MiB' }],
@@ -116,7 +116,7 @@ describe('a controller under a hostile control client', () => {
   });
 
   it('keeps a client that writes faster than it reads within its request bound: requests past it wait in the socket', async () => {
-    const dir = scratch.dir();
+    const dir = await freshDir(scratch);
     const control = join(dir, 'f.sock');
     const config = await writeConfig(dir, 'f', { name: 'F', id: 3, luns: [{ lun: 0, volume: 'mem:16MiB' }], control: { path: control, requestsInFlightMax: 2 } });
     const p = await startController({ configPath: config });

@@ -9,7 +9,7 @@ import { ControlClient } from '../../../host/runtime/control-client.ts';
 import { ControllerSpawnError } from '../../../host/runtime/spawn.ts';
 import { sectorOrigin } from '../../../host/workload/data.ts';
 import { scratchDir } from '../../support/scratch-dir.ts';
-import { freePort, startController, telemetryOf, waitFor, writeConfig } from './processes.ts';
+import { freePort, freshDir, startController, telemetryOf, waitFor, writeConfig } from './processes.ts';
 
 const scratch = scratchDir('controller');
 const root = new URL('../../../', import.meta.url).pathname;
@@ -31,7 +31,7 @@ async function localController(dir: string) {
 
 describe('a controller process', () => {
   it('takes host writes and reads through its control socket, on an image file and a memory disk; status shows it; SIGTERM stops it cleanly', async () => {
-    const dir = scratch.dir();
+    const dir = await freshDir(scratch);
     const a = await localController(dir);
     const p = await startController({ configPath: a.config });
     expect(p.ready).toMatchObject({ ready: true, name: 'A', control: a.control, telemetry: a.telemetry });
@@ -99,7 +99,7 @@ describe('a controller process', () => {
   });
 
   it('refuses a control socket a live controller serves, takes over a stale one, reports queued work at a clean stop, and stops at once on a second signal', async () => {
-    const dir = scratch.dir();
+    const dir = await freshDir(scratch);
     const nobody = await freePort(); // B never comes: A's mirrors queue in its rollback log
     const control = join(dir, 'q.sock');
     const telemetry = join(dir, 'q.jsonl');

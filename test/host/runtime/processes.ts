@@ -1,5 +1,5 @@
 import { createSocket } from 'node:dgram';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
@@ -22,6 +22,11 @@ export async function startController(opts: StartControllerOptions): Promise<Con
   running.add(p);
   void p.exited.then(() => running.delete(p));
   return p;
+}
+
+/** A directory of its own for one test, inside the file's scratch directory. */
+export function freshDir(scratch: { dir: () => string }): Promise<string> {
+  return mkdtemp(join(scratch.dir(), 't-'));
 }
 
 /** Writes a config file into `dir` and returns its path. */
