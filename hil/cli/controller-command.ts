@@ -43,13 +43,14 @@ export function controllerCommand(log: Logger, exit: (code: number) => void, dep
 
 async function runController(opts: Parameters<typeof ControllerRuntime.start>[0]): Promise<number> {
   const { log } = opts;
+  const runtime = await ControllerRuntime.start({ ...opts, version: VERSION });
+  // From here on this process is the controller: a bug anywhere is exit 70, with its stack.
   const internal = (error: unknown): void => {
     process.stderr.write(`internal error (a bug in mirrorlab; please report it with the command that caused it):\n${error instanceof Error ? error.stack : String(error)}\n`);
     process.exit(EXIT_INTERNAL);
   };
   process.on('uncaughtException', internal);
   process.on('unhandledRejection', internal);
-  const runtime = await ControllerRuntime.start({ ...opts, version: VERSION });
   // One JSON line on stdout once it is up, for whoever started it (startControllerProcess, the rack, a script).
   const ready: ControllerReady = { ready: true, name: runtime.name, session: runtime.session, pid: process.pid, control: runtime.controlPath, telemetry: opts.telemetry ?? opts.config.telemetry };
   process.stdout.write(`${JSON.stringify(ready)}\n`);
@@ -67,8 +68,9 @@ async function runController(opts: Parameters<typeof ControllerRuntime.start>[0]
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const report = await runtime.stopped();
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
+  for (const [event, handler] of [['SIGINT', onSignal], ['SIGTERM', onSignal], ['uncaughtException', internal], ['unhandledRejection', internal]] as const) {
+    process.off(event, handler);
+  }
   // Everything is closed; should a stray handle keep the event loop alive, the exit still comes.
   setTimeout(() => process.exit(report.exitCode), 2_000).unref();
   return report.exitCode;

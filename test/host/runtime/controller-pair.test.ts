@@ -134,3 +134,26 @@ describe('two controller processes over loopback TCP', () => {
     expect([...new Set(bLines.map((l) => l.proc))]).toEqual([`B/${b1.ready.session}`, `B/${b2.ready.session}`]);
   });
 });
+
+describe('a controller process with a planted bug', () => {
+  it('takes its firmware from the entry module a test gives, and merged telemetry catches the bug: host acks before the target applied', async () => {
+    const dir = await freshDir(scratch);
+    const cfg = await pairConfigs(dir, 'speculative');
+    const entryModule = new URL('../../support/controller-entry.ts', import.meta.url).pathname;
+    const b = await startController({ configPath: cfg.b, entryModule, entryArgs: ['--plant', 'target-acks-before-write'] });
+    const a = await startController({ configPath: cfg.a });
+    const client = await ControlClient.connect(cfg.aControl);
+    await waitFor('the link up', async () => peerOf(await client.status()).link.state === 'up');
+    await writeMany(client, 60, 1, 8);
+    await waitFor('A to drain', async () => drained(await client.status()));
+    await client.close();
+    a.kill('SIGTERM');
+    b.kill('SIGTERM');
+    expect([(await a.exited).code, (await b.exited).code]).toEqual([0, 0]);
+    const merged = await mergeTelemetryFiles([cfg.files.aTel, cfg.files.bTel]);
+    expect(merged.problems).toEqual([]);
+    const acks = new Map(merged.events.filter((m) => m.event.kind === 'host.ack').map((m) => [m.event.tag, m] as const));
+    const early = merged.events.filter((m) => m.event.kind === 'target.apply' && !happenedBefore(m, acks.get(m.event.tag)!));
+    expect(early.length).toBeGreaterThan(0);
+  });
+});
