@@ -9,6 +9,7 @@ import { demoCommand } from './demo-command.ts';
 import { devicesCommand } from './devices-command.ts';
 import { emulateCommand } from './emulate-command.ts';
 import { historyCommand } from './history-command.ts';
+import { loadCommand } from './load-command.ts';
 import { serialDiskCommand } from './serial-disk-command.ts';
 import { statechartsCommand } from './statecharts-command.ts';
 import { statusCommand } from './status-command.ts';
@@ -49,6 +50,7 @@ export async function main(argv: string[]): Promise<number> {
     program.addCommand(serialDiskCommand(log.child({ module: 'serial-disk' }), exit));
     program.addCommand(controllerCommand(log.child({ module: 'controller' }), exit));
     program.addCommand(statusCommand(exit));
+    program.addCommand(loadCommand(exit));
     for (const cmd of program.commands) cmd.exitOverride();
     await program.parseAsync(argv, { from: 'user' });
     return code;

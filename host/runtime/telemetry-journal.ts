@@ -54,6 +54,7 @@ interface Sink {
 export class TelemetryJournal implements Telemetry {
   readonly enabled = true;
   private proc = '';
+  private procJson = '""';
   private counter = 0;
   private lines: string[] = [];
   private bytes = 0;
@@ -75,6 +76,7 @@ export class TelemetryJournal implements Telemetry {
   /** Names this incarnation in every line from now on (set once the controller has drawn its session). */
   setProc(proc: string): void {
     this.proc = proc;
+    this.procJson = JSON.stringify(proc);
   }
 
   /** Events stamped so far (lost ones included). */
@@ -89,8 +91,9 @@ export class TelemetryJournal implements Telemetry {
 
   emit(event: JournalEvent): void {
     if (this.closed) return;
-    const stamp: Stamp = { n: ++this.counter, proc: this.proc, wall: Date.now() };
-    const line = JSON.stringify({ ...stamp, ...event });
+    // The stamp written ahead of the event's own fields, without building a merged object per event.
+    const body = JSON.stringify(event);
+    const line = `{"n":${++this.counter},"proc":${this.procJson},"wall":${Date.now()}${body.length > 2 ? `,${body.slice(1)}` : '}'}`;
     this.lines.push(line);
     this.bytes += line.length + 1;
     if (this.bytes >= JOURNAL_BATCH_BYTES_MAX) this.flush();

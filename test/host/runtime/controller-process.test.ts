@@ -2,7 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { main } from '../../../hil/cli/main.ts';
 import { RealClock } from '../../../host/clock/real.ts';
 import { FileDisk } from '../../../host/disks/file.ts';
 import { ControlClient } from '../../../host/runtime/control-client.ts';
@@ -59,6 +60,14 @@ describe('a controller process', () => {
     await expect(client.write(0, 0, new Uint8Array(512), { tag: 0 })).rejects.toMatchObject({ code: 'ML_ERR_CONTROL_REQUEST' });
     await expect(client.read(0, 0, 4096)).rejects.toMatchObject({ code: 'ML_ERR_READ_TOO_LARGE' });
 
+    // mirrorlab load: a workload through the same socket, in this process.
+    const out: string[] = [];
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
+    const code = await main(['load', '--control', a.control, '--lun', '1', '--writes', '40', '--first-tag', '1000', '--pattern', 'sequential', '--json']).finally(() => spy.mockRestore());
+    expect(code).toBe(0);
+    expect(JSON.parse(out.join(''))).toMatchObject({ writes: 40, acknowledged: 40, errors: 0 });
+    expect(sectorOrigin(await client.read(1, 39 * 8, 1), 0, 512, 39 * 8)).toEqual({ writer: 1, lun: 1, tag: 1039, lba: 312 });
+
     const status = await client.status();
     expect(status).toMatchObject({ name: 'A', id: 1, session: p.ready.session, pid: p.pid, state: 'running', hostWritesInFlight: 0 });
     expect(status.uptimeMs).toBeGreaterThan(0);
@@ -93,7 +102,8 @@ describe('a controller process', () => {
     expect(new Set(lines.map((l) => l.proc))).toEqual(new Set([`A/${p.ready.session}`]));
     const start = lines.find((l) => l.kind === 'process.start')!;
     expect(start).toMatchObject({ node: 'A', session: p.ready.session, pid: p.pid, config: { id: 1, luns: [{ lun: 0, role: 'local' }, { lun: 1, role: 'local' }] } });
-    expect(lines.filter((l) => l.kind === 'host.write').map((l) => l.tag).sort((x, y) => x - y)).toEqual([...Array.from({ length: 32 }, (_, i) => i + 1), 100]);
+    expect(lines.filter((l) => l.kind === 'host.write').map((l) => l.tag).sort((x, y) => x - y))
+      .toEqual([...Array.from({ length: 32 }, (_, i) => i + 1), 100, ...Array.from({ length: 40 }, (_, i) => 1000 + i)]);
     expect(lines.at(-2)).toMatchObject({ kind: 'process.stopping', reason: 'SIGTERM' });
     expect(lines.at(-1)).toMatchObject({ kind: 'process.stop', reason: 'SIGTERM', exitCode: 0, forced: false, queued: { hostWritesInFlight: 0, peers: [] } });
   });
