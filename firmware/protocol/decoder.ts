@@ -133,7 +133,7 @@ export class FrameDecoder {
 
   /**
    * The frame CRC (its last four bytes) of the frame last handed to onFrame: with its type, seq and
-   * connection, what names the frame across processes (telemetry's frame identity, docs/controller-process.md).
+   * connection, what names the frame across processes (telemetry's frame identity, docs/controller-process.md 4).
    */
   get lastFrameCrc(): number {
     return this.lastCrc;

@@ -37,7 +37,7 @@ export type TelemetryEvent =
    * A frame put on data connection `conn` to `peer`, or taken off one. `crc` is the frame's own
    * CRC32C (its last four bytes): with type, seq, conn and bytes it names the frame, so a merger of
    * several processes' telemetry can match a receive to the send of the same bytes
-   * (docs/controller-process.md).
+   * (docs/controller-process.md 4).
    */
   | (Base & { kind: 'frame.sent'; peer: string; type: string; seq: number; lun: number; bytes: number; retransmit: boolean; conn: number; crc: number })
   | (Base & { kind: 'frame.received'; peer: string; type: string; seq: number; lun: number; bytes: number; conn: number; crc: number })

@@ -240,14 +240,26 @@ export class ControllerRuntime implements ControlPlane {
     this.journal?.emit(e);
   }
 
-  /** A chart that stopped on an exception is a firmware bug: stop cleanly, exit 70. */
+  /**
+   * A chart that stopped on an exception is a firmware bug: stop cleanly, exit 70. Without a
+   * telemetry target the firmware emits nothing (it costs nothing), so link changes are noticed
+   * here for the log instead.
+   */
   private watchFailures(): void {
+    const linkStates = new Map<string, boolean>();
     this.failureWatch = setInterval(() => {
+      if (!this.journal) {
+        for (const p of this.controller.status()) {
+          const up = p.link.state === 'up';
+          if (linkStates.has(p.peer) && linkStates.get(p.peer) !== up) this.log.info({ peer: p.peer, peerSession: p.link.peerSession }, `link ${up ? 'up' : 'down'}`);
+          linkStates.set(p.peer, up);
+        }
+      }
       const failure = this.controller.failure;
       if (failure === null || this.stopping) return;
       this.log.error({ err: failure instanceof Error ? failure.stack : String(failure) }, 'firmware error: a statechart stopped; stopping the controller');
       void this.shutdown('firmware error', EXIT_INTERNAL);
-    }, 100);
+    }, 250);
     this.failureWatch.unref();
   }
 
@@ -332,14 +344,17 @@ export class ControllerRuntime implements ControlPlane {
 }
 
 /**
- * The firmware's telemetry port in a process: every event to the journal (when there is one), and
- * the few the process acts on (link up and down) to the runtime.
+ * The firmware's telemetry port in a process: every event to the journal, and the few the process
+ * acts on (link up and down) to the runtime. Without a journal it is disabled, and the firmware
+ * builds no events at all.
  */
 class ObservingTelemetry implements Telemetry {
-  readonly enabled = true;
+  readonly enabled: boolean;
   runtime: ControllerRuntime | null = null;
 
-  constructor(private readonly journal: TelemetryJournal | null) {}
+  constructor(private readonly journal: TelemetryJournal | null) {
+    this.enabled = journal !== null;
+  }
 
   emit(event: TelemetryEvent): void {
     this.journal?.emit(event as JournalEvent);
