@@ -170,7 +170,7 @@ export class TcpLink implements LiveLink {
         await new Promise<void>((resolve) => server.close(() => resolve()));
         // Port 0 found a TCP port whose UDP twin is taken: try another.
         if (o.port === 0 && errnoCode(error) === 'EADDRINUSE' && attempt < FREE_PORT_ATTEMPTS_MAX) continue;
-        throw bindError(error, o, port, 'UDP');
+        throw listenError(error, { ...o, port }, 'UDP');
       }
     }
   }
@@ -549,7 +549,7 @@ async function listen(server: Server, o: TcpLinkOptions): Promise<number> {
       });
     });
   } catch (error) {
-    throw bindError(error, o, o.port, 'TCP');
+    throw listenError(error, o, 'TCP');
   }
   // A server that fails after listening (it should not) is logged, never thrown from an event.
   server.on('error', (error) => o.logger.warn({ error: error.message }, 'TCP listener error'));
@@ -558,9 +558,9 @@ async function listen(server: Server, o: TcpLinkOptions): Promise<number> {
 }
 
 /** A bind failure as the one-line error a command prints. */
-function bindError(error: unknown, o: TcpLinkOptions, port: number, proto: 'TCP' | 'UDP'): LiveLinkError {
+export function listenError(error: unknown, o: Pick<TcpLinkOptions, 'host' | 'family' | 'port'>, proto: 'TCP' | 'UDP'): LiveLinkError {
   const code = errnoCode(error);
-  const where = o.family === 6 ? `[${o.host}]:${port}` : `${o.host}:${port}`;
+  const where = o.family === 6 ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`;
   if (code === 'EADDRINUSE') {
     return new LiveLinkError('ML_ERR_LINK_ADDRESS_IN_USE', `${proto} ${where} is in use (EADDRINUSE): a link listens on a port free for both TCP and UDP; pick another, or stop what holds it`, error);
   }
