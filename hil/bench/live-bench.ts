@@ -74,6 +74,8 @@ export interface LiveBenchResult {
 export interface LiveBenchOptions {
   /** Multiplies the bytes each run moves and the latency row's writes (0.05 for a quick look). */
   scale?: number;
+  /** Each controller's volume (default {@link LIVE_BENCH}.volumeBytes); smaller makes the warm-up shorter. */
+  volumeBytes?: number;
   log?: (fields: object, message: string) => void;
 }
 
@@ -83,24 +85,25 @@ export const LIVE_BENCH_SCALE_MAX = 10;
 export async function measureLive(o: LiveBenchOptions = {}): Promise<LiveBenchResult> {
   const scale = o.scale ?? 1;
   const log = o.log ?? (() => {});
+  const volumeBytes = o.volumeBytes ?? LIVE_BENCH.volumeBytes;
   const rows: LiveThroughputRow[] = [];
   const done = (row: LiveThroughputRow): void => {
     rows.push(row);
     log(row, 'live row measured');
   };
-  for (const writeBytes of LIVE_BENCH.tcpWriteBytes) done(await tcpMirroredRow(writeBytes, scaled(LIVE_BENCH.tcpBytes, scale, writeBytes)));
+  for (const writeBytes of LIVE_BENCH.tcpWriteBytes) done(await tcpMirroredRow(writeBytes, scaled(LIVE_BENCH.tcpBytes, scale, writeBytes), volumeBytes));
   done(await tcpLinkRow(LIVE_BENCH.tcpWriteBytes[0], scaled(LIVE_BENCH.tcpBytes, scale, LIVE_BENCH.tcpWriteBytes[0])));
   let serialSkipped: string | null = null;
   const dir = await mkdtemp(join(tmpdir(), 'mirrorlab-live-bench-'));
   try {
-    for (const writeBytes of LIVE_BENCH.serialWriteBytes) done(await serialMirroredRow(dir, writeBytes, scaled(LIVE_BENCH.serialBytes, scale, writeBytes)));
+    for (const writeBytes of LIVE_BENCH.serialWriteBytes) done(await serialMirroredRow(dir, writeBytes, scaled(LIVE_BENCH.serialBytes, scale, writeBytes), volumeBytes));
   } catch (error) {
     if (!/socat/.test(String(error))) throw error;
     serialSkipped = (error as Error).message;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  const latency = await tcpLatency(Math.max(100, Math.round(LIVE_BENCH.latencyWrites * scale)));
+  const latency = await tcpLatency(Math.max(100, Math.round(LIVE_BENCH.latencyWrites * scale)), volumeBytes);
   return { scale, rows, latency, serialSkipped };
 }
 
@@ -156,10 +159,10 @@ async function tcpLinks(clock: RealClock): Promise<[TcpLink, TcpLink]> {
  * compiled); `run` mirrors `bytes` in writes of `writeBytes` at `depth`, cycling over the volume,
  * timed from the first write to the last acknowledgement, with each write's latency.
  */
-async function mirroredPair(a: LiveLink, b: LiveLink, clock: RealClock, writeBytes: number) {
-  const pair = new LivePair(a, b, { clock, seed: 1, mode: LIVE_BENCH.mode, volumeBytes: LIVE_BENCH.volumeBytes, limits: { payloadBytesMax: Math.max(writeBytes, 1024 * 1024) } });
+async function mirroredPair(a: LiveLink, b: LiveLink, clock: RealClock, writeBytes: number, volumeBytes: number) {
+  const pair = new LivePair(a, b, { clock, seed: 1, mode: LIVE_BENCH.mode, volumeBytes, limits: { payloadBytesMax: Math.max(writeBytes, 1024 * 1024) } });
   pair.start();
-  const slots = Math.floor(LIVE_BENCH.volumeBytes / writeBytes);
+  const slots = Math.floor(volumeBytes / writeBytes);
   const data = new Uint8Array(writeBytes).fill(0xa5);
   const write = (bytes: number, depth: number, latenciesMs?: Float64Array): Promise<void> => new Promise<void>((resolve, reject) => {
     const writes = Math.ceil(bytes / writeBytes);
@@ -178,7 +181,7 @@ async function mirroredPair(a: LiveLink, b: LiveLink, clock: RealClock, writeByt
     for (let k = 0; k < Math.min(depth, writes); k++) issue();
   });
   await pair.waitUp(30_000);
-  await write(LIVE_BENCH.volumeBytes, LIVE_BENCH.queueDepth);
+  await write(volumeBytes, LIVE_BENCH.queueDepth);
   return {
     pair,
     run: async (bytes: number): Promise<Run> => {
@@ -194,10 +197,10 @@ async function mirroredPair(a: LiveLink, b: LiveLink, clock: RealClock, writeByt
   };
 }
 
-async function tcpMirroredRow(writeBytes: number, bytes: number): Promise<LiveThroughputRow> {
+async function tcpMirroredRow(writeBytes: number, bytes: number, volumeBytes: number): Promise<LiveThroughputRow> {
   const clock = new RealClock();
   const [a, b] = await tcpLinks(clock);
-  const m = await mirroredPair(a, b, clock, writeBytes);
+  const m = await mirroredPair(a, b, clock, writeBytes, volumeBytes);
   try {
     return await rounds('mirrored', 'tcp', writeBytes, () => rawTcp(writeBytes, bytes), () => m.run(bytes));
   } finally {
@@ -206,14 +209,14 @@ async function tcpMirroredRow(writeBytes: number, bytes: number): Promise<LiveTh
   }
 }
 
-async function serialMirroredRow(dir: string, writeBytes: number, bytes: number): Promise<LiveThroughputRow> {
+async function serialMirroredRow(dir: string, writeBytes: number, bytes: number, volumeBytes: number): Promise<LiveThroughputRow> {
   const clock = new RealClock();
   const pty = await ptyPair(dir, `mirror-${writeBytes}`);
   try {
     const common = { clock, logger: silentLinkLogger };
     const a = await openLiveLink({ kind: 'serial', path: pty.a, baudRate: LIVE_BENCH.serialBaud }, { ...common, localName: 'A', peerName: 'B' });
     const b = await openLiveLink({ kind: 'serial', path: pty.b, baudRate: LIVE_BENCH.serialBaud }, { ...common, localName: 'B', peerName: 'A' });
-    const m = await mirroredPair(a, b, clock, writeBytes);
+    const m = await mirroredPair(a, b, clock, writeBytes, volumeBytes);
     try {
       return await rounds('mirrored', 'serial', writeBytes, () => rawPty(dir, writeBytes, bytes), () => m.run(bytes));
     } finally {
@@ -225,11 +228,11 @@ async function serialMirroredRow(dir: string, writeBytes: number, bytes: number)
   }
 }
 
-async function tcpLatency(writes: number): Promise<LiveBenchResult['latency']> {
+async function tcpLatency(writes: number, volumeBytes: number): Promise<LiveBenchResult['latency']> {
   const clock = new RealClock();
   const [a, b] = await tcpLinks(clock);
   const w = LIVE_BENCH.latencyWriteBytes;
-  const m = await mirroredPair(a, b, clock, w);
+  const m = await mirroredPair(a, b, clock, w, volumeBytes);
   try {
     const sorted = (await m.latencies(writes)).sort();
     const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
