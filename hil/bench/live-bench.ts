@@ -1,5 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, connect as dialTcp, type Socket } from 'node:net';
+import { createServer, connect as dialTcp, type NetConnectOpts, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -12,7 +12,7 @@ import { ptyPair, type PtyPair } from '../../host/disks/serial-disk/socat-pty.ts
 import { silentLinkLogger } from '../../host/transports/link-logger.ts';
 import { openLiveLink, type LiveLink } from '../../host/transports/live-link.ts';
 import { openSerialPort, type SerialPortLike } from '../../host/transports/serial-link.ts';
-import type { TcpLink } from '../../host/transports/tcp-link.ts';
+import { TCP_LINK_DEFAULTS, type TcpLink } from '../../host/transports/tcp-link.ts';
 import { LivePair } from './live-pair.ts';
 
 /**
@@ -305,7 +305,8 @@ const wireBytes = (writeBytes: number): number => writeBytes + FRAME_OVERHEAD_BY
 /**
  * Raw loopback TCP moving the mirrored writes' WRITE frames: as many connections, in this
  * process, each sender writing frame-sized chunks as fast as its socket takes them (waiting for
- * 'drain'), the receiver counting. Payload MB/s, comparable with the mirrored rows.
+ * 'drain' beyond the queue a TCP link keeps, so that neither side is starved of buffer), the
+ * receiver counting. Payload MB/s, comparable with the mirrored rows.
  */
 async function rawTcp(writeBytes: number, bytes: number): Promise<Run> {
   const n = LIVE_BENCH.connections;
@@ -327,7 +328,9 @@ async function rawTcp(writeBytes: number, bytes: number): Promise<Run> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;
   const clients = await Promise.all(Array.from({ length: n }, () => new Promise<Socket>((resolve) => {
-    const s = dialTcp({ host: '127.0.0.1', port, noDelay: true }, () => resolve(s));
+    // Node's sockets take the stream option writableHighWaterMark, which @types/node leaves out of NetConnectOpts.
+    const opts = { host: '127.0.0.1', port, noDelay: true, writableHighWaterMark: TCP_LINK_DEFAULTS.sendQueueBytesMax } as NetConnectOpts;
+    const s = dialTcp(opts, () => resolve(s));
     s.on('error', () => {});
   })));
   try {
