@@ -91,12 +91,12 @@ export async function measureLive(o: LiveBenchOptions = {}): Promise<LiveBenchRe
     rows.push(row);
     log(row, 'live row measured');
   };
-  for (const writeBytes of LIVE_BENCH.tcpWriteBytes) done(await tcpMirroredRow(writeBytes, scaled(LIVE_BENCH.tcpBytes, scale, writeBytes), volumeBytes));
+  for (const w of LIVE_BENCH.tcpWriteBytes) done(await tcpMirroredRow(w, scaled(LIVE_BENCH.tcpBytes, scale, w), volumeBytes));
   done(await tcpLinkRow(LIVE_BENCH.tcpWriteBytes[0], scaled(LIVE_BENCH.tcpBytes, scale, LIVE_BENCH.tcpWriteBytes[0])));
   let serialSkipped: string | null = null;
   const dir = await mkdtemp(join(tmpdir(), 'mirrorlab-live-bench-'));
   try {
-    for (const writeBytes of LIVE_BENCH.serialWriteBytes) done(await serialMirroredRow(dir, writeBytes, scaled(LIVE_BENCH.serialBytes, scale, writeBytes), volumeBytes));
+    for (const w of LIVE_BENCH.serialWriteBytes) done(await serialMirroredRow(dir, w, scaled(LIVE_BENCH.serialBytes, scale, w), volumeBytes));
   } catch (error) {
     if (!/socat/.test(String(error))) throw error;
     serialSkipped = (error as Error).message;
@@ -160,7 +160,8 @@ async function tcpLinks(clock: RealClock): Promise<[TcpLink, TcpLink]> {
  * timed from the first write to the last acknowledgement, with each write's latency.
  */
 async function mirroredPair(a: LiveLink, b: LiveLink, clock: RealClock, writeBytes: number, volumeBytes: number) {
-  const pair = new LivePair(a, b, { clock, seed: 1, mode: LIVE_BENCH.mode, volumeBytes, limits: { payloadBytesMax: Math.max(writeBytes, 1024 * 1024) } });
+  const limits = { payloadBytesMax: Math.max(writeBytes, 1024 * 1024) };
+  const pair = new LivePair(a, b, { clock, seed: 1, mode: LIVE_BENCH.mode, volumeBytes, limits });
   pair.start();
   const slots = Math.floor(volumeBytes / writeBytes);
   const data = new Uint8Array(writeBytes).fill(0xa5);
@@ -236,7 +237,8 @@ async function tcpLatency(writes: number, volumeBytes: number): Promise<LiveBenc
   try {
     const sorted = (await m.latencies(writes)).sort();
     const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-    return { writeBytes: w, writes, p50Ms: round3(at(0.5)), p99Ms: round3(at(0.99)), meanMs: round3(sorted.reduce((s, x) => s + x, 0) / sorted.length) };
+    const meanMs = round3(sorted.reduce((s, x) => s + x, 0) / sorted.length);
+    return { writeBytes: w, writes, p50Ms: round3(at(0.5)), p99Ms: round3(at(0.99)), meanMs };
   } finally {
     m.pair.stop();
     await Promise.all([a.shutdown(), b.shutdown()]);
@@ -253,7 +255,8 @@ async function tcpLatency(writes: number, volumeBytes: number): Promise<LiveBenc
 async function tcpLinkRow(writeBytes: number, bytes: number): Promise<LiveThroughputRow> {
   const clock = new RealClock();
   const [a, b] = await tcpLinks(clock);
-  const frame = encodeFrame({ type: FrameType.Write, lun: 0, seq: 1, flags: 0, lockId: 1, lba: 0, tag: 0, data: new Uint8Array(writeBytes).fill(0xa5) });
+  const data = new Uint8Array(writeBytes).fill(0xa5);
+  const frame = encodeFrame({ type: FrameType.Write, lun: 0, seq: 1, flags: 0, lockId: 1, lba: 0, tag: 0, data });
   let received = 0;
   let arrived: (() => void) | null = null;
   let wake: (() => void) | null = null;

@@ -42,7 +42,9 @@ export class LivePair {
       name: 'A', id: 1, onLockReject: 'halt-resume', limits,
       luns: [{ lun: 0, device: this.sourceVolume, mirror: { peer: 'B', mode: o.mode } }],
     }, ports('A'));
-    this.target = new StorageController({ name: 'B', id: 2, onLockReject: 'halt-resume', limits, luns: [{ lun: 0, device: this.targetVolume }] }, ports('B'));
+    this.target = new StorageController({
+      name: 'B', id: 2, onLockReject: 'halt-resume', limits, luns: [{ lun: 0, device: this.targetVolume }],
+    }, ports('B'));
     this.source.connect('B', a);
     this.target.connect('A', b);
   }

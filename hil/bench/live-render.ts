@@ -9,13 +9,18 @@ export function renderLive(r: LiveBenchResult): string[] {
     '--------------------------------------  ------  --------  --------  -----  --------------------  ---------  -----',
   ];
   for (const x of r.rows) {
-    const name = x.what === 'link' ? 'TCP link alone (encoded frames)' : x.transport === 'tcp' ? 'mirrored over loopback TCP' : 'mirrored over a PTY pair (upper bound)';
-    lines.push(`${name.padEnd(38)}  ${size(x.writeBytes).padStart(6)}  ${x.MBps.toFixed(1).padStart(8)}  ${x.rawMBps.toFixed(1).padStart(8)}  ${x.ratio.toFixed(3)}  ` +
-      `${`(${x.ratios.map((q) => q.toFixed(2)).join(' ')})`.padEnd(20)}  ${x.cpuMsPerMB.toFixed(2).padStart(9)}  ${x.rawCpuMsPerMB.toFixed(2).padStart(5)}`);
+    const name = x.what === 'link' ? 'TCP link alone (encoded frames)'
+      : x.transport === 'tcp' ? 'mirrored over loopback TCP' : 'mirrored over a PTY pair (upper bound)';
+    const rounds = `(${x.ratios.map((q) => q.toFixed(2)).join(' ')})`;
+    lines.push([
+      name.padEnd(38), size(x.writeBytes).padStart(6), x.MBps.toFixed(1).padStart(8), x.rawMBps.toFixed(1).padStart(8), x.ratio.toFixed(3),
+      rounds.padEnd(20), x.cpuMsPerMB.toFixed(2).padStart(9), x.rawCpuMsPerMB.toFixed(2).padStart(5),
+    ].join('  '));
   }
   if (r.serialSkipped !== null) lines.push(`serial rows not measured: ${r.serialSkipped}`);
   const l = r.latency;
-  lines.push(`host write latency over loopback TCP, ${l.writeBytes / 1024} KiB writes one at a time (${l.writes}): p50 ${l.p50Ms} ms, p99 ${l.p99Ms} ms, mean ${l.meanMs} ms`);
+  lines.push(`host write latency over loopback TCP, ${l.writeBytes / 1024} KiB writes one at a time (${l.writes}): ` +
+    `p50 ${l.p50Ms} ms, p99 ${l.p99Ms} ms, mean ${l.meanMs} ms`);
   return lines;
 }
 

@@ -131,10 +131,12 @@ export interface OpenLiveLinkOptions {
  * forbidden.
  */
 export async function openLiveLink(spec: LiveLinkSpec, opts: OpenLiveLinkOptions): Promise<LiveLink> {
-  const common = { clock: opts.clock, logger: opts.logger, localName: opts.localName, peerName: opts.peerName, sendQueueBytesMax: opts.sendQueueBytesMax };
+  const { clock, logger, localName, peerName, sendQueueBytesMax } = opts;
+  const common = { clock, logger, localName, peerName, sendQueueBytesMax };
   if (spec.kind === 'serial') return SerialLink.open({ ...common, path: spec.path, baudRate: spec.baudRate, openPort: opts.openSerialPort });
   const { address, family } = await resolve(spec.host);
-  return TcpLink.open({ ...common, role: spec.role, host: spec.host, address, family, port: spec.port, connections: spec.connections, connectTimeoutMs: opts.connectTimeoutMs });
+  const { role, host, port, connections } = spec;
+  return TcpLink.open({ ...common, role, host, address, family, port, connections, connectTimeoutMs: opts.connectTimeoutMs });
 }
 
 async function resolve(host: string): Promise<{ address: string; family: 4 | 6 }> {
@@ -144,6 +146,8 @@ async function resolve(host: string): Promise<{ address: string; family: 4 | 6 }
     const r = await lookup(host);
     return { address: r.address, family: r.family === 6 ? 6 : 4 };
   } catch (error) {
-    throw new LiveLinkError('ML_ERR_LINK_ADDRESS', `cannot resolve host ${JSON.stringify(host)} (${errnoCode(error) || String(error)}); use an IP address, or a name this machine resolves`, error);
+    const why = errnoCode(error) || String(error);
+    throw new LiveLinkError('ML_ERR_LINK_ADDRESS',
+      `cannot resolve host ${JSON.stringify(host)} (${why}); use an IP address, or a name this machine resolves`, error);
   }
 }
