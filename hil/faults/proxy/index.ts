@@ -7,4 +7,3 @@ export type { ProxyEvent, ProxyEventSink } from './proxy-events.ts';
 export type { ChannelCounters, ProxyStats } from './proxy-stats.ts';
 export { startTcpFaultProxy, type FaultProxy, type TcpFaultProxyOptions } from './tcp-proxy.ts';
 export { startSerialFaultProxy, type SerialFaultProxyOptions } from './serial-relay.ts';
-export { readPreamble, writePreamble, PREAMBLE_BYTES } from './preamble.ts';

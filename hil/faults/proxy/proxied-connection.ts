@@ -4,7 +4,7 @@ import type { HostPort } from './address.ts';
 import { FaultPipe } from './fault-pipe.ts';
 import type { ProxyDirection } from './frame-decisions.ts';
 import { FrameSplitter, type StreamPiece } from './frame-splitter.ts';
-import { PREAMBLE_BYTES, readPreamble } from './preamble.ts';
+import { PREAMBLE_BYTES, acceptanceProblem, readPreamble } from '../../../host/transports/tcp-preamble.ts';
 import type { ProxyCore } from './proxy-core.ts';
 
 /** What a connection needs from the TCP proxy that accepted it. */
@@ -27,15 +27,18 @@ const DIR_OF: readonly [ProxyDirection, ProxyDirection] = ['ab', 'ba'];
  *
  * Life: accepted paused; dialled at once, or, while a black hole covers either direction, only
  * once it ends (a SYN into a hole is lost; the connect side's bytes wait in its own kernel, as they
- * would for a SYN retried later); the 8-byte preamble relayed untouched; then frames through the
- * pipes. Closing follows the holes too: a FIN or RST whose turn to cross comes while its direction
+ * would for a SYN retried later); the connection's handshake relayed untouched (the connect
+ * side's 8-byte preamble, and the listener's 8-byte acceptance if the first bytes back are one:
+ * host/transports/tcp-preamble.ts); then frames through the pipes. Closing follows the holes too: a FIN or RST whose turn to cross comes while its direction
  * is covered is lost, the far end is not told, and its socket is left open, orphaned; once the hole
  * is gone, the first bytes it sends are answered with a reset, as the vanished host's kernel would.
  */
 export class ProxiedConnection {
   private upstream: net.Socket | null = null;
   private state: 'waiting' | 'dialing' | 'preamble' | 'relaying' | 'closed' = 'waiting';
-  private early = new Uint8Array(0);
+  private early: Uint8Array = new Uint8Array(0);
+  /** The listener's first bytes, until it is known whether they are its acceptance (at most 8). */
+  private answer: Uint8Array | null = new Uint8Array(0);
   private slot: number | null = null;
   private channel = '';
   private pipes: Record<ProxyDirection, FaultPipe> | null = null;
@@ -130,20 +133,37 @@ export class ProxiedConnection {
       this.orphanSpoke(side, chunk.length);
       return;
     }
+    if (side === 1 && this.answer !== null) {
+      this.takeAnswer(chunk);
+      return;
+    }
     this.splitters![dir].push(chunk);
   }
 
+  /** The listener's first 8 bytes: its acceptance goes back untouched, like the preamble; anything else is stream. */
+  private takeAnswer(chunk: Uint8Array): void {
+    const all = concat(this.answer!, chunk);
+    if (all.length < PREAMBLE_BYTES) {
+      this.answer = all;
+      return;
+    }
+    this.answer = null;
+    const head = all.subarray(0, PREAMBLE_BYTES);
+    const accepted = this.slot !== null && acceptanceProblem(head, this.slot, head[6]!) === null;
+    if (accepted) this.write(0, head);
+    this.splitters!.ba.push(accepted ? all.subarray(PREAMBLE_BYTES) : all);
+  }
+
   private takePreamble(chunk: Uint8Array): void {
-    const all = new Uint8Array(this.early.length + chunk.length);
-    all.set(this.early);
-    all.set(chunk, this.early.length);
+    const all = concat(this.early, chunk);
     if (all.length < PREAMBLE_BYTES) {
       this.early = all;
       return;
     }
     this.cancelTimer();
     const preamble = all.subarray(0, PREAMBLE_BYTES);
-    const p = readPreamble(preamble);
+    const read = readPreamble(preamble, preamble[6]!);
+    const p = 'slot' in read ? read : null;
     if (p === null) {
       this.core.connections.badPreambles++;
       this.core.log.warn({ preamble: Buffer.from(preamble).toString('hex') }, 'fault proxy: a connection began without a valid MLLK preamble; relayed as it is (the listener judges it)');
@@ -206,6 +226,10 @@ export class ProxiedConnection {
       return;
     }
     const dir = DIR_OF[side];
+    if (side === 1 && this.answer !== null) {
+      this.splitters!.ba.push(this.answer);
+      this.answer = null;
+    }
     this.splitters![dir].end();
     this.pipes![dir].finish(() => {
       const dst: Side = side === 0 ? 1 : 0;
@@ -240,6 +264,9 @@ export class ProxiedConnection {
         this.socketOf(dst)?.resetAndDestroy();
       }
     }
+    // Both ends are done, one of them without being told (a close lost in a hole): the other has
+    // sent its FIN and nothing will ever be sent to it, so its half-open socket goes too.
+    if (!this.closed[dst] && this.ended[dst] && (this.orphan[side] || this.orphan[dst])) this.socketOf(dst)?.destroy();
     if (this.closed[0] && this.closed[1]) this.dispose();
   }
 
@@ -291,4 +318,12 @@ export class ProxiedConnection {
     }
     this.host.done(this);
   }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.length === 0) return b;
+  const all = new Uint8Array(a.length + b.length);
+  all.set(a);
+  all.set(b, a.length);
+  return all;
 }

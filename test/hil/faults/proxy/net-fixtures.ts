@@ -4,7 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { FrameDecoder, type Frame } from '../../../../firmware/protocol/index.ts';
 import type { HostClock } from '../../../../host/clock/clock.ts';
 import { parseLinkFaults } from '../../../../hil/faults/link-fault-plan.ts';
-import { startTcpFaultProxy, writePreamble, type FaultProxy, type ProxyEvent } from '../../../../hil/faults/proxy/index.ts';
+import { encodePreamble } from '../../../../host/transports/tcp-preamble.ts';
+import { startTcpFaultProxy, type FaultProxy, type ProxyEvent } from '../../../../hil/faults/proxy/index.ts';
 import type { ProxyLimits } from '../../../../hil/faults/proxy/limits.ts';
 
 /** Polls `cond` every few ms until it holds; fails the test after `maxMs` (a bound, never an assertion on time). */
@@ -104,7 +105,7 @@ export async function connectClient(port: number, slot = 0, connections = 1): Pr
   });
   socket.setNoDelay(true);
   const peer = new Peer(socket);
-  socket.write(writePreamble(slot, connections));
+  socket.write(encodePreamble(slot, connections));
   return peer;
 }
 

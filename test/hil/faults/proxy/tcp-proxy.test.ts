@@ -3,6 +3,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FrameType } from '../../../../firmware/protocol/index.ts';
 import { VirtualClock } from '../../../../host/clock/virtual.ts';
+import { encodeAcceptance } from '../../../../host/transports/tcp-preamble.ts';
 import { parseLinkFaults } from '../../../../hil/faults/link-fault-plan.ts';
 import { FrameDecider } from '../../../../hil/faults/proxy/frame-decisions.ts';
 import { ProxyError, parseListenAddress, parseTargetAddress, startTcpFaultProxy } from '../../../../hil/faults/proxy/index.ts';
@@ -25,7 +26,7 @@ const total = (p: Awaited<ReturnType<typeof setup>>, dir: 'A->B' | 'B->A') => p.
 const writes = (n: number, from = 1): Uint8Array[] => Array.from({ length: n }, (_, i) => streamFrame('WRITE', from + i));
 
 describe('the TCP fault proxy without faults', () => {
-  it('relays the preamble untouched, then frames and noise both ways, byte for byte, and counts them', async () => {
+  it('relays the handshake untouched, then frames and noise both ways, byte for byte, and counts them', async () => {
     const p = await setup('none');
     const client = await connectClient(p.port, 2, 3);
     const noise = Uint8Array.of(1, 2, 3, 0x4d, 9);
@@ -34,9 +35,10 @@ describe('the TCP fault proxy without faults', () => {
     const server = p.listener.peers[0]!;
     expect([...server.bytes.subarray(0, 8)]).toEqual([0x4d, 0x4c, 0x4c, 0x4b, 1, 2, 3, 0]);
     expect(server.payload).toEqual(Buffer.concat([streamFrame('LOCK', 1), noise, streamFrame('WRITE', 2), streamFrame('UNLOCK', 3)]));
-    server.send(ackFrame(3), noise);
-    await waitFor(() => client.bytes.length === ackFrame(3).length + noise.length, 'the ACK and noise at the client');
-    expect(client.bytes).toEqual(Buffer.concat([ackFrame(3), noise]));
+    // The listener's acceptance goes back untouched, like the preamble: handshake, not noise.
+    server.send(encodeAcceptance(2, 3), ackFrame(3), noise);
+    await waitFor(() => client.bytes.length === 8 + ackFrame(3).length + noise.length, 'the acceptance, the ACK and noise at the client');
+    expect(client.bytes).toEqual(Buffer.concat([encodeAcceptance(2, 3), ackFrame(3), noise]));
     const ab = p.proxy.stats().directions['A->B']!;
     expect(ab.total).toMatchObject({ framesSeen: 3, framesForwarded: 3, noiseBytes: 5, framesDropped: 0 });
     expect(Object.keys(ab.channels).sort()).toEqual(['conn2#0', 'datagram']);
@@ -176,6 +178,20 @@ describe('silent failures on a TCP connection', () => {
     expect(p.listener.peers[1]!.frames[0]!.seq).toBe(100);
     expect(p.proxy.stats().connections).toMatchObject({ heldDuringHole: 1, orphansReset: 1 });
     expect(p.events.map((e) => e.fault)).toEqual(['silent.start', 'silent.end']);
+  });
+
+  it('when both ends close inside a cut, neither hears of the other, and the proxy keeps no half-open socket', async () => {
+    const clock = new VirtualClock();
+    const p = await setup('silent=10ms+1000ms', { clock });
+    const client = await connectClient(p.port);
+    await waitFor(() => p.listener.peers[0]?.bytes.length === 8, 'the preamble at the listener');
+    const server = p.listener.peers[0]!;
+    await clock.run({ untilMs: 20 });
+    client.socket.end();
+    await waitFor(() => p.proxy.stats().connections.closesSwallowed === 1, 'the client\'s FIN swallowed');
+    expect(server.ended).toBe(false);
+    server.socket.end();
+    await waitFor(() => p.proxy.stats().connections.open === 0, 'the proxy to drop both sockets');
   });
 
   it('a one-way cut swallows one direction only', async () => {

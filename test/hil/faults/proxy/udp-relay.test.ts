@@ -19,7 +19,7 @@ async function setup(plan: string, opts: Parameters<typeof proxied>[1] = {}) {
   const got: Buffer[] = [];
   client.on('message', (m) => got.push(m));
   await new Promise<void>((resolve) => client.bind({ address: '127.0.0.1', port: 0 }, resolve));
-  cleanups.push(() => client.close());
+  cleanups.push(() => void client.close());
   const send = (bytes: Uint8Array): void => client.send(bytes, p.port, '127.0.0.1');
   const dg = (dir: 'A->B' | 'B->A') => p.proxy.stats().directions[dir]!.channels.datagram!;
   return { ...p, client, got, send, dg };
@@ -61,7 +61,7 @@ describe('the heartbeat relay (UDP, on the proxy\'s TCP port number)', () => {
     await waitFor(() => p.listener.datagrams.length === 1, 'the UNLOCK datagram');
     expect(p.dg('A->B')).toMatchObject({ framesSeen: 6, framesDropped: 5 });
     const stranger = dgram.createSocket('udp4');
-    cleanups.push(() => stranger.close());
+    cleanups.push(() => void stranger.close());
     await new Promise<void>((resolve) => stranger.bind({ address: '127.0.0.1', port: 0 }, resolve));
     stranger.send(Buffer.from('not a frame'), p.port, '127.0.0.1');
     await waitFor(() => p.listener.datagrams.length === 2, 'the noise datagram');
