@@ -8,6 +8,12 @@ import type { ChannelCounters } from './proxy-stats.ts';
 export interface PipeSink {
   /** Take `bytes`; false asks the pipe to wait for {@link FaultPipe.drained}. */
   write(bytes: Uint8Array): boolean;
+  /**
+   * Optional: hold the writes of one pass together, and let them go as one (a socket's
+   * cork/uncork: one writev for the frames a chunk brought, instead of a syscall per frame).
+   */
+  cork?(): void;
+  uncork?(): void;
 }
 
 export interface FaultPipeOptions {
@@ -30,6 +36,7 @@ export interface FaultPipeOptions {
    */
   overflow: 'pause' | 'drop';
   queueBytesMax: number;
+  /** Pieces queued and held; with `pause`, a bound like the bytes', with `drop`, arriving frames beyond it are dropped. */
   queueItemsMax: number;
   onPressure?: (over: boolean) => void;
   /** A reset was drawn for this frame: the owner resets the connection (the frame is lost with it). */
@@ -238,6 +245,27 @@ export class FaultPipe {
 
   private pump(): void {
     if (this.closed) return;
+    let nextWake: number;
+    const sink = this.o.sink;
+    sink.cork?.();
+    try {
+      nextWake = this.drainQueue();
+    } finally {
+      sink.uncork?.();
+    }
+    if (this.closed) return;
+    if (this.held.length > 0) nextWake = Math.min(nextWake, ...this.held.map((h) => h.deadlineMs));
+    if (nextWake < Infinity) this.wake(nextWake);
+    this.checkPressure();
+    if (this.finishing !== null && this.head >= this.queue.length && this.held.length === 0) {
+      const then = this.finishing;
+      this.finishing = null;
+      then();
+    }
+  }
+
+  /** Write what is due, as the pacer allows; returns when to look again (Infinity: when something arrives). */
+  private drainQueue(): number {
     const { core, dir, counters: c } = this.o;
     const pacer = core.pacers[dir];
     let nextWake = Infinity;
@@ -264,15 +292,7 @@ export class FaultPipe {
       if (item.frame) c.framesForwarded++;
       if (!this.o.sink.write(item.bytes)) this.sinkBlocked = true;
     }
-    if (this.closed) return;
-    if (this.held.length > 0) nextWake = Math.min(nextWake, ...this.held.map((h) => h.deadlineMs));
-    if (nextWake < Infinity) this.wake(nextWake);
-    this.checkPressure();
-    if (this.finishing !== null && this.head >= this.queue.length && this.held.length === 0) {
-      const then = this.finishing;
-      this.finishing = null;
-      then();
-    }
+    return nextWake;
   }
 
   private shift(item: Item): void {
@@ -304,13 +324,14 @@ export class FaultPipe {
   private checkPressure(): void {
     if (this.o.overflow !== 'pause') return;
     const pending = this.pendingBytes;
-    if (!this.pressured && pending > this.o.queueBytesMax) {
+    const items = this.items();
+    if (!this.pressured && (pending > this.o.queueBytesMax || items > this.o.queueItemsMax)) {
       this.pressured = true;
       this.o.counters.queuePauses++;
       this.o.core.warnOnce(`pause:${this.o.dir}:${this.o.channel}`, { dir: this.o.dir, channel: this.o.channel, pendingBytes: pending, limit: this.o.queueBytesMax },
         'fault proxy: a pipe reached its bound; its source is paused until it drains (counted queuePauses)');
       this.o.onPressure?.(true);
-    } else if (this.pressured && pending <= this.o.queueBytesMax / 2) {
+    } else if (this.pressured && pending <= this.o.queueBytesMax / 2 && items <= this.o.queueItemsMax / 2) {
       this.pressured = false;
       this.o.onPressure?.(false);
     }

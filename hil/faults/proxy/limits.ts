@@ -9,6 +9,9 @@ import { DEFAULT_PAYLOAD_BYTES_MAX } from '../../../firmware/protocol/frame.ts';
  *   held for reordering). A TCP source above it is paused until the queue is half empty, so the
  *   sender's own backpressure takes over; a serial line cannot be paused, so a frame arriving
  *   above it is dropped (counted `framesDroppedQueueFull`), as a UART overrun loses bytes;
+ * - `pipeQueueItemsMax`: pieces (frames, and runs of noise between them) one direction of one
+ *   connection may hold; reaching it does what reaching `pipeQueueBytesMax` does (bytes alone would
+ *   let a stream of tiny pieces cost far more memory than its bytes);
  * - `heldFramesMax`: frames one direction of one channel holds back for reordering; a reorder drawn
  *   beyond it is not done (counted `reorderLimitHits`);
  * - `reorderHoldMsMax`: a held frame leaves at the latest this long after it arrived, even if no
@@ -27,6 +30,7 @@ import { DEFAULT_PAYLOAD_BYTES_MAX } from '../../../firmware/protocol/frame.ts';
 export interface ProxyLimits {
   connectionsMax: number;
   pipeQueueBytesMax: number;
+  pipeQueueItemsMax: number;
   heldFramesMax: number;
   reorderHoldMsMax: number;
   datagramsQueuedMax: number;
@@ -40,6 +44,7 @@ export interface ProxyLimits {
 export const PROXY_LIMITS: Readonly<ProxyLimits> = {
   connectionsMax: 32,
   pipeQueueBytesMax: 4 * 1024 * 1024,
+  pipeQueueItemsMax: 65_536,
   heldFramesMax: 64,
   reorderHoldMsMax: 50,
   datagramsQueuedMax: 256,

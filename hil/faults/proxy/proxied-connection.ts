@@ -137,7 +137,14 @@ export class ProxiedConnection {
       this.takeAnswer(chunk);
       return;
     }
-    this.splitters![dir].push(chunk);
+    // What one chunk brings leaves in one write (writev), not a syscall per frame.
+    const dst = this.socketOf(side === 0 ? 1 : 0);
+    dst?.cork();
+    try {
+      this.splitters![dir].push(chunk);
+    } finally {
+      dst?.uncork();
+    }
   }
 
   /** The listener's first 8 bytes: its acceptance goes back untouched, like the preamble; anything else is stream. */
@@ -181,8 +188,12 @@ export class ProxiedConnection {
       const [src, dstSide]: [net.Socket, Side] = dir === 'ab' ? [this.client, 1] : [this.upstream!, 0];
       return new FaultPipe({
         core, dir, channel: this.channel, kind: 'tcp', counters: core.tallies[dir].open(this.channel),
-        sink: { write: (bytes) => this.write(dstSide, bytes) },
-        ordering: 'stream', overflow: 'pause', queueBytesMax: core.limits.pipeQueueBytesMax, queueItemsMax: Infinity,
+        sink: {
+          write: (bytes) => this.write(dstSide, bytes),
+          cork: () => this.socketOf(dstSide)?.cork(),
+          uncork: () => this.socketOf(dstSide)?.uncork(),
+        },
+        ordering: 'stream', overflow: 'pause', queueBytesMax: core.limits.pipeQueueBytesMax, queueItemsMax: core.limits.pipeQueueItemsMax,
         onPressure: (over) => (over ? src.pause() : src.resume()),
         onReset: (piece) => this.resetByFault(dir, piece),
       });

@@ -79,7 +79,7 @@ class SerialRelay implements FaultProxy {
     const pipe = (dir: ProxyDirection, to: OpenedPort): FaultPipe => new FaultPipe({
       core, dir, channel: SERIAL_CHANNEL, kind: 'serial', counters: core.tallies[dir].open(SERIAL_CHANNEL),
       sink: { write: (bytes) => to.write(bytes) },
-      ordering: 'stream', overflow: 'drop', queueBytesMax: core.limits.pipeQueueBytesMax, queueItemsMax: Infinity,
+      ordering: 'stream', overflow: 'drop', queueBytesMax: core.limits.pipeQueueBytesMax, queueItemsMax: core.limits.pipeQueueItemsMax,
     });
     this.pipes = { ab: pipe('ab', b), ba: pipe('ba', a) };
     const splitter = (dir: ProxyDirection): FrameSplitter =>

@@ -88,6 +88,8 @@ export class UdpRelay {
     };
     if (dir === 'ab') this.back.send(bytes, done);
     else if (this.connectSide !== null) this.front.send(bytes, this.connectSide.port, this.connectSide.address, done);
+    // The listener spoke before the connect side ever did: there is nobody to answer yet.
+    else this.core.connections.datagramsUnroutable++;
     return true;
   }
 }

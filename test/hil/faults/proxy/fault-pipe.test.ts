@@ -87,6 +87,18 @@ describe('FaultPipe on a byte stream', () => {
     expect(counters.queuePauses).toBe(1);
   });
 
+  it('counts pieces as well as bytes: many tiny ones pause the source too', () => {
+    const { core } = virtualCore('none');
+    const pressure: boolean[] = [];
+    const { pipe, sink } = recordingPipe(core, { queueItemsMax: 5, onPressure: (over) => pressure.push(over) });
+    sink.full = true;
+    for (let i = 0; i < 5; i++) pipe.accept({ kind: 'noise', bytes: Uint8Array.of(i) });
+    expect(pressure).toEqual([]);
+    pipe.accept({ kind: 'noise', bytes: Uint8Array.of(9) });
+    pipe.accept({ kind: 'noise', bytes: Uint8Array.of(9) });
+    expect(pressure).toEqual([true]);
+  });
+
   it('with overflow "drop", a full pipe drops arriving frames and counts them', async () => {
     const { core } = virtualCore('delay=1@50ms');
     const { pipe, counters } = recordingPipe(core, { overflow: 'drop', queueItemsMax: 3 });
