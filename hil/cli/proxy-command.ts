@@ -40,6 +40,17 @@ function parseSerialPaths(text: string): [string, string] {
   return [a, b];
 }
 
+const HELP = {
+  command: 'a fault proxy between two controllers on real links: TCP with UDP heartbeats, or serial between two PTY pairs; '
+    + 'applies --faults, seeded; runs until SIGINT/SIGTERM, then prints its stats',
+  listen: 'where the connect side dials (TCP) and sends heartbeats (UDP, same port); loopback only; port 0 picks a free one',
+  to: 'the real listener (its TCP port, and the same UDP port for heartbeats)',
+  serial: 'relay between two PTY pairs: the proxy\'s end of the pair controller A opens, then of B\'s',
+  seed: 'the seed: the same seed makes the same decision for the same frame of the same channel',
+  names: 'the controllers\' names as oneway= items name them: the connect side\'s, then the listen side\'s',
+  events: 'write every fault committed as JSON lines (the simulator trace\'s link.fault events)',
+};
+
 /**
  * `mirrorlab proxy`: the fault proxy for real links (docs/fault-proxy.md), until SIGINT or SIGTERM;
  * then its stats on stdout. Either `--listen` and `--to` (TCP and UDP heartbeats on the same port
@@ -47,16 +58,16 @@ function parseSerialPaths(text: string): [string, string] {
  */
 export function proxyCommand(log: Logger, exit: (code: number) => void): Command {
   return new Command('proxy')
-    .description('a fault proxy between two controllers on real links: TCP with UDP heartbeats, or serial between two PTY pairs; applies --faults, seeded; runs until SIGINT/SIGTERM, then prints its stats')
-    .addOption(new Option('--listen <host:port>', 'where the connect side dials (TCP) and sends heartbeats (UDP, same port); loopback only; port 0 picks a free one').argParser(plan(parseListenAddress)))
-    .addOption(new Option('--to <host:port>', 'the real listener (its TCP port, and the same UDP port for heartbeats)').argParser(plan(parseTargetAddress)))
-    .addOption(new Option('--serial <pathA,pathB>', 'relay between two PTY pairs: the proxy\'s end of the pair controller A opens, then of B\'s').argParser(plan(parseSerialPaths)))
+    .description(HELP.command)
+    .addOption(new Option('--listen <host:port>', HELP.listen).argParser(plan(parseListenAddress)))
+    .addOption(new Option('--to <host:port>', HELP.to).argParser(plan(parseTargetAddress)))
+    .addOption(new Option('--serial <pathA,pathB>', HELP.serial).argParser(plan(parseSerialPaths)))
     .option('--baud <n>', 'serial: the lines\' rate', integer('--baud', SERIAL_BAUD_MIN, SERIAL_BAUD_MAX), SERIAL_BAUD_DEFAULT)
     .option('--pace', 'serial: pace each direction to the baud rate (a PTY ignores it)', false)
     .addOption(new Option('--faults <plan>', `link faults:\n${LINK_FAULT_SYNTAX}`).argParser(plan(parseLinkFaults)).default(parseLinkFaults('none'), 'none'))
-    .option('--seed <n>', 'the seed: the same seed makes the same decision for the same frame of the same channel', integer('--seed', 0, Number.MAX_SAFE_INTEGER), 1)
-    .addOption(new Option('--names <a,b>', 'the controllers\' names as oneway= items name them: the connect side\'s, then the listen side\'s').argParser(plan(parseNames)).default({ a: 'A', b: 'B' }, 'A,B'))
-    .option('--events <file>', 'write every fault committed as JSON lines (the simulator trace\'s link.fault events)')
+    .option('--seed <n>', HELP.seed, integer('--seed', 0, Number.MAX_SAFE_INTEGER), 1)
+    .addOption(new Option('--names <a,b>', HELP.names).argParser(plan(parseNames)).default({ a: 'A', b: 'B' }, 'A,B'))
+    .option('--events <file>', HELP.events)
     .option('--json', 'print the stats on exit as one JSON document', false)
     .action(async (flags: ProxyFlags) => {
       checkShape(flags);
@@ -68,19 +79,10 @@ export function proxyCommand(log: Logger, exit: (code: number) => void): Command
         await events?.close();
         throw error;
       }
-      process.stdout.write(`${proxy.address === null ? `relaying ${flags.serial!.join(' <-> ')}` : `listening ${formatHostPort(proxy.address)} -> ${formatHostPort(flags.to!)}`}\n`);
+      const where = proxy.address === null ? `relaying ${flags.serial!.join(' <-> ')}` : `listening ${formatHostPort(proxy.address)} -> ${formatHostPort(flags.to!)}`;
+      process.stdout.write(`${where}\n`);
       process.stderr.write(`mirrorlab proxy: ${proxy.description}, seed ${flags.seed} (Ctrl-C to stop)\n`);
-      const signal = await new Promise<string>((resolve) => {
-        const stop = (name: string): void => {
-          process.off('SIGINT', onInt);
-          process.off('SIGTERM', onTerm);
-          resolve(name);
-        };
-        const onInt = (): void => stop('SIGINT');
-        const onTerm = (): void => stop('SIGTERM');
-        process.on('SIGINT', onInt);
-        process.on('SIGTERM', onTerm);
-      });
+      const signal = await untilSignal();
       await proxy.stop();
       await events?.close();
       const stats = proxy.stats();
@@ -90,11 +92,32 @@ export function proxyCommand(log: Logger, exit: (code: number) => void): Command
     });
 }
 
+/** Resolves with the name of the first SIGINT or SIGTERM, and stops listening for them. */
+function untilSignal(): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const stop = (name: string): void => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      resolve(name);
+    };
+    const onInt = (): void => stop('SIGINT');
+    const onTerm = (): void => stop('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+  });
+}
+
 function checkShape(flags: ProxyFlags): void {
   const tcp = flags.listen !== undefined || flags.to !== undefined;
-  if (tcp && flags.serial !== undefined) throw new UsageError('mirrorlab proxy: give either --listen and --to (TCP and UDP) or --serial PATH_A,PATH_B, not both');
-  if (!tcp && flags.serial === undefined) throw new UsageError('mirrorlab proxy: give --listen 127.0.0.1:PORT and --to HOST:PORT (TCP and UDP), or --serial PATH_A,PATH_B');
-  if (tcp && (flags.listen === undefined || flags.to === undefined)) throw new UsageError(`mirrorlab proxy: --listen and --to go together; ${flags.listen === undefined ? '--listen' : '--to'} is missing`);
+  if (tcp && flags.serial !== undefined) {
+    throw new UsageError('mirrorlab proxy: give either --listen and --to (TCP and UDP) or --serial PATH_A,PATH_B, not both');
+  }
+  if (!tcp && flags.serial === undefined) {
+    throw new UsageError('mirrorlab proxy: give --listen 127.0.0.1:PORT and --to HOST:PORT (TCP and UDP), or --serial PATH_A,PATH_B');
+  }
+  if (flags.listen === undefined || flags.to === undefined) {
+    if (tcp) throw new UsageError(`mirrorlab proxy: --listen and --to go together; ${flags.listen === undefined ? '--listen' : '--to'} is missing`);
+  }
 }
 
 function start(flags: ProxyFlags, log: Logger, onEvent: ProxyEventSink | undefined): Promise<FaultProxy> {
@@ -131,19 +154,24 @@ export function renderStats(s: ProxyStats): string {
   const lines = [`fault proxy (${s.link}), seed ${s.seed}, faults ${s.faults}, ran ${(s.uptimeMs / 1000).toFixed(1)} s`];
   for (const [dir, d] of Object.entries(s.directions)) {
     const t = d.total;
-    lines.push(`  ${dir}: ${t.framesSeen} frames seen, ${t.framesForwarded} forwarded; dropped ${t.framesDropped}, corrupted ${t.framesCorrupted}, `
-      + `duplicated ${t.framesDuplicated}, reordered ${t.framesReordered}, delayed ${t.framesDelayed}, heartbeats lost ${t.heartbeatsLost}; `
-      + `swallowed by holes ${t.framesSwallowed} frames (${t.bytesSwallowed} bytes); noise ${t.noiseBytes} bytes; ${t.bytesIn} bytes in, ${t.bytesOut} out`);
-    const limits = t.framesDroppedQueueFull + t.reorderLimitHits + t.queuePauses;
-    if (limits > 0) lines.push(`    limits reached: ${t.framesDroppedQueueFull} frames dropped on a full pipe, ${t.reorderLimitHits} reorders not done, ${t.queuePauses} source pauses`);
+    lines.push(`  ${dir}: ${t.framesSeen} frames seen, ${t.framesForwarded} forwarded; dropped ${t.framesDropped}, `
+      + `corrupted ${t.framesCorrupted}, duplicated ${t.framesDuplicated}, reordered ${t.framesReordered}, delayed ${t.framesDelayed}, `
+      + `heartbeats lost ${t.heartbeatsLost}; swallowed by holes ${t.framesSwallowed} frames (${t.bytesSwallowed} bytes); `
+      + `noise ${t.noiseBytes} bytes; ${t.bytesIn} bytes in, ${t.bytesOut} out`);
+    if (t.framesDroppedQueueFull + t.reorderLimitHits + t.queuePauses > 0) {
+      lines.push(`    limits reached: ${t.framesDroppedQueueFull} frames dropped on a full pipe, ${t.reorderLimitHits} reorders not done, `
+        + `${t.queuePauses} source pauses`);
+    }
   }
   const c = s.connections;
   if (s.link === 'tcp') {
-    lines.push(`  connections: ${c.accepted} accepted, ${c.open} open, ${c.refused} refused, ${c.resets} reset by the plan, ${c.upstreamFailures} could not reach the listener, `
-      + `${c.closesSwallowed} closes lost in holes, ${c.orphansReset} orphans reset`);
+    lines.push(`  connections: ${c.accepted} accepted, ${c.open} open, ${c.refused} refused, ${c.resets} reset by the plan, `
+      + `${c.upstreamFailures} could not reach the listener, ${c.closesSwallowed} closes lost in holes, ${c.orphansReset} orphans reset`);
   }
   const h = s.holes;
-  lines.push(`  holes: ${h.partitions} partitions, ${h.silentCuts} silent cuts, ${h.onewayCuts} one-way cuts, ${h.flapCycles} flap cycles, ${h.bandwidthChanges} bandwidth changes`);
-  lines.push(`  events: ${s.events.emitted} emitted${s.events.dropped > 0 ? `, ${s.events.dropped} not written (the events file fell behind)` : ''}`);
+  lines.push(`  holes: ${h.partitions} partitions, ${h.silentCuts} silent cuts, ${h.onewayCuts} one-way cuts, ${h.flapCycles} flap cycles, `
+    + `${h.bandwidthChanges} bandwidth changes`);
+  const dropped = s.events.dropped > 0 ? `, ${s.events.dropped} not written (the events file fell behind)` : '';
+  lines.push(`  events: ${s.events.emitted} emitted${dropped}`);
   return `${lines.join('\n')}\n`;
 }

@@ -3,6 +3,9 @@ import { applyFlips, type ChannelKind, type FrameDecision, type ProxyDirection }
 import type { StreamPiece } from './frame-splitter.ts';
 import type { ProxyCore } from './proxy-core.ts';
 import type { ChannelCounters } from './proxy-stats.ts';
+import type { FrameFaultName } from '../../trace/events.ts';
+
+type FramePiece = Extract<StreamPiece, { kind: 'frame' }>;
 
 /** Where a pipe's bytes go: a socket, a serial line, a datagram socket. */
 export interface PipeSink {
@@ -40,7 +43,7 @@ export interface FaultPipeOptions {
   queueItemsMax: number;
   onPressure?: (over: boolean) => void;
   /** A reset was drawn for this frame: the owner resets the connection (the frame is lost with it). */
-  onReset?: (piece: Extract<StreamPiece, { kind: 'frame' }>) => void;
+  onReset?: (piece: FramePiece) => void;
 }
 
 interface Item {
@@ -138,7 +141,7 @@ export class FaultPipe {
     this.finishing = null;
   }
 
-  private acceptFrame(piece: Extract<StreamPiece, { kind: 'frame' }>): void {
+  private acceptFrame(piece: FramePiece): void {
     const { core, dir, counters: c } = this.o;
     const len = piece.bytes.length;
     const index = this.frameIndex++;
@@ -154,14 +157,15 @@ export class FaultPipe {
         'fault proxy: a pipe is full; arriving frames are dropped (counted framesDroppedQueueFull)');
       return;
     }
-    const d = core.decider.decide(dir, this.o.channel, this.o.kind, index, piece.type, len);
+    const d = core.decider.decide(this.o, { index, type: piece.type, length: len });
     if (this.lost(d, piece)) return;
     const bytes = d.flips.length > 0 ? applyFlips(piece.bytes, d.flips) : piece.bytes;
     if (d.flips.length > 0) this.fault('corrupt', piece, 0, () => c.framesCorrupted++);
     if (d.delayed) this.fault('delay', piece, d.delayMs, () => c.framesDelayed++);
     if (d.overtakers > 0 && this.held.length < core.limits.heldFramesMax) {
       this.fault('reorder', piece, d.delayMs, () => c.framesReordered++);
-      this.held.push({ bytes, delayMs: d.delayMs, duplicate: d.duplicate, left: d.overtakers, deadlineMs: core.nowMs() + core.limits.reorderHoldMsMax });
+      const deadlineMs = core.nowMs() + core.limits.reorderHoldMsMax;
+      this.held.push({ bytes, delayMs: d.delayMs, duplicate: d.duplicate, left: d.overtakers, deadlineMs });
       this.heldBytes += len * (d.duplicate ? 2 : 1);
       if (d.duplicate) this.fault('duplicate', piece, d.delayMs, () => c.framesDuplicated++);
       this.wake(core.nowMs() + core.limits.reorderHoldMsMax);
@@ -181,11 +185,12 @@ export class FaultPipe {
   }
 
   /** Heartbeat loss, a reset or a drop: the frame goes no further. */
-  private lost(d: FrameDecision, piece: Extract<StreamPiece, { kind: 'frame' }>): boolean {
+  private lost(d: FrameDecision, piece: FramePiece): boolean {
     const { core, dir, counters: c } = this.o;
     if (d.heartbeatLost) {
       c.heartbeatsLost++;
-      core.emit({ kind: 'link.fault', t: core.nowMs(), ...core.ends(dir), fault: 'hbloss', type: core.typeName(piece.type), channel: this.o.channel });
+      const { node, peer } = core.ends(dir);
+      core.emit({ kind: 'link.fault', t: core.nowMs(), node, fault: 'hbloss', peer, type: core.typeName(piece.type), channel: this.o.channel });
       return true;
     }
     if (d.reset) {
@@ -196,11 +201,13 @@ export class FaultPipe {
     return d.drop;
   }
 
-  private fault(fault: 'drop' | 'corrupt' | 'duplicate' | 'reorder' | 'delay', piece: Extract<StreamPiece, { kind: 'frame' }>, delayMs: number, count: () => void): void {
+  /** Count a fault (`count`) and publish it; `delayMs` is the extra delay the frame gets (0 for drop and corrupt). */
+  private fault(fault: FrameFaultName, piece: FramePiece, delayMs: number, count: () => void): void {
     const core = this.o.core;
     count();
     const { node, peer } = core.ends(this.o.dir);
-    core.emit({ kind: 'link.fault', t: core.nowMs(), node, fault, peer, type: core.typeName(piece.type), seq: piece.seq, lun: piece.lun, delayMs, channel: this.o.channel });
+    const { seq, lun } = piece;
+    core.emit({ kind: 'link.fault', t: core.nowMs(), node, fault, peer, type: core.typeName(piece.type), seq, lun, delayMs, channel: this.o.channel });
   }
 
   /** A frame went by in order: every held frame has one overtaker fewer. */
@@ -328,7 +335,8 @@ export class FaultPipe {
     if (!this.pressured && (pending > this.o.queueBytesMax || items > this.o.queueItemsMax)) {
       this.pressured = true;
       this.o.counters.queuePauses++;
-      this.o.core.warnOnce(`pause:${this.o.dir}:${this.o.channel}`, { dir: this.o.dir, channel: this.o.channel, pendingBytes: pending, limit: this.o.queueBytesMax },
+      const { dir, channel } = this.o;
+      this.o.core.warnOnce(`pause:${dir}:${channel}`, { dir, channel, pendingBytes: pending, pieces: items, limit: this.o.queueBytesMax },
         'fault proxy: a pipe reached its bound; its source is paused until it drains (counted queuePauses)');
       this.o.onPressure?.(true);
     } else if (this.pressured && pending <= this.o.queueBytesMax / 2 && items <= this.o.queueItemsMax / 2) {

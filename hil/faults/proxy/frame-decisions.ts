@@ -9,6 +9,20 @@ export type ProxyDirection = 'ab' | 'ba';
 /** What kind of channel a frame travels on decides which faults can strike it. */
 export type ChannelKind = 'tcp' | 'datagram' | 'serial';
 
+/** The channel a frame travels on: its direction, its name (the key of its decisions) and its kind. */
+export interface ChannelKey {
+  dir: ProxyDirection;
+  channel: string;
+  kind: ChannelKind;
+}
+
+/** Which frame: its index on the channel (from 0), its type byte and its length in bytes. */
+export interface FrameKey {
+  index: number;
+  type: number;
+  length: number;
+}
+
 /** One bit to flip: byte `at`, bit mask `mask`. */
 export interface BitFlip {
   at: number;
@@ -99,13 +113,15 @@ export class FrameDecider {
   }
 
   /** The decision for frame number `index` (from 0) of `channel` in direction `dir`. */
-  decide(dir: ProxyDirection, channel: string, kind: ChannelKind, index: number, type: number, length: number): FrameDecision {
+  decide(on: ChannelKey, frame: FrameKey): FrameDecision {
+    const { kind } = on;
+    const { type, length } = frame;
     const hbloss = this.hblossPerMillion !== 0 && kind !== 'tcp' && type === HEARTBEAT_FRAME_TYPE ? this.hblossPerMillion : 0;
     const reset = kind === 'tcp' ? this.resetPerMillion : 0;
     const p = { drop: this.drop.perMillion[type]!, corrupt: this.corrupt.perMillion[type]!, reorder: this.reorder.perMillion[type]!,
       delay: this.delay.perMillion[type]!, duplicate: this.duplicate.perMillion[type]! };
     if (hbloss === 0 && reset === 0 && p.drop === 0 && p.corrupt === 0 && p.reorder === 0 && p.delay === 0 && p.duplicate === 0) return PASS;
-    const r = this.frameRandom(dir, channel, index);
+    const r = this.frameRandom(on, frame.index);
     const struck = (ppm: number): boolean => ppm !== 0 && r.chance(ppm, 1_000_000);
     if (struck(hbloss)) return { ...PASS, heartbeatLost: true };
     if (struck(reset)) return { ...PASS, reset: true };
@@ -118,7 +134,7 @@ export class FrameDecider {
     return { reset: false, heartbeatLost: false, drop: false, flips, overtakers, delayed, delayMs, duplicate };
   }
 
-  private frameRandom(dir: ProxyDirection, channel: string, index: number): Random {
+  private frameRandom({ dir, channel }: ChannelKey, index: number): Random {
     const key = `${dir}/${channel}`;
     let c = this.channels.get(key);
     if (c === undefined) {

@@ -88,7 +88,8 @@ export class FrameSplitter {
     const frameEnd = this.pushed - this.decoder.bufferedBytes;
     const noise = this.decoder.bytesSkipped - this.skippedAtEmitted;
     const frameStart = this.emitted + noise;
-    assert(frameEnd - frameStart >= 52 && frameStart >= this.emitted, `frame splitter lost its place: frame at ${frameStart}..${frameEnd}, emitted ${this.emitted}`);
+    assert(frameEnd - frameStart >= 52 && frameStart >= this.emitted,
+      `frame splitter lost its place: frame at ${frameStart}..${frameEnd}, emitted ${this.emitted}`);
     this.noiseUpTo(frameStart);
     const bytes = this.take(frameEnd);
     this.framesCount++;

@@ -49,10 +49,14 @@ export class HoleSchedule {
   private bandwidthNext = 0;
   private bandwidthTimer: TimerHandle | null = null;
 
-  constructor(plan: LinkFaultPlan, random: Random, names: { a: string; b: string }, counters: HoleCounters, private readonly host: HoleScheduleHost) {
-    this.counters = counters;
-    this.streams = holeStreams(plan, random, names);
-    this.bandwidth = [...plan.bandwidth].sort((x, y) => x.atMs - y.atMs);
+  private readonly host: HoleScheduleHost;
+
+  /** `random` draws the partitions; `names` are the ends (A connects, B listens) that `oneway=` items name. */
+  constructor(o: { plan: LinkFaultPlan; random: Random; names: { a: string; b: string }; counters: HoleCounters; host: HoleScheduleHost }) {
+    this.counters = o.counters;
+    this.host = o.host;
+    this.streams = holeStreams(o.plan, o.random, o.names);
+    this.bandwidth = [...o.plan.bandwidth].sort((x, y) => x.atMs - y.atMs);
   }
 
   /** Arm the first episode of every kind and the first bandwidth change. */
@@ -123,8 +127,13 @@ export class HoleSchedule {
     let e: HoleFaultEvent;
     if (s.kind === 'partition') e = start ? { ...base, fault: 'partition.start', untilMs } : { ...base, fault: 'partition.heal' };
     else if (s.kind === 'silent') e = start ? { ...base, fault: 'silent.start', untilMs } : { ...base, fault: 'silent.end' };
-    else if (s.kind === 'oneway') e = start ? { ...base, fault: 'oneway.start', from: s.from!, to: s.to!, untilMs } : { ...base, fault: 'oneway.end', from: s.from!, to: s.to! };
-    else e = start ? { ...base, fault: 'flap.down', cycle: s.begun, cycles: s.cycles!, untilMs } : { ...base, fault: 'flap.up', cycle: s.begun, cycles: s.cycles! };
+    else if (s.kind === 'oneway') {
+      const ends = { from: s.from!, to: s.to! };
+      e = start ? { ...base, fault: 'oneway.start', ...ends, untilMs } : { ...base, fault: 'oneway.end', ...ends };
+    } else {
+      const cycle = { cycle: s.begun, cycles: s.cycles! };
+      e = start ? { ...base, fault: 'flap.down', ...cycle, untilMs } : { ...base, fault: 'flap.up', ...cycle };
+    }
     this.host.emit(e);
   }
 
@@ -152,7 +161,8 @@ function holeStreams(plan: LinkFaultPlan, random: Random, names: { a: string; b:
     const dir = c.from === names.a && c.to === names.b ? 'ab' : c.from === names.b && c.to === names.a ? 'ba' : null;
     if (dir === null) {
       throw new ProxyError('ML_ERR_PROXY_PLAN',
-        `--faults: oneway=${c.from}>${c.to}: the proxy's ends are ${names.a} (the connect side) and ${names.b} (the listen side); write ${names.a}>${names.b} or ${names.b}>${names.a}, or name the ends with --names`);
+        `--faults: oneway=${c.from}>${c.to}: the proxy's ends are ${names.a} (the connect side) and ${names.b} (the listen side); `
+        + `write ${names.a}>${names.b} or ${names.b}>${names.a}, or name the ends with --names`);
     }
     byDir.set(dir, [...(byDir.get(dir) ?? []), c]);
   }

@@ -29,9 +29,12 @@ const DIR_OF: readonly [ProxyDirection, ProxyDirection] = ['ab', 'ba'];
  * once it ends (a SYN into a hole is lost; the connect side's bytes wait in its own kernel, as they
  * would for a SYN retried later); the connection's handshake relayed untouched (the connect
  * side's 8-byte preamble, and the listener's 8-byte acceptance if the first bytes back are one:
- * host/transports/tcp-preamble.ts); then frames through the pipes. Closing follows the holes too: a FIN or RST whose turn to cross comes while its direction
- * is covered is lost, the far end is not told, and its socket is left open, orphaned; once the hole
- * is gone, the first bytes it sends are answered with a reset, as the vanished host's kernel would.
+ * host/transports/tcp-preamble.ts); then frames through the pipes.
+ *
+ * Closing follows the holes too: a FIN or RST whose turn to cross comes while its direction is
+ * covered is lost, the far end is not told, and its socket is left open, orphaned; once the hole
+ * is gone, the first bytes it sends are answered with a reset, as the vanished host's kernel would
+ * (docs/fault-proxy.md 4).
  */
 export class ProxiedConnection {
   private upstream: net.Socket | null = null;
@@ -96,7 +99,8 @@ export class ProxiedConnection {
       this.state = 'preamble';
       this.timer = core.later(() => {
         core.connections.preambleTimeouts++;
-        core.log.warn({ waitedMs: core.limits.preambleMsMax }, 'fault proxy: the connect side sent no 8-byte connection preamble; resetting its connection');
+        core.log.warn({ waitedMs: core.limits.preambleMsMax },
+          'fault proxy: the connect side sent no 8-byte connection preamble; resetting its connection');
         this.resetBoth();
       }, core.limits.preambleMsMax);
       this.client.resume();
@@ -107,7 +111,8 @@ export class ProxiedConnection {
     if (this.state !== 'dialing') return;
     const { core, target } = this.host;
     core.connections.upstreamFailures++;
-    core.log.warn({ target: `${target.host}:${target.port}`, why }, 'fault proxy: cannot reach the real listener; resetting the connect side\'s connection');
+    core.log.warn({ target: `${target.host}:${target.port}`, why },
+      'fault proxy: cannot reach the real listener; resetting the connect side\'s connection');
     this.resetBoth();
   }
 
@@ -173,7 +178,8 @@ export class ProxiedConnection {
     const p = 'slot' in read ? read : null;
     if (p === null) {
       this.core.connections.badPreambles++;
-      this.core.log.warn({ preamble: Buffer.from(preamble).toString('hex') }, 'fault proxy: a connection began without a valid MLLK preamble; relayed as it is (the listener judges it)');
+      this.core.log.warn({ preamble: Buffer.from(preamble).toString('hex') },
+        'fault proxy: a connection began without a valid MLLK preamble; relayed as it is (the listener judges it)');
     }
     this.slot = p?.slot ?? null;
     this.channel = this.host.channelFor(this.slot);
@@ -286,8 +292,8 @@ export class ProxiedConnection {
     core.connections.resets++;
     const { node, peer } = core.ends(dir);
     core.emit({
-      kind: 'link.fault', t: core.nowMs(), node, fault: 'reset', peer, conn: this.slot ?? -1, type: core.typeName(piece.type), seq: piece.seq, lun: piece.lun,
-      channel: this.channel,
+      kind: 'link.fault', t: core.nowMs(), node, fault: 'reset', peer, conn: this.slot ?? -1, type: core.typeName(piece.type),
+      seq: piece.seq, lun: piece.lun, channel: this.channel,
     });
     this.resetBoth();
   }

@@ -86,10 +86,12 @@ export async function runProxiedPair(o: ProxiedPairOptions): Promise<ProxiedPair
 async function tcpLinks(o: ProxiedPairOptions, clock: RealClock, closers: (() => Promise<void>)[], events: ProxyEvent[]) {
   const common = { clock, logger: silentLinkLogger };
   const connections = o.connections ?? 2;
-  const b = await openLiveLink({ kind: 'tcp', role: 'listen', host: '127.0.0.1', port: 0, connections }, { ...common, localName: 'B', peerName: 'A' });
+  const b = await openLiveLink({ kind: 'tcp', role: 'listen', host: '127.0.0.1', port: 0, connections },
+    { ...common, localName: 'B', peerName: 'A' });
   closers.push(() => b.shutdown());
   const proxy = await startTcpFaultProxy({
-    plan: o.plan, seed: o.seed, clock, listen: { host: '127.0.0.1', port: 0 }, to: { host: '127.0.0.1', port: (b as TcpLink).port }, onEvent: (e) => void events.push(e),
+    plan: o.plan, seed: o.seed, clock, listen: { host: '127.0.0.1', port: 0 }, to: { host: '127.0.0.1', port: (b as TcpLink).port },
+    onEvent: (e) => void events.push(e),
   });
   closers.push(() => proxy.stop());
   const port = o.via === 'direct' ? (b as TcpLink).port : proxy.address!.port;
@@ -105,7 +107,9 @@ async function serialLinks(o: ProxiedPairOptions, clock: RealClock, closers: (()
   closers.push(async () => void (await Promise.all(pairs.map((p) => p.stop()))));
   pairs.push(await ptyPair(dir, 'a'), await ptyPair(dir, 'b'));
   const [one, two] = pairs as [PtyPair, PtyPair];
-  const proxy: FaultProxy = await startSerialFaultProxy({ plan: o.plan, seed: o.seed, clock, pathA: one.b, pathB: two.a, baud: 115_200, onEvent: (e) => void events.push(e) });
+  const proxy: FaultProxy = await startSerialFaultProxy({
+    plan: o.plan, seed: o.seed, clock, pathA: one.b, pathB: two.a, baud: 115_200, onEvent: (e) => void events.push(e),
+  });
   closers.push(() => proxy.stop());
   const common = { clock, logger: silentLinkLogger };
   const open = async (path: string, localName: string, peerName: string): Promise<LiveLink> => {

@@ -65,7 +65,7 @@ export class ProxyCore {
     this.decider = new FrameDecider(opts.plan, opts.seed);
     this.tallies = { ab: new DirectionTally(this.limits.channelStatsMax), ba: new DirectionTally(this.limits.channelStatsMax) };
     const random = new SeededRandom(opts.seed).fork('fault-proxy').fork('partitions');
-    this.holes = new HoleSchedule(opts.plan, random, this.names, this.holeCounters, {
+    this.holes = new HoleSchedule({ plan: opts.plan, random, names: this.names, counters: this.holeCounters, host: {
       nowMs: () => this.nowMs(),
       later: (fn, ms) => this.later(fn, ms),
       cancel: (h) => this.cancel(h),
@@ -78,7 +78,7 @@ export class ProxyCore {
         this.pacers.ab.set(mbps);
         this.pacers.ba.set(mbps);
       },
-    });
+    } });
   }
 
   get stopped(): boolean {

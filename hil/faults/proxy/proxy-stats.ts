@@ -9,7 +9,10 @@ export function newChannelCounters() {
 export type ChannelCounters = ReturnType<typeof newChannelCounters>;
 
 export function newConnectionCounters() {
-  return { accepted: 0, open: 0, refused: 0, upstreamFailures: 0, preambleTimeouts: 0, badPreambles: 0, resets: 0, closesPropagated: 0, closesSwallowed: 0, orphansReset: 0, heldDuringHole: 0, datagramsUnroutable: 0 };
+  return {
+    accepted: 0, open: 0, refused: 0, upstreamFailures: 0, preambleTimeouts: 0, badPreambles: 0, resets: 0,
+    closesPropagated: 0, closesSwallowed: 0, orphansReset: 0, heldDuringHole: 0, datagramsUnroutable: 0,
+  };
 }
 export type ConnectionCounters = ReturnType<typeof newConnectionCounters>;
 

@@ -38,9 +38,12 @@ interface OpenedPort {
  */
 export async function startSerialFaultProxy(opts: SerialFaultProxyOptions): Promise<FaultProxy> {
   if (opts.plan.resetPerMillion > 0) {
-    throw new ProxyError('ML_ERR_PROXY_PLAN', '--faults: reset=P resets a TCP connection, and a serial line has none; use drop=P, or silent=AT+FOR to cut the line');
+    throw new ProxyError('ML_ERR_PROXY_PLAN',
+      '--faults: reset=P resets a TCP connection, and a serial line has none; use drop=P, or silent=AT+FOR to cut the line');
   }
-  if (opts.pathA === opts.pathB) throw new ProxyError('ML_ERR_PROXY_SERIAL', `--serial: both ends are ${opts.pathA}; give the proxy's end of each PTY pair, A's then B's`);
+  if (opts.pathA === opts.pathB) {
+    throw new ProxyError('ML_ERR_PROXY_SERIAL', `--serial: both ends are ${opts.pathA}; give the proxy's end of each PTY pair, A's then B's`);
+  }
   const core = new ProxyCore('serial', opts);
   const a = await openPort(opts.pathA, opts.baud);
   let b: OpenedPort;
@@ -55,7 +58,7 @@ export async function startSerialFaultProxy(opts: SerialFaultProxyOptions): Prom
     core.pacers.ab.set(mbps);
     core.pacers.ba.set(mbps);
   }
-  return new SerialRelay(core, a, b, opts);
+  return new SerialRelay(core, { a, b }, opts);
 }
 
 async function openPort(path: string, baud: number): Promise<OpenedPort> {
@@ -74,7 +77,13 @@ class SerialRelay implements FaultProxy {
   private readonly splitters: Record<ProxyDirection, FrameSplitter>;
   private stopping: Promise<void> | null = null;
 
-  constructor(private readonly core: ProxyCore, private readonly a: OpenedPort, private readonly b: OpenedPort, opts: SerialFaultProxyOptions) {
+  private readonly a: OpenedPort;
+  private readonly b: OpenedPort;
+
+  constructor(private readonly core: ProxyCore, ports: { a: OpenedPort; b: OpenedPort }, opts: SerialFaultProxyOptions) {
+    const { a, b } = ports;
+    this.a = a;
+    this.b = b;
     this.description = `fault relay ${opts.pathA} <-> ${opts.pathB} (serial, ${opts.baud} baud${opts.paceToBaud ? ', paced' : ''})`;
     const pipe = (dir: ProxyDirection, to: OpenedPort): FaultPipe => new FaultPipe({
       core, dir, channel: SERIAL_CHANNEL, kind: 'serial', counters: core.tallies[dir].open(SERIAL_CHANNEL),
@@ -91,7 +100,10 @@ class SerialRelay implements FaultProxy {
       from.line.onData((chunk) => {
         if (!core.stopped) this.splitters[dir].push(chunk);
       });
-      from.line.onClose((error) => core.stopped || core.log.warn({ path: name, error: error?.message }, 'fault proxy: a serial line closed; that direction relays nothing more'));
+      from.line.onClose((error) => {
+        if (core.stopped) return;
+        core.log.warn({ path: name, error: error?.message }, 'fault proxy: a serial line closed; that direction relays nothing more');
+      });
     }
     core.start();
     core.log.info({ a: opts.pathA, b: opts.pathB, baud: opts.baud }, 'fault relay running');

@@ -44,7 +44,7 @@ export async function startTcpFaultProxy(opts: TcpFaultProxyOptions): Promise<Fa
     const port = (server.address() as net.AddressInfo).port;
     try {
       const udp = await UdpRelay.open(core, { host: opts.listen.host, port }, opts.to);
-      return new TcpFaultProxy(core, server, udp, { host: opts.listen.host, port }, opts.to);
+      return new TcpFaultProxy({ core, server, udp, address: { host: opts.listen.host, port }, to: opts.to });
     } catch (error) {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       const taken = error instanceof ProxyError && error.code === 'ML_ERR_PROXY_LISTEN' && /is in use/.test(error.message);
@@ -72,12 +72,19 @@ class TcpFaultProxy implements FaultProxy {
   private readonly incarnations = new Map<string, number>();
   private stopping: Promise<void> | null = null;
 
-  constructor(private readonly core: ProxyCore, private readonly server: net.Server, private readonly udp: UdpRelay, readonly address: HostPort, private readonly to: HostPort) {
-    this.description = `fault proxy ${formatHostPort(address)} (tcp+udp) -> ${formatHostPort(to)}`;
-    server.on('connection', (socket) => this.accept(socket));
-    server.on('error', (error) => core.log.warn({ error: error.message }, 'fault proxy: listener error'));
-    core.start();
-    core.log.info({ listen: formatHostPort(address), to: formatHostPort(to) }, 'fault proxy listening');
+  readonly address: HostPort;
+  private readonly core: ProxyCore;
+  private readonly server: net.Server;
+  private readonly udp: UdpRelay;
+  private readonly to: HostPort;
+
+  constructor(o: { core: ProxyCore; server: net.Server; udp: UdpRelay; address: HostPort; to: HostPort }) {
+    ({ core: this.core, server: this.server, udp: this.udp, address: this.address, to: this.to } = o);
+    this.description = `fault proxy ${formatHostPort(o.address)} (tcp+udp) -> ${formatHostPort(o.to)}`;
+    o.server.on('connection', (socket) => this.accept(socket));
+    o.server.on('error', (error) => o.core.log.warn({ error: error.message }, 'fault proxy: listener error'));
+    o.core.start();
+    o.core.log.info({ listen: formatHostPort(o.address), to: formatHostPort(o.to) }, 'fault proxy listening');
   }
 
   stats(): ProxyStats {
@@ -106,7 +113,8 @@ class TcpFaultProxy implements FaultProxy {
     core.connections.accepted++;
     if (this.connections.size >= core.limits.connectionsMax) {
       core.connections.refused++;
-      core.warnOnce('connections', { limit: core.limits.connectionsMax }, 'fault proxy: too many connections at once; resetting the new one (counted refused)');
+      core.warnOnce('connections', { limit: core.limits.connectionsMax },
+        'fault proxy: too many connections at once; resetting the new one (counted refused)');
       socket.on('error', () => {});
       socket.resetAndDestroy();
       return;

@@ -60,7 +60,9 @@ export class UdpRelay {
       front.close();
       back.close();
       const e = error as NodeJS.ErrnoException;
-      if (e.code === 'EADDRINUSE') throw new ProxyError('ML_ERR_PROXY_LISTEN', `UDP port ${listen.port} on ${listen.host} is in use; the proxy needs the same port number for TCP and UDP`);
+      if (e.code === 'EADDRINUSE') {
+        throw new ProxyError('ML_ERR_PROXY_LISTEN', `UDP port ${listen.port} on ${listen.host} is in use; the proxy needs the same port number for TCP and UDP`);
+      }
       throw new ProxyError('ML_ERR_PROXY_LISTEN', `cannot open the heartbeat relay to ${target.host}:${target.port}: ${e.message}`);
     }
     return new UdpRelay(core, front, back);

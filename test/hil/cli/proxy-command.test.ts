@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../../hil/cli/main.ts';
-import { streamFrame } from '../faults/proxy/fixtures.ts';
+import { renderStats } from '../../../hil/cli/proxy-command.ts';
+import { framePiece, recordingPipe, streamFrame, virtualCore } from '../faults/proxy/fixtures.ts';
 import { connectClient, FakeListener, waitFor } from '../faults/proxy/net-fixtures.ts';
 import { scratchDir } from '../../support/scratch-dir.ts';
 
@@ -46,6 +47,22 @@ describe('mirrorlab proxy: bad input is one line and exit 2', () => {
       expect(r.stderr).toMatch(message);
       expect(r.stderr.trim().split('\n').filter((l) => !l.startsWith('(run with --help')), r.stderr).toHaveLength(1);
     }
+  });
+});
+
+describe('the stats a person reads', () => {
+  it('say per direction what was seen and done, then connections, holes and events', () => {
+    const { core } = virtualCore('drop=1:LOCK', { seed: 4 });
+    const { pipe } = recordingPipe(core);
+    pipe.accept(framePiece(streamFrame('LOCK', 1)));
+    pipe.accept(framePiece(streamFrame('WRITE', 2)));
+    pipe.accept({ kind: 'noise', bytes: new Uint8Array(3) });
+    const text = renderStats(core.stats());
+    expect(text).toMatch(/^fault proxy \(tcp\), seed 4, faults drop=1:LOCK, ran 0\.0 s\n/);
+    expect(text).toContain('  A->B: 2 frames seen, 1 forwarded; dropped 1, corrupted 0,');
+    expect(text).toContain('noise 3 bytes;');
+    expect(text).toContain('  B->A: 0 frames seen');
+    expect(text).toMatch(/ {2}holes: 0 partitions, .*\n {2}events: 1 emitted\n$/);
   });
 });
 

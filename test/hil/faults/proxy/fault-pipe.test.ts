@@ -23,7 +23,7 @@ describe('FaultPipe on a byte stream', () => {
     const seed = 9;
     const { clock, core } = virtualCore('reorder=1:LOCK', { seed });
     const { pipe, written, counters } = recordingPipe(core);
-    const k = new FrameDecider(parseLinkFaults('reorder=1:LOCK'), seed).decide('ab', 'test', 'tcp', 0, 2, 0).overtakers;
+    const k = new FrameDecider(parseLinkFaults('reorder=1:LOCK'), seed).decide({ dir: 'ab', channel: 'test', kind: 'tcp' }, { index: 0, type: 2, length: 100 }).overtakers;
     pipe.accept(framePiece(streamFrame('LOCK', 1)));
     for (let s = 2; s <= 5; s++) pipe.accept(framePiece(streamFrame('WRITE', s)));
     const expected = [2, 3, 4, 5];

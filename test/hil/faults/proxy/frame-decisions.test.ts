@@ -3,9 +3,11 @@ import { decodeFrame, encodeFrame, FrameError, FrameType, LockMode } from '../..
 import { parseLinkFaults } from '../../../../hil/faults/link-fault-plan.ts';
 import { applyFlips, FrameDecider, PASS, type ChannelKind, type FrameDecision } from '../../../../hil/faults/proxy/frame-decisions.ts';
 
+const TCP0 = { dir: 'ab', channel: 'conn0#0', kind: 'tcp' } as const;
+
 const decisions = (plan: string, seed: number, n: number, opts: { type?: number; kind?: ChannelKind; channel?: string; dir?: 'ab' | 'ba' } = {}): FrameDecision[] => {
   const d = new FrameDecider(parseLinkFaults(plan), seed);
-  return Array.from({ length: n }, (_, i) => d.decide(opts.dir ?? 'ab', opts.channel ?? 'conn0#0', opts.kind ?? 'tcp', i, opts.type ?? FrameType.Write, 200));
+  return Array.from({ length: n }, (_, i) => d.decide({ dir: opts.dir ?? 'ab', channel: opts.channel ?? 'conn0#0', kind: opts.kind ?? 'tcp' }, { index: i, type: opts.type ?? FrameType.Write, length: 200 }));
 };
 const struck = (ds: FrameDecision[], what: keyof FrameDecision): number[] => ds.flatMap((d, i) => (d[what] === true || (what === 'flips' && d.flips.length > 0) ? [i] : []));
 
@@ -14,7 +16,7 @@ describe('FrameDecider', () => {
     const plan = 'drop=0.1,corrupt=0.1,duplicate=0.1,reorder=0.1,delay=0.1@20ms';
     const forward = decisions(plan, 7, 500);
     const d = new FrameDecider(parseLinkFaults(plan), 7);
-    const backward = Array.from({ length: 500 }, (_, i) => d.decide('ab', 'conn0#0', 'tcp', 499 - i, FrameType.Write, 200)).reverse();
+    const backward = Array.from({ length: 500 }, (_, i) => d.decide(TCP0, { index: 499 - i, type: FrameType.Write, length: 200 })).reverse();
     expect(backward).toEqual(forward);
     expect(decisions(plan, 7, 500)).toEqual(forward);
     for (const f of ['drop', 'flips', 'duplicate', 'delayed'] as const) expect(struck(forward, f).length).toBeGreaterThan(20);
@@ -58,7 +60,7 @@ describe('FrameDecider', () => {
     ];
     for (let i = 0; i < 3000; i++) {
       const frame = frames[i % 3]!;
-      const { flips } = d.decide('ab', 'x', 'tcp', i, frame[3]!, frame.length);
+      const { flips } = d.decide({ ...TCP0, channel: 'x' }, { index: i, type: frame[3]!, length: frame.length });
       expect(flips.length).toBeGreaterThanOrEqual(1);
       expect(flips.length).toBeLessThanOrEqual(3);
       expect(new Set(flips.map((f) => f.at * 8 + Math.log2(f.mask))).size).toBe(flips.length);

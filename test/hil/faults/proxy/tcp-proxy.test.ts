@@ -98,7 +98,7 @@ describe('per-frame faults on a TCP connection', () => {
     expect(a.p.listener.peers[0]!.decodeErrors).toBeGreaterThanOrEqual(a.corrupted.length);
     // The decisions are the decider's for (seed, A->B, conn0#0, frame index), whatever the timing.
     const d = new FrameDecider(parseLinkFaults(plan), 11);
-    const decided = Array.from({ length: 300 }, (_, i) => d.decide('ab', 'conn0#0', 'tcp', i, FrameType.Write, streamFrame('WRITE', i + 1).length));
+    const decided = Array.from({ length: 300 }, (_, i) => d.decide({ dir: 'ab', channel: 'conn0#0', kind: 'tcp' }, { index: i, type: FrameType.Write, length: streamFrame('WRITE', i + 1).length }));
     expect(decided.flatMap((x, i) => (x.drop ? [i + 1] : []))).toEqual(a.dropped);
     expect(decided.flatMap((x, i) => (x.flips.length > 0 ? [i + 1] : []))).toEqual(a.corrupted);
     const again = await run(plan, 11);

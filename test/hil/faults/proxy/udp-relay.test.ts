@@ -45,7 +45,7 @@ describe('the heartbeat relay (UDP, on the proxy\'s TCP port number)', () => {
     for (let s = 1; s <= 100; s++) p.send(heartbeatFrame(s));
     await waitFor(() => p.dg('A->B').framesSeen === 100, 'the proxy to take 100 heartbeats');
     const d = new FrameDecider(parseLinkFaults('hbloss=0.3'), 21);
-    const lost = Array.from({ length: 100 }, (_, i) => i + 1).filter((s) => d.decide('ab', 'datagram', 'datagram', s - 1, FrameType.Heartbeat, 60).heartbeatLost);
+    const lost = Array.from({ length: 100 }, (_, i) => i + 1).filter((s) => d.decide({ dir: 'ab', channel: 'datagram', kind: 'datagram' }, { index: s - 1, type: FrameType.Heartbeat, length: 60 }).heartbeatLost);
     expect(lost.length).toBeGreaterThan(15);
     expect(p.dg('A->B').heartbeatsLost).toBe(lost.length);
     await waitFor(() => p.listener.datagrams.length === 100 - lost.length, 'the survivors at the listener');
