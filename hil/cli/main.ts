@@ -8,6 +8,7 @@ import { demoCommand } from './demo-command.ts';
 import { devicesCommand } from './devices-command.ts';
 import { emulateCommand } from './emulate-command.ts';
 import { historyCommand } from './history-command.ts';
+import { proxyCommand } from './proxy-command.ts';
 import { serialDiskCommand } from './serial-disk-command.ts';
 import { statechartsCommand } from './statecharts-command.ts';
 import { workerCommand } from './worker-command.ts';
@@ -45,6 +46,7 @@ export async function main(argv: string[]): Promise<number> {
     program.addCommand(vizCommand(log.child({ module: 'viz' }), exit));
     program.addCommand(devicesCommand(exit));
     program.addCommand(serialDiskCommand(log.child({ module: 'serial-disk' }), exit));
+    program.addCommand(proxyCommand(log.child({ module: 'proxy' }), exit));
     for (const cmd of program.commands) cmd.exitOverride();
     await program.parseAsync(argv, { from: 'user' });
     return code;
