@@ -7,6 +7,7 @@ import { silentTelemetry } from '../../firmware/ports/telemetry.ts';
 import type { HostClock } from '../../host/clock/clock.ts';
 import { MemoryDisk } from '../../host/disks/memory.ts';
 import { SeededRandom } from '../../host/random.ts';
+import { LIVE_LINK_LIMITS } from '../../host/transports/live-link.ts';
 
 export interface LivePairOptions {
   clock: HostClock;
@@ -14,14 +15,15 @@ export interface LivePairOptions {
   mode: MirrorMode;
   /** Each controller's volume, in bytes (memory disks, 512-byte sectors). */
   volumeBytes: number;
+  /** On top of {@link LIVE_LINK_LIMITS}. */
   limits?: Partial<ControllerLimits>;
 }
 
 /**
  * Two controllers in this process on live links (docs/live-links.md 9): A mirrors LUN 0 to B over
  * `a`, B holds the copy and hears A over `b`. Both run on the given clock (the real one, for live
- * links), on memory volumes, with their sessions drawn from `seed`. What the transport tests and
- * the live benchmark drive.
+ * links), on memory volumes, with their sessions drawn from `seed`, with the limits a live link
+ * needs. What the transport tests and the live benchmark drive.
  */
 export class LivePair {
   readonly source: StorageController;
@@ -35,11 +37,14 @@ export class LivePair {
     this.sourceVolume = volume('A/lun0');
     this.targetVolume = volume('B/lun0');
     const ports = (name: string) => ({ clock: o.clock, telemetry: silentTelemetry, random: random.fork(`controller-${name}`) });
+    const limits = { ...LIVE_LINK_LIMITS, ...o.limits };
     this.source = new StorageController({
-      name: 'A', id: 1, onLockReject: 'halt-resume', limits: o.limits,
+      name: 'A', id: 1, onLockReject: 'halt-resume', limits,
       luns: [{ lun: 0, device: this.sourceVolume, mirror: { peer: 'B', mode: o.mode } }],
     }, ports('A'));
-    this.target = new StorageController({ name: 'B', id: 2, onLockReject: 'halt-resume', limits: o.limits, luns: [{ lun: 0, device: this.targetVolume }] }, ports('B'));
+    this.target = new StorageController({
+      name: 'B', id: 2, onLockReject: 'halt-resume', limits, luns: [{ lun: 0, device: this.targetVolume }],
+    }, ports('B'));
     this.source.connect('B', a);
     this.target.connect('A', b);
   }

@@ -44,6 +44,19 @@ function fill(out: Uint8Array, from: number, to: number, seed: number): void {
   }
 }
 
+/** Whether `buf[from..to)` holds the filler stream `seed` makes; regenerated as it is compared, nothing allocated. */
+function holdsFill(buf: Uint8Array, from: number, to: number, seed: number): boolean {
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  let x = seed;
+  for (let i = from; i < to; i += 4) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    if (view.getUint32(i) !== x >>> 0) return false;
+  }
+  return true;
+}
+
 /** The data for one host write of `count` sectors at `lba`. */
 export function writeData(writer: number, lun: number, tag: number, lba: number, count: number, sectorSize: number): Uint8Array {
   const out = new Uint8Array(count * sectorSize);
@@ -77,8 +90,6 @@ export function sectorOrigin(buf: Uint8Array, offset: number, sectorSize: number
   const tag = readU32(buf, offset + 12);
   const stored = readU32(buf, offset + 16) * 0x100000000 + readU32(buf, offset + 20);
   if (stored !== lba) return 'garbage';
-  const expected = new Uint8Array(sectorSize - HEADER);
-  fill(expected, 0, expected.length, seedOf(writer, tag, lba));
-  for (let i = 0; i < expected.length; i++) if (buf[offset + HEADER + i] !== expected[i]) return 'garbage';
+  if (!holdsFill(buf, offset + HEADER, offset + sectorSize, seedOf(writer, tag, lba))) return 'garbage';
   return { writer, lun, tag, lba };
 }

@@ -1,4 +1,5 @@
 import { lookup } from 'node:dns/promises';
+import type { ControllerLimits } from '../../firmware/controller/config.ts';
 import { isIP } from 'node:net';
 import type { HostClock } from '../clock/clock.ts';
 import { SERIAL_BAUD_DEFAULT, SERIAL_BAUD_MAX, SERIAL_BAUD_MIN } from '../disks/volume-spec.ts';
@@ -16,6 +17,21 @@ export type { LinkLogger } from './link-logger.ts';
 export type LiveLinkSpec =
   | { kind: 'tcp'; role: 'listen' | 'connect'; host: string; port: number; connections: number }
   | { kind: 'serial'; path: string; baudRate: number };
+
+/**
+ * Controller limits for links on the real clock (docs/live-links.md 9). The defaults suit the
+ * simulator, where nothing stalls unless a fault says so; a process on a real machine stalls for
+ * its garbage collector and its neighbours, for tens of milliseconds at times, and frames on
+ * different TCP connections overtake each other by as much as one connection's queue holds.
+ * With a 5 ms minimum ack timeout and a 10 ms wait before a gap is NAKed, every such stall looked
+ * like a loss: go-back-N re-sent what was not lost and the congestion window halved (the live
+ * bench mirrored at a fifth of its rate). 200 ms is TCP's own floor for the same decision (Linux's
+ * minimum RTO); a loss on a live link is a lost connection, which the supervisor handles anyway.
+ */
+export const LIVE_LINK_LIMITS: Readonly<Partial<ControllerLimits>> = {
+  ackTimeoutMinMs: 200,
+  nakRetryMs: 200,
+};
 
 /** Data connections of a TCP link when the caller does not say (the emulator's default). */
 export const LIVE_LINK_CONNECTIONS_DEFAULT = 2;
@@ -115,10 +131,12 @@ export interface OpenLiveLinkOptions {
  * forbidden.
  */
 export async function openLiveLink(spec: LiveLinkSpec, opts: OpenLiveLinkOptions): Promise<LiveLink> {
-  const common = { clock: opts.clock, logger: opts.logger, localName: opts.localName, peerName: opts.peerName, sendQueueBytesMax: opts.sendQueueBytesMax };
+  const { clock, logger, localName, peerName, sendQueueBytesMax } = opts;
+  const common = { clock, logger, localName, peerName, sendQueueBytesMax };
   if (spec.kind === 'serial') return SerialLink.open({ ...common, path: spec.path, baudRate: spec.baudRate, openPort: opts.openSerialPort });
   const { address, family } = await resolve(spec.host);
-  return TcpLink.open({ ...common, role: spec.role, host: spec.host, address, family, port: spec.port, connections: spec.connections, connectTimeoutMs: opts.connectTimeoutMs });
+  const { role, host, port, connections } = spec;
+  return TcpLink.open({ ...common, role, host, address, family, port, connections, connectTimeoutMs: opts.connectTimeoutMs });
 }
 
 async function resolve(host: string): Promise<{ address: string; family: 4 | 6 }> {
@@ -128,6 +146,8 @@ async function resolve(host: string): Promise<{ address: string; family: 4 | 6 }
     const r = await lookup(host);
     return { address: r.address, family: r.family === 6 ? 6 : 4 };
   } catch (error) {
-    throw new LiveLinkError('ML_ERR_LINK_ADDRESS', `cannot resolve host ${JSON.stringify(host)} (${errnoCode(error) || String(error)}); use an IP address, or a name this machine resolves`, error);
+    const why = errnoCode(error) || String(error);
+    throw new LiveLinkError('ML_ERR_LINK_ADDRESS',
+      `cannot resolve host ${JSON.stringify(host)} (${why}); use an IP address, or a name this machine resolves`, error);
   }
 }

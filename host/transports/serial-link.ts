@@ -307,16 +307,20 @@ export async function openSerialPort(path: string, baudRate: number): Promise<Se
 export function serialPortError(path: string, error: Error): LiveLinkError {
   const m = error.message;
   if (/cannot lock|resource temporarily unavailable|EBUSY|busy/i.test(m)) {
-    return new LiveLinkError('ML_ERR_LINK_SERIAL_IN_USE', `serial port ${path} is in use by another program (${m}); close it there first`, error);
+    return new LiveLinkError('ML_ERR_LINK_SERIAL_IN_USE',
+      `serial port ${path} is in use by another program (${m}); close it there first`, error);
   }
   if (/no such file|ENOENT/i.test(m)) {
-    return new LiveLinkError('ML_ERR_LINK_SERIAL_PORT', `no serial port at ${path} (ENOENT); expected a tty such as /dev/ttyUSB0 (see mirrorlab devices) or a PTY`, error);
+    return new LiveLinkError('ML_ERR_LINK_SERIAL_PORT',
+      `no serial port at ${path} (ENOENT); expected a tty such as /dev/ttyUSB0 (see mirrorlab devices) or a PTY`, error);
   }
   if (/permission denied|EACCES/i.test(m)) {
-    return new LiveLinkError('ML_ERR_LINK_PERMISSION', `no permission to open ${path} (EACCES); a serial link needs read and write access (the dialout group, usually)`, error);
+    return new LiveLinkError('ML_ERR_LINK_PERMISSION',
+      `no permission to open ${path} (EACCES); a serial link needs read and write access (the dialout group, usually)`, error);
   }
   if (/inappropriate ioctl|is a directory|ENOTTY|EISDIR/i.test(m)) {
-    return new LiveLinkError('ML_ERR_LINK_SERIAL_PORT', `${path} is not a serial port (${m}); expected a tty such as /dev/ttyUSB0 or a PTY`, error);
+    return new LiveLinkError('ML_ERR_LINK_SERIAL_PORT',
+      `${path} is not a serial port (${m}); expected a tty such as /dev/ttyUSB0 or a PTY`, error);
   }
   return new LiveLinkError('ML_ERR_LINK_SERIAL_PORT', `cannot open serial port ${path}: ${m}`, error);
 }

@@ -137,7 +137,9 @@ export class TcpLink implements LiveLink {
     this.queueMax = this.o.sendQueueBytesMax;
     this.resumeBytes = Math.floor(this.queueMax / 2);
     const hostPort = this.o.family === 6 ? `[${opts.host}]:${port}` : `${opts.host}:${port}`;
-    this.description = `tcp ${opts.role === 'listen' ? 'listening on' : 'to'} ${hostPort}, ${opts.connections} connection${opts.connections === 1 ? '' : 's'}, UDP heartbeats (${opts.localName} -> ${opts.peerName})`;
+    const n = opts.connections;
+    this.description = `tcp ${opts.role === 'listen' ? 'listening on' : 'to'} ${hostPort}, ${n} connection${n === 1 ? '' : 's'}, ` +
+      `UDP heartbeats (${opts.localName} -> ${opts.peerName})`;
     this.slots = Array.from({ length: opts.connections }, (_, index) => ({
       index, want: false, conn: null, pending: null, refused: false,
       stats: { opens: 0, closedHeard: 0, framesSent: 0, bytesSent: 0, chunksReceived: 0, bytesReceived: 0, sendsRefused: 0, sendsNotOpen: 0 },
@@ -170,7 +172,7 @@ export class TcpLink implements LiveLink {
         await new Promise<void>((resolve) => server.close(() => resolve()));
         // Port 0 found a TCP port whose UDP twin is taken: try another.
         if (o.port === 0 && errnoCode(error) === 'EADDRINUSE' && attempt < FREE_PORT_ATTEMPTS_MAX) continue;
-        throw bindError(error, o, port, 'UDP');
+        throw listenError(error, { ...o, port }, 'UDP');
       }
     }
   }
@@ -319,7 +321,8 @@ export class TcpLink implements LiveLink {
     }
     if (this.unidentified.size >= UNIDENTIFIED_PER_CONNECTION_MAX * this.connections) {
       this.totals.refusedBusy++;
-      this.o.logger.warn({ from: `${socket.remoteAddress}:${socket.remotePort}`, waiting: this.unidentified.size }, 'connection dropped: too many connections still owe their preamble');
+      const from = `${socket.remoteAddress}:${socket.remotePort}`;
+      this.o.logger.warn({ from, waiting: this.unidentified.size }, 'connection dropped: too many connections still owe their preamble');
       socket.on('error', () => {});
       socket.destroy();
       return;
@@ -354,7 +357,8 @@ export class TcpLink implements LiveLink {
     const old = s.conn;
     if (old !== null) {
       this.totals.replaced++;
-      this.o.logger.warn({ conn: k, old: old.remote, new: c.remote }, 'the peer connected this slot again (it restarted, or lost the old connection unheard): the old connection is replaced');
+      this.o.logger.warn({ conn: k, old: old.remote, new: c.remote },
+        'the peer connected this slot again (it restarted, or lost the old connection unheard): the old connection is replaced');
       this.lost(old, `replaced: the peer opened connection ${k} again (it restarted, or lost the old connection without our hearing)`);
     }
     if (s.want) this.accept(s);
@@ -549,7 +553,7 @@ async function listen(server: Server, o: TcpLinkOptions): Promise<number> {
       });
     });
   } catch (error) {
-    throw bindError(error, o, o.port, 'TCP');
+    throw listenError(error, o, 'TCP');
   }
   // A server that fails after listening (it should not) is logged, never thrown from an event.
   server.on('error', (error) => o.logger.warn({ error: error.message }, 'TCP listener error'));
@@ -558,17 +562,20 @@ async function listen(server: Server, o: TcpLinkOptions): Promise<number> {
 }
 
 /** A bind failure as the one-line error a command prints. */
-function bindError(error: unknown, o: TcpLinkOptions, port: number, proto: 'TCP' | 'UDP'): LiveLinkError {
+export function listenError(error: unknown, o: Pick<TcpLinkOptions, 'host' | 'family' | 'port'>, proto: 'TCP' | 'UDP'): LiveLinkError {
   const code = errnoCode(error);
-  const where = o.family === 6 ? `[${o.host}]:${port}` : `${o.host}:${port}`;
+  const where = o.family === 6 ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`;
   if (code === 'EADDRINUSE') {
-    return new LiveLinkError('ML_ERR_LINK_ADDRESS_IN_USE', `${proto} ${where} is in use (EADDRINUSE): a link listens on a port free for both TCP and UDP; pick another, or stop what holds it`, error);
+    return new LiveLinkError('ML_ERR_LINK_ADDRESS_IN_USE',
+      `${proto} ${where} is in use (EADDRINUSE): a link listens on a port free for both TCP and UDP; pick another, or stop what holds it`, error);
   }
   if (code === 'EACCES') {
-    return new LiveLinkError('ML_ERR_LINK_PERMISSION', `no permission to listen on ${proto} ${where} (EACCES): ports below 1024 need privileges; use 1024 to 65535`, error);
+    return new LiveLinkError('ML_ERR_LINK_PERMISSION',
+      `no permission to listen on ${proto} ${where} (EACCES): ports below 1024 need privileges; use 1024 to 65535`, error);
   }
   if (code === 'EADDRNOTAVAIL') {
-    return new LiveLinkError('ML_ERR_LINK_ADDRESS', `${o.host} is not an address of this machine (EADDRNOTAVAIL); listen on one of its addresses, 127.0.0.1, or 0.0.0.0 for all`, error);
+    return new LiveLinkError('ML_ERR_LINK_ADDRESS',
+      `${o.host} is not an address of this machine (EADDRNOTAVAIL); listen on one of its addresses, 127.0.0.1, or 0.0.0.0 for all`, error);
   }
   return new LiveLinkError('ML_ERR_LINK_ADDRESS', `cannot listen on ${proto} ${where}: ${(error as Error)?.message ?? String(error)}`, error);
 }

@@ -19,7 +19,8 @@ const PREAMBLE_MAGIC = [0x4d, 0x4c, 0x4c, 0x4b] as const; // 'MLLK'
 const ACCEPT_MAGIC = [0x6d, 0x6c, 0x6c, 0x61] as const; // 'mlla'
 
 function encode(magic: readonly number[], slot: number, connections: number): Uint8Array {
-  if (!(Number.isInteger(connections) && connections >= 1 && connections <= PREAMBLE_CONNECTIONS_MAX && Number.isInteger(slot) && slot >= 0 && slot < connections)) {
+  const countOk = Number.isInteger(connections) && connections >= 1 && connections <= PREAMBLE_CONNECTIONS_MAX;
+  if (!countOk || !Number.isInteger(slot) || slot < 0 || slot >= connections) {
     throw new RangeError(`a preamble names slot 0 to connections - 1 of 1 to ${PREAMBLE_CONNECTIONS_MAX} connections, got slot ${slot} of ${connections}`);
   }
   return Uint8Array.of(magic[0]!, magic[1]!, magic[2]!, magic[3]!, PREAMBLE_VERSION, slot, connections, 0);
@@ -40,7 +41,9 @@ const hex = (b: Uint8Array): string => Array.from(b.subarray(0, PREAMBLE_BYTES),
 /** Why 8 bytes are not `magic` for a link of `connections`, or null. `what` names them in the reason. */
 function problem(b: Uint8Array, magic: readonly number[], connections: number, what: string): string | null {
   if (b.length < PREAMBLE_BYTES) return `the ${what} is ${b.length} bytes, not ${PREAMBLE_BYTES}`;
-  if (magic.some((m, i) => b[i] !== m)) return `the ${what} does not start with ${String.fromCharCode(...magic)} (got ${hex(b)}): not a mirrorlab link`;
+  if (magic.some((m, i) => b[i] !== m)) {
+    return `the ${what} does not start with ${String.fromCharCode(...magic)} (got ${hex(b)}): not a mirrorlab link`;
+  }
   if (b[4] !== PREAMBLE_VERSION) return `the ${what} is version ${b[4]}, this end speaks version ${PREAMBLE_VERSION}`;
   if (b[6] !== connections) return `the ${what} is for a link of ${b[6]} connections, this end has ${connections}`;
   if (b[5]! >= connections) return `the ${what} names slot ${b[5]}, which is not 0 to ${connections - 1}`;

@@ -51,7 +51,8 @@ export class UdpHeartbeats {
   private readonly afterSend = (error: Error | null): void => {
     if (error === null) return;
     this.stats.sendErrors++;
-    if (isPowerOfTwo(this.stats.sendErrors)) this.opts.logger.debug({ error: error.message, count: this.stats.sendErrors }, 'heartbeat datagram not sent');
+    if (!isPowerOfTwo(this.stats.sendErrors)) return;
+    this.opts.logger.debug({ error: error.message, count: this.stats.sendErrors }, 'heartbeat datagram not sent');
   };
 
   private constructor(private readonly socket: Socket, private readonly opts: UdpHeartbeatOptions) {
@@ -116,12 +117,14 @@ export class UdpHeartbeats {
     if (problem !== null) {
       this.stats.rejected++;
       if (isPowerOfTwo(this.stats.rejected)) {
-        this.opts.logger.warn({ from: `${rinfo.address}:${rinfo.port}`, bytes: msg.length, problem, rejected: this.stats.rejected }, 'datagram dropped: not a heartbeat frame');
+        const from = `${rinfo.address}:${rinfo.port}`;
+        this.opts.logger.warn({ from, bytes: msg.length, problem, rejected: this.stats.rejected }, 'datagram dropped: not a heartbeat frame');
       }
       return;
     }
     if (this.opts.role === 'listen' && (this.peer === null || this.peer.address !== rinfo.address || this.peer.port !== rinfo.port)) {
-      if (this.peer !== null) this.opts.logger.info({ from: `${this.peer.address}:${this.peer.port}`, to: `${rinfo.address}:${rinfo.port}` }, 'heartbeats now answered to a new peer address');
+      const to = `${rinfo.address}:${rinfo.port}`;
+      if (this.peer !== null) this.opts.logger.info({ from: `${this.peer.address}:${this.peer.port}`, to }, 'heartbeats now answered to a new peer address');
       this.peer = { address: rinfo.address, port: rinfo.port };
     }
     this.stats.received++;

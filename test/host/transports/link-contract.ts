@@ -7,9 +7,10 @@ import type { FrameError } from '../../../firmware/protocol/errors.ts';
 
 /**
  * The link contract (docs/conventions.md 4, docs/simulated-link.md 6): what every LinkEndpoint
- * (firmware/ports/link.ts) must do, run against the simulated link in both heartbeat modes, and
- * meant for TCP with UDP heartbeats, serial over a socat PTY pair and USB bulk pipes as they
- * arrive. A transport runs it with `linkContract(name, factory, options)`.
+ * (firmware/ports/link.ts) must do, run against the simulated link in both heartbeat modes, TCP
+ * with UDP heartbeats on loopback, serial over a socat PTY pair and over serialport's mock binding
+ * (docs/live-links.md 9), and meant for USB bulk pipes when they arrive. A transport runs it with
+ * `linkContract(name, factory, options)`.
  *
  * Time passes only through the pair's `wait`: the virtual clock's `run` for the simulator, real
  * sleeps for real transports; every wait is bounded (`settleMs` for what should happen promptly).

@@ -9,7 +9,8 @@ import { RealClock } from '../../../host/clock/real.ts';
 import { SeededRandom } from '../../../host/random.ts';
 import type { LinkLogger } from '../../../host/transports/link-logger.ts';
 import { openLiveLink } from '../../../host/transports/live-link.ts';
-import { TcpLink, socketErrorReason, type TcpLinkOptions } from '../../../host/transports/tcp-link.ts';
+import { TcpLink, listenError, socketErrorReason, type TcpLinkOptions } from '../../../host/transports/tcp-link.ts';
+import { serialPortError } from '../../../host/transports/serial-link.ts';
 import { encodeAcceptance, encodePreamble } from '../../../host/transports/tcp-preamble.ts';
 import { HEARTBEAT_FRAME_BYTES } from '../../../host/transports/udp-heartbeats.ts';
 import { bulk, heartbeat } from './link-contract.ts';
@@ -336,5 +337,21 @@ describe('socket errors in words', () => {
     expect(socketErrorReason(e('EHOSTUNREACH'), 'h:1')).toBe('no route to h:1 (EHOSTUNREACH)');
     expect(socketErrorReason(e('ECONNRESET'), 'h:1')).toBe('connection reset by h:1 (ECONNRESET)');
     expect(socketErrorReason(e('EWHATEVER'), 'h:1')).toBe('socket error EWHATEVER: EWHATEVER');
+  });
+});
+
+describe('errors opening a link, in words', () => {
+  const e = (code: string, message = code) => Object.assign(new Error(message), { code });
+  it('a port below 1024 without privileges is a permission error naming the ports that would work', () => {
+    expect(listenError(e('EACCES'), { host: '0.0.0.0', family: 4, port: 80 }, 'TCP')).toMatchObject({
+      code: 'ML_ERR_LINK_PERMISSION', message: 'no permission to listen on TCP 0.0.0.0:80 (EACCES): ports below 1024 need privileges; use 1024 to 65535',
+    });
+    expect(listenError(e('EADDRINUSE'), { host: '::1', family: 6, port: 7700 }, 'UDP').message).toMatch(/^UDP \[::1\]:7700 is in use/);
+  });
+
+  it('a serial port that is not ours to open is a permission error naming the usual fix', () => {
+    expect(serialPortError('/dev/ttyS9', new Error('Error: Permission denied, cannot open /dev/ttyS9'))).toMatchObject({
+      code: 'ML_ERR_LINK_PERMISSION', message: expect.stringMatching(/^no permission to open \/dev\/ttyS9 \(EACCES\); .*dialout group/),
+    });
   });
 });
