@@ -9,6 +9,7 @@ import { demoCommand } from './demo-command.ts';
 import { devicesCommand } from './devices-command.ts';
 import { emulateCommand } from './emulate-command.ts';
 import { historyCommand } from './history-command.ts';
+import { proxyCommand } from './proxy-command.ts';
 import { loadCommand } from './load-command.ts';
 import { serialDiskCommand } from './serial-disk-command.ts';
 import { statechartsCommand } from './statecharts-command.ts';
@@ -48,6 +49,7 @@ export async function main(argv: string[]): Promise<number> {
     program.addCommand(vizCommand(log.child({ module: 'viz' }), exit));
     program.addCommand(devicesCommand(exit));
     program.addCommand(serialDiskCommand(log.child({ module: 'serial-disk' }), exit));
+    program.addCommand(proxyCommand(log.child({ module: 'proxy' }), exit));
     program.addCommand(controllerCommand(log.child({ module: 'controller' }), exit));
     program.addCommand(statusCommand(exit));
     program.addCommand(loadCommand(exit));
