@@ -4,7 +4,7 @@ import type { HostClock } from '../../host/clock/clock.ts';
 import type { LinkChannel, LinkDirection, LinkFaultHook, Transmission } from '../../host/transports/link.ts';
 import type { SimLink } from '../../host/transports/sim.ts';
 import { silentTraceSink, type FrameFaultName, type TraceSink } from '../trace/events.ts';
-import { LINK_FRAME_TYPE_NAMES, flapEndMs, type DelayFault, type FrameFault, type LinkFaultPlan } from './link-fault-plan.ts';
+import { LINK_FRAME_TYPE_NAMES, flapEndMs, frameFaultRates as rates, type FrameFaultRates as Rates, type LinkFaultPlan } from './link-fault-plan.ts';
 import { HoleSchedule } from './hole-schedule.ts';
 import { CutList, PartitionSchedule, lastEndMs } from './partition-schedule.ts';
 
@@ -30,26 +30,6 @@ export function describeLinkFaultCounters(f: LinkFaultCounters): string {
 
 /** A reordered frame is held back by up to this much, enough for several later frames to overtake. */
 const REORDER_MAX_MS = 0.5;
-/** Frame type codes are one byte. */
-const FRAME_TYPES = 256;
-
-/** A per-frame fault as a table by frame type code: parts per million (0: never), and a delay maximum. */
-interface Rates {
-  perMillion: Uint32Array;
-  maxMs: Float64Array;
-}
-
-function rates(rules: readonly FrameFault[]): Rates {
-  const r: Rates = { perMillion: new Uint32Array(FRAME_TYPES), maxMs: new Float64Array(FRAME_TYPES) };
-  for (const rule of rules) {
-    for (const [code, name] of Object.entries(LINK_FRAME_TYPE_NAMES)) {
-      if (rule.kinds.length > 0 && !rule.kinds.includes(name)) continue;
-      r.perMillion[Number(code)] = rule.perMillion;
-      r.maxMs[Number(code)] = (rule as Partial<DelayFault>).maxMs ?? 0;
-    }
-  }
-  return r;
-}
 
 
 /**
