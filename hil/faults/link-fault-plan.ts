@@ -425,3 +425,22 @@ export function frameFaultRates(rules: readonly FrameFault[]): FrameFaultRates {
   }
   return r;
 }
+
+/** Every per-frame fault of a plan as tables by frame type, and the rates that do not depend on the frame's type. */
+export interface FrameFaultTables {
+  drop: FrameFaultRates;
+  corrupt: FrameFaultRates;
+  duplicate: FrameFaultRates;
+  reorder: FrameFaultRates;
+  delay: FrameFaultRates;
+  hblossPerMillion: number;
+  resetPerMillion: number;
+}
+
+export function frameFaultTables(plan: LinkFaultPlan): FrameFaultTables {
+  return {
+    drop: frameFaultRates(plan.drop), corrupt: frameFaultRates(plan.corrupt), duplicate: frameFaultRates(plan.duplicate),
+    reorder: frameFaultRates(plan.reorder), delay: frameFaultRates(plan.delay),
+    hblossPerMillion: plan.hblossPerMillion, resetPerMillion: plan.resetPerMillion,
+  };
+}
