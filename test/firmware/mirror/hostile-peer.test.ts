@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FrameType, LockMode, LockRejectPolicy, NakReason, RejectAction, RejectReason, type Frame } from '../../../firmware/protocol/frame.ts';
+import { sealedHeader } from '../protocol/helpers.ts';
 import { RawPeer } from './raw-peer.ts';
 
 /**
@@ -106,6 +107,22 @@ describe('a hostile but well-formed peer', () => {
     expect(p.sent(FrameType.Nak).map((n) => [n.seq, n.reason])).toEqual([[1, NakReason.OutOfRange], [2, NakReason.OutOfRange]]);
     expect(p.lun0.peek(0, 1)).toEqual(new Uint8Array(512));
     expect(p.controller.lockTable.locks).toBe(0);
+  });
+
+  it.each([
+    ['an unknown type', { type: 0xee, payloadLength: 0xffff_ffff }],
+    ['a payload past payloadBytesMax', { type: FrameType.Write, lun: 0, lockId: 1, payloadLength: 0xffff_fff0 }],
+  ] as const)('a sound header of %s declaring 4 GiB does not swallow the frames behind it', async (_what, header) => {
+    // Found by the controller fuzz (docs/fuzzing.md): the decoder skipped the declared length, so
+    // every later frame on the connection vanished while the bytes arriving kept it looking alive.
+    const p = new RawPeer();
+    p.sendBytes(sealedHeader(header));
+    p.lock(1, 1, 0, 64);
+    await p.clock.advance(5);
+    expect(p.controller.failure).toBeNull();
+    expect(p.controller.status()[0]!.link.counters.frameErrors).toBe(1);
+    expect(p.controller.lockTable.locks).toBe(1);
+    expect(p.sent(FrameType.Ack).at(-1)?.seq).toBe(1);
   });
 
   it('responses about entries the source never sent are ignored and counted', async () => {

@@ -78,6 +78,11 @@ export class RawPeer {
     this.handler!.bytes(0, encodeFrame(frame));
   }
 
+  /** Deliver raw bytes to the controller, as its peer, on the data connection. */
+  sendBytes(bytes: Uint8Array): void {
+    this.handler!.bytes(0, bytes);
+  }
+
   /** Deliver a heartbeat of session `sessionId` (default 1, the peer's) to the controller. */
   heartbeat(counter: number, sessionId = 1): void {
     this.handler!.datagram(encodeFrame({
