@@ -273,7 +273,9 @@ export class FrameDecoder {
       this.buf!.set(input.subarray(this.inputPos, this.inputPos + take), this.bufEnd);
       this.bufEnd += take;
       this.inputPos += take;
-      if (held + take < this.need) return;
+      // Still short: wait, unless all that was held is a lone first magic byte, whose second byte
+      // says now whether it starts a frame at all (else end() would call garbage a truncated frame).
+      if (held + take < this.need && held >= 2) return;
     }
     const buf = this.buf!;
     while (this.bufStart < this.bufEnd) {

@@ -183,6 +183,17 @@ describe('FrameDecoder: end(), reset() and counters', () => {
     expect(decoder.bytesSkipped).toBe(3);
   });
 
+  it('a lone first magic byte ending one chunk, then bytes that are no magic, is garbage at end(), not a truncated frame', () => {
+    // Found by the decoder fuzz (docs/fuzzing.md): the bytes after the lone 0x4D were added to the
+    // buffered candidate without judging it again, so end() reported them as a truncated frame.
+    const { decoder, errors } = recorder();
+    decoder.push(new Uint8Array([0x4d]));
+    decoder.push(new Uint8Array([0x94, 0xef, 0x7b]));
+    decoder.end();
+    expect(codes(errors)).toEqual(['ML_ERR_FRAME_MAGIC']);
+    expect(errors[0]!.skippedBytes).toBe(4);
+  });
+
   it('reset() drops a partial frame without a report', () => {
     const { decoder, frames, errors } = recorder();
     decoder.push(encodeFrame(write(1)).subarray(0, 30));
