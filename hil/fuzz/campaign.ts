@@ -100,7 +100,7 @@ export async function runFuzz(opts: FuzzRunOptions): Promise<FuzzReport> {
   const byTarget = new Map(targets.map((t) => [t, emptySummary()] as const));
   const weight = targets.reduce((n, t) => n + TARGET_SHARES[t], 0);
   const share = new Map(targets.map((t) => [t, Math.ceil((opts.frames * TARGET_SHARES[t]) / weight)] as const));
-  const nextCase = new Map(targets.map((t) => [t, 0] as const));
+  const nextCase = new Map<FuzzTargetName, number>(targets.map((t) => [t, 0]));
   const stopOnFailure = opts.stopOnFailure ?? true;
   const report = (ended: FuzzReport['ended']): FuzzReport => {
     const failures = [...byTarget.values()].flatMap((s) => s.failures);
