@@ -352,7 +352,7 @@ async function recover(rng: SeededRandom, rig: ControllerRig, out: CaseOutcome, 
     if (lba >= 0) return fail({ invariant: 'recovery', message: `${name}: the copy differs from its source at sector ${lba} once everything settled` });
   }
   out.kinds.add('recoveries');
-  out.notes.add('virtual ms to settle after the peer restarted', Math.round(rig.clock.now() - started));
+  out.notes.add('virtual ms to settle after the peer restarted (summed over cases)', Math.round(rig.clock.now() - started));
 }
 
 /** The first bytes of an input, for a replay's log. */
