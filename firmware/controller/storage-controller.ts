@@ -138,7 +138,7 @@ export class StorageController {
         commitLogEntriesMax: L.commitLogEntriesMax, commitLogBytesMax: L.commitLogBytesMax, ackDelayMs: L.ackDelayMs, nakRetryMs: L.nakRetryMs,
         lockRetryMs: L.lockRetryMs, policy: this.cfg.onLockReject, locksWindow: () => this.locksWindow(),
       },
-      { ...base, send: (bytes) => late.link!.sendControl(bytes), locks: this.locks, device: (lun) => this.luns.get(lun)?.device },
+      { ...base, send: (bytes) => late.link!.sendControl(bytes), locks: this.locks, device: (lun) => this.copyOf(lun, peer) },
     );
     const resyncs = new Map(mirrored.map((l) => [l.lun, this.resyncFor(l, peer, source!)] as const));
     const entry: Peer = { name: peer, link: null as unknown as PeerLink, source, target, resyncs, restartSeen: false };
@@ -430,6 +430,17 @@ export class StorageController {
    */
   private locksWindow(): number {
     return Math.floor(this.limits.locksMax / this.peers.size);
+  }
+
+  /**
+   * The device a peer's mirror stream may lock and write for `lun`: any LUN but one this controller
+   * mirrors to that same peer, whose primary copy is here (the peer writing it would change it
+   * behind its own mirror, and its locks would refuse this controller's hosts). Frames for it are
+   * refused like those for a LUN that does not exist.
+   */
+  private copyOf(lun: number, peer: string): BlockDevice | undefined {
+    const l = this.luns.get(lun);
+    return l === undefined || l.mirror?.peer === peer ? undefined : l.device;
   }
 
   private regionSectors(lun: number): number {

@@ -380,6 +380,11 @@ export class PeerLink implements LinkSupervisorControl {
   private onFrameError(conn: number, e: FrameError): void {
     this.counters.frameErrors++;
     this.frameErrorEvent(e);
+    // A frame this link never takes (another version, an unknown type, more payload than it
+    // accepts) comes from a broken or hostile peer, and its declared length (up to 4 GiB) is no
+    // length to skip: the decoder would swallow everything behind it, heartbeats on an inline
+    // link included, while the bytes still arriving kept the link looking alive. Scan on instead.
+    if (e.code === 'ML_ERR_FRAME_VERSION' || e.code === 'ML_ERR_FRAME_TYPE' || e.code === 'ML_ERR_FRAME_TOO_LARGE') this.conns.at(conn)!.decoder.reset();
     if (e.code === 'ML_ERR_FRAME_VERSION') {
       this.counters.versionMismatches++;
       this.chart?.send({ type: 'peer.incompatible', reason: e.message });

@@ -83,9 +83,9 @@ export class LockSessionManager {
   place(w: ChannelWrite): void {
     const region = lockRegion(w.lba, w.count, this.cfg.regionSectors(w.lun));
     let session: LockSession | null | undefined = this.sessions.get(w.lun, region.lba, region.count);
+    const reused = session !== undefined;
     if (session) {
       this.blockedWrites.delete(w);
-      this.deps.log.unreserve(2, 2 * OH);
       this.sessions.touch(session, this.deps.clock.now());
     } else {
       // A session just opened is already the most recently used, as of now.
@@ -99,6 +99,9 @@ export class LockSessionManager {
     }
     if (session.grantWanted && !session.granted) session.held.push(w);
     else this.appendWrite(session, w);
+    // The LOCK and UNLOCK a reused session did not need go back last: giving room back places
+    // waiting writes, which may end this very session, and this write must be in it first.
+    if (reused) this.deps.log.unreserve(2, 2 * OH);
     this.armIdleTimer();
     this.deps.changed();
   }
@@ -229,7 +232,11 @@ export class LockSessionManager {
   private grant(session: LockSession): void {
     if (session.granted) return;
     this.sessions.markGranted(session);
-    for (const w of session.held.splice(0)) this.appendWrite(session, w);
+    // Every held write goes in before any is told it was placed: telling one may place another
+    // write, which may end this very session, and its UNLOCK must follow all of its writes.
+    const held = session.held.splice(0);
+    for (const w of held) this.appendWrite(session, w, { tell: false });
+    for (const w of held) w.placed?.();
     const onGranted = session.onGranted;
     session.onGranted = null;
     onGranted?.();
@@ -271,7 +278,9 @@ export class LockSessionManager {
       if (s.lastUse > deadline) break;
       if (this.closable(s)) idle.push(s);
     }
-    for (const s of idle) this.closeSession(s);
+    // Closing one runs whoever waited for room, which may close another of these first (when the
+    // peer's lock window shrank below the sessions open): skip those.
+    for (const s of idle) if (!s.closed) this.closeSession(s);
     if (idle.length === 0 && this.sessions.size > 0) {
       // The oldest sessions cannot close yet (grant pending, read lock held): look again later.
       const s = this.sessions.values().next().value!;
@@ -290,12 +299,12 @@ export class LockSessionManager {
     this.deps.append('lock', null, { type: FrameType.Lock, lun: s.lun, seq: s.lockSeq, flags, lockId: s.lockId, lba: s.lba, count: s.count, mode }, s.count, s.lba);
   }
 
-  private appendWrite(s: LockSession, w: ChannelWrite): void {
+  private appendWrite(s: LockSession, w: ChannelWrite, opts = { tell: true }): void {
     // An async mirror's copy must be a prefix of the source's writes at every instant.
     const flags = w.mode === 'async' ? FrameFlag.Ordered : 0;
     const frame = { type: FrameType.Write, lun: w.lun, seq: this.deps.log.nextSeq, flags, lockId: s.lockId, lba: w.lba, tag: w.tag, data: w.data } as const;
     this.deps.append('write', w, frame, w.count, w.lba);
-    w.placed?.();
+    if (opts.tell) w.placed?.();
   }
 
   private appendUnlock(s: LockSession): void {

@@ -265,15 +265,11 @@ export class SourceChannel implements SourceChannelControl {
     this.counters.entriesRenumbered += dropped.length;
     this.adoptTarget(targetSession);
     this.chart?.send({ type: 'stream.restart' });
-    for (const w of [...fromLog, ...writes]) {
-      this.log.reserveNow(3, w.data.length + 3 * OH);
-      this.locks.place(w);
-    }
-    for (const r of readLocks) {
-      this.log.reserveNow(2, 2 * OH);
-      this.locks.placeReadLock(r.lun, r.lba, r.count, r.granted);
-    }
-    this.log.wakeWaiters();
+    // In stream order, ahead of host writes waiting for room; within the log's maxima.
+    this.log.requeue([
+      ...[...fromLog, ...writes].map((w) => ({ entries: 3, bytes: w.data.length + 3 * OH, grant: () => this.locks.place(w) })),
+      ...readLocks.map((r) => ({ entries: 2, bytes: 2 * OH, grant: () => this.locks.placeReadLock(r.lun, r.lba, r.count, r.granted) })),
+    ]);
     this.changed();
   }
 

@@ -25,15 +25,22 @@ export class RawPeer {
   readonly received: Frame[] = [];
   /** Heartbeats the controller sent. */
   readonly heartbeats: Frame[] = [];
+  /** The controller's LUN 0. */
+  readonly lun0: MemoryDisk;
   private handler: LinkHandler | null = null;
   private open = false;
   private readonly decoder = new FrameDecoder({ onFrame: (f) => this.received.push(f), onError: (e) => { throw e; } });
 
-  constructor(opts: { mirrorLun0?: boolean; onLockReject?: ControllerConfig['onLockReject']; limits?: ControllerConfig['limits'] } = {}) {
+  constructor(opts: { mirrorLun0?: boolean; lun1?: boolean; onLockReject?: ControllerConfig['onLockReject']; limits?: ControllerConfig['limits'] } = {}) {
     const disk = (name: string): MemoryDisk => new MemoryDisk({ name, sectorCount: 1024, clock: this.clock });
+    this.lun0 = disk('B/lun0');
     this.controller = new StorageController({
       name: 'B', id: 2, onLockReject: opts.onLockReject ?? 'halt-resume', limits: opts.limits,
-      luns: [{ lun: 0, device: disk('B/lun0'), lockRegionSectors: 64, mirror: opts.mirrorLun0 ? { peer: 'A', mode: 'speculative' } : undefined }],
+      luns: [
+        { lun: 0, device: this.lun0, lockRegionSectors: 64, mirror: opts.mirrorLun0 ? { peer: 'A', mode: 'speculative' } : undefined },
+        // A LUN the peer mirrors here (this controller holds its copy), for a peer's stream beside a mirrored LUN 0.
+        ...(opts.lun1 ? [{ lun: 1, device: disk('B/lun1'), lockRegionSectors: 64 }] : []),
+      ],
     }, { clock: this.clock, telemetry: this.tel, random: new SeededRandom(7) });
     const endpoint: LinkEndpoint = {
       name: 'B->A',
@@ -69,6 +76,11 @@ export class RawPeer {
   /** Deliver one frame to the controller, as its peer, on the data connection. */
   send(frame: Frame): void {
     this.handler!.bytes(0, encodeFrame(frame));
+  }
+
+  /** Deliver raw bytes to the controller, as its peer, on the data connection. */
+  sendBytes(bytes: Uint8Array): void {
+    this.handler!.bytes(0, bytes);
   }
 
   /** Deliver a heartbeat of session `sessionId` (default 1, the peer's) to the controller. */
