@@ -10,7 +10,7 @@ import {
 import type { Clock } from '../ports/clock.ts';
 import type { Telemetry } from '../ports/telemetry.ts';
 import type { StreamEntryKind } from '../telemetry/events.ts';
-import { LockSessionManager } from './lock-session-manager.ts';
+import { LockSessionManager, type ReadLockRequest } from './lock-session-manager.ts';
 import type { RetransmitTimerConfig } from './retransmit-timer.ts';
 import type { RollbackEntry } from './rollback-entry.ts';
 import { Transmitter } from './transmitter.ts';
@@ -96,7 +96,7 @@ export function newSourceCounters() {
     locksGranted: 0, locksRejected: 0, tableFullRejections: 0, halts: 0, resumes: 0, rollbacks: 0, entriesRetransmitted: 0,
     lockProbes: 0, acksReceived: 0, acksIgnored: 0, naksReceived: 0, naksIgnored: 0, grantsIgnored: 0, ackTimeouts: 0,
     writesConfirmed: 0, writesRefused: 0, streamsStarted: 0, entriesRenumbered: 0, heartbeatConfirmations: 0,
-    impliedLocksSent: 0, batchesSent: 0, entriesBatched: 0,
+    impliedLocks: 0, batchesSent: 0, entriesBatched: 0,
   };
 }
 export type SourceCounters = ReturnType<typeof newSourceCounters>;
@@ -135,6 +135,8 @@ export class SourceChannel implements SourceChannelControl {
   private readonly refusedLocks = new Set<number>();
   /** The optional features this stream may use: what both sides implement, as the target's HELLO said (0 until then). */
   private features = 0;
+  /** Something of this stream went out: from then on its entries keep their numbers and form. */
+  private streamSent = false;
 
   constructor(private readonly cfg: SourceChannelConfig, private readonly deps: ChannelDeps) {
     this.log = new SequencedLog(`rollback log ${deps.node}->${deps.peer}`, { entriesMax: cfg.rollbackLogEntriesMax, bytesMax: cfg.rollbackLogBytesMax });
@@ -225,6 +227,7 @@ export class SourceChannel implements SourceChannelControl {
     if (this.streamTarget === 0) this.adoptTarget(hello.sessionId);
     else if (this.streamTarget !== hello.sessionId) this.beginNewStream(hello.sessionId, hello);
     this.useFeatures(hello);
+    this.replanUnsent();
     this.tx.setPeerWindow(hello.windowBytes, hello.windowEntries, OH);
     this.locks.setLocksWindow(hello.locksWindow);
     // The confirmed number is about our stream only if the target names our session.
@@ -285,27 +288,61 @@ export class SourceChannel implements SourceChannelControl {
   beginNewStream(targetSession: number, hello?: PeerHello): void {
     // What the new target offers is known from its HELLO only: until then, explicit locks.
     this.useFeatures(hello ?? null);
+    const { placements, renumbered } = this.unplan();
+    this.counters.streamsStarted++;
+    this.counters.entriesRenumbered += renumbered;
+    this.adoptTarget(targetSession);
+    this.chart?.send({ type: 'stream.restart' });
+    this.replan(placements);
+    this.changed();
+  }
+
+  /**
+   * Empty the stream (log, sessions, transmitter) and return, in stream order, what must go into
+   * it again: every write not yet confirmed (with its reservation gone) and every read lock not yet
+   * granted. The old LOCKs and UNLOCKs are dropped: the writes get new ones as they are placed.
+   */
+  private unplan(): { placements: { writes: ChannelWrite[]; readLocks: ReadLockRequest[] }; renumbered: number } {
     const dropped = this.log.restart(1);
     const fromLog = dropped.flatMap((e) => (e.kind === 'write' ? [e.write!] : []));
     const { writes, readLocks } = this.locks.restart();
     this.tx.restart();
     this.notifyAt = 0;
     this.refusedLocks.clear();
-    this.counters.streamsStarted++;
-    this.counters.entriesRenumbered += dropped.length;
-    this.adoptTarget(targetSession);
-    this.chart?.send({ type: 'stream.restart' });
-    for (const w of [...fromLog, ...writes]) {
+    this.streamSent = false;
+    return { placements: { writes: [...fromLog, ...writes], readLocks }, renumbered: dropped.length };
+  }
+
+  /** Place again what {@link unplan} took out, claiming the room it had, as the stream now sends such entries. */
+  private replan(p: { writes: ChannelWrite[]; readLocks: ReadLockRequest[] }): void {
+    for (const w of p.writes) {
       this.log.reserveNow(3, w.data.length + 3 * OH);
       this.locks.place(w);
     }
-    for (const r of readLocks) {
+    for (const r of p.readLocks) {
       this.log.reserveNow(2, 2 * OH);
       this.locks.placeReadLock(r.lun, r.lba, r.count, r.granted);
     }
     this.log.wakeWaiters();
-    this.changed();
   }
+
+  /**
+   * The first HELLO of a stream offered implied locks, but what the hosts wrote before it is in the
+   * log with explicit LOCKs and UNLOCKs (a peer's features are unknown until its HELLO). If nothing
+   * of the stream has gone out yet, the target has seen none of it: number it afresh, in the form
+   * the stream now allows (an async host may have a whole backlog queued by then). Once anything
+   * was sent, never: the target may hold it under its old numbers.
+   */
+  private replanUnsent(): void {
+    if (this.streamSent || (this.features & FEATURE_BITS.impliedLocks) === 0 || this.log.count === 0) return;
+    // Explicit sessions open: there are LOCKs in the log that implied locks would spare.
+    if (this.log.firstSeq !== 1 || this.locks.open === 0) return;
+    const { placements } = this.unplan();
+    // The stream begins again, numbered from 1 (stream.start says so to whoever tracks its entries).
+    this.adoptTarget(this.streamTarget);
+    this.replan(placements);
+  }
+
 
   /**
    * What this stream may use from now on (docs/implied-locks.md): implied locks for writes
@@ -528,6 +565,7 @@ export class SourceChannel implements SourceChannelControl {
 
   private sendEntry(bytes: Uint8Array, retransmit: boolean): number {
     const conn = this.deps.send(bytes, retransmit);
+    if (conn >= 0) this.streamSent = true;
     if (conn >= 0 && this.quiet) {
       this.quiet = false;
       this.chart?.send({ type: 'stream.sent' });
@@ -547,7 +585,7 @@ export class SourceChannel implements SourceChannelControl {
     const bytes = encodeFrame(frame);
     const lockId = frame.lockId;
     const implied = hasImpliedLock(frame);
-    if (implied) this.counters.impliedLocksSent++;
+    if (implied) this.counters.impliedLocks++;
     const batch = this.cfg.wire?.(frame.lun).batch === true;
     const entry: RollbackEntry = {
       seq: frame.seq, bytes: bytes.length, kind, frame: bytes, lockId, write, sends: 0, sentAt: -1, conn: -1, failed: null, implied, batch, delivered: 0,
