@@ -12,7 +12,7 @@ import {
   BATCH_BYTES_MAX_MIN, FEATURE_BITS, FEATURES_IMPLEMENTED, FrameFlag, FrameType, LockRejectPolicy, featureNames, frameTypeName, isStreamFrame,
   type BatchFrame, type Frame, type HeartbeatFrame, type HelloFrame, type ResponseFrame,
 } from '../protocol/frame.ts';
-import { OFF_LUN, OFF_SEQ, OFF_TYPE, readU16, readU64 } from '../protocol/layout.ts';
+import { OFF_LUN, OFF_SEQ, OFF_TYPE, readU16, readU32, readU64 } from '../protocol/layout.ts';
 import type { LinkSupervisionEvent } from '../telemetry/events.ts';
 import { ConnectionArray, type Connection } from './connection-array.ts';
 import { PeerSessions } from './peer-sessions.ts';
@@ -189,15 +189,16 @@ export class PeerLink implements LinkSupervisorControl {
   sendStream(bytes: Uint8Array, retransmit: boolean): number {
     if (!this.up || this.pending.length !== 0) return -1;
     const conn = this.conns.sendRoundRobin((c) => this.deps.endpoint.send(c, bytes));
-    if (conn >= 0 && this.deps.telemetry.enabled) this.emitSent(bytes, retransmit);
+    if (conn >= 0 && this.deps.telemetry.enabled) this.emitSent(bytes, retransmit, conn);
     return conn;
   }
 
   /** Responses: sent now, or queued (boundedly) until a connection has room. */
   sendControl(bytes: Uint8Array): boolean {
     if (!this.conns.anyReady()) return false;
-    if (this.pending.length === 0 && this.conns.sendRoundRobin((c) => this.deps.endpoint.send(c, bytes)) >= 0) {
-      if (this.deps.telemetry.enabled) this.emitSent(bytes, false);
+    const conn = this.pending.length === 0 ? this.conns.sendRoundRobin((c) => this.deps.endpoint.send(c, bytes)) : -1;
+    if (conn >= 0) {
+      if (this.deps.telemetry.enabled) this.emitSent(bytes, false, conn);
       return true;
     }
     this.pending.push(bytes);
@@ -356,7 +357,7 @@ export class PeerLink implements LinkSupervisorControl {
       const bytes = this.pending[0]!;
       if (!this.deps.endpoint.send(conn, bytes)) return;
       this.pending.shift();
-      if (this.deps.telemetry.enabled) this.emitSent(bytes, false);
+      if (this.deps.telemetry.enabled) this.emitSent(bytes, false, conn);
     }
     this.source?.writable();
   }
@@ -371,7 +372,10 @@ export class PeerLink implements LinkSupervisorControl {
     if (f.type === FrameType.Heartbeat) return this.onHeartbeat(f);
     const t = this.deps.telemetry;
     if (t.enabled) {
-      t.emit({ kind: 'frame.received', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, type: frameTypeName(f.type), seq: f.seq, lun: f.lun, bytes });
+      t.emit({
+        kind: 'frame.received', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, type: frameTypeName(f.type), seq: f.seq, lun: f.lun, bytes,
+        conn, crc: c.decoder.lastFrameCrc,
+      });
     }
     if (f.type === FrameType.Hello) return this.onHello(c, f);
     if (c.state !== 'ready') {
@@ -502,7 +506,7 @@ export class PeerLink implements LinkSupervisorControl {
       ...((this.features & FEATURE_BITS.batch) !== 0 ? { batchBytesMax: this.cfg.payloadBytesMax } : {}),
     });
     const sent = this.deps.endpoint.send(c.index, bytes);
-    if (sent && this.deps.telemetry.enabled) this.emitSent(bytes, false);
+    if (sent && this.deps.telemetry.enabled) this.emitSent(bytes, false, c.index);
     if (sent && (flags & FrameFlag.Retransmit) !== 0) {
       const asked = this.helloAsked.get(c.index);
       this.helloAsked.set(c.index, { atMs: this.deps.clock.now(), sends: (asked?.sends ?? 0) + 1 });
@@ -545,6 +549,10 @@ export class PeerLink implements LinkSupervisorControl {
     });
     this.counters.heartbeatsSent++;
     this.counters.heartbeatBytesSent += bytes.length;
+    const t = this.deps.telemetry;
+    if (t.enabled) {
+      t.emit({ kind: 'heartbeat.sent', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, session: this.cfg.session, counter: this.heartbeatCounter, confirmedSeq: confirmed });
+    }
     this.deps.endpoint.sendDatagram(bytes);
     if (!opts.reschedule) return;
     if (this.heartbeatTimer !== null) this.deps.clock.clearTimeout(this.heartbeatTimer);
@@ -576,12 +584,12 @@ export class PeerLink implements LinkSupervisorControl {
    * `frame.sent` for every frame either side of this controller puts on a data connection, at the
    * moment the link takes it (a response queued while the link is full counts when it leaves the
    * queue; one dropped from the queue was never sent). The fields come from the encoded header,
-   * read only when someone listens.
+   * read only when someone listens; the CRC is the frame's last four bytes.
    */
-  private emitSent(bytes: Uint8Array, retransmit: boolean): void {
+  private emitSent(bytes: Uint8Array, retransmit: boolean, conn: number): void {
     this.deps.telemetry.emit({
       kind: 'frame.sent', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, type: frameTypeName(bytes[OFF_TYPE]!),
-      seq: readU64(bytes, OFF_SEQ), lun: readU16(bytes, OFF_LUN), bytes: bytes.length, retransmit,
+      seq: readU64(bytes, OFF_SEQ), lun: readU16(bytes, OFF_LUN), bytes: bytes.length, retransmit, conn, crc: readU32(bytes, bytes.length - 4),
     });
   }
 }

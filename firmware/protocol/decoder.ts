@@ -2,7 +2,7 @@ import { assert } from '../errors.ts';
 import { DEFAULT_PAYLOAD_BYTES_MAX, FRAME_OVERHEAD_BYTES, HEADER_BYTES, frameTypeName } from './frame.ts';
 import type { Frame } from './frame.ts';
 import { FrameError, fieldError, magicError, truncatedError } from './errors.ts';
-import { MAGIC_HI, MAGIC_LO, U32_MAX, emptyRawFields } from './layout.ts';
+import { MAGIC_HI, MAGIC_LO, U32_MAX, emptyRawFields, readU32 } from './layout.ts';
 import { declaredFrameBytes, findMagic, headerError, headerInfo, readFrame } from './parse.ts';
 
 export interface DecodeOptions {
@@ -114,6 +114,7 @@ export class FrameDecoder {
   private nextFrame: Frame | null = null;
   private nextError: FrameError | null = null;
   private framesDecodedCount = 0;
+  private lastCrc = 0;
   private errorCount = 0;
   private bytesSkippedCount = 0;
 
@@ -128,6 +129,14 @@ export class FrameDecoder {
   /** Frames handed to onFrame. */
   get framesDecoded(): number {
     return this.framesDecodedCount;
+  }
+
+  /**
+   * The frame CRC (its last four bytes) of the frame last handed to onFrame: with its type, seq and
+   * connection, what names the frame across processes (telemetry's frame identity, docs/controller-process.md 4).
+   */
+  get lastFrameCrc(): number {
+    return this.lastCrc;
   }
 
   /** Errors handed to onError. */
@@ -321,6 +330,7 @@ export class FrameDecoder {
       this.nextError = result;
     } else {
       this.nextFrame = result;
+      this.lastCrc = readU32(b, p + frameBytes - 4);
     }
     return p + frameBytes;
   }

@@ -33,8 +33,14 @@ interface Base {
 
 export type TelemetryEvent =
   | (Base & { kind: 'state'; machine: string; from: string; to: string; event: string })
-  | (Base & { kind: 'frame.sent'; peer: string; type: string; seq: number; lun: number; bytes: number; retransmit: boolean })
-  | (Base & { kind: 'frame.received'; peer: string; type: string; seq: number; lun: number; bytes: number })
+  /**
+   * A frame put on data connection `conn` to `peer`, or taken off one. `crc` is the frame's own
+   * CRC32C (its last four bytes): with type, seq, conn and bytes it names the frame, so a merger of
+   * several processes' telemetry can match a receive to the send of the same bytes
+   * (docs/controller-process.md 4).
+   */
+  | (Base & { kind: 'frame.sent'; peer: string; type: string; seq: number; lun: number; bytes: number; retransmit: boolean; conn: number; crc: number })
+  | (Base & { kind: 'frame.received'; peer: string; type: string; seq: number; lun: number; bytes: number; conn: number; crc: number })
   | (Base & { kind: 'frame.error'; peer: string; code: string; message: string })
   | (Base & { kind: 'host.write'; tag: number; lun: number; lba: number; count: number })
   | (Base & { kind: 'host.ack'; tag: number; lun: number; lba: number; count: number; mode: string })
@@ -60,6 +66,12 @@ export type TelemetryEvent =
   | (Base & { kind: 'controller.start'; session: number })
   /** A data connection to `peer` changed state (`reason` says why it closed). */
   | (Base & { kind: 'link.connection'; peer: string; conn: number; state: 'opening' | 'open' | 'closed'; reason: string })
+  /**
+   * A heartbeat went to `peer`: this controller's session and the heartbeat's counter name it (its
+   * receipt is a `heartbeat.received` with the same two), and it confirms `confirmedSeq` of the
+   * peer's stream, as an ACK would: a merger of several processes' telemetry orders by it too.
+   */
+  | (Base & { kind: 'heartbeat.sent'; peer: string; session: number; counter: number; confirmedSeq: number })
   /** A heartbeat from `peer` arrived: its session, its counter, and `gapMs` since the previous one heard. */
   | (Base & { kind: 'heartbeat.received'; peer: string; session: number; counter: number; confirmedSeq: number; gapMs: number })
   /** The link supervisor's view of `peer` (see LinkSupervisionEvent); `lastHeardMs` is when `peer` was last heard. */

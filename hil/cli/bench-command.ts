@@ -8,6 +8,8 @@ import { choice, decimal, integer } from './parse.ts';
 import { availableParallelism } from 'node:os';
 import { measureQueue, type QueueBenchResult } from '../campaign/queue-bench.ts';
 import { measureHeartbeatCost, measureSupervision, type HeartbeatCost, type SupervisionRow } from '../bench/supervision-bench.ts';
+import { LIVE_BENCH_SCALE_MAX, LIVE_BENCH_SCALE_MIN, measureLive, type LiveBenchResult } from '../bench/live-bench.ts';
+import { liveTargets, renderLive } from '../bench/live-render.ts';
 
 /** Targets of issue 3; virtual-time ones are exact, the wall-clock one depends on the machine. */
 const SPECULATIVE_RATIO_MIN = 0.95;
@@ -18,7 +20,7 @@ const SIM_WRITES_PER_SEC_MIN = 100_000;
  * one of them, or the queue (local worker threads against BullMQ; it starts its own redis-server,
  * so `all` leaves it out).
  */
-export const BENCH_PARTS = ['all', 'mirror', 'disks', 'supervision', 'queue'] as const;
+export const BENCH_PARTS = ['all', 'mirror', 'disks', 'supervision', 'queue', 'live'] as const;
 export type BenchPart = (typeof BENCH_PARTS)[number];
 
 /** The mirroring part: the headline table (virtual time) and the emulator's own speed (wall clock). */
@@ -42,6 +44,8 @@ export interface BenchResult extends Partial<MirrorBenchResult> {
   queue?: QueueBenchResult;
   /** Detection, reconnection and drain after a 5 s silent cut per heartbeat interval; what heartbeats cost (virtual time). */
   supervision?: { rows: SupervisionRow[]; heartbeatCost: HeartbeatCost };
+  /** Mirroring over real loopback TCP and a PTY pair against raw copies of the same bytes; host write latency (wall clock). */
+  live?: LiveBenchResult;
   targets: { name: string; met: boolean; detail: string }[];
 }
 
@@ -51,6 +55,7 @@ interface BenchFlags {
   only: BenchPart;
   diskScale: number;
   queueSeeds: number;
+  liveScale: number;
   html?: string;
 }
 
@@ -63,6 +68,8 @@ export function benchCommand(log: Logger, exit: (code: number) => void): Command
     .option('--disk-scale <x>', `multiplies the block-device benchmark's write counts (${DISK_BENCH_SCALE_MIN} to ${DISK_BENCH_SCALE_MAX}; 0.01 for a quick look)`,
       decimal('--disk-scale', DISK_BENCH_SCALE_MIN, DISK_BENCH_SCALE_MAX), 1)
     .option('--queue-seeds <n>', 'seeds in the queue benchmark (--only queue), run both locally and through the queue', integer('--queue-seeds', 2, 100_000), 120)
+    .option('--live-scale <x>', `multiplies what the live benchmark moves (${LIVE_BENCH_SCALE_MIN} to ${LIVE_BENCH_SCALE_MAX}; 0.05 for a quick look)`,
+      decimal('--live-scale', LIVE_BENCH_SCALE_MIN, LIVE_BENCH_SCALE_MAX), 1)
     .option('--html <file>', 'also write a self-contained HTML report: throughput against RTT per mode beside the physical limit, and the disk rows, as charts')
     .action(async (flags: BenchFlags) => {
       if (flags.html !== undefined) checkWritable(flags.html, '--html');
@@ -72,14 +79,15 @@ export function benchCommand(log: Logger, exit: (code: number) => void): Command
       const mirror = part('mirror') ? await measureMirror(flags.simWrites, log) : {};
       const disks = part('disks') ? { disks: await measureDisks(flags.diskScale) } : {};
       const supervision = part('supervision') ? { supervision: { rows: await measureSupervision(), heartbeatCost: await measureHeartbeatCost() } } : {};
+      const live = part('live') ? { live: await measureLive({ scale: flags.liveScale, log: (fields, message) => log.debug(fields, message) }) } : {};
       const queue = queued ? { queue: await measureQueue({ seeds: flags.queueSeeds, writes: 100, workers: availableParallelism(), log }) } : {};
-      const result: BenchResult = { only: flags.only, ...mirror, ...disks, ...supervision, ...queue, targets: [] };
+      const result: BenchResult = { only: flags.only, ...mirror, ...disks, ...supervision, ...live, ...queue, targets: [] };
       result.targets = targetsOf(result);
       if (flags.html !== undefined) writeReport(flags.html, benchHtml(result, started));
       process.stdout.write(flags.json ? `${JSON.stringify(result, null, 2)}\n` : `${renderBench(result)}\n`);
       // Virtual-time targets are exact, so missing one is a regression; wall-clock speed depends on the machine.
       // The queue must give the local campaign's results; its speed, like any wall-clock figure, is only measured.
-      exit(result.targets.every((t) => t.met || t.name === 'simWritesPerSec') && (result.queue?.sameResults ?? true) ? 0 : 1);
+      exit(result.targets.every((t) => t.met || t.name === 'simWritesPerSec' || t.name.startsWith('live ')) && (result.queue?.sameResults ?? true) ? 0 : 1);
     });
 }
 
@@ -110,7 +118,7 @@ function targetsOf(r: BenchResult): BenchResult['targets'] {
     const share = r.supervision.heartbeatCost.shareOfBytesSent;
     targets.push({ name: 'heartbeats < 1% of the link at the defaults', met: share < 0.01, detail: `${(share * 100).toFixed(4)}% of the bytes sent` });
   }
-  return [...targets, ...mirrorTargets(r)];
+  return [...targets, ...mirrorTargets(r), ...(r.live === undefined ? [] : liveTargets(r.live))];
 }
 
 function mirrorTargets(r: BenchResult): BenchResult['targets'] {
@@ -139,6 +147,7 @@ export function renderBench(r: BenchResult): string {
   if (r.disks !== undefined) lines.push(...renderDisks(r.disks), '');
   if (r.supervision !== undefined) lines.push(...renderSupervision(r.supervision), '');
   if (r.queue !== undefined) lines.push(...renderQueueBench(r.queue), '');
+  if (r.live !== undefined) lines.push(...renderLive(r.live), '');
   for (const t of r.targets) lines.push(`${t.met ? 'MET ' : 'MISS'}  ${t.name}: ${t.detail}`);
   return lines.join('\n').trimEnd();
 }

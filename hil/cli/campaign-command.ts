@@ -5,6 +5,7 @@ import { CAMPAIGN_ID, QUEUE_LIMITS } from '../campaign/queue-protocol.ts';
 import { IDLE_SECONDS_DEFAULT, runQueuedCampaign, type QueueInfo, type QueueProgress } from '../campaign/queue-campaign.ts';
 import { QUEUE_URL_SYNTAX, parseQueueUrl, type QueueUrl } from '../campaign/queue-url.ts';
 import { LINK_FAULT_SYNTAX, formatLinkFaults, parseLinkFaults, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
+import { describeLinkFaultCounters } from '../faults/link-fault-injector.ts';
 import { checkHistory, defaultHistoryPath } from '../history/history-db.ts';
 import { campaignRuns, campaignSummary, newRecordId, recordHistory, type RecordKind } from '../history/record.ts';
 import type { Logger } from '../log.ts';
@@ -160,7 +161,7 @@ export function renderCampaign(r: CampaignReport): string {
   const lines = [
     `${headline}: seeds ${r.from}..${r.from + r.seeds - 1}, ${r.runs} runs, ${r.writes} writes, ${r.wallSeconds} s${r.workerRestarts > 0 ? `, ${r.workerRestarts} worker threads replaced` : ''}`,
     `  runs by mode/policy  ${Object.entries(r.byMode).map(([k, n]) => `${k} ${n}`).join(', ')}`,
-    `  faults injected      ${f.framesDropped} dropped, ${f.framesCorrupted} corrupted, ${f.framesDuplicated} duplicated, ${f.framesReordered} reordered, ${f.framesDelayed} delayed, ${f.partitions} partitions, ${f.bandwidthChanges} bandwidth changes`,
+    `  faults injected      ${describeLinkFaultCounters(f)}`,
   ];
   if (r.queue) {
     const q = r.queue;

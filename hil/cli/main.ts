@@ -4,12 +4,16 @@ import { createLogger } from '../log.ts';
 import { UsageError } from '../plan-error.ts';
 import { benchCommand } from './bench-command.ts';
 import { campaignCommand } from './campaign-command.ts';
+import { controllerCommand } from './controller-command.ts';
 import { demoCommand } from './demo-command.ts';
 import { devicesCommand } from './devices-command.ts';
 import { emulateCommand } from './emulate-command.ts';
 import { historyCommand } from './history-command.ts';
+import { proxyCommand } from './proxy-command.ts';
+import { loadCommand } from './load-command.ts';
 import { serialDiskCommand } from './serial-disk-command.ts';
 import { statechartsCommand } from './statecharts-command.ts';
+import { statusCommand } from './status-command.ts';
 import { workerCommand } from './worker-command.ts';
 import { vizCommand } from './viz-command.ts';
 
@@ -45,6 +49,10 @@ export async function main(argv: string[]): Promise<number> {
     program.addCommand(vizCommand(log.child({ module: 'viz' }), exit));
     program.addCommand(devicesCommand(exit));
     program.addCommand(serialDiskCommand(log.child({ module: 'serial-disk' }), exit));
+    program.addCommand(proxyCommand(log.child({ module: 'proxy' }), exit));
+    program.addCommand(controllerCommand(log.child({ module: 'controller' }), exit));
+    program.addCommand(statusCommand(exit));
+    program.addCommand(loadCommand(exit));
     for (const cmd of program.commands) cmd.exitOverride();
     await program.parseAsync(argv, { from: 'user' });
     return code;

@@ -1,5 +1,6 @@
 import { describeViolation } from '../checker/violation.ts';
 import type { EmulationReport } from '../emulator/run.ts';
+import { describeLinkFaultCounters } from '../faults/link-fault-injector.ts';
 
 const ms = (x: number): string => `${x.toFixed(3)} ms`;
 
@@ -16,7 +17,7 @@ export function renderReport(r: EmulationReport): string {
     `  host latency  mean ${l.meanMs.toFixed(3)} ms, p50 ${l.p50Ms.toFixed(3)}, p99 ${l.p99Ms.toFixed(3)}, max ${l.maxMs.toFixed(3)}${r.bidirectional ? ' (both hosts)' : ''}`,
     `  locks         ${r.locks}${r.batch ? ', batched' : ''}: ${c.locksSent} LOCKs sent, ${c.impliedLocks} implied; ${c.locksGranted} granted by the target (${c.locksGrantedAfterRejection} after a refusal), ${c.locksRejected} refusals; ${c.halts} halts, ${c.resumes} resumes${c.batches ? `; ${c.batches} BATCH frames carried ${c.entriesBatched} entries` : ''}`,
     `  recovery      ${c.rollbacks} rollbacks, ${c.entriesRetransmitted} entries retransmitted, ${c.ackTimeouts} ack timeouts`,
-    `  link faults   ${r.faults}: ${f.framesDropped} dropped, ${f.framesCorrupted} corrupted, ${f.framesDuplicated} duplicated, ${f.framesReordered} reordered, ${f.framesDelayed} delayed, ${f.partitions} partitions, ${f.silentCuts} silent cuts, ${f.onewayCuts} one-way cuts, ${f.flapCycles} flap cycles, ${f.heartbeatsLost} heartbeats lost, ${f.resets} resets, ${f.bandwidthChanges} bandwidth changes`,
+    `  link faults   ${r.faults}: ${describeLinkFaultCounters(f)}`,
     `  disk faults   ${r.diskFaults}`,
     `  initial sync  ${renderSync(r)}`,
     ...r.volumes.map((v, i) => `  ${i === 0 ? 'volumes      ' : '             '} ${v.name} ${v.layout}: ${v.state}, ${v.checked ? `${v.mismatches} mismatches` : 'not checked'}${v.rebuilds ? `, ${v.rebuilds} rebuilds` : ''}${v.unreadableSectors ? `, ${v.unreadableSectors} unreadable sectors` : ''}`),

@@ -16,7 +16,7 @@ import { ServerWorkload } from '../workload/server-workload.ts';
 import { drive } from './chunks.ts';
 import { CheckpointSchedule } from './checkpoints.ts';
 import { finalContentChecks } from './final-checks.ts';
-import { HandoverClock } from './handover-clock.ts';
+import { HandoverClock } from '../../host/clock/handover.ts';
 import { initialSync, type InitialSyncReport } from './initial-sync.ts';
 import { lockRegionFor, validateAgainstVolumes, validateEmulateOptions, type EmulateOptions } from './options.ts';
 import { faultPhase, failed, healingPhase, liveness, type Phase, type PhaseContext } from './phases.ts';

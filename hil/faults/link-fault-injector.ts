@@ -15,6 +15,18 @@ export function newLinkFaultCounters() {
 }
 export type LinkFaultCounters = ReturnType<typeof newLinkFaultCounters>;
 
+/** What each counter counts, in words, in the order reports list them. */
+export const LINK_FAULT_COUNTER_LABELS: Readonly<Record<keyof LinkFaultCounters, string>> = {
+  framesDropped: 'dropped', framesCorrupted: 'corrupted', framesDuplicated: 'duplicated', framesReordered: 'reordered',
+  framesDelayed: 'delayed', partitions: 'partitions', silentCuts: 'silent cuts', onewayCuts: 'one-way cuts',
+  flapCycles: 'flap cycles', heartbeatsLost: 'heartbeats lost', resets: 'connection resets', bandwidthChanges: 'bandwidth changes',
+};
+
+/** `f` as one line: "12 dropped, 3 corrupted, ...". */
+export function describeLinkFaultCounters(f: LinkFaultCounters): string {
+  return Object.entries(LINK_FAULT_COUNTER_LABELS).map(([k, label]) => `${f[k as keyof LinkFaultCounters]} ${label}`).join(', ');
+}
+
 /** A reordered frame is held back by up to this much, enough for several later frames to overtake. */
 const REORDER_MAX_MS = 0.5;
 /** Frame type codes are one byte. */

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { CampaignFailure, CampaignResult } from '../campaign/campaign.ts';
 import type { RunSummary } from '../campaign/summary.ts';
 import { describeViolation } from '../checker/violation.ts';
+import { LINK_FAULT_COUNTER_LABELS } from '../faults/link-fault-injector.ts';
 import { esc, htmlPage, htmlTable } from './html.ts';
 import { junitXml, type JUnitCase } from './junit.ts';
 import { barChart, lineChart } from './svg.ts';
@@ -105,10 +106,7 @@ export function campaignHtml(input: CampaignReportInput): string {
     '<h2>Failures</h2>',
     ...(r.failures.length === 0 ? ['<p>None.</p>'] : r.failures.map(failureHtml)),
     '<h2>Faults injected</h2>',
-    htmlTable(['fault', 'count'], [
-      ['frames dropped', f.framesDropped], ['frames corrupted', f.framesCorrupted], ['frames duplicated', f.framesDuplicated], ['frames reordered', f.framesReordered],
-      ['frames delayed', f.framesDelayed], ['partitions', f.partitions], ['bandwidth changes', f.bandwidthChanges],
-    ], { numeric: [1], id: 'faults' }),
+    htmlTable(['fault', 'count'], Object.entries(LINK_FAULT_COUNTER_LABELS).map(([k, label]) => [label, f[k as keyof typeof f]]), { numeric: [1], id: 'faults' }),
     '<h2>Plots</h2>',
     `<div class="charts">${campaignCharts(input).join('\n')}</div>`,
   ];

@@ -2,17 +2,14 @@
  * Append-only typed arrays that grow by doubling: a million-event trace index is a few flat
  * arrays of numbers rather than a million objects (docs/viz.md, "Indexing a trace").
  */
-export class GrowableInts {
-  private data: Int32Array;
+abstract class Growable<A extends Int32Array | Float64Array> {
   length = 0;
 
-  constructor(capacity = 1024) {
-    this.data = new Int32Array(capacity);
-  }
+  protected constructor(protected data: A, private readonly make: (n: number) => A) {}
 
   push(v: number): void {
     if (this.length === this.data.length) {
-      const next = new Int32Array(this.data.length * 2);
+      const next = this.make(this.data.length * 2);
       next.set(this.data);
       this.data = next;
     }
@@ -56,36 +53,16 @@ export class GrowableInts {
   }
 }
 
-export class GrowableFloats {
-  private data: Float64Array;
-  length = 0;
-
+/** 32-bit integers (event indices, interned ids). */
+export class GrowableInts extends Growable<Int32Array> {
   constructor(capacity = 1024) {
-    this.data = new Float64Array(capacity);
+    super(new Int32Array(capacity), (n) => new Int32Array(n));
   }
+}
 
-  push(v: number): void {
-    if (this.length === this.data.length) {
-      const next = new Float64Array(this.data.length * 2);
-      next.set(this.data);
-      this.data = next;
-    }
-    this.data[this.length++] = v;
-  }
-
-  at(i: number): number {
-    return this.data[i]!;
-  }
-
-  /** Position of the first element >= `v` (sorted ascending), or `length`. */
-  firstAtLeast(v: number): number {
-    let lo = 0;
-    let hi = this.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.data[mid]! < v) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+/** Doubles (times, byte offsets past 2^31, series values). */
+export class GrowableFloats extends Growable<Float64Array> {
+  constructor(capacity = 1024) {
+    super(new Float64Array(capacity), (n) => new Float64Array(n));
   }
 }

@@ -242,6 +242,13 @@ function parseDiskBytes(field: string, sectorSize: number, fail: Fail): number {
   return bytes;
 }
 
+/** A size like `64KiB` in bytes (units B, KiB, MiB, GiB, TiB); throws an Error saying what is allowed. */
+export function parseSizeBytes(text: string): number {
+  return parseSize(text, (problem) => {
+    throw new Error(problem);
+  });
+}
+
 function parseSize(field: string, fail: Fail): number {
   const match = /^(\d{1,16})(B|KiB|MiB|GiB|TiB)$/.exec(field);
   if (!match) fail(`${JSON.stringify(field)} is not a size like 64MiB (units: B, KiB, MiB, GiB, TiB)`);

@@ -9,7 +9,7 @@ import { Raid0 } from './raid/raid0.ts';
 import { Raid1 } from './raid/raid1.ts';
 import { Raid10 } from './raid/raid10.ts';
 import { Raid5 } from './raid/raid5.ts';
-import type { RaidArray } from './raid/types.ts';
+import type { RaidArray, RaidLevel } from './raid/types.ts';
 import type { ServiceTimeConfig } from './service-time.ts';
 import { isAttachedSpec, type VolumeSpec } from './volume-spec.ts';
 
@@ -61,11 +61,19 @@ export async function buildVolume(spec: VolumeSpec, options: BuildVolumeOptions)
     return { spec, device: disk, array: null, disks: [disk], close: async () => {} };
   }
   const disks = Array.from({ length: spec.members }, (_, i) => memory(`${options.name}.m${i}`, spec.memberBytes));
-  const base = { name: options.name, members: disks, clock: options.clock };
-  const array: RaidArray =
-    spec.kind === 'raid0' ? new Raid0({ ...base, chunkBytes: spec.chunkBytes })
-      : spec.kind === 'raid1' ? new Raid1(base)
-        : spec.kind === 'raid5' ? new Raid5({ ...base, chunkBytes: spec.chunkBytes })
-          : new Raid10({ ...base, chunkBytes: spec.chunkBytes });
+  const array = buildArray(spec.kind, disks, { name: options.name, clock: options.clock, chunkBytes: spec.chunkBytes });
   return { spec, device: array, array, disks, close: async () => {} };
+}
+
+/**
+ * A RAID array of `level` over `members`, whatever they are: memory disks for a spec like
+ * `raid5:4x64MiB`, image files for a controller process's array over files. `chunkBytes` is
+ * ignored by RAID-1.
+ */
+export function buildArray(level: RaidLevel, members: BlockDevice[], opts: { name: string; clock: HostClock; chunkBytes: number }): RaidArray {
+  const base = { name: opts.name, members, clock: opts.clock };
+  return level === 'raid0' ? new Raid0({ ...base, chunkBytes: opts.chunkBytes })
+    : level === 'raid1' ? new Raid1(base)
+      : level === 'raid5' ? new Raid5({ ...base, chunkBytes: opts.chunkBytes })
+        : new Raid10({ ...base, chunkBytes: opts.chunkBytes });
 }

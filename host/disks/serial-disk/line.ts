@@ -80,7 +80,7 @@ interface UnixPoller {
  * load that is a stall of seconds per large frame. So every poll here also asks for the events
  * that still have a waiter. Harmless when the bug is fixed: asking for an event twice is idempotent.
  */
-function keepBothPollInterests(binding: unknown): void {
+export function keepBothPollInterests(binding: unknown): void {
   const poller = (binding as { poller?: UnixPoller } | undefined)?.poller;
   if (poller === undefined || typeof poller.poll !== 'function' || typeof poller.listenerCount !== 'function') return;
   const poll = poller.poll.bind(poller);

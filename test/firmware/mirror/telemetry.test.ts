@@ -43,6 +43,22 @@ describe('frame.sent telemetry', () => {
     expect(tel.of('frame.sent').filter((e) => e.type === 'LOCK_REJECTED').map((e) => `${e.node}:${e.lun}`).sort()).toEqual(['A:1', 'B:0']);
   });
 
+  it('names each frame by its identity (type, seq, connection, bytes, CRC32C): every receive has a send with the same identity', async () => {
+    const { tel } = await busyRun();
+    const identity = (e: { type: string; seq: number; conn: number; bytes: number; crc: number }): string => `${e.type}:${e.seq}:${e.conn}:${e.bytes}:${e.crc}`;
+    for (const [node, peer] of [['A', 'B'], ['B', 'A']] as const) {
+      const sent = tel.of('frame.sent').filter((e) => e.node === node);
+      const received = tel.of('frame.received').filter((e) => e.node === peer);
+      expect(sent.map(identity).sort()).toEqual(received.map(identity).sort());
+      // The link has two connections and both carry frames; every CRC is a u32.
+      expect(new Set(sent.map((e) => e.conn))).toEqual(new Set([0, 1]));
+      for (const e of sent) expect(Number.isInteger(e.crc) && e.crc >= 0 && e.crc <= 0xffffffff).toBe(true);
+    }
+    // Different frames, different CRCs: the identity tells apart WRITEs of one stream.
+    const writes = tel.of('frame.sent').filter((e) => e.node === 'A' && e.type === 'WRITE' && !e.retransmit);
+    expect(new Set(writes.map((e) => e.crc)).size).toBe(writes.length);
+  });
+
   it('marks re-sent stream entries as retransmissions, and reports NAKs', async () => {
     const { tel } = await busyRun((dir, type, n) => (type === FrameType.Write && n === 3 ? 'corrupt' : 'pass'));
     const sent = tel.of('frame.sent');

@@ -148,13 +148,13 @@ describe('ConsistencyChecker: what the watchdog reads', () => {
     c.emit(drop(3, 0));
     c.emit(ack(2, 1));
     c.emit({ kind: 'host.error', t: 2, node: 'A', tag: 2, lun: 0, lba: 0, count: 8, code: 'X', message: 'x' });
-    c.emit({ kind: 'frame.sent', t: 3, node: 'A', peer: 'B', type: 'WRITE', seq: 4, lun: 0, bytes: 100, retransmit: true });
+    c.emit({ kind: 'frame.sent', t: 3, node: 'A', peer: 'B', type: 'WRITE', seq: 4, lun: 0, bytes: 100, retransmit: true, conn: 0, crc: 1 });
     expect(c.progress).toBe(4);
   });
 
   it('keeps the last eight frames sent, oldest first', () => {
     const c = new ConsistencyChecker();
-    for (let seq = 1; seq <= 11; seq++) c.emit({ kind: 'frame.sent', t: seq, node: 'A', peer: 'B', type: 'LOCK', seq, lun: 0, bytes: 80, retransmit: seq === 11 });
+    for (let seq = 1; seq <= 11; seq++) c.emit({ kind: 'frame.sent', t: seq, node: 'A', peer: 'B', type: 'LOCK', seq, lun: 0, bytes: 80, retransmit: seq === 11, conn: 0, crc: seq });
     const frames = c.lastFramesSent();
     expect(frames).toHaveLength(8);
     expect(frames[0]).toBe('t=4 A->B LOCK seq 4');

@@ -1,6 +1,5 @@
 import { setImmediate as nextMacrotask } from 'node:timers/promises';
-import type { TimerHandle } from '../../../../firmware/ports/clock.ts';
-import type { HostClock } from '../../../clock/clock.ts';
+import { HandoverClock } from '../../../clock/handover.ts';
 import { VirtualClock } from '../../../clock/virtual.ts';
 
 /** Event-loop turns a setup may spend idle (waiting on nothing the clock knows of) before it is called stuck. */
@@ -14,9 +13,14 @@ const SETUP_EVENTS_MAX = 1_000_000;
  * on. Opening takes transfers, and so time, but a volume is built before anyone runs the run's
  * clock (and must not move it: the fault plan's times count from the start of the run).
  */
-export class SetupClock implements HostClock {
-  private readonly setup = new VirtualClock();
-  private current: HostClock = this.setup;
+export class SetupClock extends HandoverClock {
+  private readonly setup: VirtualClock;
+
+  constructor() {
+    const setup = new VirtualClock();
+    super(setup);
+    this.setup = setup;
+  }
 
   /** Runs the private clock until `work` settles and nothing is left pending on it; returns (or throws) `work`'s outcome. */
   async drive<T>(work: Promise<T>): Promise<T> {
@@ -32,30 +36,5 @@ export class SetupClock implements HostClock {
     }
     await this.setup.run({ maxEvents: SETUP_EVENTS_MAX });
     return work;
-  }
-
-  /** From now on, everything runs on `clock` (call once the setup clock is idle: {@link drive} leaves it so). */
-  handOver(clock: HostClock): void {
-    this.current = clock;
-  }
-
-  now(): number {
-    return this.current.now();
-  }
-
-  setTimeout(fn: () => void, delayMs: number): TimerHandle {
-    return this.current.setTimeout(fn, delayMs);
-  }
-
-  clearTimeout(handle: TimerHandle): void {
-    this.current.clearTimeout(handle);
-  }
-
-  sleep(ms: number): Promise<void> {
-    return this.current.sleep(ms);
-  }
-
-  settle<T>(op: Promise<T>, delayMs: number): Promise<T> {
-    return this.current.settle(op, delayMs);
   }
 }

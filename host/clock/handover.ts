@@ -1,5 +1,5 @@
 import type { TimerHandle } from '../../firmware/ports/clock.ts';
-import type { HostClock } from '../../host/clock/clock.ts';
+import type { HostClock } from './clock.ts';
 
 /**
  * The clock a run's volumes are built on when they need an initial synchronisation: it forwards
@@ -9,7 +9,8 @@ import type { HostClock } from '../../host/clock/clock.ts';
  * times stay relative to the start of the fault phase.
  *
  * Only hand over when the first clock is idle (nothing of it in flight): a timer set on it would
- * never fire. One extra call per clock use; runs without a synchronisation do not use it.
+ * never fire. One extra call per clock use; runs without a synchronisation do not use it. An
+ * emulated USB device's setup clock is one too (it opens the device on a private clock first).
  */
 export class HandoverClock implements HostClock {
   constructor(private current: HostClock) {}
