@@ -23,6 +23,11 @@ export const HEADLINE_VARIANTS: readonly WireVariant[] = [
   { locks: 'implied', batch: true },
 ];
 
+/** A variant as the tables name it: `explicit`, `implied`, `implied, batched`. */
+export function wireName(w: WireVariant): string {
+  return w.batch ? `${w.locks}, batched` : w.locks;
+}
+
 /** The variants measured for `mode`: all of them, but sync only explicit (its data waits for the grant). */
 export function variantsOf(mode: MirrorMode): readonly WireVariant[] {
   return mode === 'sync' ? HEADLINE_VARIANTS.slice(0, 1) : HEADLINE_VARIANTS;
