@@ -149,7 +149,7 @@ export class SourceChannel implements SourceChannelControl {
     this.locks = new LockSessionManager(cfg, {
       clock: deps.clock,
       log: this.log,
-      implied: (w) => w.mode !== 'sync' && (this.features & FEATURE_BITS.impliedLocks) !== 0 && cfg.wire?.(w.lun).implied === true,
+      implied: (w) => this.wantsImplied(w),
       append: (kind, write, frame, count, lba) => this.append(kind, write, frame, count, lba),
       changed: () => this.changed(),
     });
@@ -337,12 +337,22 @@ export class SourceChannel implements SourceChannelControl {
     if (this.streamSent || (this.features & FEATURE_BITS.impliedLocks) === 0 || this.log.count === 0) return;
     // Explicit sessions open: there are LOCKs in the log that implied locks would spare.
     if (this.log.firstSeq !== 1 || this.locks.open === 0) return;
+    // Only if some write there would now carry its own lock (its LUN asks for implied locks).
+    let changes = false;
+    this.log.forEachFrom(1, (e) => {
+      if (e.kind === 'write' && !e.implied && this.wantsImplied(e.write!)) changes = true;
+    });
+    if (!changes) return;
     const { placements } = this.unplan();
     // The stream begins again, numbered from 1 (stream.start says so to whoever tracks its entries).
     this.adoptTarget(this.streamTarget);
     this.replan(placements);
   }
 
+  /** Whether a write carries its own lock: its LUN asks for it, the peer offered it, and it is not sync (whose data waits for a grant). */
+  private wantsImplied(w: ChannelWrite): boolean {
+    return w.mode !== 'sync' && (this.features & FEATURE_BITS.impliedLocks) !== 0 && this.cfg.wire?.(w.lun).implied === true;
+  }
 
   /**
    * What this stream may use from now on (docs/implied-locks.md): implied locks for writes
