@@ -16,7 +16,7 @@ import { Transmitter } from '../../firmware/mirror/transmitter.ts';
 export type PlantedBug =
   /** The target treats a refused mirror lock as granted and applies the writes behind it. */
   | 'target-applies-without-lock'
-  /** The source removes a WRITE from its rollback log as soon as it is sent, not when confirmed. */
+  /** The source removes a WRITE (or a BATCH's entries) from its rollback log as soon as it is sent, not when confirmed. */
   | 'source-drops-entry-before-ack'
   /** The target confirms a WRITE when it starts the disk write, before the data is on the disk. */
   | 'target-acks-before-write'
@@ -77,8 +77,9 @@ export function plant(bug: PlantedBug): () => void {
     case 'source-drops-entry-before-ack':
       return patch(SourceChannel.prototype, 'sendEntry', (original) => function (this: any, bytes: Uint8Array, retransmit: boolean) { // eslint-disable-line @typescript-eslint/no-explicit-any
         const conn = original.call(this, bytes, retransmit) as number;
-        if (conn >= 0 && bytes[3] === 3) {
-          const seq = readSeq(bytes);
+        if (conn >= 0 && (bytes[3] === 3 || bytes[3] === 14)) {
+          // A BATCH (type 14) counts its entries at bytes 36-39: the last of them goes too.
+          const seq = readSeq(bytes) + (bytes[3] === 14 ? new DataView(bytes.buffer, bytes.byteOffset).getUint32(36) - 1 : 0);
           this.deps.clock.setTimeout(() => this.confirmThrough(seq), 0);
         }
         return conn;
