@@ -48,6 +48,7 @@ function mirrorPart(r: BenchResult): string[] {
     ]), { numeric: [2, 3, 4, 5, 6, 7, 8], id: 'mirror-rows' }),
     htmlTable(['emulator speed (wall clock)', ''], [
       ['mirrored 4 KiB writes per wall second', r.simWritesPerSec ?? ''], ['the same, every write in its own lock region', r.simWritesPerSecOwnRegions ?? ''],
+      ['with telemetry on, the trace hashed and the checker (a campaign\'s run)', r.checkedRunWritesPerSec ?? ''],
       ['raw floor: copy + CRC32C of 4 KiB per second', r.copyCrcWritesPerSec ?? ''], ['scheduler events per write', r.eventsPerWrite ?? ''], ['chart events per write', r.chartEventsPerWrite ?? ''],
     ], { numeric: [1] }),
   ];

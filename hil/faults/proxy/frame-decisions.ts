@@ -1,6 +1,6 @@
 import type { Random } from '../../../firmware/ports/random.ts';
 import { SeededRandom } from '../../../host/random.ts';
-import { HEARTBEAT_FRAME_TYPE, LINK_FRAME_TYPE_NAMES, type DelayFault, type FrameFault, type LinkFaultPlan } from '../link-fault-plan.ts';
+import { HEARTBEAT_FRAME_TYPE, frameFaultRates as rates, type FrameFaultRates as Rates, type LinkFaultPlan } from '../link-fault-plan.ts';
 import { REORDER_OVERTAKERS_MAX } from './limits.ts';
 
 /** A direction of the proxied link: `ab` from the connect side (A) to the listen side (B), `ba` back. */
@@ -54,27 +54,9 @@ export const PASS: Readonly<FrameDecision> = Object.freeze({
   reset: false, heartbeatLost: false, drop: false, flips: NO_FLIPS, overtakers: 0, delayed: false, delayMs: 0, duplicate: false,
 });
 
-/** Frame type codes are one byte. */
-const FRAME_TYPES = 256;
 /** Bytes 0-1 are the magic: a flip there would make the frame noise, not a frame the CRC rejects. */
 const FLIP_FROM_BYTE = 2;
 
-interface Rates {
-  perMillion: Uint32Array;
-  maxMs: Float64Array;
-}
-
-function rates(rules: readonly FrameFault[]): Rates {
-  const r: Rates = { perMillion: new Uint32Array(FRAME_TYPES), maxMs: new Float64Array(FRAME_TYPES) };
-  for (const rule of rules) {
-    for (const [code, name] of Object.entries(LINK_FRAME_TYPE_NAMES)) {
-      if (rule.kinds.length > 0 && !rule.kinds.includes(name)) continue;
-      r.perMillion[Number(code)] = rule.perMillion;
-      r.maxMs[Number(code)] = (rule as Partial<DelayFault>).maxMs ?? 0;
-    }
-  }
-  return r;
-}
 
 /**
  * Decides the per-frame faults of a plan (docs/fault-proxy.md 3), the same way whenever it is
