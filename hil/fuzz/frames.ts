@@ -1,8 +1,11 @@
-import { FRAME_OVERHEAD_BYTES, FrameType, HELLO_PAYLOAD_BYTES, PROTOCOL_VERSION, U64_FIELD_MAX } from '../../firmware/protocol/frame.ts';
+import {
+  BATCH_BYTES_MAX_MIN, FEATURE_BITS, FRAME_OVERHEAD_BYTES, FrameFlag, FrameType, HELLO_BATCH_PAYLOAD_BYTES, HELLO_PAYLOAD_BYTES, PROTOCOL_VERSION, U64_FIELD_MAX,
+} from '../../firmware/protocol/frame.ts';
 import {
   HEARTBEAT_OFF_PEER_SESSION, HELLO_OFF_CONNECTION, HELLO_OFF_CONNECTIONS, HELLO_OFF_FEATURES, HELLO_OFF_LOCKS_WINDOW,
-  HELLO_OFF_PEER_SESSION, HELLO_OFF_REQUIRED, writeU16, writeU32,
+  HELLO_OFF_BATCH_BYTES_MAX, HELLO_OFF_PEER_SESSION, HELLO_OFF_REQUIRED, emptyRawFields, writeU16, writeU32, type RawFields,
 } from '../../firmware/protocol/layout.ts';
+import { subEntryBytes, UNLOCK_ENTRY_BYTES, writeSubEntry } from '../../firmware/protocol/batch.ts';
 import { fieldsAllowed, payloadProblem } from '../../firmware/protocol/rules.ts';
 import type { SeededRandom } from '../../host/random.ts';
 import { pick, randomBytes, RANDOM_BYTES_MAX } from './bytes.ts';
@@ -47,7 +50,9 @@ export class MirrorFrameGen {
 
   constructor(private readonly rng: SeededRandom, private readonly opts: FrameGenOptions) {
     this.hints = opts.hints ?? {};
-    this.validTypes = this.catalog.types.filter((t) => t.fields.payloadLength.min <= this.acceptedBytes(t));
+    // A BATCH holds at least one whole sub-entry (an UNLOCK's is the smallest): below that, none is valid.
+    this.validTypes = this.catalog.types.filter((t) => t.fields.payloadLength.min <= this.acceptedBytes(t)
+      && (t.type !== FrameType.Batch || this.acceptedBytes(t) >= UNLOCK_ENTRY_BYTES));
   }
 
   /**
@@ -70,7 +75,7 @@ export class MirrorFrameGen {
   validSpec(t: TypeSpec): { spec: RawFrameSpec; extended: boolean } {
     for (let attempt = 0; ; attempt++) {
       const spec = this.drawSpec(t);
-      const { payload, extended } = this.payload(t);
+      const { payload, extended } = t.type === FrameType.Batch ? this.batchPayload(spec, t) : this.payload(t);
       spec.payload = payload;
       const raw = { ...spec, payloadLength: payload.length } as unknown as Parameters<typeof fieldsAllowed>[0];
       if (fieldsAllowed(raw)) return { spec, extended };
@@ -105,6 +110,43 @@ export class MirrorFrameGen {
     return { payload: randomBytes(this.rng, this.dataLength(f.min, max)), extended: false };
   }
 
+  /**
+   * A BATCH's payload that a decoder must accept: 1 to 8 sub-entries (the header's count is set to
+   * match), each packed from a valid LOCK, WRITE or UNLOCK drawn as a frame of its own and numbered
+   * in turn from the BATCH's seq, within what the decoder accepts (docs/implied-locks.md).
+   */
+  private batchPayload(spec: RawFrameSpec, t: TypeSpec): { payload: Uint8Array; extended: boolean } {
+    const kinds = this.validTypes.filter((v) => v.type === FrameType.Lock || v.type === FrameType.Write || v.type === FrameType.Unlock);
+    const room = this.acceptedBytes(t);
+    const entries: { raw: RawFields; data: Uint8Array | null }[] = [];
+    let bytes = 0;
+    const wanted = between(this.rng, 1, 8);
+    for (let i = 0; i < wanted * 4 && entries.length < wanted; i++) {
+      const k = pick(this.rng, kinds);
+      const e = this.validSpec(k).spec;
+      const data = k.type === FrameType.Write ? e.payload : null;
+      const size = subEntryBytes(k.type, data?.length ?? 0);
+      if (bytes + size > room) continue;
+      bytes += size;
+      entries.push({
+        raw: { type: k.type, flags: e.flags & ~FrameFlag.Retransmit, code: e.code, lun: spec.lun, seq: 0, lba: Number(e.lba), tag: Number(e.tag), lockId: e.lockId, count: e.count, payloadLength: data?.length ?? 0 },
+        data,
+      });
+    }
+    if (entries.length === 0) {
+      // Nothing fitted (a tiny payload maximum): one UNLOCK always does.
+      bytes = subEntryBytes(FrameType.Unlock, 0);
+      entries.push({ raw: { ...emptyRawFields(), type: FrameType.Unlock, lockId: 1 }, data: null });
+    }
+    spec.count = entries.length;
+    // Every entry is numbered exactly: the last one's seq must stay within 2^53-1 (the edge is kept).
+    if (BigInt(spec.seq) + BigInt(entries.length) - 1n > BigInt(Number.MAX_SAFE_INTEGER)) spec.seq = Number.MAX_SAFE_INTEGER - entries.length + 1;
+    const out = new Uint8Array(bytes);
+    let at = 0;
+    for (const e of entries) at = writeSubEntry(out, at, e.raw, e.data);
+    return { payload: out, extended: false };
+  }
+
   /** Mostly whole sectors, sometimes any length, sometimes exactly the largest. */
   private dataLength(min: number, max: number): number {
     const ss = this.opts.sectorSize;
@@ -125,10 +167,14 @@ export class MirrorFrameGen {
   /** HELLO's payload: the fields this version defines, and sometimes bytes of features it does not. */
   helloPayload(bad?: 'locksWindow' | 'requiredFeatures' | 'connections' | 'connection' | 'peerSession'): { payload: Uint8Array; extended: boolean } {
     const rng = this.rng;
-    const extended = rng.chance(1, 5);
-    const p = extended ? randomBytes(rng, between(rng, HELLO_PAYLOAD_BYTES + 1, 256)) : new Uint8Array(HELLO_PAYLOAD_BYTES);
     const bits = this.catalog.featureBits;
     let features = rng.chance(1, 2) ? 0 : rng.chance(1, 2) && bits.length > 0 ? pick(rng, bits) : rng.uint32();
+    // A HELLO offering batches carries the field that says how large a BATCH it takes.
+    const batch = (features & FEATURE_BITS.batch) !== 0;
+    const base = batch ? HELLO_BATCH_PAYLOAD_BYTES : HELLO_PAYLOAD_BYTES;
+    const extended = rng.chance(1, 5);
+    const p = extended ? randomBytes(rng, between(rng, base + 1, 256)) : new Uint8Array(base);
+    if (batch) writeU32(p, HELLO_OFF_BATCH_BYTES_MAX, pick(rng, [BATCH_BYTES_MAX_MIN, 65_536, 0xffff_ffff, between(rng, BATCH_BYTES_MAX_MIN, 0xffff_ffff)]));
     if (bad === 'requiredFeatures' && features === 0xffff_ffff) features = 0x7fff_ffff; // leave a bit to require
     const required = this.opts.tame || rng.chance(2, 3) ? 0 : (features & rng.uint32()) >>> 0;
     const connections = pick(rng, [1, 1, 2, 3, 64, 0xffff, between(rng, 1, 0xffff)]);
