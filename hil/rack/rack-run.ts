@@ -55,6 +55,8 @@ const POLL_MS = 100;
 const PROGRESS_MS = 250;
 /** A controller's clean stop gets this long before it is killed (ms). */
 const STOP_MS = 20_000;
+/** After a killed controller is back, the hosts write at least this long more (s), so the restarted pair is exercised. */
+const WRITE_AFTER_RESTART_S = 1.5;
 
 /**
  * One rack run (docs/rack.md): two controller processes on file images, the fault proxy between
@@ -71,8 +73,9 @@ export async function runRack(opts: RackOptions, deps: RackDeps = {}): Promise<R
     await rack.teardown({ keepFiles: o.keep || report.verdict !== 'consistent' });
     return { ...report, dir: o.keep || report.verdict !== 'consistent' ? rack.dir : null };
   } catch (error) {
-    await rack.teardown({ keepFiles: true });
-    throw asRackError(error, rack.dir);
+    // Could not run, or interrupted: nothing to judge, so nothing is kept unless asked.
+    await rack.teardown({ keepFiles: o.keep });
+    throw asRackError(error, o.keep ? rack.dir : null);
   }
 }
 
@@ -106,6 +109,8 @@ class Rack {
   private linkState = 'unknown';
   private killTimer: ReturnType<typeof setTimeout> | null = null;
   private killing: Promise<void> | null = null;
+  /** When the killed controller was ready again (s into the run), null until then. */
+  private restartedAtS: number | null = null;
   private readonly notes: string[] = [];
 
   constructor(private readonly o: ResolvedRack, private readonly deps: RackDeps) {}
@@ -214,7 +219,8 @@ class Rack {
       node: node.name, controlPath: node.controlPath, writer: node.id, lun: i, writeBytes: o.writeBytes, queueDepth: o.queueDepth,
       seed: o.seed * 2 + i, writesMax: o.writes, reconnectMs: RECONNECT_MS,
     }));
-    const until = (): boolean => this.aborted || this.elapsedS() >= o.durationS;
+    const restartedLongEnough = (): boolean => o.kill === null || (this.restartedAtS !== null && this.elapsedS() >= this.restartedAtS + WRITE_AFTER_RESTART_S);
+    const until = (): boolean => this.aborted || (this.elapsedS() >= o.durationS && restartedLongEnough());
     await Promise.all(this.hosts.map((h) => h.run(until)));
     if (this.aborted) throw new RackError('ML_ERR_RACK_INTERRUPTED', 'the rack run was interrupted; its processes were stopped');
     // A host that reached --writes early: the faults and the kill still run their course.
@@ -234,10 +240,14 @@ class Rack {
         member.proc = null;
         proc.kill('SIGKILL');
         member.exits.push(await proc.exited);
-        if (!this.aborted) await this.startMember(member);
+        if (this.aborted) return;
+        await this.startMember(member);
+        this.restartedAtS = this.elapsedS();
       })();
-      // Seen by run() when it awaits the kill; until then a failure must not be an unhandled rejection.
-      this.killing.catch(() => undefined);
+      // Seen by run() when it awaits the kill; until then a failure only ends the writing.
+      this.killing.catch(() => {
+        this.restartedAtS = -Infinity;
+      });
     }, delayMs);
   }
 
