@@ -116,3 +116,51 @@ describe('linearize', () => {
     expect(kinds(linearize(merged, 1))).toEqual(['B:target.lock', 'B:target.apply', 'B:frame.sent', 'A:host.write', 'A:frame.received', 'A:host.ack']);
   });
 });
+
+describe('ties across a restart', () => {
+  /**
+   * B's first incarnation sent an ACK of seq 2 and died; its second applies A's tag 1 and sends an
+   * ACK of seq 2 too, byte for byte the same frame. A hears of the new session, receives the ACK and
+   * acknowledges its host (or, with `early`, acknowledges first).
+   */
+  async function restartRun(o: { early: boolean }) {
+    const ack = { wall: 0, kind: 'host.ack', ...write, mode: 'sync' };
+    const a = [
+      { wall: 1, kind: 'link.supervision', peer: 'B', event: 'up', peerSession: 5 },
+      { wall: 2, kind: 'host.write', ...write },
+      { wall: 3, kind: 'link.supervision', peer: 'B', event: 'peer.restarted', peerSession: 6 },
+      ...(o.early ? [{ ...ack, wall: 4 }, { wall: 30, kind: 'frame.received', peer: 'B', ...ackFrame }]
+        : [{ wall: 30, kind: 'frame.received', peer: 'B', ...ackFrame }, { ...ack, wall: 31 }]),
+    ];
+    const b1 = [
+      { wall: 1, kind: 'link.supervision', peer: 'A', event: 'up', peerSession: SESSION },
+      { wall: 1, kind: 'frame.sent', peer: 'A', retransmit: false, ...ackFrame },
+    ];
+    const b2 = [
+      { wall: 5, kind: 'link.supervision', peer: 'A', event: 'up', peerSession: SESSION },
+      { wall: 6, kind: 'target.lock', peer: 'A', result: 'granted', seq: 1, lockId: 1, lun: 0, lba: 0, count: 64, mode: 'write', sourceSession: SESSION },
+      { wall: 10, kind: 'target.apply', peer: 'A', seq: 2, lockId: 1, sourceSession: SESSION, ...write },
+      { wall: 20, kind: 'frame.sent', peer: 'A', retransmit: false, ...ackFrame },
+    ];
+    const files = { a: scratch.path('a', '.jsonl'), b: scratch.path('b', '.jsonl'), ia: scratch.path('a'), ib: scratch.path('b') };
+    await writeFile(files.a, lines(`A/${SESSION}`, 'A', a));
+    await writeFile(files.b, lines('B/5', 'B', b1) + lines('B/6', 'B', b2));
+    await writeFile(files.ia, image(1));
+    await writeFile(files.ib, image(1));
+    return judgeRack({
+      telemetry: [{ node: 'A', path: files.a }, { node: 'B', path: files.b }],
+      mirrors: [{ lun: 0, primary: { node: 'A', id: 1, image: files.ia }, secondary: { node: 'B', image: files.ib } }],
+      sectorSize: 512, killed: 'B', uncertain: {},
+    });
+  }
+
+  it('tie a receive to the send of the incarnation the receiver knew, so a correct ack after a restart is proven', async () => {
+    const j = await restartRun({ early: false });
+    expect(j.violations).toEqual([]);
+  });
+
+  it('still catch an ack that did not wait for the new incarnation', async () => {
+    const j = await restartRun({ early: true });
+    expect(j.violations.map((v) => v.invariant)).toEqual(['ack-after-apply']);
+  });
+});
