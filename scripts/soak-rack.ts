@@ -1,5 +1,5 @@
 /**
- * npm run soak:rack [TCP_RUNS] [SERIAL_RUNS] [FROM]: seeded rack runs (docs/rack.md 7). By default 20
+ * npm run soak:rack [TCP_RUNS] [SERIAL_RUNS] [FROM]: seeded rack runs (docs/rack.md 6). By default 20
  * over TCP, each with the fault plan its seed draws and a kill of the source or the target at a
  * drawn second, the mode rotating through sync, speculative and async and every fourth run
  * bidirectional; then 5 over serial (two socat PTY pairs) with their drawn plans. Prints a line per

@@ -2,7 +2,7 @@ import type { TelemetrySource } from '../trace/merge.ts';
 
 /**
  * Ties each `frame.received` to the `frame.sent` it came from more precisely than the merger's
- * rule alone can, when controllers restart (docs/rack.md 4). The merger names a frame by type,
+ * rule alone can, when controllers restart (docs/rack.md 2). The merger names a frame by type,
  * seq, connection, length and CRC, and ties a receive to the *first* send of that identity: always
  * sound (that send happened before the receive), but after a restart the same identity recurs (an
  * ACK of seq 11 in the new stream is byte for byte the ACK of seq 11 in the old one), and a tie to

@@ -53,7 +53,7 @@ export interface Judgement {
 const KILL_PROBLEMS = new Set<MergeProblem['kind']>(['unparseable', 'unmatched-receive']);
 
 /**
- * The rack's verdict (docs/rack.md 4): the processes' telemetry merged into causal order
+ * The rack's verdict (docs/rack.md 2): the processes' telemetry merged into causal order
  * (`hil/trace/merge.ts`), fed to the simulator's consistency checker once per order that places
  * one primary's events as early as causality allows (see {@link linearize}: a cross-process
  * invariant is then judged by what the telemetry proves, not by wall-clock luck), then the disks:

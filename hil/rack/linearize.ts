@@ -3,7 +3,7 @@ import type { MergedEvent, MergeResult } from '../trace/merge.ts';
 /**
  * One order of the merged events that respects every happens-before edge of the merge (local
  * order, send before receive) and places the events of `preferred` as early as those edges allow
- * (docs/rack.md 4). Every event of another source placed before an event `e` of `preferred` then
+ * (docs/rack.md 2). Every event of another source placed before an event `e` of `preferred` then
  * happened before `e`: another source's events are placed only while `preferred` waits for a
  * receive whose send is among them. So a checker fed this order sees a target's apply before the
  * source's host acknowledgement (or its commit confirmation before the source's rollback

@@ -124,7 +124,7 @@ function shellWord(word: string): string {
  * The command that runs this rack again: the seed, link and mode always; the plan only when it was
  * given (a drawn one comes from the seed again); the kill with its resolved time; every other
  * option where it differs from the default. A seed reproduces the proxy's fault decisions and the
- * kill's time, not the whole run: with real sockets and processes, timing differs (docs/rack.md 6).
+ * kill's time, not the whole run: with real sockets and processes, timing differs (docs/rack.md 5).
  */
 export function rackReproduceCommand(o: ResolvedRack): string {
   const d = RACK_DEFAULTS;

@@ -36,7 +36,7 @@ export const UNCERTAIN_WRITES_MAX = 100_000;
 const RECONNECT_POLL_MS = 100;
 
 /**
- * One host of a rack run (docs/rack.md 3): self-describing writes through a controller's control
+ * One host of a rack run (docs/rack.md 1, 3): self-describing writes through a controller's control
  * socket, in batches of the live load driver (`hil/workload/client-load.ts`), until told to stop.
  * Tags increase across batches and across restarts of the controller, as the checker's write
  * history requires. Every write goes through a recording client, which measures latency and keeps

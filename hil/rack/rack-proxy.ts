@@ -13,7 +13,7 @@ const BAUD = 115_200;
 const RESTART_TRIES = 5;
 
 /**
- * The fault proxy of a rack (docs/rack.md 2), and its heal. The proxy has no switch to stop
+ * The fault proxy of a rack (docs/rack.md 1), and its heal. The proxy has no switch to stop
  * injecting, so healing puts a clean proxy (no faults) in the faulty one's place, on the same port
  * or the same PTY ends: the controllers' connections through the faulty one close, and their
  * supervisors reconnect through the clean one, as after any connection loss.

@@ -17,7 +17,7 @@ export interface RackProcessReport {
 }
 
 /**
- * What `rack run --json` prints (docs/rack.md 5): the fields of `emulate --json` that apply to a live
+ * What `rack run --json` prints (docs/rack.md 4): the fields of `emulate --json` that apply to a live
  * run (seed, mode, faults, verdict, violations, writes, latency, fault counters, reproduce) and the
  * rack's own (link, kill, processes and sessions, restarts, image digests, telemetry, the proxy's stats).
  */
