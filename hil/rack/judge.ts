@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { BLANK_BASELINE, checkLatest, firstDifference, type VolumeImage } from '../checker/content-checks.ts';
+import { BLANK_BASELINE, checkLatest, firstDifference, type Baseline, type VolumeImage } from '../checker/content-checks.ts';
 import { ConsistencyChecker } from '../checker/consistency-checker.ts';
 import { describeViolation, type Violation } from '../checker/violation.ts';
 import type { TraceEvent } from '../trace/events.ts';
@@ -25,6 +25,12 @@ export interface JudgeInput {
   killed: string | null;
   /** Per node, the writes whose outcome its host never learned or that failed. */
   uncertain: Record<string, readonly UncertainWrite[]>;
+  /**
+   * Per node, the newest writes its host saw acknowledged. Those of the killed controller that its
+   * telemetry does not hold (the kill cut the lines of its last turn) count as uncertain too: the
+   * checker's history never heard of them.
+   */
+  recentAcked?: Record<string, readonly UncertainWrite[]>;
   violationsMax?: number;
 }
 
@@ -46,6 +52,8 @@ export interface Judgement {
     edges: number;
     /** Merge problems the kill explains (lines cut or lost as the killed process died). */
     lostAtKill: number;
+    /** Acknowledged writes whose `host.write` line died with the killed process (judged as uncertain). */
+    ackedUnrecorded: number;
   };
 }
 
@@ -84,14 +92,26 @@ export async function judgeRack(input: JudgeInput): Promise<Judgement> {
   }
   histories ??= new ConsistencyChecker(max);
   const images: ImageDigest[] = [];
+  const unrecorded = ackedUnrecorded(merged, input);
   for (const m of input.mirrors) {
-    for (const [node, writes] of Object.entries(input.uncertain)) {
-      if (node !== m.primary.node) continue;
-      for (const w of writes) if (w.lun === m.lun) histories.history(node, m.lun).markFailed(w.tag, w.lba, w.count);
+    const uncertain = new Set<number>();
+    for (const w of [...input.uncertain[m.primary.node] ?? [], ...unrecorded.filter((u) => u.node === m.primary.node)]) {
+      if (w.lun !== m.lun) continue;
+      histories.history(m.primary.node, m.lun).markFailed(w.tag, w.lba, w.count);
+      for (let lba = w.lba; lba < w.lba + w.count; lba++) uncertain.add(lba);
     }
-    images.push(...await judgeImages(m, input.sectorSize, histories, add));
+    images.push(...await judgeImages(m, { sectorSize: input.sectorSize, uncertain }, histories, add));
   }
-  return { violations: [...found.values()], violationsDropped: dropped, images, telemetry: { events: merged.events.length, edges: merged.edges, lostAtKill } };
+  return { violations: [...found.values()], violationsDropped: dropped, images, telemetry: { events: merged.events.length, edges: merged.edges, lostAtKill, ackedUnrecorded: unrecorded.length } };
+}
+
+/** The killed controller's acknowledged writes whose `host.write` is not in its telemetry. */
+function ackedUnrecorded(merged: MergeResult, input: JudgeInput): (UncertainWrite & { node: string })[] {
+  const node = input.killed;
+  if (node === null) return [];
+  const recorded = new Set<string>();
+  for (const m of merged.events) if (m.event.kind === 'host.write' && m.event.node === node) recorded.add(`${String(m.event.lun)}|${String(m.event.tag)}`);
+  return (input.recentAcked?.[node] ?? []).filter((w) => !recorded.has(`${w.lun}|${w.tag}`)).map((w) => ({ ...w, node }));
 }
 
 async function readSources(paths: readonly string[]): Promise<TelemetrySource[]> {
@@ -144,8 +164,17 @@ function feed(events: readonly { event: unknown }[], max: number): ConsistencyCh
   return checker;
 }
 
-/** The two images of one mirror: equal bytes, and every written sector holding its last write. */
-async function judgeImages(m: JudgedMirror, sectorSize: number, checker: ConsistencyChecker, add: (v: Violation) => void): Promise<ImageDigest[]> {
+/**
+ * The two images of one mirror: equal bytes, and every written sector holding its last write.
+ * Sectors of uncertain writes may hold either version; a write in flight when its controller was
+ * killed may be on the disk though its `host.write` line died with the process, so those sectors
+ * are not held to the blank baseline either.
+ */
+async function judgeImages(
+  m: JudgedMirror, o: { sectorSize: number; uncertain: ReadonlySet<number> }, checker: ConsistencyChecker, add: (v: Violation) => void,
+): Promise<ImageDigest[]> {
+  const { sectorSize } = o;
+  const baseline: Baseline = o.uncertain.size === 0 ? BLANK_BASELINE : { expected: (lba) => (o.uncertain.has(lba) ? undefined : null) };
   const [a, b] = await Promise.all([readFile(m.primary.image), readFile(m.secondary.image)]);
   const sides = [{ node: m.primary.node, path: m.primary.image, bytes: a }, { node: m.secondary.node, path: m.secondary.image, bytes: b }];
   const image = (bytes: Buffer): VolumeImage => ({ bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), sectorSize });
@@ -156,7 +185,7 @@ async function judgeImages(m: JudgedMirror, sectorSize: number, checker: Consist
   }
   const history = checker.history(m.primary.node, m.lun);
   for (const s of sides) {
-    const v = checkLatest(history, image(s.bytes), { node: s.node, lun: m.lun, writer: m.primary.id, tMs: 0 }, BLANK_BASELINE);
+    const v = checkLatest(history, image(s.bytes), { node: s.node, lun: m.lun, writer: m.primary.id, tMs: 0 }, baseline);
     if (v) add(v);
   }
   return sides.map((s) => ({ node: s.node, lun: m.lun, path: s.path, bytes: s.bytes.length, sha256: createHash('sha256').update(s.bytes).digest('hex') }));

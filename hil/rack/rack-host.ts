@@ -33,6 +33,11 @@ export interface RackHostOptions {
 const BATCH_WRITES_PER_DEPTH = 4;
 /** Writes whose outcome was uncertain that are remembered (each one widens what the content check forgives). */
 export const UNCERTAIN_WRITES_MAX = 100_000;
+/**
+ * Acknowledged writes remembered, the newest: a SIGKILL can cut the telemetry of the controller's
+ * last event-loop turn, acknowledgements it sent included, and the judge must know those writes.
+ */
+export const RECENT_ACKED_MAX = 4096;
 const RECONNECT_POLL_MS = 100;
 
 /**
@@ -48,6 +53,9 @@ const RECONNECT_POLL_MS = 100;
 export class RackHost implements HostClient {
   readonly latency = new LatencyRecorder();
   readonly uncertain: UncertainWrite[] = [];
+  /** The last {@link RECENT_ACKED_MAX} acknowledged writes (a ring; order does not matter to the judge). */
+  readonly recentAcked: UncertainWrite[] = [];
+  private recentNext = 0;
   issued = 0;
   acknowledged = 0;
   errors = 0;
@@ -112,6 +120,10 @@ export class RackHost implements HostClient {
     try {
       await this.client.write(lun, lba, data, opts);
       this.acknowledged++;
+      const w = { tag: opts.tag ?? 0, lun, lba, count: data.length / this.sectorSize };
+      if (this.recentAcked.length < RECENT_ACKED_MAX) this.recentAcked.push(w);
+      else this.recentAcked[this.recentNext] = w;
+      this.recentNext = (this.recentNext + 1) % RECENT_ACKED_MAX;
       this.latency.record(performance.now() - t0);
     } catch (error) {
       this.errors++;

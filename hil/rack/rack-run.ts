@@ -326,6 +326,7 @@ class Rack {
     const judgement = await judgeRack({
       telemetry: nodes.map((n) => ({ node: n.name, path: n.telemetryPath })), mirrors, sectorSize: RACK_SECTOR_BYTES, killed,
       uncertain: Object.fromEntries(this.hosts.map((h, i) => [nodes[i]!.name, h.uncertain])),
+      recentAcked: Object.fromEntries(this.hosts.map((h, i) => [nodes[i]!.name, h.recentAcked])),
     });
     const violations: Violation[] = [...judgement.violations];
     if (!drained) violations.unshift(await this.livenessViolation(nodes));

@@ -47,7 +47,7 @@ export interface RackReport {
   processes: RackProcessReport[];
   restarts: number;
   images: ImageDigest[];
-  telemetry: { events: number; edges: number; lostAtKill: number };
+  telemetry: { events: number; edges: number; lostAtKill: number; ackedUnrecorded: number };
   /** Whether the pair drained within the bound after the heal. */
   drained: boolean;
   wallMs: number;
@@ -68,7 +68,8 @@ export function renderRackReport(r: RackReport): string {
   for (const p of r.processes) {
     lines.push(`  ${p.name}: sessions ${p.sessions.join(', ')}; exits ${p.exits.map((e) => e.signal ?? `code ${e.code}`).join(', ')}`);
   }
-  lines.push(`  telemetry: ${r.telemetry.events} events merged, ${r.telemetry.edges} send->receive edges${r.telemetry.lostAtKill > 0 ? `, ${r.telemetry.lostAtKill} lines cut by the kill` : ''}`);
+  lines.push(`  telemetry: ${r.telemetry.events} events merged, ${r.telemetry.edges} send->receive edges${r.telemetry.lostAtKill > 0 ? `, ${r.telemetry.lostAtKill} lines cut by the kill` : ''}`
+    + `${r.telemetry.ackedUnrecorded > 0 ? `, ${r.telemetry.ackedUnrecorded} acknowledged writes unrecorded at the kill` : ''}`);
   for (const img of r.images) lines.push(`  image ${img.node} LUN ${img.lun}: sha256 ${img.sha256.slice(0, 16)}...`);
   for (const n of r.notes) lines.push(`  note: ${n}`);
   for (const v of r.violations) lines.push(`  VIOLATION ${describeViolation(v)}`);

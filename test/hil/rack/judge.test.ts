@@ -45,7 +45,9 @@ function image(tag: number): Buffer {
   return bytes;
 }
 
-async function judge(o: { ackBeforeReceive?: boolean; imageA?: Buffer; imageB?: Buffer; extraA?: string; killed?: string | null }) {
+async function judge(o: {
+  ackBeforeReceive?: boolean; imageA?: Buffer; imageB?: Buffer; extraA?: string; killed?: string | null; recentAcked?: JudgeInput['recentAcked'];
+}) {
   const t = telemetry({ ackBeforeReceive: o.ackBeforeReceive ?? false });
   const files = { a: scratch.path('a', '.jsonl'), b: scratch.path('b', '.jsonl'), ia: scratch.path('a'), ib: scratch.path('b') };
   await writeFile(files.a, t.a + (o.extraA ?? ''));
@@ -55,7 +57,7 @@ async function judge(o: { ackBeforeReceive?: boolean; imageA?: Buffer; imageB?: 
   const input: JudgeInput = {
     telemetry: [{ node: 'A', path: files.a }, { node: 'B', path: files.b }],
     mirrors: [{ lun: 0, primary: { node: 'A', id: 1, image: files.ia }, secondary: { node: 'B', image: files.ib } }],
-    sectorSize: 512, killed: o.killed ?? null, uncertain: {},
+    sectorSize: 512, killed: o.killed ?? null, uncertain: {}, ...(o.recentAcked ? { recentAcked: o.recentAcked } : {}),
   };
   return judgeRack(input);
 }
@@ -64,7 +66,7 @@ describe('the rack judge', () => {
   it('finds a correct run consistent: the apply happened before the ack, the images are equal and hold the write', async () => {
     const j = await judge({});
     expect(j.violations).toEqual([]);
-    expect(j.telemetry).toEqual({ events: 6, edges: 1, lostAtKill: 0 });
+    expect(j.telemetry).toEqual({ events: 6, edges: 1, lostAtKill: 0, ackedUnrecorded: 0 });
     expect(j.images.map((i) => i.sha256)).toEqual([j.images[0]!.sha256, j.images[0]!.sha256]);
   });
 
@@ -86,6 +88,19 @@ describe('the rack judge', () => {
     const j = await judge({ imageA: both, imageB: both });
     expect(j.violations.map((v) => v.invariant)).toEqual(['data-intact', 'data-intact']);
     expect(j.violations[0]!.message).toMatch(/no write of this run covered this sector.*write tag 9/);
+  });
+
+  it('forgives a write the killed source acknowledged in the turn its telemetry lost, and only that one', async () => {
+    const both = image(1);
+    Buffer.from(writeData(1, 0, 5, 40, 1, 512)).copy(both, 40 * 512);
+    const unrecorded = await judge({ imageA: both, imageB: both, killed: 'A' });
+    expect(unrecorded.violations.map((v) => v.invariant)).toEqual(['data-intact', 'data-intact']);
+    const forgiven = await judge({ imageA: both, imageB: both, killed: 'A', recentAcked: { A: [{ tag: 5, lun: 0, lba: 40, count: 1 }, { tag: 1, ...write }] } });
+    expect(forgiven.violations).toEqual([]);
+    expect(forgiven.telemetry.ackedUnrecorded).toBe(1);
+    // Without a kill nothing is forgiven: telemetry is complete, so the history knows every write.
+    const notKilled = await judge({ imageA: both, imageB: both, recentAcked: { A: [{ tag: 5, lun: 0, lba: 40, count: 1 }] } });
+    expect(notKilled.violations.map((v) => v.invariant)).toEqual(['data-intact', 'data-intact']);
   });
 
   it('reports telemetry that cannot be ordered (a receive with no send), unless the peer was killed', async () => {
