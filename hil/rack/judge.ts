@@ -102,7 +102,8 @@ export async function judgeRack(input: JudgeInput): Promise<Judgement> {
     }
     images.push(...await judgeImages(m, { sectorSize: input.sectorSize, uncertain }, histories, add));
   }
-  return { violations: [...found.values()], violationsDropped: dropped, images, telemetry: { events: merged.events.length, edges: merged.edges, lostAtKill, ackedUnrecorded: unrecorded.length } };
+  const telemetry = { events: merged.events.length, edges: merged.edges, lostAtKill, ackedUnrecorded: unrecorded.length };
+  return { violations: [...found.values()], violationsDropped: dropped, images, telemetry };
 }
 
 /** The killed controller's acknowledged writes whose `host.write` is not in its telemetry. */
@@ -110,7 +111,9 @@ function ackedUnrecorded(merged: MergeResult, input: JudgeInput): (UncertainWrit
   const node = input.killed;
   if (node === null) return [];
   const recorded = new Set<string>();
-  for (const m of merged.events) if (m.event.kind === 'host.write' && m.event.node === node) recorded.add(`${String(m.event.lun)}|${String(m.event.tag)}`);
+  for (const { event: e } of merged.events) {
+    if (e.kind === 'host.write' && e.node === node) recorded.add(`${String(e.lun)}|${String(e.tag)}`);
+  }
   return (input.recentAcked?.[node] ?? []).filter((w) => !recorded.has(`${w.lun}|${w.tag}`)).map((w) => ({ ...w, node }));
 }
 
@@ -142,7 +145,8 @@ function mergeProblems(merged: MergeResult, input: JudgeInput, add: (v: Violatio
       continue;
     }
     const node = input.telemetry.find((t) => t.path === p.source)?.node ?? '?';
-    add({ invariant: 'causal-order', node, lun: 0, lba: 0, seq: p.line, tMs: 0, message: `telemetry ${p.source} line ${p.line}: ${p.kind}: ${p.message}` });
+    const message = `telemetry ${p.source} line ${p.line}: ${p.kind}: ${p.message}`;
+    add({ invariant: 'causal-order', node, lun: 0, lba: 0, seq: p.line, tMs: 0, message });
   }
   return forgiven;
 }
@@ -188,5 +192,6 @@ async function judgeImages(
     const v = checkLatest(history, image(s.bytes), { node: s.node, lun: m.lun, writer: m.primary.id, tMs: 0 }, baseline);
     if (v) add(v);
   }
-  return sides.map((s) => ({ node: s.node, lun: m.lun, path: s.path, bytes: s.bytes.length, sha256: createHash('sha256').update(s.bytes).digest('hex') }));
+  const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
+  return sides.map((s) => ({ node: s.node, lun: m.lun, path: s.path, bytes: s.bytes.length, sha256: sha256(s.bytes) }));
 }

@@ -92,7 +92,9 @@ export function resolveRack(o: RackOptions): ResolvedRack {
   const endMs = timedFaultsEndMsMax(plan);
   if (endMs > durationMs) {
     const what = planDrawn ? `the plan drawn from seed ${o.seed} (${formatLinkFaults(plan)})` : '--faults';
-    throw new UsageError(`${what} has timed faults until ${endMs} ms, after the run's ${o.durationS} s; give --duration-s ${Math.ceil(endMs / 1000) + 1} or more, or another plan (none for a clean run)`);
+    const enough = Math.ceil(endMs / 1000) + 1;
+    throw new UsageError(`${what} has timed faults until ${endMs} ms, after the run's ${o.durationS} s; `
+      + `give --duration-s ${enough} or more, or another plan (none for a clean run)`);
   }
   if (o.link === 'serial' && plan.resetPerMillion > 0) {
     throw new UsageError('--faults: reset=P resets a TCP connection, and a serial line has none; use drop=P, or silent=AT+FOR to cut the line');

@@ -43,7 +43,8 @@ export async function writeRackConfigs(dir: string, o: ResolvedRack, wiring: Rac
     const images: Record<number, string> = { 0: join(dir, `${stem}-lun0.img`) };
     if (o.bidirectional) images[1] = join(dir, `${stem}-lun1.img`);
     return {
-      name, id: i + 1, configPath: join(dir, `${stem}.json`), controlPath: join(dir, `${stem}.sock`), telemetryPath: join(dir, `${stem}.jsonl`), images,
+      name, id: i + 1, images,
+      configPath: join(dir, `${stem}.json`), controlPath: join(dir, `${stem}.sock`), telemetryPath: join(dir, `${stem}.jsonl`),
     };
   }) as [RackNode, RackNode];
   for (const node of nodes) await writeFile(node.configPath, `${JSON.stringify(configOf(node, o, wiring), null, 2)}\n`);

@@ -164,7 +164,8 @@ export class RackHost implements HostClient {
         await sleep(RECONNECT_POLL_MS);
       }
     }
-    throw new MirrorlabError('ML_ERR_RACK_HOST', `${this.o.node}'s host could not reach its controller for ${this.o.reconnectMs} ms: ${(last as Error)?.message ?? 'no answer'}`);
+    const why = (last as Error)?.message ?? 'no answer';
+    throw new MirrorlabError('ML_ERR_RACK_HOST', `${this.o.node}'s host could not reach its controller for ${this.o.reconnectMs} ms: ${why}`);
   }
 
   private async drop(): Promise<void> {

@@ -65,7 +65,8 @@ export class RackProxy {
   private open(plan: LinkFaultPlan): Promise<FaultProxy> {
     const w = this.wiring;
     if (w.link === 'tcp') {
-      return startTcpFaultProxy({ plan, seed: this.seed, listen: { host: '127.0.0.1', port: w.proxyPort }, to: { host: '127.0.0.1', port: w.listenPort } });
+      const [listen, to] = [{ host: '127.0.0.1', port: w.proxyPort }, { host: '127.0.0.1', port: w.listenPort }];
+      return startTcpFaultProxy({ plan, seed: this.seed, listen, to });
     }
     return startSerialFaultProxy({ plan, seed: this.seed, pathA: w.innerA, pathB: w.innerB, baud: BAUD });
   }

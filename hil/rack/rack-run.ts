@@ -11,6 +11,8 @@ import { ConsistencyChecker } from '../checker/consistency-checker.ts';
 import type { Violation } from '../checker/violation.ts';
 import { describeLinkFaultCounters } from '../faults/link-fault-injector.ts';
 import { formatLinkFaults } from '../faults/link-fault-plan.ts';
+import { mergeTelemetryFiles } from '../trace/merge.ts';
+import type { TraceEvent } from '../trace/events.ts';
 import { LatencyRecorder } from '../workload/latency.ts';
 import { judgeRack, type JudgedMirror } from './judge.ts';
 import { rackReproduceCommand, resolveRack, type RackOptions, type ResolvedRack } from './options.ts';
@@ -83,7 +85,8 @@ function asRackError(error: unknown, dir: string | null): unknown {
   if (error instanceof ControllerSpawnError) {
     const lines = error.message.split('\n');
     const why = lines.slice(1).reverse().find((l) => /^error: /.test(l.trim())) ?? lines.at(-1) ?? '';
-    return new RackError('ML_ERR_RACK_START', `${lines[0]}${lines.length > 1 ? ` (${why.trim().slice(0, 300)})` : ''}${dir ? `; its files are in ${dir}` : ''}`);
+    const detail = lines.length > 1 ? ` (${why.trim().slice(0, 300)})` : '';
+    return new RackError('ML_ERR_RACK_START', `${lines[0]}${detail}${dir ? `; its files are in ${dir}` : ''}`);
   }
   return error;
 }
@@ -219,7 +222,8 @@ class Rack {
       node: node.name, controlPath: node.controlPath, writer: node.id, lun: i, writeBytes: o.writeBytes, queueDepth: o.queueDepth,
       seed: o.seed * 2 + i, writesMax: o.writes, reconnectMs: RECONNECT_MS,
     }));
-    const restartedLongEnough = (): boolean => o.kill === null || (this.restartedAtS !== null && this.elapsedS() >= this.restartedAtS + WRITE_AFTER_RESTART_S);
+    const restartedLongEnough = (): boolean =>
+      o.kill === null || (this.restartedAtS !== null && this.elapsedS() >= this.restartedAtS + WRITE_AFTER_RESTART_S);
     const until = (): boolean => this.aborted || (this.elapsedS() >= o.durationS && restartedLongEnough());
     await Promise.all(this.hosts.map((h) => h.run(until)));
     if (this.aborted) throw new RackError('ML_ERR_RACK_INTERRUPTED', 'the rack run was interrupted; its processes were stopped');
@@ -257,7 +261,8 @@ class Rack {
       const s = await this.statusOf(m);
       return s !== null && isDrained(s);
     };
-    return this.waitFor('the pair to drain', async () => (await drainedAt(this.members[0]!)) && drainedAt(this.members[1]!), this.o.drainS * 1000, { failure: 'report' });
+    const both = async (): Promise<boolean> => (await drainedAt(this.members[0]!)) && drainedAt(this.members[1]!);
+    return this.waitFor('the pair to drain', both, this.o.drainS * 1000, { failure: 'report' });
   }
 
   private async stopAll(): Promise<void> {
@@ -344,7 +349,9 @@ class Rack {
       },
       latencyMs: LatencyRecorder.merged(hosts.map((h) => h.latency)),
       faultsInjected: faults, faultsDescribed: describeLinkFaultCounters(faults), proxy: this.proxy?.stats() ?? null,
-      processes: this.members.map((m): RackProcessReport => ({ name: m.node.name, pids: m.pids, sessions: m.sessions, restarts: m.sessions.length - 1, exits: m.exits })),
+      processes: this.members.map((m): RackProcessReport => ({
+        name: m.node.name, pids: m.pids, sessions: m.sessions, restarts: m.sessions.length - 1, exits: m.exits,
+      })),
       restarts: sum(this.members, (m) => m.sessions.length - 1),
       images: judgement.images, telemetry: judgement.telemetry, drained,
       wallMs: Math.round(performance.now() - this.started), reproduce: rackReproduceCommand(o), dir: this.dir,
@@ -353,12 +360,11 @@ class Rack {
 
   /** Not drained within the bound: what the telemetry shows still outstanding, as the simulator's checker names it. */
   private async livenessViolation(nodes: readonly RackNode[]): Promise<Violation> {
-    const { mergeTelemetryFiles } = await import('../trace/merge.ts');
     const merged = await mergeTelemetryFiles(nodes.map((n) => n.telemetryPath));
     const checker = new ConsistencyChecker();
     for (const m of merged.events) {
       try {
-        checker.emit(m.event as never);
+        checker.emit(m.event as unknown as TraceEvent);
       } catch {
         // judged in full elsewhere; here only what is outstanding matters
       }
@@ -373,7 +379,8 @@ class Rack {
       if (!last || last.code === 0) continue;
       const what = last.signal ?? `code ${last.code}`;
       if (last.code === 70) {
-        violations.push({ invariant: 'firmware-error', node: m.node.name, lun: 0, lba: 0, seq: 0, tMs: 0, message: `controller ${m.node.name} exited with code 70 (a firmware error) when stopped` });
+        const message = `controller ${m.node.name} exited with code 70 (a firmware error) when stopped`;
+        violations.push({ invariant: 'firmware-error', node: m.node.name, lun: 0, lba: 0, seq: 0, tMs: 0, message });
       } else {
         this.notes.push(`controller ${m.node.name} did not stop cleanly (${what})`);
       }

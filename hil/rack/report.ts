@@ -60,15 +60,18 @@ export interface RackReport {
 export function renderRackReport(r: RackReport): string {
   const lines: string[] = [];
   const kill = r.kill === null ? 'no kill' : `${r.kill.side} killed at ${r.kill.atS} s`;
-  lines.push(`rack run: ${r.verdict.toUpperCase()} (seed ${r.seed}, ${r.link}, ${r.mode}${r.bidirectional ? ', bidirectional' : ''}, ${r.durationS} s, ${kill})`);
+  const both = r.bidirectional ? ', bidirectional' : '';
+  lines.push(`rack run: ${r.verdict.toUpperCase()} (seed ${r.seed}, ${r.link}, ${r.mode}${both}, ${r.durationS} s, ${kill})`);
   lines.push(`  faults: ${r.faults || 'none'}${r.faultsDrawn ? ' (drawn from the seed)' : ''}`);
   lines.push(`  injected: ${r.faultsDescribed}`);
   const w = r.writes;
-  lines.push(`  writes: ${w.acknowledged} acknowledged of ${w.issued} issued, ${w.errors} failed, ${w.uncertain} uncertain; latency p50 ${r.latencyMs.p50Ms.toFixed(2)} ms, p99 ${r.latencyMs.p99Ms.toFixed(2)} ms`);
+  lines.push(`  writes: ${w.acknowledged} acknowledged of ${w.issued} issued, ${w.errors} failed, ${w.uncertain} uncertain; `
+    + `latency p50 ${r.latencyMs.p50Ms.toFixed(2)} ms, p99 ${r.latencyMs.p99Ms.toFixed(2)} ms`);
   for (const p of r.processes) {
     lines.push(`  ${p.name}: sessions ${p.sessions.join(', ')}; exits ${p.exits.map((e) => e.signal ?? `code ${e.code}`).join(', ')}`);
   }
-  lines.push(`  telemetry: ${r.telemetry.events} events merged, ${r.telemetry.edges} send->receive edges${r.telemetry.lostAtKill > 0 ? `, ${r.telemetry.lostAtKill} lines cut by the kill` : ''}`
+  const cut = r.telemetry.lostAtKill > 0 ? `, ${r.telemetry.lostAtKill} lines cut by the kill` : '';
+  lines.push(`  telemetry: ${r.telemetry.events} events merged, ${r.telemetry.edges} send->receive edges${cut}`
     + `${r.telemetry.ackedUnrecorded > 0 ? `, ${r.telemetry.ackedUnrecorded} acknowledged writes unrecorded at the kill` : ''}`);
   for (const img of r.images) lines.push(`  image ${img.node} LUN ${img.lun}: sha256 ${img.sha256.slice(0, 16)}...`);
   for (const n of r.notes) lines.push(`  note: ${n}`);

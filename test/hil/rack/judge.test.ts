@@ -95,7 +95,7 @@ describe('the rack judge', () => {
     Buffer.from(writeData(1, 0, 5, 40, 1, 512)).copy(both, 40 * 512);
     const unrecorded = await judge({ imageA: both, imageB: both, killed: 'A' });
     expect(unrecorded.violations.map((v) => v.invariant)).toEqual(['data-intact', 'data-intact']);
-    const forgiven = await judge({ imageA: both, imageB: both, killed: 'A', recentAcked: { A: [{ tag: 5, lun: 0, lba: 40, count: 1 }, { tag: 1, ...write }] } });
+    const forgiven = await judge({ imageA: both, imageB: both, killed: 'A', recentAcked: { A: [{ tag: 5, lun: 0, lba: 40, count: 1 }, { ...write }] } });
     expect(forgiven.violations).toEqual([]);
     expect(forgiven.telemetry.ackedUnrecorded).toBe(1);
     // Without a kill nothing is forgiven: telemetry is complete, so the history knows every write.
