@@ -12,7 +12,9 @@ export type InvariantName =
   | 'firmware-error'
   | 'link-detect'
   | 'probation'
-  | 'session';
+  | 'session'
+  /** Live runs: the processes' telemetry cannot be put in one causal order (lines lost, a receive with no send). */
+  | 'causal-order';
 
 /** One broken invariant, with what is needed to find it: where, which write, when. */
 export interface Violation {

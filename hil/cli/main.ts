@@ -10,6 +10,7 @@ import { devicesCommand } from './devices-command.ts';
 import { emulateCommand } from './emulate-command.ts';
 import { historyCommand } from './history-command.ts';
 import { proxyCommand } from './proxy-command.ts';
+import { rackCommand } from './rack-command.ts';
 import { loadCommand } from './load-command.ts';
 import { serialDiskCommand } from './serial-disk-command.ts';
 import { statechartsCommand } from './statecharts-command.ts';
@@ -53,7 +54,9 @@ export async function main(argv: string[]): Promise<number> {
     program.addCommand(controllerCommand(log.child({ module: 'controller' }), exit));
     program.addCommand(statusCommand(exit));
     program.addCommand(loadCommand(exit));
+    program.addCommand(rackCommand(log.child({ module: 'rack' }), exit));
     for (const cmd of program.commands) cmd.exitOverride();
+    for (const cmd of program.commands.flatMap((c) => c.commands)) cmd.exitOverride();
     await program.parseAsync(argv, { from: 'user' });
     return code;
   } catch (err) {
