@@ -48,7 +48,10 @@ const CONFIRM_MS = 8_000;
 async function withSource<T>(ctx: CaseContext, body: (src: SourceSide) => Promise<T>): Promise<T> {
   const src = await SourceSide.start(ctx.settings);
   try {
-    if (!(await src.waitReady(READY_MS))) {
+    if (!(await src.waitReady(READY_MS, () => checkStream(src.stage, src.session) !== null)) || checkStream(src.stage, src.session) !== null) {
+      // A target that confirms what it should not stalls the resynchronisation: that is the reason, not the wait.
+      const problem = checkStream(src.stage, src.session);
+      if (problem) fail(problem);
       const heard = src.stage.received.length;
       fail(`the link did not come up within ${READY_MS} ms (link ${src.linkState}; ${heard} frames heard from the target${hellos(src.stage).length === 0 ? ', no HELLO' : ''})`);
     }
@@ -69,7 +72,7 @@ async function confirmAll(src: SourceSide, writes: readonly Written[], what = 't
   const timer = sleep(CONFIRM_MS).then(() => 'timeout' as const);
   const result = await Promise.race([done.then(() => 'ok' as const), timer]);
   if (result === 'timeout') {
-    const problem = checkStream(src.stage);
+    const problem = checkStream(src.stage, src.session);
     fail(problem ?? `${what} were not all confirmed within ${CONFIRM_MS} ms (link ${src.linkState}; ${describeResponses(src.stage)})`);
   }
 }
@@ -82,7 +85,7 @@ function describeResponses(stage: FaultStage): string {
 
 /** The protocol checks, then the read-back when the control socket is there. */
 async function verify(ctx: CaseContext, src: SourceSide, written: readonly Written[]): Promise<string> {
-  const problem = checkStream(src.stage);
+  const problem = checkStream(src.stage, src.session);
   if (problem) fail(problem);
   if (ctx.control === null) return 'data not read back (no --target-control)';
   const control = ctx.control;
@@ -201,7 +204,7 @@ const gap: ConformanceCase = {
     src.stage.setFate(strikeWrite(writes[0]!.tag, { kind: 'drop' }, lost));
     await confirmAll(src, writes);
     const nak = naks(src.stage).find((r) => r.frame.seq === lost.seq);
-    if (!nak) fail(`the target never NAKed the gap at seq ${lost.seq} (the source's ack timeout re-sent it)`);
+    if (!nak) fail(`the target never NAKed the gap at seq ${lost.seq} (the source's ack timeout re-sent it; ${describeResponses(src.stage)})`);
     return { verdict: 'pass', reason: `seq ${lost.seq} withheld: NAKed (${NAK_NAMES[nak.frame.reason]}), nothing behind it confirmed early; ${await verify(ctx, src, writes)}` };
   }),
 };
@@ -281,7 +284,7 @@ const restart: ConformanceCase = {
     const old = Array.from({ length: 6 }, (_, k) => data(ctx, k, ctx.area + k * 8, 8));
     const oldSession = await withSource(ctx, async (src) => {
       await confirmAll(src, old, 'the first session\'s writes');
-      const problem = checkStream(src.stage);
+      const problem = checkStream(src.stage, src.session);
       if (problem) fail(problem);
       return src.session;
     });

@@ -39,14 +39,22 @@ export function hellos(stage: FaultStage): (ReceivedRecord & { frame: HelloFrame
   return stage.received.filter((r): r is ReceivedRecord & { frame: HelloFrame } => r.frame.type === FrameType.Hello);
 }
 
+/** When the target first named `session` in a HELLO: its responses are about our stream from then on. */
+export function adoptedAt(stage: FaultStage, session: number): number {
+  return hellos(stage).find((h) => h.frame.peerSession === session)?.at ?? Infinity;
+}
+
 /**
  * The target never confirms what it did not receive intact: every ACK covers only sequence numbers
  * of which an intact copy had left before the ACK arrived, and none beyond what was sent at all (a
  * target that applied a corrupt copy, skipped a gap, or took a new session's stream for an old one
  * confirms more than it had).
  */
-export function checkAcks(stage: FaultStage): string | null {
+export function checkAcks(stage: FaultStage, session: number): string | null {
+  // On a serial line the target may still be answering the previous session when this one starts.
+  const adopted = adoptedAt(stage, session);
   for (const a of acks(stage)) {
+    if (a.at < adopted) continue;
     const upTo = a.frame.seq;
     const sentBefore = stage.sent.filter((s) => s.at <= a.at).reduce((m, s) => Math.max(m, s.seq), 0);
     if (upTo > sentBefore) {
@@ -63,8 +71,10 @@ export function checkAcks(stage: FaultStage): string | null {
 }
 
 /** NAKs that refuse an entry (range, lock, media...) never happen in the battery: it sends only valid entries. */
-export function checkNoRefusals(stage: FaultStage): string | null {
+export function checkNoRefusals(stage: FaultStage, session: number): string | null {
+  const adopted = adoptedAt(stage, session);
   for (const n of naks(stage)) {
+    if (n.at < adopted) continue;
     const r = n.frame.reason;
     if (r !== NakReason.Gap && r !== NakReason.Corrupt) {
       return `the target refused seq ${n.frame.seq} (NAK ${NAK_NAMES[r] ?? r}) though it was a valid entry`;
@@ -89,8 +99,8 @@ export function checkHello(h: HelloFrame, o: { conn: number; connections: number
 }
 
 /** Every check that holds in every case. */
-export function checkStream(stage: FaultStage): string | null {
-  return checkAcks(stage) ?? checkNoRefusals(stage);
+export function checkStream(stage: FaultStage, session: number): string | null {
+  return checkAcks(stage, session) ?? checkNoRefusals(stage, session);
 }
 
 /** A write the case made, to read back. */

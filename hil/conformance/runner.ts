@@ -2,7 +2,8 @@ import { randomInt } from 'node:crypto';
 import { createConnection } from 'node:net';
 import { MirrorlabError } from '../../firmware/errors.ts';
 import type { LinkLogger } from '../../host/transports/link-logger.ts';
-import { formatLiveLinkSpec, type LiveLinkSpec } from '../../host/transports/live-link.ts';
+import { RealClock } from '../../host/clock/real.ts';
+import { formatLiveLinkSpec, openLiveLink, type LiveLinkSpec } from '../../host/transports/live-link.ts';
 import type { JUnitCase, JUnitSuite } from '../report/junit.ts';
 import { AREA_SECTORS, CASES, CaseFailure, LOCK_REGION_SECTORS, type ConformanceCase, type ControlNeed, type TargetControl } from './cases.ts';
 
@@ -70,7 +71,7 @@ export async function runConformance(opts: ConformanceOptions): Promise<Conforma
   if (opts.sectorCount < sectorsNeeded()) {
     throw new ConformanceError('ML_ERR_CONFORMANCE_VOLUME', `the battery writes ${sectorsNeeded()} sectors; a volume of ${opts.sectorCount} is too small`);
   }
-  await probe(opts.link);
+  await probe(opts.link, opts.logger);
   const started = new Date();
   const t0 = performance.now();
   // Tags are 32-bit in the sectors' self-description; a new base each run, so no earlier run's data reads back as this one's.
@@ -114,9 +115,13 @@ async function runCase(c: ConformanceCase, ctx: Parameters<ConformanceCase['run'
   return { name: c.name, verdict, reason, seconds: (performance.now() - t0) / 1000, proves: c.proves, control: c.control };
 }
 
-/** Something must listen at a TCP target; a serial port is checked when it is opened. */
-async function probe(link: LiveLinkSpec): Promise<void> {
-  if (link.kind !== 'tcp') return;
+/** Something must listen at a TCP target; a serial port must open (absent, busy or forbidden: one line, exit 2). */
+async function probe(link: LiveLinkSpec, logger: LinkLogger): Promise<void> {
+  if (link.kind !== 'tcp') {
+    const port = await openLiveLink(link, { clock: new RealClock(), logger, localName: 'conformance', peerName: 'target' });
+    await port.shutdown();
+    return;
+  }
   const where = formatLiveLinkSpec(link).replace(/^tcp:/, '');
   await new Promise<void>((resolve, reject) => {
     const s = createConnection({ host: link.host, port: link.port });

@@ -78,9 +78,12 @@ export class SourceSide {
     return this.stage.until(() => this.linkState === 'up', timeoutMs);
   }
 
-  /** Waits until the link is up and the resynchronisation a new session starts has finished; false after `timeoutMs`. */
-  waitReady(timeoutMs: number): Promise<boolean> {
-    return this.stage.until(() => this.linkState === 'up' && this.controller.quiescent(), timeoutMs);
+  /**
+   * Waits until the link is up and the resynchronisation a new session starts has finished, or `givingUp`
+   * holds; false after `timeoutMs`.
+   */
+  waitReady(timeoutMs: number, givingUp: () => boolean = () => false): Promise<boolean> {
+    return this.stage.until(() => (this.linkState === 'up' && this.controller.quiescent()) || givingUp(), timeoutMs);
   }
 
   /** A host write of `data` at `lba` named `tag`: resolves once the target confirmed it (speculative mode). */
