@@ -77,7 +77,8 @@ export function checkNoRefusals(stage: FaultStage, session: number): string | nu
     if (n.at < adopted) continue;
     const r = n.frame.reason;
     if (r !== NakReason.Gap && r !== NakReason.Corrupt) {
-      return `the target refused seq ${n.frame.seq} (NAK ${NAK_NAMES[r] ?? r}) though it was a valid entry`;
+      const hint = r === NakReason.OutOfRange ? ' (is the target\'s LUN at least --sectors long?)' : '';
+      return `the target refused seq ${n.frame.seq} (NAK ${NAK_NAMES[r] ?? r}) though it was a valid entry${hint}`;
     }
   }
   return null;

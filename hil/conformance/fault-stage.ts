@@ -62,6 +62,8 @@ interface ConnState {
   queue: Uint8Array[];
   queuedBytes: number;
   flushing: boolean;
+  /** The split shape stopped at a full transport queue: it goes on at `writable`. */
+  stalled: boolean;
   refused: boolean;
   decoder: FrameDecoder;
   splitter: FrameSplitter;
@@ -108,7 +110,7 @@ export class FaultStage implements LinkEndpoint {
         onError: () => this.decodeErrors++,
       });
       const splitter = new FrameSplitter({ payloadBytesMax: opts.payloadBytesMax, onPiece: (p) => this.piece(k, p.kind === 'frame' ? p : null, p.bytes) });
-      this.conns.push({ open: false, queue: [], queuedBytes: 0, flushing: false, refused: false, decoder, splitter });
+      this.conns.push({ open: false, queue: [], queuedBytes: 0, flushing: false, stalled: false, refused: false, decoder, splitter });
     }
   }
 
@@ -208,7 +210,10 @@ export class FaultStage implements LinkEndpoint {
       writable: (conn) => {
         const c = this.conns[conn];
         if (!c) return;
-        this.flush(conn);
+        if (c.stalled) {
+          c.stalled = false;
+          this.flushPieces(conn, 0);
+        } else this.flush(conn);
         if (c.refused && c.queuedBytes < STAGE_QUEUE_BYTES_MAX) {
           c.refused = false;
           handler.writable(conn);
@@ -303,9 +308,13 @@ export class FaultStage implements LinkEndpoint {
     const joined = concat(c.queue);
     let offset = 0;
     let pieces = 0;
+    let full = false;
     while (offset < joined.length && pieces < 4) {
       const size = Math.min(PIECE_BYTES[(turn + pieces) % PIECE_BYTES.length]!, joined.length - offset);
-      if (!this.inner.send(conn, joined.slice(offset, offset + size))) break;
+      if (!this.inner.send(conn, joined.slice(offset, offset + size))) {
+        full = true;
+        break;
+      }
       offset += size;
       pieces++;
     }
@@ -317,7 +326,8 @@ export class FaultStage implements LinkEndpoint {
       this.releaseHeartbeats();
       return;
     }
-    setImmediate(() => this.flushPieces(conn, turn + pieces));
+    if (full) c.stalled = true; // `writable` resumes it
+    else setImmediate(() => this.flushPieces(conn, turn + pieces));
   }
 
   private releaseHeartbeats(): void {
@@ -333,6 +343,7 @@ export class FaultStage implements LinkEndpoint {
     c.queue = [];
     c.queuedBytes = 0;
     c.flushing = false;
+    c.stalled = false;
   }
 
   private heard(conn: number | 'datagram', frame: Frame): void {
