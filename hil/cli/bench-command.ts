@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import type { Logger } from '../log.ts';
 import { DISK_BENCH_SCALE_MAX, DISK_BENCH_SCALE_MIN, measureDisks, renderAttached, type DiskBenchResult } from '../bench/disk-bench.ts';
-import { HEADLINE_MODES, HEADLINE_RTTS_MS, measureCopyCrc, measureRow, measureSimSpeed, type BenchRow } from '../bench/mirror-bench.ts';
+import { HEADLINE_MODES, HEADLINE_RTTS_MS, measureCheckedRunSpeed, measureCopyCrc, measureRow, measureSimSpeed, type BenchRow } from '../bench/mirror-bench.ts';
 import { benchHtml } from '../report/bench-report.ts';
 import { checkWritable, writeReport } from '../report/files.ts';
 import { choice, decimal, integer } from './parse.ts';
@@ -28,6 +28,10 @@ export interface MirrorBenchResult {
   rows: BenchRow[];
   simWritesPerSec: number;
   simWritesPerSecOwnRegions: number;
+  /** The same stack as a campaign runs it: telemetry on, the trace hashed, the checker and the content checks. */
+  checkedRunWritesPerSec: number;
+  /** Trace events per write in that run. */
+  traceEventsPerWrite: number;
   copyCrcWritesPerSec: number;
   eventsPerWrite: number;
   chartEventsPerWrite: number;
@@ -101,10 +105,13 @@ async function measureMirror(simWrites: number, log: Logger): Promise<MirrorBenc
   }
   const sim = await measureSimSpeed(simWrites, false);
   const own = await measureSimSpeed(Math.round(simWrites / 2), true);
+  const checked = await measureCheckedRunSpeed(Math.round(simWrites / 10));
   return {
     rows,
     simWritesPerSec: sim.writesPerSec,
     simWritesPerSecOwnRegions: own.writesPerSec,
+    checkedRunWritesPerSec: checked.writesPerSec,
+    traceEventsPerWrite: checked.eventsPerWrite,
     copyCrcWritesPerSec: measureCopyCrc(2_000_000),
     eventsPerWrite: sim.eventsPerWrite,
     chartEventsPerWrite: sim.chartEventsPerWrite,
@@ -141,6 +148,7 @@ export function renderBench(r: BenchResult): string {
       lines.push(`${x.mode.padEnd(11)}  ${String(x.rttMs).padStart(7)}  ${x.throughputMBps.toFixed(2).padStart(8)}  ${x.limitMBps.toFixed(2).padStart(10)}  ${x.ratioToLimit.toFixed(3)}`);
     }
     lines.push('', `emulator speed: ${r.simWritesPerSec} mirrored 4 KiB writes per wall second (${r.simWritesPerSecOwnRegions} with every write in its own lock region)`);
+    lines.push(`checked run:    ${r.checkedRunWritesPerSec} per wall second with telemetry on, the trace hashed and the checker (${r.traceEventsPerWrite} trace events per write)`);
     lines.push(`raw floor:      ${r.copyCrcWritesPerSec} copy + CRC32C of 4 KiB per second`);
     lines.push(`per write:      ${r.eventsPerWrite} scheduler events, ${r.chartEventsPerWrite} chart events`, '');
   }

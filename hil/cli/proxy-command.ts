@@ -5,6 +5,7 @@ import {
   PROXY_LIMITS, ProxyError, formatHostPort, parseListenAddress, parseTargetAddress, startSerialFaultProxy, startTcpFaultProxy,
   type FaultProxy, type HostPort, type ProxyEventSink, type ProxyStats,
 } from '../faults/proxy/index.ts';
+import { ptyPair, type PtyPair } from '../../host/disks/serial-disk/socat-pty.ts';
 import { SERIAL_BAUD_DEFAULT, SERIAL_BAUD_MAX, SERIAL_BAUD_MIN } from '../../host/disks/volume-spec.ts';
 import type { Logger } from '../log.ts';
 import { UsageError } from '../plan-error.ts';
@@ -14,6 +15,7 @@ interface ProxyFlags {
   listen?: HostPort;
   to?: HostPort;
   serial?: [string, string];
+  ptys?: string;
   baud: number;
   pace: boolean;
   faults: LinkFaultPlan;
@@ -46,6 +48,8 @@ const HELP = {
   listen: 'where the connect side dials (TCP) and sends heartbeats (UDP, same port); loopback only; port 0 picks a free one',
   to: 'the real listener (its TCP port, and the same UDP port for heartbeats)',
   serial: 'relay between two PTY pairs: the proxy\'s end of the pair controller A opens, then of B\'s',
+  ptys: 'make the two PTY pairs in this directory (with socat) and relay between them; '
+    + 'prints the path each controller opens',
   seed: 'the seed: the same seed makes the same decision for the same frame of the same channel',
   names: 'the controllers\' names as oneway= items name them: the connect side\'s, then the listen side\'s',
   events: 'write every fault committed as JSON lines (the simulator trace\'s link.fault events)',
@@ -62,6 +66,7 @@ export function proxyCommand(log: Logger, exit: (code: number) => void): Command
     .addOption(new Option('--listen <host:port>', HELP.listen).argParser(plan(parseListenAddress)))
     .addOption(new Option('--to <host:port>', HELP.to).argParser(plan(parseTargetAddress)))
     .addOption(new Option('--serial <pathA,pathB>', HELP.serial).argParser(plan(parseSerialPaths)))
+    .option('--ptys <dir>', HELP.ptys)
     .option('--baud <n>', 'serial: the lines\' rate', integer('--baud', SERIAL_BAUD_MIN, SERIAL_BAUD_MAX), SERIAL_BAUD_DEFAULT)
     .option('--pace', 'serial: pace each direction to the baud rate (a PTY ignores it)', false)
     .addOption(new Option('--faults <plan>', `link faults:\n${LINK_FAULT_SYNTAX}`).argParser(plan(parseLinkFaults)).default(parseLinkFaults('none'), 'none'))
@@ -72,18 +77,27 @@ export function proxyCommand(log: Logger, exit: (code: number) => void): Command
     .action(async (flags: ProxyFlags) => {
       checkShape(flags);
       const events = flags.events === undefined ? null : await openEvents(flags.events);
-      let proxy: FaultProxy;
-      try {
-        proxy = await start(flags, log, events?.sink);
-      } catch (error) {
+      const ptys = flags.ptys === undefined ? null : await makePtys(flags.ptys).catch(async (error: unknown) => {
         await events?.close();
         throw error;
+      });
+      let proxy: FaultProxy;
+      try {
+        proxy = await start(ptys === null ? flags : { ...flags, serial: ptys.inner }, log, events?.sink);
+      } catch (error) {
+        await events?.close();
+        await ptys?.stop();
+        throw error;
       }
-      const where = proxy.address === null ? `relaying ${flags.serial!.join(' <-> ')}` : `listening ${formatHostPort(proxy.address)} -> ${formatHostPort(flags.to!)}`;
+      const where = proxy.address === null
+        ? `relaying ${proxy.description}`
+        : `listening ${formatHostPort(proxy.address)} -> ${formatHostPort(flags.to!)}`;
       process.stdout.write(`${where}\n`);
+      if (ptys !== null) process.stdout.write(`controller A opens ${ptys.outer[0]}\ncontroller B opens ${ptys.outer[1]}\n`);
       process.stderr.write(`mirrorlab proxy: ${proxy.description}, seed ${flags.seed} (Ctrl-C to stop)\n`);
       const signal = await untilSignal();
       await proxy.stop();
+      await ptys?.stop();
       await events?.close();
       const stats = proxy.stats();
       log.info({ signal }, 'fault proxy stopped');
@@ -107,14 +121,13 @@ function untilSignal(): Promise<string> {
   });
 }
 
+const SHAPES = '--listen 127.0.0.1:PORT and --to HOST:PORT (TCP and UDP), --serial PATH_A,PATH_B, or --ptys DIR';
+
 function checkShape(flags: ProxyFlags): void {
   const tcp = flags.listen !== undefined || flags.to !== undefined;
-  if (tcp && flags.serial !== undefined) {
-    throw new UsageError('mirrorlab proxy: give either --listen and --to (TCP and UDP) or --serial PATH_A,PATH_B, not both');
-  }
-  if (!tcp && flags.serial === undefined) {
-    throw new UsageError('mirrorlab proxy: give --listen 127.0.0.1:PORT and --to HOST:PORT (TCP and UDP), or --serial PATH_A,PATH_B');
-  }
+  const given = [tcp, flags.serial !== undefined, flags.ptys !== undefined].filter(Boolean).length;
+  if (given > 1) throw new UsageError(`mirrorlab proxy: give one of ${SHAPES}, not several`);
+  if (given === 0) throw new UsageError(`mirrorlab proxy: give ${SHAPES}`);
   if (flags.listen === undefined || flags.to === undefined) {
     if (tcp) throw new UsageError(`mirrorlab proxy: --listen and --to go together; ${flags.listen === undefined ? '--listen' : '--to'} is missing`);
   }
@@ -174,4 +187,30 @@ export function renderStats(s: ProxyStats): string {
   const dropped = s.events.dropped > 0 ? `, ${s.events.dropped} not written (the events file fell behind)` : '';
   lines.push(`  events: ${s.events.emitted} emitted${dropped}`);
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * `--ptys DIR`: two socat PTY pairs, `DIR/proxy-a-{a,b}` and `DIR/proxy-b-{a,b}`; the proxy holds
+ * the inner ends, the controllers open the outer ones. Stopped (socat ended) with the proxy.
+ */
+interface MadePtys {
+  /** The proxy's ends: of pair 1, then of pair 2. */
+  inner: [string, string];
+  /** The controllers' ends: A's (pair 1), then B's (pair 2). */
+  outer: [string, string];
+  stop: () => Promise<void>;
+}
+
+async function makePtys(dir: string): Promise<MadePtys> {
+  const made: PtyPair[] = [];
+  const stop = async (): Promise<void> => void (await Promise.all(made.map((p) => p.stop())));
+  try {
+    made.push(await ptyPair(dir, 'proxy-a'));
+    made.push(await ptyPair(dir, 'proxy-b'));
+  } catch (error) {
+    await stop();
+    throw new ProxyError('ML_ERR_PROXY_SERIAL', `--ptys: cannot make the PTY pairs in ${dir}: ${(error as Error).message}`);
+  }
+  const [one, two] = made as [PtyPair, PtyPair];
+  return { inner: [one.b, two.a], outer: [one.a, two.b], stop };
 }

@@ -1,7 +1,9 @@
 import { Command } from 'commander';
 import type { EmulateOptions } from '../emulator/options.ts';
 import type { Logger } from '../log.ts';
+import { UsageError } from '../plan-error.ts';
 import { firmwareCharts } from '../viz/charts.ts';
+import { checkFollowPath, startFollowing } from '../viz/follow.ts';
 import { runLiveEmulation } from '../viz/live-run.ts';
 import { DEFAULT_VIZ_PORT, VizServer } from '../viz/server.ts';
 import { TraceIndex } from '../viz/trace-index.ts';
@@ -11,8 +13,12 @@ import { renderReport } from './render.ts';
 
 interface VizFlags {
   trace?: string;
+  follow: string[];
   port: number;
 }
+
+/** Files to follow: at most this many controller processes on one page. */
+const FOLLOW_FILES_MAX = 16;
 
 /** Resolves on Ctrl-C or SIGTERM (the visualizer serves until then); `cancel` stops listening for them. */
 function interrupted(): { signal: Promise<string>; cancel: () => void } {
@@ -63,10 +69,16 @@ export async function runWithViz(opts: EmulateOptions, flags: { vizPort?: number
  */
 export function vizCommand(log: Logger, exit: (code: number) => void): Command {
   return new Command('viz')
-    .description('serve the state-machine visualizer on 127.0.0.1: replay a trace (--trace FILE from `emulate --trace`) or show the statecharts; `emulate --viz` watches a run live')
+    .description('serve the state-machine visualizer on 127.0.0.1: replay a trace (--trace FILE from `emulate --trace`), follow controller processes live (--follow their telemetry files), or show the statecharts; `emulate --viz` watches a run live')
     .option('--trace <file>', 'a trace written by `mirrorlab emulate --trace FILE` (JSON lines)')
+    .option('--follow <file>', 'follow a controller process\'s telemetry file (`mirrorlab controller --telemetry FILE`) as it grows, live; repeat for each controller', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--port <port>', `port on 127.0.0.1 (0 picks a free one)`, integer('--port', 0, 65535), DEFAULT_VIZ_PORT)
     .action(async (flags: VizFlags) => {
+      if (flags.follow.length > 0) {
+        await followControllers(flags, log);
+        exit(0);
+        return;
+      }
       const trace = flags.trace === undefined ? undefined : await TraceIndex.build(flags.trace);
       if (trace) log.info({ trace: flags.trace, events: trace.count, indexMs: trace.indexMs, violations: trace.violations.length }, 'trace indexed');
       let server: VizServer;
@@ -84,4 +96,30 @@ export function vizCommand(log: Logger, exit: (code: number) => void): Command {
       trace?.close();
       exit(0);
     });
+}
+
+/**
+ * `mirrorlab viz --follow FILE...`: the live page for controller processes (docs/viz.md,
+ * "Attaching to controller processes"): their telemetry files, followed as they grow, folded as an
+ * emulation's telemetry is. Serves until interrupted.
+ */
+async function followControllers(flags: VizFlags, log: Logger): Promise<void> {
+  if (flags.trace !== undefined) throw new UsageError('--follow and --trace cannot be given together: --trace replays a recorded trace, --follow watches controller processes live');
+  if (flags.follow.length > FOLLOW_FILES_MAX) throw new UsageError(`--follow may be given at most ${FOLLOW_FILES_MAX} times, got ${flags.follow.length}`);
+  for (const path of flags.follow) {
+    const problem = checkFollowPath(path);
+    if (problem !== null) throw new UsageError(`--follow ${problem}`);
+  }
+  const { server, follower, close } = await startFollowing(flags.follow, flags.port);
+  process.stdout.write(`${server.url}\n`);
+  const missing = follower.stats().files.filter((f) => !f.present).map((f) => f.path);
+  process.stderr.write(`mirrorlab viz: following ${flags.follow.join(', ')} at ${server.url} (Ctrl-C to stop)${missing.length > 0 ? `; waiting for ${missing.join(', ')} to appear` : ''}\n`);
+  const stop = interrupted();
+  await stop.signal;
+  stop.cancel();
+  const stats = follower.stats();
+  log.info({ delivered: stats.delivered, files: stats.files }, 'stopped following');
+  const bad = stats.files.filter((f) => f.badLines > 0);
+  if (bad.length > 0) process.stderr.write(`mirrorlab viz: skipped lines that were not telemetry: ${bad.map((f) => `${f.path} ${f.badLines}`).join(', ')}\n`);
+  await close();
 }

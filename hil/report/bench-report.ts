@@ -39,6 +39,7 @@ function mirrorPart(r: BenchResult): string[] {
     htmlTable(['mode', 'RTT ms', 'MB/s', 'limit MB/s', 'ratio'], rows.map((x) => [x.mode, x.rttMs, x.throughputMBps.toFixed(2), x.limitMBps.toFixed(2), x.ratioToLimit.toFixed(3)]), { numeric: [1, 2, 3, 4], id: 'mirror-rows' }),
     htmlTable(['emulator speed (wall clock)', ''], [
       ['mirrored 4 KiB writes per wall second', r.simWritesPerSec ?? ''], ['the same, every write in its own lock region', r.simWritesPerSecOwnRegions ?? ''],
+      ['with telemetry on, the trace hashed and the checker (a campaign\'s run)', r.checkedRunWritesPerSec ?? ''],
       ['raw floor: copy + CRC32C of 4 KiB per second', r.copyCrcWritesPerSec ?? ''], ['scheduler events per write', r.eventsPerWrite ?? ''], ['chart events per write', r.chartEventsPerWrite ?? ''],
     ], { numeric: [1] }),
   ];

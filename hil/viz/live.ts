@@ -71,7 +71,16 @@ export class LiveFeed implements TraceSink {
   private onEmpty: (() => void) | null = null;
   ignoredMessages = 0;
 
-  constructor(private readonly definitions: ChartModel[], private readonly control: LiveControl | null) {
+  /**
+   * `control`: the pace of an emulation the page may pause and speed up; null for controller
+   * processes on the real clock, whose time `opts.now` gives instead and whose `opts.source` (the
+   * files followed) the page names.
+   */
+  constructor(
+    private readonly definitions: ChartModel[],
+    private readonly control: LiveControl | null,
+    private readonly opts: { now?: () => number; source?: string } = {},
+  ) {
     this.fold = new RunFold({ series: (k, v) => this.onSeries(k, v), state: (ch) => this.onState(ch) });
     for (const m of definitions) this.models.set(m.id, m);
     this.firstClient = new Promise((resolve) => (this.resolveFirst = resolve));
@@ -194,7 +203,7 @@ export class LiveFeed implements TraceSink {
 
   private hello(): Record<string, unknown> {
     return {
-      type: 'hello', t: this.now, run: this.run, charts: this.charts(), states: Object.fromEntries(this.states),
+      type: 'hello', t: this.now, run: this.run, source: this.opts.source ?? null, charts: this.charts(), states: Object.fromEntries(this.states),
       history: Object.fromEntries(this.history), shapes: Object.fromEntries(SHAPE_OF), counts: Object.fromEntries(this.counts),
       events: this.recent, markers: this.markers, violations: this.violations, control: this.controlState(), ended: this.ended,
     };
@@ -213,7 +222,7 @@ export class LiveFeed implements TraceSink {
   /** Send every page what changed since the last tick. */
   private broadcast(): void {
     // The clock moves on while the run waits for a timer; the page's clock should too.
-    if (this.control && !this.ended) this.now = Math.max(this.now, this.control.now());
+    if (!this.ended) this.now = Math.max(this.now, this.control?.now() ?? this.opts.now?.() ?? 0);
     const points: Record<string, HistoryPoint> = {};
     for (const [key, s] of this.tick) {
       const shape = SHAPE_OF.get(key.split('|')[0]!) ?? 'step';

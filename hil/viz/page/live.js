@@ -78,6 +78,11 @@ export async function startLive(info, board) {
       state.shapes = msg.shapes;
       state.t = msg.t;
       if (msg.run) document.getElementById('run-info').textContent = [`seed ${msg.run.seed}`, msg.run.mode, msg.run.reproduce].join(' · ');
+      if (msg.source) {
+        // Controller processes on the real clock: nothing to pause or pace.
+        document.getElementById('run-info').textContent = `following ${msg.source}`;
+        document.getElementById('controls').replaceChildren(clock, el('span', { class: 'note', text: 'live: controller processes, real time' }));
+      }
       await board.setModels(msg.charts.models);
       board.ensure(msg.charts.instances);
       showStates(msg.states);

@@ -1,6 +1,9 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { FrameDecoder, FrameType, type Frame } from '../../../firmware/protocol/index.ts';
+import { openSerialLine } from '../../../host/disks/serial-disk/line.ts';
 import { main } from '../../../hil/cli/main.ts';
 import { renderStats } from '../../../hil/cli/proxy-command.ts';
 import { framePiece, recordingPipe, streamFrame, virtualCore } from '../faults/proxy/fixtures.ts';
@@ -32,8 +35,10 @@ describe('mirrorlab proxy: bad input is one line and exit 2', () => {
     for (const [args, message] of [
       [['proxy', '--listen', '0.0.0.0:7400', '--to', '127.0.0.1:7401'], /--listen: 0.0.0.0 is not a loopback address; the fault proxy listens on loopback only/],
       [['proxy', '--listen', '127.0.0.1:7400'], /--listen and --to go together; --to is missing/],
-      [['proxy'], /give --listen 127.0.0.1:PORT and --to HOST:PORT \(TCP and UDP\), or --serial PATH_A,PATH_B/],
-      [['proxy', '--serial', 'a,b', '--listen', '127.0.0.1:0', '--to', '127.0.0.1:1'], /not both/],
+      [['proxy'], /give --listen 127.0.0.1:PORT and --to HOST:PORT \(TCP and UDP\), --serial PATH_A,PATH_B, or --ptys DIR/],
+      [['proxy', '--serial', 'a,b', '--listen', '127.0.0.1:0', '--to', '127.0.0.1:1'], /not several/],
+      [['proxy', '--serial', 'a,b', '--ptys', '/tmp'], /not several/],
+      [['proxy', '--ptys', '/nonexistent/dir'], /ML_ERR_PROXY_SERIAL: --ptys: cannot make the PTY pairs in \/nonexistent\/dir/],
       [['proxy', '--serial', 'onlyone'], /--serial takes the proxy's ends of two PTY pairs/],
       [['proxy', '--listen', '127.0.0.1:0', '--to', '127.0.0.1:9', '--faults', 'drop=2'], /--faults drop: "2" is not a probability/],
       [['proxy', '--listen', '127.0.0.1:0', '--to', '127.0.0.1:9', '--faults', 'oneway=X>Y@1s+1s'], /ML_ERR_PROXY_PLAN: --faults: oneway=X>Y: the proxy's ends are A \(the connect side\) and B/],
@@ -92,6 +97,45 @@ describe('mirrorlab proxy, run as a process', () => {
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
       await listener.stop();
+    }
+  });
+
+  it('--ptys makes the two PTY pairs, prints the ends the controllers open, relays between them, and ends socat on exit', async () => {
+    const dir = scratch.dir();
+    const child = spawn(process.execPath, [`${root}bin/mirrorlab.mjs`, 'proxy', '--ptys', dir, '--faults', 'drop=1:LOCK', '--json'],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MIRRORLAB_LOG: 'silent' } });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      await waitFor(() => /controller B opens \S+\n/.test(stdout), 'the lines naming the controllers\' ends', 20_000);
+      const pathA = /controller A opens (\S+)\n/.exec(stdout)![1]!;
+      const pathB = /controller B opens (\S+)\n/.exec(stdout)![1]!;
+      expect([pathA, pathB]).toEqual([`${dir}/proxy-a-a`, `${dir}/proxy-b-b`]);
+      const a = await openSerialLine(pathA, 115_200);
+      const b = await openSerialLine(pathB, 115_200);
+      const atB: Frame[] = [];
+      const decoder = new FrameDecoder({ onFrame: (f) => atB.push(f), onError: () => {} });
+      b.onData((chunk) => decoder.push(chunk.slice()));
+      try {
+        a.write(streamFrame('LOCK', 1));
+        a.write(streamFrame('WRITE', 2));
+        await waitFor(() => atB.length === 1, 'the WRITE at B');
+        expect(atB.map((f) => f.type)).toEqual([FrameType.Write]);
+      } finally {
+        await a.close();
+        await b.close();
+      }
+      child.kill('SIGINT');
+      expect(await exited).toBe(0);
+      type Stats = { link: string; directions: Record<string, { total: { framesDropped: number } }> };
+      const stats = JSON.parse(stdout.slice(stdout.lastIndexOf('\n{') + 1)) as Stats;
+      expect(stats.link).toBe('serial');
+      expect(stats.directions['A->B']!.total.framesDropped).toBe(1);
+      // socat is gone with the proxy, and with it the links it made.
+      await waitFor(() => !existsSync(pathA) && !existsSync(pathB), 'the PTY links removed');
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
     }
   });
 });

@@ -42,7 +42,7 @@ function bench(): BenchResult {
     return { mode, rttMs: rtt, throughputMBps: limit * ratio, limitMBps: limit, ratioToLimit: ratio };
   }));
   return {
-    only: 'all', rows, simWritesPerSec: 120_000, simWritesPerSecOwnRegions: 90_000, copyCrcWritesPerSec: 1_500_000, eventsPerWrite: 5.19, chartEventsPerWrite: 0.00001,
+    only: 'all', rows, simWritesPerSec: 120_000, simWritesPerSecOwnRegions: 90_000, checkedRunWritesPerSec: 25_000, traceEventsPerWrite: 9.5, copyCrcWritesPerSec: 1_500_000, eventsPerWrite: 5.19, chartEventsPerWrite: 0.00001,
     disks: {
       rows: [{ layout: 'mem:64MiB', random4kMBps: 6090, sequential1mMBps: 34793 }, { layout: 'raid5:4x64MiB', random4kMBps: 347, sequential1mMBps: 2905 }],
       raid5FullStripeMBps: 2617, raid5ReadModifyWriteMBps: 424, memoryCopyMBps: 29509, memoryCopy4kMBps: 24354, memoryCopy1mMBps: 29509, scale: 1, attached: [], attachedNotes: [],

@@ -1,9 +1,10 @@
-import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runEmulation } from '../../../hil/emulator/run.ts';
 import { firmwareCharts } from '../../../hil/viz/charts.ts';
+import { startFollowing } from '../../../hil/viz/follow.ts';
 import { runLiveEmulation } from '../../../hil/viz/live-run.ts';
 import { PAGE_DIR, VizServer } from '../../../hil/viz/server.ts';
 import { TraceIndex } from '../../../hil/viz/trace-index.ts';
@@ -182,6 +183,36 @@ describe('the visualizer in a real browser', () => {
     } finally {
       await page.close();
       await run.live?.server.close();
+    }
+  });
+
+  it('live, attached to controller processes (--follow): their telemetry moves the charts as it is written, with no pace to control', async () => {
+    // A real run's telemetry, stamped as controller processes stamp theirs, written in two halves.
+    const { events } = await makeTrace(scratch.dir(), 'follow-src', FAULTY);
+    const telemetry = events.filter((e) => e.kind !== 'run.start' && e.kind !== 'violation' && e.kind !== 'link.fault');
+    const stamped = telemetry.map((e, i) => `${JSON.stringify({ n: i + 1, proc: `${String(e.node)}/1`, wall: 1_000_000 + e.t, ...e })}\n`);
+    const path = join(scratch.dir(), 'follow.jsonl');
+    // The first half ends just after the source channel enters a state other than its last one; the rest brings it there.
+    const last = telemetry.filter((e) => e.kind === 'state' && e.machine === 'source:A->B').at(-1)!;
+    const half = telemetry.findIndex((e) => e.kind === 'state' && e.machine === 'source:A->B' && e.to !== last.to) + 1;
+    expect(half).toBeGreaterThan(0);
+    writeFileSync(path, stamped.slice(0, half).join(''));
+    const following = await startFollowing([path], 0);
+    const page = await open(following.server.url);
+    try {
+      await page.waitForSelector('body[data-live="connected"]');
+      await page.waitForSelector('figure[data-instance="source:A->B"]');
+      expect(await page.textContent('#run-info')).toBe(`following ${path}`);
+      expect(await page.$('#btn-live-pause'), 'a controller on the real clock has no pace to control').toBeNull();
+      const before = (await shownStates(page))['source:A->B'];
+      expect(before).toBeTruthy();
+      expect(before).not.toBe(String(last.to));
+      appendFileSync(path, stamped.slice(half).join(''));
+      await expect.poll(async () => (await shownStates(page))['source:A->B'], { timeout: 10_000 }).toBe(String(last.to));
+      expect(Number(await page.getAttribute('body', 'data-t'))).toBeGreaterThan(0);
+    } finally {
+      await page.close();
+      await following.close();
     }
   });
 
