@@ -8,7 +8,7 @@
  */
 import { TargetChannel } from '../../firmware/mirror/target-channel.ts';
 import { submitWrite } from '../../firmware/ports/block-device.ts';
-import { FrameType, type StreamFrame } from '../../firmware/protocol/index.ts';
+import { FrameType, NakReason, type StreamFrame } from '../../firmware/protocol/index.ts';
 import { main } from '../../hil/cli/main.ts';
 import { PLANTED_BUGS, plantAll, type PlantedBug } from './planted-bugs.ts';
 
@@ -16,6 +16,8 @@ import { PLANTED_BUGS, plantAll, type PlantedBug } from './planted-bugs.ts';
 export const CONFORMANCE_TARGET_BUGS = [
   /** A WRITE that arrives again after it was applied (a retransmission, a stale copy) is written to the disk again. */
   'target-applies-duplicates',
+  /** A gap in the stream is never NAKed: the target waits silently until the source's ack timeout re-sends. */
+  'target-never-naks-gaps',
 ] as const;
 type ConformanceBug = (typeof CONFORMANCE_TARGET_BUGS)[number];
 
@@ -32,6 +34,14 @@ function plantConformanceBug(bug: ConformanceBug): void {
           if (dev) submitWrite(dev, f.lba, f.data.slice(), () => {});
         }
         original.call(this, f, bytes, conn);
+      };
+      return;
+    }
+    case 'target-never-naks-gaps': {
+      const proto = TargetChannel.prototype as unknown as { nak(this: unknown, reason: NakReason, expected: number): void };
+      const original = proto.nak;
+      proto.nak = function (this: unknown, reason, expected) {
+        if (reason !== NakReason.Gap) original.call(this, reason, expected);
       };
       return;
     }

@@ -186,7 +186,7 @@ describe('the protocol checks fail on a target that breaks the protocol', () => 
     disk.set(a.subarray(512, 1024), 9 * 512);
     disk.set(b.subarray(512, 1024), 9 * 512);
     expect(await checkReadBack(read, written)).toBe('sector 10 of the target\'s copy holds zeros (never written), not write tag 101 (the last written there)');
-    disk[11 * 512 + 100] ^= 1;
+    disk[11 * 512 + 100] = disk[11 * 512 + 100]! ^ 1;
     disk.set(b.subarray(1024, 1536), 10 * 512);
     expect(await checkReadBack(read, written)).toMatch(/^sector 11 of the target's copy holds bytes no write of this battery wrote/);
   });

@@ -133,6 +133,18 @@ describe('mirrorlab conformance against a broken target', () => {
     await t.p.stop();
   }, 60_000);
 
+  it('fails the gap case when the target never NAKs a gap', async () => {
+    const port = await freePort();
+    const t = await startTarget({ link: `tcp-listen:127.0.0.1:${port}`, policy: 'halt-resume', plant: 'target-never-naks-gaps' });
+    const r = await mirrorlab(['conformance', '--tcp', `127.0.0.1:${port}`, '--case', 'gap', '--json']);
+    expect(r.code).toBe(1);
+    const doc = JSON.parse(r.stdout) as { failed: number; cases: { name: string; verdict: string; reason: string }[] };
+    expect(doc.failed).toBe(1);
+    expect(doc.cases[0]).toMatchObject({ name: 'gap', verdict: 'fail' });
+    expect(doc.cases[0]!.reason).toMatch(/^the target never NAKed the gap at seq \d+ \(the source's ack timeout re-sent it; last ACK \d+/);
+    await t.p.stop();
+  }, 60_000);
+
   it('fails the restart case when the target takes a restarted source for its old session', async () => {
     const port = await freePort();
     const t = await startTarget({ link: `tcp-listen:127.0.0.1:${port}`, policy: 'halt-resume', plant: 'target-keeps-old-stream' });
