@@ -3,7 +3,7 @@ import { crc32cRange } from '../../firmware/protocol/crc.ts';
 import { encodeFrame, FrameType, HEADER_BYTES, PROTOCOL_VERSION, RejectAction, type LockRejectedFrame } from '../../firmware/protocol/index.ts';
 import { writeData } from '../../host/workload/data.ts';
 import { CaseFailure, NAK_NAMES, checkHello, checkReadBack, checkStream, fail, hellos, naks, type Written } from './checks.ts';
-import { PASS, type FaultStage, type FrameFate, type OutgoingFrame } from './fault-stage.ts';
+import { PASS, type FaultStage, type FrameFate, type OutgoingFrame, type ReceivedRecord } from './fault-stage.ts';
 import { SECTOR_BYTES, SourceSide, type SourceSettings } from './source-side.ts';
 
 /** What a case may ask of the target beyond the protocol: its control socket (docs/conformance.md 5). */
@@ -40,9 +40,12 @@ export interface ConformanceCase {
 export const AREA_SECTORS = 64;
 export const LOCK_REGION_SECTORS = 64;
 /** How long a source gets to come up (HELLOs, heartbeats, the resynchronisation a new session starts). */
-const READY_MS = 8_000;
+const READY_MS = 15_000;
 /** A write's confirmation, after which it counts as lost. */
-const CONFIRM_MS = 8_000;
+const CONFIRM_MS = 15_000;
+/** The local lock the refused-lock cases take at the target: held this long at first, four times longer at each retry. */
+const LOCK_HOLD_MS = 500;
+const LOCK_ATTEMPTS = 3;
 
 /** A source for the case: started, up and resynchronised, stopped whatever happens. */
 async function withSource<T>(ctx: CaseContext, body: (src: SourceSide) => Promise<T>): Promise<T> {
@@ -72,6 +75,7 @@ async function confirmAll(src: SourceSide, writes: readonly Written[], what = 't
   const timer = sleep(CONFIRM_MS).then(() => 'timeout' as const);
   const result = await Promise.race([done.then(() => 'ok' as const), timer]);
   if (result === 'timeout') {
+    if (src.controller.failure) fail(`the source firmware stopped on an error: ${String(src.controller.failure)}`);
     const problem = checkStream(src.stage, src.session);
     fail(problem ?? `${what} were not all confirmed within ${CONFIRM_MS} ms (link ${src.linkState}; ${describeResponses(src.stage)})`);
   }
@@ -119,11 +123,11 @@ const hello: ConformanceCase = {
   name: 'hello',
   proves: 'the target answers HELLO on every data connection with protocol version 2, the connection it opens, our connection count and no feature we lack, and mirrors a write',
   control: 'read-back',
-  timeoutMs: 15_000,
+  timeoutMs: 30_000,
   run: (ctx) => withSource(ctx, async (src) => {
     const heard = hellos(src.stage);
     for (let k = 0; k < src.stage.connections; k++) {
-      const h = heard.find((r) => r.conn === k);
+      const h = heard.find((r) => r.conn === k && r.frame.peerSession === src.session) ?? heard.find((r) => r.conn === k);
       if (!h) fail(`no HELLO from the target on data connection ${k}`);
       const problem = checkHello(h.frame, { conn: k, connections: src.stage.connections, session: src.session, highestSent: src.stage.highestSeq });
       if (problem) fail(problem);
@@ -138,7 +142,7 @@ const splitCoalesced: ConformanceCase = {
   name: 'split-coalesced',
   proves: 'the target reassembles frames written in odd pieces (1 to 701 bytes) and several frames per write',
   control: 'read-back',
-  timeoutMs: 20_000,
+  timeoutMs: 40_000,
   run: (ctx) => withSource(ctx, async (src) => {
     src.stage.setShape('split-coalesce');
     const writes = Array.from({ length: 12 }, (_, k) => data(ctx, k, ctx.area + k * 5, 1 + (k % 5)));
@@ -156,7 +160,7 @@ function corruptCase(name: string, where: 'header' | 'payload'): ConformanceCase
     name,
     proves: `a WRITE whose ${where} CRC fails is NAKed or ignored, never applied; the re-sent copy is`,
     control: 'read-back',
-    timeoutMs: 20_000,
+    timeoutMs: 40_000,
     run: (ctx) => withSource(ctx, async (src) => {
       const writes = Array.from({ length: 4 }, (_, k) => data(ctx, k, ctx.area + k * 8, 8));
       const struck = { seq: 0, bytes: null as Uint8Array | null };
@@ -174,7 +178,7 @@ const duplicate: ConformanceCase = {
   name: 'duplicate',
   proves: 'a WRITE received twice is applied once: a stale copy arriving after a later write to the same sectors changes nothing',
   control: 'read-back',
-  timeoutMs: 20_000,
+  timeoutMs: 40_000,
   run: (ctx) => withSource(ctx, async (src) => {
     const first = data(ctx, 0, ctx.area, 8);
     const second = data(ctx, 1, ctx.area, 8);
@@ -197,7 +201,7 @@ const gap: ConformanceCase = {
   name: 'gap',
   proves: 'a missing entry is NAKed as a gap and nothing behind it is applied or confirmed before it arrives',
   control: 'read-back',
-  timeoutMs: 20_000,
+  timeoutMs: 40_000,
   run: (ctx) => withSource(ctx, async (src) => {
     const writes = [data(ctx, 0, ctx.area, 8), data(ctx, 1, ctx.area, 8), data(ctx, 2, ctx.area + 16, 8)];
     const lost = { seq: 0, bytes: null as Uint8Array | null };
@@ -218,16 +222,29 @@ function refusedLockCase(policy: 'halt-resume' | 'retransmit'): ConformanceCase 
       ? 'a LOCK refused under halt-resume is announced as held, granted once the region is free, and the writes behind it applied without a re-send'
       : 'a LOCK refused under retransmit is announced as discarded, and the re-sent LOCK and writes are applied once the region is free',
     control: 'required',
-    timeoutMs: 20_000,
+    timeoutMs: 40_000,
     run: async (ctx) => {
       const control = ctx.control;
       if (control === null) return { verdict: 'skip', reason: 'needs --target-control: only a target told to lock the region refuses a mirror lock' };
       return withSource(ctx, async (src) => {
-        await control.holdLock(ctx.settings.lun, ctx.area, LOCK_REGION_SECTORS, 400);
-        const w = [data(ctx, 0, ctx.area, 8)];
-        await confirmAll(src, w);
-        const rejected = src.stage.received.find((r) => r.frame.type === FrameType.LockRejected);
-        if (!rejected) fail('the target granted a LOCK on a region its own lock held (no LOCK_REJECTED)');
+        // The local lock is released holdMs after its grant, on the target's clock: a LOCK that left
+        // in the first half of that surely arrived while it was held. One that left later (a busy
+        // machine) proves nothing, and the case tries again with a longer hold.
+        let w: Written[] = [];
+        let rejected: ReceivedRecord | undefined;
+        for (let attempt = 0, holdMs = LOCK_HOLD_MS; attempt < LOCK_ATTEMPTS && !rejected; attempt++, holdMs *= 4) {
+          await control.holdLock(ctx.settings.lun, ctx.area, LOCK_REGION_SECTORS, holdMs);
+          const grantedAt = src.clock.now();
+          const sentBefore = src.stage.sent.length;
+          w = [...w, data(ctx, attempt, ctx.area, 8)];
+          await confirmAll(src, w.slice(-1));
+          rejected = src.stage.received.find((r) => r.frame.type === FrameType.LockRejected);
+          const lock = src.stage.sent.slice(sentBefore).find((s) => s.type === FrameType.Lock);
+          if (!rejected && lock && lock.at - grantedAt < holdMs / 2) {
+            fail(`the target granted a LOCK on a region its own lock held (no LOCK_REJECTED; the LOCK left ${Math.round(lock.at - grantedAt)} ms into a ${holdMs} ms hold)`);
+          }
+        }
+        if (!rejected) fail(`the battery could not get a LOCK to the target while its local lock was held (${LOCK_ATTEMPTS} tries, this machine is too busy)`);
         const rej = rejected.frame as LockRejectedFrame;
         if (rej.action !== action) return { verdict: 'skip', reason: `the target applies ${other}; run against a target configured for ${policy}` };
         const firstAck = src.stage.received.find((r) => r.frame.type === FrameType.Ack && r.frame.seq >= rej.seq && r.at >= rejected.at);
@@ -250,7 +267,7 @@ const reconnect: ConformanceCase = {
   name: 'reconnect',
   proves: 'data connections closed and opened again mid-stream lose nothing and apply nothing twice; the target says where to resume in its HELLO',
   control: 'read-back',
-  timeoutMs: 25_000,
+  timeoutMs: 50_000,
   run: (ctx) => withSource(ctx, async (src) => {
     const writes = Array.from({ length: 12 }, (_, k) => data(ctx, k, ctx.area + (k % 6) * 8, 8));
     await confirmAll(src, writes.slice(0, 4));
@@ -279,7 +296,7 @@ const restart: ConformanceCase = {
   name: 'restart',
   proves: 'a source that restarts (a new session id, a new stream from seq 1) is taken as a new session: its entries are applied, not mistaken for the old stream\'s',
   control: 'read-back',
-  timeoutMs: 30_000,
+  timeoutMs: 60_000,
   run: async (ctx) => {
     const old = Array.from({ length: 6 }, (_, k) => data(ctx, k, ctx.area + k * 8, 8));
     const oldSession = await withSource(ctx, async (src) => {
@@ -305,7 +322,7 @@ const version: ConformanceCase = {
   name: 'version',
   proves: 'a frame of another protocol version (sound CRCs) is refused as an incompatible peer, never read as noise: the target takes the link down',
   control: 'none',
-  timeoutMs: 20_000,
+  timeoutMs: 40_000,
   run: (ctx) => withSource(ctx, async (src) => {
     const frame = otherVersionFrame(src);
     const conn = [...Array(src.stage.connections).keys()].find((k) => src.stage.isOpen(k));

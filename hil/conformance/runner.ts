@@ -44,6 +44,8 @@ export interface ConformanceReport {
   skipped: number;
 }
 
+/** How long a case that was cut off gets to stop its source before the next case starts (ms). */
+const CUT_OFF_GRACE_MS = 20_000;
 /** How long the reachability probe waits for a TCP connection (ms). */
 const PROBE_MS = 3_000;
 
@@ -102,8 +104,9 @@ async function runCase(c: ConformanceCase, ctx: Parameters<ConformanceCase['run'
   });
   let verdict: CaseResult['verdict'];
   let reason: string;
+  const running = c.run(ctx);
   try {
-    const outcome = await Promise.race([c.run(ctx), timeout]);
+    const outcome = await Promise.race([running, timeout]);
     verdict = outcome.verdict;
     reason = outcome.reason;
   } catch (error) {
@@ -112,6 +115,8 @@ async function runCase(c: ConformanceCase, ctx: Parameters<ConformanceCase['run'
   } finally {
     clearTimeout(timer);
   }
+  // A case cut off is still stopping its source: the next one must not meet it on the target's link.
+  await Promise.race([running.catch(() => undefined), new Promise((r) => setTimeout(r, CUT_OFF_GRACE_MS).unref())]);
   return { name: c.name, verdict, reason, seconds: (performance.now() - t0) / 1000, proves: c.proves, control: c.control };
 }
 

@@ -29,6 +29,12 @@ export const SECTOR_BYTES = 512;
  * volume across: in chunks no larger than this, which any board's payload limit should take.
  */
 export const RESYNC_CHUNK_BYTES = 64 * 1024;
+/**
+ * Our ack timeout never fires before a second has passed: a target has that long to NAK a gap or a
+ * corrupt frame before our own timer re-sends it (the gap case insists on the NAK), however busy
+ * the machines are. Recovery by timeout, where a case needs it, costs that second.
+ */
+export const SOURCE_TIMEOUTS = { ackTimeoutInitialMs: 1_000, ackTimeoutMinMs: 1_000 } as const;
 
 /**
  * One start of the source: our firmware (a StorageController whose one LUN, on a memory disk, is
@@ -53,7 +59,7 @@ export class SourceSide {
     const device = new MemoryDisk({ name: 'conformance-lun', sectorCount: settings.sectorCount, clock });
     const controller = new StorageController(
       {
-        name: 'conformance', id: settings.id, onLockReject: 'halt-resume', limits: { ...LIVE_LINK_LIMITS, resyncChunkBytes: RESYNC_CHUNK_BYTES },
+        name: 'conformance', id: settings.id, onLockReject: 'halt-resume', limits: { ...LIVE_LINK_LIMITS, ...SOURCE_TIMEOUTS, resyncChunkBytes: RESYNC_CHUNK_BYTES },
         luns: [{ lun: settings.lun, device, mirror: { peer: 'target', mode: 'speculative' }, lockRegionSectors: settings.lockRegionSectors }],
       },
       { clock, telemetry: silentTelemetry, random: new SeededRandom(randomInt(1, 2 ** 47)) },
