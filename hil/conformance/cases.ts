@@ -46,6 +46,8 @@ const CONFIRM_MS = 15_000;
 /** The local lock the refused-lock cases take at the target: held this long at first, four times longer at each retry. */
 const LOCK_HOLD_MS = 500;
 const LOCK_ATTEMPTS = 3;
+/** How long the hello case waits for a HELLO on every data connection once the link is up. */
+const HELLO_WAIT_MS = 5_000;
 
 /** A source for the case: started, up and resynchronised, stopped whatever happens. */
 async function withSource<T>(ctx: CaseContext, body: (src: SourceSide) => Promise<T>): Promise<T> {
@@ -125,6 +127,9 @@ const hello: ConformanceCase = {
   control: 'read-back',
   timeoutMs: 30_000,
   run: (ctx) => withSource(ctx, async (src) => {
+    // The link is up once one connection is ready; the others' HELLOs may still be on their way.
+    const everyConnection = (): boolean => [...Array(src.stage.connections).keys()].every((k) => hellos(src.stage).some((r) => r.conn === k));
+    await src.stage.until(everyConnection, HELLO_WAIT_MS);
     const heard = hellos(src.stage);
     for (let k = 0; k < src.stage.connections; k++) {
       const h = heard.find((r) => r.conn === k && r.frame.peerSession === src.session) ?? heard.find((r) => r.conn === k);
