@@ -58,7 +58,8 @@ async function withSource<T>(ctx: CaseContext, body: (src: SourceSide) => Promis
       const problem = checkStream(src.stage, src.session);
       if (problem) fail(problem);
       const heard = src.stage.received.length;
-      fail(`the link did not come up within ${READY_MS} ms (link ${src.linkState}; ${heard} frames heard from the target${hellos(src.stage).length === 0 ? ', no HELLO' : ''})`);
+      const noHello = hellos(src.stage).length === 0 ? ', no HELLO' : '';
+      fail(`the link did not come up within ${READY_MS} ms (link ${src.linkState}; ${heard} frames heard from the target${noHello})`);
     }
     return await body(src);
   } finally {
@@ -100,6 +101,11 @@ async function verify(ctx: CaseContext, src: SourceSide, written: readonly Writt
   return 'data read back identical';
 }
 
+/** What a HELLO from the target on data connection `conn` must say to this source. */
+function helloExpectations(src: SourceSide, conn: number): Parameters<typeof checkHello>[1] {
+  return { conn, connections: src.stage.connections, session: src.session, highestSent: src.stage.highestSeq };
+}
+
 /** The tag a WRITE frame carries (header bytes 24-31): how a case picks its own writes out of the stream. */
 function frameTag(bytes: Uint8Array): number {
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -123,7 +129,8 @@ function strikeWrite(tag: number, fate: FrameFate, seen: { seq: number; bytes: U
 
 const hello: ConformanceCase = {
   name: 'hello',
-  proves: 'the target answers HELLO on every data connection with protocol version 2, the connection it opens, our connection count and no feature we lack, and mirrors a write',
+  proves: 'the target answers HELLO on every data connection with protocol version 2, the connection it opens, '
+    + 'our connection count and no feature we lack, and mirrors a write',
   control: 'read-back',
   timeoutMs: 30_000,
   run: (ctx) => withSource(ctx, async (src) => {
@@ -134,7 +141,7 @@ const hello: ConformanceCase = {
     for (let k = 0; k < src.stage.connections; k++) {
       const h = heard.find((r) => r.conn === k && r.frame.peerSession === src.session) ?? heard.find((r) => r.conn === k);
       if (!h) fail(`no HELLO from the target on data connection ${k}`);
-      const problem = checkHello(h.frame, { conn: k, connections: src.stage.connections, session: src.session, highestSent: src.stage.highestSeq });
+      const problem = checkHello(h.frame, helloExpectations(src, k));
       if (problem) fail(problem);
     }
     const w = [data(ctx, 0, ctx.area, 8)];
@@ -218,7 +225,8 @@ const gap: ConformanceCase = {
     await confirmAll(src, writes);
     const nak = naks(src.stage).find((r) => r.frame.seq === lost.seq);
     if (!nak) fail(`the target never NAKed the gap at seq ${lost.seq} (the source's ack timeout re-sent it; ${describeResponses(src.stage)})`);
-    return { verdict: 'pass', reason: `seq ${lost.seq} withheld: NAKed (${NAK_NAMES[nak.frame.reason]}), nothing behind it confirmed early; ${await verify(ctx, src, writes)}` };
+    const how = `seq ${lost.seq} withheld: NAKed (${NAK_NAMES[nak.frame.reason]}), nothing behind it confirmed early`;
+    return { verdict: 'pass', reason: `${how}; ${await verify(ctx, src, writes)}` };
   }),
 };
 
@@ -250,7 +258,8 @@ function refusedLockCase(policy: 'halt-resume' | 'retransmit'): ConformanceCase 
           rejected = src.stage.received.find((r) => r.frame.type === FrameType.LockRejected);
           const lock = src.stage.sent.slice(sentBefore).find((s) => s.type === FrameType.Lock);
           if (!rejected && lock && lock.at - grantedAt < holdMs / 2) {
-            fail(`the target granted a LOCK on a region its own lock held (no LOCK_REJECTED; the LOCK left ${Math.round(lock.at - grantedAt)} ms into a ${holdMs} ms hold)`);
+            const into = Math.round(lock.at - grantedAt);
+            fail(`the target granted a LOCK on a region its own lock held (no LOCK_REJECTED; the LOCK left ${into} ms into a ${holdMs} ms hold)`);
           }
         }
         if (!rejected) fail(`the battery could not get a LOCK to the target while its local lock was held (${LOCK_ATTEMPTS} tries, this machine is too busy)`);
@@ -266,7 +275,8 @@ function refusedLockCase(policy: 'halt-resume' | 'retransmit'): ConformanceCase 
           if (!resent) fail(`the source never re-sent the discarded LOCK seq ${rej.seq}`);
           if (firstAck && firstAck.at < resent.at) fail(`the target confirmed the discarded LOCK seq ${rej.seq} before it was re-sent`);
         }
-        return { verdict: 'pass', reason: `LOCK seq ${rej.seq} refused (${policy === 'halt-resume' ? 'held' : 'discarded'}), then ${policy === 'halt-resume' ? 'granted' : 're-sent and granted'}; ${await verify(ctx, src, w)}` };
+        const how = policy === 'halt-resume' ? 'held), then granted' : 'discarded), then re-sent and granted';
+        return { verdict: 'pass', reason: `LOCK seq ${rej.seq} refused (${how}; ${await verify(ctx, src, w)}` };
       });
     },
   };
@@ -294,7 +304,7 @@ const reconnect: ConformanceCase = {
     const after = hellos(src.stage).filter((r) => r.at > dropAt.at);
     if (after.length === 0) fail('no HELLO from the target after the connections were opened again');
     for (const h of after) {
-      const problem = checkHello(h.frame, { conn: h.conn as number, connections: src.stage.connections, session: src.session, highestSent: src.stage.highestSeq });
+      const problem = checkHello(h.frame, helloExpectations(src, h.conn as number));
       if (problem) fail(problem);
     }
     return { verdict: 'pass', reason: `connections re-opened (${after.length} HELLO), 12 writes confirmed; ${await verify(ctx, src, writes)}` };
@@ -303,7 +313,8 @@ const reconnect: ConformanceCase = {
 
 const restart: ConformanceCase = {
   name: 'restart',
-  proves: 'a source that restarts (a new session id, a new stream from seq 1) is taken as a new session: its entries are applied, not mistaken for the old stream\'s',
+  proves: 'a source that restarts (a new session id, a new stream from seq 1) is taken as a new session: '
+    + 'its entries are applied, not mistaken for the old stream\'s',
   control: 'read-back',
   timeoutMs: 60_000,
   run: async (ctx) => {
@@ -319,7 +330,7 @@ const restart: ConformanceCase = {
       const fresh = [data(ctx, 10, ctx.area, 8)];
       await confirmAll(src, fresh, 'the new session\'s write');
       for (const h of hellos(src.stage)) {
-        const problem = checkHello(h.frame, { conn: h.conn as number, connections: src.stage.connections, session: src.session, highestSent: src.stage.highestSeq });
+        const problem = checkHello(h.frame, helloExpectations(src, h.conn as number));
         if (problem) fail(problem);
       }
       return { verdict: 'pass', reason: `session ${oldSession} then ${src.session}: the new stream applied from seq 1; ${await verify(ctx, src, fresh)}` };

@@ -90,7 +90,9 @@ export function checkNoRefusals(stage: FaultStage, session: number): string | nu
  */
 export function checkHello(h: HelloFrame, o: { conn: number; connections: number; session: number; highestSent: number }): string | null {
   if (h.connection !== o.conn) return `the target's HELLO on data connection ${o.conn} says it opens connection ${h.connection}`;
-  if (h.connections !== o.connections) return `the target's HELLO says its link has ${h.connections} data connections; ours has ${o.connections} (both ends must agree)`;
+  if (h.connections !== o.connections) {
+    return `the target's HELLO says its link has ${h.connections} data connections; ours has ${o.connections} (both ends must agree)`;
+  }
   const missing = h.requiredFeatures & ~FEATURES_IMPLEMENTED;
   if (missing !== 0) return `the target requires features this source lacks: ${featureNames(missing >>> 0).join(', ')}`;
   if (h.peerSession === o.session && h.seq > o.highestSent) {

@@ -141,9 +141,14 @@ async function probe(link: LiveLinkSpec, logger: LinkLogger): Promise<void> {
     });
     s.once('error', (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(new ConformanceError('ML_ERR_CONFORMANCE_UNREACHABLE', `nothing listens at ${where} (${error.code ?? error.message}); start the target first (its peer link listening there)`));
+      const why = error.code ?? error.message;
+      reject(new ConformanceError('ML_ERR_CONFORMANCE_UNREACHABLE', `nothing listens at ${where} (${why}); start the target first (its peer link listening there)`));
     });
   });
+}
+
+function failureDetails(r: CaseResult, reproduce: string): string {
+  return `${r.reason}\n\nwhat the case proves: ${r.proves}\nrerun: ${reproduce} --case ${r.name}`;
 }
 
 /** The report as a JUnit suite (hil/report/junit.ts): one testcase per case; a failure carries its reason. */
@@ -154,7 +159,7 @@ export function conformanceSuite(report: ConformanceReport, reproduce: string): 
     seconds: r.seconds,
     outcome: r.verdict === 'pass' ? { kind: 'passed' }
       : r.verdict === 'skip' ? { kind: 'skipped', message: r.reason }
-        : { kind: 'failed', message: r.reason, type: 'conformance', details: `${r.reason}\n\nwhat the case proves: ${r.proves}\nrerun: ${reproduce} --case ${r.name}` },
+        : { kind: 'failed', message: r.reason, type: 'conformance', details: failureDetails(r, reproduce) },
     stdout: r.verdict === 'pass' ? r.reason : undefined,
   }));
   return {

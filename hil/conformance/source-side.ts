@@ -59,7 +59,8 @@ export class SourceSide {
     const device = new MemoryDisk({ name: 'conformance-lun', sectorCount: settings.sectorCount, clock });
     const controller = new StorageController(
       {
-        name: 'conformance', id: settings.id, onLockReject: 'halt-resume', limits: { ...LIVE_LINK_LIMITS, ...SOURCE_TIMEOUTS, resyncChunkBytes: RESYNC_CHUNK_BYTES },
+        name: 'conformance', id: settings.id, onLockReject: 'halt-resume',
+        limits: { ...LIVE_LINK_LIMITS, ...SOURCE_TIMEOUTS, resyncChunkBytes: RESYNC_CHUNK_BYTES },
         luns: [{ lun: settings.lun, device, mirror: { peer: 'target', mode: 'speculative' }, lockRegionSectors: settings.lockRegionSectors }],
       },
       { clock, telemetry: silentTelemetry, random: new SeededRandom(randomInt(1, 2 ** 47)) },
