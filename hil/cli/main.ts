@@ -4,6 +4,7 @@ import { createLogger } from '../log.ts';
 import { UsageError } from '../plan-error.ts';
 import { benchCommand } from './bench-command.ts';
 import { campaignCommand } from './campaign-command.ts';
+import { conformanceCommand } from './conformance-command.ts';
 import { controllerCommand } from './controller-command.ts';
 import { demoCommand } from './demo-command.ts';
 import { devicesCommand } from './devices-command.ts';
@@ -55,6 +56,7 @@ export async function main(argv: string[]): Promise<number> {
     program.addCommand(statusCommand(exit));
     program.addCommand(loadCommand(exit));
     program.addCommand(rackCommand(log.child({ module: 'rack' }), exit));
+    program.addCommand(conformanceCommand(log.child({ module: 'conformance' }), exit));
     for (const cmd of program.commands) cmd.exitOverride();
     for (const cmd of program.commands.flatMap((c) => c.commands)) cmd.exitOverride();
     await program.parseAsync(argv, { from: 'user' });

@@ -103,6 +103,11 @@ export class ControlClient implements HostClient {
     await this.request({ op: 'flush', ...(lun === undefined ? {} : { lun }) });
   }
 
+  /** A local write lock on the region, held `holdMs` from its grant; resolves at the grant (control-protocol.ts `lock`). */
+  async holdLock(lun: number, lba: number, count: number, holdMs: number): Promise<void> {
+    await this.request({ op: 'lock', lun, lba, count, holdMs });
+  }
+
   async status(): Promise<ControllerStatus> {
     const f = await this.request({ op: 'status' });
     return (f.header as { status: ControllerStatus }).status;

@@ -14,7 +14,9 @@ import { MirrorlabError } from '../../firmware/errors.ts';
  *  ..  m  data: raw bytes
  *
  * Requests: `{"id":N,"op":"write","lun":L,"lba":A,"tag"?:T}` + the data; `{"id":N,"op":"read","lun":L,"lba":A,"count":C}`;
- * `{"id":N,"op":"flush","lun"?:L}`; `{"id":N,"op":"status"}`; `{"id":N,"op":"stop"}`.
+ * `{"id":N,"op":"flush","lun"?:L}`; `{"id":N,"op":"status"}`; `{"id":N,"op":"stop"}`;
+ * `{"id":N,"op":"lock","lun":L,"lba":A,"count":C,"holdMs":H}` (a local lock held H ms from its grant,
+ * answered at the grant: how a conformance run makes this controller refuse a mirror lock, docs/conformance.md 5).
  * Responses: `{"id":N,"ok":true}` (+ the data of a read; `"status":{...}` for status), or
  * `{"id":N,"ok":false,"code":"ML_ERR_...","message":"..."}`. A frame that cannot be read at all
  * (bad magic, a length out of bounds, a header that is not JSON) is answered with id null, and the
@@ -25,6 +27,9 @@ export const CONTROL_PREFIX_BYTES = 12;
 export const CONTROL_HEADER_BYTES_MAX = 64 * 1024;
 /** Largest data part of one frame: a 16 MiB read or write (the controller's own limit may be lower). */
 export const CONTROL_DATA_BYTES_MAX = 16 * 1024 * 1024;
+
+/** Longest a `lock` request may hold its region (ms): a local lock that is never released would stall the mirror. */
+export const LOCK_HOLD_MS_MAX = 60_000;
 
 export class ControlProtocolError extends MirrorlabError {
   constructor(message: string, code = 'ML_ERR_CONTROL_FRAME') {
@@ -41,10 +46,11 @@ export const controlRequestSchema = z.discriminatedUnion('op', [
   z.strictObject({ id, op: z.literal('read'), lun, lba, count: z.number().int().min(1).max(CONTROL_DATA_BYTES_MAX) }),
   z.strictObject({ id, op: z.literal('flush'), lun: lun.optional() }),
   z.strictObject({ id, op: z.literal('status') }),
+  z.strictObject({ id, op: z.literal('lock'), lun, lba, count: z.number().int().min(1).max(2 ** 31), holdMs: z.number().int().min(1).max(LOCK_HOLD_MS_MAX) }),
   z.strictObject({ id, op: z.literal('stop') }),
 ]);
 export type ControlRequest = z.infer<typeof controlRequestSchema>;
-export const CONTROL_OPS = ['write', 'read', 'flush', 'status', 'stop'] as const;
+export const CONTROL_OPS = ['write', 'read', 'flush', 'status', 'stop', 'lock'] as const;
 
 export const controlResponseSchema = z.union([
   z.object({ id, ok: z.literal(true), status: z.record(z.string(), z.unknown()).optional() }),

@@ -237,6 +237,9 @@ export class ControlServer implements HostFrontEnd {
       case 'flush':
         await io.flush(req.lun);
         return { header: {} };
+      case 'lock':
+        await io.holdLock(req.lun, req.lba, req.count, req.holdMs);
+        return { header: {} };
     }
   }
 

@@ -339,6 +339,11 @@ export class ControllerRuntime implements ControlPlane {
         else if (this.refusing) throw new MirrorlabError('ML_ERR_STOPPING', `${this.cfg.name} is stopping and takes no more host I/O`);
         await Promise.all(this.volumes.filter((v) => lun === undefined || v.lun === lun).map((v) => v.device.flush()));
       },
+      holdLock: async (lun, lba, count, holdMs) => {
+        usable(lun, false);
+        const lock = await c.localLock(lun, lba, count, 'write');
+        setTimeout(() => lock.release(), holdMs);
+      },
     };
   }
 }

@@ -47,6 +47,11 @@ export interface HostIo {
   read(lun: number, lba: number, count: number): Promise<Uint8Array>;
   /** Makes every acknowledged write to `lun` (all LUNs if absent) durable on its volume. */
   flush(lun?: number): Promise<void>;
+  /**
+   * Takes a local (server) write lock on the region, as the target's own server would, and releases
+   * it `holdMs` after the grant; resolves at the grant. A mirror lock asked for meanwhile is refused.
+   */
+  holdLock(lun: number, lba: number, count: number, holdMs: number): Promise<void>;
   /** Largest read or write, in bytes. */
   readonly transferBytesMax: number;
 }

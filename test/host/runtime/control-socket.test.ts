@@ -76,7 +76,7 @@ describe('a controller under a hostile control client', () => {
       [1, false, 'ML_ERR_CONTROL_REQUEST'], [2, false, 'ML_ERR_CONTROL_REQUEST'], [3, false, 'ML_ERR_CONTROL_REQUEST'],
       [4, false, 'ML_ERR_CONTROL_REQUEST'], [null, false, 'ML_ERR_CONTROL_REQUEST'], [6, false, 'ML_ERR_CONTROL_REQUEST'], [7, true, undefined],
     ]);
-    expect(replies[0]!.message).toBe('"op" must be one of write, read, flush, status, stop');
+    expect(replies[0]!.message).toBe('"op" must be one of write, read, flush, status, stop, lock');
     expect(replies[2]!.message).toBe('a write carries its data (a whole number of sectors)');
     expect(replies[3]!.message).toBe('status carries no data');
     expect(replies[5]!.message).toBe('request: unknown field extra');
