@@ -42,7 +42,7 @@ export interface LiveLinkStats {
   refusedBusy?: number;
   /** Serial: times the port was opened again after it disappeared; USB: times the device was found and claimed again. */
   reopens?: number;
-  /** USB: bulk transfers and what the link recovered from (docs/live-links.md, USB bulk links). */
+  /** USB: bulk transfers and what the link recovered from (docs/usb-link.md 4). */
   usb?: UsbTransferStats;
 }
 

@@ -3,7 +3,7 @@ import type { MassStorageUsbDevice, UsbAlternateInfo, UsbConfigurationInfo } fro
 import { LiveLinkError } from './live-link-errors.ts';
 
 /**
- * Finding and claiming the device of a `usb-link:` spec (docs/live-links.md, USB bulk links), as
+ * Finding and claiming the device of a `usb-link:` spec (docs/usb-link.md 2), as
  * `host/disks/usb/open-usb.ts` does it for a mass-storage volume: exactly one device with the
  * IDs (and serial), a vendor-specific interface (class FFh) with one bulk OUT and one bulk IN
  * endpoint, nobody else holding it. A kernel driver bound to that interface is never detached:
@@ -105,7 +105,7 @@ export async function claimUsbLink(t: UsbLinkTarget, env: UsbEnvironment): Promi
     const found = findLinkInterface(device.configuration);
     if (found === null) {
       throw new LiveLinkError('ML_ERR_LINK_USB_INTERFACE',
-        `${label} has no vendor-specific interface (class FFh) with one bulk IN and one bulk OUT endpoint; a mirror link needs one (docs/live-links.md)`);
+        `${label} has no vendor-specific interface (class FFh) with one bulk IN and one bulk OUT endpoint; a mirror link needs one (docs/usb-link.md 1)`);
     }
     const driver = await holder(t, env, device, found.number);
     if (driver === 'usbfs') throw new LiveLinkError('ML_ERR_LINK_USB_IN_USE', `${label}: another program has claimed its interface ${found.number}; close that program first`);

@@ -14,7 +14,7 @@ import type {
 import { USB_VENDOR_CLASS } from './usb-link-claim.ts';
 
 /**
- * A board with a USB mirror-link interface, emulated (docs/live-links.md, USB bulk links): the
+ * A board with a USB mirror-link interface, emulated (docs/usb-link.md 5): the
  * part of WebUSB's `USBDevice` the host side uses, with a vendor-specific interface of one bulk
  * OUT and one bulk IN pipe, whose far end is a {@link LinkEndpoint}, the "gadget" side, as a
  * board's firmware would see its USB function: what the host writes to bulk OUT arrives there as
@@ -201,7 +201,7 @@ export class EmulatedUsbLinkDevice implements MassStorageUsbDevice {
   }
 
   async clearHalt(direction: UsbDirection, endpointNumber: number): Promise<void> {
-    await this.bus(0);
+    await this.busTime(0);
     this.usable(true);
     assert(endpointNumber === (direction === 'in' ? USB_LINK_EMULATED_BULK_IN : USB_LINK_EMULATED_BULK_OUT), `clearHalt: no bulk-${direction} endpoint ${endpointNumber}`);
     this.halted[direction] = false;
@@ -214,7 +214,7 @@ export class EmulatedUsbLinkDevice implements MassStorageUsbDevice {
     const epoch = this.epoch;
     this.stats.transfersOut++;
     this.stats.outTransferBytesMax = Math.max(this.stats.outTransferBytesMax, data.length);
-    await this.bus(data.length);
+    await this.busTime(data.length);
     this.stillThere(epoch);
     if (this.halted.out) return { status: 'stall', bytesWritten: 0 };
     const packets = Math.ceil(data.length / PACKET_BYTES);
@@ -256,7 +256,7 @@ export class EmulatedUsbLinkDevice implements MassStorageUsbDevice {
       timeout.name = 'TimeoutError';
       throw timeout;
     }
-    await this.bus(Math.min(length, this.inBytes));
+    await this.busTime(Math.min(length, this.inBytes));
     this.stillThere(epoch);
     this.stats.transfersIn++;
     if (this.halted.in) return { status: 'stall' };
@@ -339,7 +339,7 @@ export class EmulatedUsbLinkDevice implements MassStorageUsbDevice {
   }
 
   /** The bus time of a transfer of `bytes` (high speed: 512-byte packets, 13 per 125 us microframe). */
-  private bus(bytes: number): Promise<void> {
+  private busTime(bytes: number): Promise<void> {
     const packets = Math.max(1, Math.ceil(bytes / PACKET_BYTES));
     return this.clock.sleep(Math.ceil(packets / PACKETS_PER_MICROFRAME) * MICROFRAME_MS);
   }

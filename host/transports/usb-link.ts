@@ -34,7 +34,7 @@ export interface UsbLinkOptions extends UsbLinkTarget {
 }
 
 /**
- * Defaults (docs/live-links.md, USB bulk links). 16 KiB transfers: the largest every Linux usbfs
+ * Defaults (docs/usb-link.md 3). 16 KiB transfers: the largest every Linux usbfs
  * takes as one request (older kernels split anything bigger), 32 high-speed packets, and more
  * than the firmware's usual frame; the send queue holds four of them; an idle IN transfer is
  * posted again every 100 ms, which costs nothing on the bus (the host controller polls, not us).
@@ -65,7 +65,7 @@ const HEARTBEAT_SLACK_BYTES = 4096;
 type Required_ = Required<Omit<UsbLinkOptions, 'serial'>> & { serial: string | null };
 
 /**
- * A live link over a USB bulk pipe pair (docs/live-links.md, USB bulk links): one data
+ * A live link over a USB bulk pipe pair (docs/usb-link.md 3, 4): one data
  * connection, heartbeats inline as frames on the same byte stream, like a serial line.
  *
  * Out: sends and heartbeats wait, whole and in order, in one bounded queue; one OUT transfer at a
