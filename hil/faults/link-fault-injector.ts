@@ -3,9 +3,10 @@ import type { Random } from '../../firmware/ports/random.ts';
 import type { HostClock } from '../../host/clock/clock.ts';
 import type { LinkChannel, LinkDirection, LinkFaultHook, Transmission } from '../../host/transports/link.ts';
 import type { SimLink } from '../../host/transports/sim.ts';
-import { silentTraceSink, type FrameFaultName, type HoleFaultEvent, type TraceSink } from '../trace/events.ts';
-import { LINK_FRAME_TYPE_NAMES, flapEndMs, type DelayFault, type FrameFault, type LinkFaultPlan, type OneWayCut } from './link-fault-plan.ts';
-import { CutList, FlapSchedule, PartitionSchedule, lastEndMs, type EpisodeSource, type Partition } from './partition-schedule.ts';
+import { silentTraceSink, type FrameFaultName, type TraceSink } from '../trace/events.ts';
+import { LINK_FRAME_TYPE_NAMES, flapEndMs, type DelayFault, type FrameFault, type LinkFaultPlan } from './link-fault-plan.ts';
+import { HoleSchedule } from './hole-schedule.ts';
+import { CutList, PartitionSchedule, lastEndMs } from './partition-schedule.ts';
 
 export function newLinkFaultCounters() {
   return {
@@ -50,25 +51,6 @@ function rates(rules: readonly FrameFault[]): Rates {
   return r;
 }
 
-type HoleKind = 'partition' | 'silent' | 'oneway' | 'flap';
-
-/** The black holes of one kind (and, for one-way cuts, one direction), run one episode at a time. */
-interface HoleStream {
-  readonly kind: HoleKind;
-  readonly source: EpisodeSource;
-  readonly dirs: readonly LinkDirection[];
-  /** One-way cuts: the controllers, as the plan names them. */
-  readonly from?: string;
-  readonly to?: string;
-  /** Flaps: how many cycles the flap has. */
-  readonly cycles?: number;
-  timer: unknown;
-  /** Episodes begun (a flap's cycle number). */
-  begun: number;
-  active: boolean;
-}
-
-const BOTH: readonly LinkDirection[] = ['ab', 'ba'];
 
 /**
  * Applies a {@link LinkFaultPlan} to a simulated link: per-frame faults, heartbeat loss and
@@ -101,12 +83,7 @@ export class LinkFaultInjector implements LinkFaultHook {
   private readonly delay: Rates;
   private readonly hblossPerMillion: number;
   private readonly resetPerMillion: number;
-  private readonly streams: HoleStream[];
-  private readonly holes = { ab: 0, ba: 0 };
-  private readonly bandwidthChanges: readonly { atMs: number; mbps: number }[];
-  private bandwidthNext = 0;
-  private bandwidthChanged = false;
-  private bandwidthTimer: unknown = null;
+  private readonly holes: HoleSchedule;
 
   constructor(
     plan: LinkFaultPlan,
@@ -123,14 +100,31 @@ export class LinkFaultInjector implements LinkFaultHook {
     this.delay = rates(plan.delay);
     this.hblossPerMillion = plan.hblossPerMillion;
     this.resetPerMillion = plan.resetPerMillion;
-    this.streams = this.holeStreams(plan);
-    this.bandwidthChanges = [...plan.bandwidth].sort((a, b) => a.atMs - b.atMs);
+    const [a, b] = [link.a.name, link.b.name];
+    this.holes = new HoleSchedule({
+      plan, random: random.fork('partitions'), names: { a, b }, counters: this.counters,
+      badOneway: (c) => new UsageError(`--faults: oneway=${c.from}>${c.to}: the link's controllers are ${a} and ${b}; write ${a}>${b} or ${b}>${a}`),
+      host: {
+        nowMs: () => clock.now(),
+        later: (fn, delayMs) => clock.setTimeout(() => {
+          if (this.active) fn();
+        }, delayMs),
+        cancel: (h) => clock.clearTimeout(h),
+        emit: (e) => {
+          if (trace.enabled) trace.emit(e);
+        },
+        holesChanged: (dirs) => {
+          for (const d of dirs) link.blackhole(d, this.holes.blocked(d));
+        },
+        setBandwidth: (mbps) => link.setBandwidth(mbps),
+      },
+    });
     this.timedFaultsEndMs = Math.max(
       PartitionSchedule.endMs(plan, random.fork('partitions')),
       lastEndMs(new CutList(plan.silent)),
       ...plan.oneway.map((c) => c.atMs + c.forMs),
       ...plan.flaps.map(flapEndMs),
-      this.bandwidthChanges.at(-1)?.atMs ?? 0,
+      ...plan.bandwidth.map((c) => c.atMs),
     );
   }
 
@@ -139,28 +133,20 @@ export class LinkFaultInjector implements LinkFaultHook {
    * flap's down half): the link is failing on purpose, so a stall is expected, not a bug.
    */
   get faultActive(): boolean {
-    return this.holes.ab > 0 || this.holes.ba > 0;
+    return this.holes.blocked('ab') || this.holes.blocked('ba');
   }
 
   /** Install the hook and arm the first episode of every kind and the first bandwidth change. */
   start(): void {
     this.link.setFaults(this);
-    for (const s of this.streams) this.arm(s, s.source.next());
-    this.armBandwidth();
+    this.holes.start();
   }
 
   /** The fault phase ends: the system must now converge on its own. */
   heal(): void {
     this.active = false;
-    if (this.bandwidthTimer !== null) this.clock.clearTimeout(this.bandwidthTimer);
-    this.bandwidthTimer = null;
     this.link.setFaults(null);
-    if (this.bandwidthChanged) this.setBandwidth(this.bandwidthMbps);
-    for (const s of this.streams) {
-      if (s.timer !== null) this.clock.clearTimeout(s.timer);
-      s.timer = null;
-      if (s.active) this.end(s);
-    }
+    this.holes.heal(this.bandwidthMbps);
     this.link.blackhole('both', false);
   }
 
@@ -250,96 +236,6 @@ export class LinkFaultInjector implements LinkFaultHook {
   private ends(dir: LinkDirection): { node: string; peer: string } {
     const [node, peer] = dir === 'ab' ? [this.link.a.name, this.link.b.name] : [this.link.b.name, this.link.a.name];
     return { node, peer };
-  }
-
-  /** One stream per kind of black hole (one-way cuts: per direction), in a fixed order. */
-  private holeStreams(plan: LinkFaultPlan): HoleStream[] {
-    const stream = (kind: HoleKind, source: EpisodeSource, dirs: readonly LinkDirection[], extra: Partial<HoleStream> = {}): HoleStream =>
-      ({ kind, source, dirs, timer: null, begun: 0, active: false, ...extra });
-    const streams = [
-      stream('partition', new PartitionSchedule(plan, this.random.fork('partitions')), BOTH),
-      stream('silent', new CutList(plan.silent), BOTH),
-    ];
-    const names = [this.link.a.name, this.link.b.name];
-    const byDir = new Map<LinkDirection, OneWayCut[]>();
-    for (const c of plan.oneway) {
-      const dir = c.from === names[0] && c.to === names[1] ? 'ab' : c.from === names[1] && c.to === names[0] ? 'ba' : null;
-      if (dir === null) throw new UsageError(`--faults: oneway=${c.from}>${c.to}: the link's controllers are ${names[0]} and ${names[1]}; write ${names[0]}>${names[1]} or ${names[1]}>${names[0]}`);
-      byDir.set(dir, [...(byDir.get(dir) ?? []), c]);
-    }
-    for (const [dir, cuts] of [...byDir].sort(([a], [b]) => a.localeCompare(b))) {
-      streams.push(stream('oneway', new CutList(cuts), [dir], { from: cuts[0]!.from, to: cuts[0]!.to }));
-    }
-    for (const f of plan.flaps) streams.push(stream('flap', new FlapSchedule(f), BOTH, { cycles: f.cycles }));
-    return streams;
-  }
-
-  /** Arm `p`; when it starts, fold in every episode of the stream that begins before it ends, then arm its end. */
-  private arm(s: HoleStream, p: Partition | null): void {
-    s.timer = p === null ? null : this.at(p.atMs, () => {
-      let untilMs = p.atMs + p.forMs;
-      let next = s.source.next();
-      while (next !== null && next.atMs <= untilMs) {
-        untilMs = Math.max(untilMs, next.atMs + next.forMs);
-        next = s.source.next();
-      }
-      this.begin(s, untilMs);
-      s.timer = this.at(untilMs, () => {
-        this.end(s);
-        this.arm(s, next);
-      });
-    });
-  }
-
-  private begin(s: HoleStream, untilMs: number): void {
-    s.active = true;
-    s.begun++;
-    const c = this.counters;
-    if (s.kind === 'partition') c.partitions++;
-    else if (s.kind === 'silent') c.silentCuts++;
-    else if (s.kind === 'oneway') c.onewayCuts++;
-    else c.flapCycles++;
-    this.emitHole(s, 'start', untilMs);
-    for (const d of s.dirs) this.link.blackhole(d, ++this.holes[d] > 0);
-  }
-
-  private end(s: HoleStream): void {
-    s.active = false;
-    this.emitHole(s, 'end', 0);
-    for (const d of s.dirs) this.link.blackhole(d, --this.holes[d] > 0);
-  }
-
-  private emitHole(s: HoleStream, edge: 'start' | 'end', untilMs: number): void {
-    if (!this.trace.enabled) return;
-    const base = { kind: 'link.fault', t: this.clock.now(), node: 'link' } as const;
-    const start = edge === 'start';
-    let e: HoleFaultEvent;
-    if (s.kind === 'partition') e = start ? { ...base, fault: 'partition.start', untilMs } : { ...base, fault: 'partition.heal' };
-    else if (s.kind === 'silent') e = start ? { ...base, fault: 'silent.start', untilMs } : { ...base, fault: 'silent.end' };
-    else if (s.kind === 'oneway') e = start ? { ...base, fault: 'oneway.start', from: s.from!, to: s.to!, untilMs } : { ...base, fault: 'oneway.end', from: s.from!, to: s.to! };
-    else e = start ? { ...base, fault: 'flap.down', cycle: s.begun, cycles: s.cycles!, untilMs } : { ...base, fault: 'flap.up', cycle: s.begun, cycles: s.cycles! };
-    this.trace.emit(e);
-  }
-
-  private armBandwidth(): void {
-    const b = this.bandwidthChanges[this.bandwidthNext++];
-    this.bandwidthTimer = b === undefined ? null : this.at(b.atMs, () => {
-      this.counters.bandwidthChanges++;
-      this.bandwidthChanged = true;
-      this.setBandwidth(b.mbps);
-      this.armBandwidth();
-    });
-  }
-
-  private setBandwidth(mbps: number): void {
-    if (this.trace.enabled) this.trace.emit({ kind: 'link.fault', t: this.clock.now(), node: 'link', fault: 'bandwidth', mbps });
-    this.link.setBandwidth(mbps);
-  }
-
-  private at(ms: number, fn: () => void): unknown {
-    return this.clock.setTimeout(() => {
-      if (this.active) fn();
-    }, Math.max(0, ms - this.clock.now()));
   }
 }
 

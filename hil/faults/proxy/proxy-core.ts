@@ -5,7 +5,8 @@ import { SeededRandom } from '../../../host/random.ts';
 import type { Logger } from '../../log.ts';
 import { formatLinkFaults, LINK_FRAME_TYPE_NAMES, type LinkFaultPlan } from '../link-fault-plan.ts';
 import { FrameDecider, type ProxyDirection } from './frame-decisions.ts';
-import { HoleSchedule } from './hole-schedule.ts';
+import { HoleSchedule } from '../hole-schedule.ts';
+import { ProxyError } from './errors.ts';
 import { PROXY_LIMITS, type ProxyLimits } from './limits.ts';
 import { Pacer } from './pacer.ts';
 import type { ProxyEvent, ProxyEventSink } from './proxy-events.ts';
@@ -78,7 +79,9 @@ export class ProxyCore {
         this.pacers.ab.set(mbps);
         this.pacers.ba.set(mbps);
       },
-    } });
+    }, badOneway: (c) => new ProxyError('ML_ERR_PROXY_PLAN',
+      `--faults: oneway=${c.from}>${c.to}: the proxy's ends are ${this.names.a} (the connect side) and ${this.names.b} (the listen side); `
+      + `write ${this.names.a}>${this.names.b} or ${this.names.b}>${this.names.a}, or name the ends with --names`) });
   }
 
   get stopped(): boolean {
