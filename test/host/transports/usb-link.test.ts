@@ -251,6 +251,42 @@ describe('moving bytes over the bulk pipes', () => {
   });
 });
 
+/** The link device, with OUT transfers that time out (taking nothing) while `outTimeouts` lasts, or forever. */
+class TimingOut extends EmulatedUsbLinkDevice {
+  outTimeouts = 0;
+  override async transferOut(endpointNumber: number, data: Uint8Array) {
+    if (this.outTimeouts > 0) {
+      this.outTimeouts--;
+      await sleep(1);
+      throw Object.assign(new Error('LIBUSB_TRANSFER_TIMED_OUT'), { name: 'TimeoutError' });
+    }
+    return super.transferOut(endpointNumber, data);
+  }
+}
+
+describe('OUT transfers that time out', () => {
+  it('are sent again until the device takes them; a device that never does is lost after transferErrorsMax tries', async () => {
+    const device = new TimingOut({ clock, random: new SeededRandom(1) });
+    const link = await openLink(emulatedUsbEnvironment([device]));
+    const [host, gadget] = [new Recorder(), new Recorder()];
+    link.attach(host);
+    device.gadget.attach(gadget);
+    link.open(0);
+    await until(() => host.opens === 1, 'open');
+    device.outTimeouts = 5;
+    expect(link.send(0, Uint8Array.of(1, 2, 3))).toBe(true);
+    await until(() => gadget.received.length === 3, 'the bytes after five timeouts');
+    expect([link.stats().usb!.transferErrors, host.reasons]).toEqual([5, []]);
+    device.outTimeouts = Number.POSITIVE_INFINITY;
+    expect(link.send(0, Uint8Array.of(4))).toBe(true);
+    await until(() => host.reasons.length === 1, 'closed once the device has taken nothing for eight tries');
+    expect(host.reasons[0]).toBe('USB link device 1209:4d4d: 8 OUT transfers failed in a row, the last: LIBUSB_TRANSFER_TIMED_OUT');
+    expect(link.stats().connections[0]!.queuedBytes, 'the queue of a lost device is dropped').toBe(0);
+    await link.shutdown();
+    device.dispose();
+  });
+});
+
 describe('a device that goes and comes back', () => {
   it('a heartbeat sent while it is gone looks for it again, and the line works after the re-attach', async () => {
     const pair = await usbLinkPair({ seed: 3, reattachMs: 20 });
