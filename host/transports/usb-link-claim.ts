@@ -70,13 +70,15 @@ async function findOne(t: UsbLinkTarget, env: UsbEnvironment): Promise<ListedUsb
   const all = await env.listDevices();
   const found = all.filter((d) => matches(d, t));
   if (found.length === 0) {
-    const seen = all.length === 0 ? 'no USB devices are present here' : `present: ${all.map((d) => `${hex4(d.vendorId)}:${hex4(d.productId)}`).join(', ')}`;
+    const ids = all.map((d) => `${hex4(d.vendorId)}:${hex4(d.productId)}`).join(', ');
+    const seen = all.length === 0 ? 'no USB devices are present here' : `present: ${ids}`;
     throw new LiveLinkError('ML_ERR_LINK_USB_NOT_FOUND', `${label} is not connected (${seen}); see mirrorlab devices`);
   }
   if (found.length > 1) {
     const serials = found.map((d) => d.serialNumber ?? '(none)').join(', ');
     throw new LiveLinkError('ML_ERR_LINK_USB_AMBIGUOUS',
-      `${found.length} devices match ${label}; name one by serial number, usb-link:${hex4(t.vendorId)}:${hex4(t.productId)}:SERIAL (serials: ${serials})`);
+      `${found.length} devices match ${label}; name one by serial number, ` +
+      `usb-link:${hex4(t.vendorId)}:${hex4(t.productId)}:SERIAL (serials: ${serials})`);
   }
   return found[0]!;
 }
@@ -101,23 +103,30 @@ export async function claimUsbLink(t: UsbLinkTarget, env: UsbEnvironment): Promi
     throw inUse(label, error);
   });
   try {
-    if (device.configuration === null || device.configuration === undefined) await device.selectConfiguration(device.configurations?.[0]?.configurationValue ?? 1);
+    if (device.configuration === null || device.configuration === undefined) {
+      await device.selectConfiguration(device.configurations?.[0]?.configurationValue ?? 1);
+    }
     const found = findLinkInterface(device.configuration);
     if (found === null) {
       throw new LiveLinkError('ML_ERR_LINK_USB_INTERFACE',
-        `${label} has no vendor-specific interface (class FFh) with one bulk IN and one bulk OUT endpoint; a mirror link needs one (docs/usb-link.md 1)`);
+        `${label} has no vendor-specific interface (class FFh) with one bulk IN and one bulk OUT endpoint; ` +
+        'a mirror link needs one (docs/usb-link.md 1)');
     }
     const driver = await holder(t, env, device, found.number);
-    if (driver === 'usbfs') throw new LiveLinkError('ML_ERR_LINK_USB_IN_USE', `${label}: another program has claimed its interface ${found.number}; close that program first`);
+    if (driver === 'usbfs') {
+      throw new LiveLinkError('ML_ERR_LINK_USB_IN_USE', `${label}: another program has claimed its interface ${found.number}; close that program first`);
+    }
     if (driver !== null) {
       throw new LiveLinkError('ML_ERR_LINK_USB_IN_USE',
-        `${label}: its interface ${found.number} is held by the kernel driver ${driver}; a mirror link never detaches a driver: unbind it first (echo the interface name into /sys/bus/usb/drivers/${driver}/unbind)`);
+        `${label}: its interface ${found.number} is held by the kernel driver ${driver}; a mirror link never detaches a driver: ` +
+        `unbind it first (echo the interface name into /sys/bus/usb/drivers/${driver}/unbind)`);
     }
     await device.claimInterface(found.number).catch((error: unknown) => {
       throw inUse(label, error);
     });
     const pipe = (direction: 'in' | 'out') => found.alt.endpoints.find((e) => e.type === 'bulk' && e.direction === direction)!;
-    return { device, interfaceNumber: found.number, inEndpoint: pipe('in').endpointNumber, outEndpoint: pipe('out').endpointNumber, packetBytes: pipe('in').packetSize };
+    const [bulkIn, bulkOut] = [pipe('in'), pipe('out')];
+    return { device, interfaceNumber: found.number, inEndpoint: bulkIn.endpointNumber, outEndpoint: bulkOut.endpointNumber, packetBytes: bulkIn.packetSize };
   } catch (error) {
     await device.close().catch(() => undefined);
     throw error;
@@ -129,5 +138,6 @@ function inUse(label: string, error: unknown): LiveLinkError {
   if (error instanceof LiveLinkError) return error;
   const message = error instanceof Error ? error.message : String(error);
   return new LiveLinkError('ML_ERR_LINK_USB_IN_USE',
-    `${label} cannot be opened and claimed (${message}): a kernel driver or another program holds it, or this user lacks access (a udev rule giving it the device)`, error);
+    `${label} cannot be opened and claimed (${message}): a kernel driver or another program holds it, ` +
+    'or this user lacks access (a udev rule giving it the device)', error);
 }

@@ -99,7 +99,8 @@ export class EmulatedUsbLinkDevice implements MassStorageUsbDevice {
   constructor(options: EmulatedUsbLinkOptions) {
     for (const [kind, ppm] of Object.entries(options.faults ?? {})) {
       assert((USB_LINK_FAULT_KINDS as readonly string[]).includes(kind), `unknown USB link fault ${kind}`);
-      assert(Number.isInteger(ppm) && ppm >= 0 && ppm <= USB_LINK_FAULT_PER_MILLION_MAX, `USB link fault ${kind}: ${ppm} is not 0..${USB_LINK_FAULT_PER_MILLION_MAX} per million`);
+      assert(Number.isInteger(ppm) && ppm >= 0 && ppm <= USB_LINK_FAULT_PER_MILLION_MAX,
+        `USB link fault ${kind}: ${ppm} is not 0..${USB_LINK_FAULT_PER_MILLION_MAX} per million`);
     }
     this.clock = options.clock;
     this.random = options.random;
@@ -120,10 +121,12 @@ export class EmulatedUsbLinkDevice implements MassStorageUsbDevice {
   }
 
   get configurations(): UsbConfigurationInfo[] {
-    const endpoint = (endpointNumber: number, direction: UsbDirection) => ({ endpointNumber, direction, type: 'bulk' as const, packetSize: PACKET_BYTES });
+    const endpoint = (endpointNumber: number, direction: UsbDirection) =>
+      ({ endpointNumber, direction, type: 'bulk' as const, packetSize: PACKET_BYTES });
     const endpoints = [endpoint(USB_LINK_EMULATED_BULK_IN, 'in'), endpoint(USB_LINK_EMULATED_BULK_OUT, 'out')];
     const alternate = { alternateSetting: 0, interfaceClass: USB_VENDOR_CLASS, interfaceSubclass: 0, interfaceProtocol: 0, endpoints };
-    return [{ configurationValue: 1, interfaces: [{ interfaceNumber: USB_LINK_EMULATED_INTERFACE, claimed: this.claimed, alternate, alternates: [alternate] }] }];
+    const iface = { interfaceNumber: USB_LINK_EMULATED_INTERFACE, claimed: this.claimed, alternate, alternates: [alternate] };
+    return [{ configurationValue: 1, interfaces: [iface] }];
   }
 
   /** Whether the device is on the bus now. */
@@ -179,7 +182,9 @@ export class EmulatedUsbLinkDevice implements MassStorageUsbDevice {
 
   async claimInterface(n: number): Promise<void> {
     this.usable(false);
-    if (this.selected === null || n !== USB_LINK_EMULATED_INTERFACE) throw new Error(`claimInterface: no interface ${n} in the active configuration`);
+    if (this.selected === null || n !== USB_LINK_EMULATED_INTERFACE) {
+      throw new Error(`claimInterface: no interface ${n} in the active configuration`);
+    }
     if (this.claimed) throw new Error('claimInterface: LIBUSB_ERROR_BUSY, the interface is claimed already');
     this.claimed = true;
   }
@@ -203,7 +208,8 @@ export class EmulatedUsbLinkDevice implements MassStorageUsbDevice {
   async clearHalt(direction: UsbDirection, endpointNumber: number): Promise<void> {
     await this.busTime(0);
     this.usable(true);
-    assert(endpointNumber === (direction === 'in' ? USB_LINK_EMULATED_BULK_IN : USB_LINK_EMULATED_BULK_OUT), `clearHalt: no bulk-${direction} endpoint ${endpointNumber}`);
+    const expected = direction === 'in' ? USB_LINK_EMULATED_BULK_IN : USB_LINK_EMULATED_BULK_OUT;
+    assert(endpointNumber === expected, `clearHalt: no bulk-${direction} endpoint ${endpointNumber}`);
     this.halted[direction] = false;
     this.stats.clearHalts++;
   }
@@ -235,7 +241,8 @@ export class EmulatedUsbLinkDevice implements MassStorageUsbDevice {
 
   async transferIn(endpointNumber: number, length: number, timeoutMs?: number): Promise<UsbInTransferResult> {
     assert(endpointNumber === USB_LINK_EMULATED_BULK_IN, `transferIn: endpoint ${endpointNumber} is not bulk-in`);
-    assert(length > 0 && length % PACKET_BYTES === 0, `transferIn: ${length} bytes is not a whole number of ${PACKET_BYTES}-byte packets (it would babble)`);
+    assert(length > 0 && length % PACKET_BYTES === 0,
+      `transferIn: ${length} bytes is not a whole number of ${PACKET_BYTES}-byte packets (it would babble)`);
     this.usable(true);
     this.inPending++;
     this.stats.inPendingMax = Math.max(this.stats.inPendingMax, this.inPending);

@@ -52,10 +52,14 @@ export const USB_LINK_DEFAULTS = {
 /** `VID:PID[:SERIAL]` of `usb-link:`; VID and PID are 4 hex digits, SERIAL printable ASCII of up to 126 characters. */
 export function parseUsbLinkSpec(rest: string, fail: (problem: string) => never): UsbLinkTarget {
   const m = /^([0-9a-fA-F]{4}):([0-9a-fA-F]{4})(?::(.*))?$/.exec(rest);
-  if (m === null) return fail('usb-link takes a vendor and a product ID of 4 hex digits each, and optionally a serial number: usb-link:VID:PID[:SERIAL]');
+  if (m === null) {
+    return fail('usb-link takes a vendor and a product ID of 4 hex digits each, and optionally a serial number: usb-link:VID:PID[:SERIAL]');
+  }
   const serial = m[3] ?? null;
   // A USB string descriptor holds at most 126 UTF-16 units; mirrorlab compares serials as printed, so printable ASCII.
-  if (serial !== null && !/^[\x21-\x7e]{1,126}$/.test(serial)) fail(`serial number ${JSON.stringify(serial.slice(0, 40))} is not 1 to 126 printable ASCII characters`);
+  if (serial !== null && !/^[\x21-\x7e]{1,126}$/.test(serial)) {
+    fail(`serial number ${JSON.stringify(serial.slice(0, 40))} is not 1 to 126 printable ASCII characters`);
+  }
   return { vendorId: parseInt(m[1]!, 16), productId: parseInt(m[2]!, 16), serial };
 }
 
@@ -302,7 +306,9 @@ export class UsbLink implements LiveLink {
         const kind = classifyUsbError(error);
         if (kind === 'stall') result = { status: 'stall', bytesWritten: 0 };
         else if (kind === 'disconnected') return this.lost(h, `${this.label} disconnected: ${(error as Error).message}`);
-        else if (++failures >= this.o.transferErrorsMax) return this.lost(h, `${this.label}: ${failures} OUT transfers failed in a row, the last: ${(error as Error).message}`);
+        else if (++failures >= this.o.transferErrorsMax) {
+          return this.lost(h, `${this.label}: ${failures} OUT transfers failed in a row, the last: ${(error as Error).message}`);
+        }
         else {
           // A timeout: the device took nothing we can know of (WebUSB reports no partial count), so the chunk goes again; a
           // frame sent twice is the firmware's to discard (by sequence number), a torn one its decoder's to skip.
@@ -340,7 +346,9 @@ export class UsbLink implements LiveLink {
         }
         if (kind === 'stall') result = { status: 'stall' };
         else if (kind === 'disconnected') return void this.lost(h, `${this.label} disconnected: ${(error as Error).message}`);
-        else if (++failures >= this.o.transferErrorsMax) return void this.lost(h, `${this.label}: ${failures} IN transfers failed in a row, the last: ${(error as Error).message}`);
+        else if (++failures >= this.o.transferErrorsMax) {
+          return void this.lost(h, `${this.label}: ${failures} IN transfers failed in a row, the last: ${(error as Error).message}`);
+        }
         else {
           this.usb.transferErrors++;
           await this.o.clock.sleep(1);
