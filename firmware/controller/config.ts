@@ -1,14 +1,28 @@
 import { MirrorlabError } from '../errors.ts';
 import type { BlockDevice } from '../ports/block-device.ts';
 import { DEFAULT_PAYLOAD_BYTES_MAX } from '../protocol/frame.ts';
-import { LOCK_REJECT_POLICIES, MIRROR_MODES, type LockRejectPolicyName, type MirrorMode } from '../mirror/types.ts';
+import { LOCK_STYLES, LOCK_REJECT_POLICIES, MIRROR_MODES, type LockRejectPolicyName, type LockStyle, type MirrorMode } from '../mirror/types.ts';
+
+/**
+ * How a LUN is mirrored: to the same LUN number on `peer`, in `mode`. On the wire
+ * (docs/implied-locks.md): `locks` `implied` lets each write carry its own lock instead of a
+ * LOCK/UNLOCK session around it (speculative and async; sync always waits for a grant), and
+ * `batch` lets entries that are ready together travel in one BATCH frame. Each is used only with
+ * a peer whose HELLO offers it. Defaults: explicit locks, no batches.
+ */
+export interface MirrorConfig {
+  peer: string;
+  mode: MirrorMode;
+  locks?: LockStyle;
+  batch?: boolean;
+}
 
 /** One LUN of a controller: its volume, and whether and how it is mirrored. */
 export interface LunConfig {
   lun: number;
   device: BlockDevice;
   /** Mirror this LUN to the same LUN number on `peer`. Absent: not mirrored. */
-  mirror?: { peer: string; mode: MirrorMode };
+  mirror?: MirrorConfig;
   /** Lock region size in sectors (default: 1 MiB worth). A run of writes inside one region shares one LOCK. */
   lockRegionSectors?: number;
 }
@@ -122,6 +136,10 @@ export function checkConfig(cfg: ControllerConfig): ControllerLimits {
     if (seen.has(l.lun)) throw new ConfigError(`LUN ${l.lun} is configured twice`);
     seen.add(l.lun);
     if (l.mirror && !MIRROR_MODES.includes(l.mirror.mode)) throw new ConfigError(`LUN ${l.lun}: mirror mode must be one of ${MIRROR_MODES.join(', ')}, got ${String(l.mirror.mode)}`);
+    if (l.mirror?.locks !== undefined && !LOCK_STYLES.includes(l.mirror.locks)) {
+      throw new ConfigError(`LUN ${l.lun}: mirror locks must be one of ${LOCK_STYLES.join(', ')}, got ${String(l.mirror.locks)}`);
+    }
+    if (l.mirror?.batch !== undefined && typeof l.mirror.batch !== 'boolean') throw new ConfigError(`LUN ${l.lun}: mirror batch must be true or false, got ${String(l.mirror.batch)}`);
     if (l.lockRegionSectors !== undefined && (!Number.isInteger(l.lockRegionSectors) || l.lockRegionSectors < 1)) {
       throw new ConfigError(`LUN ${l.lun}: lockRegionSectors must be a positive integer, got ${l.lockRegionSectors}`);
     }

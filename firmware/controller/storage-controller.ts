@@ -55,6 +55,8 @@ export interface ControllerPorts {
 
 export class HostRequestError extends MirrorlabError {}
 
+const NO_WIRE_FEATURES = Object.freeze({ implied: false, batch: false });
+
 /**
  * A storage controller (docs/design.md 1.1): LUNs on block devices, a source channel to every peer its
  * LUNs mirror to, and a target side for every peer, so one controller is source and target at
@@ -88,6 +90,7 @@ export class StorageController {
   /** This start's session id (docs/link-supervision.md, "Session identity"). */
   readonly session: number;
   private readonly luns = new Map<number, LunConfig>();
+  private readonly wire = new Map<number, { implied: boolean; batch: boolean }>();
   private readonly peers = new Map<string, Peer>();
   private readonly fences = new Map<number, WriteFence>();
   private readonly locks: RegionLockTable;
@@ -106,6 +109,7 @@ export class StorageController {
     for (const l of cfg.luns) {
       this.luns.set(l.lun, l);
       if (l.mirror) this.fences.set(l.lun, new WriteFence());
+      if (l.mirror) this.wire.set(l.lun, { implied: l.mirror.locks === 'implied', batch: l.mirror.batch === true });
     }
     this.locks = new RegionLockTable({ locksMax: this.limits.locksMax, localWaitersMax: this.limits.localLockWaitersMax });
     this.writeContext = { node: this.name, clock: ports.clock, telemetry: ports.telemetry, finished: () => this.writesInFlight-- };
@@ -129,6 +133,7 @@ export class StorageController {
             ackTimeout: { initialMs: L.ackTimeoutInitialMs, minMs: L.ackTimeoutMinMs, maxMs: L.ackTimeoutMaxMs },
             haltProbeMs: L.haltProbeMs, lockRetryDelayMs: L.lockRetryDelayMs, grantProbeMs: L.grantProbeMs,
             regionSectors: (lun) => this.regionSectors(lun),
+            wire: (lun) => this.wireOf(lun), batchBytesMax: L.payloadBytesMax,
           },
           { ...base, session: this.session, send: (bytes, retransmit) => late.link!.sendStream(bytes, retransmit) },
         )
@@ -138,7 +143,7 @@ export class StorageController {
         commitLogEntriesMax: L.commitLogEntriesMax, commitLogBytesMax: L.commitLogBytesMax, ackDelayMs: L.ackDelayMs, nakRetryMs: L.nakRetryMs,
         lockRetryMs: L.lockRetryMs, policy: this.cfg.onLockReject, locksWindow: () => this.locksWindow(),
       },
-      { ...base, send: (bytes) => late.link!.sendControl(bytes), locks: this.locks, device: (lun) => this.luns.get(lun)?.device },
+      { ...base, send: (bytes) => late.link!.sendControl(bytes), locks: this.locks, device: (lun) => this.copyOf(lun, peer) },
     );
     const resyncs = new Map(mirrored.map((l) => [l.lun, this.resyncFor(l, peer, source!)] as const));
     const entry: Peer = { name: peer, link: null as unknown as PeerLink, source, target, resyncs, restartSeen: false };
@@ -381,6 +386,16 @@ export class StorageController {
     return n;
   }
 
+  /**
+   * Chart events of the mirror channels alone (source and target charts): what the data path
+   * costs per write. The link supervisors' come with time (heartbeats), not with writes.
+   */
+  mirrorChartEvents(): number {
+    let n = 0;
+    for (const p of this.peers.values()) n += (p.source?.chartEvents ?? 0) + p.target.chartEvents;
+    return n;
+  }
+
   /** Publish every channel's counters as telemetry. */
   publishCounters(): void {
     const t = this.ports.telemetry;
@@ -432,8 +447,24 @@ export class StorageController {
     return Math.floor(this.limits.locksMax / this.peers.size);
   }
 
+  /**
+   * The device a peer's mirror stream may lock and write for `lun`: any LUN but one this controller
+   * mirrors to that same peer, whose primary copy is here (the peer writing it would change it
+   * behind its own mirror, and its locks would refuse this controller's hosts). Frames for it are
+   * refused like those for a LUN that does not exist.
+   */
+  private copyOf(lun: number, peer: string): BlockDevice | undefined {
+    const l = this.luns.get(lun);
+    return l === undefined || l.mirror?.peer === peer ? undefined : l.device;
+  }
+
   private regionSectors(lun: number): number {
     return lockRegionSectorsOf(this.luns.get(lun)!);
+  }
+
+  /** How a LUN's mirror uses the wire, fixed when the controller is built (asked per append, so precomputed). */
+  private wireOf(lun: number): { implied: boolean; batch: boolean } {
+    return this.wire.get(lun) ?? NO_WIRE_FEATURES;
   }
 
   private fail(err: unknown): void {

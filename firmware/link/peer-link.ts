@@ -9,8 +9,8 @@ import { decodeFrame } from '../protocol/decoder.ts';
 import { encodeFrame, encodedLength } from '../protocol/encode.ts';
 import { FrameError } from '../protocol/errors.ts';
 import {
-  FEATURES_IMPLEMENTED, FrameFlag, FrameType, LockRejectPolicy, featureNames, frameTypeName, isStreamFrame,
-  type Frame, type HeartbeatFrame, type HelloFrame, type ResponseFrame,
+  BATCH_BYTES_MAX_MIN, FEATURE_BITS, FEATURES_IMPLEMENTED, FrameFlag, FrameType, LockRejectPolicy, featureNames, frameTypeName, isStreamFrame,
+  type BatchFrame, type Frame, type HeartbeatFrame, type HelloFrame, type ResponseFrame,
 } from '../protocol/frame.ts';
 import { OFF_LUN, OFF_SEQ, OFF_TYPE, readU16, readU32, readU64 } from '../protocol/layout.ts';
 import type { LinkSupervisionEvent } from '../telemetry/events.ts';
@@ -96,6 +96,18 @@ export class PeerLink implements LinkSupervisorControl {
   private downSinceMs = -1;
   private readonly stats: LinkSupervisionStats = { downMs: 0, detectMs: [] };
   private readonly inline: boolean;
+  /**
+   * The optional features this end offers in HELLO: all it implements, but `batch` only if its
+   * decoder takes a BATCH of useful size (payloadBytesMax at least BATCH_BYTES_MAX_MIN).
+   */
+  private readonly features: number;
+  /**
+   * Per connection: when the one HELLO that asked for an answer (Retransmit) went out, and how
+   * many did (Karn's rule: an answer to one of several says nothing sure about the round trip).
+   */
+  private readonly helloAsked = new Map<number, { atMs: number; sends: number }>();
+  /** The smallest round trip a HELLO handshake measured: the path's, idle (Infinity: none yet). */
+  private pathRttMs = Infinity;
 
   constructor(
     private readonly cfg: PeerLinkConfig,
@@ -110,6 +122,7 @@ export class PeerLink implements LinkSupervisorControl {
     this.connectRetryMs = cfg.connectRetryMs;
     this.suspectMs = Math.min(cfg.interruptionMs / 2, 3 * cfg.heartbeatMs);
     this.inline = deps.endpoint.heartbeats === 'inline';
+    this.features = cfg.payloadBytesMax >= BATCH_BYTES_MAX_MIN ? FEATURES_IMPLEMENTED : FEATURES_IMPLEMENTED & ~FEATURE_BITS.batch;
     this.conns = new ConnectionArray(deps.endpoint.connections, {
       payloadBytesMax: cfg.payloadBytesMax,
       onFrame: (conn, f) => this.onFrame(conn, f),
@@ -234,6 +247,8 @@ export class PeerLink implements LinkSupervisorControl {
     this.source?.linkUp({
       sessionId: hello.sessionId, confirmedSeq: hello.seq, peerSession: hello.peerSession,
       windowBytes: hello.windowBytes, windowEntries: hello.windowEntries, locksWindow: hello.locksWindow,
+      features: hello.features & this.features, batchBytesMax: Math.min(hello.batchBytesMax ?? 0, this.cfg.payloadBytesMax),
+      pathRttMs: this.pathRttMs,
     });
     this.supervise('up', `${this.conns.ready().length} of ${this.conns.size} connections ready`);
     this.hooks.linkUp();
@@ -307,6 +322,7 @@ export class PeerLink implements LinkSupervisorControl {
   private dropConnection(c: Connection, reason: string): void {
     c.state = 'closed';
     c.peerHello = null;
+    this.helloAsked.delete(c.index);
     this.cancelHello(c);
     // On an inline link the line still carries heartbeats: its decoder keeps going.
     if (!this.inline) c.decoder.reset();
@@ -367,8 +383,18 @@ export class PeerLink implements LinkSupervisorControl {
       return;
     }
     if (isStreamFrame(f)) this.target.onStreamFrame(f, bytes, conn);
+    else if (f.type === FrameType.Batch) this.onBatch(f, conn);
     else if (this.source && this.up) this.source.onResponse(f as ResponseFrame);
     else this.counters.unexpected++; // a response with no stream of ours to answer, or while down
+  }
+
+  /**
+   * A BATCH: each entry goes to the target side exactly as if it had come as a frame of its own
+   * (counted in commit-log bytes as that frame would be), in order; the target puts them in
+   * sequence, holds early ones and NAKs gaps entry by entry (docs/implied-locks.md).
+   */
+  private onBatch(f: BatchFrame, conn: number): void {
+    for (const e of f.entries) this.target.onStreamFrame(e, encodedLength(e), conn);
   }
 
   /**
@@ -380,6 +406,11 @@ export class PeerLink implements LinkSupervisorControl {
   private onFrameError(conn: number, e: FrameError): void {
     this.counters.frameErrors++;
     this.frameErrorEvent(e);
+    // A frame this link never takes (another version, an unknown type, more payload than it
+    // accepts) comes from a broken or hostile peer, and its declared length (up to 4 GiB) is no
+    // length to skip: the decoder would swallow everything behind it, heartbeats on an inline
+    // link included, while the bytes still arriving kept the link looking alive. Scan on instead.
+    if (e.code === 'ML_ERR_FRAME_VERSION' || e.code === 'ML_ERR_FRAME_TYPE' || e.code === 'ML_ERR_FRAME_TOO_LARGE') this.conns.at(conn)!.decoder.reset();
     if (e.code === 'ML_ERR_FRAME_VERSION') {
       this.counters.versionMismatches++;
       this.chart?.send({ type: 'peer.incompatible', reason: e.message });
@@ -428,6 +459,7 @@ export class PeerLink implements LinkSupervisorControl {
     const first = c.peerHello === null;
     c.peerHello = f;
     this.cancelHello(c);
+    this.timeHandshake(c.index, f);
     if ((f.flags & FrameFlag.Retransmit) !== 0) this.sayHello(c);
     if (!first || c.state === 'ready') return;
     c.state = 'ready';
@@ -474,15 +506,37 @@ export class PeerLink implements LinkSupervisorControl {
     const bytes = encodeFrame({
       type: FrameType.Hello, lun: 0, seq: confirmed, flags, controllerId: this.cfg.controllerId, sessionId: this.cfg.session,
       windowBytes: window.bytes, windowEntries: window.entries, policy, locksWindow: window.locks,
-      features: FEATURES_IMPLEMENTED, requiredFeatures: 0, connection: c.index, connections: this.conns.size, peerSession,
+      features: this.features, requiredFeatures: 0, connection: c.index, connections: this.conns.size, peerSession,
+      // The largest BATCH our decoder takes (feature `batch`): its payload bound, as for WRITE data.
+      ...((this.features & FEATURE_BITS.batch) !== 0 ? { batchBytesMax: this.cfg.payloadBytesMax } : {}),
     });
-    if (this.deps.endpoint.send(c.index, bytes) && this.deps.telemetry.enabled) this.emitSent(bytes, false, c.index);
+    const sent = this.deps.endpoint.send(c.index, bytes);
+    if (sent && this.deps.telemetry.enabled) this.emitSent(bytes, false, c.index);
+    if (sent && (flags & FrameFlag.Retransmit) !== 0) {
+      const asked = this.helloAsked.get(c.index);
+      this.helloAsked.set(c.index, { atMs: this.deps.clock.now(), sends: (asked?.sends ?? 0) + 1 });
+    }
     if (!c.peerHello && c.helloTimer === null) {
       c.helloTimer = this.deps.clock.setTimeout(() => {
         c.helloTimer = null;
         if (!c.peerHello && c.state === 'hello') this.sayHello(c);
       }, this.cfg.helloRetryMs);
     }
+  }
+
+  /**
+   * A HELLO without Retransmit answers one we sent with it: on a connection just opened, the link
+   * is idle, so the time between is the path's round trip (as TCP times its handshake). The
+   * source's batching sizes its hold from it (docs/implied-locks.md).
+   */
+  private timeHandshake(conn: number, f: HelloFrame): void {
+    const asked = this.helloAsked.get(conn);
+    if (asked === undefined || (f.flags & FrameFlag.Retransmit) !== 0) return;
+    this.helloAsked.delete(conn);
+    if (asked.sends !== 1) return;
+    this.pathRttMs = Math.min(this.pathRttMs, this.deps.clock.now() - asked.atMs);
+    // The link may be up already: the first HELLO heard (the peer's own) readies a connection.
+    this.source?.pathRttMeasured(this.pathRttMs);
   }
 
   private cancelHello(c: Connection): void {

@@ -198,7 +198,7 @@ export class SequencedLog<E extends LogEntry> {
   /**
    * Start the log again at `firstSeq`: every entry and every reservation is dropped (requests still
    * waiting for room stay queued). For a new stream, whose entries are numbered afresh: the caller
-   * re-appends what it keeps, claiming room with {@link reserveNow}. Returns the entries dropped, in order.
+   * re-appends what it keeps, claiming room with {@link requeue}. Returns the entries dropped, in order.
    */
   restart(firstSeq: number): E[] {
     const dropped: E[] = [];
@@ -214,16 +214,20 @@ export class SequencedLog<E extends LogEntry> {
   }
 
   /**
-   * Claim room now, ahead of any waiting request and without checking the maxima: only for
-   * entries that were in the log already and are being numbered again after {@link restart} (they
-   * fitted before, and a new stream never needs more room for them than the old one had).
+   * Claim room for `requests`, in order, ahead of every request already waiting: for entries that
+   * were in the log already and are numbered again after {@link restart}. Those that fit now are
+   * granted now; from the first that does not, they wait at the head of the queue, in order, and
+   * are granted as confirmations make room. They cannot simply be taken past the maxima: a new
+   * stream can need more room than the old one had (a lock session whose LOCK was confirmed
+   * already needs a new LOCK in the new stream).
    */
-  reserveNow(entries: number, bytes: number): void {
-    this.take(entries, bytes);
-  }
-
-  /** Give waiting requests whatever room there is now (after {@link restart} and re-appending). */
-  wakeWaiters(): void {
+  requeue(requests: readonly { entries: number; bytes: number; grant: () => void }[]): void {
+    let i = 0;
+    for (; i < requests.length && this.fits(requests[i]!.entries, requests[i]!.bytes); i++) {
+      this.take(requests[i]!.entries, requests[i]!.bytes);
+      requests[i]!.grant();
+    }
+    if (i < requests.length) this.waiters.splice(this.waiterHead, 0, ...requests.slice(i).map(({ entries, bytes, grant }) => ({ entries, bytes, grant })));
     this.grantWaiters();
   }
 

@@ -27,6 +27,11 @@ export interface LockSessionConfig {
 export interface LockSessionDeps {
   clock: Clock;
   log: SequencedLog<RollbackEntry>;
+  /**
+   * Whether this write carries its own lock (docs/implied-locks.md): its LUN asks for implied locks
+   * and the peer's HELLO offered them. Never for sync writes, whose data waits for a grant.
+   */
+  implied(w: ChannelWrite): boolean;
   /** Append a stream frame to the rollback log (room already reserved). */
   append(kind: StreamEntryKind, write: ChannelWrite | null, frame: StreamFrame, count: number, lba: number): void;
   /** Something was appended or may now be sent: send, and look at the channel's edges. */
@@ -40,10 +45,18 @@ export interface LockSessionDeps {
  * or opens its session and goes into the stream behind the session's LOCK; in sync mode (and for
  * read locks) the data waits for the grant.
  *
+ * Implied locks (docs/implied-locks.md): a write whose LUN asks for them, once the peer offered
+ * them, opens no session. It goes into the stream alone, as a WRITE flagged ImpliedLock with a
+ * lock id of its own: the target locks exactly its sectors before applying it and unlocks them
+ * after. Sessions still exist for read locks, for sync mode, and for explicit sessions opened before
+ * the peer's HELLO was heard; an implied write ends those it overlaps first, or waits for them.
+ *
  * At most min(lockSessionsMax, the peer's locksWindow) sessions are open at once, strictly:
  * sessions open here are exactly the locks the target holds for us at this point of the stream,
  * and a target whose lock table we filled with our own locks could never grant the next LOCK (the
- * UNLOCKs that would make room are behind it).
+ * UNLOCKs that would make room are behind it). Implied locks count against the peer's locksWindow
+ * too, from their WRITE's append until its confirmation (the target holds each for less: from
+ * processing the write to its landing on the disk).
  */
 export class LockSessionManager {
   private sessions = new LockSessionTable();
@@ -60,6 +73,8 @@ export class LockSessionManager {
    * already in the stream when the peer's real window becomes known.
    */
   private locksWindow = 1;
+  /** Implied-lock WRITEs in the stream and not yet confirmed: locks the peer may hold for them. */
+  private impliedOpen = 0;
   private idleTimer: unknown = null;
   private readonly idleTimerFired = (): void => this.onIdleTimer();
 
@@ -79,13 +94,22 @@ export class LockSessionManager {
     runAll(this.sessionWaiters);
   }
 
-  /** Put an admitted write into its lock session (it holds a reservation of 3 entries). */
+  /** Implied-lock WRITEs in the stream, not yet confirmed. */
+  get impliedOutstanding(): number {
+    return this.impliedOpen;
+  }
+
+  /** Put an admitted write into its lock session, or give it its own implied lock (it holds a reservation of 3 entries). */
   place(w: ChannelWrite): void {
+    if (this.deps.implied(w)) {
+      this.placeImplied(w);
+      return;
+    }
     const region = lockRegion(w.lba, w.count, this.cfg.regionSectors(w.lun));
     let session: LockSession | null | undefined = this.sessions.get(w.lun, region.lba, region.count);
+    const reused = session !== undefined;
     if (session) {
       this.blockedWrites.delete(w);
-      this.deps.log.unreserve(2, 2 * OH);
       this.sessions.touch(session, this.deps.clock.now());
     } else {
       // A session just opened is already the most recently used, as of now.
@@ -99,8 +123,61 @@ export class LockSessionManager {
     }
     if (session.grantWanted && !session.granted) session.held.push(w);
     else this.appendWrite(session, w);
+    // The LOCK and UNLOCK a reused session did not need go back last: giving room back places
+    // waiting writes, which may end this very session, and this write must be in it first.
+    if (reused) this.deps.log.unreserve(2, 2 * OH);
     this.armIdleTimer();
     this.deps.changed();
+  }
+
+  /**
+   * A write that carries its own lock. An explicit session still open on its region (opened before
+   * the peer's HELLO) takes it as any write; otherwise sessions overlapping its sectors end first
+   * (their UNLOCKs go ahead of it in the stream), one that cannot end yet holds it back, and so does
+   * a peer whose locksWindow our locks fill (sessions and unconfirmed implied locks). Needs 1 of
+   * the 3 entries reserved: no LOCK, no UNLOCK.
+   */
+  private placeImplied(w: ChannelWrite): void {
+    const region = lockRegion(w.lba, w.count, this.cfg.regionSectors(w.lun));
+    const session = this.sessions.get(w.lun, region.lba, region.count);
+    if (session && !(session.grantWanted && !session.granted)) {
+      this.blockedWrites.delete(w);
+      this.deps.log.unreserve(2, 2 * OH);
+      this.sessions.touch(session, this.deps.clock.now());
+      this.appendWrite(session, w);
+      this.deps.changed();
+      return;
+    }
+    const retry = (): void => this.place(w);
+    const overlapping = this.sessions.overlapping(w.lun, w.lba, w.count);
+    const busy = overlapping.find((s) => !this.closable(s));
+    if (busy) {
+      busy.blocked.push(retry);
+      this.blockedWrites.add(w);
+      return;
+    }
+    for (const s of overlapping) this.closeSession(s);
+    while (this.sessions.size + this.impliedOpen >= this.locksWindow) {
+      const oldest = this.oldestClosable();
+      if (oldest === undefined) break;
+      this.closeSession(oldest);
+    }
+    if (this.sessions.size + this.impliedOpen >= this.locksWindow) {
+      this.sessionWaiters.push(retry);
+      this.blockedWrites.add(w);
+      return;
+    }
+    this.blockedWrites.delete(w);
+    this.deps.log.unreserve(2, 2 * OH);
+    this.impliedOpen++;
+    this.appendImpliedWrite(w);
+    this.deps.changed();
+  }
+
+  /** An implied-lock WRITE was confirmed: the peer holds its lock no more; room for another. */
+  impliedConfirmed(): void {
+    this.impliedOpen--;
+    runAll(this.sessionWaiters);
   }
 
   /**
@@ -170,6 +247,7 @@ export class LockSessionManager {
     this.readRequests.clear();
     this.sessionWaiters.length = 0;
     this.confirmWaiters.length = 0;
+    this.impliedOpen = 0;
     this.sessions = new LockSessionTable(this.sessions.nextId);
     this.stopIdleTimer();
     return { writes, readLocks };
@@ -229,7 +307,11 @@ export class LockSessionManager {
   private grant(session: LockSession): void {
     if (session.granted) return;
     this.sessions.markGranted(session);
-    for (const w of session.held.splice(0)) this.appendWrite(session, w);
+    // Every held write goes in before any is told it was placed: telling one may place another
+    // write, which may end this very session, and its UNLOCK must follow all of its writes.
+    const held = session.held.splice(0);
+    for (const w of held) this.appendWrite(session, w, { tell: false });
+    for (const w of held) w.placed?.();
     const onGranted = session.onGranted;
     session.onGranted = null;
     onGranted?.();
@@ -271,7 +353,9 @@ export class LockSessionManager {
       if (s.lastUse > deadline) break;
       if (this.closable(s)) idle.push(s);
     }
-    for (const s of idle) this.closeSession(s);
+    // Closing one runs whoever waited for room, which may close another of these first (when the
+    // peer's lock window shrank below the sessions open): skip those.
+    for (const s of idle) if (!s.closed) this.closeSession(s);
     if (idle.length === 0 && this.sessions.size > 0) {
       // The oldest sessions cannot close yet (grant pending, read lock held): look again later.
       const s = this.sessions.values().next().value!;
@@ -290,10 +374,20 @@ export class LockSessionManager {
     this.deps.append('lock', null, { type: FrameType.Lock, lun: s.lun, seq: s.lockSeq, flags, lockId: s.lockId, lba: s.lba, count: s.count, mode }, s.count, s.lba);
   }
 
-  private appendWrite(s: LockSession, w: ChannelWrite): void {
+  private appendWrite(s: LockSession, w: ChannelWrite, opts = { tell: true }): void {
     // An async mirror's copy must be a prefix of the source's writes at every instant.
     const flags = w.mode === 'async' ? FrameFlag.Ordered : 0;
     const frame = { type: FrameType.Write, lun: w.lun, seq: this.deps.log.nextSeq, flags, lockId: s.lockId, lba: w.lba, tag: w.tag, data: w.data } as const;
+    this.deps.append('write', w, frame, w.count, w.lba);
+    if (opts.tell) w.placed?.();
+  }
+
+  /** A WRITE with its own lock id, flagged ImpliedLock: the target locks its sectors for it. */
+  private appendImpliedWrite(w: ChannelWrite): void {
+    // An async mirror's copy must be a prefix of the source's writes at every instant.
+    const flags = FrameFlag.ImpliedLock | (w.mode === 'async' ? FrameFlag.Ordered : 0);
+    const lockId = this.sessions.takeLockId();
+    const frame = { type: FrameType.Write, lun: w.lun, seq: this.deps.log.nextSeq, flags, lockId, lba: w.lba, tag: w.tag, data: w.data } as const;
     this.deps.append('write', w, frame, w.count, w.lba);
     w.placed?.();
   }

@@ -2,6 +2,9 @@ import { assert } from '../errors.ts';
 import { firstEndingAfter, type LockModeName } from '../locks/region-lock-table.ts';
 import type { LockSession } from './types.ts';
 
+/** Largest lock id: the field is a u32. */
+export const LOCK_ID_MAX = 0xffffffff;
+
 /** The lock region a request falls in: whole regions of `regionSectors`, covering the request. */
 export function lockRegion(lba: number, count: number, regionSectors: number): { lba: number; count: number } {
   const first = Math.floor(lba / regionSectors);
@@ -38,6 +41,25 @@ export class LockSessionTable {
     return this.nextLockId;
   }
 
+  /** A lock id for a lock that is no session (an implied lock): unique in the stream like every other. */
+  takeLockId(): number {
+    return this.allocateId();
+  }
+
+  /**
+   * The next lock id. Ids are u32 on the wire and 0 means "no lock", so after 2^32-1 they start
+   * again at 1 (a stream of a billion writes a day gets there in days), skipping any still known
+   * here. An implied lock's id is in use only until its write is confirmed, and at most the peer's
+   * locksWindow of those are outstanding: billions of ids later, none of them is.
+   */
+  private allocateId(): number {
+    for (;;) {
+      const id = this.nextLockId;
+      this.nextLockId = id >= LOCK_ID_MAX ? 1 : id + 1;
+      if (!this.byId.has(id)) return id;
+    }
+  }
+
   get size(): number {
     return this.lru.size;
   }
@@ -62,7 +84,7 @@ export class LockSessionTable {
     const next = list[at];
     if (next !== undefined && next.lba < lba + count) assert(false, `LUN ${lun}: a lock session on [${lba}, +${count}) overlaps an open one`);
     const session: LockSession = {
-      lockId: this.nextLockId++, lun, lba, count, mode, lockSeq: 0, grantWanted, granted: false,
+      lockId: this.allocateId(), lun, lba, count, mode, lockSeq: 0, grantWanted, granted: false,
       held: [], blocked: [], lastUse: now, closed: false, onGranted: null,
     };
     list.splice(at, 0, session);

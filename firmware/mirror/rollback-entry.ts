@@ -17,4 +17,10 @@ export interface RollbackEntry extends LogEntry {
   conn: number;
   /** The target refused it (range, lock, media); the host hears this error when it is confirmed. */
   failed: MirrorlabError | null;
+  /** A WRITE carrying its own lock (docs/implied-locks.md): it stands for a LOCK too. */
+  readonly implied: boolean;
+  /** Its LUN batches: it may travel in a BATCH with its neighbours (if the peer takes them). */
+  readonly batch: boolean;
+  /** Bytes the target had confirmed when this entry was last sent (for delivery-rate samples). */
+  delivered: number;
 }

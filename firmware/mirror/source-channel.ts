@@ -4,13 +4,13 @@ import { sourceChannelMachine, type SourceChannelControl } from '../machines/sou
 import { startChart, type ChartHandle } from '../machines/start-chart.ts';
 import { encodeFrame } from '../protocol/encode.ts';
 import {
-  FRAME_OVERHEAD_BYTES, FrameType, NakReason, RejectAction, RejectReason,
+  FEATURE_BITS, FRAME_OVERHEAD_BYTES, FrameType, NakReason, RejectAction, RejectReason, hasImpliedLock,
   type LockGrantedFrame, type LockRejectedFrame, type ResponseFrame, type StreamFrame,
 } from '../protocol/frame.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Telemetry } from '../ports/telemetry.ts';
 import type { StreamEntryKind } from '../telemetry/events.ts';
-import { LockSessionManager } from './lock-session-manager.ts';
+import { LockSessionManager, type ReadLockRequest } from './lock-session-manager.ts';
 import type { RetransmitTimerConfig } from './retransmit-timer.ts';
 import type { RollbackEntry } from './rollback-entry.ts';
 import { Transmitter } from './transmitter.ts';
@@ -34,6 +34,14 @@ export interface SourceChannelConfig {
   grantProbeMs: number;
   /** Size of a lock region of `lun`, in its sectors. */
   regionSectors(lun: number): number;
+  /**
+   * How `lun` is mirrored on the wire (docs/implied-locks.md): its writes carry their own locks
+   * (`implied`, speculative and async only) and its entries travel in BATCHes when several are
+   * ready, each only once the peer's HELLO offers the feature. Absent: explicit locks, no batches.
+   */
+  wire?(lun: number): { implied: boolean; batch: boolean };
+  /** Largest BATCH payload we send (our own payloadBytesMax; the peer's HELLO may lower it). */
+  batchBytesMax?: number;
 }
 
 export interface ChannelDeps {
@@ -63,6 +71,11 @@ export interface PeerHello {
   windowEntries: number;
   /** Most locks our stream may hold at the peer at once. */
   locksWindow: number;
+  /** The optional features both sides implement (FEATURE_BITS), and the largest BATCH payload the peer takes (0: none). */
+  features: number;
+  batchBytesMax: number;
+  /** The path's idle round trip, from a HELLO handshake (Infinity: not measured). */
+  pathRttMs: number;
 }
 
 /** The target refused a mirrored write (range, lock or media); the host sees this error. */
@@ -72,12 +85,18 @@ export class MirrorRefusedError extends MirrorlabError {
   }
 }
 
+/** Entries a LOCK_GRANTED or LOCK_REJECTED may be about: a LOCK, or a WRITE that carries its own lock. */
+function takesLock(e: RollbackEntry): boolean {
+  return e.kind === 'lock' || e.implied;
+}
+
 export function newSourceCounters() {
   return {
     framesSent: 0, bytesSent: 0, locksSent: 0, writesSent: 0, unlocksSent: 0,
     locksGranted: 0, locksRejected: 0, tableFullRejections: 0, halts: 0, resumes: 0, rollbacks: 0, entriesRetransmitted: 0,
     lockProbes: 0, acksReceived: 0, acksIgnored: 0, naksReceived: 0, naksIgnored: 0, grantsIgnored: 0, ackTimeouts: 0,
     writesConfirmed: 0, writesRefused: 0, streamsStarted: 0, entriesRenumbered: 0, heartbeatConfirmations: 0,
+    impliedLocks: 0, batchesSent: 0, entriesBatched: 0,
   };
 }
 export type SourceCounters = ReturnType<typeof newSourceCounters>;
@@ -114,6 +133,10 @@ export class SourceChannel implements SourceChannelControl {
   private notifyAt = 0;
   /** Locks the target refused and has not granted since (whose grant the chart must hear). */
   private readonly refusedLocks = new Set<number>();
+  /** The optional features this stream may use: what both sides implement, as the target's HELLO said (0 until then). */
+  private features = 0;
+  /** Something of this stream went out: from then on its entries keep their numbers and form. */
+  private streamSent = false;
 
   constructor(private readonly cfg: SourceChannelConfig, private readonly deps: ChannelDeps) {
     this.log = new SequencedLog(`rollback log ${deps.node}->${deps.peer}`, { entriesMax: cfg.rollbackLogEntriesMax, bytesMax: cfg.rollbackLogBytesMax });
@@ -126,6 +149,7 @@ export class SourceChannel implements SourceChannelControl {
     this.locks = new LockSessionManager(cfg, {
       clock: deps.clock,
       log: this.log,
+      implied: (w) => this.wantsImplied(w),
       append: (kind, write, frame, count, lba) => this.append(kind, write, frame, count, lba),
       changed: () => this.changed(),
     });
@@ -201,7 +225,9 @@ export class SourceChannel implements SourceChannelControl {
   /** The link came up with `hello` from the target. */
   linkUp(hello: PeerHello): void {
     if (this.streamTarget === 0) this.adoptTarget(hello.sessionId);
-    else if (this.streamTarget !== hello.sessionId) this.beginNewStream(hello.sessionId);
+    else if (this.streamTarget !== hello.sessionId) this.beginNewStream(hello.sessionId, hello);
+    this.useFeatures(hello);
+    this.replanUnsent();
     this.tx.setPeerWindow(hello.windowBytes, hello.windowEntries, OH);
     this.locks.setLocksWindow(hello.locksWindow);
     // The confirmed number is about our stream only if the target names our session.
@@ -212,6 +238,11 @@ export class SourceChannel implements SourceChannelControl {
 
   linkDown(): void {
     this.chart?.send({ type: 'link.down' });
+  }
+
+  /** A HELLO handshake measured the path's idle round trip (what batching sizes its hold from). */
+  pathRttMeasured(ms: number): void {
+    this.tx.setPathRtt(ms);
   }
 
   /** A data connection was lost: whatever was in flight on it is lost, so re-send from the first such entry. */
@@ -254,27 +285,83 @@ export class SourceChannel implements SourceChannelControl {
    * stream cannot go on. Everything unconfirmed is numbered afresh from 1 in a new stream, in the
    * order it had: the writes go behind new LOCKs, the old LOCKs and UNLOCKs are dropped.
    */
-  beginNewStream(targetSession: number): void {
+  beginNewStream(targetSession: number, hello?: PeerHello): void {
+    // What the new target offers is known from its HELLO only: until then, explicit locks.
+    this.useFeatures(hello ?? null);
+    const { placements, renumbered } = this.unplan();
+    this.counters.streamsStarted++;
+    this.counters.entriesRenumbered += renumbered;
+    this.adoptTarget(targetSession);
+    this.chart?.send({ type: 'stream.restart' });
+    this.replan(placements);
+    this.changed();
+  }
+
+  /**
+   * Empty the stream (log, sessions, transmitter) and return, in stream order, what must go into
+   * it again: every write not yet confirmed (with its reservation gone) and every read lock not yet
+   * granted. The old LOCKs and UNLOCKs are dropped: the writes get new ones as they are placed.
+   */
+  private unplan(): { placements: { writes: ChannelWrite[]; readLocks: ReadLockRequest[] }; renumbered: number } {
     const dropped = this.log.restart(1);
     const fromLog = dropped.flatMap((e) => (e.kind === 'write' ? [e.write!] : []));
     const { writes, readLocks } = this.locks.restart();
     this.tx.restart();
     this.notifyAt = 0;
     this.refusedLocks.clear();
-    this.counters.streamsStarted++;
-    this.counters.entriesRenumbered += dropped.length;
-    this.adoptTarget(targetSession);
-    this.chart?.send({ type: 'stream.restart' });
-    for (const w of [...fromLog, ...writes]) {
-      this.log.reserveNow(3, w.data.length + 3 * OH);
-      this.locks.place(w);
-    }
-    for (const r of readLocks) {
-      this.log.reserveNow(2, 2 * OH);
-      this.locks.placeReadLock(r.lun, r.lba, r.count, r.granted);
-    }
-    this.log.wakeWaiters();
-    this.changed();
+    this.streamSent = false;
+    return { placements: { writes: [...fromLog, ...writes], readLocks }, renumbered: dropped.length };
+  }
+
+  /**
+   * Place again what {@link unplan} took out, in stream order, ahead of host writes waiting for
+   * room and within the log's maxima (an entry that does not fit waits its turn).
+   */
+  private replan(p: { writes: ChannelWrite[]; readLocks: ReadLockRequest[] }): void {
+    this.log.requeue([
+      ...p.writes.map((w) => ({ entries: 3, bytes: w.data.length + 3 * OH, grant: () => this.locks.place(w) })),
+      ...p.readLocks.map((r) => ({ entries: 2, bytes: 2 * OH, grant: () => this.locks.placeReadLock(r.lun, r.lba, r.count, r.granted) })),
+    ]);
+  }
+
+  /**
+   * The first HELLO of a stream offered implied locks, but what the hosts wrote before it is in the
+   * log with explicit LOCKs and UNLOCKs (a peer's features are unknown until its HELLO). If nothing
+   * of the stream has gone out yet, the target has seen none of it: number it afresh, in the form
+   * the stream now allows (an async host may have a whole backlog queued by then). Once anything
+   * was sent, never: the target may hold it under its old numbers.
+   */
+  private replanUnsent(): void {
+    if (this.streamSent || (this.features & FEATURE_BITS.impliedLocks) === 0 || this.log.count === 0) return;
+    // Explicit sessions open: there are LOCKs in the log that implied locks would spare.
+    if (this.log.firstSeq !== 1 || this.locks.open === 0) return;
+    // Only if some write there would now carry its own lock (its LUN asks for implied locks).
+    let changes = false;
+    this.log.forEachFrom(1, (e) => {
+      if (e.kind === 'write' && !e.implied && this.wantsImplied(e.write!)) changes = true;
+    });
+    if (!changes) return;
+    const { placements } = this.unplan();
+    // The stream begins again, numbered from 1 (stream.start says so to whoever tracks its entries).
+    this.adoptTarget(this.streamTarget);
+    this.replan(placements);
+  }
+
+  /** Whether a write carries its own lock: its LUN asks for it, the peer offered it, and it is not sync (whose data waits for a grant). */
+  private wantsImplied(w: ChannelWrite): boolean {
+    return w.mode !== 'sync' && (this.features & FEATURE_BITS.impliedLocks) !== 0 && this.cfg.wire?.(w.lun).implied === true;
+  }
+
+  /**
+   * What this stream may use from now on (docs/implied-locks.md): implied locks for writes
+   * appended from here, BATCHes for entries sent from here, each if both sides implement it.
+   * Null: the peer is not known yet (a new stream before its HELLO), so neither.
+   */
+  private useFeatures(hello: PeerHello | null): void {
+    this.features = hello?.features ?? 0;
+    const batching = (this.features & FEATURE_BITS.batch) !== 0 && hello !== null;
+    this.tx.setBatchBytesMax(batching ? Math.min(hello.batchBytesMax, this.cfg.batchBytesMax ?? 0) : 0);
+    if (hello !== null) this.tx.setPathRtt(hello.pathRttMs);
   }
 
   // ---- chart control (SourceChannelControl) --------------------------------------------------
@@ -384,7 +471,7 @@ export class SourceChannel implements SourceChannelControl {
   private onLockGranted(f: LockGrantedFrame): void {
     const session = this.locks.byLockId(f.lockId);
     const entry = this.log.get(f.seq);
-    const sent = entry === undefined ? f.seq < this.log.firstSeq : entry.kind === 'lock' && entry.lockId === f.lockId && entry.sends > 0;
+    const sent = entry === undefined ? f.seq < this.log.firstSeq : takesLock(entry) && entry.lockId === f.lockId && entry.sends > 0;
     if (!sent || (session !== undefined && session.lockSeq !== f.seq)) {
       this.counters.grantsIgnored++;
       return;
@@ -398,7 +485,7 @@ export class SourceChannel implements SourceChannelControl {
 
   private onLockRejected(f: LockRejectedFrame): void {
     const entry = this.log.get(f.seq);
-    if (!entry || entry.kind !== 'lock' || entry.lockId !== f.lockId || entry.sends === 0) {
+    if (!entry || !takesLock(entry) || entry.lockId !== f.lockId || entry.sends === 0) {
       this.counters.naksIgnored++; // about a lock already confirmed (stale), or one never sent
       return;
     }
@@ -430,13 +517,21 @@ export class SourceChannel implements SourceChannelControl {
     if (t.enabled) {
       t.emit({ kind: 'rollback.confirm', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, upTo: seq, removed, entries: this.log.count, bytes: this.log.bytes });
     }
-    for (const e of done) this.confirmEntry(e);
+    // The hosts' next writes (submitted from these confirmations) go out together, after them: one
+    // pump for the lot, so that a BATCH can carry them (docs/implied-locks.md).
+    this.tx.defer(true);
+    try {
+      for (const e of done) this.confirmEntry(e);
+    } finally {
+      this.tx.defer(false);
+    }
     return removed;
   }
 
   private confirmEntry(e: RollbackEntry): void {
     if (e.kind === 'write') {
       this.counters.writesConfirmed++;
+      if (e.implied) this.confirmImpliedLock(e);
       e.write!.confirmed(e.failed ?? undefined);
     } else if (e.kind === 'lock') {
       this.counters.locksGranted++;
@@ -445,6 +540,13 @@ export class SourceChannel implements SourceChannelControl {
     } else {
       this.locks.retired(e.lockId);
     }
+  }
+
+  /** A confirmed implied-lock WRITE: its lock was granted, used and released at the target. */
+  private confirmImpliedLock(e: RollbackEntry): void {
+    this.counters.locksGranted++;
+    this.refusedLocks.delete(e.lockId);
+    this.locks.impliedConfirmed();
   }
 
   /** After anything changed: wake whoever waits on confirmations, send more, tell the chart about edges. */
@@ -471,6 +573,7 @@ export class SourceChannel implements SourceChannelControl {
 
   private sendEntry(bytes: Uint8Array, retransmit: boolean): number {
     const conn = this.deps.send(bytes, retransmit);
+    if (conn >= 0) this.streamSent = true;
     if (conn >= 0 && this.quiet) {
       this.quiet = false;
       this.chart?.send({ type: 'stream.sent' });
@@ -489,7 +592,12 @@ export class SourceChannel implements SourceChannelControl {
   private append(kind: StreamEntryKind, write: ChannelWrite | null, frame: StreamFrame, count: number, lba: number): void {
     const bytes = encodeFrame(frame);
     const lockId = frame.lockId;
-    const entry: RollbackEntry = { seq: frame.seq, bytes: bytes.length, kind, frame: bytes, lockId, write, sends: 0, sentAt: -1, conn: -1, failed: null };
+    const implied = hasImpliedLock(frame);
+    if (implied) this.counters.impliedLocks++;
+    const batch = this.cfg.wire?.(frame.lun).batch === true;
+    const entry: RollbackEntry = {
+      seq: frame.seq, bytes: bytes.length, kind, frame: bytes, lockId, write, sends: 0, sentAt: -1, conn: -1, failed: null, implied, batch, delivered: 0,
+    };
     this.log.append(entry, true);
     const t = this.deps.telemetry;
     if (t.enabled) {

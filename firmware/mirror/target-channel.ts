@@ -4,7 +4,7 @@ import { startChart, type ChartHandle } from '../machines/start-chart.ts';
 import { targetChannelMachine, type TargetChannelControl } from '../machines/target-channel.machine.ts';
 import { encodeFrame } from '../protocol/encode.ts';
 import {
-  FrameFlag, FrameType, LockMode, NakReason, RejectAction, RejectReason,
+  FrameFlag, FrameType, LockMode, NakReason, RejectAction, RejectReason, hasImpliedLock,
   type Frame, type LockFrame, type StreamFrame, type WriteFrame,
 } from '../protocol/frame.ts';
 import { submitWrite, type BlockDevice } from '../ports/block-device.ts';
@@ -53,9 +53,19 @@ const DONE = 2;
 interface CommitEntry extends LogEntry {
   readonly frame: StreamFrame;
   status: typeof NEW | typeof APPLYING | typeof DONE;
-  /** LOCK entries: refused at least once / granted. */
+  /** LOCK entries, and WRITEs carrying an implied lock: the lock was refused at least once / granted. */
   rejected: boolean;
   granted: boolean;
+}
+
+/** A mirror lock being taken: a LOCK's, or the implied lock a WRITE carries (its own sectors, write mode). */
+interface LockRequest {
+  readonly lun: number;
+  readonly lba: number;
+  readonly count: number;
+  readonly lockId: number;
+  readonly mode: 'read' | 'write';
+  readonly implied: boolean;
 }
 
 interface Span {
@@ -68,7 +78,7 @@ export function newTargetCounters() {
   return {
     framesReceived: 0, bytesReceived: 0, duplicates: 0, gaps: 0, corrupt: 0, naksSent: 0, acksSent: 0,
     locksGranted: 0, locksRejected: 0, tableFullRejections: 0, writesApplied: 0, unlocks: 0, entriesDiscarded: 0, entriesRefused: 0, overflows: 0,
-    framesHeldEarly: 0, streamsStarted: 0, entriesAbandoned: 0,
+    framesHeldEarly: 0, streamsStarted: 0, entriesAbandoned: 0, impliedLocksGranted: 0,
   };
 }
 export type TargetCounters = ReturnType<typeof newTargetCounters>;
@@ -264,8 +274,9 @@ export class TargetChannel implements TargetChannelControl {
   private accept(f: StreamFrame, bytes: number): void {
     if (this.discardSeq !== 0) {
       this.discardSeq = 0;
-      // The peer re-sends from the discarded LOCK; anything else there means it gave that lock up.
-      if (f.type !== FrameType.Lock || f.lockId !== this.rejectedLockId) this.clearRejected();
+      // The peer re-sends from the discarded LOCK (or implied-lock WRITE); anything else there
+      // means it gave that lock up.
+      if ((f.type !== FrameType.Lock && !hasImpliedLock(f)) || f.lockId !== this.rejectedLockId) this.clearRejected();
       this.chart?.send({ type: 'stream.resumed' });
     }
     if (!this.log.fits(1, bytes)) {
@@ -386,41 +397,86 @@ export class TargetChannel implements TargetChannelControl {
     } else {
       if (this.heldLocks >= this.cfg.locksWindow()) return this.refuse(e, NakReason.LocksExceeded);
       const result = this.deps.locks.tryAcquire({ lun: f.lun, lba: f.lba, count: f.count, mode, owner });
-      if (!result.granted) return this.lockRefused(e, f, owner, result.blocker);
+      if (!result.granted) return this.lockRefused(e, { lun: f.lun, lba: f.lba, count: f.count, lockId: f.lockId, mode, implied: false }, owner, result.blocker);
       this.heldLocks++;
     }
-    if (this.rejectedLockId === f.lockId) this.clearRejected();
-    e.granted = true;
     e.status = DONE;
-    this.counters.locksGranted++;
-    this.lockEvent('granted', e.seq, f);
-    if ((f.flags & FrameFlag.GrantWanted) !== 0 || e.rejected) this.sendControl({ type: FrameType.LockGranted, lun: f.lun, seq: e.seq, flags: 0, lockId: f.lockId });
-    if (this.refusedLock === e) {
-      this.refusedLock = null;
-      this.chart?.send({ type: 'lock.granted', seq: e.seq });
-    }
+    this.lockTaken(e, f.lockId, (f.flags & FrameFlag.GrantWanted) !== 0);
+    if (this.deps.telemetry.enabled) this.lockEvent('granted', e.seq, { lun: f.lun, lba: f.lba, count: f.count, lockId: f.lockId, mode, implied: false });
     return true;
   }
 
   /**
-   * The LOCK at the head of processing was refused: by a conflicting lock, a rejection record, or
-   * a full lock table (`blocker` null). The first refusal records the rejection, keyed by the
-   * lock's id (not by the commit-log entry: under the retransmit policy the entry is discarded and
-   * the re-sent LOCK is a new entry), and lets the chart decide between holding and discarding; a
-   * retry that fails again says nothing. False: processing waits.
+   * What follows a granted lock, a LOCK's or an implied one: its rejection record goes, the source
+   * hears of the grant if it waits for it or was refused before, and an episode about it ends.
    */
-  private lockRefused(e: CommitEntry, f: LockFrame, owner: LockOwner, blocker: RegionLock | Rejection | null): false {
+  private lockTaken(e: CommitEntry, lockId: number, grantWanted: boolean): void {
+    if (this.rejectedLockId === lockId) this.clearRejected();
+    e.granted = true;
+    this.counters.locksGranted++;
+    if (grantWanted || e.rejected) this.sendControl({ type: FrameType.LockGranted, lun: e.frame.lun, seq: e.seq, flags: 0, lockId });
+    if (this.refusedLock === e) {
+      this.refusedLock = null;
+      this.chart?.send({ type: 'lock.granted', seq: e.seq });
+    }
+  }
+
+  /**
+   * The implied lock a WRITE carries (docs/implied-locks.md): lock `lockId` in write mode on
+   * exactly the write's sectors, taken as a LOCK standing just before the write would be (the same
+   * checks, table, rejection record and episodes). Called once nothing of the stream that overlaps
+   * the write is still on the disk, so the stream's own earlier writes never refuse it.
+   * `granted`: go on and apply; `waiting`: refused, processing waits (held or discarded by the
+   * chart); `refused`: a protocol violation, NAKed, the entry is done.
+   */
+  private takeImpliedLock(e: CommitEntry, f: WriteFrame, count: number): 'granted' | 'waiting' | 'refused' {
+    const owner = this.owner(f.lockId);
+    // A lock id the peer still holds can name no new lock; nor can one beyond its share.
+    const violation = this.deps.locks.held(owner) ? NakReason.LockInUse : this.heldLocks >= this.cfg.locksWindow() ? NakReason.LocksExceeded : 0;
+    if (violation !== 0) {
+      this.refuse(e, violation);
+      return 'refused';
+    }
+    const result = this.deps.locks.tryAcquire({ lun: f.lun, lba: f.lba, count, mode: 'write', owner });
+    if (!result.granted) {
+      this.lockRefused(e, { lun: f.lun, lba: f.lba, count, lockId: f.lockId, mode: 'write', implied: true }, owner, result.blocker);
+      return 'waiting';
+    }
+    this.heldLocks++;
+    this.counters.impliedLocksGranted++;
+    this.lockTaken(e, f.lockId, false);
+    if (this.deps.telemetry.enabled) this.lockEvent('granted', e.seq, { lun: f.lun, lba: f.lba, count, lockId: f.lockId, mode: 'write', implied: true });
+    return 'granted';
+  }
+
+  /** An implied lock's write is on the disk (or failed there): the lock goes, as an UNLOCK after it would. */
+  private releaseImplied(seq: number, lockId: number): void {
+    const lock = this.deps.locks.release(this.owner(lockId));
+    if (!lock) return; // a hostile UNLOCK of it came first
+    this.heldLocks--;
+    this.releasedEvent(seq, lockId, lock, this.streamSource, true);
+  }
+
+  /**
+   * A lock at the head of processing was refused (a LOCK, or a WRITE's implied lock): by a
+   * conflicting lock, a rejection record, or a full lock table (`blocker` null). The first refusal
+   * records the rejection, keyed by the lock's id (not by the commit-log entry: under the
+   * retransmit policy the entry is discarded and the re-sent one is a new entry), and lets the
+   * chart decide between holding and discarding; a retry that fails again says nothing. False:
+   * processing waits.
+   */
+  private lockRefused(e: CommitEntry, lock: LockRequest, owner: LockOwner, blocker: RegionLock | Rejection | null): false {
     if (this.refusedLock === e) return false;
     e.rejected = true;
     this.refusedLock = e;
     this.refusedReason = blocker === null ? RejectReason.TableFull : blocker.owner.kind === 'mirror' ? RejectReason.MirrorLock : RejectReason.LocalLock;
     this.counters.locksRejected++;
     if (blocker === null) this.counters.tableFullRejections++;
-    if (this.rejectedLockId !== 0 && this.rejectedLockId !== f.lockId) this.clearRejected();
-    this.rejectedLockId = f.lockId;
-    this.deps.locks.recordRejection({ lun: f.lun, lba: f.lba, count: f.count, owner });
-    this.lockEvent('rejected', e.seq, f);
-    this.chart?.send({ type: 'lock.refused', seq: e.seq, lockId: f.lockId });
+    if (this.rejectedLockId !== 0 && this.rejectedLockId !== lock.lockId) this.clearRejected();
+    this.rejectedLockId = lock.lockId;
+    this.deps.locks.recordRejection({ lun: lock.lun, lba: lock.lba, count: lock.count, owner });
+    this.lockEvent('rejected', e.seq, lock);
+    this.chart?.send({ type: 'lock.refused', seq: e.seq, lockId: lock.lockId });
     return false;
   }
 
@@ -437,11 +493,16 @@ export class TargetChannel implements TargetChannelControl {
     if (!dev || f.data.length % dev.sectorSize !== 0) return this.refuse(e, NakReason.OutOfRange);
     const count = f.data.length / dev.sectorSize;
     if (f.lba + count > dev.sectorCount) return this.refuse(e, NakReason.OutOfRange);
-    if (!this.deps.locks.covers(this.owner(f.lockId), f.lun, f.lba, count)) return this.refuse(e, NakReason.NotLocked);
+    const implied = (f.flags & FrameFlag.ImpliedLock) !== 0;
+    if (!implied && !this.deps.locks.covers(this.owner(f.lockId), f.lun, f.lba, count)) return this.refuse(e, NakReason.NotLocked);
     const end = f.lba + count;
     // Ordered (async): only once every earlier write is on the disk, so the copy is a prefix at every instant.
     if ((f.flags & FrameFlag.Ordered) !== 0 && this.inflight.length > 0) return false;
     for (const w of this.inflight) if (w.lun === f.lun && w.lba < end && f.lba < w.end) return false;
+    if (implied && !e.granted) {
+      const taken = this.takeImpliedLock(e, f, count);
+      if (taken !== 'granted') return taken === 'refused';
+    }
     const span: Span = { lun: f.lun, lba: f.lba, end };
     this.inflight.push(span);
     this.inflightByLock.set(f.lockId, (this.inflightByLock.get(f.lockId) ?? 0) + 1);
@@ -477,6 +538,7 @@ export class TargetChannel implements TargetChannelControl {
         });
       }
     }
+    if ((f.flags & FrameFlag.ImpliedLock) !== 0) this.releaseImplied(e.seq, f.lockId);
     this.drain();
   }
 
@@ -527,7 +589,7 @@ export class TargetChannel implements TargetChannelControl {
       this.lastReackAt = now;
       this.sendAck(true); // the source may have lost our ACK
     }
-    if (f.type !== FrameType.Lock) return;
+    if (f.type !== FrameType.Lock && !hasImpliedLock(f)) return;
     const e = this.log.get(f.seq);
     if (e && e === this.refusedLock) this.sendRejected(e, RejectAction.Held);
     else if (e ? e.granted && ((f.flags & FrameFlag.GrantWanted) !== 0 || e.rejected) : (f.flags & FrameFlag.GrantWanted) !== 0) {
@@ -625,21 +687,22 @@ export class TargetChannel implements TargetChannelControl {
     this.deps.send(encodeFrame(frame));
   }
 
-  private lockEvent(result: 'granted' | 'rejected', seq: number, f: LockFrame): void {
+  /** `target.lock` for a grant or refusal; an implied lock's event says so (and carries its WRITE's seq). */
+  private lockEvent(result: 'granted' | 'rejected', seq: number, lock: LockRequest): void {
     const t = this.deps.telemetry;
     if (!t.enabled) return;
     t.emit({
-      kind: 'target.lock', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, result, seq, lockId: f.lockId,
-      lun: f.lun, lba: f.lba, count: f.count, mode: f.mode === LockMode.Read ? 'read' : 'write', sourceSession: this.streamSource,
+      kind: 'target.lock', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, result, seq, lockId: lock.lockId,
+      lun: lock.lun, lba: lock.lba, count: lock.count, mode: lock.mode, sourceSession: this.streamSource, ...(lock.implied ? { implied: true } : {}),
     });
   }
 
-  private releasedEvent(seq: number, lockId: number, lock: RegionLock, sourceSession: number): void {
+  private releasedEvent(seq: number, lockId: number, lock: RegionLock, sourceSession: number, implied = false): void {
     const t = this.deps.telemetry;
     if (!t.enabled) return;
     t.emit({
       kind: 'target.lock', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, result: 'released', seq, lockId,
-      lun: lock.lun, lba: lock.lba, count: lock.count, mode: lock.mode, sourceSession,
+      lun: lock.lun, lba: lock.lba, count: lock.count, mode: lock.mode, sourceSession, ...(implied ? { implied: true } : {}),
     });
   }
 

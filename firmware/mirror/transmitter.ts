@@ -1,6 +1,11 @@
 import type { SequencedLog } from '../logs/sequenced-log.ts';
 import type { Clock } from '../ports/clock.ts';
+import { dataBytesOf, subEntryBytes } from '../protocol/batch.ts';
+import { encodeBatch } from '../protocol/encode.ts';
+import { BATCH_ENTRIES_MAX, FrameFlag } from '../protocol/frame.ts';
+import { OFF_FLAGS, OFF_LUN, OFF_TYPE } from '../protocol/layout.ts';
 import { CongestionWindow } from './congestion-window.ts';
+import { DeliveryRate } from './delivery-rate.ts';
 import { RetransmitTimer, type RetransmitTimerConfig } from './retransmit-timer.ts';
 import type { RollbackEntry } from './rollback-entry.ts';
 
@@ -26,8 +31,19 @@ export interface TransmitterDeps {
   /** The oldest unconfirmed entry went unanswered for a whole RTO. */
   timedOut(): void;
   /** Counters to keep (the channel's). */
-  counters: { framesSent: number; bytesSent: number; writesSent: number; locksSent: number; unlocksSent: number; entriesRetransmitted: number };
+  counters: {
+    framesSent: number; bytesSent: number; writesSent: number; locksSent: number; unlocksSent: number; entriesRetransmitted: number;
+    batchesSent: number; entriesBatched: number;
+  };
 }
+
+/**
+ * While batching and link-bound, the bytes in flight stay under this many bandwidth-delay products
+ * of the bare path, and a new frame waits for room for a whole batch of half that (see
+ * `holdCeilingBytes`). At the low point two BDPs are still in flight, so the link never idles;
+ * where latency dominates the flight is about one BDP, far below, and nothing waits.
+ */
+const HOLD_BDP_GAIN = 4;
 
 /**
  * The source's transmitter: what of the rollback log is on the wire. It sends from a cursor as
@@ -36,6 +52,19 @@ export interface TransmitterDeps {
  * watches the oldest unconfirmed entry (RTO after RFC 6298, Karn's rule), re-armed lazily so that
  * acks making progress cost nothing here. The log itself belongs to the source channel; this class
  * only reads it and keeps `cursor`/`inflightBytes` right as entries leave.
+ *
+ * Batching (docs/implied-locks.md), when the peer takes BATCHes: consecutive entries that are
+ * ready together (of one LUN, within the windows and the peer's batchBytesMax) leave in one BATCH
+ * frame; entries stay entries (one sequence number each, sent, re-sent and confirmed one by one,
+ * so a rollback to the middle of a batch re-sends from that entry). Entries are ready together when
+ * one confirmation released several host writes, and when the link is the bottleneck: then the
+ * bytes in flight stay under a ceiling of a few bandwidth-delay products (the bandwidth the largest
+ * delivery rate confirmations show, as in BBR; the delay the path's round trip measured at the
+ * HELLO handshake, on an idle link), and a new frame waits until there is room for a whole batch
+ * (sender-side silly-window avoidance, RFC 1122 4.2.3.4), so what gathers meanwhile leaves as one
+ * frame. Where latency dominates the flight stays far below the ceiling: every entry leaves at
+ * once, alone. Ordered entries (async) never wait: the target applies them one at a time, so a
+ * batch held back for them arrives as a burst its disk works through serially (measured: a loss).
  */
 export class Transmitter {
   private readonly rto: RetransmitTimer;
@@ -51,6 +80,15 @@ export class Transmitter {
   private ackTimer: unknown = null;
   private ackTimerDueMs = 0;
   private readonly ackTimerFired = (): void => this.onAckTimer();
+  /** Largest BATCH payload to send (0: no batching). */
+  private batchBytesMax = 0;
+  private deferring = false;
+  private readonly rate = new DeliveryRate();
+  /** Bytes of sent entries confirmed so far, for delivery-rate samples. */
+  private delivered = 0;
+  /** The path's round trip when idle, from the HELLO handshake (Infinity: not measured). */
+  private pathRttMs = Infinity;
+  private readonly batchFrames: Uint8Array[] = [];
 
   constructor(private readonly cfg: TransmitterConfig, private readonly log: SequencedLog<RollbackEntry>, private readonly deps: TransmitterDeps) {
     this.rto = new RetransmitTimer(cfg.ackTimeout);
@@ -85,13 +123,39 @@ export class Transmitter {
     if (opening) this.pump();
   }
 
+  /** Send BATCHes of at most this many payload bytes from now on (0: none): what the peer takes and we allow. */
+  setBatchBytesMax(bytes: number): void {
+    this.batchBytesMax = Math.max(0, bytes);
+    if (this.batchBytesMax === 0) this.deferring = false;
+  }
+
+  /** The path's idle round trip as a HELLO handshake measured it (the smallest such sample counts). */
+  setPathRtt(ms: number): void {
+    if (ms > 0 && ms < this.pathRttMs) this.pathRttMs = ms;
+  }
+
+  /**
+   * While batching: hold every pump until `defer(false)`, whose caller then pumps once (what a
+   * burst of confirmations released leaves together). Does nothing otherwise.
+   */
+  defer(on: boolean): void {
+    this.deferring = on && this.batchBytesMax > 0;
+  }
+
+  /** The ceiling on bytes in flight while batching and link-bound (Infinity: batching off, or rate or path unknown). */
+  get holdCeilingBytes(): number {
+    if (this.batchBytesMax === 0) return Infinity;
+    const bdpBytes = this.rate.bytesPerMs * this.pathRttMs;
+    return bdpBytes > 0 && Number.isFinite(bdpBytes) ? HOLD_BDP_GAIN * bdpBytes : Infinity;
+  }
+
   /**
    * Send from the cursor as far as the gate, the windows and the link allow. Re-entrant calls (a
    * send that tells the chart about an edge, whose action opens the gate) only ask the loop
    * already running to look again: one loop moves the cursor.
    */
   pump(): void {
-    if (this.pumping) {
+    if (this.pumping || this.deferring) {
       this.pumpAgain = true;
       return;
     }
@@ -108,15 +172,90 @@ export class Transmitter {
   }
 
   private sendWhatFits(): void {
+    const ceiling = this.holdCeilingBytes;
     while (this.gate && this.cursor < this.log.nextSeq) {
       const entry = this.log.get(this.cursor)!;
       const inflightEntries = this.cursor - this.log.firstSeq;
       const windowBytes = Math.min(this.windowBytes, this.cwnd.bytes);
       if (inflightEntries > 0 && (inflightEntries >= this.windowEntries || this.inflightBytes + entry.bytes > windowBytes)) break;
+      if (this.batchBytesMax > 0 && entry.batch) {
+        let allowedBytes = windowBytes;
+        if (ceiling !== Infinity && (entry.frame[OFF_FLAGS]! & FrameFlag.Ordered) === 0) {
+          // Link-bound: send only once a whole batch (half the ceiling) fits under it, or all that is ready does.
+          const batchBytes = ceiling / 2;
+          if (this.inflightBytes > 0 && this.inflightBytes + this.readyBytes(batchBytes) > ceiling) break;
+          allowedBytes = Math.min(windowBytes, this.inflightBytes + batchBytes);
+        }
+        const n = this.batchable(inflightEntries, allowedBytes);
+        if (n > 1) {
+          if (!this.transmitBatch(n)) break;
+          continue;
+        }
+      }
       if (!this.transmit(entry)) break;
       this.inflightBytes += entry.bytes;
       this.cursor++;
     }
+  }
+
+  /** Bytes of the entries from the cursor on, counted up to `limit` (then `limit`). */
+  private readyBytes(limit: number): number {
+    let bytes = 0;
+    for (let s = this.cursor; s < this.log.nextSeq && bytes < limit; s++) bytes += this.log.get(s)!.bytes;
+    return Math.min(bytes, limit);
+  }
+
+  /**
+   * How many entries from the cursor may leave in one BATCH: consecutive batching entries of the
+   * cursor's LUN, within the peer's entry window, the bytes allowed in flight (`windowBytes`) and
+   * batchBytesMax, at most BATCH_ENTRIES_MAX. The first entry is already known to fit the windows.
+   */
+  private batchable(inflightEntries: number, windowBytes: number): number {
+    const first = this.log.get(this.cursor)!.frame;
+    const hi = first[OFF_LUN]!;
+    const lo = first[OFF_LUN + 1]!;
+    const entriesMax = Math.min(BATCH_ENTRIES_MAX, this.windowEntries - inflightEntries, this.log.nextSeq - this.cursor);
+    let bytes = this.inflightBytes;
+    let payload = 0;
+    let n = 0;
+    while (n < entriesMax) {
+      const e = this.log.get(this.cursor + n)!;
+      const f = e.frame;
+      const sub = subEntryBytes(f[OFF_TYPE]!, dataBytesOf(f));
+      if (!e.batch || f[OFF_LUN] !== hi || f[OFF_LUN + 1] !== lo || payload + sub > this.batchBytesMax) break;
+      if (n > 0 && bytes + e.bytes > windowBytes) break;
+      bytes += e.bytes;
+      payload += sub;
+      n++;
+    }
+    return n;
+  }
+
+  /** Send the `n` entries from the cursor as one BATCH; false if the link had no room. */
+  private transmitBatch(n: number): boolean {
+    const frames = this.batchFrames;
+    let resent = false;
+    for (let i = 0; i < n; i++) {
+      const e = this.log.get(this.cursor + i)!;
+      frames.push(e.frame);
+      if (e.sends > 0) resent = true;
+    }
+    const bytes = encodeBatch(frames, resent ? FrameFlag.Retransmit : 0);
+    frames.length = 0;
+    const conn = this.deps.send(bytes, resent);
+    if (conn < 0) return false;
+    const c = this.deps.counters;
+    c.framesSent++;
+    c.bytesSent += bytes.length;
+    c.batchesSent++;
+    c.entriesBatched += n;
+    for (let i = 0; i < n; i++) {
+      const e = this.log.get(this.cursor)!;
+      this.sent(e, conn);
+      this.inflightBytes += e.bytes;
+      this.cursor++;
+    }
+    return true;
   }
 
   /** Send one entry now, outside the cursor (a probe of a halted or awaited LOCK). */
@@ -124,16 +263,23 @@ export class Transmitter {
     const conn = this.deps.send(entry.frame, entry.sends > 0);
     if (conn < 0) return false;
     const c = this.deps.counters;
+    c.framesSent++;
+    c.bytesSent += entry.bytes;
+    this.sent(entry, conn);
+    return true;
+  }
+
+  /** An entry went out on `conn`, alone or in a batch. */
+  private sent(entry: RollbackEntry, conn: number): void {
+    const c = this.deps.counters;
     entry.sends++;
     entry.sentAt = this.deps.clock.now();
     entry.conn = conn;
-    c.framesSent++;
-    c.bytesSent += entry.bytes;
+    entry.delivered = this.delivered;
     if (entry.sends > 1) c.entriesRetransmitted++;
     else if (entry.kind === 'write') c.writesSent++;
     else if (entry.kind === 'lock') c.locksSent++;
     else c.unlocksSent++;
-    return true;
   }
 
   /** Move the cursor back to `seq`: everything from there on counts as not yet sent. */
@@ -169,6 +315,10 @@ export class Transmitter {
   confirmed(last: RollbackEntry, sentBytes: number): void {
     const rtt = last.sends === 1 ? this.deps.clock.now() - last.sentAt : -1;
     if (rtt >= 0) this.rto.sample(rtt);
+    this.delivered += sentBytes;
+    // Bytes delivered while `last` was in flight, over its flight: a delivery-rate sample (only
+    // while batching, the one user; an entry sent more than once gives none, as with Karn's rule).
+    if (this.batchBytesMax > 0 && rtt > 0) this.rate.sample((this.delivered - last.delivered) / rtt);
     this.cwnd.acked(sentBytes, rtt, this.rto.minRttMs);
     // The timer is re-armed lazily, but not so lazily that a timeout armed with the initial RTO
     // (before any sample) hides a loss for the whole of it once the real RTO is known to be short.

@@ -12,6 +12,14 @@ import type { LockModeName } from '../locks/region-lock-table.ts';
 export type MirrorMode = 'sync' | 'speculative' | 'async';
 export const MIRROR_MODES: readonly MirrorMode[] = ['sync', 'speculative', 'async'];
 
+/**
+ * How a mirrored write's lock travels (docs/implied-locks.md): `explicit`, a LOCK and an UNLOCK
+ * around a session of writes to a region; `implied`, each write carries its own lock (speculative
+ * and async only: a sync write waits for a grant, which only an explicit LOCK asks for).
+ */
+export type LockStyle = 'explicit' | 'implied';
+export const LOCK_STYLES: readonly LockStyle[] = ['explicit', 'implied'];
+
 /** What the target does when a mirror lock is refused (docs/design.md 1.1). */
 export type LockRejectPolicyName = 'halt-resume' | 'retransmit';
 export const LOCK_REJECT_POLICIES: readonly LockRejectPolicyName[] = ['halt-resume', 'retransmit'];

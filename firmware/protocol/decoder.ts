@@ -1,5 +1,5 @@
 import { assert } from '../errors.ts';
-import { DEFAULT_PAYLOAD_BYTES_MAX, FRAME_OVERHEAD_BYTES, HEADER_BYTES, frameTypeName } from './frame.ts';
+import { DEFAULT_PAYLOAD_BYTES_MAX, FRAME_OVERHEAD_BYTES, HEADER_BYTES, HELLO_PAYLOAD_BYTES_MAX, frameTypeName } from './frame.ts';
 import type { Frame } from './frame.ts';
 import { FrameError, fieldError, magicError, truncatedError } from './errors.ts';
 import { MAGIC_HI, MAGIC_LO, U32_MAX, emptyRawFields, readU32 } from './layout.ts';
@@ -88,7 +88,11 @@ const INITIAL_CAPACITY_BYTES = 16 * 1024;
  */
 export class FrameDecoder {
   readonly payloadBytesMax: number;
-  /** The reassembly buffer never grows beyond this: one frame of the largest accepted payload. */
+  /**
+   * The reassembly buffer never grows beyond this: one frame of the largest accepted payload, which
+   * is payloadBytesMax or, if that is less, a HELLO's largest (HELLO and HEARTBEAT are accepted
+   * whatever payloadBytesMax, so a split one must fit too).
+   */
   readonly reassemblyBytesMax: number;
   private readonly onFrame: (frame: Frame) => void;
   private readonly onError: (error: FrameError) => void;
@@ -120,7 +124,7 @@ export class FrameDecoder {
 
   constructor(opts: FrameDecoderOptions) {
     this.payloadBytesMax = checkedPayloadBytesMax(opts.payloadBytesMax);
-    this.reassemblyBytesMax = this.payloadBytesMax + FRAME_OVERHEAD_BYTES;
+    this.reassemblyBytesMax = Math.max(this.payloadBytesMax, HELLO_PAYLOAD_BYTES_MAX) + FRAME_OVERHEAD_BYTES;
     assert(typeof opts.onFrame === 'function' && typeof opts.onError === 'function', 'FrameDecoder needs onFrame and onError');
     this.onFrame = opts.onFrame;
     this.onError = opts.onError;
@@ -269,7 +273,9 @@ export class FrameDecoder {
       this.buf!.set(input.subarray(this.inputPos, this.inputPos + take), this.bufEnd);
       this.bufEnd += take;
       this.inputPos += take;
-      if (held + take < this.need) return;
+      // Still short: wait, unless all that was held is a lone first magic byte, whose second byte
+      // says now whether it starts a frame at all (else end() would call garbage a truncated frame).
+      if (held + take < this.need && held >= 2) return;
     }
     const buf = this.buf!;
     while (this.bufStart < this.bufEnd) {

@@ -1,16 +1,20 @@
 import { assert } from '../errors.ts';
-import { CRC_BYTES, FRAME_OVERHEAD_BYTES, FrameType, HEADER_BYTES, HEARTBEAT_PAYLOAD_BYTES, HELLO_PAYLOAD_BYTES, U64_FIELD_MAX, frameTypeName } from './frame.ts';
-import type { Frame } from './frame.ts';
+import {
+  CRC_BYTES, FRAME_OVERHEAD_BYTES, FrameFlag, FrameType, HEADER_BYTES, HEARTBEAT_PAYLOAD_BYTES, HELLO_BATCH_PAYLOAD_BYTES, HELLO_PAYLOAD_BYTES,
+  U64_FIELD_MAX, frameTypeName,
+} from './frame.ts';
+import type { BatchFrame, Frame, StreamFrame } from './frame.ts';
+import { batchPayloadBytes, dataBytesOf, readStreamFrameFields, subEntryBytes, writeSubEntry } from './batch.ts';
 import { rawFieldsOf } from './fields.ts';
 import {
-  HEARTBEAT_OFF_PEER_SESSION, HELLO_OFF_CONNECTION, HELLO_OFF_CONNECTIONS, HELLO_OFF_FEATURES, HELLO_OFF_LOCKS_WINDOW,
+  HEARTBEAT_OFF_PEER_SESSION, HELLO_OFF_BATCH_BYTES_MAX, HELLO_OFF_CONNECTION, HELLO_OFF_CONNECTIONS, HELLO_OFF_FEATURES, HELLO_OFF_LOCKS_WINDOW,
   HELLO_OFF_PEER_SESSION, HELLO_OFF_REQUIRED, OFF_HEADER_CRC, U32_MAX, emptyRawFields, frameBytesFor, writeRawFields, writeU16,
   writeU32, writeU64,
 } from './layout.ts';
 import type { RawFields } from './layout.ts';
 import { crc32cRange } from './crc.ts';
 import { FrameBytes } from './frame-bytes.ts';
-import { controlPayloadProblem, fieldLabel, fieldProblem, fieldsAllowed } from './rules.ts';
+import { controlPayloadProblem, fieldLabel, fieldProblem, fieldsAllowed, subEntryProblem } from './rules.ts';
 import type { FieldKey } from './rules.ts';
 
 /** Bytes `encodeFrame(frame)` returns. */
@@ -19,9 +23,11 @@ export function encodedLength(frame: Frame): number {
     case FrameType.Write:
       return FRAME_OVERHEAD_BYTES + frame.data.length;
     case FrameType.Hello:
-      return FRAME_OVERHEAD_BYTES + HELLO_PAYLOAD_BYTES;
+      return FRAME_OVERHEAD_BYTES + (frame.batchBytesMax === undefined ? HELLO_PAYLOAD_BYTES : HELLO_BATCH_PAYLOAD_BYTES);
     case FrameType.Heartbeat:
       return FRAME_OVERHEAD_BYTES + HEARTBEAT_PAYLOAD_BYTES;
+    case FrameType.Batch:
+      return FRAME_OVERHEAD_BYTES + batchPayloadBytes(frame.entries);
     default:
       return FRAME_OVERHEAD_BYTES;
   }
@@ -43,6 +49,66 @@ export function encodeFrame(frame: Frame): Uint8Array {
  */
 const sharedFrameBytes = new FrameBytes();
 const scratchRaw = emptyRawFields();
+const scratchEntry = emptyRawFields();
+
+/**
+ * A BATCH's entries must be what the frames they stand for would be (rules.ts), consecutive from
+ * the batch's seq, on its LUN, with Retransmit left to the batch. A programmer error otherwise.
+ */
+function assertBatchEntries(frame: BatchFrame): void {
+  frame.entries.forEach((e: StreamFrame, i) => {
+    const raw = rawFieldsOf(e, scratchEntry);
+    if (raw.type !== FrameType.Lock && raw.type !== FrameType.Write && raw.type !== FrameType.Unlock) {
+      assert(false, `cannot encode BATCH seq ${frame.seq}: entry ${i} is a ${frameTypeName(raw.type)}, not a stream frame`);
+    }
+    if (raw.seq !== frame.seq + i || raw.lun !== frame.lun) {
+      assert(false, `cannot encode BATCH seq ${frame.seq} lun ${frame.lun}: entry ${i} has seq ${raw.seq} lun ${raw.lun}; entries are consecutive, on the batch's LUN`);
+    }
+    if (!fitsSlots(raw)) assertEncodable(raw);
+    const problem = subEntryProblem(raw, i);
+    if (problem !== null) assert(false, `cannot encode BATCH seq ${frame.seq}: ${problem.field} = ${problem.value} is not allowed; ${problem.allowed}`);
+  });
+}
+
+/**
+ * Packs consecutive standalone stream frames (as {@link encodeFrame} made them, on one LUN) into
+ * one BATCH with `flags` (Retransmit or 0): each frame's fields and data are copied into its
+ * sub-entry, and the batch gets its own CRCs. What the source's transmitter sends when several
+ * entries of its rollback log are ready at once (docs/implied-locks.md).
+ */
+export function encodeBatch(frames: readonly Uint8Array[], flags: number): Uint8Array {
+  assert(frames.length >= 1 && (flags & ~FrameFlag.Retransmit) === 0, 'encodeBatch: at least one frame, and only the Retransmit flag');
+  const first = readStreamFrameFields(frames[0]!, scratchEntry);
+  const raw = scratchRaw;
+  raw.type = FrameType.Batch;
+  raw.flags = flags;
+  raw.code = 0;
+  raw.lun = (frames[0]![6]! << 8) | frames[0]![7]!;
+  raw.seq = first.seq;
+  raw.lba = 0;
+  raw.tag = 0;
+  raw.lockId = 0;
+  raw.count = frames.length;
+  let payload = 0;
+  for (const f of frames) payload += subEntryBytes(f[3]!, dataBytesOf(f));
+  raw.payloadLength = payload;
+  if (!fieldsAllowed(raw)) assertEncodable(raw);
+  const total = frameBytesFor(payload);
+  const out = sharedFrameBytes.take(total);
+  writeRawFields(out, raw);
+  const headerCrc = crc32cRange(out, 0, OFF_HEADER_CRC);
+  writeU32(out, OFF_HEADER_CRC, headerCrc);
+  let at = HEADER_BYTES;
+  for (let i = 0; i < frames.length; i++) {
+    const f = frames[i]!;
+    const e = readStreamFrameFields(f, scratchEntry);
+    if (e.seq !== raw.seq + i || ((f[6]! << 8) | f[7]!) !== raw.lun) assert(false, `encodeBatch: frame ${i} is not entry seq ${raw.seq + i} of LUN ${raw.lun}`);
+    at = writeSubEntry(out, at, e, e.type === FrameType.Write ? f.subarray(HEADER_BYTES, HEADER_BYTES + e.payloadLength) : null);
+  }
+  const crcAt = total - CRC_BYTES;
+  writeU32(out, crcAt, crc32cRange(out, OFF_HEADER_CRC, crcAt, headerCrc));
+  return out;
+}
 
 function encodeFrameWith(frame: Frame, frameBytes: FrameBytes): Uint8Array {
   const raw = rawFieldsOf(frame, scratchRaw);
@@ -50,6 +116,7 @@ function encodeFrameWith(frame: Frame, frameBytes: FrameBytes): Uint8Array {
     const bad = controlPayloadProblem(frame.type, frame);
     if (bad !== null) assert(false, `cannot encode ${frameTypeName(frame.type)}: ${bad.field} = ${bad.value} is not allowed; ${bad.allowed}`);
   }
+  if (frame.type === FrameType.Batch) assertBatchEntries(frame);
   // The cheap checks pass for every frame our firmware builds; only when one fails are the
   // descriptive checks run, to say what is wrong. Both read the same limits and rules.
   if (!fitsSlots(raw) || !fieldsAllowed(raw)) assertEncodable(raw);
@@ -67,7 +134,12 @@ function encodeFrameWith(frame: Frame, frameBytes: FrameBytes): Uint8Array {
     writeU16(out, p + HELLO_OFF_CONNECTION, frame.connection);
     writeU16(out, p + HELLO_OFF_CONNECTIONS, frame.connections);
     writeU64(out, p + HELLO_OFF_PEER_SESSION, frame.peerSession);
+    if (frame.batchBytesMax !== undefined) writeU32(out, p + HELLO_OFF_BATCH_BYTES_MAX, frame.batchBytesMax);
   } else if (frame.type === FrameType.Heartbeat) writeU64(out, HEADER_BYTES + HEARTBEAT_OFF_PEER_SESSION, frame.peerSession);
+  else if (frame.type === FrameType.Batch) {
+    let at = HEADER_BYTES;
+    for (const e of frame.entries) at = writeSubEntry(out, at, rawFieldsOf(e, scratchEntry), e.type === FrameType.Write ? e.data : null);
+  }
   // The frame CRC covers bytes 0..total-5. Bytes 0..43 are already folded into headerCrc, so
   // continue from there instead of hashing the header twice.
   const crcAt = total - CRC_BYTES;

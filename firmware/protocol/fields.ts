@@ -1,8 +1,9 @@
 import { AssertionError, assert } from '../errors.ts';
-import { FrameType, HEARTBEAT_PAYLOAD_BYTES, HELLO_PAYLOAD_BYTES, frameTypeName } from './frame.ts';
-import type { Frame } from './frame.ts';
+import { FrameType, HEARTBEAT_PAYLOAD_BYTES, HELLO_BATCH_PAYLOAD_BYTES, HELLO_PAYLOAD_BYTES, frameTypeName } from './frame.ts';
+import { batchPayloadBytes } from './batch.ts';
+import type { Frame, HelloFrame } from './frame.ts';
 import {
-  HEARTBEAT_OFF_PEER_SESSION, HELLO_OFF_CONNECTION, HELLO_OFF_CONNECTIONS, HELLO_OFF_FEATURES, HELLO_OFF_LOCKS_WINDOW,
+  HEARTBEAT_OFF_PEER_SESSION, HELLO_OFF_BATCH_BYTES_MAX, HELLO_OFF_CONNECTION, HELLO_OFF_CONNECTIONS, HELLO_OFF_FEATURES, HELLO_OFF_LOCKS_WINDOW,
   HELLO_OFF_PEER_SESSION, HELLO_OFF_REQUIRED, clearRawFields, emptyRawFields, readU16, readU32, readU64,
 } from './layout.ts';
 import type { RawFields } from './layout.ts';
@@ -28,7 +29,7 @@ export function rawFieldsOf(frame: Frame, into: RawFields = emptyRawFields()): R
       raw.lockId = frame.controllerId;
       raw.count = frame.windowEntries;
       raw.code = frame.policy;
-      raw.payloadLength = HELLO_PAYLOAD_BYTES;
+      raw.payloadLength = frame.batchBytesMax === undefined ? HELLO_PAYLOAD_BYTES : HELLO_BATCH_PAYLOAD_BYTES;
       break;
     case FrameType.Lock:
       setCommon(raw, FrameType.Lock, frame.flags, frame.lun, frame.seq);
@@ -71,6 +72,12 @@ export function rawFieldsOf(frame: Frame, into: RawFields = emptyRawFields()): R
       raw.lockId = frame.controllerId;
       raw.payloadLength = HEARTBEAT_PAYLOAD_BYTES;
       break;
+    case FrameType.Batch:
+      setCommon(raw, FrameType.Batch, frame.flags, frame.lun, frame.seq);
+      if (!Array.isArray(frame.entries)) assert(false, `BATCH seq ${frame.seq}: entries must be an array`);
+      raw.count = frame.entries.length;
+      raw.payloadLength = batchPayloadBytes(frame.entries);
+      break;
     default:
       assert(false, `cannot encode a frame of unknown type ${frameTypeName((frame as { type: number }).type)}`);
   }
@@ -92,14 +99,17 @@ function setCommon(raw: RawFields, type: FrameType, flags: number, lun: number, 
 export function frameOf(raw: RawFields, data: Uint8Array): Frame {
   const { lun, seq, flags } = raw;
   switch (raw.type as FrameType) {
-    case FrameType.Hello:
-      return {
+    case FrameType.Hello: {
+      const hello: HelloFrame = {
         type: FrameType.Hello, lun, seq, flags, controllerId: raw.lockId, sessionId: raw.lba,
         windowBytes: raw.tag, windowEntries: raw.count, policy: raw.code, locksWindow: readU32(data, HELLO_OFF_LOCKS_WINDOW),
         features: readU32(data, HELLO_OFF_FEATURES), requiredFeatures: readU32(data, HELLO_OFF_REQUIRED),
         connection: readU16(data, HELLO_OFF_CONNECTION), connections: readU16(data, HELLO_OFF_CONNECTIONS),
         peerSession: readU64(data, HELLO_OFF_PEER_SESSION),
       };
+      if (data.length >= HELLO_BATCH_PAYLOAD_BYTES) hello.batchBytesMax = readU32(data, HELLO_OFF_BATCH_BYTES_MAX);
+      return hello;
+    }
     case FrameType.Heartbeat:
       return {
         type: FrameType.Heartbeat, lun, seq, flags, controllerId: raw.lockId, sessionId: raw.lba, confirmedSeq: raw.tag,

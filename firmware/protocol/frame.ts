@@ -19,7 +19,7 @@
  *    36   4  count        u32, sectors          (HELLO: windowEntries; LOCK_REJECTED: action)
  *    40   4  payloadLength u32, at most the decoder's payloadBytesMax
  *    44   4  headerCrc    CRC32C of bytes 0..43
- *    48   n  payload      WRITE: the data. HELLO, HEARTBEAT: see below. Empty for every other type.
+ *    48   n  payload      WRITE: the data. HELLO, HEARTBEAT, BATCH: see below. Empty for every other type.
  *  48+n   4  frameCrc     CRC32C of bytes 0..48+n-1 (header and payload)
  *
  * HELLO's payload (HELLO_PAYLOAD_BYTES, and up to HELLO_PAYLOAD_BYTES_MAX):
@@ -29,7 +29,16 @@
  *    12   2  connection        the data connection this HELLO opens (0-based)
  *    14   2  connections       how many data connections the sender's link has
  *    16   8  peerSession       the receiver's session that the header's `seq` refers to (0: none known)
- *    24   …  reserved for features: bytes a receiver that lacks the feature ignores
+ *    24   4  batchBytesMax     u32, feature `batch` only: the largest BATCH payload the sender accepts
+ *                              (its decoder's payloadBytesMax); a HELLO advertising `batch` carries it
+ *    28   …  reserved for later features: bytes a receiver that lacks the feature ignores
+ *
+ * BATCH (feature `batch`) carries `count` consecutive entries of the sender's stream, numbered
+ * seq, seq + 1, ..., all of LUN `lun`, each as a compact sub-entry (layout in batch.ts): kind (the
+ * stream frame type it stands for), flags, lockId, then per kind LOCK's mode, lba and count, or
+ * WRITE's lba, tag, data length and data, or nothing more for UNLOCK. A receiver takes each entry
+ * exactly as if it had arrived as a frame of its own; Retransmit is the BATCH's flag, never an
+ * entry's.
  *
  * HEARTBEAT's payload (HEARTBEAT_PAYLOAD_BYTES): u64 peerSession, the receiver's session that
  * `confirmedSeq` refers to (0: none known).
@@ -62,11 +71,13 @@
  * Field rules, the same for the encoder (a violation is an assert) and the decoder (a violation is
  * ML_ERR_FRAME_FIELD); the table is in rules.ts:
  * - Fields a type does not use are 0, and so are flag bits it does not define: GrantWanted only on
- *   LOCK; Retransmit only on stream frames (LOCK, WRITE, UNLOCK) and HELLO; Ordered only on WRITE;
- *   PeerRestarted only on HELLO; Probe only on HEARTBEAT; responses carry none.
+ *   LOCK; Retransmit only on stream frames (LOCK, WRITE, UNLOCK), BATCH and HELLO; Ordered and
+ *   ImpliedLock only on WRITE; PeerRestarted only on HELLO; Probe only on HEARTBEAT; responses
+ *   carry none.
  * - `seq` >= 1 on every frame that names one entry of a stream: LOCK, WRITE, UNLOCK (the stream
- *   starts at 1), NAK (the entry expected next), LOCK_GRANTED and LOCK_REJECTED (the LOCK's seq),
- *   and on HEARTBEAT (its counter). `seq` may be 0 on ACK and HELLO, where it means "nothing
+ *   starts at 1), BATCH (its first entry), NAK (the entry expected next), LOCK_GRANTED and
+ *   LOCK_REJECTED (the LOCK's seq, or the seq of the WRITE that carried an implied lock), and on
+ *   HEARTBEAT (its counter). `seq` may be 0 on ACK and HELLO, where it means "nothing
  *   confirmed yet".
  * - `lockId` >= 1 on LOCK, WRITE, UNLOCK, LOCK_GRANTED and LOCK_REJECTED: 0 is "no lock", so a
  *   zeroed field can never name a live lock. HELLO's and HEARTBEAT's controllerId (same slot) may
@@ -76,7 +87,11 @@
  * - WRITE: at least 1 byte of data; `count` and `code` are 0 (the sector count follows from the
  *   data length and the LUN's sector size, which the codec does not know).
  * - HELLO carries HELLO_PAYLOAD_BYTES to HELLO_PAYLOAD_BYTES_MAX of payload: locksWindow >= 1,
- *   requiredFeatures a subset of features, connection < connections, connections >= 1.
+ *   requiredFeatures a subset of features, connection < connections, connections >= 1; with the
+ *   `batch` feature at least HELLO_BATCH_PAYLOAD_BYTES, batchBytesMax >= BATCH_BYTES_MAX_MIN.
+ * - BATCH: count 1 to BATCH_ENTRIES_MAX entries filling the payload exactly, each allowed by its
+ *   own type's rules (as the frame it stands for would be), with seq + count - 1 <= 2^53-1; lba,
+ *   tag, lockId and code 0. Its payload is bounded by the decoder's payloadBytesMax, as WRITE data.
  *   HEARTBEAT carries exactly HEARTBEAT_PAYLOAD_BYTES. Both are accepted whatever the decoder's
  *   payloadBytesMax (which bounds WRITE data).
  * - Every other type carries no payload (payloadLength 0).
@@ -90,8 +105,10 @@ export const HEADER_BYTES = 48;
 export const CRC_BYTES = 4;
 /** Bytes a frame adds around its payload. */
 export const FRAME_OVERHEAD_BYTES = HEADER_BYTES + CRC_BYTES;
-/** HELLO's payload as this version defines it (see the layout above); later features may add more. */
+/** HELLO's payload as version 2 first defined it (see the layout above): the least a HELLO carries. */
 export const HELLO_PAYLOAD_BYTES = 24;
+/** HELLO's payload with the `batch` feature's field (batchBytesMax). */
+export const HELLO_BATCH_PAYLOAD_BYTES = 28;
 /** Most HELLO payload a decoder accepts: room for fields of features not defined yet. */
 export const HELLO_PAYLOAD_BYTES_MAX = 256;
 /** HEARTBEAT's payload: the u64 peerSession. */
@@ -114,6 +131,8 @@ export enum FrameType {
   Heartbeat = 9,
   // Reserved; the decoder rejects them as unknown until they are defined:
   // 10 TOKEN, 11 RESYNC_REQUEST, 12 RESYNC_DATA, 13 RESYNC_DONE.
+  /** Feature `batch`: consecutive stream entries (LOCK, WRITE, UNLOCK) in one frame, as compact sub-entries. */
+  Batch = 14,
 }
 
 export const FRAME_TYPE_NAMES: Readonly<Record<FrameType, string>> = {
@@ -126,6 +145,7 @@ export const FRAME_TYPE_NAMES: Readonly<Record<FrameType, string>> = {
   [FrameType.LockRejected]: 'LOCK_REJECTED',
   [FrameType.Nak]: 'NAK',
   [FrameType.Heartbeat]: 'HEARTBEAT',
+  [FrameType.Batch]: 'BATCH',
 };
 
 export enum FrameFlag {
@@ -149,15 +169,30 @@ export enum FrameFlag {
    * concurrent writes in its own order).
    */
   Ordered = 0x10,
+  /**
+   * WRITE, feature `impliedLocks`: the write carries its own lock. The target takes lock `lockId`
+   * (write mode) on exactly the sectors the write covers before applying it, as if a LOCK of those
+   * sectors stood just before it in the stream (same lock table, rejection record, retry or
+   * discard, LOCK_GRANTED and LOCK_REJECTED naming the WRITE's seq), and releases it once the
+   * write is on the disk, as if an UNLOCK followed it. docs/implied-locks.md.
+   */
+  ImpliedLock = 0x20,
 }
-export const KNOWN_FLAGS = FrameFlag.GrantWanted | FrameFlag.Retransmit | FrameFlag.Probe | FrameFlag.PeerRestarted | FrameFlag.Ordered;
+export const KNOWN_FLAGS =
+  FrameFlag.GrantWanted | FrameFlag.Retransmit | FrameFlag.Probe | FrameFlag.PeerRestarted | FrameFlag.Ordered | FrameFlag.ImpliedLock;
 
 /**
  * Optional protocol features, advertised in HELLO (`features`, `requiredFeatures`). A feature's
- * frames, flags and fields are used only when both sides advertise it. None is defined yet in
- * version 2: the set and the refusal of unknown required bits are in place for what comes next.
+ * frames, flags and fields are used only when both sides advertise it; a receiver that lacks a
+ * bit its peer requires refuses the link, naming it (docs/protocol.md, docs/implied-locks.md):
+ * - `impliedLocks`: the ImpliedLock flag on WRITE;
+ * - `batch`: the BATCH frame type, and HELLO's batchBytesMax field.
  */
-export const FEATURE_BITS: Readonly<Record<string, number>> = {};
+export const FEATURE_BITS = {
+  impliedLocks: 0x1,
+  batch: 0x2,
+} as const satisfies Readonly<Record<string, number>>;
+export type FeatureName = keyof typeof FEATURE_BITS;
 /** Every feature this firmware implements. */
 export const FEATURES_IMPLEMENTED = Object.values(FEATURE_BITS).reduce((set, bit) => set | bit, 0);
 
@@ -252,6 +287,12 @@ export interface HelloFrame extends FrameBase {
   connections: number;
   /** The receiver's session that `seq` (the confirmed sequence number) refers to; 0 if none is known. */
   peerSession: number;
+  /**
+   * Feature `batch`: the largest BATCH payload the sender accepts (bytes). Present exactly when the
+   * HELLO carries the field (HELLO_BATCH_PAYLOAD_BYTES or more of payload), which it must when
+   * `features` has the batch bit.
+   */
+  batchBytesMax?: number;
 }
 
 export interface HeartbeatFrame extends FrameBase {
@@ -306,6 +347,16 @@ export interface NakFrame extends FrameBase {
   reason: NakReason;
 }
 
+/**
+ * Consecutive entries of a source stream in one frame (feature `batch`): `entries[i]` has seq
+ * `seq + i`, LUN `lun`, and flags of its own without Retransmit (the batch's `flags` carry that).
+ * Each is taken exactly as if it had arrived as a frame of its own.
+ */
+export interface BatchFrame extends FrameBase {
+  type: FrameType.Batch;
+  entries: StreamFrame[];
+}
+
 export type Frame =
   | HelloFrame
   | LockFrame
@@ -315,7 +366,8 @@ export type Frame =
   | LockGrantedFrame
   | LockRejectedFrame
   | NakFrame
-  | HeartbeatFrame;
+  | HeartbeatFrame
+  | BatchFrame;
 
 /** Frames of a source stream: numbered, logged, retransmitted. */
 export type StreamFrame = LockFrame | WriteFrame | UnlockFrame;
@@ -325,6 +377,16 @@ export type ResponseFrame = AckFrame | LockGrantedFrame | LockRejectedFrame | Na
 export function isStreamFrame(f: Frame): f is StreamFrame {
   return f.type === FrameType.Lock || f.type === FrameType.Write || f.type === FrameType.Unlock;
 }
+
+/** A WRITE that carries its own lock (feature `impliedLocks`). */
+export function hasImpliedLock(f: StreamFrame): f is WriteFrame {
+  return f.type === FrameType.Write && (f.flags & FrameFlag.ImpliedLock) !== 0;
+}
+
+/** Most entries one BATCH may carry: bounds what a hostile BATCH makes a receiver allocate. */
+export const BATCH_ENTRIES_MAX = 4096;
+/** Smallest batchBytesMax a HELLO may advertise: room for a few entries at least. */
+export const BATCH_BYTES_MAX_MIN = 64;
 
 export function frameTypeName(type: number): string {
   return FRAME_TYPE_NAMES[type as FrameType] ?? `TYPE_${type}`;

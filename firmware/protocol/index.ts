@@ -1,6 +1,8 @@
 /** The wire codec (docs/design.md 2.3): frame types, encoder, one-shot and streaming decoders, errors. */
 export * from './frame.ts';
-export { encodeFrame, encodedLength } from './encode.ts';
+export { encodeBatch, encodeFrame, encodedLength } from './encode.ts';
+export { BATCH_ENTRY_LAYOUT, LOCK_ENTRY_BYTES, UNLOCK_ENTRY_BYTES, WRITE_ENTRY_BYTES, subEntryBytes } from './batch.ts';
+export type { SubEntryField } from './batch.ts';
 export { decodeFrame, FrameDecoder } from './decoder.ts';
 export type { DecodeOptions, FrameDecoderOptions } from './decoder.ts';
 export { FrameError, FRAME_ERROR_CODES } from './errors.ts';

@@ -25,6 +25,8 @@ export const HELLO_OFF_REQUIRED = 8;
 export const HELLO_OFF_CONNECTION = 12;
 export const HELLO_OFF_CONNECTIONS = 14;
 export const HELLO_OFF_PEER_SESSION = 16;
+/** Feature `batch`: the largest BATCH payload the sender accepts. */
+export const HELLO_OFF_BATCH_BYTES_MAX = 24;
 /** HEARTBEAT payload: its peerSession, from the payload's start. */
 export const HEARTBEAT_OFF_PEER_SESSION = 0;
 

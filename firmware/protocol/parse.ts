@@ -1,6 +1,7 @@
 import { crc32cRange } from './crc.ts';
 import { CRC_BYTES, FrameType, HEADER_BYTES, HEARTBEAT_PAYLOAD_BYTES, HELLO_PAYLOAD_BYTES_MAX, PROTOCOL_VERSION } from './frame.ts';
-import type { Frame } from './frame.ts';
+import type { BatchFrame, Frame, StreamFrame } from './frame.ts';
+import { batchSeqProblem, parseSubEntries } from './batch.ts';
 import { crcError, fieldError, headerCrcError, tooLargeError, typeError, versionError } from './errors.ts';
 import type { FrameError, FrameHeaderInfo } from './errors.ts';
 import { frameOf } from './fields.ts';
@@ -19,7 +20,7 @@ import {
   readU64,
 } from './layout.ts';
 import type { RawFields } from './layout.ts';
-import { fieldProblem, fieldsAllowed, isKnownFrameType, payloadProblem } from './rules.ts';
+import { fieldProblem, fieldsAllowed, isKnownFrameType, payloadProblem, subEntryProblem } from './rules.ts';
 
 /**
  * The checks shared by the one-shot and the streaming decoder, in the order docs/design.md 2.3 implies:
@@ -93,8 +94,37 @@ export function readFrame(
     if (bad !== null) return fieldError(headerInfo(b, p), bad.field, bad.value, bad.allowed);
     return frameOf(raw, payload);
   }
+  if (raw.type === FrameType.Batch) return readBatch(b, p, raw, copyPayload ? b.slice(start, crcAt) : b.subarray(start, crcAt));
   if (raw.type !== FrameType.Write) return frameOf(raw, NO_DATA);
   return frameOf(raw, copyPayload ? b.slice(start, crcAt) : b.subarray(start, crcAt));
+}
+
+/** Scratch for reading a batch's sub-entries (one thread; reading calls nothing that reads again). */
+const batchRaws: RawFields[] = [];
+const batchDatas: (Uint8Array | null)[] = [];
+
+/**
+ * The entries of a BATCH whose header passed the rules: every one complete, of a stream type, and
+ * allowed by its own type's rules exactly as the frame it stands for would be. A WRITE's data is a
+ * view into `payload`. One bad entry makes the whole frame an ML_ERR_FRAME_FIELD naming it.
+ */
+function readBatch(b: Uint8Array, p: number, raw: RawFields, payload: Uint8Array): BatchFrame | FrameError {
+  try {
+    const bad = batchSeqProblem(raw.seq, raw.count) ?? parseSubEntries(payload, raw.count, raw.seq, batchRaws, batchDatas);
+    if (bad !== null) return fieldError(headerInfo(b, p), bad.field, bad.value, bad.allowed);
+    const entries: StreamFrame[] = new Array<StreamFrame>(raw.count);
+    for (let i = 0; i < raw.count; i++) {
+      const sub = batchRaws[i]!;
+      sub.lun = raw.lun;
+      const problem = subEntryProblem(sub, i);
+      if (problem !== null) return fieldError(headerInfo(b, p), problem.field, problem.value, problem.allowed);
+      entries[i] = frameOf(sub, batchDatas[i] ?? NO_DATA) as StreamFrame;
+    }
+    return { type: FrameType.Batch, lun: raw.lun, seq: raw.seq, flags: raw.flags, entries };
+  } finally {
+    // The scratch must not keep views of this payload alive.
+    batchDatas.length = 0;
+  }
 }
 
 /**

@@ -1,8 +1,12 @@
 import { assert } from '../errors.ts';
 import {
+  BATCH_BYTES_MAX_MIN,
+  BATCH_ENTRIES_MAX,
+  FEATURE_BITS,
   FrameFlag,
   FrameType,
   HEARTBEAT_PAYLOAD_BYTES,
+  HELLO_BATCH_PAYLOAD_BYTES,
   HELLO_PAYLOAD_BYTES,
   HELLO_PAYLOAD_BYTES_MAX,
   LockMode,
@@ -13,7 +17,7 @@ import {
   U64_FIELD_MAX,
 } from './frame.ts';
 import {
-  HEARTBEAT_OFF_PEER_SESSION, HELLO_OFF_CONNECTION, HELLO_OFF_CONNECTIONS, HELLO_OFF_FEATURES, HELLO_OFF_LOCKS_WINDOW,
+  HEARTBEAT_OFF_PEER_SESSION, HELLO_OFF_BATCH_BYTES_MAX, HELLO_OFF_CONNECTION, HELLO_OFF_CONNECTIONS, HELLO_OFF_FEATURES, HELLO_OFF_LOCKS_WINDOW,
   HELLO_OFF_PEER_SESSION, HELLO_OFF_REQUIRED, readU16, readU32, readU64,
 } from './layout.ts';
 import type { RawFields } from './layout.ts';
@@ -74,9 +78,11 @@ const U64_MIN1 = range(1, U64_FIELD_MAX, 'allowed: 1 to 2^53-1');
 /** u8/u16/u32 fields: the field width already bounds them. */
 const ANY = range(0, Infinity, '');
 const MIN1 = range(1, Infinity, 'allowed: at least 1');
-const NO_PAYLOAD = range(0, 0, 'only WRITE, HELLO and HEARTBEAT frames carry a payload, so it must be 0');
+const NO_PAYLOAD = range(0, 0, 'only WRITE, BATCH, HELLO and HEARTBEAT frames carry a payload, so it must be 0');
 const DATA = range(1, Infinity, 'a WRITE carries at least 1 byte of data');
 const HELLO_PAYLOAD = range(HELLO_PAYLOAD_BYTES, HELLO_PAYLOAD_BYTES_MAX, `a HELLO carries ${HELLO_PAYLOAD_BYTES} to ${HELLO_PAYLOAD_BYTES_MAX} bytes of payload`);
+const ENTRIES = range(1, BATCH_ENTRIES_MAX, `a BATCH carries 1 to ${BATCH_ENTRIES_MAX} entries`);
+const BATCH_PAYLOAD = range(1, Infinity, 'a BATCH carries its entries');
 const HEARTBEAT_PAYLOAD = range(HEARTBEAT_PAYLOAD_BYTES, HEARTBEAT_PAYLOAD_BYTES, `a HEARTBEAT carries exactly ${HEARTBEAT_PAYLOAD_BYTES} bytes (its peerSession)`);
 
 function oneOf(values: Record<string, string | number>): Rule {
@@ -123,7 +129,7 @@ const TYPE_RULES: Readonly<Record<FrameType, TypeRule>> = {
     lba: U64, lockId: MIN1, count: MIN1, names: { code: 'mode' },
   }),
   [FrameType.Write]: typeRule({
-    ...NEVER, flags: flagsOf(FrameFlag.Retransmit, FrameFlag.Ordered), seq: U64_MIN1, lba: U64, tag: U64, lockId: MIN1, payloadLength: DATA,
+    ...NEVER, flags: flagsOf(FrameFlag.Retransmit, FrameFlag.Ordered, FrameFlag.ImpliedLock), seq: U64_MIN1, lba: U64, tag: U64, lockId: MIN1, payloadLength: DATA,
     names: { payloadLength: 'payloadLength (data.length)' },
   }),
   [FrameType.Unlock]: typeRule({ ...NEVER, flags: STREAM_FLAGS, seq: U64_MIN1, lockId: MIN1, names: {} }),
@@ -138,6 +144,9 @@ const TYPE_RULES: Readonly<Record<FrameType, TypeRule>> = {
     ...NEVER, flags: flagsOf(FrameFlag.Probe), seq: U64_MIN1, lba: U64_MIN1, tag: U64, lockId: ANY, payloadLength: HEARTBEAT_PAYLOAD,
     names: { seq: 'counter', lba: 'sessionId', tag: 'confirmedSeq', lockId: 'controllerId' },
   }),
+  [FrameType.Batch]: typeRule({
+    ...NEVER, flags: STREAM_FLAGS, seq: U64_MIN1, count: ENTRIES, payloadLength: BATCH_PAYLOAD, names: { count: 'count (entries)' },
+  }),
 };
 
 /** The fields HELLO and HEARTBEAT carry in their payload, as numbers (see frame.ts for the layout). */
@@ -148,6 +157,8 @@ export interface ControlPayload {
   connection: number;
   connections: number;
   peerSession: number;
+  /** Feature `batch` (absent from a HELLO too short to carry it). */
+  batchBytesMax?: number;
 }
 
 /**
@@ -166,6 +177,7 @@ export function payloadProblem(type: FrameType, payload: Uint8Array): FieldProbl
     connection: readU16(payload, HELLO_OFF_CONNECTION),
     connections: readU16(payload, HELLO_OFF_CONNECTIONS),
     peerSession: readU64(payload, HELLO_OFF_PEER_SESSION),
+    ...(payload.length >= HELLO_BATCH_PAYLOAD_BYTES ? { batchBytesMax: readU32(payload, HELLO_OFF_BATCH_BYTES_MAX) } : {}),
   });
 }
 
@@ -183,6 +195,20 @@ export function controlPayloadProblem(type: FrameType, p: Partial<ControlPayload
   }
   if (!isU(p.connections, 0xffff) || p.connections === 0) return { field: 'connections', value: showValue(p.connections), allowed: 'allowed: 1 to 65535' };
   if (!isU(p.connection, (p.connections as number) - 1)) return { field: 'connection', value: showValue(p.connection), allowed: `allowed: 0 to connections - 1 (${(p.connections as number) - 1})` };
+  return batchFieldProblem(p);
+}
+
+/** A HELLO advertising `batch` says how large a BATCH it accepts (HELLO_OFF_BATCH_BYTES_MAX). */
+function batchFieldProblem(p: Partial<ControlPayload>): FieldProblem | null {
+  const v = p.batchBytesMax;
+  if (v !== undefined && !isU(v, 0xffffffff)) return { field: 'batchBytesMax', value: showValue(v), allowed: 'allowed: a u32' };
+  if (((p.features as number) & FEATURE_BITS.batch) === 0) return null;
+  if (v === undefined || v < BATCH_BYTES_MAX_MIN) {
+    return {
+      field: 'batchBytesMax', value: v === undefined ? 'absent' : String(v),
+      allowed: `a HELLO advertising the batch feature carries batchBytesMax (at least ${HELLO_BATCH_PAYLOAD_BYTES} bytes of payload), from ${BATCH_BYTES_MAX_MIN} to 4294967295`,
+    };
+  }
   return null;
 }
 
@@ -210,6 +236,21 @@ function show(v: number, hex: boolean | undefined): string {
  */
 function lockRangeTooLong(raw: RawFields): boolean {
   return raw.type === FrameType.Lock && raw.lba + raw.count > U64_FIELD_MAX;
+}
+
+/**
+ * A BATCH's sub-entry, as raw fields of the frame it stands for: allowed if that frame would be,
+ * and its flags leave Retransmit to the batch. Null, or what is wrong (the field named after the
+ * entry). `raw.type` must be LOCK, WRITE or UNLOCK.
+ */
+export function subEntryProblem(raw: RawFields, index: number): FieldProblem | null {
+  const where = `entry ${index} (seq ${raw.seq})`;
+  if ((raw.flags & FrameFlag.Retransmit) !== 0) {
+    return { field: `${where} flags`, value: show(raw.flags, true), allowed: 'Retransmit (0x02) is the BATCH\'s flag, never an entry\'s' };
+  }
+  if (fieldsAllowed(raw)) return null;
+  const p = fieldProblem(raw)!;
+  return { ...p, field: `${where} ${p.field}` };
 }
 
 /**

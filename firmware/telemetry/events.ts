@@ -51,8 +51,12 @@ export type TelemetryEvent =
   | (Base & { kind: 'commit.append'; peer: string; seq: number; entry: StreamEntryKind; lun: number; entries: number; bytes: number })
   | (Base & { kind: 'commit.confirm'; peer: string; upTo: number; entries: number; bytes: number })
   | (Base & { kind: 'commit.discard'; peer: string; from: number; removed: number })
-  /** A mirror lock at a target; `sourceSession` names the stream it belongs to (lock ids are per stream). */
-  | (Base & { kind: 'target.lock'; peer: string; result: 'granted' | 'rejected' | 'released'; seq: number; lockId: number; lun: number; lba: number; count: number; mode: 'read' | 'write'; sourceSession: number })
+  /**
+   * A mirror lock at a target; `sourceSession` names the stream it belongs to (lock ids are per
+   * stream). `implied`: the lock a WRITE carried (docs/implied-locks.md), on exactly its sectors;
+   * `seq` is then that WRITE's, and the lock is released once the write is applied.
+   */
+  | (Base & { kind: 'target.lock'; peer: string; result: 'granted' | 'rejected' | 'released'; seq: number; lockId: number; lun: number; lba: number; count: number; mode: 'read' | 'write'; sourceSession: number; implied?: true })
   /** A mirrored write applied at a target, as entry `seq` of the stream from `sourceSession`. */
   | (Base & { kind: 'target.apply'; peer: string; seq: number; lockId: number; tag: number; lun: number; lba: number; count: number; sourceSession: number })
   | (Base & { kind: 'local.lock'; result: 'granted' | 'queued' | 'released'; id: number; lun: number; lba: number; count: number; mode: 'read' | 'write' })

@@ -43,7 +43,20 @@ export function drawRun(seed: number, settings: CampaignSettings): EmulateOption
     lockContentionPerMillion: r.chance(1, 2) ? pick(r, [10_000, 50_000, 100_000, 200_000]) : 0,
     ...drawLinkShape(new SeededRandom(seed).fork('link-shape')),
     ...(settings.diskReorder === false ? {} : { diskReorder: true }),
+    ...drawWire(new SeededRandom(seed).fork('wire'), mode),
   };
+}
+
+/**
+ * How the writes' locks travel and whether entries batch (docs/implied-locks.md), from a stream of
+ * their own so that every other draw of a seed keeps its value: implied locks on half the
+ * speculative and async seeds (sync always locks explicitly), batching on half of all seeds. The
+ * defaults (explicit, no batching) are left out, as the reproduce command leaves them out.
+ */
+function drawWire(s: Random, mode: EmulateOptions['mode']): Pick<EmulateOptions, 'locks' | 'batch'> {
+  const implied = s.chance(1, 2) && mode !== 'sync';
+  const batch = s.chance(1, 2);
+  return { ...(implied ? { locks: 'implied' as const } : {}), ...(batch ? { batch: true } : {}) };
 }
 
 /**
@@ -87,8 +100,11 @@ function drawVolumes(r: Random): { sourceVolume: VolumeSpec; targetVolume: Volum
   return { sourceVolume: specs.source, targetVolume: specs.target, diskFaults };
 }
 
-/** The frame kinds per-frame faults were drawn from before heartbeats existed: the same list keeps older seeds' plans. */
-const KINDS_DRAWN = FRAME_KINDS.filter((k) => k !== 'HEARTBEAT');
+/**
+ * The frame kinds per-frame faults were drawn from before heartbeats and batches existed: the same
+ * list keeps older seeds' plans. (A fault drawn for every kind strikes BATCH frames too.)
+ */
+const KINDS_DRAWN = FRAME_KINDS.filter((k) => k !== 'HEARTBEAT' && k !== 'BATCH');
 
 function drawFaults(r: Random): LinkFaultPlan {
   const plan = emptyLinkFaultPlan();

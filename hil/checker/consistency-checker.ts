@@ -16,6 +16,14 @@ interface Range {
   count: number;
 }
 
+/** A mirror lock as its grant said: its range, and for an implied lock the stream entry (WRITE) that carried it. */
+interface MirrorLock extends Range {
+  seq: number;
+  implied?: true;
+}
+
+const lockName = (l: MirrorLock, lockId: number): string => (l.implied === true ? `implied lock ${lockId}` : `lock ${lockId}`);
+
 const overlaps = (a: Range, lun: number, lba: number, count: number): boolean =>
   a.lun === lun && a.lba < lba + count && lba < a.lba + a.count;
 
@@ -95,8 +103,11 @@ interface HostLoad {
  * firmware's telemetry and never looks inside the firmware. On every event it checks:
  *
  * - `lock-held`: a write is applied at a target only while the mirror lock it names is granted
- *   and not yet released there, and that lock covers the write;
- * - `lock-exclusive`: no local lock of the target's own server overlaps it at that moment;
+ *   and not yet released there, and that lock covers the write; an implied lock (one a WRITE
+ *   carried, docs/implied-locks.md) belongs to that WRITE alone: it must have been granted for the
+ *   same stream entry and cover exactly its sectors;
+ * - `lock-exclusive`: no local lock of the target's own server overlaps it at that moment (for an
+ *   implied lock as for any other);
  * - `ack-after-apply`: in `sync` and `speculative` mode a host write is acknowledged only after the
  *   target applied it (so it is on the target's disk at the moment of the ack);
  * - `rollback-after-confirm`: a source removes rollback-log entries only up to what its target
@@ -111,7 +122,7 @@ interface HostLoad {
 export class ConsistencyChecker implements Telemetry, TraceSink {
   readonly enabled = true;
   readonly violations: Violation[] = [];
-  private readonly mirrorLocks = new Map<string, Range>();
+  private readonly mirrorLocks = new Map<string, MirrorLock>();
   private readonly localLocks = new Map<string, Range>();
   private readonly applied = new Map<string, Set<number>>();
   private readonly targetConfirmed = new Map<string, number>();
@@ -302,7 +313,7 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
     }
   }
 
-  /** Mirror locks by target, source, source session (lock ids are per stream) and lock id. */
+  /** Mirror locks by target, source, source session (lock ids are per stream) and lock id; an implied one keeps its WRITE's seq. */
   private trackMirrorLock(e: Extract<TelemetryEvent, { kind: 'target.lock' }>): void {
     const key = `${e.node}|${e.peer}|${e.sourceSession}|${e.lockId}`;
     if (e.result === 'granted') this.mirrorLocks.set(key, e);
@@ -312,12 +323,16 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
   private checkApply(e: Extract<TelemetryEvent, { kind: 'target.apply' }>): void {
     const lock = this.mirrorLocks.get(`${e.node}|${e.peer}|${e.sourceSession}|${e.lockId}`);
     if (!lock || lock.lun !== e.lun || e.lba < lock.lba || e.lba + e.count > lock.lba + lock.count) {
-      const held = lock ? `lock ${e.lockId} covers LUN ${lock.lun} [${lock.lba}, +${lock.count})` : `lock ${e.lockId} is not held`;
+      const held = lock ? `${lockName(lock, e.lockId)} covers LUN ${lock.lun} [${lock.lba}, +${lock.count})` : `lock ${e.lockId} is not held`;
       this.flag('lock-held', e.node, e.lun, e.lba, e.seq, e.t, `write of ${e.count} sectors (tag ${e.tag} from ${e.peer}) applied without its mirror lock: ${held}`);
+    } else if (lock.implied === true && (lock.seq !== e.seq || lock.lba !== e.lba || lock.count !== e.count)) {
+      this.flag('lock-held', e.node, e.lun, e.lba, e.seq, e.t,
+        `write seq ${e.seq} of ${e.count} sectors (tag ${e.tag} from ${e.peer}) applied under ${lockName(lock, e.lockId)}, which WRITE seq ${lock.seq} carried for [${lock.lba}, +${lock.count}): an implied lock belongs to its own write`);
     }
     for (const [key, local] of this.localLocks) {
       if (key.startsWith(`${e.node}|`) && overlaps(local, e.lun, e.lba, e.count)) {
-        this.flag('lock-exclusive', e.node, e.lun, e.lba, e.seq, e.t, `mirrored write (tag ${e.tag} from ${e.peer}) applied while local lock ${key} holds [${local.lba}, +${local.count})`);
+        const under = lock?.implied === true ? ` under its implied lock ${e.lockId}` : '';
+        this.flag('lock-exclusive', e.node, e.lun, e.lba, e.seq, e.t, `mirrored write (tag ${e.tag} from ${e.peer}) applied${under} while local lock ${key} holds [${local.lba}, +${local.count})`);
         break;
       }
     }

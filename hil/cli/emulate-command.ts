@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { LOCK_REJECT_POLICIES, MIRROR_MODES } from '../../firmware/mirror/types.ts';
+import { LOCK_REJECT_POLICIES, LOCK_STYLES, MIRROR_MODES } from '../../firmware/mirror/types.ts';
 import { CONNECTIONS_MAX, DEFAULT_EMULATE, FAULT_PHASE_MS_MAX_LIMIT, READ_PERCENT_MAX, type EmulateOptions } from '../emulator/options.ts';
 import { runEmulation } from '../emulator/run.ts';
 import { LINK_FAULT_SYNTAX, formatLinkFaults, parseLinkFaults } from '../faults/link-fault-plan.ts';
@@ -70,6 +70,9 @@ export function addEmulateFlags(cmd: Command): Command {
     .option('--stall-ms <ms>', `end the run with a liveness violation after this much virtual time without progress while work is pending and no fault is active (default ${STALL_MS_DEFAULT})`,
       decimal('--stall-ms', 0, STALL_MS_MAX, true))
     .option('--disk-reorder', 'memory disks (and RAID members) complete concurrent writes in a seeded order of their own, overlapping ones included')
+    .addOption(new Option('--locks <style>', `how mirrored writes are locked at the target: ${LOCK_STYLES.join(', ')} (default explicit: a LOCK and an UNLOCK around each session; implied: each write carries its own lock; speculative and async)`)
+      .argParser(choice('--locks', LOCK_STYLES)))
+    .option('--batch', 'entries ready together (and, on a saturated link, those that gather) travel in one BATCH frame')
     .option('--detach-kernel-driver', 'a usb: volume may be taken from the kernel driver holding it (never from a mounted disk); it is given back afterwards', false);
 }
 

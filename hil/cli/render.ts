@@ -15,7 +15,7 @@ export function renderReport(r: EmulationReport): string {
     `  writes        ${w.acknowledged}/${w.issued} acknowledged${w.issued < w.requested ? ` (${w.requested} requested)` : ''}${w.errors ? `, ${w.errors} failed` : ''}${w.reads ? `, ${w.reads} reads` : ''}`,
     `  throughput    ${r.throughputMBps.toFixed(2)} MB/s mirrored, ${r.hostThroughputMBps.toFixed(2)} MB/s acknowledged to the hosts over ${ms(r.workloadMs)} (fault phase ${ms(r.faultPhaseMs)}, quiescent at ${ms(r.virtualTimeMs)})`,
     `  host latency  mean ${l.meanMs.toFixed(3)} ms, p50 ${l.p50Ms.toFixed(3)}, p99 ${l.p99Ms.toFixed(3)}, max ${l.maxMs.toFixed(3)}${r.bidirectional ? ' (both hosts)' : ''}`,
-    `  locks         ${c.locksSent} sent, ${c.locksGranted} granted by the target (${c.locksGrantedAfterRejection} after a refusal), ${c.locksRejected} refusals; ${c.halts} halts, ${c.resumes} resumes`,
+    `  locks         ${r.locks}${r.batch ? ', batched' : ''}: ${c.locksSent} LOCKs sent, ${c.impliedLocks} implied; ${c.locksGranted} granted by the target (${c.locksGrantedAfterRejection} after a refusal), ${c.locksRejected} refusals; ${c.halts} halts, ${c.resumes} resumes${c.batches ? `; ${c.batches} BATCH frames carried ${c.entriesBatched} entries` : ''}`,
     `  recovery      ${c.rollbacks} rollbacks, ${c.entriesRetransmitted} entries retransmitted, ${c.ackTimeouts} ack timeouts`,
     `  link faults   ${r.faults}: ${describeLinkFaultCounters(f)}`,
     `  disk faults   ${r.diskFaults}`,

@@ -16,7 +16,7 @@ import { STALL_MS_MAX } from './watchdog.ts';
  */
 export interface EmulateOptions
   extends HostWorkloadSpec,
-    Pick<TopologyOptions, 'seed' | 'mode' | 'onLockReject' | 'bidirectional' | 'rttMs' | 'bandwidthMbps' | 'lockRegionSectors' | 'limits'> {
+    Pick<TopologyOptions, 'seed' | 'mode' | 'onLockReject' | 'bidirectional' | 'rttMs' | 'bandwidthMbps' | 'lockRegionSectors' | 'limits' | 'locks' | 'batch'> {
   /** Data connections of the link (docs/link-supervision.md): 1 or more. */
   connections: number;
   /** Link supervision: heartbeat interval, interruption timeout, probationary interval (virtual ms). */
@@ -116,6 +116,9 @@ export function validateEmulateOptions(o: EmulateOptions): void {
     if (p.forMs >= o.healMs * 100) throw new UsageError(`a partition of ${p.forMs} ms would outlast any sensible run; keep partitions shorter than 100 x --heal-ms (${o.healMs * 100} ms)`);
   }
   checkLinkSupervision(o);
+  if (o.locks === 'implied' && o.mode === 'sync') {
+    throw new UsageError('--locks implied applies to speculative and async mirroring; a sync write waits for its grant, which only an explicit LOCK asks for (use --locks explicit, or another --mode)');
+  }
   if (o.stallMs !== undefined && !(o.stallMs > 0 && o.stallMs <= STALL_MS_MAX)) {
     throw new UsageError(`--stall-ms is ${o.stallMs}; allowed above 0 to ${STALL_MS_MAX} ms of virtual time`);
   }

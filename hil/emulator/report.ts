@@ -30,6 +30,10 @@ export interface EmulationCounters {
   framesDropped: number;
   framesCorrupted: number;
   framesDuplicated: number;
+  /** WRITEs the sources sent carrying their own lock (docs/implied-locks.md), and the BATCH frames they sent, with the entries in them. */
+  impliedLocks: number;
+  batches: number;
+  entriesBatched: number;
 }
 
 export interface LinkSupervisionReport {
@@ -49,6 +53,9 @@ export interface EmulationReport {
   seed: number;
   mode: string;
   onLockReject: string;
+  /** How the mirrors locked (`--locks`) and whether they batched (`--batch`). */
+  locks: string;
+  batch: boolean;
   bidirectional: boolean;
   /** The link fault plan, in `--faults` syntax. */
   faults: string;
@@ -121,7 +128,7 @@ export function assembleReport(r: RunResults): EmulationReport {
   const workloadMs = Math.max(0, ...hosts.map((h) => h.lastCompletionMs));
   const chartEvents = topo.source.chartEvents() + topo.target.chartEvents();
   return {
-    seed: opts.seed, mode: opts.mode, onLockReject: opts.onLockReject, bidirectional: opts.bidirectional,
+    seed: opts.seed, mode: opts.mode, onLockReject: opts.onLockReject, locks: opts.locks ?? 'explicit', batch: opts.batch === true, bidirectional: opts.bidirectional,
     faults: formatLinkFaults(opts.faults), diskFaults: formatDiskFaults(opts.diskFaults),
     verdict: checker.violations.length === 0 ? 'consistent' : 'inconsistent',
     violations: checker.violations, violationsDropped: checker.violationsDropped, notes: r.notes,
@@ -154,6 +161,7 @@ function counters(topo: Topology, injector: LinkFaultInjector, tally: RunTally):
     halts: sum(sources, (c) => c.halts), resumes: sum(sources, (c) => c.resumes), rollbacks: sum(sources, (c) => c.rollbacks),
     entriesRetransmitted: sum(sources, (c) => c.entriesRetransmitted), ackTimeouts: sum(sources, (c) => c.ackTimeouts),
     framesDropped: f.framesDropped, framesCorrupted: f.framesCorrupted, framesDuplicated: f.framesDuplicated,
+    impliedLocks: sum(sources, (c) => c.impliedLocks), batches: sum(sources, (c) => c.batchesSent), entriesBatched: sum(sources, (c) => c.entriesBatched),
   };
 }
 

@@ -43,5 +43,7 @@ export function reproduceCommand(o: EmulateOptions): string {
   flag('--fault-phase-max-ms', o.faultPhaseMsMax, d.faultPhaseMsMax);
   if (o.stallMs !== undefined) args.push('--stall-ms', String(o.stallMs));
   if (o.diskReorder === true) args.push('--disk-reorder');
+  if (o.locks === 'implied') args.push('--locks', 'implied');
+  if (o.batch === true) args.push('--batch');
   return args.join(' ');
 }

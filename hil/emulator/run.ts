@@ -142,6 +142,7 @@ async function runPhases(opts: EmulateOptions, hooks: RunHooks, parts: RunParts)
     seed: opts.seed, mode: opts.mode, onLockReject: opts.onLockReject, bidirectional: opts.bidirectional, rttMs: opts.rttMs,
     bandwidthMbps: opts.bandwidthMbps, sectorSize: opts.sourceVolume.sectorSize, lockRegionSectors: parts.lockRegionSectors,
     connections: opts.connections, limits: supervisionLimits(opts), telemetry, clock, makeVolume: (name) => volumes.device(name),
+    locks: opts.locks, batch: opts.batch,
   });
   parts.setTopology(topo);
   hooks.beforeStart?.(topo);

@@ -1,6 +1,6 @@
 import { StorageController } from '../../firmware/controller/storage-controller.ts';
 import type { ControllerLimits, LunConfig } from '../../firmware/controller/config.ts';
-import type { LockRejectPolicyName, MirrorMode } from '../../firmware/mirror/types.ts';
+import type { LockRejectPolicyName, LockStyle, MirrorMode } from '../../firmware/mirror/types.ts';
 import type { BlockDevice } from '../../firmware/ports/block-device.ts';
 import { silentTelemetry, type Telemetry } from '../../firmware/ports/telemetry.ts';
 import { VirtualClock } from '../../host/clock/virtual.ts';
@@ -24,6 +24,9 @@ export interface TopologyOptions {
   volumeSectors: number;
   diskService: ServiceTimeConfig;
   lockRegionSectors?: number;
+  /** How mirrored writes' locks travel (default explicit) and whether entries may batch (default no): docs/implied-locks.md. */
+  locks?: LockStyle;
+  batch?: boolean;
   limits?: Partial<ControllerLimits>;
   telemetry: Telemetry;
   /** Build a volume (default: a sparse memory disk of `volumeSectors`), by name: `A/lun0`, `B/lun0`, ... */
@@ -101,7 +104,8 @@ export function buildTopology(partial: Partial<TopologyOptions> = {}): Topology 
     b1: options.bidirectional ? makeVolume('B/lun1', clock, random) : undefined,
   };
   const lun = (n: number, device: BlockDevice, peer?: string): LunConfig => ({
-    lun: n, device, lockRegionSectors: options.lockRegionSectors, mirror: peer ? { peer, mode: options.mode } : undefined,
+    lun: n, device, lockRegionSectors: options.lockRegionSectors,
+    mirror: peer ? { peer, mode: options.mode, locks: options.locks ?? 'explicit', batch: options.batch === true } : undefined,
   });
   const common = { onLockReject: options.onLockReject, limits: options.limits };
   const starts = { A: 0, B: 0 };

@@ -4,7 +4,7 @@ import type { HostClock } from '../../host/clock/clock.ts';
 import type { LinkChannel, LinkDirection, LinkFaultHook, Transmission } from '../../host/transports/link.ts';
 import type { SimLink } from '../../host/transports/sim.ts';
 import { silentTraceSink, type FrameFaultName, type TraceSink } from '../trace/events.ts';
-import { LINK_FRAME_TYPE_NAMES, flapEndMs, type DelayFault, type FrameFault, type LinkFaultPlan } from './link-fault-plan.ts';
+import { LINK_FRAME_TYPE_NAMES, flapEndMs, frameFaultTables, type FrameFaultRates as Rates, type FrameFaultTables, type LinkFaultPlan } from './link-fault-plan.ts';
 import { HoleSchedule } from './hole-schedule.ts';
 import { CutList, PartitionSchedule, lastEndMs } from './partition-schedule.ts';
 
@@ -30,26 +30,6 @@ export function describeLinkFaultCounters(f: LinkFaultCounters): string {
 
 /** A reordered frame is held back by up to this much, enough for several later frames to overtake. */
 const REORDER_MAX_MS = 0.5;
-/** Frame type codes are one byte. */
-const FRAME_TYPES = 256;
-
-/** A per-frame fault as a table by frame type code: parts per million (0: never), and a delay maximum. */
-interface Rates {
-  perMillion: Uint32Array;
-  maxMs: Float64Array;
-}
-
-function rates(rules: readonly FrameFault[]): Rates {
-  const r: Rates = { perMillion: new Uint32Array(FRAME_TYPES), maxMs: new Float64Array(FRAME_TYPES) };
-  for (const rule of rules) {
-    for (const [code, name] of Object.entries(LINK_FRAME_TYPE_NAMES)) {
-      if (rule.kinds.length > 0 && !rule.kinds.includes(name)) continue;
-      r.perMillion[Number(code)] = rule.perMillion;
-      r.maxMs[Number(code)] = (rule as Partial<DelayFault>).maxMs ?? 0;
-    }
-  }
-  return r;
-}
 
 
 /**
@@ -76,13 +56,7 @@ export class LinkFaultInjector implements LinkFaultHook {
   /** When the last timed fault (a black hole ending, a bandwidth change) happens; 0 if the plan has none. Known from construction. */
   readonly timedFaultsEndMs: number;
   private active = true;
-  private readonly drop: Rates;
-  private readonly corrupt: Rates;
-  private readonly duplicate: Rates;
-  private readonly reorder: Rates;
-  private readonly delay: Rates;
-  private readonly hblossPerMillion: number;
-  private readonly resetPerMillion: number;
+  private readonly rates: FrameFaultTables;
   private readonly holes: HoleSchedule;
 
   constructor(
@@ -93,13 +67,7 @@ export class LinkFaultInjector implements LinkFaultHook {
     private readonly bandwidthMbps: number,
     private readonly trace: TraceSink = silentTraceSink,
   ) {
-    this.drop = rates(plan.drop);
-    this.corrupt = rates(plan.corrupt);
-    this.duplicate = rates(plan.duplicate);
-    this.reorder = rates(plan.reorder);
-    this.delay = rates(plan.delay);
-    this.hblossPerMillion = plan.hblossPerMillion;
-    this.resetPerMillion = plan.resetPerMillion;
+    this.rates = frameFaultTables(plan);
     const [a, b] = [link.a.name, link.b.name];
     this.holes = new HoleSchedule({
       plan, random: random.fork('partitions'), names: { a, b }, counters: this.counters,
@@ -154,32 +122,32 @@ export class LinkFaultInjector implements LinkFaultHook {
     if (!this.active || bytes.length < 4) return null;
     if (channel === 'datagram' ? this.strikesHeartbeat(dir, bytes) : this.strikesConnection(dir, bytes, channel)) return [];
     const type = bytes[3]!;
-    if (this.strikes(this.drop, type)) {
+    if (this.strikes(this.rates.drop, type)) {
       this.counters.framesDropped++;
       this.publish('drop', dir, bytes, 0);
       return [];
     }
     let out = bytes;
     let extraDelayMs = 0;
-    if (this.strikes(this.corrupt, type)) {
+    if (this.strikes(this.rates.corrupt, type)) {
       this.counters.framesCorrupted++;
       this.publish('corrupt', dir, bytes, 0);
       out = this.flipBits(bytes);
     }
-    if (this.strikes(this.reorder, type)) {
+    if (this.strikes(this.rates.reorder, type)) {
       this.counters.framesReordered++;
       const ms = (REORDER_MAX_MS * (1 + this.random.int(1000))) / 1000;
       this.publish('reorder', dir, bytes, ms);
       extraDelayMs += ms;
     }
-    if (this.strikes(this.delay, type)) {
+    if (this.strikes(this.rates.delay, type)) {
       this.counters.framesDelayed++;
-      const ms = (this.delay.maxMs[type]! * this.random.int(1001)) / 1000;
+      const ms = (this.rates.delay.maxMs[type]! * this.random.int(1001)) / 1000;
       this.publish('delay', dir, bytes, ms);
       extraDelayMs += ms;
     }
     const copies: Transmission[] = [{ bytes: out, extraDelayMs }];
-    if (this.strikes(this.duplicate, type)) {
+    if (this.strikes(this.rates.duplicate, type)) {
       this.counters.framesDuplicated++;
       const ms = extraDelayMs + (this.random.int(100) + 1) / 1000;
       this.publish('duplicate', dir, bytes, ms);
@@ -190,7 +158,7 @@ export class LinkFaultInjector implements LinkFaultHook {
 
   /** `hbloss`: the heartbeat is lost, and nothing else is. */
   private strikesHeartbeat(dir: LinkDirection, bytes: Uint8Array): boolean {
-    if (this.hblossPerMillion === 0 || !this.random.chance(this.hblossPerMillion, 1_000_000)) return false;
+    if (this.rates.hblossPerMillion === 0 || !this.random.chance(this.rates.hblossPerMillion, 1_000_000)) return false;
     this.counters.heartbeatsLost++;
     if (this.trace.enabled) {
       const { node, peer } = this.ends(dir);
@@ -201,7 +169,7 @@ export class LinkFaultInjector implements LinkFaultHook {
 
   /** `reset`: the connection carrying the frame is reset, and the frame lost with it. */
   private strikesConnection(dir: LinkDirection, bytes: Uint8Array, conn: number): boolean {
-    if (this.resetPerMillion === 0 || !this.random.chance(this.resetPerMillion, 1_000_000)) return false;
+    if (this.rates.resetPerMillion === 0 || !this.random.chance(this.rates.resetPerMillion, 1_000_000)) return false;
     this.counters.resets++;
     if (this.trace.enabled) {
       const h = header(bytes);

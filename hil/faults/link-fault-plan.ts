@@ -400,3 +400,47 @@ export function formatLinkFaults(plan: LinkFaultPlan): string {
   if (plan.resetPerMillion > 0) items.push(`reset=${p(plan.resetPerMillion)}`);
   return items.length === 0 ? 'none' : items.join(',');
 }
+
+/** Frame type codes are one byte. */
+const FRAME_TYPES = 256;
+
+/** A per-frame fault as a table by frame type code: parts per million (0: never), and a delay maximum. */
+export interface FrameFaultRates {
+  perMillion: Uint32Array;
+  maxMs: Float64Array;
+}
+
+/**
+ * The rules of one per-frame fault as a table indexed by the frame's type byte, so that deciding
+ * an unstruck frame costs an array read and no allocation (the simulator's injector and the proxy).
+ */
+export function frameFaultRates(rules: readonly FrameFault[]): FrameFaultRates {
+  const r: FrameFaultRates = { perMillion: new Uint32Array(FRAME_TYPES), maxMs: new Float64Array(FRAME_TYPES) };
+  for (const rule of rules) {
+    for (const [code, name] of Object.entries(LINK_FRAME_TYPE_NAMES)) {
+      if (rule.kinds.length > 0 && !rule.kinds.includes(name)) continue;
+      r.perMillion[Number(code)] = rule.perMillion;
+      r.maxMs[Number(code)] = (rule as Partial<DelayFault>).maxMs ?? 0;
+    }
+  }
+  return r;
+}
+
+/** Every per-frame fault of a plan as tables by frame type, and the rates that do not depend on the frame's type. */
+export interface FrameFaultTables {
+  drop: FrameFaultRates;
+  corrupt: FrameFaultRates;
+  duplicate: FrameFaultRates;
+  reorder: FrameFaultRates;
+  delay: FrameFaultRates;
+  hblossPerMillion: number;
+  resetPerMillion: number;
+}
+
+export function frameFaultTables(plan: LinkFaultPlan): FrameFaultTables {
+  return {
+    drop: frameFaultRates(plan.drop), corrupt: frameFaultRates(plan.corrupt), duplicate: frameFaultRates(plan.duplicate),
+    reorder: frameFaultRates(plan.reorder), delay: frameFaultRates(plan.delay),
+    hblossPerMillion: plan.hblossPerMillion, resetPerMillion: plan.resetPerMillion,
+  };
+}

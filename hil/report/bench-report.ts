@@ -1,3 +1,4 @@
+import { wireName } from '../bench/mirror-bench.ts';
 import type { BenchResult } from '../cli/bench-command.ts';
 import { esc, htmlPage, htmlTable } from './html.ts';
 import { barChart, lineChart } from './svg.ts';
@@ -21,22 +22,30 @@ export function benchHtml(r: BenchResult, started: Date): string {
 function mirrorPart(r: BenchResult): string[] {
   const rows = r.rows!;
   const modes = [...new Set(rows.map((x) => x.mode))];
-  const perMode = modes.map((mode, k) => lineChart({
+  // The variants (docs/implied-locks.md) each mode was measured with: explicit locks first, the measured series keeps its name.
+  const variantsOf = (mode: string): string[] => [...new Set(rows.filter((x) => x.mode === mode).map((x) => wireName(x)))];
+  const seriesName = (variant: string, k: number): string => (k === 0 ? 'measured' : `measured, ${variant}`);
+  const perMode = modes.map((mode) => lineChart({
     title: `${mode}: throughput against RTT`, xLabel: 'RTT (ms, log scale)', yLabel: 'MB/s', xLog: true, width: 360, height: 300,
     series: [
-      { name: 'measured', slot: k, points: rows.filter((x) => x.mode === mode).map((x) => [x.rttMs, x.throughputMBps] as const) },
-      { name: 'physical limit', slot: 7, dashed: true, points: rows.filter((x) => x.mode === mode).map((x) => [x.rttMs, x.limitMBps] as const) },
+      ...variantsOf(mode).map((v, k) => ({ name: seriesName(v, k), slot: k, points: rows.filter((x) => x.mode === mode && wireName(x) === v).map((x) => [x.rttMs, x.throughputMBps] as const) })),
+      { name: 'physical limit', slot: 7, dashed: true, points: rows.filter((x) => x.mode === mode && wireName(x) === variantsOf(mode)[0]).map((x) => [x.rttMs, x.limitMBps] as const) },
     ],
   }));
+  const lines = modes.flatMap((mode) => variantsOf(mode).map((v) => ({ mode, v })));
   const ratio = lineChart({
     title: 'throughput as a share of the physical limit', xLabel: 'RTT (ms, log scale)', yLabel: 'ratio', xLog: true, width: 560,
-    series: modes.map((mode, k) => ({ name: mode, slot: k, points: rows.filter((x) => x.mode === mode).map((x) => [x.rttMs, x.ratioToLimit] as const) })),
+    series: lines.map(({ mode, v }, k) => ({
+      name: v === 'explicit' ? mode : `${mode}, ${v}`, slot: k, points: rows.filter((x) => x.mode === mode && wireName(x) === v).map((x) => [x.rttMs, x.ratioToLimit] as const),
+    })),
   });
   return [
     '<h2>Mirroring: throughput against RTT (virtual time, exact)</h2>',
-    '<p>4 KiB random writes, queue depth 32, a 1 Gbit/s link, every write in its own lock region. The limit is the physical one for mirroring acknowledged on the target: min(link bandwidth, 32 × 4 KiB / (RTT + serialisation + target disk time)); for async, the link bandwidth.</p>',
+    '<p>4 KiB random writes, queue depth 32, a 1 Gbit/s link, every write in its own lock region. The limit is the physical one for mirroring acknowledged on the target: min(link bandwidth, 32 × 4 KiB / (RTT + serialisation + target disk time)); for async, the link bandwidth. Locks: explicit LOCK/UNLOCK sessions (the default), or implied in each WRITE, alone or with BATCH frames (speculative and async).</p>',
     `<div class="charts" id="mirror-charts">${[...perMode, ratio].join('\n')}</div>`,
-    htmlTable(['mode', 'RTT ms', 'MB/s', 'limit MB/s', 'ratio'], rows.map((x) => [x.mode, x.rttMs, x.throughputMBps.toFixed(2), x.limitMBps.toFixed(2), x.ratioToLimit.toFixed(3)]), { numeric: [1, 2, 3, 4], id: 'mirror-rows' }),
+    htmlTable(['mode', 'locks', 'RTT ms', 'MB/s', 'limit MB/s', 'ratio', 'frames per write', 'overhead bytes per write', 'chart events per write'], rows.map((x) => [
+      x.mode, wireName(x), x.rttMs, x.throughputMBps.toFixed(2), x.limitMBps.toFixed(2), x.ratioToLimit.toFixed(3), x.framesPerWrite.toFixed(3), x.overheadBytesPerWrite.toFixed(1), x.chartEventsPerWrite.toFixed(5),
+    ]), { numeric: [2, 3, 4, 5, 6, 7, 8], id: 'mirror-rows' }),
     htmlTable(['emulator speed (wall clock)', ''], [
       ['mirrored 4 KiB writes per wall second', r.simWritesPerSec ?? ''], ['the same, every write in its own lock region', r.simWritesPerSecOwnRegions ?? ''],
       ['with telemetry on, the trace hashed and the checker (a campaign\'s run)', r.checkedRunWritesPerSec ?? ''],

@@ -16,7 +16,7 @@ import { Transmitter } from '../../firmware/mirror/transmitter.ts';
 export type PlantedBug =
   /** The target treats a refused mirror lock as granted and applies the writes behind it. */
   | 'target-applies-without-lock'
-  /** The source removes a WRITE from its rollback log as soon as it is sent, not when confirmed. */
+  /** The source removes a WRITE (or a BATCH's entries) from its rollback log as soon as it is sent, not when confirmed. */
   | 'source-drops-entry-before-ack'
   /** The target confirms a WRITE when it starts the disk write, before the data is on the disk. */
   | 'target-acks-before-write'
@@ -29,11 +29,18 @@ export type PlantedBug =
   /** The link supervisor reconnects on the first heartbeat that comes back, without probation. */
   | 'supervisor-skips-probation'
   /** A target whose source restarted keeps the old stream's commit log and locks, as if nothing happened. */
-  | 'target-keeps-old-stream';
+  | 'target-keeps-old-stream'
+  /** The target applies a WRITE that carries an implied lock without taking the lock at all. */
+  | 'target-skips-implied-lock'
+  /** The target grants an implied lock without asking the lock table, so the write lands under the server's local lock. */
+  | 'target-forces-implied-lock'
+  /** The target releases a write's implied lock as the write goes to the disk, before it is applied. */
+  | 'target-releases-implied-lock-early';
 
 export const PLANTED_BUGS: readonly PlantedBug[] = [
   'target-applies-without-lock', 'source-drops-entry-before-ack', 'target-acks-before-write', 'target-reorders-writes',
   'source-ignores-naks-and-timeouts', 'supervisor-never-declares-down', 'supervisor-skips-probation', 'target-keeps-old-stream',
+  'target-skips-implied-lock', 'target-forces-implied-lock', 'target-releases-implied-lock-early',
 ];
 
 /** How long `target-reorders-writes` holds a write back (ms). */
@@ -70,8 +77,9 @@ export function plant(bug: PlantedBug): () => void {
     case 'source-drops-entry-before-ack':
       return patch(SourceChannel.prototype, 'sendEntry', (original) => function (this: any, bytes: Uint8Array, retransmit: boolean) { // eslint-disable-line @typescript-eslint/no-explicit-any
         const conn = original.call(this, bytes, retransmit) as number;
-        if (conn >= 0 && bytes[3] === 3) {
-          const seq = readSeq(bytes);
+        if (conn >= 0 && (bytes[3] === 3 || bytes[3] === 14)) {
+          // A BATCH (type 14) counts its entries at bytes 36-39: the last of them goes too.
+          const seq = readSeq(bytes) + (bytes[3] === 14 ? new DataView(bytes.buffer, bytes.byteOffset).getUint32(36) - 1 : 0);
           this.deps.clock.setTimeout(() => this.confirmThrough(seq), 0);
         }
         return conn;
@@ -116,6 +124,23 @@ export function plant(bug: PlantedBug): () => void {
       return patch(PeerLink.prototype, 'start', (original) => function (this: { probationMs: number }) {
         this.probationMs = 0;
         original.call(this);
+      });
+    case 'target-skips-implied-lock':
+      return patch(TargetChannel.prototype, 'takeImpliedLock', () => function (this: unknown, e: { granted: boolean }) {
+        e.granted = true;
+        return 'granted';
+      });
+    case 'target-forces-implied-lock':
+      // Says it granted (telemetry, LOCK_GRANTED after a refusal) without the table's say: no conflict is ever seen.
+      return patch(TargetChannel.prototype, 'takeImpliedLock', () => function (this: any, e: { seq: number }, f: { lun: number; lba: number; lockId: number }, count: number) { // eslint-disable-line @typescript-eslint/no-explicit-any
+        this.lockTaken(e, f.lockId, false);
+        this.lockEvent('granted', e.seq, { lun: f.lun, lba: f.lba, count, lockId: f.lockId, mode: 'write', implied: true });
+        return 'granted';
+      });
+    case 'target-releases-implied-lock-early':
+      return patch(TargetChannel.prototype, 'issueWrite', (original) => function (this: any, dev: unknown, e: { seq: number }, f: { flags: number; lockId: number }, ...rest: unknown[]) { // eslint-disable-line @typescript-eslint/no-explicit-any
+        if ((f.flags & FrameFlag.ImpliedLock) !== 0) this.releaseImplied(e.seq, f.lockId);
+        return original.call(this, dev, e, f, ...rest);
       });
     case 'target-keeps-old-stream':
       return patch(TargetChannel.prototype, 'beginStream', (original) => function (this: { sourceSession: number; streamSource: number; ownerPeer: string; deps: { peer: string } }, session: number) {

@@ -1,6 +1,6 @@
 import type { Random } from '../../../firmware/ports/random.ts';
 import { SeededRandom } from '../../../host/random.ts';
-import { HEARTBEAT_FRAME_TYPE, LINK_FRAME_TYPE_NAMES, type DelayFault, type FrameFault, type LinkFaultPlan } from '../link-fault-plan.ts';
+import { HEARTBEAT_FRAME_TYPE, frameFaultTables, type FrameFaultTables, type LinkFaultPlan } from '../link-fault-plan.ts';
 import { REORDER_OVERTAKERS_MAX } from './limits.ts';
 
 /** A direction of the proxied link: `ab` from the connect side (A) to the listen side (B), `ba` back. */
@@ -54,27 +54,9 @@ export const PASS: Readonly<FrameDecision> = Object.freeze({
   reset: false, heartbeatLost: false, drop: false, flips: NO_FLIPS, overtakers: 0, delayed: false, delayMs: 0, duplicate: false,
 });
 
-/** Frame type codes are one byte. */
-const FRAME_TYPES = 256;
 /** Bytes 0-1 are the magic: a flip there would make the frame noise, not a frame the CRC rejects. */
 const FLIP_FROM_BYTE = 2;
 
-interface Rates {
-  perMillion: Uint32Array;
-  maxMs: Float64Array;
-}
-
-function rates(rules: readonly FrameFault[]): Rates {
-  const r: Rates = { perMillion: new Uint32Array(FRAME_TYPES), maxMs: new Float64Array(FRAME_TYPES) };
-  for (const rule of rules) {
-    for (const [code, name] of Object.entries(LINK_FRAME_TYPE_NAMES)) {
-      if (rule.kinds.length > 0 && !rule.kinds.includes(name)) continue;
-      r.perMillion[Number(code)] = rule.perMillion;
-      r.maxMs[Number(code)] = (rule as Partial<DelayFault>).maxMs ?? 0;
-    }
-  }
-  return r;
-}
 
 /**
  * Decides the per-frame faults of a plan (docs/fault-proxy.md 3), the same way whenever it is
@@ -90,25 +72,13 @@ function rates(rules: readonly FrameFault[]): Rates {
  * in thousandths of MAX), duplicate.
  */
 export class FrameDecider {
-  private readonly drop: Rates;
-  private readonly corrupt: Rates;
-  private readonly duplicate: Rates;
-  private readonly reorder: Rates;
-  private readonly delay: Rates;
-  private readonly hblossPerMillion: number;
-  private readonly resetPerMillion: number;
+  private readonly rates: FrameFaultTables;
   private readonly root: SeededRandom;
   /** Generators per (direction, channel): a bounded cache, since channels come and go. */
   private readonly channels = new Map<string, SeededRandom>();
 
   constructor(plan: LinkFaultPlan, seed: number) {
-    this.drop = rates(plan.drop);
-    this.corrupt = rates(plan.corrupt);
-    this.duplicate = rates(plan.duplicate);
-    this.reorder = rates(plan.reorder);
-    this.delay = rates(plan.delay);
-    this.hblossPerMillion = plan.hblossPerMillion;
-    this.resetPerMillion = plan.resetPerMillion;
+    this.rates = frameFaultTables(plan);
     this.root = new SeededRandom(seed).fork('fault-proxy');
   }
 
@@ -116,10 +86,10 @@ export class FrameDecider {
   decide(on: ChannelKey, frame: FrameKey): FrameDecision {
     const { kind } = on;
     const { type, length } = frame;
-    const hbloss = this.hblossPerMillion !== 0 && kind !== 'tcp' && type === HEARTBEAT_FRAME_TYPE ? this.hblossPerMillion : 0;
-    const reset = kind === 'tcp' ? this.resetPerMillion : 0;
-    const p = { drop: this.drop.perMillion[type]!, corrupt: this.corrupt.perMillion[type]!, reorder: this.reorder.perMillion[type]!,
-      delay: this.delay.perMillion[type]!, duplicate: this.duplicate.perMillion[type]! };
+    const hbloss = this.rates.hblossPerMillion !== 0 && kind !== 'tcp' && type === HEARTBEAT_FRAME_TYPE ? this.rates.hblossPerMillion : 0;
+    const reset = kind === 'tcp' ? this.rates.resetPerMillion : 0;
+    const p = { drop: this.rates.drop.perMillion[type]!, corrupt: this.rates.corrupt.perMillion[type]!, reorder: this.rates.reorder.perMillion[type]!,
+      delay: this.rates.delay.perMillion[type]!, duplicate: this.rates.duplicate.perMillion[type]! };
     if (hbloss === 0 && reset === 0 && p.drop === 0 && p.corrupt === 0 && p.reorder === 0 && p.delay === 0 && p.duplicate === 0) return PASS;
     const r = this.frameRandom(on, frame.index);
     const struck = (ppm: number): boolean => ppm !== 0 && r.chance(ppm, 1_000_000);
@@ -129,7 +99,7 @@ export class FrameDecider {
     const flips = struck(p.corrupt) ? drawFlips(r, length) : NO_FLIPS;
     const overtakers = struck(p.reorder) ? 1 + r.int(REORDER_OVERTAKERS_MAX) : 0;
     const delayed = struck(p.delay);
-    const delayMs = delayed ? (this.delay.maxMs[type]! * r.int(1001)) / 1000 : 0;
+    const delayMs = delayed ? (this.rates.delay.maxMs[type]! * r.int(1001)) / 1000 : 0;
     const duplicate = struck(p.duplicate);
     return { reset: false, heartbeatLost: false, drop: false, flips, overtakers, delayed, delayMs, duplicate };
   }

@@ -206,7 +206,8 @@ export class BlockFrameDecoder {
     this.payloadBytesMax = options.payloadBytesMax ?? BLOCK_PAYLOAD_BYTES_MAX;
     assert(Number.isInteger(this.payloadBytesMax) && this.payloadBytesMax >= IDENTIFY_PAYLOAD_BYTES + DEVICE_NAME_BYTES_MAX && this.payloadBytesMax <= BLOCK_PAYLOAD_BYTES_MAX,
       'payloadBytesMax must hold at least an IDENTIFY reply and at most BLOCK_PAYLOAD_BYTES_MAX');
-    this.buf = new Uint8Array(4096);
+    // Never more than one largest frame, not even to start with (a small payloadBytesMax means less).
+    this.buf = new Uint8Array(Math.min(4096, HEADER_BYTES + this.payloadBytesMax + CRC_BYTES));
   }
 
   get framesDecoded(): number {

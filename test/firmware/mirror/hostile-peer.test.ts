@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FrameType, LockMode, LockRejectPolicy, NakReason, RejectAction, RejectReason, type Frame } from '../../../firmware/protocol/frame.ts';
+import { sealedHeader } from '../protocol/helpers.ts';
 import { RawPeer } from './raw-peer.ts';
 
 /**
@@ -94,6 +95,36 @@ describe('a hostile but well-formed peer', () => {
     expect(p.controller.status()[0]!.link.counters.unexpected).toBe(4);
   });
 
+  it('a LUN this controller mirrors to the peer is no LUN to that peer: its LOCK and WRITE are NAKed, the primary copy untouched', async () => {
+    // Found by the controller fuzz (docs/fuzzing.md): a peer's stream naming a LUN whose primary
+    // copy is here wrote it behind its own mirror, and its locks refused this controller's hosts.
+    const p = new RawPeer({ mirrorLun0: true });
+    p.lock(1, 1, 0, 64);
+    p.write(2, 1, 0, 1);
+    p.unlock(3, 1);
+    await p.clock.advance(5);
+    expect(p.controller.failure).toBeNull();
+    expect(p.sent(FrameType.Nak).map((n) => [n.seq, n.reason])).toEqual([[1, NakReason.OutOfRange], [2, NakReason.OutOfRange]]);
+    expect(p.lun0.peek(0, 1)).toEqual(new Uint8Array(512));
+    expect(p.controller.lockTable.locks).toBe(0);
+  });
+
+  it.each([
+    ['an unknown type', { type: 0xee, payloadLength: 0xffff_ffff }],
+    ['a payload past payloadBytesMax', { type: FrameType.Write, lun: 0, lockId: 1, payloadLength: 0xffff_fff0 }],
+  ] as const)('a sound header of %s declaring 4 GiB does not swallow the frames behind it', async (_what, header) => {
+    // Found by the controller fuzz (docs/fuzzing.md): the decoder skipped the declared length, so
+    // every later frame on the connection vanished while the bytes arriving kept it looking alive.
+    const p = new RawPeer();
+    p.sendBytes(sealedHeader(header));
+    p.lock(1, 1, 0, 64);
+    await p.clock.advance(5);
+    expect(p.controller.failure).toBeNull();
+    expect(p.controller.status()[0]!.link.counters.frameErrors).toBe(1);
+    expect(p.controller.lockTable.locks).toBe(1);
+    expect(p.sent(FrameType.Ack).at(-1)?.seq).toBe(1);
+  });
+
   it('responses about entries the source never sent are ignored and counted', async () => {
     const p = new RawPeer({ mirrorLun0: true });
     p.send({ type: FrameType.Ack, lun: 0, seq: 3, flags: 0 });
@@ -123,7 +154,8 @@ describe('a hostile but well-formed peer', () => {
   it('random well-formed frames never throw out of the link callback, under either policy', async () => {
     // Stream frames mostly carry the next sequence number (so they reach the commit log and get
     // processed), sometimes an old or a future one; lock ids and ranges are few, so they clash.
-    const lun = fc.oneof({ arbitrary: fc.constant(0), weight: 6 }, { arbitrary: fc.integer({ min: 1, max: 2 }), weight: 1 });
+    // LUN 1 is the peer's to write (this controller mirrors LUN 0 to it, so a stream naming 0 is refused).
+    const lun = fc.oneof({ arbitrary: fc.constant(1), weight: 6 }, { arbitrary: fc.constantFrom(0, 2), weight: 1 });
     const small = { lun, lockId: fc.integer({ min: 1, max: 6 }) };
     const seq = fc.oneof({ arbitrary: fc.constant(0), weight: 8 }, { arbitrary: fc.integer({ min: 1, max: 12 }), weight: 1 });
     const range = { lba: fc.constantFrom(0, 64, 128, 192, 256, 1000, 1100), count: fc.constantFrom(1, 8, 8, 64, 200) };
@@ -158,13 +190,13 @@ describe('a hostile but well-formed peer', () => {
     let tableFull = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(step, { minLength: 5, maxLength: 40 }), fc.constantFrom('halt-resume' as const, 'retransmit' as const), async (steps, policy) => {
-        const p = new RawPeer({ mirrorLun0: true, onLockReject: policy, limits: { locksMax: 2 } });
+        const p = new RawPeer({ mirrorLun0: true, lun1: true, onLockReject: policy, limits: { locksMax: 2 } });
         let next = 1;
         let lba = 0;
         for (const s of steps) {
           if (s === 'tick') await p.clock.advance(1);
           else if (s === 'write') p.controller.submitWrite(0, (lba++ % 16) * 8, new Uint8Array(4096), () => {});
-          else if (s === 'local') void p.controller.localLock(0, 0, 64, 'write').then((h) => p.clock.setTimeout(() => h.release(), 3), () => {});
+          else if (s === 'local') void p.controller.localLock(1, 0, 64, 'write').then((h) => p.clock.setTimeout(() => h.release(), 3), () => {});
           else if (s.type === FrameType.Lock || s.type === FrameType.Write || s.type === FrameType.Unlock) p.send({ ...s, seq: s.seq === 0 ? next++ : s.seq });
           else p.send(s); // a throw here fails the property
         }

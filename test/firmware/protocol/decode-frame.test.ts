@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  FEATURE_BITS,
   FrameFlag,
   FrameError,
   FrameType,
@@ -44,12 +45,26 @@ describe('decodeFrame', () => {
   it('HELLO: its payload round-trips, and a decoder with a tiny payloadBytesMax (for WRITE data) still takes HELLO', () => {
     const hello: Frame = {
       type: FrameType.Hello, lun: 0, seq: 3, flags: 0, controllerId: 1, sessionId: 2, windowBytes: 1024, windowEntries: 16, policy: 0, locksWindow: 0xfffffffe,
-      features: 0x80000003, requiredFeatures: 0x80000001, connection: 1, connections: 2, peerSession: MAX,
+      features: 0x80000003, requiredFeatures: 0x80000001, connection: 1, connections: 2, peerSession: MAX, batchBytesMax: 1 << 20,
     };
     const bytes = encodeFrame(hello);
-    expect(bytes.length).toBe(48 + 24 + 4);
+    expect(bytes.length).toBe(48 + 28 + 4);
     expect(decodeFrame(bytes, { payloadBytesMax: 0 })).toEqual(hello);
     expect(decodeError(wireFrame({ type: FrameType.Hello, lba: 1 }, new Uint8Array(257)), 0).code).toBe('ML_ERR_FRAME_TOO_LARGE');
+  });
+
+  it('HELLO: without the batch feature it may leave batchBytesMax out (24 bytes, as version 2 began); with it, it may not', () => {
+    const plain: Frame = {
+      type: FrameType.Hello, lun: 0, seq: 0, flags: 0, controllerId: 1, sessionId: 2, windowBytes: 1024, windowEntries: 16, policy: 0, locksWindow: 1,
+      features: FEATURE_BITS.impliedLocks, requiredFeatures: 0, connection: 0, connections: 1, peerSession: 0,
+    };
+    expect(encodeFrame(plain).length).toBe(48 + 24 + 4);
+    expect(decodeFrame(encodeFrame(plain))).toEqual(plain);
+    const noField = wireFrame({ type: FrameType.Hello, lba: 7 }, helloPayload({ features: FEATURE_BITS.batch }));
+    expect(decodeError(noField).message).toMatch(/batchBytesMax = absent is not allowed; a HELLO advertising the batch feature carries batchBytesMax/);
+    const tiny = wireFrame({ type: FrameType.Hello, lba: 7 }, concat([helloPayload({ features: FEATURE_BITS.batch }), new Uint8Array([0, 0, 0, 63])]));
+    expect(decodeError(tiny).message).toMatch(/batchBytesMax = 63 is not allowed; .* from 64 to 4294967295/);
+    expect(() => encodeFrame({ ...plain, features: FEATURE_BITS.batch })).toThrow(/batchBytesMax = absent is not allowed/);
   });
 
   it('HELLO: payload bytes beyond this version\'s fields (a later feature\'s) are accepted and ignored', () => {
@@ -178,7 +193,7 @@ describe('decodeFrame: ML_ERR_FRAME_FIELD names the field, its value and what is
     ['LOCK range past 2^53-1', wireFrame({ ...lock, lba: MAX - 1, count: 2 }), /lba \+ count = 9007199254740990 \+ 2 is not allowed/],
     ['LOCK mode unknown', wireFrame({ ...lock, code: 3 }), /mode = 3 is not allowed; allowed: 1 \(Write\), 2 \(Read\)/],
     ['LOCK tag set', wireFrame({ ...lock, tag: 5 }), /tag = 5 is not allowed; this frame type does not use the field, so it must be 0/],
-    ['LOCK with a payload', wireFrame({ ...lock }, new Uint8Array(4)), /payloadLength = 4 is not allowed; only WRITE, HELLO and HEARTBEAT frames carry a payload/],
+    ['LOCK with a payload', wireFrame({ ...lock }, new Uint8Array(4)), /payloadLength = 4 is not allowed; only WRITE, BATCH, HELLO and HEARTBEAT frames carry a payload/],
     ['empty WRITE', wireFrame({ type: FrameType.Write, seq: 1, lockId: 1 }), /payloadLength \(data.length\) = 0 is not allowed; a WRITE carries at least 1 byte/],
     ['WRITE count set', wireFrame({ type: FrameType.Write, seq: 1, lockId: 1, count: 8 }, new Uint8Array(1)), /count = 8 is not allowed/],
     ['WRITE lockId 0', wireFrame({ type: FrameType.Write, seq: 1 }, new Uint8Array(1)), /lockId = 0 is not allowed/],

@@ -41,10 +41,29 @@ describe('FrameDecoder: reassembly', () => {
     decoder.push(stream.subarray(0, 80));
     expect(frames).toHaveLength(1);
     expect(decoder.bufferedBytes).toBe(80 - 68);
-    expect(decoder.reassemblyCapacity).toBe(152);
+    expect(decoder.reassemblyCapacity).toBe(256 + 52); // a HELLO's largest payload, accepted whatever payloadBytesMax
     decoder.push(stream.subarray(80));
     expect(frames).toEqual([write(1), write(2)]);
     expect(decoder.bufferedBytes).toBe(0);
+  });
+});
+
+describe('FrameDecoder: control frames under a small payloadBytesMax', () => {
+  // Found by the decoder fuzz (docs/fuzzing.md): HELLO and HEARTBEAT are accepted whatever
+  // payloadBytesMax, but the reassembly buffer was capped at payloadBytesMax, so a HELLO split
+  // over chunks tripped an assertion that escaped push().
+  it('reassembles a HELLO larger than payloadBytesMax, fed a byte at a time', () => {
+    const hello: Frame = {
+      type: FrameType.Hello, lun: 0, seq: 0, flags: 0, controllerId: 1, sessionId: 9, windowBytes: 1 << 20, windowEntries: 64,
+      policy: 0, locksWindow: 4, features: 0, requiredFeatures: 0, connection: 0, connections: 1, peerSession: 0,
+    } as Frame;
+    const { decoder, frames, errors } = recorder({ payloadBytesMax: 1 });
+    const bytes = encodeFrame(hello);
+    expect(bytes.length).toBeGreaterThan(1 + 52);
+    for (const byte of bytes) decoder.push(new Uint8Array([byte]));
+    expect(errors).toEqual([]);
+    expect(frames).toEqual([hello]);
+    expect(decoder.reassemblyCapacity).toBeLessThanOrEqual(decoder.reassemblyBytesMax);
   });
 });
 
@@ -162,6 +181,17 @@ describe('FrameDecoder: end(), reset() and counters', () => {
     expect(codes(errors)).toEqual(['ML_ERR_FRAME_MAGIC']);
     expect(errors[0]!.skippedBytes).toBe(3);
     expect(decoder.bytesSkipped).toBe(3);
+  });
+
+  it('a lone first magic byte ending one chunk, then bytes that are no magic, is garbage at end(), not a truncated frame', () => {
+    // Found by the decoder fuzz (docs/fuzzing.md): the bytes after the lone 0x4D were added to the
+    // buffered candidate without judging it again, so end() reported them as a truncated frame.
+    const { decoder, errors } = recorder();
+    decoder.push(new Uint8Array([0x4d]));
+    decoder.push(new Uint8Array([0x94, 0xef, 0x7b]));
+    decoder.end();
+    expect(codes(errors)).toEqual(['ML_ERR_FRAME_MAGIC']);
+    expect(errors[0]!.skippedBytes).toBe(4);
   });
 
   it('reset() drops a partial frame without a report', () => {

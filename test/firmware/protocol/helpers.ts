@@ -6,6 +6,8 @@
 import { crc32c } from '@node-rs/crc32';
 import fc from 'fast-check';
 import {
+  BATCH_ENTRIES_MAX,
+  FEATURE_BITS,
   FrameDecoder,
   FrameFlag,
   FrameType,
@@ -16,7 +18,7 @@ import {
   RejectAction,
   RejectReason,
 } from '../../../firmware/protocol/index.ts';
-import type { Frame, FrameDecoderOptions, FrameError } from '../../../firmware/protocol/index.ts';
+import type { Frame, FrameDecoderOptions, FrameError, StreamFrame } from '../../../firmware/protocol/index.ts';
 
 export const MAX = Number.MAX_SAFE_INTEGER;
 
@@ -36,10 +38,14 @@ function hello(): fc.Arbitrary<Frame> {
       controllerId: u32, sessionId: session, windowBytes: u64, windowEntries: u32,
       policy: fc.constantFrom(LockRejectPolicy.HaltResume, LockRejectPolicy.Retransmit), locksWindow: fc.integer({ min: 1, max: 0xffffffff }),
       features: u32, requiredMask: u32, connections: fc.integer({ min: 1, max: 0xffff }), connectionPick: fc.nat(), peerSession: u64,
+      batchBytesMax: fc.option(fc.integer({ min: 64, max: 0xffffffff }), { nil: undefined }),
     })
-    .map(({ requiredMask, connectionPick, ...f }) => ({
-      ...f, requiredFeatures: (f.features & requiredMask) >>> 0, connection: connectionPick % f.connections,
-    }));
+    .map(({ requiredMask, connectionPick, batchBytesMax, ...f }) => {
+      const hello = { ...f, requiredFeatures: (f.features & requiredMask) >>> 0, connection: connectionPick % f.connections };
+      // A HELLO advertising `batch` must say how large a BATCH it takes; others may or may not.
+      const batch = (f.features & FEATURE_BITS.batch) !== 0 ? batchBytesMax ?? 1 << 20 : batchBytesMax;
+      return batch === undefined ? hello : { ...hello, batchBytesMax: batch };
+    });
 }
 
 function heartbeat(): fc.Arbitrary<Frame> {
@@ -59,11 +65,44 @@ function lock(): fc.Arbitrary<Frame> {
     .map((f) => ({ ...f, lba: Math.min(f.lba, MAX - f.count) }));
 }
 
+/** WRITE flags: any mix of Ordered and ImpliedLock, with or without Retransmit. */
+const writeFlags = fc.subarray([FrameFlag.Ordered, FrameFlag.ImpliedLock]).map((fs) => fs.reduce((a, b) => a | b, 0));
+
 function write(dataBytesMax: number): fc.Arbitrary<Frame> {
   return fc.record({
-    type: fc.constant(FrameType.Write as const), lun, seq: streamSeq, flags: fc.constantFrom(0, FrameFlag.Retransmit, FrameFlag.Ordered, FrameFlag.Retransmit | FrameFlag.Ordered), lockId, lba: u64, tag: u64,
+    type: fc.constant(FrameType.Write as const), lun, seq: streamSeq, flags: fc.tuple(writeFlags, retransmit).map(([w, r]) => w | r), lockId, lba: u64, tag: u64,
     data: fc.uint8Array({ minLength: 1, maxLength: dataBytesMax }),
   });
+}
+
+/**
+ * One entry of a batch, of any stream kind, as the frame it stands for (its seq and LUN are set by
+ * {@link batch}; Retransmit is the batch's, never an entry's).
+ */
+function batchEntry(dataBytesMax: number): fc.Arbitrary<StreamFrame> {
+  const base = { lun: fc.constant(0), seq: fc.constant(1) };
+  return fc.oneof(
+    fc.record({
+      type: fc.constant(FrameType.Lock as const), ...base, flags: fc.constantFrom(0, FrameFlag.GrantWanted), lockId, lba: u64,
+      count: fc.integer({ min: 1, max: 0xffffffff }), mode: fc.constantFrom(LockMode.Write, LockMode.Read),
+    }).map((f) => ({ ...f, lba: Math.min(f.lba, MAX - f.count) })),
+    fc.record({
+      type: fc.constant(FrameType.Write as const), ...base, flags: writeFlags, lockId, lba: u64, tag: u64,
+      data: fc.uint8Array({ minLength: 1, maxLength: dataBytesMax }),
+    }),
+    fc.record({ type: fc.constant(FrameType.Unlock as const), ...base, flags: fc.constant(0), lockId }),
+  );
+}
+
+/** A BATCH of 1 to 8 consecutive entries (and now and then many tiny ones, towards BATCH_ENTRIES_MAX). */
+export function batch(dataBytesMax: number): fc.Arbitrary<Frame> {
+  const entries: fc.Arbitrary<StreamFrame[]> = fc.oneof(
+    { weight: 4, arbitrary: fc.array(batchEntry(Math.max(1, Math.floor(dataBytesMax / 4))), { minLength: 1, maxLength: 8 }) },
+    { weight: 1, arbitrary: fc.array(fc.record({ type: fc.constant(FrameType.Unlock as const), lun: fc.constant(0), seq: fc.constant(1), flags: fc.constant(0), lockId }), { minLength: 1, maxLength: Math.min(BATCH_ENTRIES_MAX, 64) }) },
+  );
+  return fc.record({ lun, seq: fc.integer({ min: 1, max: MAX - BATCH_ENTRIES_MAX }), flags: retransmit, entries }).map(({ lun: l, seq, flags, entries: es }) => ({
+    type: FrameType.Batch as const, lun: l, seq, flags, entries: es.map((e: StreamFrame, i: number): StreamFrame => ({ ...e, lun: l, seq: seq + i })),
+  }));
 }
 
 function responses(): fc.Arbitrary<Frame>[] {
@@ -87,7 +126,7 @@ function responses(): fc.Arbitrary<Frame>[] {
 
 /** Any valid frame; WRITE data up to `dataBytesMax` bytes. */
 export function frameArb(dataBytesMax = 200): fc.Arbitrary<Frame> {
-  return fc.oneof(hello(), heartbeat(), lock(), write(dataBytesMax), ...responses());
+  return fc.oneof(hello(), heartbeat(), lock(), write(dataBytesMax), batch(dataBytesMax), ...responses());
 }
 
 /** Header fields as the wire holds them; u64 fields as bigint so tests can go past 2^53. */

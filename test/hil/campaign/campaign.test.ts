@@ -6,6 +6,7 @@ import { runCampaign } from '../../../hil/campaign/campaign.ts';
 import { drawRun } from '../../../hil/campaign/draw-run.ts';
 import { campaignExitCode, renderCampaign } from '../../../hil/cli/campaign-command.ts';
 import { addEmulateFlags, emulateOptionsFrom, type EmulateFlags } from '../../../hil/cli/emulate-command.ts';
+import { reproduceCommand } from '../../../hil/emulator/reproduce.ts';
 import { runEmulation } from '../../../hil/emulator/run.ts';
 import { parseLinkFaults } from '../../../hil/faults/link-fault-plan.ts';
 import { plantInWorkers, withPlantedBugs } from '../../support/planted-bugs.ts';
@@ -38,6 +39,13 @@ describe('campaign', () => {
     expect(new Set(runs.map((r) => `${r.mode}/${r.onLockReject}`)).size).toBe(6);
     expect(new Set(runs.map((r) => JSON.stringify(r.faults))).size).toBeGreaterThan(6);
     expect(drawRun(5, { writes: 100, faults: null })).toEqual(drawRun(5, { writes: 100, faults: null }));
+  });
+
+  it('draws implied and explicit locks, batched and not (sync always explicit), and the reproduce command carries them', () => {
+    const runs = Array.from({ length: 40 }, (_, i) => drawRun(i + 1, { writes: 100, faults: null }));
+    const wire = new Set(runs.map((r) => `${r.mode === 'sync' ? 'sync' : 'other'}/${r.locks ?? 'explicit'}/${r.batch === true}`));
+    expect([...wire].sort()).toEqual(['other/explicit/false', 'other/explicit/true', 'other/implied/false', 'other/implied/true', 'sync/explicit/false', 'sync/explicit/true']);
+    for (const r of runs) expect(parseReproduce(reproduceCommand(r))).toEqual(r);
   });
 
   it('runs seeds on worker threads and finds every run consistent', async () => {

@@ -25,6 +25,7 @@ describe('impossible combinations are usage errors, not failed runs', () => {
     [{ lockRegionSectors: 32_768 }, /--lock-region-sectors \(32768\) is larger than the smaller volume \(16384 sectors\); allowed a power of two up to 16384/],
     [{ readPercent: 100 }, new RegExp(`--read-percent is 100; allowed 0 to ${READ_PERCENT_MAX}`)],
     [{ faultPhaseMsMax: 0 }, /--fault-phase-max-ms is 0/],
+    [{ mode: 'sync', locks: 'implied' }, /--locks implied applies to speculative and async mirroring; a sync write waits for its grant/],
   ] as const)('%o', async (o, message) => {
     const err = await failure(o);
     expect(err).toBeInstanceOf(UsageError);
@@ -57,6 +58,7 @@ describe('impossible combinations are usage errors, not failed runs', () => {
       [['--fault-phase-max-ms', '0'], /--fault-phase-max-ms takes a number above 0/],
       [['--disk-faults', 'fail=source:0@700s'], /fail=source:0@700000ms is at 700000 ms, after the fault phase's maximum of 600000 ms/],
       [['--fault-phase-max-ms', '50', '--faults', 'partition=40ms+20ms'], /partition=40ms\+20ms ends at 60 ms/],
+      [['--locks', 'shared'], /--locks.*"shared".*explicit, implied|--locks.*explicit, implied.*"shared"/],
     ];
     for (const [args, message] of cases) {
       const r = mirrorlab(...args);
@@ -72,5 +74,17 @@ describe('impossible combinations are usage errors, not failed runs', () => {
     const o = emulateOptionsFrom(cmd.opts() as EmulateFlags);
     expect(o.faultPhaseMsMax).toBe(1234);
     expect(reproduceCommand(o)).toBe('npx mirrorlab emulate --seed 1 --mode speculative --writes 7 --fault-phase-max-ms 1234');
+  });
+
+  it('--locks and --batch reach the options and the reproduce command round-trips them (the defaults are left out)', () => {
+    const parse = (...args: string[]) => {
+      const cmd = addEmulateFlags(new Command('emulate')).exitOverride();
+      cmd.parse([...args, '--writes', '7'], { from: 'user' });
+      return emulateOptionsFrom(cmd.opts() as EmulateFlags);
+    };
+    const o = parse('--locks', 'implied', '--batch');
+    expect(o).toMatchObject({ locks: 'implied', batch: true });
+    expect(reproduceCommand(o)).toBe('npx mirrorlab emulate --seed 1 --mode speculative --writes 7 --locks implied --batch');
+    expect(reproduceCommand(parse('--locks', 'explicit'))).toBe('npx mirrorlab emulate --seed 1 --mode speculative --writes 7');
   });
 });

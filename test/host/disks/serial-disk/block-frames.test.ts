@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { crc32cRange } from '../../../../firmware/protocol/crc.ts';
 import { FrameDecoder, encodeFrame, FrameType, type Frame } from '../../../../firmware/protocol/index.ts';
 import {
-  BlockFrameDecoder, BlockFrameError, BlockFrameType, BlockStatus, decodeGeometry, encodeBlockFrame, encodeGeometry, type BlockFrame,
+  BlockFrameDecoder, BlockFrameError, BlockFrameType, BlockStatus, decodeGeometry, DEVICE_NAME_BYTES_MAX, IDENTIFY_PAYLOAD_BYTES, encodeBlockFrame, encodeGeometry, type BlockFrame,
 } from '../../../../host/disks/serial-disk/block-frames.ts';
 
 const frame = (over: Partial<BlockFrame>): BlockFrame => ({ type: BlockFrameType.Read, seq: 1, session: 77, lba: 0, count: 0, code: 0, payload: new Uint8Array(0), ...over });
@@ -125,6 +125,20 @@ describe('block frames', () => {
         expect(decoder.bufferedBytes).toBeLessThanOrEqual(48 + 2048 + 4);
       }
     }), { numRuns: 300 });
+  });
+});
+
+describe('the block decoder\'s allocation', () => {
+  // Found by the block-decoder fuzz (docs/fuzzing.md): the buffer started at 4 KiB whatever
+  // payloadBytesMax, past one largest frame when that is smaller. The buffer is private: its length
+  // is read because the bound is on the allocation, not only on the bytes held.
+  it('never exceeds one largest frame, not even before the first byte', () => {
+    const payloadBytesMax = IDENTIFY_PAYLOAD_BYTES + DEVICE_NAME_BYTES_MAX;
+    const decoder = new BlockFrameDecoder({ payloadBytesMax, onFrame: () => {}, onError: () => {} });
+    const allocated = (): number => (decoder as unknown as { buf: Uint8Array }).buf.length;
+    expect(allocated()).toBeLessThanOrEqual(48 + payloadBytesMax + 4);
+    decoder.push(encodeBlockFrame(SAMPLES[0]!).subarray(0, 30));
+    expect(allocated()).toBeLessThanOrEqual(48 + payloadBytesMax + 4);
   });
 });
 
