@@ -1,5 +1,7 @@
 import { MASS_STORAGE_CLASS } from './usb/usb-session.ts';
 import { hex4, systemUsbEnvironment, type ListedUsbDevice, type UsbEnvironment } from './usb/open-usb.ts';
+import { findLinkInterface, USB_VENDOR_CLASS } from '../transports/usb-link-claim.ts';
+import type { UsbSysfs } from './usb/sysfs.ts';
 
 /**
  * What storage targets are attached here (`mirrorlab devices`): serial ports (serialport's list)
@@ -32,6 +34,12 @@ export interface UsbDeviceEntry {
   /** Why it is not free: a driver, a mount, swap, a holder. */
   busy: string[];
   spec: string;
+  /**
+   * Whether it offers a USB mirror link: a vendor-specific interface (class FFh) with one bulk IN
+   * and one bulk OUT endpoint (null: could not be told). Then `linkSpec` names it as a link.
+   */
+  mirrorLink: boolean | null;
+  linkSpec: string | null;
 }
 
 export interface DeviceListing {
@@ -104,15 +112,38 @@ async function describe(d: ListedUsbDevice, env: UsbEnvironment): Promise<UsbDev
   };
   const busnum = d.bus !== undefined && /^\d+$/.test(d.bus) ? Number(d.bus) : undefined;
   const dir = await env.sysfs.findDevice({ vendorId: d.vendorId, productId: d.productId, serial, busnum, devnum: d.address });
+  const linkSpec = `usb-link:${hex4(d.vendorId)}:${hex4(d.productId)}${serial ? `:${serial}` : ''}`;
   if (dir === null) {
     // No sysfs: the descriptors can still say what it is (reading them may open the device).
-    return { ...base, massStorage: massStorageFromDescriptors(d), driver: null, free: null, busy: [] };
+    const mirrorLink = mirrorLinkFromDescriptors(d);
+    return { ...base, massStorage: massStorageFromDescriptors(d), driver: null, free: null, busy: [], mirrorLink, linkSpec: mirrorLink === true ? linkSpec : null };
   }
+  const link = await mirrorLinkFromSysfs(env.sysfs, dir);
+  const linkPart = { mirrorLink: link.found, linkSpec: link.found ? linkSpec : null };
+  const linkBusy = link.driver === null ? [] : [`its link interface is ${link.driver === 'usbfs' ? 'claimed by a program (usbfs)' : `held by the kernel driver ${link.driver}`}`];
   const iface = (await env.sysfs.interfaces(dir)).find((i) => i.class === MASS_STORAGE_CLASS);
-  if (iface === undefined) return { ...base, massStorage: false, driver: null, free: null, busy: [] };
+  if (iface === undefined) return { ...base, massStorage: false, driver: null, free: link.found ? linkBusy.length === 0 : null, busy: linkBusy, ...linkPart };
   const busy = (await env.sysfs.blockDevices(iface.name)).flatMap((b) => b.uses);
   if (iface.driver !== null) busy.unshift(iface.driver === 'usbfs' ? 'claimed by a program (usbfs)' : `held by the kernel driver ${iface.driver}`);
-  return { ...base, massStorage: true, driver: iface.driver, free: busy.length === 0, busy };
+  return { ...base, massStorage: true, driver: iface.driver, free: busy.length === 0, busy: [...busy, ...linkBusy], ...linkPart };
+}
+
+/** A vendor interface with one bulk IN and one bulk OUT endpoint, from sysfs; the driver bound to it if any. */
+async function mirrorLinkFromSysfs(sysfs: UsbSysfs, dir: string): Promise<{ found: boolean; driver: string | null }> {
+  for (const i of (await sysfs.interfaces(dir)).filter((x) => x.class === USB_VENDOR_CLASS)) {
+    const bulk = (await sysfs.endpoints(i.name)).filter((e) => e.type === 'Bulk');
+    if (bulk.filter((e) => e.direction === 'in').length === 1 && bulk.filter((e) => e.direction === 'out').length === 1) return { found: true, driver: i.driver };
+  }
+  return { found: false, driver: null };
+}
+
+/** The same from the descriptors; null if they cannot be read. */
+function mirrorLinkFromDescriptors(d: ListedUsbDevice): boolean | null {
+  try {
+    return findLinkInterface(d.configuration ?? d.configurations?.[0]) !== null;
+  } catch {
+    return null;
+  }
 }
 
 /** Whether the active configuration has a mass-storage interface; null if it cannot be read (no permission to open the device). */

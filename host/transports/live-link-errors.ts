@@ -2,7 +2,7 @@ import { MirrorlabError } from '../../firmware/errors.ts';
 
 /**
  * A live link cannot be opened as asked (docs/live-links.md 7): a bad spec, an address in use or
- * not on this machine, a serial port that is absent, busy or not ours to open. Raised by
+ * not on this machine, a serial port or USB device that is absent, busy or not ours to open. Raised by
  * `parseLiveLinkSpec` and `openLiveLink` before anything is sent: an operating error, so a command
  * prints its one line and exits 2. The message names what was wrong and what would work.
  *
@@ -15,7 +15,12 @@ export type LiveLinkErrorCode =
   | 'ML_ERR_LINK_ADDRESS'
   | 'ML_ERR_LINK_PERMISSION'
   | 'ML_ERR_LINK_SERIAL_PORT'
-  | 'ML_ERR_LINK_SERIAL_IN_USE';
+  | 'ML_ERR_LINK_SERIAL_IN_USE'
+  | 'ML_ERR_LINK_USB_NOT_FOUND'
+  | 'ML_ERR_LINK_USB_AMBIGUOUS'
+  | 'ML_ERR_LINK_USB_INTERFACE'
+  | 'ML_ERR_LINK_USB_IN_USE'
+  | 'ML_ERR_LINK_USB_UNAVAILABLE';
 
 export class LiveLinkError extends MirrorlabError {
   declare readonly code: LiveLinkErrorCode;

@@ -23,7 +23,7 @@ export interface LiveConnectionStats {
 }
 
 export interface LiveLinkStats {
-  kind: 'tcp' | 'serial';
+  kind: 'tcp' | 'serial' | 'usb';
   role: 'listen' | 'connect' | 'line';
   description: string;
   connections: LiveConnectionStats[];
@@ -40,13 +40,30 @@ export interface LiveLinkStats {
   preamblesRejected?: number;
   replaced?: number;
   refusedBusy?: number;
-  /** Serial: times the port was opened again after it disappeared. */
+  /** Serial: times the port was opened again after it disappeared; USB: times the device was found and claimed again. */
   reopens?: number;
+  /** USB: bulk transfers and what the link recovered from (docs/usb-link.md 4). */
+  usb?: UsbTransferStats;
+}
+
+/** A USB link's transfer counters. */
+export interface UsbTransferStats {
+  transfersOut: number;
+  transfersIn: number;
+  /** IN transfers that ended with no bytes: a zero-length packet, or a timeout on a quiet pipe. */
+  emptyIns: number;
+  /** STALLs cleared with CLEAR_FEATURE(ENDPOINT_HALT), by pipe. */
+  stallsClearedIn: number;
+  stallsClearedOut: number;
+  /** IN transfers that overflowed (babble: the device sent more than asked; those bytes are lost). */
+  babbles: number;
+  /** Transfers that failed otherwise and were retried. */
+  transferErrors: number;
 }
 
 /**
  * A live link (docs/live-links.md): the LinkEndpoint port on a real transport, TCP with UDP
- * heartbeats or a serial line, with counters and a shutdown.
+ * heartbeats, a serial line or a USB bulk pipe, with counters and a shutdown.
  */
 export interface LiveLink extends LinkEndpoint {
   readonly description: string;

@@ -8,6 +8,8 @@ import { LiveLinkError, errnoCode } from './live-link-errors.ts';
 import type { LiveLink } from './live-link-types.ts';
 import { SerialLink, type SerialPortOpener } from './serial-link.ts';
 import { TCP_LINK_CONNECTIONS_MAX, TcpLink } from './tcp-link.ts';
+import { hex4, type UsbEnvironment } from '../disks/usb/open-usb.ts';
+import { parseUsbLinkSpec, UsbLink, type UsbLinkTarget } from './usb-link.ts';
 
 export type { LiveConnectionStats, LiveLink, LiveLinkStats } from './live-link-types.ts';
 export { LiveLinkError, type LiveLinkErrorCode } from './live-link-errors.ts';
@@ -16,7 +18,8 @@ export type { LinkLogger } from './link-logger.ts';
 /** Where a live link goes (docs/live-links.md 1). */
 export type LiveLinkSpec =
   | { kind: 'tcp'; role: 'listen' | 'connect'; host: string; port: number; connections: number }
-  | { kind: 'serial'; path: string; baudRate: number };
+  | { kind: 'serial'; path: string; baudRate: number }
+  | ({ kind: 'usb-link' } & UsbLinkTarget);
 
 /**
  * Controller limits for links on the real clock (docs/live-links.md 9). The defaults suit the
@@ -42,14 +45,15 @@ export const LIVE_LINK_SPEC_HELP =
   'a link is tcp-listen:HOST:PORT (this end listens), tcp:HOST:PORT (this end connects to a listener) or serial:PATH[:BAUD]; ' +
   'HOST is an IPv4 address, a name, or an IPv6 address in brackets ([::1]); PORT is 1 to 65535 (0 on tcp-listen: any free port); ' +
   `BAUD is ${SERIAL_BAUD_MIN} to ${SERIAL_BAUD_MAX} (default ${SERIAL_BAUD_DEFAULT}); ` +
-  'e.g. tcp-listen:0.0.0.0:7700, tcp:192.168.1.20:7700, serial:/dev/ttyUSB0:921600';
+  'or usb-link:VID:PID[:SERIAL] (a USB device\'s vendor-specific bulk interface; VID and PID are 4 hex digits); ' +
+  'e.g. tcp-listen:0.0.0.0:7700, tcp:192.168.1.20:7700, serial:/dev/ttyUSB0:921600, usb-link:1209:4d4d';
 
 function specError(text: string, problem: string): LiveLinkError {
   return new LiveLinkError('ML_ERR_LINK_SPEC', `bad link spec ${JSON.stringify(text.slice(0, 200))}: ${problem}; ${LIVE_LINK_SPEC_HELP}`);
 }
 
 /**
- * Parses `tcp-listen:HOST:PORT`, `tcp:HOST:PORT` (connect) or `serial:PATH[:BAUD]`. A TCP link
+ * Parses `tcp-listen:HOST:PORT`, `tcp:HOST:PORT` (connect), `serial:PATH[:BAUD]` or `usb-link:VID:PID[:SERIAL]`. A TCP link
  * carries `opts.connections` data connections (default 2; both ends must agree). Throws a
  * {@link LiveLinkError} (`ML_ERR_LINK_SPEC`) saying what was wrong and what is allowed.
  */
@@ -63,6 +67,7 @@ export function parseLiveLinkSpec(text: string, opts: { connections?: number } =
   const kind = colon < 0 ? text : text.slice(0, colon);
   const rest = colon < 0 ? '' : text.slice(colon + 1);
   if (kind === 'serial') return parseSerial(rest, fail);
+  if (kind === 'usb-link') return { kind: 'usb-link', ...parseUsbLinkSpec(rest, fail) };
   if (kind !== 'tcp' && kind !== 'tcp-listen') fail(`unknown kind ${JSON.stringify(kind)}`);
   const role = kind === 'tcp' ? 'connect' : 'listen';
   const connections = opts.connections ?? LIVE_LINK_CONNECTIONS_DEFAULT;
@@ -104,6 +109,7 @@ function parseSerial(rest: string, fail: (problem: string) => never): LiveLinkSp
 
 /** The text that {@link parseLiveLinkSpec} reads back to the same spec (connections aside: they are not in the text). */
 export function formatLiveLinkSpec(spec: LiveLinkSpec): string {
+  if (spec.kind === 'usb-link') return `usb-link:${hex4(spec.vendorId)}:${hex4(spec.productId)}${spec.serial === null ? '' : `:${spec.serial}`}`;
   if (spec.kind === 'serial') return `serial:${spec.path}${spec.baudRate === SERIAL_BAUD_DEFAULT ? '' : `:${spec.baudRate}`}`;
   const host = isIP(spec.host) === 6 ? `[${spec.host}]` : spec.host;
   return `${spec.role === 'listen' ? 'tcp-listen' : 'tcp'}:${host}:${spec.port}`;
@@ -121,6 +127,8 @@ export interface OpenLiveLinkOptions {
   connectTimeoutMs?: number;
   /** Serial: how the port is opened (tests pass serialport's mock binding). */
   openSerialPort?: SerialPortOpener;
+  /** USB: where devices are found (default: the `usb` package; tests pass emulated devices). */
+  usbEnvironment?: UsbEnvironment;
 }
 
 /**
@@ -128,12 +136,13 @@ export interface OpenLiveLinkOptions {
  * prepares the connect side's heartbeat socket, or opens the serial port. Data connections are
  * made only when the firmware asks (`open`). Errors here are {@link LiveLinkError}s: an address in
  * use or not on this machine, an unknown host, a port below 1024, a serial port absent, busy or
- * forbidden.
+ * forbidden, a USB link device absent, ambiguous, without the interface or held.
  */
 export async function openLiveLink(spec: LiveLinkSpec, opts: OpenLiveLinkOptions): Promise<LiveLink> {
   const { clock, logger, localName, peerName, sendQueueBytesMax } = opts;
   const common = { clock, logger, localName, peerName, sendQueueBytesMax };
   if (spec.kind === 'serial') return SerialLink.open({ ...common, path: spec.path, baudRate: spec.baudRate, openPort: opts.openSerialPort });
+  if (spec.kind === 'usb-link') return UsbLink.open({ ...common, ...spec, env: opts.usbEnvironment });
   const { address, family } = await resolve(spec.host);
   const { role, host, port, connections } = spec;
   return TcpLink.open({ ...common, role, host, address, family, port, connections, connectTimeoutMs: opts.connectTimeoutMs });

@@ -88,6 +88,16 @@ export class UsbSysfs {
     return out.sort((a, b) => a.number - b.number);
   }
 
+  /** The endpoints of interface `iface` (its `ep_XX` directories): `type` as sysfs spells it (Bulk, Interrupt...), `direction` in or out. */
+  async endpoints(iface: string): Promise<{ address: number; type: string; direction: string }[]> {
+    const dir = join(this.devicesDir, iface);
+    const out = [];
+    for (const ep of (await this.list(dir)).filter((n) => /^ep_[0-9a-f]{2}$/.test(n))) {
+      out.push({ address: parseInt(ep.slice(3), 16), type: (await this.text(join(dir, ep, 'type'))) ?? '', direction: (await this.text(join(dir, ep, 'direction'))) ?? '' });
+    }
+    return out;
+  }
+
   /** The SCSI disks the kernel made of interface `iface` (`host*` / `target*` / `H:C:T:L` / `block/sdX`), each with what keeps it busy. */
   async blockDevices(iface: string): Promise<UsbBlockDevice[]> {
     const out: UsbBlockDevice[] = [];

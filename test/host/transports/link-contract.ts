@@ -9,7 +9,7 @@ import type { FrameError } from '../../../firmware/protocol/errors.ts';
  * The link contract (docs/conventions.md 4, docs/simulated-link.md 6): what every LinkEndpoint
  * (firmware/ports/link.ts) must do, run against the simulated link in both heartbeat modes, TCP
  * with UDP heartbeats on loopback, serial over a socat PTY pair and over serialport's mock binding
- * (docs/live-links.md 9), and meant for USB bulk pipes when they arrive. A transport runs it with
+ * (docs/live-links.md 9), and USB bulk pipes over the emulated device. A transport runs it with
  * `linkContract(name, factory, options)`.
  *
  * Time passes only through the pair's `wait`: the virtual clock's `run` for the simulator, real
@@ -65,7 +65,7 @@ export interface LinkContractCase {
 }
 
 const DATAGRAM_ONLY = (what: string) => (o: LinkContractOptions): string | null =>
-  o.heartbeats === 'inline' ? `on a serial line ${what}` : null;
+  o.heartbeats === 'inline' ? `on a single byte stream (serial, USB) ${what}` : null;
 
 /** What a case works with: the pair, both ends' recorders, and bounded waits. */
 export class ContractRun {
