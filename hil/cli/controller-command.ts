@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { loadControllerConfig } from '../../host/runtime/config.ts';
 import { ControllerRuntime, EXIT_INTERNAL, type OpenLink } from '../../host/runtime/controller-process.ts';
@@ -6,6 +5,7 @@ import { EXAMPLE_CONFIG } from '../../host/runtime/example-config.ts';
 import type { ControllerReady } from '../../host/runtime/spawn.ts';
 import type { Logger } from '../log.ts';
 import { UsageError } from '../plan-error.ts';
+import { VERSION } from '../version.ts';
 
 interface ControllerFlags {
   config?: string;
@@ -14,7 +14,6 @@ interface ControllerFlags {
   printExampleConfig: boolean;
 }
 
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 /**
  * `mirrorlab controller --config FILE`: one storage controller as a process (docs/controller-process.md),

@@ -9,6 +9,10 @@ import {
 import { runRack, type RackProgress } from '../rack/rack-run.ts';
 import { renderRackReport } from '../rack/report.ts';
 import { UsageError } from '../plan-error.ts';
+import { checkHistory, defaultHistoryPath } from '../history/history-db.ts';
+import { recordRack } from '../history/record.ts';
+import { checkWritable, writeReport } from '../report/files.ts';
+import { rackJUnit } from '../report/rack-report.ts';
 import { choice, decimal, integer, plan } from './parse.ts';
 
 interface RackFlags {
@@ -29,6 +33,9 @@ interface RackFlags {
   dir?: string;
   keep: boolean;
   json: boolean;
+  junit?: string;
+  record: boolean;
+  history?: string;
 }
 
 const D = RACK_DEFAULTS;
@@ -59,6 +66,9 @@ export function rackCommand(log: Logger, exit: (code: number) => void): Command 
     .option('--dir <path>', 'make the run\'s directory (configs, images, telemetry) under this one instead of the temp directory')
     .option('--keep', 'keep the run\'s files after a consistent run too (they are always kept after a failure)', false)
     .option('--json', 'print exactly one JSON document on stdout', false)
+    .option('--junit <file>', 'also write a JUnit XML report: the run as one testcase, a failure with its violations and reproduce command')
+    .option('--record', 'record the run in the results history', false)
+    .option('--history <path>', 'with --record: the history database (default: $MIRRORLAB_HISTORY, else ~/.mirrorlab/history.db)')
     .action(async (flags: RackFlags) => exit(await runRackCommand(flags, log)));
   return new Command('rack').description('live runs: controllers as processes on real links, judged by the checker').addCommand(run);
 }
@@ -66,6 +76,10 @@ export function rackCommand(log: Logger, exit: (code: number) => void): Command 
 async function runRackCommand(flags: RackFlags, log: Logger): Promise<number> {
   if (flags.writeBytes % SECTOR_BYTES !== 0) throw new UsageError(`--write-bytes must be a multiple of ${SECTOR_BYTES}, got ${flags.writeBytes}`);
   if (flags.link === 'serial' && flags.connections !== D.connections) throw new UsageError('--connections is for --link tcp; a serial line carries one');
+  if (flags.history !== undefined && !flags.record) throw new UsageError('--history names where --record writes; add --record');
+  // Checked before the run, so that a report that cannot be written does not cost a run.
+  if (flags.junit !== undefined) checkWritable(flags.junit, '--junit');
+  if (flags.record) await checkHistory(flags.history ?? defaultHistoryPath());
   const opts: RackOptions = {
     link: flags.link, seed: flags.seed, faults: flags.faults ?? null, durationS: flags.durationS, mode: flags.mode, onLockReject: flags.onLockReject,
     bidirectional: flags.bidirectional, kill: flags.kill ?? null, writes: flags.writes ?? null, writeBytes: flags.writeBytes, queueDepth: flags.queueDepth,
@@ -78,8 +92,11 @@ async function runRackCommand(flags: RackFlags, log: Logger): Promise<number> {
   const line = new ProgressLine(!flags.json && process.stderr.isTTY === true);
   try {
     log.info({ seed: opts.seed, link: opts.link, mode: opts.mode, kill: opts.kill ? formatKill(opts.kill) : null }, 'rack run starting');
+    const startedAt = new Date();
     const report = await runRack(opts, { signal: abort.signal, onProgress: line.enabled ? line.update : undefined });
     line.done();
+    if (flags.junit !== undefined) writeReport(flags.junit, rackJUnit(report, startedAt));
+    if (flags.record) await recordRack(flags.history ?? defaultHistoryPath(), { report, startedAt }, log);
     process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderRackReport(report)}\n`);
     if (report.verdict !== 'consistent') log.warn({ reproduce: report.reproduce }, 'inconsistent: reproduce with this command');
     return report.verdict === 'consistent' ? 0 : 1;

@@ -7,13 +7,14 @@ import { summarise, type RunSummary } from '../campaign/summary.ts';
 import type { EmulateOptions } from '../emulator/options.ts';
 import type { EmulationReport } from '../emulator/run.ts';
 import type { Logger } from '../log.ts';
+import type { RackReport } from '../rack/report.ts';
 import { writeHistory } from './history-db.ts';
 
 /** Violations kept per run (the rest are counted): enough to see what broke, not a trace. */
 export const VIOLATIONS_KEPT_MAX = 20;
 
-/** What produced a record: a local or queued campaign, or one `emulate --record`. */
-export const RECORD_KINDS = ['campaign', 'queued-campaign', 'emulate'] as const;
+/** What produced a record: a local or queued campaign, one `emulate --record`, or one `rack run --record`. */
+export const RECORD_KINDS = ['campaign', 'queued-campaign', 'emulate', 'rack'] as const;
 export type RecordKind = (typeof RECORD_KINDS)[number];
 
 /** One seed's verdict as the history keeps it. */
@@ -58,7 +59,7 @@ export function runKey(reproduce: string): string {
 
 /** A record id for a local campaign or an emulation (queued campaigns keep their queue id). */
 export function newRecordId(kind: RecordKind): string {
-  return `${kind === 'emulate' ? 'e' : 'l'}${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
+  return `${kind === 'emulate' ? 'e' : kind === 'rack' ? 'r' : 'l'}${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
 }
 
 /** Adds (or replaces: a resumed campaign may finish twice) one record and its runs. */
@@ -131,5 +132,26 @@ export async function recordEmulation(path: string, run: RecordedEmulation, log?
     runs: [fromSummary(s)],
   });
   log?.info({ history: path, record: id }, 'run recorded in the history');
+  return id;
+}
+
+/**
+ * Records one `rack run --record` (docs/history.md): its settings and headline as the record, the
+ * run as its one row, keyed like any run by its reproduce command (so `history --seed N` shows
+ * rack runs beside emulations of that seed, each its own command). A live run has no trace hash.
+ */
+export async function recordRack(path: string, run: { report: RackReport; startedAt: Date }, log?: Logger): Promise<string> {
+  const id = newRecordId('rack');
+  const r = run.report;
+  await recordHistory(path, {
+    id, kind: 'rack', startedAt: run.startedAt, finishedAt: new Date(),
+    settings: { seed: r.seed, link: r.link, mode: r.mode, onLockReject: r.onLockReject, bidirectional: r.bidirectional, faults: r.faults, durationS: r.durationS, kill: r.kill },
+    summary: { verdict: r.verdict, writes: r.writes, restarts: r.restarts, drained: r.drained, faultsInjected: r.faultsInjected, images: r.images },
+    runs: [{
+      seed: r.seed, mode: r.mode, onLockReject: r.onLockReject, verdict: r.verdict, violations: r.violations.slice(0, VIOLATIONS_KEPT_MAX),
+      reproduce: r.reproduce, wallMs: Math.round(r.wallMs), writes: r.writes.acknowledged,
+    }],
+  });
+  log?.info({ history: path, record: id }, 'rack run recorded in the history');
   return id;
 }

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { CampaignFailure, CampaignResult } from '../campaign/campaign.ts';
 import type { RunSummary } from '../campaign/summary.ts';
 import { describeViolation } from '../checker/violation.ts';
@@ -6,6 +5,7 @@ import { LINK_FAULT_COUNTER_LABELS } from '../faults/link-fault-injector.ts';
 import { esc, htmlPage, htmlTable } from './html.ts';
 import { junitXml, type JUnitCase } from './junit.ts';
 import { barChart, lineChart } from './svg.ts';
+import { VERSION } from '../version.ts';
 
 /** What a campaign report is made from: the result, every run's summary, and what the campaign was asked. */
 export interface CampaignReportInput {
@@ -20,7 +20,6 @@ export interface CampaignReportInput {
 /** Violations listed per failing seed (a report states how many more there were). */
 const VIOLATIONS_LISTED_MAX = 50;
 
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 /**
  * The command that reproduces a failing seed and opens it in the visualizer, in one line

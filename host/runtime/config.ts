@@ -7,7 +7,7 @@ import { parseSizeBytes, parseVolumeSpec, type VolumeSpec } from '../disks/volum
 import { RAID_MEMBERS_MAX } from '../disks/raid/array.ts';
 import type { RaidLevel } from '../disks/raid/types.ts';
 import { CHUNK_BYTES_DEFAULT } from '../disks/raid/chunks.ts';
-import { parseLiveLinkSpec, type LiveLinkSpec } from '../transports/live-link.ts';
+import { LIVE_LINK_LIMITS, parseLiveLinkSpec, type LiveLinkSpec } from '../transports/live-link.ts';
 
 /**
  * The controller process's configuration file (docs/controller-process.md 2): JSON, validated here,
@@ -248,7 +248,9 @@ function resolve(file: ConfigFile): ControllerProcessConfig {
   const limitOverrides: Partial<ControllerLimits> = { ...file.limits, ...file.supervision };
   let limits: ControllerLimits;
   try {
-    limits = checkConfig({ name: file.name, id: file.id, luns: [], onLockReject: file.onLockReject ?? 'halt-resume', limits: limitOverrides });
+    // A process runs on the real clock: its defaults are the live links' (docs/live-links.md 9), not the simulator's.
+    const asked = { ...LIVE_LINK_LIMITS, ...limitOverrides };
+    limits = checkConfig({ name: file.name, id: file.id, luns: [], onLockReject: file.onLockReject ?? 'halt-resume', limits: asked });
   } catch (error) {
     throw new FieldProblem(file.supervision ? 'supervision' : 'limits', (error as Error).message);
   }

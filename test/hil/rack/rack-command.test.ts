@@ -39,6 +39,8 @@ describe('mirrorlab rack run: bad input is one line and exit 2', () => {
       [['--duration-s', '0'], /--duration-s takes a number above 0/],
       [['--link', 'serial', '--connections', '3'], /--connections is for --link tcp; a serial line carries one/],
       [['--bogus'], /unknown option '--bogus'/],
+      [['--history', '/tmp/h.db'], /--history names where --record writes; add --record/],
+      [['--junit', '/nonexistent-dir/r.xml'], /--junit/],
     ] as [string[], RegExp][]) {
       const { code, stderr } = await mirrorlab(['rack', 'run', ...args]);
       expect(code, args.join(' ')).toBe(2);

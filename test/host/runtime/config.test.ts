@@ -6,6 +6,7 @@ import {
   ControllerConfigError, configFieldPaths, loadControllerConfig, parseControllerConfig, CONFIG_FILE_BYTES_MAX,
 } from '../../../host/runtime/config.ts';
 import { EXAMPLE_CONFIG } from '../../../host/runtime/example-config.ts';
+import { LIVE_LINK_LIMITS } from '../../../host/transports/live-link.ts';
 import { scratchDir } from '../../support/scratch-dir.ts';
 
 const scratch = scratchDir('config');
@@ -42,7 +43,10 @@ describe('controller config', () => {
     expect(c.onLockReject).toBe('halt-resume');
     expect(c.luns.map((l) => l.designation)).toEqual([{ role: 'primary', peer: 'B', mode: 'speculative' }, { role: 'replica', of: 'B' }]);
     expect(c.peers[0]!.link).toEqual({ kind: 'tcp', role: 'listen', host: '127.0.0.1', port: 7700, connections: 2 });
-    expect(c.limits).toEqual(DEFAULT_LIMITS);
+    // A process on the real clock takes the live links' ack and NAK floors; the rest are the firmware's defaults.
+    expect(c.limits).toEqual({ ...DEFAULT_LIMITS, ...LIVE_LINK_LIMITS });
+    expect(c.limits.nakRetryMs).toBe(200);
+    expect(parseControllerConfig(config((x) => (x.limits = { nakRetryMs: 50 }))).limits.nakRetryMs).toBe(50);
     expect(c.control).toEqual({ path: null, connectionsMax: 16, requestsInFlightMax: 64, frameTimeoutMs: 10_000 });
     expect(c.shutdown.drainMs).toBe(5_000);
   });
