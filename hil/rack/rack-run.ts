@@ -115,6 +115,8 @@ class Rack {
   /** When the killed controller was ready again (s into the run), null until then. */
   private restartedAtS: number | null = null;
   private readonly notes: string[] = [];
+  /** Set once teardown begins: a kill's restart must not start a controller nobody will stop. */
+  private closing = false;
 
   constructor(private readonly o: ResolvedRack, private readonly deps: RackDeps) {}
 
@@ -150,7 +152,10 @@ class Rack {
 
   /** Stops whatever is still running, then removes the run's directory unless it is kept. */
   async teardown(o: { keepFiles: boolean }): Promise<void> {
+    this.closing = true;
     if (this.killTimer) clearTimeout(this.killTimer);
+    // A kill under way may be starting the controller again: wait for it, so that what it starts is stopped below.
+    await this.killing?.catch(() => undefined);
     await Promise.allSettled(this.hosts.map((h) => h.close()));
     await Promise.allSettled(this.members.map(async (m) => {
       if (m.proc) m.exits.push(await m.proc.stop({ timeoutMs: 2_000 }));
@@ -244,7 +249,7 @@ class Rack {
         member.proc = null;
         proc.kill('SIGKILL');
         member.exits.push(await proc.exited);
-        if (this.aborted) return;
+        if (this.aborted || this.closing) return;
         await this.startMember(member);
         this.restartedAtS = this.elapsedS();
       })();
