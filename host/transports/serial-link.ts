@@ -1,11 +1,11 @@
 import { assert } from '../../firmware/errors.ts';
-import type { LinkHandler } from '../../firmware/ports/link.ts';
 import type { HostClock } from '../clock/clock.ts';
 import { keepBothPollInterests } from '../disks/serial-disk/line.ts';
 import { definedOnly } from './defaults.ts';
 import type { LinkLogger } from './link-logger.ts';
 import { LiveLinkError } from './live-link-errors.ts';
-import type { LiveConnectionStats, LiveLink, LiveLinkStats } from './live-link-types.ts';
+import type { LiveLinkStats } from './live-link-types.ts';
+import { LineLink } from './line-link.ts';
 
 /** What the link needs of an open serial port: `serialport`'s SerialPort (a Duplex stream) fits, and so does its mock. */
 export interface SerialPortLike {
@@ -56,7 +56,6 @@ export const SERIAL_LINK_DEFAULTS = {
  * Heartbeats may go this far past the send queue's bound: data is refused at the bound, so they
  * still pass a line full of data (between whole frames), and the queue stays bounded.
  */
-const HEARTBEAT_SLACK_BYTES = 4096;
 
 /**
  * A live link over a serial line (docs/live-links.md 6): one data connection, heartbeats inline
@@ -75,41 +74,17 @@ const HEARTBEAT_SLACK_BYTES = 4096;
  * sent while it is gone (at most one try per interval), since heartbeats are what bring a
  * supervisor back from `down` and they travel on this line.
  */
-export class SerialLink implements LiveLink {
-  readonly connections = 1;
-  readonly heartbeats = 'inline' as const;
-  readonly name: string;
+export class SerialLink extends LineLink<SerialPortLike> {
   readonly description: string;
-  private handler: LinkHandler | null = null;
-  private port: SerialPortLike | null = null;
-  /** The firmware asked for the connection (and has not closed it or heard it closed)... */
-  private want = false;
-  /** ...and heard `opened`. */
-  private held = false;
-  private refused = false;
-  private grantImmediate: ReturnType<typeof setImmediate> | null = null;
-  private reopening: Promise<void> | null = null;
-  private lastAttemptMs = Number.NEGATIVE_INFINITY;
-  private stopping: Promise<void> | null = null;
-  private readonly conn: Omit<LiveConnectionStats, 'conn' | 'state' | 'queuedBytes'> = {
-    opens: 0, closedHeard: 0, framesSent: 0, bytesSent: 0, chunksReceived: 0, bytesReceived: 0, sendsRefused: 0, sendsNotOpen: 0,
-  };
-  private readonly beats = { sent: 0, received: 0, rejected: 0, dropped: 0, sendErrors: 0 };
-  private reopens = 0;
   private readonly o: Required<SerialLinkOptions>;
-  private readonly queueMax: number;
-  private readonly afterWrite = (): void => {
-    const p = this.port;
-    if (!this.refused || !this.held || p === null || p.writableLength > this.queueMax / 2) return;
-    this.refused = false;
-    this.handler?.writable(0);
-  };
+  private readonly afterWrite = (): void => this.drained();
 
   private constructor(opts: SerialLinkOptions, port: SerialPortLike) {
-    this.o = { ...SERIAL_LINK_DEFAULTS, openPort: openSerialPort, ...definedOnly(opts) } as Required<SerialLinkOptions>;
-    this.name = opts.localName;
-    this.queueMax = this.o.sendQueueBytesMax;
+    const o = { ...SERIAL_LINK_DEFAULTS, openPort: openSerialPort, ...definedOnly(opts) } as Required<SerialLinkOptions>;
+    super(o, { what: 'a serial line', notAgain: 'did not open again' });
+    this.o = o;
     this.description = `serial ${opts.path} at ${opts.baudRate} baud, heartbeats inline (${opts.localName} -> ${opts.peerName})`;
+    this.device = port;
     this.adopt(port);
   }
 
@@ -121,108 +96,38 @@ export class SerialLink implements LiveLink {
     return new SerialLink(opts, port);
   }
 
-  attach(handler: LinkHandler): void {
-    assert(this.handler === null, `${this.name}: a link endpoint takes one handler`);
-    this.handler = handler;
-  }
-
-  open(conn: number): void {
-    this.check(conn);
-    if (this.stopping !== null || this.want) return;
-    this.want = true;
-    if (this.port !== null) {
-      this.grantImmediate ??= setImmediate(() => {
-        this.grantImmediate = null;
-        this.grant();
-      });
-    } else {
-      this.reopen(this.o.reopenAttemptsMax);
-    }
-  }
-
-  close(conn: number): void {
-    this.check(conn);
-    this.want = false;
-    this.held = false;
-    this.refused = false;
-  }
-
-  send(conn: number, bytes: Uint8Array): boolean {
-    this.check(conn);
-    const p = this.port;
-    if (!this.held || p === null) {
-      this.conn.sendsNotOpen++;
-      return false;
-    }
-    if (p.writableLength >= this.queueMax) {
-      this.refused = true;
-      this.conn.sendsRefused++;
-      return false;
-    }
-    p.write(bytes, this.afterWrite);
-    this.conn.framesSent++;
-    this.conn.bytesSent += bytes.length;
-    return true;
-  }
-
-  /** A heartbeat frame, inline between whole frames (every write is whole frames, in order). */
-  sendDatagram(bytes: Uint8Array): void {
-    if (this.stopping !== null) return;
-    const p = this.port;
-    if (p === null) {
-      this.beats.dropped++;
-      if (this.o.clock.now() - this.lastAttemptMs >= this.o.reopenIntervalMs) this.reopen(1);
-      return;
-    }
-    if (p.writableLength >= this.queueMax + HEARTBEAT_SLACK_BYTES) {
-      this.beats.dropped++;
-      return;
-    }
-    p.write(bytes, this.afterWrite);
-    this.beats.sent++;
-  }
-
   stats(): LiveLinkStats {
-    const state = this.held ? 'open' : this.want ? 'opening' : 'closed';
-    const connection: LiveConnectionStats = { conn: 0, state, queuedBytes: this.port?.writableLength ?? 0, ...this.conn };
-    return {
-      kind: 'serial', role: 'line', description: this.description, connections: [connection],
-      connects: connection.opens, reconnects: Math.max(0, connection.opens - 1), datagrams: { ...this.beats }, reopens: this.reopens,
-    };
+    return { kind: 'serial', ...this.lineStats() };
   }
 
-  shutdown(): Promise<void> {
-    this.stopping ??= this.stop();
-    return this.stopping;
+  protected queuedBytes(): number {
+    return this.device?.writableLength ?? 0;
   }
 
-  private async stop(): Promise<void> {
-    this.handler = null;
-    this.want = false;
-    this.held = false;
-    if (this.grantImmediate !== null) clearImmediate(this.grantImmediate);
-    this.grantImmediate = null;
-    await this.reopening;
-    const p = this.port;
-    this.port = null;
+  protected write(bytes: Uint8Array): void {
+    this.device!.write(bytes, this.afterWrite);
+  }
+
+  protected findDevice(): Promise<SerialPortLike> {
+    return this.o.openPort(this.o.path, this.o.baudRate);
+  }
+
+  protected letGo(port: SerialPortLike): Promise<void> {
+    return closePort(port);
+  }
+
+  protected deviceLabel(): string {
+    return `serial port ${this.o.path}`;
+  }
+
+  protected async stop(): Promise<void> {
+    const p = await this.stopLine();
     if (p !== null) await closePort(p);
   }
 
-  private grant(): void {
-    if (!this.want || this.held || this.port === null || this.stopping !== null) return;
-    this.held = true;
-    this.refused = false;
-    this.conn.opens++;
-    this.handler?.opened(0);
-  }
-
-  private adopt(port: SerialPortLike): void {
-    this.port = port;
+  protected adopt(port: SerialPortLike): void {
     port.on('data', (chunk) => {
-      if (this.port !== port) return;
-      this.conn.chunksReceived++;
-      this.conn.bytesReceived += chunk.length;
-      this.handler?.bytes(0, new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
+      if (this.device === port) this.received(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
     });
     port.on('error', (error) => this.gone(port, `serial port ${this.o.path} failed: ${error.message}`));
     port.on('close', (error) => this.gone(port, `serial port ${this.o.path} disappeared${error ? ` (${error.message})` : ''}`));
@@ -230,55 +135,11 @@ export class SerialLink implements LiveLink {
 
   /** The port closed under us: the line is gone, and a connection the firmware held or asked for is lost. */
   private gone(port: SerialPortLike, reason: string): void {
-    if (this.port !== port || this.stopping !== null) return;
-    this.port = null;
-    port.removeAllListeners('data');
-    if (port.isOpen) port.close(() => {});
-    this.o.logger.warn({ path: this.o.path, reason }, 'serial line lost');
-    if (!this.want && !this.held) return;
-    this.want = false;
-    this.held = false;
-    this.refused = false;
-    this.conn.closedHeard++;
-    this.handler?.closed(0, reason);
-  }
-
-  /**
-   * Tries to open the path again, up to `attempts` times, one sequence at a time. If it stays
-   * gone and the firmware is waiting for `opened`, it hears `closed` instead and asks again when
-   * it decides to.
-   */
-  private reopen(attempts: number): void {
-    if (this.reopening !== null || this.stopping !== null) return;
-    this.reopening = (async () => {
-      let lastError: unknown = null;
-      for (let attempt = 1; attempt <= attempts && this.stopping === null; attempt++) {
-        this.lastAttemptMs = this.o.clock.now();
-        try {
-          const port = await this.o.openPort(this.o.path, this.o.baudRate);
-          if (this.stopping !== null) return void (await closePort(port));
-          this.reopens++;
-          this.o.logger.info({ path: this.o.path, attempt }, 'serial port open again');
-          this.adopt(port);
-          this.grant();
-          return;
-        } catch (error) {
-          lastError = error;
-        }
-        if (attempt < attempts) await this.o.clock.sleep(this.o.reopenIntervalMs);
-      }
-      if (this.stopping !== null || !this.want || this.held) return;
-      this.want = false;
-      this.conn.closedHeard++;
-      const why = lastError instanceof Error ? lastError.message : String(lastError);
-      this.handler?.closed(0, `serial port ${this.o.path} is gone and did not open again (${attempts} attempt${attempts === 1 ? '' : 's'}): ${why}`);
-    })().finally(() => {
-      this.reopening = null;
+    this.lose(port, reason, () => {
+      port.removeAllListeners('data');
+      if (port.isOpen) port.close(() => {});
+      this.o.logger.warn({ path: this.o.path, reason }, 'serial line lost');
     });
-  }
-
-  private check(conn: number): void {
-    assert(conn === 0, `connection ${String(conn)} does not exist: a serial line has one (0)`);
   }
 }
 

@@ -1,11 +1,11 @@
 import { assert } from '../../firmware/errors.ts';
-import type { LinkHandler } from '../../firmware/ports/link.ts';
 import type { HostClock } from '../clock/clock.ts';
 import type { UsbEnvironment } from '../disks/usb/open-usb.ts';
 import { bytesOf, classifyUsbError, type UsbInTransferResult } from '../disks/usb/usb-device.ts';
 import { definedOnly } from './defaults.ts';
 import type { LinkLogger } from './link-logger.ts';
-import type { LiveConnectionStats, LiveLink, LiveLinkStats, UsbTransferStats } from './live-link-types.ts';
+import type { LiveLinkStats, UsbTransferStats } from './live-link-types.ts';
+import { LineLink } from './line-link.ts';
 import { claimUsbLink, systemUsbLinkEnvironment, usbLinkLabel, type ClaimedUsbLink, type UsbLinkTarget } from './usb-link-claim.ts';
 
 export { USB_VENDOR_CLASS, type UsbLinkTarget } from './usb-link-claim.ts';
@@ -63,9 +63,6 @@ export function parseUsbLinkSpec(rest: string, fail: (problem: string) => never)
   return { vendorId: parseInt(m[1]!, 16), productId: parseInt(m[2]!, 16), serial };
 }
 
-/** Heartbeats may go this far past the queue's bound, so they pass a pipe full of data (as on serial). */
-const HEARTBEAT_SLACK_BYTES = 4096;
-
 type Required_ = Required<Omit<UsbLinkOptions, 'serial'>> & { serial: string | null };
 
 /**
@@ -83,29 +80,12 @@ type Required_ = Required<Omit<UsbLinkOptions, 'serial'>> & { serial: string | n
  * an `open(0)` (or a heartbeat, at most once per `reopenIntervalMs`) looks for it again and
  * claims it afresh, which is how a re-attached device comes back. Sessions are the firmware's.
  */
-export class UsbLink implements LiveLink {
-  readonly connections = 1;
-  readonly heartbeats = 'inline' as const;
-  readonly name: string;
+export class UsbLink extends LineLink<ClaimedUsbLink> {
   readonly description: string;
-  private handler: LinkHandler | null = null;
-  private h: ClaimedUsbLink | null = null;
-  private want = false;
-  private held = false;
-  private refused = false;
   private queue: Uint8Array[] = [];
-  private queuedBytes = 0;
+  private queued = 0;
   private pumping: Promise<void> | null = null;
   private receiving: Promise<void> | null = null;
-  private grantImmediate: ReturnType<typeof setImmediate> | null = null;
-  private reopening: Promise<void> | null = null;
-  private lastAttemptMs = Number.NEGATIVE_INFINITY;
-  private stopping: Promise<void> | null = null;
-  private reopens = 0;
-  private readonly conn: Omit<LiveConnectionStats, 'conn' | 'state' | 'queuedBytes'> = {
-    opens: 0, closedHeard: 0, framesSent: 0, bytesSent: 0, chunksReceived: 0, bytesReceived: 0, sendsRefused: 0, sendsNotOpen: 0,
-  };
-  private readonly beats = { sent: 0, received: 0, rejected: 0, dropped: 0, sendErrors: 0 };
   private readonly usb: UsbTransferStats = {
     transfersOut: 0, transfersIn: 0, emptyIns: 0, stallsClearedIn: 0, stallsClearedOut: 0, babbles: 0, transferErrors: 0,
   };
@@ -114,11 +94,13 @@ export class UsbLink implements LiveLink {
   private readonly label: string;
 
   private constructor(opts: UsbLinkOptions, env: UsbEnvironment, claimed: ClaimedUsbLink) {
-    this.o = { ...USB_LINK_DEFAULTS, ...definedOnly(opts) } as Required_;
+    const o = { ...USB_LINK_DEFAULTS, ...definedOnly(opts) } as Required_;
+    super(o, { what: 'a USB link', notAgain: 'was not found again' });
+    this.o = o;
     this.env = env;
-    this.name = opts.localName;
     this.label = usbLinkLabel(opts);
     this.description = `${this.label}, bulk pipes, heartbeats inline (${opts.localName} -> ${opts.peerName})`;
+    this.device = claimed;
     this.adopt(claimed);
   }
 
@@ -138,117 +120,55 @@ export class UsbLink implements LiveLink {
     return new UsbLink({ ...opts, env }, env, claimed);
   }
 
-  attach(handler: LinkHandler): void {
-    assert(this.handler === null, `${this.name}: a link endpoint takes one handler`);
-    this.handler = handler;
-  }
-
-  open(conn: number): void {
-    this.check(conn);
-    if (this.stopping !== null || this.want) return;
-    this.want = true;
-    if (this.h === null) return this.reopen(this.o.reopenAttemptsMax);
-    this.grantImmediate ??= setImmediate(() => {
-      this.grantImmediate = null;
-      this.grant();
-    });
-  }
-
-  close(conn: number): void {
-    this.check(conn);
-    this.want = false;
-    this.held = false;
-    this.refused = false;
-  }
-
-  send(conn: number, bytes: Uint8Array): boolean {
-    this.check(conn);
-    if (!this.held || this.h === null) {
-      this.conn.sendsNotOpen++;
-      return false;
-    }
-    if (this.queuedBytes >= this.o.sendQueueBytesMax) {
-      this.refused = true;
-      this.conn.sendsRefused++;
-      return false;
-    }
-    this.enqueue(bytes);
-    this.conn.framesSent++;
-    this.conn.bytesSent += bytes.length;
-    return true;
-  }
-
-  /** A heartbeat frame, inline between whole frames; dropped while the device is gone (which prompts a look for it). */
-  sendDatagram(bytes: Uint8Array): void {
-    if (this.stopping !== null) return;
-    if (this.h === null) {
-      this.beats.dropped++;
-      if (this.o.clock.now() - this.lastAttemptMs >= this.o.reopenIntervalMs) this.reopen(1);
-      return;
-    }
-    if (this.queuedBytes >= this.o.sendQueueBytesMax + HEARTBEAT_SLACK_BYTES) {
-      this.beats.dropped++;
-      return;
-    }
-    this.enqueue(bytes);
-    this.beats.sent++;
-  }
-
   stats(): LiveLinkStats {
-    const state = this.held ? 'open' : this.want ? 'opening' : 'closed';
-    const connection: LiveConnectionStats = { conn: 0, state, queuedBytes: this.queuedBytes, ...this.conn };
-    return {
-      kind: 'usb', role: 'line', description: this.description, connections: [connection], connects: connection.opens,
-      reconnects: Math.max(0, connection.opens - 1), datagrams: { ...this.beats }, reopens: this.reopens, usb: { ...this.usb },
-    };
+    return { kind: 'usb', ...this.lineStats(), usb: { ...this.usb } };
   }
 
-  shutdown(): Promise<void> {
-    this.stopping ??= this.stop();
-    return this.stopping;
+  protected queuedBytes(): number {
+    return this.queued;
   }
 
-  private async stop(): Promise<void> {
-    this.handler = null;
-    this.want = false;
-    this.held = false;
-    if (this.grantImmediate !== null) clearImmediate(this.grantImmediate);
-    this.grantImmediate = null;
-    await this.reopening;
-    const h = this.h;
-    this.h = null;
+  protected write(bytes: Uint8Array): void {
+    this.enqueue(bytes);
+  }
+
+  protected findDevice(): Promise<ClaimedUsbLink> {
+    return claimUsbLink(this.o, this.env);
+  }
+
+  protected letGo(claimed: ClaimedUsbLink): Promise<void> {
+    return release(claimed);
+  }
+
+  protected deviceLabel(): string {
+    return this.label;
+  }
+
+  protected async stop(): Promise<void> {
+    const h = await this.stopLine();
     this.queue = [];
-    this.queuedBytes = 0;
+    this.queued = 0;
     // The pending IN transfer ends within inTimeoutMs (or at once, where releasing aborts it).
     const released = h === null ? Promise.resolve() : release(h);
     await Promise.all([this.pumping, this.receiving, released]);
   }
 
-  private grant(): void {
-    if (!this.want || this.held || this.h === null || this.stopping !== null) return;
-    this.held = true;
-    this.refused = false;
-    this.conn.opens++;
-    this.handler?.opened(0);
-  }
-
-  private adopt(claimed: ClaimedUsbLink): void {
-    this.h = claimed;
+  protected adopt(claimed: ClaimedUsbLink): void {
     this.receiving = this.receive(claimed).finally(() => {
-      if (this.h === null || this.h === claimed) this.receiving = null;
+      if (this.device === null || this.device === claimed) this.receiving = null;
     });
   }
 
   private enqueue(bytes: Uint8Array): void {
     this.queue.push(bytes);
-    this.queuedBytes += bytes.length;
+    this.queued += bytes.length;
     this.startPump();
   }
 
   /** One pump at a time; when one ends (its device lost, say), another starts if a device and bytes are there. */
   private startPump(): void {
-    if (this.pumping !== null || this.h === null || this.queue.length === 0) return;
-    this.pumping = this.pump(this.h).finally(() => {
+    if (this.pumping !== null || this.device === null || this.queue.length === 0) return;
+    this.pumping = this.pump(this.device).finally(() => {
       this.pumping = null;
       this.startPump();
     });
@@ -283,22 +203,19 @@ export class UsbLink implements LiveLink {
 
   /** Moves the queue out, one transfer at a time, until it is empty or the device is lost. */
   private async pump(h: ClaimedUsbLink): Promise<void> {
-    while (this.h === h && this.queue.length > 0) {
+    while (this.device === h && this.queue.length > 0) {
       const chunk = this.take();
       if (chunk.length === 0) continue;
       if (!(await this.transferOut(h, chunk))) return;
-      this.queuedBytes -= chunk.length;
-      if (this.refused && this.held && this.queuedBytes <= this.o.sendQueueBytesMax / 2) {
-        this.refused = false;
-        this.handler?.writable(0);
-      }
+      this.queued -= chunk.length;
+      this.drained();
     }
   }
 
   /** One chunk out, through STALLs (cleared, then the rest sent) and timeouts (retried); false if the device was lost. */
   private async transferOut(h: ClaimedUsbLink, chunk: Uint8Array): Promise<boolean> {
     let rest = chunk;
-    for (let failures = 0; this.h === h; ) {
+    for (let failures = 0; this.device === h; ) {
       let result: { status: string; bytesWritten: number };
       try {
         result = await h.device.transferOut(h.outEndpoint, rest, this.o.outTimeoutMs);
@@ -333,12 +250,12 @@ export class UsbLink implements LiveLink {
 
   /** Keeps one IN transfer pending while the device is ours, handing what arrives to the firmware. */
   private async receive(h: ClaimedUsbLink): Promise<void> {
-    for (let failures = 0; this.h === h; ) {
+    for (let failures = 0; this.device === h; ) {
       let result: UsbInTransferResult;
       try {
         result = await h.device.transferIn(h.inEndpoint, this.o.transferBytesMax, this.o.inTimeoutMs);
       } catch (error) {
-        if (this.h !== h) return;
+        if (this.device !== h) return;
         const kind = classifyUsbError(error);
         if (kind === 'timeout') {
           this.usb.emptyIns++;
@@ -355,7 +272,7 @@ export class UsbLink implements LiveLink {
           continue;
         }
       }
-      if (this.h !== h) return;
+      if (this.device !== h) return;
       this.usb.transfersIn++;
       failures = 0;
       if (result.status === 'stall') {
@@ -375,9 +292,7 @@ export class UsbLink implements LiveLink {
       this.usb.emptyIns++;
       return;
     }
-    this.conn.chunksReceived++;
-    this.conn.bytesReceived += bytes.length;
-    this.handler?.bytes(0, bytes);
+    this.received(bytes);
   }
 
   /** Clears a STALL on one pipe; false if the device was lost meanwhile. */
@@ -387,65 +302,22 @@ export class UsbLink implements LiveLink {
     } catch (error) {
       if (classifyUsbError(error) === 'disconnected') return this.lost(h, `${this.label} disconnected: ${(error as Error).message}`);
       this.usb.transferErrors++;
-      return this.h === h;
+      return this.device === h;
     }
     if (dir === 'in') this.usb.stallsClearedIn++;
     else this.usb.stallsClearedOut++;
-    return this.h === h;
+    return this.device === h;
   }
 
   /** The device is gone: drop it and what was queued; a connection the firmware held or wanted hears closed. Returns false. */
   private lost(h: ClaimedUsbLink, reason: string): false {
-    if (this.h !== h || this.stopping !== null) return false;
-    this.h = null;
-    this.queue = [];
-    this.queuedBytes = 0;
-    void release(h);
-    this.o.logger.warn({ device: this.label, reason }, 'USB link lost');
-    if (!this.want && !this.held) return false;
-    this.want = false;
-    this.held = false;
-    this.refused = false;
-    this.conn.closedHeard++;
-    this.handler?.closed(0, reason);
-    return false;
-  }
-
-  /**
-   * Looks for the device again, up to `attempts` times, one sequence at a time. If it stays gone
-   * and the firmware is waiting for `opened`, it hears `closed` instead and asks again when it decides to.
-   */
-  private reopen(attempts: number): void {
-    if (this.reopening !== null || this.stopping !== null) return;
-    this.reopening = (async () => {
-      let lastError: unknown = null;
-      for (let attempt = 1; attempt <= attempts && this.stopping === null; attempt++) {
-        this.lastAttemptMs = this.o.clock.now();
-        try {
-          const claimed = await claimUsbLink(this.o, this.env);
-          if (this.stopping !== null) return void (await release(claimed));
-          this.reopens++;
-          this.o.logger.info({ device: this.label, attempt }, 'USB link device claimed again');
-          this.adopt(claimed);
-          this.grant();
-          return;
-        } catch (error) {
-          lastError = error;
-        }
-        if (attempt < attempts) await this.o.clock.sleep(this.o.reopenIntervalMs);
-      }
-      if (this.stopping !== null || !this.want || this.held) return;
-      this.want = false;
-      this.conn.closedHeard++;
-      const why = lastError instanceof Error ? lastError.message : String(lastError);
-      this.handler?.closed(0, `${this.label} is gone and was not found again (${attempts} attempt${attempts === 1 ? '' : 's'}): ${why}`);
-    })().finally(() => {
-      this.reopening = null;
+    this.lose(h, reason, () => {
+      this.queue = [];
+      this.queued = 0;
+      void release(h);
+      this.o.logger.warn({ device: this.label, reason }, 'USB link lost');
     });
-  }
-
-  private check(conn: number): void {
-    assert(conn === 0, `connection ${String(conn)} does not exist: a USB link has one (0)`);
+    return false;
   }
 }
 

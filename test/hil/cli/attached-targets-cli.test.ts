@@ -1,33 +1,16 @@
 import { spawn } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { VirtualClock } from '../../../host/clock/virtual.ts';
-import { main } from '../../../hil/cli/main.ts';
 import { openSerialLine } from '../../../host/disks/serial-disk/line.ts';
 import { SerialDisk } from '../../../host/disks/serial-disk/serial-disk.ts';
 import { pattern, runUntilSettled } from '../../host/disks/helpers.ts';
 import { ptyPair, type PtyPair } from '../../../host/disks/serial-disk/socat-pty.ts';
 import { scratchDir } from '../../support/scratch-dir.ts';
+import { mirrorlab } from '../../support/run-cli.ts';
 
 const root = new URL('../../../', import.meta.url).pathname;
 
 /** `mirrorlab ARGS` in this process: its exit status and what it wrote (the serial-disk server test runs the real command). */
-async function mirrorlab(args: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
-  vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
-  const previous = process.env.MIRRORLAB_LOG;
-  process.env.MIRRORLAB_LOG = 'silent';
-  try {
-    const code = await main(args);
-    return { code, stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    vi.restoreAllMocks();
-    if (previous === undefined) delete process.env.MIRRORLAB_LOG;
-    else process.env.MIRRORLAB_LOG = previous;
-  }
-}
-
 afterEach(() => vi.restoreAllMocks());
 
 const oneLine = (stderr: string): void => expect(stderr.trim().split('\n').filter((l) => !l.startsWith('(run with --help')).length, stderr).toBe(1);

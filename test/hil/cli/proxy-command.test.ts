@@ -4,29 +4,14 @@ import { readFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { FrameDecoder, FrameType, type Frame } from '../../../firmware/protocol/index.ts';
 import { openSerialLine } from '../../../host/disks/serial-disk/line.ts';
-import { main } from '../../../hil/cli/main.ts';
 import { renderStats } from '../../../hil/cli/proxy-command.ts';
 import { framePiece, recordingPipe, streamFrame, virtualCore } from '../faults/proxy/fixtures.ts';
 import { connectClient, FakeListener, waitFor } from '../faults/proxy/net-fixtures.ts';
 import { scratchDir } from '../../support/scratch-dir.ts';
+import { mirrorlab } from '../../support/run-cli.ts';
 
 const root = new URL('../../../', import.meta.url).pathname;
 const scratch = scratchDir('proxy-cli');
-
-async function mirrorlab(args: string[]) {
-  const err: string[] = [];
-  vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
-  const previous = process.env.MIRRORLAB_LOG;
-  process.env.MIRRORLAB_LOG = 'silent';
-  try {
-    return { code: await main(args), stderr: err.join('') };
-  } finally {
-    vi.restoreAllMocks();
-    if (previous === undefined) delete process.env.MIRRORLAB_LOG;
-    else process.env.MIRRORLAB_LOG = previous;
-  }
-}
 
 afterEach(() => vi.restoreAllMocks());
 

@@ -2,32 +2,16 @@ import { spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../../../hil/cli/main.ts';
 import { ptyPair } from '../../../host/disks/serial-disk/socat-pty.ts';
 import { scratchDir } from '../../support/scratch-dir.ts';
 import { freePort, freshDir, startController, writeConfig } from '../../host/runtime/processes.ts';
+import { mirrorlab } from '../../support/run-cli.ts';
 
 const scratch = scratchDir('conformance');
 const XSD = new URL('../../fixtures/junit/junit.xsd', import.meta.url).pathname;
 const BROKEN_ENTRY = new URL('../../support/conformance-target-entry.ts', import.meta.url).pathname;
 
 /** Runs `mirrorlab ARGS` in this process: its exit status and what it printed. */
-async function mirrorlab(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
-  vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
-  const previous = process.env.MIRRORLAB_LOG;
-  process.env.MIRRORLAB_LOG = 'silent';
-  try {
-    return { code: await main(args), stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    vi.restoreAllMocks();
-    if (previous === undefined) delete process.env.MIRRORLAB_LOG;
-    else process.env.MIRRORLAB_LOG = previous;
-  }
-}
-
 afterEach(() => vi.restoreAllMocks());
 
 /**

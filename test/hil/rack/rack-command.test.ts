@@ -1,27 +1,12 @@
 import { readdir } from 'node:fs/promises';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../../../hil/cli/main.ts';
 import { parseLinkFaults } from '../../../hil/faults/link-fault-plan.ts';
 import { drawKillAtS, parseKill, RACK_DEFAULTS, rackReproduceCommand, resolveRack } from '../../../hil/rack/options.ts';
 import { runRack } from '../../../hil/rack/rack-run.ts';
 import { scratchDir } from '../../support/scratch-dir.ts';
+import { mirrorlab } from '../../support/run-cli.ts';
 
 const scratch = scratchDir('rack-cli');
-
-async function mirrorlab(args: string[]) {
-  const err: string[] = [];
-  vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
-  const previous = process.env.MIRRORLAB_LOG;
-  process.env.MIRRORLAB_LOG = 'silent';
-  try {
-    return { code: await main(args), stderr: err.join('') };
-  } finally {
-    vi.restoreAllMocks();
-    if (previous === undefined) delete process.env.MIRRORLAB_LOG;
-    else process.env.MIRRORLAB_LOG = previous;
-  }
-}
 
 afterEach(() => vi.restoreAllMocks());
 

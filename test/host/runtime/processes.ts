@@ -1,6 +1,5 @@
-import { createSocket } from 'node:dgram';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import { ControlFrameReader, type ControlFrame } from '../../../host/runtime/control-protocol.ts';
@@ -37,24 +36,7 @@ export async function writeConfig(dir: string, name: string, config: object): Pr
 }
 
 /** A port on 127.0.0.1 free for both TCP and UDP right now (a live link listens on both). */
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const s = createServer();
-      s.once('error', reject);
-      s.listen(0, '127.0.0.1', () => {
-        const p = (s.address() as { port: number }).port;
-        s.close(() => resolve(p));
-      });
-    });
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const u = createSocket('udp4');
-      u.once('error', () => resolve(false));
-      u.bind(port, '127.0.0.1', () => u.close(() => resolve(true)));
-    });
-    if (udpFree) return port;
-  }
-}
+export { freePort } from '../../../hil/rack/ports.ts';
 
 /** Telemetry lines of a file, parsed. */
 export async function telemetryOf(path: string): Promise<Record<string, any>[]> { // eslint-disable-line @typescript-eslint/no-explicit-any

@@ -1,6 +1,8 @@
 import { SerialPortMock } from 'serialport';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { LivePair } from '../../../hil/bench/live-pair.ts';
 import { RealClock } from '../../../host/clock/real.ts';
+import { SeededRandom } from '../../../host/random.ts';
 import { ptyPair, type PtyPair } from '../../../host/disks/serial-disk/socat-pty.ts';
 import { silentLinkLogger, type LinkLogger } from '../../../host/transports/link-logger.ts';
 import { openLiveLink } from '../../../host/transports/live-link.ts';
@@ -111,4 +113,33 @@ export async function mockLinkPair(opts: { sendQueueBytesMax?: number } = {}): P
     wait: (ms) => sleep(ms),
     close: async () => void (await Promise.all([a.shutdown(), b.shutdown()])),
   };
+}
+
+/**
+ * `count` seeded writes of `writeBytes` (default 4 KiB) at queue depth `depth` from the pair's
+ * source, over a volume of `volumeBytes` (default 4 MiB); `midway` runs once, when half are
+ * acknowledged. Each write's bytes say which it was, so a copy that mixes them up differs.
+ */
+export async function driveWrites(pair: LivePair, o: { seed: number; count: number; depth: number; midway?: () => void; writeBytes?: number; volumeBytes?: number }): Promise<void> {
+  const writeBytes = o.writeBytes ?? 4096;
+  const random = new SeededRandom(o.seed).fork('writes');
+  const slots = (o.volumeBytes ?? 4 * 1024 * 1024) / writeBytes;
+  let issued = 0;
+  let acked = 0;
+  await new Promise<void>((resolve, reject) => {
+    const issue = (): void => {
+      if (issued >= o.count) return;
+      const i = issued++;
+      const data = new Uint8Array(writeBytes).fill((i % 251) + 1);
+      data[0] = i & 0xff;
+      pair.source.submitWrite(0, random.int(slots) * (writeBytes / 512), data, (error) => {
+        if (error) return reject(error as Error);
+        acked++;
+        if (acked === Math.floor(o.count / 2)) o.midway?.();
+        if (acked === o.count) resolve();
+        else issue();
+      });
+    };
+    for (let k = 0; k < o.depth; k++) issue();
+  });
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { SeededRandom } from '../../../host/random.ts';
 import { LivePair } from '../../../hil/bench/live-pair.ts';
 import { usbLinkPair, type UsbLinkPair } from './usb-link-pairs.ts';
+import { driveWrites as drive } from './live-pairs.ts';
 
 /**
  * The USB link carries the real protocol: two StorageControllers in this process, on the real
@@ -16,30 +16,6 @@ const WRITES = 300;
 const WRITE_BYTES = 4096;
 const VOLUME_BYTES = 4 * 1024 * 1024;
 const BUDGET_MS = 20_000;
-
-/** `count` seeded 4 KiB writes at queue depth `depth`; `midway` runs once, when half are acknowledged. */
-async function drive(pair: LivePair, o: { seed: number; count: number; depth: number; midway?: () => void }): Promise<void> {
-  const random = new SeededRandom(o.seed).fork('writes');
-  const slots = VOLUME_BYTES / WRITE_BYTES;
-  let issued = 0;
-  let acked = 0;
-  await new Promise<void>((resolve, reject) => {
-    const issue = (): void => {
-      if (issued >= o.count) return;
-      const i = issued++;
-      const data = new Uint8Array(WRITE_BYTES).fill((i % 251) + 1);
-      data[0] = i & 0xff;
-      pair.source.submitWrite(0, random.int(slots) * (WRITE_BYTES / 512), data, (error) => {
-        if (error) return reject(error as Error);
-        acked++;
-        if (acked === Math.floor(o.count / 2)) o.midway?.();
-        if (acked === o.count) resolve();
-        else issue();
-      });
-    };
-    for (let k = 0; k < o.depth; k++) issue();
-  });
-}
 
 /** Mirrors WRITES writes from the host side (A) to the gadget side (B) and compares the volumes. */
 async function mirror(link: UsbLinkPair, o: { seed: number; midway?: () => void }): Promise<LivePair> {
