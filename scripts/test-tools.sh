@@ -6,6 +6,7 @@
 #                  browser download does not work offline, Debian's Chromium does)
 #   redis-server   the queued-campaign tests (BullMQ); the tests start and stop their own server
 #   xmllint        JUnit XML validated against its schema (libxml2-utils)
+#   udevadm        serialport lists serial ports through it (`mirrorlab devices`; package udev)
 #
 # Installs whatever is missing with apt-get when it can (root, or sudo without a password);
 # otherwise stops with the exact command to run. Set MIRRORLAB_SKIP_TOOLS=1 to skip the check.
@@ -16,7 +17,7 @@ if [[ "${MIRRORLAB_SKIP_TOOLS:-}" == "1" ]]; then
 fi
 
 # command:package pairs
-tools=(socat:socat chromium:chromium redis-server:redis-server xmllint:libxml2-utils)
+tools=(socat:socat chromium:chromium redis-server:redis-server xmllint:libxml2-utils udevadm:udev)
 missing=()
 for pair in "${tools[@]}"; do
   cmd="${pair%%:*}"

@@ -16,15 +16,21 @@ afterEach(() => vi.restoreAllMocks());
 const oneLine = (stderr: string): void => expect(stderr.trim().split('\n').filter((l) => !l.startsWith('(run with --help')).length, stderr).toBe(1);
 
 describe('mirrorlab devices', () => {
-  it('lists nothing here (no USB bus, no udevadm), says why, and exits 0', async () => {
+  it('lists the serial ports serialport finds (through udevadm) and, with no USB bus here, no USB devices, saying why; exit 0', async () => {
+    const { SerialPort } = await import('serialport');
+    const ports = (await SerialPort.list()).map((p) => p.path).sort();
     const table = await mirrorlab(['devices']);
     expect(table.code).toBe(0);
-    expect(table.stdout).toMatch(/^serial ports\n {2}\(none\)\n\nUSB devices\n {2}\(none\)\n/);
+    expect(table.stdout).toMatch(/^serial ports\n/);
+    for (const path of ports) expect(table.stdout).toContain(path);
+    expect(table.stdout).toMatch(/\nUSB devices\n {2}\(none\)\n/);
     const json = await mirrorlab(['devices', '--json']);
     expect(json.code).toBe(0);
-    const doc = JSON.parse(json.stdout) as { serial: unknown[]; usb: unknown[]; notes: string[] };
-    expect([doc.serial, doc.usb]).toEqual([[], []]);
-    expect(doc.notes.length).toBeGreaterThan(0);
+    const doc = JSON.parse(json.stdout) as { serial: { path: string; spec: string }[]; usb: unknown[]; notes: string[] };
+    expect(doc.serial.map((p) => p.path).sort()).toEqual(ports);
+    for (const p of doc.serial) expect(p.spec).toBe(`serial-disk:${p.path}`);
+    expect(doc.usb).toEqual([]);
+    expect(doc.notes).toContain('no USB devices (no USB bus here, or none attached: /sys/bus/usb lists nothing)');
   });
 });
 

@@ -157,4 +157,13 @@ describe('opening a usb: volume', () => {
     const free = await listAttachedDevices({ listSerial: async () => [], usb: async () => env([listed()], await fakeTree({ driver: null })) });
     expect(free.usb[0]).toMatchObject({ massStorage: true, free: true, busy: [] });
   });
+
+  it('a machine without udevadm lists no serial ports and says why, rather than failing', async () => {
+    const noUdev = async (): Promise<never> => {
+      throw new Error('spawn udevadm ENOENT');
+    };
+    const listing = await listAttachedDevices({ listSerial: noUdev, usb: async () => env([], await fakeTree({ driver: null })) });
+    expect(listing.serial).toEqual([]);
+    expect(listing.notes).toContain('serial ports cannot be listed here: udevadm is not installed (serialport lists ports through udev); a port can still be named by its path (serial-disk:/dev/ttyUSB0)');
+  });
 });
