@@ -3,32 +3,17 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { main } from '../../../hil/cli/main.ts';
 import { parseControllerConfig } from '../../../host/runtime/config.ts';
 import { scratchDir } from '../../support/scratch-dir.ts';
+import { mirrorlab } from '../../support/run-cli.ts';
 
 const scratch = scratchDir('controller-cli');
-
-/** Runs `mirrorlab ARGS` in this process; what it wrote to stdout and stderr, and its exit status. */
-async function run(args: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
-  try {
-    const code = await main(args);
-    return { code, stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
 
 describe('mirrorlab controller and status, at the command line', () => {
   afterEach(() => vi.unstubAllEnvs());
 
   it('prints a complete example config that it accepts', async () => {
-    const r = await run(['controller', '--print-example-config']);
+    const r = await mirrorlab(['controller', '--print-example-config']);
     expect(r.code).toBe(0);
     expect(parseControllerConfig(r.stdout).name).toBe('A');
   });
@@ -37,7 +22,7 @@ describe('mirrorlab controller and status, at the command line', () => {
     ['no --config', [], /^error: controller needs --config FILE \(mirrorlab controller --print-example-config shows one\)\n$/],
     ['a missing file', ['--config', '/nonexistent/c.json'], /^error: ML_ERR_CONTROLLER_CONFIG: config file \/nonexistent\/c\.json could not be read: ENOENT/],
   ])('exits 2 in one line for %s', async (_what, args, message) => {
-    const r = await run(['controller', ...args]);
+    const r = await mirrorlab(['controller', ...args]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(message);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -47,7 +32,7 @@ describe('mirrorlab controller and status, at the command line', () => {
   it('exits 2 in one line, opening nothing, for a config with a mistake', async () => {
     const path = join(scratch.dir(), 'bad.json');
     await writeFile(path, JSON.stringify({ name: 'A', id: 1, luns: [{ lun: 0, volume: `file:${scratch.dir()}/x.img:1MiB`, mirror: { peer: 'B', mode: 'quick' } }] }));
-    const r = await run(['controller', '--config', path]);
+    const r = await mirrorlab(['controller', '--config', path]);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(`error: ML_ERR_CONTROLLER_CONFIG: ${path}: luns[0].mirror.mode: must be one of "sync", "speculative", "async", got "quick"\n`);
   });
@@ -63,7 +48,7 @@ describe('mirrorlab controller and status, at the command line', () => {
       peers: [{ name: 'A', link: `tcp-listen:127.0.0.1:${port}` }], control: { path: join(scratch.dir(), 'p.sock') },
     }));
     try {
-      const r = await run(['controller', '--config', path]);
+      const r = await mirrorlab(['controller', '--config', path]);
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(/^error: ML_ERR_LINK_\w+: .*\n$/);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -75,22 +60,22 @@ describe('mirrorlab controller and status, at the command line', () => {
   });
 
   it('status: exits 2 in one line when nothing listens, and when no socket or several are in the run directory', async () => {
-    let r = await run(['status', '--control', join(scratch.dir(), 'none.sock')]);
+    let r = await mirrorlab(['status', '--control', join(scratch.dir(), 'none.sock')]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^error: ML_ERR_CONTROL_UNREACHABLE: no controller at .*none\.sock: no such socket/);
     const runDir = join(scratch.dir(), 'run');
     await mkdir(runDir);
     vi.stubEnv('XDG_RUNTIME_DIR', runDir);
-    r = await run(['status']);
+    r = await mirrorlab(['status']);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(`error: no controller socket (mirrorlab-*.sock) in ${runDir}; give --control PATH\n`);
     // Where a socket was: found, but nobody answers.
     await writeFile(join(runDir, 'mirrorlab-A.sock'), '');
-    r = await run(['status']);
+    r = await mirrorlab(['status']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^error: ML_ERR_CONTROL_UNREACHABLE: no controller at .*mirrorlab-A\.sock/);
     await writeFile(join(runDir, 'mirrorlab-B.sock'), '');
-    r = await run(['status']);
+    r = await mirrorlab(['status']);
     expect(r.stderr).toMatch(/several controller sockets in .* say which with --control PATH/);
   });
 });

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it, vi } from 'vitest';
-import { main } from '../../../hil/cli/main.ts';
+import { describe, expect, it } from 'vitest';
 import { scratchDir } from '../../support/scratch-dir.ts';
+import { mirrorlab } from '../../support/run-cli.ts';
 
 /**
  * A controller config may name a USB link (`usb-link:VID:PID[:SERIAL]`); on this machine, which
@@ -11,20 +11,6 @@ import { scratchDir } from '../../support/scratch-dir.ts';
  * usb-link spec is a config error naming the field.
  */
 const scratch = scratchDir('usb-link-cli');
-
-async function run(args: string[]) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => (out.push(String(s)), true));
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (err.push(String(s)), true));
-  try {
-    const code = await main(args);
-    return { code, stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
 
 async function config(link: string): Promise<{ path: string; image: string; socket: string }> {
   const dir = scratch.dir();
@@ -40,7 +26,7 @@ async function config(link: string): Promise<{ path: string; image: string; sock
 describe('mirrorlab controller with a usb-link peer', () => {
   it('exits 2 in one line when the USB link device is absent (no USB bus here), leaving nothing behind', async () => {
     const c = await config('usb-link:1209:4d4d');
-    const r = await run(['controller', '--config', c.path]);
+    const r = await mirrorlab(['controller', '--config', c.path]);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe('error: ML_ERR_LINK_USB_NOT_FOUND: USB link device 1209:4d4d is not connected (no USB devices are present here); see mirrorlab devices\n');
     expect(existsSync(`${c.image}.lock`)).toBe(false);
@@ -49,7 +35,7 @@ describe('mirrorlab controller with a usb-link peer', () => {
 
   it('exits 2 naming the field for a malformed usb-link spec', async () => {
     const c = await config('usb-link:1209');
-    const r = await run(['controller', '--config', c.path]);
+    const r = await mirrorlab(['controller', '--config', c.path]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^error: ML_ERR_CONTROLLER_CONFIG: .*usb\.json: peers\[0\]\.link: .*usb-link takes a vendor and a product ID of 4 hex digits each.*\n$/);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
