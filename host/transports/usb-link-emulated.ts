@@ -12,6 +12,8 @@ import type {
   UsbOutTransferResult,
 } from '../disks/usb/usb-device.ts';
 import { USB_VENDOR_CLASS } from './usb-link-claim.ts';
+import { busTime, HIGH_SPEED_PACKET_BYTES, UsbGone } from '../disks/usb/emulated/bus.ts';
+import { HEARTBEAT_SLACK_BYTES } from './line-link.ts';
 
 /**
  * A board with a USB mirror-link interface, emulated (docs/usb-link.md 5): the
@@ -33,9 +35,6 @@ export const USB_LINK_EMULATED_PRODUCT_ID = 0x4d4d;
 export const USB_LINK_EMULATED_INTERFACE = 0;
 export const USB_LINK_EMULATED_BULK_IN = 1;
 export const USB_LINK_EMULATED_BULK_OUT = 2;
-const PACKET_BYTES = 512;
-const PACKETS_PER_MICROFRAME = 13;
-const MICROFRAME_MS = 0.125;
 
 export const USB_LINK_FAULT_KINDS = ['stall-in', 'stall-out', 'short', 'zlp', 'disconnect'] as const;
 export type UsbLinkFaultKind = (typeof USB_LINK_FAULT_KINDS)[number];
@@ -59,13 +58,6 @@ export interface EmulatedUsbLinkOptions {
   /** How long the device stays off the bus after a disconnect (ms). Default 20. */
   reattachMs?: number;
 }
-
-class UsbGone extends Error {
-  override readonly name = 'NetworkError';
-}
-
-/** Heartbeats may go this far past the IN buffer's bound (as on the host side). */
-const HEARTBEAT_SLACK_BYTES = 4096;
 
 export class EmulatedUsbLinkDevice implements MassStorageUsbDevice {
   readonly vendorId: number;
@@ -122,7 +114,7 @@ export class EmulatedUsbLinkDevice implements MassStorageUsbDevice {
 
   get configurations(): UsbConfigurationInfo[] {
     const endpoint = (endpointNumber: number, direction: UsbDirection) =>
-      ({ endpointNumber, direction, type: 'bulk' as const, packetSize: PACKET_BYTES });
+      ({ endpointNumber, direction, type: 'bulk' as const, packetSize: HIGH_SPEED_PACKET_BYTES });
     const endpoints = [endpoint(USB_LINK_EMULATED_BULK_IN, 'in'), endpoint(USB_LINK_EMULATED_BULK_OUT, 'out')];
     const alternate = { alternateSetting: 0, interfaceClass: USB_VENDOR_CLASS, interfaceSubclass: 0, interfaceProtocol: 0, endpoints };
     const iface = { interfaceNumber: USB_LINK_EMULATED_INTERFACE, claimed: this.claimed, alternate, alternates: [alternate] };
@@ -223,15 +215,15 @@ export class EmulatedUsbLinkDevice implements MassStorageUsbDevice {
     await this.busTime(data.length);
     this.stillThere(epoch);
     if (this.halted.out) return { status: 'stall', bytesWritten: 0 };
-    const packets = Math.ceil(data.length / PACKET_BYTES);
+    const packets = Math.ceil(data.length / HIGH_SPEED_PACKET_BYTES);
     if (this.strikes('stall-out')) {
-      const taken = Math.min(data.length, this.random.int(packets) * PACKET_BYTES);
+      const taken = Math.min(data.length, this.random.int(packets) * HIGH_SPEED_PACKET_BYTES);
       this.toGadget(data.subarray(0, taken));
       this.halted.out = true;
       return { status: 'stall', bytesWritten: taken };
     }
     if (this.strikes('disconnect')) {
-      this.toGadget(data.subarray(0, Math.min(data.length, this.random.int(packets) * PACKET_BYTES)));
+      this.toGadget(data.subarray(0, Math.min(data.length, this.random.int(packets) * HIGH_SPEED_PACKET_BYTES)));
       this.unplug();
       throw new UsbGone('transferOut: the device disconnected (emulated: dropped off the bus mid-transfer)');
     }
@@ -241,8 +233,8 @@ export class EmulatedUsbLinkDevice implements MassStorageUsbDevice {
 
   async transferIn(endpointNumber: number, length: number, timeoutMs?: number): Promise<UsbInTransferResult> {
     assert(endpointNumber === USB_LINK_EMULATED_BULK_IN, `transferIn: endpoint ${endpointNumber} is not bulk-in`);
-    assert(length > 0 && length % PACKET_BYTES === 0,
-      `transferIn: ${length} bytes is not a whole number of ${PACKET_BYTES}-byte packets (it would babble)`);
+    assert(length > 0 && length % HIGH_SPEED_PACKET_BYTES === 0,
+      `transferIn: ${length} bytes is not a whole number of ${HIGH_SPEED_PACKET_BYTES}-byte packets (it would babble)`);
     this.usable(true);
     this.inPending++;
     this.stats.inPendingMax = Math.max(this.stats.inPendingMax, this.inPending);
@@ -347,8 +339,7 @@ export class EmulatedUsbLinkDevice implements MassStorageUsbDevice {
 
   /** The bus time of a transfer of `bytes` (high speed: 512-byte packets, 13 per 125 us microframe). */
   private busTime(bytes: number): Promise<void> {
-    const packets = Math.max(1, Math.ceil(bytes / PACKET_BYTES));
-    return this.clock.sleep(Math.ceil(packets / PACKETS_PER_MICROFRAME) * MICROFRAME_MS);
+    return busTime(this.clock, bytes);
   }
 
   private present_(): void {

@@ -14,6 +14,7 @@ import type {
 } from '../usb-device.ts';
 import { UsbEmuFaults, type UsbEmuFaultPlan } from './faults.ts';
 import { SENSE, ScsiTarget, type Intent } from './scsi-target.ts';
+import { busTime, HIGH_SPEED_PACKET_BYTES, UsbGone } from './bus.ts';
 
 export interface EmulatedUsbOptions {
   clock: HostClock;
@@ -38,9 +39,6 @@ export const EMULATED_INTERFACE = 0;
 export const EMULATED_BULK_IN = 1;
 export const EMULATED_BULK_OUT = 2;
 /** High-speed bulk: 512-byte packets, at most 13 of them per 125 us microframe. */
-export const HIGH_SPEED_PACKET_BYTES = 512;
-const PACKETS_PER_MICROFRAME = 13;
-const MICROFRAME_MS = 0.125;
 
 /** One thing the device has for bulk-in, in order: data, a STALL, a zero-length packet, the CSW. */
 type InItem = { kind: 'data'; bytes: Uint8Array } | { kind: 'csw'; bytes: Uint8Array } | { kind: 'stall' } | { kind: 'zlp' };
@@ -58,10 +56,6 @@ interface DataOut {
 
 const BOT_RESET = 0xff;
 const GET_MAX_LUN = 0xfe;
-
-class UsbGone extends Error {
-  override readonly name = 'NetworkError';
-}
 
 /**
  * A USB mass-storage device, emulated (docs/usb-serial-targets.md): the part of WebUSB's
@@ -447,8 +441,7 @@ export class EmulatedUsbMassStorage implements MassStorageUsbDevice {
 
   /** The bus time of a transfer of `bytes` on the clock. */
   private bus(bytes: number): Promise<void> {
-    const packets = Math.max(1, Math.ceil(bytes / HIGH_SPEED_PACKET_BYTES));
-    return this.clock.sleep(Math.ceil(packets / PACKETS_PER_MICROFRAME) * MICROFRAME_MS);
+    return busTime(this.clock, bytes);
   }
 
   private present_(): void {
