@@ -159,13 +159,14 @@ export function checkLatest(history: WriteHistory, image: VolumeImage, ctx: Cont
     return null;
   };
   for (let lba = first; lba < end; lba++) {
-    if (!history.written(lba) && baseline.expected(lba) === null) {
+    const written = history.written(lba);
+    if (!written && baseline.expected(lba) === null) {
       if (zerosFrom < 0) zerosFrom = lba;
       continue;
     }
     const z = flushZeros(lba);
     if (z) return z;
-    const v = history.written(lba) ? latestAt(history, image, lba, ctx) : untouchedAt(history, image, lba, ctx, baseline);
+    const v = written ? latestAt(history, image, lba, ctx) : untouchedAt(history, image, lba, ctx, baseline);
     if (v) return v;
   }
   return flushZeros(end);
