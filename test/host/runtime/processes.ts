@@ -38,9 +38,24 @@ export async function writeConfig(dir: string, name: string, config: object): Pr
 /** A port on 127.0.0.1 free for both TCP and UDP right now (a live link listens on both). */
 export { freePort } from '../../../hil/rack/ports.ts';
 
-/** Telemetry lines of a file, parsed. */
-export async function telemetryOf(path: string): Promise<Record<string, any>[]> { // eslint-disable-line @typescript-eslint/no-explicit-any
-  return (await readFile(path, 'utf8')).split('\n').filter((l) => l !== '').map((l) => JSON.parse(l));
+/**
+ * Telemetry lines of a file, parsed. A SIGKILL may cut the line being written short (the next
+ * incarnation starts on a fresh line): `kills` says how many such torn lines the file may hold;
+ * any other line that does not parse fails the test.
+ */
+export async function telemetryOf(path: string, opts: { kills?: number } = {}): Promise<Record<string, any>[]> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const parsed: Record<string, any>[] = []; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const torn: string[] = [];
+  for (const line of (await readFile(path, 'utf8')).split('\n')) {
+    if (line === '') continue;
+    try {
+      parsed.push(JSON.parse(line));
+    } catch {
+      torn.push(line);
+    }
+  }
+  if (torn.length > (opts.kills ?? 0)) throw new Error(`${path}: ${torn.length} lines that are not JSON (at most ${opts.kills ?? 0} torn by kills): ${torn[0]!.slice(0, 120)}`);
+  return parsed;
 }
 
 /** Polls `check` until it is true (every 50 ms), or fails after `timeoutMs` saying `what`. */
