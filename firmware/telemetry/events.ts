@@ -23,8 +23,15 @@ export type CountersRole = ChannelRole | 'link';
 export type LinkSupervisionEvent =
   | 'suspect' | 'down' | 'probation.start' | 'probation.restart' | 'probation.passed' | 'up' | 'peer.restarted' | 'incompatible';
 
-/** A mirror's resynchronisation state, per LUN (docs/link-supervision.md, "Session identity"). */
-export type MirrorSyncState = 'in-sync' | 'needs-resync' | 'resyncing';
+/**
+ * A mirror's resynchronisation state, per LUN (docs/link-supervision.md, "Session identity";
+ * docs/tag-tables.md): `suspended` is a mirror whose link stayed down past `suspendAfterMs`, whose
+ * hosts are acknowledged locally while its tag table records what differs.
+ */
+export type MirrorSyncState = 'in-sync' | 'needs-resync' | 'resyncing' | 'suspended';
+
+/** A range of sectors of one LUN: [lba, count]. */
+export type SectorRange = readonly [lba: number, count: number];
 
 interface Base {
   t: number;
@@ -82,6 +89,33 @@ export type TelemetryEvent =
    */
   | (Base & { kind: 'stream.start'; peer: string; role: ChannelRole; sourceSession: number; targetSession: number; firstSeq: number })
   /** A mirrored LUN's resynchronisation state on its source, and how far a resync has come. */
-  | (Base & { kind: 'mirror.state'; peer: string; lun: number; state: MirrorSyncState; doneSectors: number; totalSectors: number });
+  | (Base & { kind: 'mirror.state'; peer: string; lun: number; state: MirrorSyncState; doneSectors: number; totalSectors: number })
+  /**
+   * A resync of LUN `lun` begins on its source `node` (docs/tag-tables.md, "Resync"): `resync`
+   * numbers this node's resyncs of the LUN from 1. The tag tables were compared: `entriesCompared`
+   * entries in both tables together, `entriesMatched` of them held by both sides (deleted, not
+   * copied). `ranges` are the sectors the resync will copy, merged and sorted: the union of the
+   * blocks named by unmatched entries, or the whole volume when `full` (no trustworthy table:
+   * it overflowed, or a side lost its metadata). `sectors` is their total.
+   */
+  | (Base & { kind: 'resync.start'; peer: string; lun: number; resync: number; full: boolean; entriesCompared: number; entriesMatched: number; ranges: readonly SectorRange[]; sectors: number })
+  /** One chunk of resync `resync` reached the target and was confirmed there. */
+  | (Base & { kind: 'resync.chunk'; peer: string; lun: number; resync: number; lba: number; count: number })
+  /** Resync `resync` copied every range it named: the mirror is in sync. `virtualMs` since its `resync.start`. */
+  | (Base & { kind: 'resync.done'; peer: string; lun: number; resync: number; sectorsCopied: number; virtualMs: number })
+  /** Resync `resync` stopped before it finished (another fault): a later one starts from the tables again. */
+  | (Base & { kind: 'resync.abort'; peer: string; lun: number; resync: number; reason: string })
+  /**
+   * A controller read its metadata at start (docs/tag-tables.md, "Metadata format"): `records`
+   * valid records replayed, `discarded` bytes of a torn or unchecked tail ignored, `entries` tag
+   * table entries recovered (all mirrors, both roles), `blank` when the area held no metadata.
+   */
+  | (Base & { kind: 'metadata.recovered'; records: number; discarded: number; entries: number; blank: boolean })
+  /**
+   * The harness crashed `node` (a `crash=` or `power=` fault, docs/simulator.md): everything in its
+   * memory is gone; with `power`, every volatile write cache of its devices too. It starts again
+   * after `downForMs`. Emitted by the simulator, never by firmware.
+   */
+  | (Base & { kind: 'controller.crash'; power: boolean; downForMs: number });
 
 export type TelemetryKind = TelemetryEvent['kind'];
