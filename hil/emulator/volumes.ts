@@ -68,6 +68,12 @@ export interface VolumeEnv {
   service: ServiceTimeConfig;
   /** Memory disks (hot spares included) complete writes in a seeded order of their own (docs/simulator.md 2). */
   reorder?: boolean;
+  /**
+   * Sides whose memory disks get a volatile write cache ({@link POWER_CUT_CACHE_BYTES}) besides
+   * those a `--disk-faults power=` item names: the sides a `--faults power=` item crashes
+   * (docs/tag-tables.md, "Crash and power cut in the simulator").
+   */
+  cachedSides?: readonly Side[];
 }
 
 /** The volumes of a run by name, and the side whose spec each is built from. */
@@ -135,7 +141,7 @@ export class VolumeSet {
     try {
       for (const [name, side] of volumeNames(bidirectional)) {
         const overlay = faults.some((f) => f.side === side);
-        const cached = faults.some((f) => f.side === side && f.kind === 'power');
+        const cached = faults.some((f) => f.side === side && f.kind === 'power') || env.cachedSides?.includes(side) === true;
         const volume = await buildVolume(lunSpec(specs[side], name), {
           name, clock: env.clock, service: env.service, random: env.random, faultOverlay: overlay, reorder: env.reorder,
           ...(cached ? { writeCacheBytesMax: POWER_CUT_CACHE_BYTES } : {}),
