@@ -3,7 +3,7 @@ import type { ChannelWrite, MirrorMode } from '../mirror/types.ts';
 import type { BlockDevice } from '../ports/block-device.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Telemetry } from '../ports/telemetry.ts';
-import type { MirrorSyncState } from '../telemetry/events.ts';
+import type { MirrorSyncState, SectorRange } from '../telemetry/events.ts';
 import type { WriteFence } from './write-fence.ts';
 
 export interface MirrorResyncConfig {
@@ -46,6 +46,9 @@ export class MirrorResync {
   private done = 0;
   private inFlight = 0;
   private epoch = 0;
+  /** This LUN's resyncs so far (the number of the one under way), and when the one under way began. */
+  private runs = 0;
+  private startedMs = 0;
   private readonly totalSectors: number;
 
   constructor(private readonly cfg: MirrorResyncConfig, private readonly deps: MirrorResyncDeps) {
@@ -60,8 +63,12 @@ export class MirrorResync {
     return { doneSectors: this.done, totalSectors: this.totalSectors };
   }
 
-  /** The mirror's copies may differ: copy everything again (from the start, even if a copy was under way). */
-  markNeeded(): void {
+  /**
+   * The mirror's copies may differ: copy everything again (from the start, even if a copy was under
+   * way: that one is aborted, saying `reason`).
+   */
+  markNeeded(reason: string): void {
+    if (this.syncState === 'resyncing') this.emitAbort(reason);
     this.epoch++;
     this.nextLba = 0;
     this.done = 0;
@@ -73,6 +80,9 @@ export class MirrorResync {
   linkUp(): void {
     if (this.syncState === 'needs-resync') {
       this.syncState = 'resyncing';
+      this.runs++;
+      this.startedMs = this.deps.clock.now();
+      this.emitStart([[0, this.totalSectors]]);
       this.publish();
     }
     this.pump();
@@ -88,6 +98,7 @@ export class MirrorResync {
     }
     if (this.syncState === 'resyncing' && this.inFlight === 0 && this.nextLba >= this.totalSectors) {
       this.syncState = 'in-sync';
+      this.emitDone();
       this.publish();
     }
   }
@@ -98,7 +109,7 @@ export class MirrorResync {
     fence.close(lba, count, () => {
       device.read(lba, count).then(
         (data) => {
-          const w = new ResyncWrite(this.cfg, lba, count, data, () => fence.open(lba, count), (error) => this.copied(count, epoch, error));
+          const w = new ResyncWrite(this.cfg, lba, count, data, () => fence.open(lba, count), (error) => this.copied(lba, count, epoch, error));
           this.deps.submit(w);
         },
         (error: unknown) => {
@@ -110,17 +121,45 @@ export class MirrorResync {
     });
   }
 
-  private copied(count: number, epoch: number, error: MirrorlabError | undefined): void {
+  private copied(lba: number, count: number, epoch: number, error: MirrorlabError | undefined): void {
     this.inFlight--;
     if (epoch !== this.epoch) return this.pump(); // a restart started the copy again meanwhile
     if (error !== undefined) {
       // The target refused the copy (a media error there): the mirror is not whole; try again from scratch later.
-      this.markNeeded();
+      this.markNeeded(`the target refused a chunk: ${error.message}`);
       return;
     }
     this.done += count;
+    this.emitChunk(lba, count);
     if (this.done % (this.cfg.chunkSectors * 64) === 0) this.publish();
     this.pump();
+  }
+
+  /** `resync.start` (docs/tag-tables.md, "Resync"): a full copy names the whole volume. */
+  private emitStart(ranges: readonly SectorRange[]): void {
+    const t = this.deps.telemetry;
+    if (!t.enabled) return;
+    t.emit({
+      kind: 'resync.start', t: this.deps.clock.now(), node: this.cfg.node, peer: this.cfg.peer, lun: this.cfg.lun, resync: this.runs, full: true,
+      entriesCompared: 0, entriesMatched: 0, ranges, sectors: this.totalSectors,
+    });
+  }
+
+  private emitChunk(lba: number, count: number): void {
+    const t = this.deps.telemetry;
+    if (t.enabled) t.emit({ kind: 'resync.chunk', t: this.deps.clock.now(), node: this.cfg.node, peer: this.cfg.peer, lun: this.cfg.lun, resync: this.runs, lba, count });
+  }
+
+  private emitDone(): void {
+    const t = this.deps.telemetry;
+    if (!t.enabled) return;
+    const now = this.deps.clock.now();
+    t.emit({ kind: 'resync.done', t: now, node: this.cfg.node, peer: this.cfg.peer, lun: this.cfg.lun, resync: this.runs, sectorsCopied: this.done, virtualMs: now - this.startedMs });
+  }
+
+  private emitAbort(reason: string): void {
+    const t = this.deps.telemetry;
+    if (t.enabled) t.emit({ kind: 'resync.abort', t: this.deps.clock.now(), node: this.cfg.node, peer: this.cfg.peer, lun: this.cfg.lun, resync: this.runs, reason });
   }
 
   private publish(): void {

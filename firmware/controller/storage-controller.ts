@@ -157,11 +157,11 @@ export class StorageController {
       source,
       target,
       {
-        peerRestarted: () => this.markResync(entry),
+        peerRestarted: () => this.markResync(entry, `${peer} restarted`),
         weRestarted: () => {
           if (entry.restartSeen) return;
           entry.restartSeen = true;
-          this.markResync(entry);
+          this.markResync(entry, `${this.name} restarted`);
         },
         linkUp: () => {
           for (const r of resyncs.values()) r.linkUp();
@@ -189,8 +189,8 @@ export class StorageController {
     );
   }
 
-  private markResync(p: Peer): void {
-    for (const r of p.resyncs.values()) r.markNeeded();
+  private markResync(p: Peer, reason: string): void {
+    for (const r of p.resyncs.values()) r.markNeeded(reason);
     if (p.link.isUp) for (const r of p.resyncs.values()) r.linkUp();
   }
 
