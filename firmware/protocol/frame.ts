@@ -419,12 +419,17 @@ export interface ResyncDataFrame extends FrameBase {
   entries: ResyncEntry[];
 }
 
-/** Feature `resync`: exchange `seq` is over (RESYNC_DONE), or the target did what that asked (RESYNC_ACK). */
+/** Feature `resync`: exchange `seq` is over; the target settles what it read. */
 export interface ResyncDoneFrame extends FrameBase {
-  type: FrameType.ResyncDone | FrameType.ResyncAck;
+  type: FrameType.ResyncDone;
 }
 
-export type ResyncFrame = ResyncRequestFrame | ResyncDataFrame | ResyncDoneFrame;
+/** Feature `resync`: the target did what the RESYNC_DONE of exchange `seq` asked. */
+export interface ResyncAckFrame extends FrameBase {
+  type: FrameType.ResyncAck;
+}
+
+export type ResyncFrame = ResyncRequestFrame | ResyncDataFrame | ResyncDoneFrame | ResyncAckFrame;
 
 export type Frame =
   | HelloFrame
