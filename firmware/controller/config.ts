@@ -77,6 +77,10 @@ export interface ControllerLimits {
   resyncChunkBytes: number;
   /** ...this many at once. */
   resyncChunksInFlightMax: number;
+  /** A resync's table request, or its RESYNC_DONE, unanswered this long is sent again (docs/tag-tables.md, "Resync"). */
+  resyncRetryMs: number;
+  /** Most entries of a peer's tag table a resync takes; a peer whose table holds more gets a full copy. */
+  resyncEntriesMax: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<ControllerLimits> = {
@@ -107,6 +111,8 @@ export const DEFAULT_LIMITS: Readonly<ControllerLimits> = {
   lockRetryMs: 10,
   resyncChunkBytes: 1024 * 1024,
   resyncChunksInFlightMax: 4,
+  resyncRetryMs: 200,
+  resyncEntriesMax: 1_048_576,
 };
 
 export interface ControllerConfig {

@@ -12,6 +12,8 @@ export interface HostWriteContext {
   readonly telemetry: Telemetry;
   /** A write completed (successfully or not), just before its host is told. */
   finished(): void;
+  /** A mirrored write's target confirmed it (or refused it): it is no longer on its way through the mirror. */
+  mirrorDone?(lun: number, tag: number): void;
 }
 
 /**
@@ -101,6 +103,7 @@ export class MirroredHostWrite extends HostWrite implements ChannelWrite {
 
   /** The other modes once the target confirmed it; in async mode the host has its ack already. */
   confirmed(error?: MirrorlabError): void {
+    this.ctx.mirrorDone?.(this.lun, this.tag);
     if (this.mode !== 'async') this.finish(error);
     else if (error) this.emitError(error);
   }

@@ -9,12 +9,15 @@ import type { Clock } from '../ports/clock.ts';
 import type { LinkEndpoint } from '../ports/link.ts';
 import type { Random } from '../ports/random.ts';
 import type { Telemetry } from '../ports/telemetry.ts';
-import { FRAME_OVERHEAD_BYTES } from '../protocol/frame.ts';
+import { FRAME_OVERHEAD_BYTES, FrameType, RESYNC_ENTRIES_MAX, RESYNC_ENTRY_BYTES, type ResyncFrame } from '../protocol/frame.ts';
+import type { MirrorTable, MirrorTables } from '../tags/mirror-tables.ts';
+import type { MirrorRole } from '../tags/tag-table.ts';
 import type { MirrorSyncState } from '../telemetry/events.ts';
 import { checkConfig, ConfigError, lockRegionSectorsOf, type ControllerConfig, type ControllerLimits, type LunConfig } from './config.ts';
 import { LocalLock, RegionLockedError, type LocalLockHandle } from './local-lock.ts';
 import { asMirrorlabError, HostWrite, MirroredHostWrite, type HostWriteContext, type WriteDone } from './host-write.ts';
-import { MirrorResync } from './mirror-resync.ts';
+import { MirrorResync, type ResyncCounters } from './mirror-resync.ts';
+import { TableResponder, type ResponderCounters } from './table-responder.ts';
 import { WriteFence } from './write-fence.ts';
 
 export type { WriteDone } from './host-write.ts';
@@ -31,8 +34,13 @@ export interface PeerStatus {
     counters: LinkCounters;
     supervision: LinkSupervisionStats;
   };
-  /** The LUNs this controller mirrors to the peer, with their resynchronisation state. */
-  mirrors: { lun: number; state: MirrorSyncState; doneSectors: number; totalSectors: number }[];
+  /**
+   * The LUNs this controller mirrors to the peer, with their resynchronisation state, their resyncs'
+   * counters, and why the peer's table was last refused (docs/tag-tables.md, "Resync").
+   */
+  mirrors: { lun: number; state: MirrorSyncState; doneSectors: number; totalSectors: number; resync: ResyncCounters; lastRefusal: string | null }[];
+  /** This controller's answers to the peer's resyncs (its tables of the peer's mirrors). */
+  resyncTarget: ResponderCounters;
 }
 
 interface Peer {
@@ -42,6 +50,8 @@ interface Peer {
   target: TargetChannel;
   /** Resynchronisation of each LUN mirrored to this peer. */
   resyncs: Map<number, MirrorResync>;
+  /** The target's side of the peer's resyncs: its table exchanges. */
+  responder: TableResponder;
   /** We restarted and the peer said so: our mirrors to it were marked for resync (once per session). */
   restartSeen: boolean;
 }
@@ -51,6 +61,11 @@ export interface ControllerPorts {
   clock: Clock;
   telemetry: Telemetry;
   random: Random;
+  /**
+   * Where the tag tables of its mirrors live (docs/tag-tables.md). Absent: it keeps none, and every
+   * resync is a full copy.
+   */
+  tagTables?: MirrorTables;
 }
 
 export class HostRequestError extends MirrorlabError {}
@@ -96,6 +111,8 @@ export class StorageController {
   private readonly locks: RegionLockTable;
   private readonly writeContext: HostWriteContext;
   private tags = 0;
+  /** Per mirrored LUN, how many host writes of each tag are on their way through the mirror (kept only with tag tables). */
+  private readonly inMirror = new Map<number, Map<number, number>>();
   private localLocks = 0;
   private writesInFlight = 0;
   private started = false;
@@ -113,6 +130,18 @@ export class StorageController {
     }
     this.locks = new RegionLockTable({ locksMax: this.limits.locksMax, localWaitersMax: this.limits.localLockWaitersMax });
     this.writeContext = { node: this.name, clock: ports.clock, telemetry: ports.telemetry, finished: () => this.writesInFlight-- };
+    if (ports.tagTables !== undefined) {
+      for (const l of cfg.luns) if (l.mirror) this.inMirror.set(l.lun, new Map());
+      this.writeContext.mirrorDone = (lun, tag) => this.leftMirror(lun, tag);
+    }
+  }
+
+  /**
+   * This controller's tag table of a mirror (docs/tag-tables.md): of the LUN it mirrors to `peer`
+   * (role `source`), or of the peer's LUN it holds the copy of (role `target`). Undefined: none kept.
+   */
+  tablesOf(peer: string, lun: number, role: MirrorRole): MirrorTable | undefined {
+    return this.ports.tagTables?.(peer, lun, role);
   }
 
   /** Connect to a peer over `endpoint`. Every peer a LUN mirrors to must be connected before `start`. */
@@ -145,8 +174,11 @@ export class StorageController {
       },
       { ...base, send: (bytes) => late.link!.sendControl(bytes), locks: this.locks, device: (lun) => this.copyOf(lun, peer) },
     );
-    const resyncs = new Map(mirrored.map((l) => [l.lun, this.resyncFor(l, peer, source!)] as const));
-    const entry: Peer = { name: peer, link: null as unknown as PeerLink, source, target, resyncs, restartSeen: false };
+    const resyncs = new Map(mirrored.map((l) => [l.lun, this.resyncFor(l, peer, source!, (bytes) => late.link!.sendControl(bytes))] as const));
+    const responder = new TableResponder({
+      table: (lun) => this.tablesOf(peer, lun, 'target'), device: (lun) => this.copyOf(lun, peer), send: (bytes) => late.link!.sendControl(bytes),
+    });
+    const entry: Peer = { name: peer, link: null as unknown as PeerLink, source, target, resyncs, responder, restartSeen: false };
     const link = new PeerLink(
       {
         controllerId: this.cfg.id, session: this.session, payloadBytesMax: L.payloadBytesMax, controlQueueMax: L.controlQueueMax,
@@ -157,41 +189,75 @@ export class StorageController {
       source,
       target,
       {
-        peerRestarted: () => this.markResync(entry),
+        peerRestarted: () => {
+          responder.reset();
+          this.markResync(entry, `${peer} restarted`);
+        },
         weRestarted: () => {
           if (entry.restartSeen) return;
           entry.restartSeen = true;
-          this.markResync(entry);
+          this.markResync(entry, `${this.name} restarted`);
         },
-        linkUp: () => {
-          for (const r of resyncs.values()) r.linkUp();
+        linkUp: (features) => {
+          for (const r of resyncs.values()) r.linkUp(features);
         },
+        linkDown: () => {
+          responder.reset();
+          for (const r of resyncs.values()) r.linkDown();
+        },
+        resyncFrame: (f) => this.onResyncFrame(entry, f),
       },
     );
     late.link = entry.link = link;
     this.peers.set(peer, entry);
   }
 
-  private resyncFor(l: LunConfig, peer: string, source: SourceChannel): MirrorResync {
+  private resyncFor(l: LunConfig, peer: string, source: SourceChannel, send: (bytes: Uint8Array) => void): MirrorResync {
     const L = this.limits;
     const sectorSize = l.device.sectorSize;
+    const inMirror = this.inMirror.get(l.lun);
     return new MirrorResync(
       {
         node: this.name, peer, lun: l.lun, mode: l.mirror!.mode,
         chunkSectors: Math.max(1, Math.floor(Math.min(L.resyncChunkBytes, L.payloadBytesMax) / sectorSize)),
-        chunksInFlightMax: L.resyncChunksInFlightMax,
+        chunksInFlightMax: L.resyncChunksInFlightMax, retryMs: L.resyncRetryMs, peerEntriesMax: L.resyncEntriesMax,
+        // As many entries as one RESYNC_DATA our decoder takes can carry.
+        entriesPerRequest: Math.min(RESYNC_ENTRIES_MAX, Math.floor(L.payloadBytesMax / RESYNC_ENTRY_BYTES)),
       },
       {
         clock: this.ports.clock, telemetry: this.ports.telemetry, device: l.device, fence: this.fences.get(l.lun)!,
         submit: (w) => source.submit(w),
         failed: (error) => this.fail(error),
+        table: () => this.tablesOf(peer, l.lun, 'source'),
+        inMirror: (tag) => inMirror?.has(tag) === true,
+        send,
       },
     );
   }
 
-  private markResync(p: Peer): void {
-    for (const r of p.resyncs.values()) r.markNeeded();
-    if (p.link.isUp) for (const r of p.resyncs.values()) r.linkUp();
+  private markResync(p: Peer, reason: string): void {
+    for (const r of p.resyncs.values()) r.markNeeded(reason);
+  }
+
+  /**
+   * A frame of a table exchange: a request or the end of one is about the peer's mirror, whose copy
+   * is here (the responder's); data and acknowledgements answer a resync of ours. One about a LUN
+   * this controller does not mirror to the peer is counted and dropped.
+   */
+  private onResyncFrame(p: Peer, f: ResyncFrame): void {
+    if (f.type === FrameType.ResyncRequest) return p.responder.onRequest(f);
+    if (f.type === FrameType.ResyncDone) return p.responder.onDone(f);
+    const r = p.resyncs.get(f.lun);
+    if (r !== undefined) r.onFrame(f);
+    else p.responder.counters.framesIgnored++;
+  }
+
+  /** A mirrored write is no longer on its way through the mirror (with tag tables only). */
+  private leftMirror(lun: number, tag: number): void {
+    const tags = this.inMirror.get(lun);
+    const n = tags?.get(tag) ?? 0;
+    if (n > 1) tags!.set(tag, n - 1);
+    else tags?.delete(tag);
   }
 
   start(): void {
@@ -205,6 +271,7 @@ export class StorageController {
     this.started = true;
     const t = this.ports.telemetry;
     if (t.enabled) t.emit({ kind: 'controller.start', t: this.ports.clock.now(), node: this.name, session: this.session });
+    for (const p of this.peers.values()) for (const r of p.resyncs.values()) r.controllerStarted();
     for (const p of this.peers.values()) {
       p.source?.start();
       p.target.start();
@@ -218,6 +285,8 @@ export class StorageController {
       p.link.stop();
       p.source?.stop();
       p.target.stop();
+      p.responder.stop();
+      for (const r of p.resyncs.values()) r.stop();
     }
   }
 
@@ -258,6 +327,8 @@ export class StorageController {
     const mirror = cfg!.mirror;
     this.writesInFlight++;
     if (mirror) {
+      const inMirror = this.inMirror.get(lun);
+      if (inMirror !== undefined) inMirror.set(tag, (inMirror.get(tag) ?? 0) + 1);
       const write = new MirroredHostWrite(this.writeContext, tag, lun, lba, count, data, done, mirror.mode);
       const source = this.peers.get(mirror.peer)!.source!;
       const fence = this.fences.get(lun)!;
@@ -375,7 +446,8 @@ export class StorageController {
       source: p.source ? { state: p.source.state, rollbackLog: p.source.rollbackLog, openSessions: p.source.openSessions, counters: { ...p.source.counters } } : null,
       target: { state: p.target.state, commitLog: p.target.commitLog, heldEarly: p.target.heldEarly, counters: { ...p.target.counters } },
       link: { state: p.link.state, peerSession: p.link.peerSession, connections: p.link.connections, counters: { ...p.link.counters }, supervision: p.link.supervision },
-      mirrors: [...p.resyncs].map(([lun, r]) => ({ lun, state: r.state, ...r.progress })),
+      mirrors: [...p.resyncs].map(([lun, r]) => ({ lun, state: r.state, ...r.progress, resync: { ...r.counters }, lastRefusal: r.lastRefusal })),
+      resyncTarget: { ...p.responder.counters },
     }));
   }
 
@@ -405,6 +477,7 @@ export class StorageController {
       if (s.source) t.emit({ kind: 'counters', t: now, node: this.name, role: 'source', peer: s.peer, counters: s.source.counters });
       t.emit({ kind: 'counters', t: now, node: this.name, role: 'target', peer: s.peer, counters: s.target.counters });
       t.emit({ kind: 'counters', t: now, node: this.name, role: 'link', peer: s.peer, counters: s.link.counters });
+      t.emit({ kind: 'counters', t: now, node: this.name, role: 'resync', peer: s.peer, counters: resyncCounters(s) });
     }
   }
 
@@ -477,4 +550,15 @@ export class StorageController {
     const t = this.ports.telemetry;
     if (t.enabled) t.emit({ kind: 'local.lock', t: this.ports.clock.now(), node: this.name, result, id, lun, lba, count, mode });
   }
+}
+
+/**
+ * The resync counters of one peer in one flat record (docs/tag-tables.md, "Resync"): this
+ * controller's resyncs of the LUNs it mirrors there, summed, and its answers to the peer's.
+ */
+function resyncCounters(s: PeerStatus): Record<string, number> {
+  const sum: Record<string, number> = {};
+  for (const m of s.mirrors) for (const [k, v] of Object.entries(m.resync)) sum[k] = (sum[k] ?? 0) + v;
+  for (const [k, v] of Object.entries(s.resyncTarget)) sum[`target.${k}`] = v;
+  return sum;
 }

@@ -9,8 +9,8 @@ import { decodeFrame } from '../protocol/decoder.ts';
 import { encodeFrame, encodedLength } from '../protocol/encode.ts';
 import { FrameError } from '../protocol/errors.ts';
 import {
-  BATCH_BYTES_MAX_MIN, FEATURE_BITS, FEATURES_IMPLEMENTED, FrameFlag, FrameType, LockRejectPolicy, featureNames, frameTypeName, isStreamFrame,
-  type BatchFrame, type Frame, type HeartbeatFrame, type HelloFrame, type ResponseFrame,
+  BATCH_BYTES_MAX_MIN, FEATURE_BITS, FEATURES_IMPLEMENTED, FrameFlag, FrameType, LockRejectPolicy, featureNames, frameTypeName, isResyncFrame,
+  isResyncFrameType, isStreamFrame, type BatchFrame, type Frame, type HeartbeatFrame, type HelloFrame, type ResponseFrame, type ResyncFrame,
 } from '../protocol/frame.ts';
 import { OFF_LUN, OFF_SEQ, OFF_TYPE, readU16, readU32, readU64 } from '../protocol/layout.ts';
 import type { LinkSupervisionEvent } from '../telemetry/events.ts';
@@ -39,8 +39,12 @@ export interface PeerLinkHooks {
   peerRestarted(): void;
   /** The peer says it knew an earlier session of ours: we restarted, and our mirrors to it need resynchronising. */
   weRestarted(): void;
-  /** The link came up (connections ready, HELLOs exchanged). */
-  linkUp(): void;
+  /** The link came up (connections ready, HELLOs exchanged); `features`: what both sides implement. */
+  linkUp(features: number): void;
+  /** The link went down. */
+  linkDown(): void;
+  /** A frame of a resync's table exchange (feature `resync`, docs/tag-tables.md "Resync"). */
+  resyncFrame(f: ResyncFrame): void;
 }
 
 export function newLinkCounters() {
@@ -251,7 +255,7 @@ export class PeerLink implements LinkSupervisorControl {
       pathRttMs: this.pathRttMs,
     });
     this.supervise('up', `${this.conns.ready().length} of ${this.conns.size} connections ready`);
-    this.hooks.linkUp();
+    this.hooks.linkUp(hello.features & this.features);
   }
 
   announceDown(reason: string): void {
@@ -264,6 +268,7 @@ export class PeerLink implements LinkSupervisorControl {
     this.supervise('down', reason);
     this.source?.linkDown();
     this.target.linkDown();
+    this.hooks.linkDown();
   }
 
   setProbing(on: boolean): void {
@@ -384,6 +389,7 @@ export class PeerLink implements LinkSupervisorControl {
     }
     if (isStreamFrame(f)) this.target.onStreamFrame(f, bytes, conn);
     else if (f.type === FrameType.Batch) this.onBatch(f, conn);
+    else if (isResyncFrame(f)) this.hooks.resyncFrame(f);
     else if (this.source && this.up) this.source.onResponse(f as ResponseFrame);
     else this.counters.unexpected++; // a response with no stream of ours to answer, or while down
   }
@@ -418,7 +424,8 @@ export class PeerLink implements LinkSupervisorControl {
     }
     const c = this.conns.at(conn)!;
     const type = e.type;
-    const response = type === FrameType.Ack || type === FrameType.Nak || type === FrameType.LockGranted || type === FrameType.LockRejected;
+    // A resync frame is asked for again by whoever waits for it (its request's retry): it is no stream entry to NAK.
+    const response = type === FrameType.Ack || type === FrameType.Nak || type === FrameType.LockGranted || type === FrameType.LockRejected || (type !== undefined && isResyncFrameType(type));
     if (c.state === 'ready' && !response && type !== FrameType.Hello && type !== FrameType.Heartbeat) this.target.onCorrupt(conn, e.seq);
   }
 

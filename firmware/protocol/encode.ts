@@ -3,8 +3,10 @@ import {
   CRC_BYTES, FRAME_OVERHEAD_BYTES, FrameFlag, FrameType, HEADER_BYTES, HEARTBEAT_PAYLOAD_BYTES, HELLO_BATCH_PAYLOAD_BYTES, HELLO_PAYLOAD_BYTES,
   U64_FIELD_MAX, frameTypeName,
 } from './frame.ts';
-import type { BatchFrame, Frame, StreamFrame } from './frame.ts';
+import { RESYNC_ENTRY_BYTES } from './frame.ts';
+import type { BatchFrame, Frame, ResyncDataFrame, StreamFrame } from './frame.ts';
 import { batchPayloadBytes, dataBytesOf, readStreamFrameFields, subEntryBytes, writeSubEntry } from './batch.ts';
+import { resyncEntryProblem, resyncSpanProblem, writeResyncEntries } from './resync-entries.ts';
 import { rawFieldsOf } from './fields.ts';
 import {
   HEARTBEAT_OFF_PEER_SESSION, HELLO_OFF_BATCH_BYTES_MAX, HELLO_OFF_CONNECTION, HELLO_OFF_CONNECTIONS, HELLO_OFF_FEATURES, HELLO_OFF_LOCKS_WINDOW,
@@ -28,6 +30,8 @@ export function encodedLength(frame: Frame): number {
       return FRAME_OVERHEAD_BYTES + HEARTBEAT_PAYLOAD_BYTES;
     case FrameType.Batch:
       return FRAME_OVERHEAD_BYTES + batchPayloadBytes(frame.entries);
+    case FrameType.ResyncData:
+      return FRAME_OVERHEAD_BYTES + frame.entries.length * RESYNC_ENTRY_BYTES;
     default:
       return FRAME_OVERHEAD_BYTES;
   }
@@ -110,6 +114,13 @@ export function encodeBatch(frames: readonly Uint8Array[], flags: number): Uint8
   return out;
 }
 
+/** A RESYNC_DATA's entries follow the entry rules and lie within its total: a programmer error otherwise. */
+function assertResyncEntries(frame: ResyncDataFrame): void {
+  const bad = resyncSpanProblem(frame.first, frame.entries.length, frame.total) ?? frame.entries.reduce<ReturnType<typeof resyncEntryProblem>>(
+    (found, e, i) => found ?? resyncEntryProblem(e, i), null);
+  if (bad !== null) assert(false, `cannot encode RESYNC_DATA exchange ${frame.seq}: ${bad.field} = ${bad.value} is not allowed; ${bad.allowed}`);
+}
+
 function encodeFrameWith(frame: Frame, frameBytes: FrameBytes): Uint8Array {
   const raw = rawFieldsOf(frame, scratchRaw);
   if (frame.type === FrameType.Hello || frame.type === FrameType.Heartbeat) {
@@ -117,6 +128,7 @@ function encodeFrameWith(frame: Frame, frameBytes: FrameBytes): Uint8Array {
     if (bad !== null) assert(false, `cannot encode ${frameTypeName(frame.type)}: ${bad.field} = ${bad.value} is not allowed; ${bad.allowed}`);
   }
   if (frame.type === FrameType.Batch) assertBatchEntries(frame);
+  if (frame.type === FrameType.ResyncData) assertResyncEntries(frame);
   // The cheap checks pass for every frame our firmware builds; only when one fails are the
   // descriptive checks run, to say what is wrong. Both read the same limits and rules.
   if (!fitsSlots(raw) || !fieldsAllowed(raw)) assertEncodable(raw);
@@ -139,7 +151,7 @@ function encodeFrameWith(frame: Frame, frameBytes: FrameBytes): Uint8Array {
   else if (frame.type === FrameType.Batch) {
     let at = HEADER_BYTES;
     for (const e of frame.entries) at = writeSubEntry(out, at, rawFieldsOf(e, scratchEntry), e.type === FrameType.Write ? e.data : null);
-  }
+  } else if (frame.type === FrameType.ResyncData) writeResyncEntries(out, HEADER_BYTES, frame.entries);
   // The frame CRC covers bytes 0..total-5. Bytes 0..43 are already folded into headerCrc, so
   // continue from there instead of hashing the header twice.
   const crcAt = total - CRC_BYTES;

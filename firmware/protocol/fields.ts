@@ -1,6 +1,7 @@
 import { AssertionError, assert } from '../errors.ts';
 import { FrameType, HEARTBEAT_PAYLOAD_BYTES, HELLO_BATCH_PAYLOAD_BYTES, HELLO_PAYLOAD_BYTES, frameTypeName } from './frame.ts';
 import { batchPayloadBytes } from './batch.ts';
+import { RESYNC_ENTRY_BYTES } from './frame.ts';
 import type { Frame, HelloFrame } from './frame.ts';
 import {
   HEARTBEAT_OFF_PEER_SESSION, HELLO_OFF_BATCH_BYTES_MAX, HELLO_OFF_CONNECTION, HELLO_OFF_CONNECTIONS, HELLO_OFF_FEATURES, HELLO_OFF_LOCKS_WINDOW,
@@ -78,6 +79,24 @@ export function rawFieldsOf(frame: Frame, into: RawFields = emptyRawFields()): R
       raw.count = frame.entries.length;
       raw.payloadLength = batchPayloadBytes(frame.entries);
       break;
+    case FrameType.ResyncRequest:
+      setCommon(raw, FrameType.ResyncRequest, frame.flags, frame.lun, frame.seq);
+      raw.lba = frame.first;
+      raw.count = frame.entriesMax;
+      break;
+    case FrameType.ResyncData:
+      setCommon(raw, FrameType.ResyncData, frame.flags, frame.lun, frame.seq);
+      if (!Array.isArray(frame.entries)) assert(false, `RESYNC_DATA exchange ${frame.seq}: entries must be an array`);
+      raw.lba = frame.first;
+      raw.tag = frame.total;
+      raw.count = frame.entries.length;
+      raw.code = frame.state;
+      raw.payloadLength = frame.entries.length * RESYNC_ENTRY_BYTES;
+      break;
+    case FrameType.ResyncDone:
+    case FrameType.ResyncAck:
+      setCommon(raw, frame.type, frame.flags, frame.lun, frame.seq);
+      break;
     default:
       assert(false, `cannot encode a frame of unknown type ${frameTypeName((frame as { type: number }).type)}`);
   }
@@ -129,6 +148,11 @@ export function frameOf(raw: RawFields, data: Uint8Array): Frame {
       return { type: FrameType.LockRejected, lun, seq, flags, lockId: raw.lockId, reason: raw.code, action: raw.count };
     case FrameType.Nak:
       return { type: FrameType.Nak, lun, seq, flags, reason: raw.code };
+    case FrameType.ResyncRequest:
+      return { type: FrameType.ResyncRequest, lun, seq, flags, first: raw.lba, entriesMax: raw.count };
+    case FrameType.ResyncDone:
+    case FrameType.ResyncAck:
+      return { type: raw.type, lun, seq, flags };
     default:
       throw new AssertionError(`frameOf: type ${raw.type} was not validated`);
   }

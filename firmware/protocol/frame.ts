@@ -43,6 +43,19 @@
  * HEARTBEAT's payload (HEARTBEAT_PAYLOAD_BYTES): u64 peerSession, the receiver's session that
  * `confirmedSeq` refers to (0: none known).
  *
+ * The table exchange of a resync (feature `resync`, docs/tag-tables.md, "Resync"): the source of
+ * the mirror of LUN `lun` numbers one exchange `seq` and asks for the target's table of it,
+ * RESYNC_ENTRIES_MAX entries at most per frame:
+ *   RESYNC_REQUEST  source -> target  lba: first (index of the first entry wanted), count: entriesMax
+ *   RESYNC_DATA     target -> source  lba: first, tag: total (entries in the table the exchange
+ *                                     reads), count: entries in this frame, code: TableState;
+ *                                     payload: `count` entries of RESYNC_ENTRY_BYTES (layout in
+ *                                     resync-entries.ts), first + count <= total
+ *   RESYNC_DONE     source -> target  the resync finished: make its copies durable, delete every
+ *                                     entry the exchange read, forget an overflow older than it
+ *   RESYNC_ACK      target -> source  done (answers every RESYNC_DONE, even a repeated one)
+ * None carries flags; all name the exchange in `seq` (at least 1).
+ *
  * HELLO's locksWindow: the sender's lock table is shared, and a source that held more locks than
  * the table can give would fill it with its own locks, whose UNLOCKs sit behind the LOCK that waits
  * for room.
@@ -94,6 +107,11 @@
  *   tag, lockId and code 0. Its payload is bounded by the decoder's payloadBytesMax, as WRITE data.
  *   HEARTBEAT carries exactly HEARTBEAT_PAYLOAD_BYTES. Both are accepted whatever the decoder's
  *   payloadBytesMax (which bounds WRITE data).
+ * - RESYNC_REQUEST: count (entriesMax) 1 to RESYNC_ENTRIES_MAX. RESYNC_DATA: `code` a TableState,
+ *   count 0 to RESYNC_ENTRIES_MAX entries filling the payload exactly, each with tag >= 1,
+ *   count >= 1 and lba + count <= 2^53-1, and first + count <= total; its payload is bounded by
+ *   the decoder's payloadBytesMax, as WRITE data. RESYNC_DONE and RESYNC_ACK carry only `seq`.
+ *   Every resync frame's `seq` (the exchange) is at least 1, its flags 0.
  * - Every other type carries no payload (payloadLength 0).
  * - NAK's `code` is a NakReason; LOCK_REJECTED's `code` is a RejectReason and its `count` a
  *   RejectAction; HELLO's `code` is a LockRejectPolicy.
@@ -129,10 +147,17 @@ export enum FrameType {
   Nak = 8,
   /** Link supervision: sent every heartbeat interval on the heartbeat channel (docs/link-supervision.md). */
   Heartbeat = 9,
-  // Reserved; the decoder rejects them as unknown until they are defined:
-  // 10 TOKEN, 11 RESYNC_REQUEST, 12 RESYNC_DATA, 13 RESYNC_DONE.
+  // Reserved; the decoder rejects it as unknown until it is defined: 10 TOKEN.
+  /** Feature `resync`: the source asks for a part of the target's tag table of a mirror (docs/tag-tables.md, "Resync"). */
+  ResyncRequest = 11,
+  /** Feature `resync`: a part of the target's tag table of a mirror, and whether the table can be trusted. */
+  ResyncData = 12,
+  /** Feature `resync`: the resync of an exchange finished; the target deletes what the exchange read. */
+  ResyncDone = 13,
   /** Feature `batch`: consecutive stream entries (LOCK, WRITE, UNLOCK) in one frame, as compact sub-entries. */
   Batch = 14,
+  /** Feature `resync`: the target did what a RESYNC_DONE asked. */
+  ResyncAck = 15,
 }
 
 export const FRAME_TYPE_NAMES: Readonly<Record<FrameType, string>> = {
@@ -146,6 +171,10 @@ export const FRAME_TYPE_NAMES: Readonly<Record<FrameType, string>> = {
   [FrameType.Nak]: 'NAK',
   [FrameType.Heartbeat]: 'HEARTBEAT',
   [FrameType.Batch]: 'BATCH',
+  [FrameType.ResyncRequest]: 'RESYNC_REQUEST',
+  [FrameType.ResyncData]: 'RESYNC_DATA',
+  [FrameType.ResyncDone]: 'RESYNC_DONE',
+  [FrameType.ResyncAck]: 'RESYNC_ACK',
 };
 
 export enum FrameFlag {
@@ -186,11 +215,13 @@ export const KNOWN_FLAGS =
  * frames, flags and fields are used only when both sides advertise it; a receiver that lacks a
  * bit its peer requires refuses the link, naming it (docs/protocol.md, docs/implied-locks.md):
  * - `impliedLocks`: the ImpliedLock flag on WRITE;
- * - `batch`: the BATCH frame type, and HELLO's batchBytesMax field.
+ * - `batch`: the BATCH frame type, and HELLO's batchBytesMax field;
+ * - `resync`: the table exchange of a resync (RESYNC_REQUEST, RESYNC_DATA, RESYNC_DONE, RESYNC_ACK).
  */
 export const FEATURE_BITS = {
   impliedLocks: 0x1,
   batch: 0x2,
+  resync: 0x8,
 } as const satisfies Readonly<Record<string, number>>;
 export type FeatureName = keyof typeof FEATURE_BITS;
 /** Every feature this firmware implements. */
@@ -261,6 +292,14 @@ export enum RejectAction {
 export enum LockRejectPolicy {
   HaltResume = 0,
   Retransmit = 1,
+}
+
+/** Whether the tag table a RESYNC_DATA carries names every block that may differ (docs/tag-tables.md, "Resync"). */
+export enum TableState {
+  /** Complete: comparing it with the source's finds every block that may differ. */
+  Trusted = 1,
+  /** Overflowed, lost in a restart, or none kept: the resync must copy everything. */
+  Untrusted = 2,
 }
 
 interface FrameBase {
@@ -357,6 +396,41 @@ export interface BatchFrame extends FrameBase {
   entries: StreamFrame[];
 }
 
+/** One tag table entry on the wire: the source's tag for a write and the sectors it covers (of the frame's LUN). */
+export interface ResyncEntry {
+  tag: number;
+  lba: number;
+  count: number;
+}
+
+/** Feature `resync`: exchange `seq` of the mirror of `lun` asks for entries `first` onwards, at most `entriesMax` of them. */
+export interface ResyncRequestFrame extends FrameBase {
+  type: FrameType.ResyncRequest;
+  first: number;
+  entriesMax: number;
+}
+
+/** Feature `resync`: entries `first` to `first + entries.length - 1` of the `total` the exchange reads. */
+export interface ResyncDataFrame extends FrameBase {
+  type: FrameType.ResyncData;
+  first: number;
+  total: number;
+  state: TableState;
+  entries: ResyncEntry[];
+}
+
+/** Feature `resync`: exchange `seq` is over; the target settles what it read. */
+export interface ResyncDoneFrame extends FrameBase {
+  type: FrameType.ResyncDone;
+}
+
+/** Feature `resync`: the target did what the RESYNC_DONE of exchange `seq` asked. */
+export interface ResyncAckFrame extends FrameBase {
+  type: FrameType.ResyncAck;
+}
+
+export type ResyncFrame = ResyncRequestFrame | ResyncDataFrame | ResyncDoneFrame | ResyncAckFrame;
+
 export type Frame =
   | HelloFrame
   | LockFrame
@@ -367,7 +441,8 @@ export type Frame =
   | LockRejectedFrame
   | NakFrame
   | HeartbeatFrame
-  | BatchFrame;
+  | BatchFrame
+  | ResyncFrame;
 
 /** Frames of a source stream: numbered, logged, retransmitted. */
 export type StreamFrame = LockFrame | WriteFrame | UnlockFrame;
@@ -382,6 +457,20 @@ export function isStreamFrame(f: Frame): f is StreamFrame {
 export function hasImpliedLock(f: StreamFrame): f is WriteFrame {
   return f.type === FrameType.Write && (f.flags & FrameFlag.ImpliedLock) !== 0;
 }
+
+export function isResyncFrame(f: Frame): f is ResyncFrame {
+  return isResyncFrameType(f.type);
+}
+
+/** The frame types of feature `resync`: none of them belongs to a stream or answers one. */
+export function isResyncFrameType(type: number): boolean {
+  return type === FrameType.ResyncRequest || type === FrameType.ResyncData || type === FrameType.ResyncDone || type === FrameType.ResyncAck;
+}
+
+/** Most entries one RESYNC_DATA may carry (or a RESYNC_REQUEST ask for): bounds what a hostile one makes a receiver allocate. */
+export const RESYNC_ENTRIES_MAX = 4096;
+/** Bytes of one entry in a RESYNC_DATA payload: tag (u64), lba (u64), count (u32). */
+export const RESYNC_ENTRY_BYTES = 20;
 
 /** Most entries one BATCH may carry: bounds what a hostile BATCH makes a receiver allocate. */
 export const BATCH_ENTRIES_MAX = 4096;

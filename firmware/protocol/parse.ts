@@ -1,7 +1,8 @@
 import { crc32cRange } from './crc.ts';
 import { CRC_BYTES, FrameType, HEADER_BYTES, HEARTBEAT_PAYLOAD_BYTES, HELLO_PAYLOAD_BYTES_MAX, PROTOCOL_VERSION } from './frame.ts';
-import type { BatchFrame, Frame, StreamFrame } from './frame.ts';
+import type { BatchFrame, Frame, ResyncDataFrame, StreamFrame } from './frame.ts';
 import { batchSeqProblem, parseSubEntries } from './batch.ts';
+import { parseResyncEntries, resyncSpanProblem } from './resync-entries.ts';
 import { crcError, fieldError, headerCrcError, tooLargeError, typeError, versionError } from './errors.ts';
 import type { FrameError, FrameHeaderInfo } from './errors.ts';
 import { frameOf } from './fields.ts';
@@ -95,6 +96,7 @@ export function readFrame(
     return frameOf(raw, payload);
   }
   if (raw.type === FrameType.Batch) return readBatch(b, p, raw, copyPayload ? b.slice(start, crcAt) : b.subarray(start, crcAt));
+  if (raw.type === FrameType.ResyncData) return readResyncData(b, p, raw, b.subarray(start, crcAt));
   if (raw.type !== FrameType.Write) return frameOf(raw, NO_DATA);
   return frameOf(raw, copyPayload ? b.slice(start, crcAt) : b.subarray(start, crcAt));
 }
@@ -125,6 +127,19 @@ function readBatch(b: Uint8Array, p: number, raw: RawFields, payload: Uint8Array
     // The scratch must not keep views of this payload alive.
     batchDatas.length = 0;
   }
+}
+
+/**
+ * A RESYNC_DATA whose header passed the rules (feature `resync`): its entries lie within the
+ * table's total, and the payload holds exactly `count` of them, each allowed (resync-entries.ts).
+ * The entries are read into objects of their own, so nothing keeps a view of the payload.
+ */
+function readResyncData(b: Uint8Array, p: number, raw: RawFields, payload: Uint8Array): ResyncDataFrame | FrameError {
+  const span = resyncSpanProblem(raw.lba, raw.count, raw.tag);
+  if (span !== null) return fieldError(headerInfo(b, p), span.field, span.value, span.allowed);
+  const entries = parseResyncEntries(payload, raw.count);
+  if (!Array.isArray(entries)) return fieldError(headerInfo(b, p), entries.field, entries.value, entries.allowed);
+  return { type: FrameType.ResyncData, lun: raw.lun, seq: raw.seq, flags: raw.flags, first: raw.lba, total: raw.tag, state: raw.code, entries };
 }
 
 /**

@@ -14,6 +14,9 @@ import {
   NakReason,
   RejectAction,
   RejectReason,
+  RESYNC_ENTRIES_MAX,
+  RESYNC_ENTRY_BYTES,
+  TableState,
   U64_FIELD_MAX,
 } from './frame.ts';
 import {
@@ -78,11 +81,14 @@ const U64_MIN1 = range(1, U64_FIELD_MAX, 'allowed: 1 to 2^53-1');
 /** u8/u16/u32 fields: the field width already bounds them. */
 const ANY = range(0, Infinity, '');
 const MIN1 = range(1, Infinity, 'allowed: at least 1');
-const NO_PAYLOAD = range(0, 0, 'only WRITE, BATCH, HELLO and HEARTBEAT frames carry a payload, so it must be 0');
+const NO_PAYLOAD = range(0, 0, 'only WRITE, BATCH, HELLO, HEARTBEAT and RESYNC_DATA frames carry a payload, so it must be 0');
 const DATA = range(1, Infinity, 'a WRITE carries at least 1 byte of data');
 const HELLO_PAYLOAD = range(HELLO_PAYLOAD_BYTES, HELLO_PAYLOAD_BYTES_MAX, `a HELLO carries ${HELLO_PAYLOAD_BYTES} to ${HELLO_PAYLOAD_BYTES_MAX} bytes of payload`);
 const ENTRIES = range(1, BATCH_ENTRIES_MAX, `a BATCH carries 1 to ${BATCH_ENTRIES_MAX} entries`);
 const BATCH_PAYLOAD = range(1, Infinity, 'a BATCH carries its entries');
+const ENTRIES_WANTED = range(1, RESYNC_ENTRIES_MAX, `a RESYNC_REQUEST asks for 1 to ${RESYNC_ENTRIES_MAX} entries`);
+const ENTRIES_CARRIED = range(0, RESYNC_ENTRIES_MAX, `a RESYNC_DATA carries 0 to ${RESYNC_ENTRIES_MAX} entries`);
+const TABLE_PAYLOAD = range(0, RESYNC_ENTRIES_MAX * RESYNC_ENTRY_BYTES, `a RESYNC_DATA carries its entries, ${RESYNC_ENTRY_BYTES} bytes each`);
 const HEARTBEAT_PAYLOAD = range(HEARTBEAT_PAYLOAD_BYTES, HEARTBEAT_PAYLOAD_BYTES, `a HEARTBEAT carries exactly ${HEARTBEAT_PAYLOAD_BYTES} bytes (its peerSession)`);
 
 function oneOf(values: Record<string, string | number>): Rule {
@@ -147,6 +153,16 @@ const TYPE_RULES: Readonly<Record<FrameType, TypeRule>> = {
   [FrameType.Batch]: typeRule({
     ...NEVER, flags: STREAM_FLAGS, seq: U64_MIN1, count: ENTRIES, payloadLength: BATCH_PAYLOAD, names: { count: 'count (entries)' },
   }),
+  // Feature `resync` (docs/tag-tables.md, "Resync"): `seq` names the exchange; RESYNC_DATA's entries are checked with its payload.
+  [FrameType.ResyncRequest]: typeRule({
+    ...NEVER, flags: NO_FLAGS, seq: U64_MIN1, lba: U64, count: ENTRIES_WANTED, names: { seq: 'exchange', lba: 'first', count: 'entriesMax' },
+  }),
+  [FrameType.ResyncData]: typeRule({
+    ...NEVER, flags: NO_FLAGS, code: oneOf(TableState), seq: U64_MIN1, lba: U64, tag: U64, count: ENTRIES_CARRIED, payloadLength: TABLE_PAYLOAD,
+    names: { code: 'state', seq: 'exchange', lba: 'first', tag: 'total', count: 'count (entries)' },
+  }),
+  [FrameType.ResyncDone]: typeRule({ ...NEVER, flags: NO_FLAGS, seq: U64_MIN1, names: { seq: 'exchange' } }),
+  [FrameType.ResyncAck]: typeRule({ ...NEVER, flags: NO_FLAGS, seq: U64_MIN1, names: { seq: 'exchange' } }),
 };
 
 /** The fields HELLO and HEARTBEAT carry in their payload, as numbers (see frame.ts for the layout). */

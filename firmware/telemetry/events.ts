@@ -9,8 +9,8 @@
  */
 export type StreamEntryKind = 'lock' | 'write' | 'unlock';
 export type ChannelRole = 'source' | 'target';
-/** Whose counters a `counters` event carries: a channel's, or the link's. */
-export type CountersRole = ChannelRole | 'link';
+/** Whose counters a `counters` event carries: a channel's, the link's, or the resyncs' with that peer (both roles). */
+export type CountersRole = ChannelRole | 'link' | 'resync';
 
 /**
  * What a link supervisor reports besides its chart's state changes (docs/link-supervision.md):

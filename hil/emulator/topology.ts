@@ -10,6 +10,7 @@ import type { ServiceTimeConfig } from '../../host/disks/service-time.ts';
 import { SeededRandom } from '../../host/random.ts';
 import { SimLink } from '../../host/transports/sim.ts';
 import type { LinkEndpoint } from '../../firmware/ports/link.ts';
+import type { MirrorTables } from '../../firmware/tags/mirror-tables.ts';
 
 export interface TopologyOptions {
   seed: number;
@@ -38,6 +39,8 @@ export interface TopologyOptions {
   connections?: number;
   /** How the link carries heartbeats: their own datagram channel (default), or inline on connection 0 (a serial line). */
   heartbeats?: 'datagram' | 'inline';
+  /** Where each controller's tag tables live (docs/tag-tables.md), asked at every start of it; default none. */
+  tagTables?: (name: 'A' | 'B') => MirrorTables | undefined;
 }
 
 export const DEFAULT_TOPOLOGY: Readonly<TopologyOptions> = {
@@ -135,7 +138,11 @@ export function buildTopology(partial: Partial<TopologyOptions> = {}): Topology 
   const ports = (name: 'A' | 'B') => {
     const n = starts[name]++;
     voices[name] = severable(options.telemetry);
-    return { clock, telemetry: voices[name], random: random.fork(n === 0 ? `controller-${name}` : `controller-${name}-start-${n}`) };
+    const tagTables = options.tagTables?.(name);
+    return {
+      clock, telemetry: voices[name], random: random.fork(n === 0 ? `controller-${name}` : `controller-${name}-start-${n}`),
+      ...(tagTables === undefined ? {} : { tagTables }),
+    };
   };
   const build = (name: 'A' | 'B', endpoint: LinkEndpoint): StorageController => {
     const luns = name === 'A'

@@ -6,6 +6,8 @@ import {
   HELLO_OFF_BATCH_BYTES_MAX, HELLO_OFF_PEER_SESSION, HELLO_OFF_REQUIRED, emptyRawFields, writeU16, writeU32, type RawFields,
 } from '../../firmware/protocol/layout.ts';
 import { subEntryBytes, UNLOCK_ENTRY_BYTES, writeSubEntry } from '../../firmware/protocol/batch.ts';
+import { writeResyncEntries } from '../../firmware/protocol/resync-entries.ts';
+import { RESYNC_ENTRY_BYTES } from '../../firmware/protocol/frame.ts';
 import { fieldsAllowed, payloadProblem } from '../../firmware/protocol/rules.ts';
 import type { SeededRandom } from '../../host/random.ts';
 import { pick, randomBytes, RANDOM_BYTES_MAX } from './bytes.ts';
@@ -75,7 +77,7 @@ export class MirrorFrameGen {
   validSpec(t: TypeSpec): { spec: RawFrameSpec; extended: boolean } {
     for (let attempt = 0; ; attempt++) {
       const spec = this.drawSpec(t);
-      const { payload, extended } = t.type === FrameType.Batch ? this.batchPayload(spec, t) : this.payload(t);
+      const { payload, extended } = t.type === FrameType.Batch ? this.batchPayload(spec, t) : t.type === FrameType.ResyncData ? this.tablePayload(spec, t) : this.payload(t);
       spec.payload = payload;
       const raw = { ...spec, payloadLength: payload.length } as unknown as Parameters<typeof fieldsAllowed>[0];
       if (fieldsAllowed(raw)) return { spec, extended };
@@ -144,6 +146,29 @@ export class MirrorFrameGen {
     const out = new Uint8Array(bytes);
     let at = 0;
     for (const e of entries) at = writeSubEntry(out, at, e.raw, e.data);
+    return { payload: out, extended: false };
+  }
+
+  /**
+   * A RESYNC_DATA's payload that a decoder must accept (feature `resync`): 0 to 8 tag table
+   * entries (now and then as many as fit), the header's count set to match and its first and total
+   * moved so that the entries lie within the table (docs/protocol.md).
+   */
+  private tablePayload(spec: RawFrameSpec, t: TypeSpec): { payload: Uint8Array; extended: boolean } {
+    const fit = Math.floor(this.acceptedBytes(t) / RESYNC_ENTRY_BYTES);
+    const n = Math.min(fit, this.rng.chance(1, 10) ? fit : between(this.rng, 0, 8));
+    const max = Number.MAX_SAFE_INTEGER;
+    const entries = Array.from({ length: n }, () => {
+      const count = pick(this.rng, [1, 8, 0xffff_ffff, between(this.rng, 1, 0xffff_ffff)]);
+      const lba = pick(this.rng, [0, ...(this.hints.lba ?? []), max, between(this.rng, 0, max)]);
+      return { tag: pick(this.rng, [1, max, between(this.rng, 1, max)]), lba: Math.min(lba, max - count), count };
+    });
+    spec.count = n;
+    const first = Math.min(Number(spec.lba), max - n);
+    spec.lba = first;
+    spec.tag = first + n + Math.min(Number(spec.tag), max - first - n);
+    const out = new Uint8Array(n * RESYNC_ENTRY_BYTES);
+    writeResyncEntries(out, 0, entries);
     return { payload: out, extended: false };
   }
 

@@ -6,6 +6,8 @@
  * one method of a firmware class for as long as it is planted (the whole process: a campaign's
  * worker thread imports `planted-bugs-module.ts`), and `plant` returns the function that removes it.
  */
+import { MirrorResync } from '../../firmware/controller/mirror-resync.ts';
+import { TableResponder } from '../../firmware/controller/table-responder.ts';
 import { RegionLockTable } from '../../firmware/locks/region-lock-table.ts';
 import { PeerLink } from '../../firmware/link/peer-link.ts';
 import { FrameFlag, NakReason } from '../../firmware/protocol/frame.ts';
@@ -35,12 +37,17 @@ export type PlantedBug =
   /** The target grants an implied lock without asking the lock table, so the write lands under the server's local lock. */
   | 'target-forces-implied-lock'
   /** The target releases a write's implied lock as the write goes to the disk, before it is applied. */
-  | 'target-releases-implied-lock-early';
+  | 'target-releases-implied-lock-early'
+  /** A tag-table resync leaves out the last range its comparison found (docs/tag-tables.md, "Resync"). */
+  | 'resync-skips-a-range'
+  /** The target of a resync says its table holds one entry more with every chunk it sends. */
+  | 'responder-lies-about-table-size';
 
 export const PLANTED_BUGS: readonly PlantedBug[] = [
   'target-applies-without-lock', 'source-drops-entry-before-ack', 'target-acks-before-write', 'target-reorders-writes',
   'source-ignores-naks-and-timeouts', 'supervisor-never-declares-down', 'supervisor-skips-probation', 'target-keeps-old-stream',
-  'target-skips-implied-lock', 'target-forces-implied-lock', 'target-releases-implied-lock-early',
+  'target-skips-implied-lock', 'target-forces-implied-lock', 'target-releases-implied-lock-early', 'resync-skips-a-range',
+  'responder-lies-about-table-size',
 ];
 
 /** How long `target-reorders-writes` holds a write back (ms). */
@@ -142,6 +149,17 @@ export function plant(bug: PlantedBug): () => void {
         if ((f.flags & FrameFlag.ImpliedLock) !== 0) this.releaseImplied(e.seq, f.lockId);
         return original.call(this, dev, e, f, ...rest);
       });
+    case 'resync-skips-a-range':
+      return patch(MirrorResync.prototype, 'exactPlan', (original) => function (this: unknown, ...args: unknown[]) {
+        const plan = original.apply(this, args) as { ranges: unknown[] };
+        return { ...plan, ranges: plan.ranges.slice(0, -1) };
+      });
+    case 'responder-lies-about-table-size': {
+      let lies = 0;
+      return patch(TableResponder.prototype, 'sendData', (original) => function (this: unknown, f: unknown, snap: unknown, total: number) {
+        return original.call(this, f, snap, total + ++lies);
+      });
+    }
     case 'target-keeps-old-stream':
       return patch(TargetChannel.prototype, 'beginStream', (original) => function (this: { sourceSession: number; streamSource: number; ownerPeer: string; deps: { peer: string } }, session: number) {
         if (this.sourceSession === 0) return original.call(this, session);

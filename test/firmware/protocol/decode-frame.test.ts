@@ -193,7 +193,7 @@ describe('decodeFrame: ML_ERR_FRAME_FIELD names the field, its value and what is
     ['LOCK range past 2^53-1', wireFrame({ ...lock, lba: MAX - 1, count: 2 }), /lba \+ count = 9007199254740990 \+ 2 is not allowed/],
     ['LOCK mode unknown', wireFrame({ ...lock, code: 3 }), /mode = 3 is not allowed; allowed: 1 \(Write\), 2 \(Read\)/],
     ['LOCK tag set', wireFrame({ ...lock, tag: 5 }), /tag = 5 is not allowed; this frame type does not use the field, so it must be 0/],
-    ['LOCK with a payload', wireFrame({ ...lock }, new Uint8Array(4)), /payloadLength = 4 is not allowed; only WRITE, BATCH, HELLO and HEARTBEAT frames carry a payload/],
+    ['LOCK with a payload', wireFrame({ ...lock }, new Uint8Array(4)), /payloadLength = 4 is not allowed; only WRITE, BATCH, HELLO, HEARTBEAT and RESYNC_DATA frames carry a payload/],
     ['empty WRITE', wireFrame({ type: FrameType.Write, seq: 1, lockId: 1 }), /payloadLength \(data.length\) = 0 is not allowed; a WRITE carries at least 1 byte/],
     ['WRITE count set', wireFrame({ type: FrameType.Write, seq: 1, lockId: 1, count: 8 }, new Uint8Array(1)), /count = 8 is not allowed/],
     ['WRITE lockId 0', wireFrame({ type: FrameType.Write, seq: 1 }, new Uint8Array(1)), /lockId = 0 is not allowed/],

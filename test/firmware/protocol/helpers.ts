@@ -17,6 +17,8 @@ import {
   PROTOCOL_VERSION,
   RejectAction,
   RejectReason,
+  RESYNC_ENTRIES_MAX,
+  TableState,
 } from '../../../firmware/protocol/index.ts';
 import type { Frame, FrameDecoderOptions, FrameError, StreamFrame } from '../../../firmware/protocol/index.ts';
 
@@ -124,9 +126,31 @@ function responses(): fc.Arbitrary<Frame>[] {
   ];
 }
 
+const tableEntry = fc.record({ tag: session, lba: u64, count: fc.integer({ min: 1, max: 0xffffffff }) }).map((e) => ({ ...e, lba: Math.min(e.lba, MAX - e.count) }));
+
+/**
+ * The table exchange of a resync (feature `resync`): requests, RESYNC_DATA with 0 to 8 entries
+ * (and now and then many, towards RESYNC_ENTRIES_MAX) lying within its total, RESYNC_DONE and RESYNC_ACK.
+ */
+export function resyncFrames(): fc.Arbitrary<Frame>[] {
+  const exchange = fc.integer({ min: 1, max: MAX });
+  const entries = fc.oneof(
+    { weight: 4, arbitrary: fc.array(tableEntry, { maxLength: 8 }) },
+    { weight: 1, arbitrary: fc.array(tableEntry, { minLength: 64, maxLength: Math.min(RESYNC_ENTRIES_MAX, 512) }) },
+  );
+  return [
+    fc.record({ type: fc.constant(FrameType.ResyncRequest as const), lun, seq: exchange, flags: fc.constant(0), first: u64, entriesMax: fc.integer({ min: 1, max: RESYNC_ENTRIES_MAX }) }),
+    fc.record({ lun, seq: exchange, first: u64, extra: u64, state: fc.constantFrom(TableState.Trusted, TableState.Untrusted), entries }).map(({ first, extra, entries: es, ...f }) => {
+      const start = Math.min(first, MAX - es.length);
+      return { type: FrameType.ResyncData as const, ...f, flags: 0, first: start, total: start + es.length + Math.min(extra, MAX - start - es.length), entries: es };
+    }),
+    fc.record({ type: fc.constantFrom(FrameType.ResyncDone as const, FrameType.ResyncAck as const), lun, seq: exchange, flags: fc.constant(0) }),
+  ];
+}
+
 /** Any valid frame; WRITE data up to `dataBytesMax` bytes. */
 export function frameArb(dataBytesMax = 200): fc.Arbitrary<Frame> {
-  return fc.oneof(hello(), heartbeat(), lock(), write(dataBytesMax), batch(dataBytesMax), ...responses());
+  return fc.oneof(hello(), heartbeat(), lock(), write(dataBytesMax), batch(dataBytesMax), ...responses(), ...resyncFrames());
 }
 
 /** Header fields as the wire holds them; u64 fields as bigint so tests can go past 2^53. */
