@@ -17,8 +17,9 @@ export const crashedName = (c: ControllerCrash): 'A' | 'B' => (c.side === 'sourc
 /**
  * The `crash=` and `power=` items of a run (docs/tag-tables.md, "Crash and power cut in the
  * simulator"), each a timer on the run's clock. At its time the side's controller crashes through
- * `Topology.crash` (which emits `controller.crash` and, for `power`, cuts the power of every
- * device of the controller); the hosts writing through it lose what they had in flight and wait.
+ * `Topology.crash` (which emits `controller.crash` and, for `power`, cuts the power of the
+ * devices it built itself), and for `power` the side's volumes lose theirs at the same instant
+ * (`cutVolumes`); the hosts writing through the controller lose what they had in flight and wait.
  * When it starts again, `downForMs` later, its hosts go on writing to the new start, and the
  * server workloads locking on it follow it there. `workloads` are in the order of `topo.pairs`.
  */
@@ -34,6 +35,8 @@ export class CrashSchedule {
     private readonly topo: Topology,
     private readonly clock: HostClock,
     private readonly workloads: readonly MirrorWorkloads[],
+    /** Cuts the power of a side's volumes (the emulator's volumes are the harness's: `VolumeSet.crashPowerCut`). */
+    private readonly cutVolumes: (side: ControllerCrash['side']) => void = () => undefined,
   ) {
     this.timedFaultsEndMs = Math.max(0, ...items.map((c) => c.atMs + c.downForMs));
   }
@@ -63,5 +66,6 @@ export class CrashSchedule {
         if (pairs[i]!.secondary.name === name) w.server.restarted(restarted);
       });
     }, { power: c.power });
+    if (c.power) this.cutVolumes(c.side);
   }
 }

@@ -1,5 +1,4 @@
 import type { BlockDevice } from '../../firmware/ports/block-device.ts';
-import { powerCutIfAble } from '../../host/disks/power.ts';
 
 /**
  * Granularity of a write footprint, in bytes: 64 KiB, the memory disk's allocation unit. A
@@ -53,11 +52,6 @@ export class FootprintDevice implements BlockDevice {
 
   flush(): Promise<void> {
     return this.inner.flush();
-  }
-
-  /** The power of the device under it is cut (a crash with `power`, docs/tag-tables.md): nothing of its own to lose. */
-  powerCut(): void {
-    powerCutIfAble(this.inner);
   }
 
   /** Indices of the blocks some write reached, ascending. */

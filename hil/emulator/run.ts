@@ -162,7 +162,7 @@ async function runPhases(opts: EmulateOptions, hooks: RunHooks, parts: RunParts)
   injector.start();
   const workloads = topo.pairs.map((pair) => startHost(topo, pair, opts, parts.lockRegionSectors));
   const hosts = workloads.map((w) => w.host);
-  const crashes = new CrashSchedule(opts.faults.crashes, topo, clock, workloads);
+  const crashes = new CrashSchedule(opts.faults.crashes, topo, clock, workloads, (side) => volumes.crashPowerCut(side));
   crashes.start();
   const checkpoints = opts.mode === 'async' ? new CheckpointSchedule(opts.checkpointEveryMs, topo.random.fork('checkpoints')) : null;
   const ctx: PhaseContext = { topo, hosts, injector, volumes, opts, checker, checkpoints, crashes, recovery, progress: (phase) => report(phase) };
