@@ -253,7 +253,7 @@ function startHost(topo: Topology, pair: MirrorPair, opts: EmulateOptions, regio
   }, topo.random.fork(`server-${pair.secondary.name}`), topo.clock);
   const host = new HostWorkload(pair.primary, pair.lun, geometry, {
     writes: opts.writes, durationMs: opts.durationMs, writeBytes: opts.writeBytes, queueDepth: opts.queueDepth,
-    pattern: opts.pattern, readPercent: opts.readPercent,
+    pattern: opts.pattern, readPercent: opts.readPercent, thinkMs: opts.thinkMs,
   }, topo.random.fork(`host-${pair.primary.name}`), topo.clock, (lba, count) => server.onHostWrite(lba, count));
   host.start();
   return { host, server };

@@ -22,6 +22,12 @@ export interface HostWorkloadSpec {
    * `writes`: the workload ends after that many writes, with reads mixed in.
    */
   readPercent: number;
+  /**
+   * Think time: after each completion, its lane waits this long before its next request (virtual
+   * ms; default 0). With it the host's rate is about `queueDepth / thinkMs` per ms however fast
+   * the volume is, so that how much a long fault leaves to resync grows with the fault's length.
+   */
+  thinkMs?: number;
 }
 
 export interface HostWorkloadStats {
@@ -181,7 +187,7 @@ export class HostWorkload {
     this.lastCompletion = this.clock.now();
     latency.record(this.lastCompletion - start);
     this.inFlight--;
-    this.issue();
+    this.next();
   }
 
   private failed(err: MirrorlabError): void {
@@ -189,7 +195,14 @@ export class HostWorkload {
     this.errors++;
     this.firstError ??= err;
     this.inFlight--;
-    this.issue();
+    this.next();
+  }
+
+  /** The lane that just finished issues its next request, at once or after the think time. */
+  private next(): void {
+    const think = this.spec.thinkMs ?? 0;
+    if (think > 0) this.clock.setTimeout(() => this.issue(), think);
+    else this.issue();
   }
 
   private place(): number {
