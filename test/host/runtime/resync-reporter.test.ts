@@ -5,7 +5,7 @@ import { RESYNC_PROGRESS_LOG_MS, ResyncReporter } from '../../../host/runtime/re
 
 type Mirror = PeerStatus['mirrors'][number];
 
-function status(m: Partial<Mirror> & { resync?: Partial<ResyncCounters> }): PeerStatus[] {
+function status(m: Omit<Partial<Mirror>, 'resync'> & { resync?: Partial<ResyncCounters> }): PeerStatus[] {
   const mirror: Mirror = {
     lun: 0, state: 'in-sync', doneSectors: 0, totalSectors: 0, lastRefusal: null, lastAbort: null, ...m, resync: { ...newResyncCounters(), ...m.resync },
   };
