@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { newResyncCounters, type ResyncCounters } from '../../../firmware/controller/mirror-resync.ts';
 import type { PeerStatus } from '../../../firmware/controller/storage-controller.ts';
 import { RESYNC_PROGRESS_LOG_MS, ResyncReporter } from '../../../host/runtime/resync-reporter.ts';
+import { mirrorLine } from '../../../host/runtime/status.ts';
 
 type Mirror = PeerStatus['mirrors'][number];
 
@@ -33,5 +34,14 @@ describe('the controller process logs resyncs from its status', () => {
       'info resync of LUN 0 to B started: copying 1024 sectors (a full copy: the target said its table holds 4 entries, then 5)',
       'info resync of LUN 0 to B done: 1024 sectors copied',
     ]);
+  });
+});
+
+describe('mirrorlab status shows what resyncs did', () => {
+  it('a mirror line carries progress while copying, and the resync counters once there were any', () => {
+    const [p] = status({ state: 'resyncing', doneSectors: 16, totalSectors: 42, resync: { runs: 2, fullRuns: 1, aborts: 1, sectorsCopied: 1040, entriesCompared: 10, entriesMatched: 3 } });
+    expect(mirrorLine(p!.mirrors[0]!)).toBe('  mirror LUN 0: resyncing (16 of 42 sectors); resyncs 2 (1 full, 1 stopped early), 1,040 sectors copied, 10 tag entries compared, 3 matched');
+    expect(mirrorLine(status({})[0]!.mirrors[0]!)).toBe('  mirror LUN 0: in-sync');
+    expect(mirrorLine(status({ lastRefusal: 'the target named tag 2 twice', resync: { runs: 1, fullRuns: 1 } })[0]!.mirrors[0]!)).toMatch(/; the peer's table was last refused: the target named tag 2 twice$/);
   });
 });
