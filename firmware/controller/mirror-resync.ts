@@ -134,8 +134,9 @@ export class MirrorResync {
   private recoveredTagMax = 0;
   /** How far the resync under way (or the last one) came. */
   private readonly shown = { doneSectors: 0, totalSectors: 0 };
-  /** Why the last table the target sent was refused (null: none was). */
+  /** Why the last table the target sent was refused, and why the last resync stopped before it finished (null: none). */
   private refusal: string | null = null;
+  private abortReason: string | null = null;
   private stopped = false;
 
   constructor(private readonly cfg: MirrorResyncConfig, private readonly deps: MirrorResyncDeps) {}
@@ -153,6 +154,11 @@ export class MirrorResync {
   /** Why the target's table was last refused as a lie (a full copy followed), or null. */
   get lastRefusal(): string | null {
     return this.refusal;
+  }
+
+  /** Why the last resync stopped before it finished (`resync.abort`), or null. */
+  get lastAbort(): string | null {
+    return this.abortReason;
   }
 
   /** The controller started: the entries its table holds now were recovered, not written in this start. */
@@ -404,6 +410,7 @@ export class MirrorResync {
     this.attempt = null;
     if (this.phase !== 'copying' && this.phase !== 'settling') return;
     this.counters.aborts++;
+    this.abortReason = reason;
     const t = this.deps.telemetry;
     if (t.enabled) t.emit({ kind: 'resync.abort', t: this.deps.clock.now(), node: this.cfg.node, peer: this.cfg.peer, lun: this.cfg.lun, resync: a.run, reason });
   }

@@ -36,9 +36,11 @@ export interface PeerStatus {
   };
   /**
    * The LUNs this controller mirrors to the peer, with their resynchronisation state, their resyncs'
-   * counters, and why the peer's table was last refused (docs/tag-tables.md, "Resync").
+   * counters, why the peer's table was last refused and why a resync last stopped (docs/tag-tables.md, "Resync").
    */
-  mirrors: { lun: number; state: MirrorSyncState; doneSectors: number; totalSectors: number; resync: ResyncCounters; lastRefusal: string | null }[];
+  mirrors: {
+    lun: number; state: MirrorSyncState; doneSectors: number; totalSectors: number; resync: ResyncCounters; lastRefusal: string | null; lastAbort: string | null;
+  }[];
   /** This controller's answers to the peer's resyncs (its tables of the peer's mirrors). */
   resyncTarget: ResponderCounters;
 }
@@ -446,7 +448,9 @@ export class StorageController {
       source: p.source ? { state: p.source.state, rollbackLog: p.source.rollbackLog, openSessions: p.source.openSessions, counters: { ...p.source.counters } } : null,
       target: { state: p.target.state, commitLog: p.target.commitLog, heldEarly: p.target.heldEarly, counters: { ...p.target.counters } },
       link: { state: p.link.state, peerSession: p.link.peerSession, connections: p.link.connections, counters: { ...p.link.counters }, supervision: p.link.supervision },
-      mirrors: [...p.resyncs].map(([lun, r]) => ({ lun, state: r.state, ...r.progress, resync: { ...r.counters }, lastRefusal: r.lastRefusal })),
+      mirrors: [...p.resyncs].map(([lun, r]) => ({
+        lun, state: r.state, ...r.progress, resync: { ...r.counters }, lastRefusal: r.lastRefusal, lastAbort: r.lastAbort,
+      })),
       resyncTarget: { ...p.responder.counters },
     }));
   }

@@ -21,7 +21,7 @@ import {
   readU64,
 } from './layout.ts';
 import type { RawFields } from './layout.ts';
-import { fieldProblem, fieldsAllowed, isKnownFrameType, payloadProblem, subEntryProblem } from './rules.ts';
+import { fieldProblem, fieldsAllowed, isKnownFrameType, payloadBytesMaxOf, payloadProblem, subEntryProblem } from './rules.ts';
 
 /**
  * The checks shared by the one-shot and the streaming decoder, in the order docs/design.md 2.3 implies:
@@ -55,6 +55,10 @@ export function headerError(b: Uint8Array, p: number, payloadBytesMax: number): 
   // payloadBytesMax bounds WRITE data; the small fixed payloads of HELLO and HEARTBEAT are always
   // let through (their rules check the length).
   if (payloadLength > Math.max(payloadBytesMax, controlPayloadBytesMax(type))) return tooLargeError(headerInfo(b, p), payloadLength, payloadBytesMax);
+  // More than any frame of its type carries (an ACK declaring a megabyte): waiting for that many
+  // bytes would only swallow the frames behind it, so it is judged here, like any oversized payload.
+  const typeMax = payloadBytesMaxOf(type);
+  if (payloadLength > typeMax) return tooLargeError(headerInfo(b, p), payloadLength, typeMax, 'type');
   return null;
 }
 

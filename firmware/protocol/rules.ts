@@ -232,6 +232,14 @@ function showValue(v: unknown): string {
   return typeof v === 'number' && v > U64_FIELD_MAX ? 'a value above 2^53-1' : String(v);
 }
 
+/**
+ * The most payload a frame of `type` may ever carry (Infinity: only the decoder's payloadBytesMax
+ * bounds it). A header declaring more is judged on its own, before anyone waits for the payload.
+ */
+export function payloadBytesMaxOf(type: FrameType): number {
+  return TYPE_RULES[type].payloadLength.max;
+}
+
 export function isKnownFrameType(type: number): type is FrameType {
   return TYPE_RULES[type as FrameType] !== undefined;
 }

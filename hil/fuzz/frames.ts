@@ -248,8 +248,8 @@ export class MirrorFrameGen {
     const affordable = length <= 64 * 1024;
     spec.payload = affordable ? randomBytes(this.rng, length) : spec.payload;
     if (!affordable) spec.payloadLength = length;
-    const controlMax = t.type === FrameType.Hello ? 256 : t.type === FrameType.Heartbeat ? 8 : 0;
-    const tooLarge = length > Math.max(this.opts.payloadBytesMax, controlMax);
+    // Beyond what the decoder takes, or what any frame of the type carries: judged from the header.
+    const tooLarge = length > this.acceptedBytes(t);
     const expect: Expectation = tooLarge ? { reject: ['ML_ERR_FRAME_TOO_LARGE'] } : affordable ? FIELD : REJECT_ANY;
     return { kind: `field:${t.name}.payloadLength`, bytes: writeRawFrame(spec), expect, spec };
   }

@@ -125,6 +125,15 @@ describe('decodeFrame', () => {
     expect([err.type, err.seq, err.lun]).toEqual([10, 4, 2]);
   });
 
+  it('ML_ERR_FRAME_TOO_LARGE: a payload its type never carries is judged from the header, never waited for', () => {
+    const lock = encodeFrame({ type: FrameType.Lock, lun: 0, seq: 1, flags: 0, lockId: 1, lba: 0, count: 8, mode: LockMode.Write });
+    expectError(wireFrame({ type: FrameType.Lock, seq: 1, lockId: 1, count: 8, code: LockMode.Write }, new Uint8Array(4)), 'ML_ERR_FRAME_TOO_LARGE',
+      /LOCK seq 1 lun 0 declares a payload of 4 bytes; LOCK frames carry at most 0 bytes/);
+    expectError(sealedHeader({ type: FrameType.Ack, seq: 1, payloadLength: 1 << 20 }), 'ML_ERR_FRAME_TOO_LARGE', /ACK frames carry at most 0 bytes/);
+    expectError(sealedHeader({ type: FrameType.Heartbeat, seq: 1, lba: 1, payloadLength: 9 }), 'ML_ERR_FRAME_TOO_LARGE', /HEARTBEAT frames carry at most 8 bytes/);
+    expect(decodeFrame(lock).type).toBe(FrameType.Lock);
+  });
+
   it('ML_ERR_FRAME_TOO_LARGE: payloadLength beyond payloadBytesMax, even a declared 4 GiB', () => {
     const big = { ...write, data: new Uint8Array(300) };
     const err = expectError(encodeFrame(big), 'ML_ERR_FRAME_TOO_LARGE',
@@ -193,7 +202,6 @@ describe('decodeFrame: ML_ERR_FRAME_FIELD names the field, its value and what is
     ['LOCK range past 2^53-1', wireFrame({ ...lock, lba: MAX - 1, count: 2 }), /lba \+ count = 9007199254740990 \+ 2 is not allowed/],
     ['LOCK mode unknown', wireFrame({ ...lock, code: 3 }), /mode = 3 is not allowed; allowed: 1 \(Write\), 2 \(Read\)/],
     ['LOCK tag set', wireFrame({ ...lock, tag: 5 }), /tag = 5 is not allowed; this frame type does not use the field, so it must be 0/],
-    ['LOCK with a payload', wireFrame({ ...lock }, new Uint8Array(4)), /payloadLength = 4 is not allowed; only WRITE, BATCH, HELLO, HEARTBEAT and RESYNC_DATA frames carry a payload/],
     ['empty WRITE', wireFrame({ type: FrameType.Write, seq: 1, lockId: 1 }), /payloadLength \(data.length\) = 0 is not allowed; a WRITE carries at least 1 byte/],
     ['WRITE count set', wireFrame({ type: FrameType.Write, seq: 1, lockId: 1, count: 8 }, new Uint8Array(1)), /count = 8 is not allowed/],
     ['WRITE lockId 0', wireFrame({ type: FrameType.Write, seq: 1 }, new Uint8Array(1)), /lockId = 0 is not allowed/],

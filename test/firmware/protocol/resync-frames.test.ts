@@ -90,7 +90,6 @@ describe('resync frames: hostile input is refused, naming the field', () => {
     ['RESYNC_REQUEST asking for too many', wireFrame({ type: FrameType.ResyncRequest, seq: 1, count: 4097 }), /entriesMax = 4097 is not allowed/],
     ['RESYNC_REQUEST of exchange 0', wireFrame({ type: FrameType.ResyncRequest, seq: 0, count: 1 }), /exchange = 0 is not allowed; allowed: 1 to 2\^53-1/],
     ['RESYNC_REQUEST with a flag', wireFrame({ type: FrameType.ResyncRequest, seq: 1, count: 1, flags: 2 }), /flags = 0x02 is not allowed; this frame type defines no flags/],
-    ['RESYNC_REQUEST with a payload', wireFrame({ type: FrameType.ResyncRequest, seq: 1, count: 1 }, new Uint8Array(20)), /payloadLength = 20 is not allowed/],
     ['RESYNC_REQUEST first past 2^53-1', wireFrame({ type: FrameType.ResyncRequest, seq: 1, count: 1, lba: 2n ** 60n }), /first = a value above 2\^53-1/],
     ['RESYNC_DATA of an unknown state', wireFrame({ ...DATA_HEADER, code: 3 }, payloadOf(two)), /state = 3 is not allowed; allowed: 1 \(Trusted\), 2 \(Untrusted\)/],
     ['RESYNC_DATA with a lockId', wireFrame({ ...DATA_HEADER, lockId: 1 }, payloadOf(two)), /lockId = 1 is not allowed; this frame type does not use the field/],
@@ -105,7 +104,6 @@ describe('resync frames: hostile input is refused, naming the field', () => {
     ['an entry of no sectors', wireFrame(DATA_HEADER, payloadOf([two[0]!, { tag: 2, lba: 8, count: 0 }])), /entry 1 count = 0 is not allowed; allowed: 1 to 4294967295 sectors/],
     ['an entry past 2^53-1', wireFrame(DATA_HEADER, payloadOf([{ tag: 1, lba: MAX, count: 1 }, two[1]!])), /entry 0 lba \+ count = 9007199254740991 \+ 1 is not allowed/],
     ['RESYNC_DONE with a field set', wireFrame({ type: FrameType.ResyncDone, seq: 1, lba: 1 }), /RESYNC_DONE seq 1 lun 0: lba = 1 is not allowed/],
-    ['RESYNC_ACK with a payload', wireFrame({ type: FrameType.ResyncAck, seq: 1 }, new Uint8Array(1)), /payloadLength = 1 is not allowed/],
     ['RESYNC_ACK of exchange 0', wireFrame({ type: FrameType.ResyncAck, seq: 0 }), /exchange = 0 is not allowed/],
   ];
   it.each(cases)('%s', (_name, bytes, message) => {
@@ -114,9 +112,15 @@ describe('resync frames: hostile input is refused, naming the field', () => {
     expect(err.message).toMatch(message);
   });
 
-  it('a RESYNC_DATA larger than the decoder takes is dropped as too large, never buffered', () => {
-    const err = fieldError(wireFrame(DATA_HEADER, payloadOf(two)), 39);
+  it.each<[string, Uint8Array, number | undefined, RegExp]>([
+    ['a RESYNC_DATA larger than the decoder takes', wireFrame(DATA_HEADER, payloadOf(two)), 39, /accepts at most 39 \(payloadBytesMax\)/],
+    ['a RESYNC_DATA larger than the most entries a frame carries', wireFrame({ ...DATA_HEADER, payloadLength: 4097 * 20 }), undefined, /RESYNC_DATA frames carry at most 81920 bytes/],
+    ['a RESYNC_REQUEST with a payload', wireFrame({ type: FrameType.ResyncRequest, seq: 1, count: 1 }, new Uint8Array(20)), undefined, /RESYNC_REQUEST frames carry at most 0 bytes/],
+    ['a RESYNC_ACK declaring a megabyte', wireFrame({ type: FrameType.ResyncAck, seq: 1, payloadLength: 1 << 20 }), undefined, /RESYNC_ACK frames carry at most 0 bytes/],
+  ])('%s is refused from its header as too large, never waited for', (_name, bytes, payloadBytesMax, message) => {
+    const err = fieldError(bytes, payloadBytesMax);
     expect(err.code).toBe('ML_ERR_FRAME_TOO_LARGE');
+    expect(err.message).toMatch(message);
   });
 
   it.each<[string, Frame, RegExp]>([
