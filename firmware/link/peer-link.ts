@@ -425,7 +425,8 @@ export class PeerLink implements LinkSupervisorControl {
     const c = this.conns.at(conn)!;
     const type = e.type;
     // A resync frame is asked for again by whoever waits for it (its request's retry): it is no stream entry to NAK.
-    const response = type === FrameType.Ack || type === FrameType.Nak || type === FrameType.LockGranted || type === FrameType.LockRejected || (type !== undefined && isResyncFrameType(type));
+    const response = type === FrameType.Ack || type === FrameType.Nak || type === FrameType.LockGranted || type === FrameType.LockRejected
+      || (type !== undefined && isResyncFrameType(type));
     if (c.state === 'ready' && !response && type !== FrameType.Hello && type !== FrameType.Heartbeat) this.target.onCorrupt(conn, e.seq);
   }
 

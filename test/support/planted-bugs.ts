@@ -8,6 +8,7 @@
  */
 import { MirrorResync } from '../../firmware/controller/mirror-resync.ts';
 import { TableResponder } from '../../firmware/controller/table-responder.ts';
+import { WriteFence } from '../../firmware/controller/write-fence.ts';
 import { RegionLockTable } from '../../firmware/locks/region-lock-table.ts';
 import { PeerLink } from '../../firmware/link/peer-link.ts';
 import { FrameFlag, NakReason } from '../../firmware/protocol/frame.ts';
@@ -41,13 +42,15 @@ export type PlantedBug =
   /** A tag-table resync leaves out the last range its comparison found (docs/tag-tables.md, "Resync"). */
   | 'resync-skips-a-range'
   /** The target of a resync says its table holds one entry more with every chunk it sends. */
-  | 'responder-lies-about-table-size';
+  | 'responder-lies-about-table-size'
+  /** A resync reads and queues its chunks without fencing them against host writes. */
+  | 'resync-skips-fence';
 
 export const PLANTED_BUGS: readonly PlantedBug[] = [
   'target-applies-without-lock', 'source-drops-entry-before-ack', 'target-acks-before-write', 'target-reorders-writes',
   'source-ignores-naks-and-timeouts', 'supervisor-never-declares-down', 'supervisor-skips-probation', 'target-keeps-old-stream',
   'target-skips-implied-lock', 'target-forces-implied-lock', 'target-releases-implied-lock-early', 'resync-skips-a-range',
-  'responder-lies-about-table-size',
+  'responder-lies-about-table-size', 'resync-skips-fence',
 ];
 
 /** How long `target-reorders-writes` holds a write back (ms). */
@@ -160,6 +163,9 @@ export function plant(bug: PlantedBug): () => void {
         return original.call(this, f, snap, total + ++lies);
       });
     }
+    case 'resync-skips-fence':
+      // Only a resync closes a fence: host writes still wait behind overlapping ones.
+      return patch(WriteFence.prototype, 'close', () => (_lba: number, _count: number, quiet: () => void) => quiet());
     case 'target-keeps-old-stream':
       return patch(TargetChannel.prototype, 'beginStream', (original) => function (this: { sourceSession: number; streamSource: number; ownerPeer: string; deps: { peer: string } }, session: number) {
         if (this.sourceSession === 0) return original.call(this, session);

@@ -6,7 +6,7 @@ import type { SectorRange, TelemetryEvent } from '../../../firmware/telemetry/ev
 import type { MemoryDisk } from '../../../host/disks/memory.ts';
 import { buildTopology, type Topology, type TopologyOptions } from '../../../hil/emulator/topology.ts';
 import {
-  expectMirrorsEqual, linksUp, RecordingTelemetry, runConcurrentWrites, runWrites, sequentialWrites, settle, type WriteSpec,
+  expectMirrorsEqual, linksUp, pattern, RecordingTelemetry, runConcurrentWrites, runWrites, sequentialWrites, settle, type WriteSpec,
 } from '../../support/harness.ts';
 import { withPlantedBugs } from '../../support/planted-bugs.ts';
 import { TagBook } from '../../support/tag-book.ts';
@@ -141,6 +141,46 @@ describe('tag-table resync: exactly the blocks that differ', () => {
     expect(tel.of('resync.start')).toEqual([expect.objectContaining({ node: 'A', full: true, ranges: [[0, 8192]], sectors: 8192 })]);
     expect(topo.source.status()[0]!.mirrors[0]!.lastRefusal).toBe('the target sent no entries from 0 of the 1 it counts');
     await expectMirrorsEqual(topo);
+  });
+
+  /**
+   * The moment the resync starts, a host rewrites every range it copies, the first while its chunk
+   * is being read: without the fence that write would reach the stream first and the chunk's older
+   * data would land on top of it. Tags of its own: the restarted controller numbers from 1 again.
+   */
+  async function writesDuringResync() {
+    // One chunk at a time: when the resync starts, its first chunk is being read, and nothing else.
+    const { topo, tel, book, observers } = rig({ limits: { resyncChunkBytes: 8 * 512, resyncChunksInFlightMax: 1 } });
+    await firstPhase(topo, book);
+    const hold = await topo.target.localLock(0, R.lba, R.sectors, 'write');
+    await runWrites(topo, topo.source, 0, SECOND, 2);
+    const crashAt = topo.clock.now();
+    observers.push((e) => {
+      if (e.kind === 'stream.start' && e.node === 'B' && e.role === 'target' && e.t > crashAt) topo.clock.setTimeout(() => hold.release(), 0);
+    });
+    let acked = 0;
+    atResyncStart(observers, topo, 'A', () => SECOND_RANGES.forEach(([lba, count], i) => {
+      topo.source.submitWrite(0, lba, pattern(5000 + i, count * 512), () => acked++, 10_000 + i);
+    }));
+    topo.crash('A', 30);
+    await topo.clock.run({ untilMs: topo.clock.now() + 300 });
+    await settle(topo);
+    const start = tel.of('resync.start')[0]!;
+    const done = tel.of('resync.done')[0]!;
+    expect(tel.of('host.write').filter((w) => w.node === 'A' && w.t >= start.t && w.t < done.t)).toHaveLength(4);
+    expect(acked).toBe(4);
+    return { topo, book };
+  }
+
+  it('a host writes to the very blocks being copied while the resync runs: no copy overwrites the newer write', async () => {
+    const { topo, book } = await writesDuringResync();
+    await expectMirrorsEqual(topo);
+    expectTablesEmpty(book, 0, 'A', 'B');
+  });
+
+  it('without the fence a copy lands on top of the newer write (planted bug)', async () => {
+    const { topo } = await withPlantedBugs(['resync-skips-fence'], writesDuringResync);
+    await expect(expectMirrorsEqual(topo)).rejects.toThrow(/first differing sector .*: expected 1024 to be -1/);
   });
 
   it('the target restarts: the resync copies what it never applied (measured at the start), beside the stream that re-sends it', async () => {
