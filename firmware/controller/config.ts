@@ -77,6 +77,20 @@ export interface ControllerLimits {
   resyncChunkBytes: number;
   /** ...this many at once. */
   resyncChunksInFlightMax: number;
+  /**
+   * Most entries in one tag table (per mirror and role, docs/tag-tables.md, "Tag tables"). A table
+   * holds the writes the other side may not hold yet: in steady state those between a write's
+   * acceptance and its token's return (a few round trips' worth); while a mirror is suspended,
+   * every write since. A write that does not fit overflows the table: the next resync of its
+   * mirror copies everything.
+   */
+  tagEntriesMax: number;
+  /**
+   * A mirror whose link has been down this long is suspended (docs/tag-tables.md, "Suspension"):
+   * its hosts are acknowledged locally, its backlog is dropped, and its tag table names what
+   * differs until a resync after the link comes back.
+   */
+  suspendAfterMs: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<ControllerLimits> = {
@@ -107,6 +121,8 @@ export const DEFAULT_LIMITS: Readonly<ControllerLimits> = {
   lockRetryMs: 10,
   resyncChunkBytes: 1024 * 1024,
   resyncChunksInFlightMax: 4,
+  tagEntriesMax: 262_144,
+  suspendAfterMs: 5_000,
 };
 
 export interface ControllerConfig {

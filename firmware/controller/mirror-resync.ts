@@ -1,4 +1,4 @@
-import type { MirrorlabError } from '../errors.ts';
+import { MirrorlabError } from '../errors.ts';
 import type { ChannelWrite, MirrorMode } from '../mirror/types.ts';
 import type { BlockDevice } from '../ports/block-device.ts';
 import type { Clock } from '../ports/clock.ts';
@@ -58,6 +58,19 @@ export class MirrorResync {
 
   get progress(): { doneSectors: number; totalSectors: number } {
     return { doneSectors: this.done, totalSectors: this.totalSectors };
+  }
+
+  /**
+   * The link stayed down past `suspendAfterMs` (docs/tag-tables.md, "Suspension"): the mirror is
+   * suspended, a copy under way stops (its chunks in the stream are dropped with the backlog), and
+   * a resync is needed once the link is back ({@link markNeeded}, then {@link linkUp}).
+   */
+  suspend(): void {
+    this.epoch++;
+    this.nextLba = 0;
+    this.done = 0;
+    this.syncState = 'suspended';
+    this.publish();
   }
 
   /** The mirror's copies may differ: copy everything again (from the start, even if a copy was under way). */
@@ -137,6 +150,7 @@ export class MirrorResync {
 class ResyncWrite implements ChannelWrite {
   readonly tag = 0;
   readonly lun: number;
+  private wasPlaced = false;
   readonly mode: MirrorMode;
   constructor(
     cfg: MirrorResyncConfig,
@@ -152,7 +166,15 @@ class ResyncWrite implements ChannelWrite {
 
   admitted(): void {}
 
+  /** The mirror was suspended with this chunk unconfirmed: the copy is void (a resync after the suspension copies again). */
+  suspended(): void {
+    this.placed();
+    this.onConfirmed(new MirrorlabError('ML_ERR_MIRROR_SUSPENDED', `resync chunk [${this.lba}, +${this.count}) of LUN ${this.lun} dropped: the mirror was suspended`));
+  }
+
   placed(): void {
+    if (this.wasPlaced) return;
+    this.wasPlaced = true;
     this.onPlaced();
   }
 

@@ -12,6 +12,8 @@ import { FrameFlag, NakReason } from '../../firmware/protocol/frame.ts';
 import { SourceChannel } from '../../firmware/mirror/source-channel.ts';
 import { TargetChannel } from '../../firmware/mirror/target-channel.ts';
 import { Transmitter } from '../../firmware/mirror/transmitter.ts';
+import { GroupFlush } from '../../firmware/controller/group-flush.ts';
+import { StorageController } from '../../firmware/controller/storage-controller.ts';
 
 export type PlantedBug =
   /** The target treats a refused mirror lock as granted and applies the writes behind it. */
@@ -35,12 +37,16 @@ export type PlantedBug =
   /** The target grants an implied lock without asking the lock table, so the write lands under the server's local lock. */
   | 'target-forces-implied-lock'
   /** The target releases a write's implied lock as the write goes to the disk, before it is applied. */
-  | 'target-releases-implied-lock-early';
+  | 'target-releases-implied-lock-early'
+  /** Every group flush says "durable" without flushing: hosts are acknowledged, and tokens given, on data still in a volatile cache. */
+  | 'flush-skipped'
+  /** The target gives tokens without flushing its volume first (the source still flushes its own). */
+  | 'target-never-flushes';
 
 export const PLANTED_BUGS: readonly PlantedBug[] = [
   'target-applies-without-lock', 'source-drops-entry-before-ack', 'target-acks-before-write', 'target-reorders-writes',
   'source-ignores-naks-and-timeouts', 'supervisor-never-declares-down', 'supervisor-skips-probation', 'target-keeps-old-stream',
-  'target-skips-implied-lock', 'target-forces-implied-lock', 'target-releases-implied-lock-early',
+  'target-skips-implied-lock', 'target-forces-implied-lock', 'target-releases-implied-lock-early', 'flush-skipped', 'target-never-flushes',
 ];
 
 /** How long `target-reorders-writes` holds a write back (ms). */
@@ -142,6 +148,10 @@ export function plant(bug: PlantedBug): () => void {
         if ((f.flags & FrameFlag.ImpliedLock) !== 0) this.releaseImplied(e.seq, f.lockId);
         return original.call(this, dev, e, f, ...rest);
       });
+    case 'flush-skipped':
+      return patch(GroupFlush.prototype, 'after', () => (done: (error?: unknown) => void) => done());
+    case 'target-never-flushes':
+      return patch(StorageController.prototype, 'makeDurable', () => (_luns: unknown, done: (error?: unknown) => void) => done());
     case 'target-keeps-old-stream':
       return patch(TargetChannel.prototype, 'beginStream', (original) => function (this: { sourceSession: number; streamSource: number; ownerPeer: string; deps: { peer: string } }, session: number) {
         if (this.sourceSession === 0) return original.call(this, session);
