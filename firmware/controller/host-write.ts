@@ -103,6 +103,8 @@ export class MirroredHostWrite extends HostWrite implements ChannelWrite {
   durable = false;
   /** The mirror was suspended before the target confirmed this write: the host was acknowledged locally. */
   private suspendedAck = false;
+  /** Async: the mirror's half is done (the log took the write, or a suspension spared it the log). */
+  private admittedOnce = false;
 
   constructor(
     ctx: HostWriteContext, tag: number, lun: number, lba: number, count: number, data: Uint8Array, done: WriteDone,
@@ -118,7 +120,9 @@ export class MirroredHostWrite extends HostWrite implements ChannelWrite {
 
   /** Async mode acknowledges the host once the rollback log has taken the write. */
   admitted(): void {
-    if (this.mode === 'async') this.finish();
+    if (this.mode !== 'async' || this.admittedOnce) return;
+    this.admittedOnce = true;
+    this.finish();
   }
 
   /** The other modes once the target confirmed it; in async mode the host has its ack already. */
@@ -133,7 +137,8 @@ export class MirroredHostWrite extends HostWrite implements ChannelWrite {
    * alone (`host.ack` mode `suspended`). In async mode the host has its ack already.
    */
   suspended(): void {
-    if (this.mode === 'async') return;
+    if (this.mode === 'async' && this.admittedOnce) return;
+    this.admittedOnce = true;
     this.suspendedAck = true;
     this.finish();
   }
