@@ -269,6 +269,11 @@ export class MetadataStore {
     return w.promise;
   }
 
+  /** Where the next record goes: its absolute log position and sequence number (for status and tests). */
+  get logEnd(): { pos: number; seq: number } {
+    return { pos: this.pos, seq: this.seq };
+  }
+
   stats(): MetadataStats {
     return { ...this.counters, entries: this.image.entryCount, logBytes: this.pos - this.logStart };
   }
@@ -310,9 +315,16 @@ export class MetadataStore {
     return this.checkpointPlan();
   }
 
+  /**
+   * A checkpoint of the whole image. It takes a sequence number of its own, so its log starts one
+   * past where the log before it would have gone on: recovery falling back to the older checkpoint
+   * (the newer one damaged after the fact) stops where that older log ended, and never runs on into
+   * records that are deltas from the newer checkpoint.
+   */
   private checkpointPlan(): CommitPlan {
     const { layout } = this;
     const slot = this.checkpointSlot();
+    this.seq++;
     const bytes = encodeCheckpoint(
       { generation: this.generation++, logStart: this.pos, logSeq: this.seq, slotSectors: layout.slotSectors, ringSectors: layout.ringSectors, sectorSize: layout.sectorSize },
       this.image.snapshotOps(),

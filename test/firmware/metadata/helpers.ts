@@ -118,11 +118,14 @@ const STATES: MirrorSyncState[] = ['in-sync', 'needs-resync', 'resyncing', 'susp
  * tag reservation. `step` makes one batch of `n` mutations.
  */
 export class Workload {
-  private nextTag = 1;
+  private nextTag: number;
   private readonly random: Random;
+  private readonly keys: readonly MirrorKey[];
 
-  constructor(seed: number, private readonly store: MetadataStore, readonly model: MetadataModel) {
+  constructor(seed: number, private readonly store: MetadataStore, readonly model: MetadataModel, opts: { keys?: readonly MirrorKey[]; firstTag?: number } = {}) {
     this.random = new SeededRandom(seed);
+    this.keys = opts.keys ?? KEYS;
+    this.nextTag = opts.firstTag ?? 1;
   }
 
   step(n: number): void {
@@ -131,23 +134,23 @@ export class Workload {
 
   private one(): void {
     const r = this.random.int(100);
-    const key = KEYS[this.random.int(KEYS.length)]!;
+    const key = this.keys[this.random.int(this.keys.length)]!;
     if (r < 55) {
       const e: TagEntry = { tag: this.nextTag++, lun: key.lun, lba: this.random.int(1 << 20), count: 1 + this.random.int(64) };
       const a = this.store.addEntry(key, e);
       const b = this.model.addEntry(key, e);
       if (a !== b) throw new Error(`store and model disagree about adding tag ${e.tag}`);
-    } else if (r < 85) {
+    } else if (r < 80) {
       const m = this.model.mirrors.get(`${key.role}:${key.lun}:${key.peer}`);
       const held = m ? [...m.entries.keys()] : [];
-      const tags = held.filter(() => this.random.chance(1, 2)).concat([this.nextTag + 1000]);
+      const tags = held.filter(() => this.random.chance(1, 4)).concat([this.nextTag + 1000]);
       this.store.dropEntries(key, tags);
       this.model.dropEntries(key, tags);
-    } else if (r < 92) {
+    } else if (r < 90) {
       const meta = { state: STATES[this.random.int(4)]!, doneSectors: this.random.int(1 << 30), overflowed: this.random.chance(1, 8) };
       this.store.setMirror(key, meta);
       this.model.setMirror(key, meta);
-    } else if (r < 95) {
+    } else if (r < 94) {
       const s = 1 + this.random.uint32() * 2 ** 21 + this.random.int(2 ** 21);
       this.store.setSession(s);
       this.model.setSession(s);
