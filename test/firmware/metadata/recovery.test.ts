@@ -254,6 +254,53 @@ describe('garbage anywhere (seeded property, bounded)', () => {
     }
   });
 
+  it('sealed records and checkpoints of random ops, some impossible, some with a byte changed (valid CRCs): never a throw, each refused or taken', async () => {
+    const c = await committed(11, 8, { areaSectors: 256 });
+    const { pos, seq } = c.store.logEnd;
+    const rnd = new SeededRandom(12);
+    const slot = c.store.layout.slotLba[0]!;
+    const slotBefore = c.disk.peek(slot, 4);
+    const before = (await openStore(c.clock, c.disk, { areaSectors: 256 })).recovered;
+    const randomOp = (): MetadataOp => {
+      const id = rnd.int(8); // the workload defined 4 mirrors: ids 4-7 are impossible
+      switch (rnd.int(6)) {
+        case 0: return { op: 'entry', id, entry: { tag: rnd.int(1000), lun: rnd.int(3), lba: rnd.int(1 << 20), count: 1 + rnd.int(8) } };
+        case 1: return { op: 'drop', id, tag: rnd.int(100) };
+        case 2: return { op: 'meta', id, meta: { state: 'resyncing', doneSectors: rnd.int(1000), overflowed: rnd.chance(1, 2) } };
+        case 3: return { op: 'session', session: rnd.uint32() };
+        case 4: return { op: 'tags', upTo: rnd.int(2) === 0 ? 0 : 2 ** 40 };
+        default: return { op: 'mirror', id: 4 + rnd.int(3), key: { peer: 'Z', lun: rnd.int(3), role: 'source' } };
+      }
+    };
+    const outcomes = { taken: 0, refused: 0 };
+    for (let i = 0; i < 120; i++) {
+      const record = encodeRecord(seq, pos, Array.from({ length: 1 + rnd.int(4) }, randomOp), 512);
+      const bodyBytes = new DataView(record.buffer).getUint32(24);
+      if (rnd.chance(1, 2)) record[64 + rnd.int(bodyBytes)] = rnd.int(256);
+      await put(c.clock, c.disk, ringLba(c.store, pos), reseal(record, 'record'));
+      if (i % 3 === 2) {
+        // The only checkpoint's body changed and resealed: refused (blank) or rebuilding something, never a throw.
+        const cp = slotBefore.slice();
+        cp[64 + rnd.int(new DataView(cp.buffer).getUint32(32))] = rnd.int(256);
+        await put(c.clock, c.disk, slot, reseal(cp, 'checkpoint'));
+        await openStore(c.clock, c.disk, { areaSectors: 256 });
+        await put(c.clock, c.disk, slot, slotBefore);
+        continue;
+      }
+      const { recovered } = await openStore(c.clock, c.disk, { areaSectors: 256 });
+      if (recovered.records === before.records) {
+        outcomes.refused++;
+        expect(recoveredState(recovered)).toBe(c.model.snapshot()); // refused whole
+        expect(recovered.discarded).toBe(512);
+      } else {
+        outcomes.taken++;
+        expect(recovered.records).toBe(before.records + 1);
+      }
+    }
+    expect(outcomes.taken).toBeGreaterThan(10);
+    expect(outcomes.refused).toBeGreaterThan(10);
+  });
+
   it('an old history whose checkpoints were wiped: a new history on the same area never replays the old records', async () => {
     const old = await committed(7, 30, { areaSectors: 256 });
     for (const lba of old.store.layout.slotLba) await put(old.clock, old.disk, lba, new Uint8Array(512));
