@@ -225,7 +225,7 @@ export class MetadataStore {
     checkU64(s.confirmedSeq, 'confirmedSeq');
     if (!this.image.streams.has(peer)) {
       if (this.image.streams.size >= this.layout.streamsMax || !this.fits(OP_BYTES.stream + peer.length)) {
-        throw new MetadataLimitError(`metadata: stream state for peer "${peer}" would be the ${this.image.streams.size + 1}th; the store holds at most ${this.layout.streamsMax} (streamsMax)`);
+        throw new MetadataLimitError(`metadata: no room for the stream state of peer "${peer}": the store holds ${this.image.streams.size}, at most ${this.layout.streamsMax} (streamsMax)`);
       }
     }
     this.image.setStream(peer, s);
@@ -394,7 +394,7 @@ export class MetadataStore {
     if (held !== undefined) return held;
     const cost = OP_BYTES.mirror + key.peer.length + OP_BYTES.meta;
     if (this.image.mirrors.length >= this.layout.mirrorsMax || !this.fits(cost)) {
-      throw new MetadataLimitError(`metadata: mirror ${key.role} ${key.peer} LUN ${key.lun} would be the ${this.image.mirrors.length + 1}th; the store holds at most ${this.layout.mirrorsMax} (mirrorsMax)`);
+      throw new MetadataLimitError(`metadata: no room for mirror ${key.role} ${key.peer} LUN ${key.lun}: the store holds ${this.image.mirrors.length}, at most ${this.layout.mirrorsMax} (mirrorsMax)`);
     }
     const m = this.image.define(key);
     this.changes.mirrors.push(m.id);
