@@ -1,4 +1,6 @@
 import { MirrorlabError } from '../errors.ts';
+import type { RollbackSpill } from '../logs/rollback-spill.ts';
+import type { MetadataStoreOptions } from '../metadata/metadata-store.ts';
 import type { BlockDevice } from '../ports/block-device.ts';
 import { DEFAULT_PAYLOAD_BYTES_MAX } from '../protocol/frame.ts';
 import { LOCK_STYLES, LOCK_REJECT_POLICIES, MIRROR_MODES, type LockRejectPolicyName, type LockStyle, type MirrorMode } from '../mirror/types.ts';
@@ -134,6 +136,19 @@ export interface ControllerConfig {
   /** What this controller, as a target, does when a mirror lock is refused. */
   onLockReject: LockRejectPolicyName;
   limits?: Partial<ControllerLimits>;
+  /**
+   * The spill of the rollback log to `peer` (docs/tag-tables.md, "Rollback-log spill"), made once
+   * per peer mirrored to; absent (or undefined for a peer): hosts wait when the log is full.
+   */
+  rollbackSpill?(peer: string): RollbackSpill | undefined;
+  /**
+   * The controller's metadata device (docs/tag-tables.md, "Metadata"): its tag tables, session,
+   * tag reservation and mirror states persist there, and a start recovers them
+   * ({@link StorageController.recover}). Absent: tables in memory only, a restart means a full resync.
+   */
+  metadata?: BlockDevice;
+  /** How the metadata store lays out its device (default: the whole device, bounds from its size). */
+  metadataOptions?: MetadataStoreOptions;
 }
 
 export class ConfigError extends MirrorlabError {
@@ -164,6 +179,7 @@ export function checkConfig(cfg: ControllerConfig): ControllerLimits {
   for (const [key, value] of Object.entries(limits)) {
     if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) throw new ConfigError(`limit ${key} must be a positive number, got ${String(value)}`);
   }
+  if (!Number.isSafeInteger(limits.tagEntriesMax)) throw new ConfigError(`limit tagEntriesMax must be a whole number of entries, got ${limits.tagEntriesMax}`);
   if (limits.rollbackLogBytesMax < limits.payloadBytesMax + 3 * 64) throw new ConfigError('rollbackLogBytesMax must hold at least one largest write with its LOCK and UNLOCK');
   if (limits.interruptionMs < 2 * limits.heartbeatMs) {
     throw new ConfigError(`interruptionMs (${limits.interruptionMs}) must be at least twice heartbeatMs (${limits.heartbeatMs}): one late heartbeat must not look like an interruption`);

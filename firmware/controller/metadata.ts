@@ -1,17 +1,13 @@
-import type { TagEntry } from '../tags/tag-table.ts';
-import type { MirrorKey, MirrorMeta, TableJournal } from '../tags/mirror-tables.ts';
+import type { RecoveredMetadata, StreamMeta } from '../metadata/metadata-store.ts';
+import type { TableJournal } from '../tags/mirror-tables.ts';
 
-/** What a controller persists about its stream with one peer (docs/tag-tables.md, "Metadata format"). */
-export interface StreamMeta {
-  sourceSession: number;
-  targetSession: number;
-  confirmedSeq: number;
-}
+export type { RecoveredMetadata, StreamMeta };
 
 /**
- * The metadata store as a controller uses it (firmware/metadata/metadata-store.ts implements it,
+ * The metadata store as a controller uses it (firmware/metadata/metadata-store.ts,
  * docs/tag-tables.md, "Metadata"): mutations apply at once and become durable together at the
- * next `commit()`, which batches every caller waiting on the device (group commit).
+ * next `commit()`, which batches every caller waiting on the device (group commit). Narrowed to
+ * what the controller calls, so that a test may hand it any store of the same shape.
  */
 export interface ControllerMetadata extends TableJournal {
   setSession(session: number): void;
@@ -19,19 +15,6 @@ export interface ControllerMetadata extends TableJournal {
   /** Tags below `upTo` may be used by this start: a later start's tag base is above them. */
   reserveTags(upTo: number): void;
   commit(): Promise<void>;
-}
-
-/** What the store recovered at open (the previous start's state). */
-export interface RecoveredMetadata {
-  /** The area held no metadata (a new device). */
-  blank: boolean;
-  session: number;
-  /** Every tag at or above this was never used by a previous start. */
-  tagBase: number;
-  streams: ReadonlyMap<string, StreamMeta>;
-  mirrors: ReadonlyArray<{ key: MirrorKey; meta: MirrorMeta; entries: readonly TagEntry[] }>;
-  records: number;
-  discarded: number;
 }
 
 /** An opened metadata store and what it recovered: what a controller with a metadata device is built from. */

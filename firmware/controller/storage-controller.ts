@@ -16,6 +16,7 @@ import type { MirrorRole } from '../tags/tag-table.ts';
 import { checkConfig, ConfigError, lockRegionSectorsOf, type ControllerConfig, type ControllerLimits, type LunConfig } from './config.ts';
 import { ControllerTables, type TableStatus } from './controller-tables.ts';
 import { GroupFlush } from './group-flush.ts';
+import { MetadataStore } from '../metadata/metadata-store.ts';
 import { sessionTagBase, TAG_RESERVATION, type ControllerMetadata, type OpenedMetadata } from './metadata.ts';
 import { LocalLock, RegionLockedError, type LocalLockHandle } from './local-lock.ts';
 import { asMirrorlabError, HostWrite, MirroredHostWrite, type HostWriteContext, type WriteDone } from './host-write.ts';
@@ -135,12 +136,27 @@ export class StorageController {
     this.writeContext = { node: this.name, clock: ports.clock, telemetry: ports.telemetry, finished: () => this.writesInFlight-- };
     this.metadata = opened?.store ?? null;
     this.tables = new ControllerTables(this.limits.tagEntriesMax, this.metadata, (key) => this.mirrorMeta(key.peer, key.lun, key.role));
-    this.tags = (opened ? Math.max(1, opened.recovered.tagBase) : sessionTagBase(this.session)) - 1;
+    // Tags never used before (docs/tag-tables.md, "Tag tables"): above what the metadata reserved,
+    // or, with none recovered (no device, or a blank one), from this session's own block.
+    const recovered = opened !== undefined && !opened.recovered.blank;
+    this.tags = (recovered ? Math.max(1, opened.recovered.tagBase) : sessionTagBase(this.session)) - 1;
     this.recovered = opened?.recovered ?? null;
   }
 
   /** What the metadata store recovered at start (applied to the tables as peers connect), or null. */
   private readonly recovered: OpenedMetadata['recovered'] | null;
+
+  /**
+   * A controller with its metadata recovered (docs/tag-tables.md, "Metadata"): the metadata device
+   * of `cfg` is opened and read first (a torn or unchecked tail is ignored, never trusted), then
+   * the controller is built on what it held. Without a metadata device, the same as the constructor.
+   * Rejects with a typed error for a device too small for the store, and with the device's errors.
+   */
+  static async recover(cfg: ControllerConfig, ports: ControllerPorts): Promise<StorageController> {
+    if (cfg.metadata === undefined) return new StorageController(cfg, ports);
+    const opened = await MetadataStore.open(cfg.metadata, cfg.metadataOptions ?? {});
+    return new StorageController(cfg, ports, opened);
+  }
 
   /** Connect to a peer over `endpoint`. Every peer a LUN mirrors to must be connected before `start`. */
   connect(peer: string, endpoint: LinkEndpoint): void {
@@ -161,7 +177,7 @@ export class StorageController {
             ackTimeout: { initialMs: L.ackTimeoutInitialMs, minMs: L.ackTimeoutMinMs, maxMs: L.ackTimeoutMaxMs },
             haltProbeMs: L.haltProbeMs, lockRetryDelayMs: L.lockRetryDelayMs, grantProbeMs: L.grantProbeMs,
             regionSectors: (lun) => this.regionSectors(lun),
-            wire: (lun) => this.wireOf(lun), batchBytesMax: L.payloadBytesMax, tokens: this.tables.sourceDeps(peer),
+            wire: (lun) => this.wireOf(lun), batchBytesMax: L.payloadBytesMax, tokens: this.tables.sourceDeps(peer), spill: this.cfg.rollbackSpill?.(peer),
           },
           { ...base, session: this.session, send: (bytes, retransmit) => late.link!.sendStream(bytes, retransmit) },
         )
@@ -331,6 +347,11 @@ export class StorageController {
     this.started = true;
     const t = this.ports.telemetry;
     if (t.enabled) t.emit({ kind: 'controller.start', t: this.ports.clock.now(), node: this.name, session: this.session });
+    const r = this.recovered;
+    if (r !== null && t.enabled) {
+      const entries = r.mirrors.reduce((n, m) => n + m.entries.length, 0);
+      t.emit({ kind: 'metadata.recovered', t: this.ports.clock.now(), node: this.name, records: r.records, discarded: r.discarded, entries, blank: r.blank });
+    }
     for (const p of this.peers.values()) {
       p.source?.start();
       p.target.start();

@@ -1,5 +1,6 @@
 import { assert, MirrorlabError } from '../errors.ts';
 import { SequencedLog } from '../logs/sequenced-log.ts';
+import type { RollbackSpill } from '../logs/rollback-spill.ts';
 import { sourceChannelMachine, type SourceChannelControl } from '../machines/source-channel.machine.ts';
 import { startChart, type ChartHandle } from '../machines/start-chart.ts';
 import { encodeFrame } from '../protocol/encode.ts';
@@ -48,6 +49,8 @@ export interface SourceChannelConfig {
    * tokens from a peer whose HELLO offers `tags` delete their entries. Absent: no tokens.
    */
   tokens?: SourceTokensDeps;
+  /** Where async writes go when the rollback log is full, instead of making their hosts wait (docs/tag-tables.md, "Rollback-log spill"). */
+  spill?: RollbackSpill;
 }
 
 export interface ChannelDeps {
@@ -176,6 +179,7 @@ export class SourceChannel implements SourceChannelControl {
     this.haltProbeMs = cfg.haltProbeMs;
     this.lockRetryDelayMs = cfg.lockRetryDelayMs;
     this.grantProbeMs = cfg.grantProbeMs;
+    cfg.spill?.attach({ admit: (w, granted) => this.submitToLog(w, granted), lost: (w, error) => w.confirmed(error) });
   }
 
   start(): void {
@@ -184,6 +188,7 @@ export class SourceChannel implements SourceChannelControl {
   }
 
   stop(): void {
+    this.cfg.spill?.stop();
     this.chart?.stop();
     this.tx.stop();
     this.locks.stop();
@@ -242,16 +247,35 @@ export class SourceChannel implements SourceChannelControl {
   // ---- host side -------------------------------------------------------------------------
 
   /**
-   * Mirror one write. Claims room for its LOCK, data and UNLOCK; waits while the log is full.
-   * While the mirror is suspended it goes into no stream: it is acknowledged locally at once.
+   * Mirror one write. Claims room for its LOCK, data and UNLOCK; waits while the log is full,
+   * unless a spill takes it (async), and behind whatever the spill holds (the stream keeps the
+   * hosts' order). While the mirror is suspended it goes into no stream: it is acknowledged
+   * locally at once.
    */
   submit(w: ChannelWrite): void {
     assert(w.count >= 1 && w.data.length > 0 && w.data.length % w.count === 0, 'a mirrored write covers whole sectors');
     if (this.suspendedNow) return this.suspendWrite(w);
+    const spill = this.cfg.spill;
+    if (spill?.active) return spill.push(w);
     const bytes = w.data.length + 3 * OH;
     // Usually there is room at once: then no callback is made for the wait (this runs per write).
     if (this.log.tryReserve(3, bytes)) this.admit(w);
+    else if (spill !== undefined && w.mode === 'async') spill.push(w);
     else this.log.reserve(3, bytes, () => this.admit(w));
+  }
+
+  /** A write coming back from the spill takes its turn in the log (FIFO behind whatever waits there). */
+  private submitToLog(w: ChannelWrite, granted: () => void): void {
+    const bytes = w.data.length + 3 * OH;
+    if (this.log.tryReserve(3, bytes)) {
+      this.admit(w);
+      granted();
+    } else {
+      this.log.reserve(3, bytes, () => {
+        this.admit(w);
+        granted();
+      });
+    }
   }
 
   private admit(w: ChannelWrite): void {
@@ -281,11 +305,12 @@ export class SourceChannel implements SourceChannelControl {
     this.suspendedNow = true;
     this.counters.suspensions++;
     const { placements } = this.unplan();
+    const spilled = this.cfg.spill?.drop() ?? [];
     this.tokens?.newStream();
     this.streamNumber++;
     this.adoptTarget(this.streamTarget);
     this.chart?.send({ type: 'stream.restart' });
-    for (const w of placements.writes) this.suspendWrite(w);
+    for (const w of [...placements.writes, ...spilled]) this.suspendWrite(w);
     this.replan({ writes: [], readLocks: placements.readLocks });
     this.changed();
   }

@@ -51,6 +51,11 @@ export interface ChannelWrite {
    * the write has no entry (a resync's copy).
    */
   readonly durable?: boolean;
+  /**
+   * Optional: how to report a refusal once this write object is gone, without holding its data
+   * (an async write the rollback log spilled, docs/tag-tables.md, "Rollback-log spill").
+   */
+  refusalReporter?(): (error: MirrorlabError) => void;
 }
 
 /**

@@ -1,19 +1,8 @@
-import type { MirrorSyncState } from '../telemetry/events.ts';
-import { TagTable, type MirrorRole, type TagEntry } from './tag-table.ts';
+import type { MirrorKey, MirrorMeta } from '../metadata/format.ts';
+import { TagTable, type TagEntry } from './tag-table.ts';
 
-/** Which table: the mirror of `lun` with `peer`, on this controller's side `role` of it. */
-export interface MirrorKey {
-  readonly peer: string;
-  readonly lun: number;
-  readonly role: MirrorRole;
-}
-
-/** A mirror's persisted state (docs/tag-tables.md, "Metadata format"). */
-export interface MirrorMeta {
-  state: MirrorSyncState;
-  doneSectors: number;
-  overflowed: boolean;
-}
+/** Which table (the mirror of `lun` with `peer`, on this controller's side `role` of it), and a mirror's persisted state. */
+export type { MirrorKey, MirrorMeta };
 
 /**
  * What the tables write through to, when the controller has a metadata device (the metadata
@@ -21,7 +10,8 @@ export interface MirrorMeta {
  * tables live in memory only.
  */
 export interface TableJournal {
-  addEntry(key: MirrorKey, e: TagEntry): void;
+  /** False: the store is full (it marked the mirror overflowed itself). */
+  addEntry(key: MirrorKey, e: TagEntry): boolean | void;
   dropEntries(key: MirrorKey, tags: Iterable<number>): void;
   setMirror(key: MirrorKey, meta: MirrorMeta): void;
 }
@@ -78,7 +68,11 @@ export class MirrorTables {
     }
     if (held === undefined) {
       this.counters.entriesAdded++;
-      this.journal?.addEntry(this.key, e);
+      if (this.journal?.addEntry(this.key, e) === false) {
+        // The metadata store is full: what it holds no longer names every write (it persisted the overflow).
+        this.table.markOverflowed();
+        this.counters.overflows++;
+      }
     }
     return true;
   }

@@ -7,6 +7,9 @@
  * worker thread imports `planted-bugs-module.ts`), and `plant` returns the function that removes it.
  */
 import { RegionLockTable } from '../../firmware/locks/region-lock-table.ts';
+import { MetadataStore } from '../../firmware/metadata/metadata-store.ts';
+import { AreaReader } from '../../firmware/metadata/recovery.ts';
+import { RollbackSpill } from '../../firmware/logs/rollback-spill.ts';
 import { PeerLink } from '../../firmware/link/peer-link.ts';
 import { FrameFlag, NakReason } from '../../firmware/protocol/frame.ts';
 import { SourceChannel } from '../../firmware/mirror/source-channel.ts';
@@ -41,12 +44,21 @@ export type PlantedBug =
   /** Every group flush says "durable" without flushing: hosts are acknowledged, and tokens given, on data still in a volatile cache. */
   | 'flush-skipped'
   /** The target gives tokens without flushing its volume first (the source still flushes its own). */
-  | 'target-never-flushes';
+  | 'target-never-flushes'
+  /** The metadata store acknowledges a commit once written, without flushing the device's cache. */
+  | 'metadata-acks-before-flush'
+  /** The metadata store writes every checkpoint into slot 0, over the one recovery would fall back to. */
+  | 'metadata-checkpoint-one-slot'
+  /** Metadata recovery trusts any sealed record after the log's end, whatever its sequence number and position (stale laps of the ring included). */
+  | 'metadata-replays-stale-records'
+  /** The source channel sends a new write straight to the rollback log when it has room, ahead of older writes still in the spill. */
+  | 'spill-lets-writes-overtake';
 
 export const PLANTED_BUGS: readonly PlantedBug[] = [
   'target-applies-without-lock', 'source-drops-entry-before-ack', 'target-acks-before-write', 'target-reorders-writes',
   'source-ignores-naks-and-timeouts', 'supervisor-never-declares-down', 'supervisor-skips-probation', 'target-keeps-old-stream',
   'target-skips-implied-lock', 'target-forces-implied-lock', 'target-releases-implied-lock-early', 'flush-skipped', 'target-never-flushes',
+  'metadata-acks-before-flush', 'metadata-checkpoint-one-slot', 'metadata-replays-stale-records', 'spill-lets-writes-overtake',
 ];
 
 /** How long `target-reorders-writes` holds a write back (ms). */
@@ -152,6 +164,17 @@ export function plant(bug: PlantedBug): () => void {
       return patch(GroupFlush.prototype, 'after', () => (done: (error?: unknown) => void) => done());
     case 'target-never-flushes':
       return patch(StorageController.prototype, 'makeDurable', () => (_luns: unknown, done: (error?: unknown) => void) => done());
+    case 'metadata-acks-before-flush':
+      return patch(MetadataStore.prototype, 'flushDevice', () => async function () {});
+    case 'metadata-checkpoint-one-slot':
+      return patch(MetadataStore.prototype, 'checkpointSlot', () => () => 0);
+    case 'metadata-replays-stale-records':
+      return patch(AreaReader.prototype, 'recordVerdict', () => () => 'next');
+    case 'spill-lets-writes-overtake': {
+      const held = Object.getOwnPropertyDescriptor(RollbackSpill.prototype, 'active')!;
+      Object.defineProperty(RollbackSpill.prototype, 'active', { ...held, get: () => false });
+      return () => Object.defineProperty(RollbackSpill.prototype, 'active', held);
+    }
     case 'target-keeps-old-stream':
       return patch(TargetChannel.prototype, 'beginStream', (original) => function (this: { sourceSession: number; streamSource: number; ownerPeer: string; deps: { peer: string } }, session: number) {
         if (this.sourceSession === 0) return original.call(this, session);
