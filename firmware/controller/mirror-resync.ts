@@ -1,11 +1,11 @@
-import type { MirrorlabError } from '../errors.ts';
+import { MirrorlabError } from '../errors.ts';
 import type { ChannelWrite, MirrorMode } from '../mirror/types.ts';
 import type { BlockDevice } from '../ports/block-device.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Telemetry } from '../ports/telemetry.ts';
 import { encodeFrame } from '../protocol/encode.ts';
 import { FEATURE_BITS, FrameType, type Frame, type ResyncAckFrame, type ResyncDataFrame } from '../protocol/frame.ts';
-import { trustworthy, type MirrorTable } from '../tags/mirror-tables.ts';
+import { trustworthy, type MirrorTables } from '../tags/mirror-tables.ts';
 import { compareTables, mergeRanges, rangeSectors, type TagEntry } from '../tags/tag-table.ts';
 import type { MirrorSyncState, SectorRange } from '../telemetry/events.ts';
 import { TableFetch } from './table-fetch.ts';
@@ -38,7 +38,7 @@ export interface MirrorResyncDeps {
   /** Reading the source volume failed: the resync cannot go on (it is retried at the next reconnect). */
   failed(error: unknown): void;
   /** This controller's table of the mirror, as its source (undefined: none kept). */
-  table(): MirrorTable | undefined;
+  table(): MirrorTables | undefined;
   /** The host write with this tag is still on its way through the mirror (the target has not confirmed it). */
   inMirror(tag: number): boolean;
   /** Send a frame of the table exchange to the target. */
@@ -84,7 +84,7 @@ interface Attempt {
   inFlight: number;
 }
 
-type Phase = 'in-sync' | 'needed' | 'exchanging' | 'comparing' | 'copying' | 'settling';
+type Phase = 'in-sync' | 'needed' | 'suspended' | 'exchanging' | 'comparing' | 'copying' | 'settling';
 
 /** Chunks confirmed between two progress reports (`mirror.state`). */
 const PROGRESS_EVERY_CHUNKS = 64;
@@ -142,7 +142,7 @@ export class MirrorResync {
   constructor(private readonly cfg: MirrorResyncConfig, private readonly deps: MirrorResyncDeps) {}
 
   get state(): MirrorSyncState {
-    if (this.phase === 'in-sync') return 'in-sync';
+    if (this.phase === 'in-sync' || this.phase === 'suspended') return this.phase;
     return this.phase === 'copying' || this.phase === 'settling' ? 'resyncing' : 'needs-resync';
   }
 
@@ -177,6 +177,16 @@ export class MirrorResync {
     if (this.up) this.begin();
   }
 
+  /**
+   * The link stayed down past `suspendAfterMs` (docs/tag-tables.md, "Suspension"): the mirror is
+   * suspended, a resync under way stops (its chunks in the stream are dropped with the backlog),
+   * and once the link is back the mirror needs a resync ({@link markNeeded}, then {@link linkUp}).
+   */
+  suspend(): void {
+    this.abort('the mirror was suspended');
+    this.setPhase('suspended');
+  }
+
   /** The link is up, with the features both sides implement: start a resync if one is needed. */
   linkUp(features: number): void {
     this.up = true;
@@ -187,7 +197,7 @@ export class MirrorResync {
   /** The link went down: a resync under way stops here; the next link-up compares again. */
   linkDown(): void {
     this.up = false;
-    if (this.phase === 'in-sync' || this.phase === 'needed') return;
+    if (this.phase === 'in-sync' || this.phase === 'needed' || this.phase === 'suspended') return;
     this.abort('the link went down');
     this.setPhase('needed');
   }
@@ -268,7 +278,7 @@ export class MirrorResync {
     return { full: true, ranges: [[0, this.deps.device.sectorCount]], compared: 0, matched: [], settle, overflows: mine?.table.overflows ?? 0 };
   }
 
-  private exactPlan(mine: MirrorTable, theirs: TagEntry[], onDisk: readonly { lba: number; end: number }[]): Plan {
+  private exactPlan(mine: MirrorTables, theirs: TagEntry[], onDisk: readonly { lba: number; end: number }[]): Plan {
     const c = compareTables(mine.table.entries(), theirs);
     const matched: number[] = [];
     const copied: TagEntry[] = [...c.unmatched];
@@ -390,9 +400,8 @@ export class MirrorResync {
     const plan = a.plan!;
     const mine = this.deps.table();
     if (mine !== undefined) {
-      for (const tag of plan.matched) mine.table.delete(tag);
-      for (const tag of plan.settle) if (!this.deps.inMirror(tag)) mine.table.delete(tag);
-      mine.table.forgetOverflowBefore(plan.overflows);
+      const settled = [...plan.matched, ...plan.settle.filter((tag) => !this.deps.inMirror(tag))];
+      mine.resynced({ tags: settled, overflowsBefore: plan.overflows, full: plan.full });
     }
     const t = this.deps.telemetry;
     if (t.enabled) {
@@ -452,6 +461,7 @@ class ResyncWrite implements ChannelWrite {
   readonly tag = 0;
   readonly lun: number;
   readonly mode: MirrorMode;
+  private wasPlaced = false;
   constructor(
     cfg: MirrorResyncConfig,
     readonly lba: number,
@@ -466,7 +476,15 @@ class ResyncWrite implements ChannelWrite {
 
   admitted(): void {}
 
+  /** The mirror was suspended with this chunk unconfirmed: the copy is void (the resync after the suspension copies again). */
+  suspended(): void {
+    this.placed();
+    this.onConfirmed(new MirrorlabError('ML_ERR_MIRROR_SUSPENDED', `resync chunk [${this.lba}, +${this.count}) of LUN ${this.lun} dropped: the mirror was suspended`));
+  }
+
   placed(): void {
+    if (this.wasPlaced) return;
+    this.wasPlaced = true;
     this.onPlaced();
   }
 

@@ -1,11 +1,11 @@
 import type { BlockDevice } from '../ports/block-device.ts';
 import { encodeFrame } from '../protocol/encode.ts';
 import { FrameType, TableState, type Frame, type ResyncDoneFrame, type ResyncEntry, type ResyncRequestFrame } from '../protocol/frame.ts';
-import { trustworthy, type MirrorTable } from '../tags/mirror-tables.ts';
+import { trustworthy, type MirrorTables } from '../tags/mirror-tables.ts';
 
 export interface TableResponderDeps {
   /** This controller's target-role table of the peer's mirror of `lun` (undefined: none kept). */
-  table(lun: number): MirrorTable | undefined;
+  table(lun: number): MirrorTables | undefined;
   /** The copy of `lun` this controller holds for the peer (undefined: it holds none). */
   device(lun: number): BlockDevice | undefined;
   /** Send a frame to the peer (a response: queued boundedly while the link is full). */
@@ -164,8 +164,10 @@ export class TableResponder {
     this.counters.resyncsSettled++;
     const ref = this.deps.table(lun);
     if (ref === undefined) return;
-    for (const tag of snap.tags) if (ref.table.delete(tag)) this.counters.entriesDeleted++;
-    ref.table.forgetOverflowBefore(snap.overflows);
+    const before = ref.table.size;
+    // An untrusted snapshot means the source copied everything: that ends a loss too.
+    ref.resynced({ tags: snap.tags, overflowsBefore: snap.overflows, full: snap.state === TableState.Untrusted });
+    this.counters.entriesDeleted += before - ref.table.size;
   }
 
   private ack(f: ResyncDoneFrame): void {

@@ -1,5 +1,5 @@
 import { crc32cRange } from './crc.ts';
-import { CRC_BYTES, FrameType, HEADER_BYTES, HEARTBEAT_PAYLOAD_BYTES, HELLO_PAYLOAD_BYTES_MAX, PROTOCOL_VERSION } from './frame.ts';
+import { CRC_BYTES, FrameType, HEADER_BYTES, HEARTBEAT_TAGS_PAYLOAD_BYTES, HELLO_PAYLOAD_BYTES_MAX, PROTOCOL_VERSION } from './frame.ts';
 import type { BatchFrame, Frame, ResyncDataFrame, StreamFrame } from './frame.ts';
 import { batchSeqProblem, parseSubEntries } from './batch.ts';
 import { parseResyncEntries, resyncSpanProblem } from './resync-entries.ts';
@@ -63,7 +63,7 @@ export function headerError(b: Uint8Array, p: number, payloadBytesMax: number): 
 }
 
 function controlPayloadBytesMax(type: number): number {
-  return type === FrameType.Hello ? HELLO_PAYLOAD_BYTES_MAX : type === FrameType.Heartbeat ? HEARTBEAT_PAYLOAD_BYTES : 0;
+  return type === FrameType.Hello ? HELLO_PAYLOAD_BYTES_MAX : type === FrameType.Heartbeat ? HEARTBEAT_TAGS_PAYLOAD_BYTES : 0;
 }
 
 /** Bytes on the wire of the frame whose (sound) header is at `p`. */
@@ -95,7 +95,7 @@ export function readFrame(
   const start = p + HEADER_BYTES;
   if (raw.type === FrameType.Hello || raw.type === FrameType.Heartbeat) {
     const payload = b.subarray(start, crcAt);
-    const bad = payloadProblem(raw.type, payload);
+    const bad = payloadProblem(raw.type, payload, raw.tag);
     if (bad !== null) return fieldError(headerInfo(b, p), bad.field, bad.value, bad.allowed);
     return frameOf(raw, payload);
   }
@@ -126,6 +126,8 @@ function readBatch(b: Uint8Array, p: number, raw: RawFields, payload: Uint8Array
       if (problem !== null) return fieldError(headerInfo(b, p), problem.field, problem.value, problem.allowed);
       entries[i] = frameOf(sub, batchDatas[i] ?? NO_DATA) as StreamFrame;
     }
+    // Tokens back (feature `tags`) only when there are some: a peer without the feature sends 0.
+    if (raw.tag !== 0) return { type: FrameType.Batch, lun: raw.lun, seq: raw.seq, flags: raw.flags, entries, tokensBack: raw.tag };
     return { type: FrameType.Batch, lun: raw.lun, seq: raw.seq, flags: raw.flags, entries };
   } finally {
     // The scratch must not keep views of this payload alive.

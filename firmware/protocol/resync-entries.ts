@@ -49,10 +49,16 @@ export function writeResyncEntries(out: Uint8Array, at: number, entries: readonl
  */
 export function resyncEntryProblem(e: ResyncEntry, index: number): ResyncDataProblem | null {
   const where = `entry ${index}`;
-  if (!Number.isSafeInteger(e.tag) || e.tag < 1) return { field: `${where} tag`, value: show(e.tag), allowed: 'allowed: 1 to 2^53-1 (every write has a tag)' };
+  if (!Number.isSafeInteger(e.tag) || e.tag < 1) {
+    return { field: `${where} tag`, value: show(e.tag), allowed: 'allowed: 1 to 2^53-1 (every write has a tag)' };
+  }
   if (!Number.isSafeInteger(e.lba) || e.lba < 0) return { field: `${where} lba`, value: show(e.lba), allowed: 'allowed: 0 to 2^53-1' };
-  if (!Number.isInteger(e.count) || e.count < 1 || e.count > 0xffffffff) return { field: `${where} count`, value: show(e.count), allowed: 'allowed: 1 to 4294967295 sectors' };
-  if (e.count > U64_FIELD_MAX - e.lba) return { field: `${where} lba + count`, value: `${e.lba} + ${e.count}`, allowed: 'allowed: a sum of at most 2^53-1' };
+  if (!Number.isInteger(e.count) || e.count < 1 || e.count > 0xffffffff) {
+    return { field: `${where} count`, value: show(e.count), allowed: 'allowed: 1 to 4294967295 sectors' };
+  }
+  if (e.count > U64_FIELD_MAX - e.lba) {
+    return { field: `${where} lba + count`, value: `${e.lba} + ${e.count}`, allowed: 'allowed: a sum of at most 2^53-1' };
+  }
   return null;
 }
 

@@ -1,5 +1,5 @@
 import type { Telemetry } from '../../firmware/ports/telemetry.ts';
-import type { TelemetryEvent } from '../../firmware/telemetry/events.ts';
+import type { MirrorSyncState, TelemetryEvent } from '../../firmware/telemetry/events.ts';
 import type { TraceEvent, TraceSink } from '../trace/events.ts';
 import { WriteHistory } from './history.ts';
 import type { InvariantName, Violation } from './violation.ts';
@@ -120,7 +120,9 @@ interface HostLoad {
  * - `lock-exclusive`: no local lock of the target's own server overlaps it at that moment (for an
  *   implied lock as for any other);
  * - `ack-after-apply`: in `sync` and `speculative` mode a host write is acknowledged only after the
- *   target applied it (so it is on the target's disk at the moment of the ack);
+ *   target applied it (so it is on the target's disk at the moment of the ack); a write may be
+ *   acknowledged on the local copy alone (mode `suspended`) only while its mirror is suspended
+ *   (docs/tag-tables.md, "Suspension");
  * - `rollback-after-confirm`: a source removes rollback-log entries only up to what its target
  *   has confirmed;
  * - `firmware-error`: no chart stopped on an exception.
@@ -147,6 +149,10 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
   private dropped = 0;
   /** Host writes completed and stream entries newly confirmed: the watchdog's progress count. */
   private progressCount = 0;
+  /** Each mirror's resync state, by source node and LUN (`mirror.state`); a mirror never reported is in sync. */
+  private readonly mirrorStates = new Map<string, MirrorSyncState>();
+  /** Each source's current stream to each peer (by `node|peer`): its source and target sessions and its number. */
+  private readonly streams = new Map<string, { source: number; target: number; stream: number }>();
   /** The last frames sent, oldest first once full (a ring of {@link RECENT_FRAMES_MAX}). */
   private readonly recentFrames: string[] = [];
   private recentFramesNext = 0;
@@ -172,6 +178,15 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
   /** Violations beyond `violationsMax` are counted, not kept. */
   get violationsDropped(): number {
     return this.dropped;
+  }
+
+  /**
+   * Whether the mirror of `lun` from `node` is in sync as its source last said: a suspended mirror,
+   * or one waiting for or going through a resync, is legitimately behind its source, so the
+   * write-order checkpoints pass it by until it is in sync again (docs/tag-tables.md, "Suspension").
+   */
+  mirrorInSync(node: string, lun: number): boolean {
+    return (this.mirrorStates.get(`${node}|${lun}`) ?? 'in-sync') === 'in-sync';
   }
 
   /** Rollback-log places held (entries appended and not yet confirmed), over every channel. */
@@ -209,8 +224,15 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
         this.hostLoad(e.node, e.lun).done++;
         this.progressCount++;
         if (e.mode === 'sync' || e.mode === 'speculative') this.checkAckAfterApply(e);
-        // Only an async acknowledgement may come before the target applied the write.
-        this.history(e.node, e.lun).completed(e.tag, { applied: e.mode !== 'async' });
+        else if (e.mode === 'suspended') this.checkSuspendedAck(e);
+        // Only an async acknowledgement, or one of a suspended mirror, may come before the target applied the write.
+        this.history(e.node, e.lun).completed(e.tag, { applied: e.mode !== 'async' && e.mode !== 'suspended' });
+        return;
+      case 'stream.start':
+        if (e.role === 'source') this.sourceStream(e);
+        return;
+      case 'mirror.state':
+        this.mirrorStates.set(`${e.node}|${e.lun}`, e.state);
         return;
       case 'rollback.append':
         this.placeLog(e.node, e.peer).add(e.seq, e.lun, e.lba, e.entry === 'write' ? e.count : 0);
@@ -259,6 +281,21 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
   }
 
   /**
+   * A source began a stream to `peer`. The first HELLO names the target of the stream already
+   * under way (what its log holds stays in it); any other start is a new stream: the source's log
+   * was emptied, and what it still carries is appended again after this event (a suspension
+   * carries nothing: docs/tag-tables.md, "Suspension"), so the places kept for the old one go.
+   */
+  private sourceStream(e: Extract<TelemetryEvent, { kind: 'stream.start' }>): void {
+    const key = `${e.node}|${e.peer}`;
+    const was = this.streams.get(key);
+    const now = { source: e.sourceSession, target: e.targetSession, stream: e.stream ?? 1 };
+    this.streams.set(key, now);
+    const adopted = was === undefined || (was.source === now.source && was.target === 0 && was.stream === now.stream);
+    if (!adopted) this.places.get(e.node)?.delete(e.peer);
+  }
+
+  /**
    * The harness crashed `node` (docs/tag-tables.md, "Crash and power cut in the simulator"):
    * what it held in memory is gone, so the checker forgets it too (its rollback and commit logs,
    * the locks held on it, its local locks); the writes its hosts had in flight will never complete
@@ -273,6 +310,7 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
     for (const key of [...this.mirrorLocks.keys()]) if (key.startsWith(`${node}|`)) this.mirrorLocks.delete(key);
     for (const key of [...this.localLocks.keys()]) if (key.startsWith(`${node}|`)) this.localLocks.delete(key);
     this.places.delete(node);
+    for (const key of [...this.streams.keys()]) if (key.startsWith(`${node}|`)) this.streams.delete(key);
     this.commits.delete(node);
     for (const h of this.hosts.get(node)?.values() ?? []) h.done = h.issued;
   }
@@ -393,6 +431,13 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
     if (inFlight === true) return;
     if (inFlight === null && this.applied.get(e.node)?.delete(e.tag)) return;
     this.flag('ack-after-apply', e.node, e.lun, e.lba, e.tag, e.t, `host write tag ${e.tag} acknowledged in ${e.mode} mode before the target applied it`);
+  }
+
+  /** A host write acknowledged on the local copy alone: only while its mirror is suspended. */
+  private checkSuspendedAck(e: Extract<TelemetryEvent, { kind: 'host.ack' }>): void {
+    const state = this.mirrorStates.get(`${e.node}|${e.lun}`) ?? 'in-sync';
+    if (state === 'suspended') return;
+    this.flag('ack-after-apply', e.node, e.lun, e.lba, e.tag, e.t, `host write tag ${e.tag} acknowledged as of a suspended mirror while the mirror is ${state}: only a suspended mirror acknowledges before the target applied a write`);
   }
 
   /**

@@ -10,7 +10,6 @@ import type { ServiceTimeConfig } from '../../host/disks/service-time.ts';
 import { SeededRandom } from '../../host/random.ts';
 import { SimLink } from '../../host/transports/sim.ts';
 import type { LinkEndpoint } from '../../firmware/ports/link.ts';
-import type { MirrorTables } from '../../firmware/tags/mirror-tables.ts';
 
 export interface TopologyOptions {
   seed: number;
@@ -39,8 +38,6 @@ export interface TopologyOptions {
   connections?: number;
   /** How the link carries heartbeats: their own datagram channel (default), or inline on connection 0 (a serial line). */
   heartbeats?: 'datagram' | 'inline';
-  /** Where each controller's tag tables live (docs/tag-tables.md), asked at every start of it; default none. */
-  tagTables?: (name: 'A' | 'B') => MirrorTables | undefined;
 }
 
 export const DEFAULT_TOPOLOGY: Readonly<TopologyOptions> = {
@@ -138,11 +135,7 @@ export function buildTopology(partial: Partial<TopologyOptions> = {}): Topology 
   const ports = (name: 'A' | 'B') => {
     const n = starts[name]++;
     voices[name] = severable(options.telemetry);
-    const tagTables = options.tagTables?.(name);
-    return {
-      clock, telemetry: voices[name], random: random.fork(n === 0 ? `controller-${name}` : `controller-${name}-start-${n}`),
-      ...(tagTables === undefined ? {} : { tagTables }),
-    };
+    return { clock, telemetry: voices[name], random: random.fork(n === 0 ? `controller-${name}` : `controller-${name}-start-${n}`) };
   };
   const build = (name: 'A' | 'B', endpoint: LinkEndpoint): StorageController => {
     const luns = name === 'A'

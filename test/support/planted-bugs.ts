@@ -8,12 +8,18 @@
  */
 import { MirrorResync } from '../../firmware/controller/mirror-resync.ts';
 import { TableResponder } from '../../firmware/controller/table-responder.ts';
+import { WriteFence } from '../../firmware/controller/write-fence.ts';
 import { RegionLockTable } from '../../firmware/locks/region-lock-table.ts';
+import { MetadataStore } from '../../firmware/metadata/metadata-store.ts';
+import { AreaReader } from '../../firmware/metadata/recovery.ts';
+import { RollbackSpill } from '../../firmware/logs/rollback-spill.ts';
 import { PeerLink } from '../../firmware/link/peer-link.ts';
 import { FrameFlag, NakReason } from '../../firmware/protocol/frame.ts';
 import { SourceChannel } from '../../firmware/mirror/source-channel.ts';
 import { TargetChannel } from '../../firmware/mirror/target-channel.ts';
 import { Transmitter } from '../../firmware/mirror/transmitter.ts';
+import { GroupFlush } from '../../firmware/controller/group-flush.ts';
+import { StorageController } from '../../firmware/controller/storage-controller.ts';
 
 export type PlantedBug =
   /** The target treats a refused mirror lock as granted and applies the writes behind it. */
@@ -38,16 +44,31 @@ export type PlantedBug =
   | 'target-forces-implied-lock'
   /** The target releases a write's implied lock as the write goes to the disk, before it is applied. */
   | 'target-releases-implied-lock-early'
+  /** Every group flush says "durable" without flushing: hosts are acknowledged, and tokens given, on data still in a volatile cache. */
+  | 'flush-skipped'
+  /** The target gives tokens without flushing its volume first (the source still flushes its own). */
+  | 'target-never-flushes'
+  /** The metadata store acknowledges a commit once written, without flushing the device's cache. */
+  | 'metadata-acks-before-flush'
+  /** The metadata store writes every checkpoint into slot 0, over the one recovery would fall back to. */
+  | 'metadata-checkpoint-one-slot'
+  /** Metadata recovery trusts any sealed record after the log's end, whatever its sequence number and position (stale laps of the ring included). */
+  | 'metadata-replays-stale-records'
+  /** The source channel sends a new write straight to the rollback log when it has room, ahead of older writes still in the spill. */
+  | 'spill-lets-writes-overtake'
   /** A tag-table resync leaves out the last range its comparison found (docs/tag-tables.md, "Resync"). */
   | 'resync-skips-a-range'
   /** The target of a resync says its table holds one entry more with every chunk it sends. */
-  | 'responder-lies-about-table-size';
+  | 'responder-lies-about-table-size'
+  /** A resync reads and queues its chunks without fencing them against host writes. */
+  | 'resync-skips-fence';
 
 export const PLANTED_BUGS: readonly PlantedBug[] = [
   'target-applies-without-lock', 'source-drops-entry-before-ack', 'target-acks-before-write', 'target-reorders-writes',
   'source-ignores-naks-and-timeouts', 'supervisor-never-declares-down', 'supervisor-skips-probation', 'target-keeps-old-stream',
-  'target-skips-implied-lock', 'target-forces-implied-lock', 'target-releases-implied-lock-early', 'resync-skips-a-range',
-  'responder-lies-about-table-size',
+  'target-skips-implied-lock', 'target-forces-implied-lock', 'target-releases-implied-lock-early', 'flush-skipped', 'target-never-flushes',
+  'metadata-acks-before-flush', 'metadata-checkpoint-one-slot', 'metadata-replays-stale-records', 'spill-lets-writes-overtake',
+  'resync-skips-a-range', 'responder-lies-about-table-size', 'resync-skips-fence',
 ];
 
 /** How long `target-reorders-writes` holds a write back (ms). */
@@ -149,6 +170,21 @@ export function plant(bug: PlantedBug): () => void {
         if ((f.flags & FrameFlag.ImpliedLock) !== 0) this.releaseImplied(e.seq, f.lockId);
         return original.call(this, dev, e, f, ...rest);
       });
+    case 'flush-skipped':
+      return patch(GroupFlush.prototype, 'after', () => (done: (error?: unknown) => void) => done());
+    case 'target-never-flushes':
+      return patch(StorageController.prototype, 'makeDurable', () => (_luns: unknown, done: (error?: unknown) => void) => done());
+    case 'metadata-acks-before-flush':
+      return patch(MetadataStore.prototype, 'flushDevice', () => async function () {});
+    case 'metadata-checkpoint-one-slot':
+      return patch(MetadataStore.prototype, 'checkpointSlot', () => () => 0);
+    case 'metadata-replays-stale-records':
+      return patch(AreaReader.prototype, 'recordVerdict', () => () => 'next');
+    case 'spill-lets-writes-overtake': {
+      const held = Object.getOwnPropertyDescriptor(RollbackSpill.prototype, 'active')!;
+      Object.defineProperty(RollbackSpill.prototype, 'active', { ...held, get: () => false });
+      return () => Object.defineProperty(RollbackSpill.prototype, 'active', held);
+    }
     case 'resync-skips-a-range':
       return patch(MirrorResync.prototype, 'exactPlan', (original) => function (this: unknown, ...args: unknown[]) {
         const plan = original.apply(this, args) as { ranges: unknown[] };
@@ -160,6 +196,9 @@ export function plant(bug: PlantedBug): () => void {
         return original.call(this, f, snap, total + ++lies);
       });
     }
+    case 'resync-skips-fence':
+      // Only a resync closes a fence: host writes still wait behind overlapping ones.
+      return patch(WriteFence.prototype, 'close', () => (_lba: number, _count: number, quiet: () => void) => quiet());
     case 'target-keeps-old-stream':
       return patch(TargetChannel.prototype, 'beginStream', (original) => function (this: { sourceSession: number; streamSource: number; ownerPeer: string; deps: { peer: string } }, session: number) {
         if (this.sourceSession === 0) return original.call(this, session);

@@ -1,27 +1,29 @@
 import { describe, expect, it } from 'vitest';
 import {
-  FEATURE_BITS, FrameFlag, FrameType, TableState, type Frame, type ResyncDataFrame, type ResyncEntry, type ResyncRequestFrame,
+  FEATURE_BITS, FrameType, TableState, type Frame, type ResyncDataFrame, type ResyncEntry, type ResyncRequestFrame,
 } from '../../../firmware/protocol/frame.ts';
-import type { MirrorTable } from '../../../firmware/tags/mirror-tables.ts';
-import { TagTable, type MirrorRole } from '../../../firmware/tags/tag-table.ts';
+import type { HelloFrame } from '../../../firmware/protocol/frame.ts';
 import { RawPeer } from '../mirror/raw-peer.ts';
 
 /**
  * The table exchange of a resync, with the test as the peer (docs/tag-tables.md, "Resync";
  * docs/protocol.md). The controller under test, B, mirrors its LUN 0 to the peer A (so B asks for
  * A's table of it) and holds the copy of A's LUN 1 (so B answers A's requests about it). Its
- * volumes have 1024 sectors of 512 bytes.
+ * volumes have 1024 sectors of 512 bytes. The peer offers tokens (feature `tags`), so B keeps its
+ * tables; the test fills them itself.
  */
 
-class Tables {
-  private readonly refs = new Map<string, { table: TagTable; trusted: boolean }>();
-  readonly port = (peer: string, lun: number, role: MirrorRole): MirrorTable | undefined => this.ref(peer, lun, role);
-  ref(peer: string, lun: number, role: MirrorRole, entriesMax = 64): { table: TagTable; trusted: boolean } {
-    const key = `${peer}/${lun}/${role}`;
-    let r = this.refs.get(key);
-    if (r === undefined) this.refs.set(key, (r = { table: new TagTable(entriesMax), trusted: true }));
-    return r;
-  }
+const BOTH = FEATURE_BITS.tags | FEATURE_BITS.resync;
+
+/** The peer's HELLO fields for the features it offers (`tags` brings its stream numbers). */
+function helloFields(features: number): Partial<HelloFrame> {
+  return (features & FEATURE_BITS.tags) !== 0 ? { batchBytesMax: 0, stream: 1, peerStream: 0 } : {};
+}
+
+/** B's resync of LUN 0 is needed now (what a suspension's end or a restart says; reaching past `private`: test code only). */
+function needResync(p: RawPeer): void {
+  const peers = (p.controller as unknown as { peers: Map<string, { resyncs: Map<number, { markNeeded(reason: string): void }> }> }).peers;
+  peers.get('A')!.resyncs.get(0)!.markNeeded('the test says so');
 }
 
 /** B's own table of its LUN 0 (tags 1-6), and the peer's (A's) table of it: 2, 3, 4 held by both, 9 only by A. */
@@ -33,18 +35,18 @@ const THEIRS: ResyncEntry[] = [{ tag: 2, lba: 8, count: 8 }, { tag: 3, lba: 100,
 /** Unmatched: 1 [0, 8), 5 and 6 [300, 326), 9 [512, 520). */
 const EXACT_RANGES = [[0, 8], [300, 26], [512, 8]];
 
-/** A controller B whose restart the peer reports, so that it resyncs its LUN 0 once the link is up. */
+/** A controller B, its link up, its table of LUN 0 holding MINE, resyncing LUN 0. */
 async function restartedB(opts: { limits?: Record<string, number>; features?: number } = {}) {
-  const tables = new Tables();
-  const p = new RawPeer({
-    mirrorLun0: true, lun1: true, features: opts.features ?? FEATURE_BITS.resync, helloLater: true, tagTables: tables.port,
-    limits: { resyncRetryMs: 10, ...opts.limits },
-  });
-  // Written in this start (entries held at the start would be ones recovered, whose local copies are unknown).
-  for (const e of MINE) tables.ref('A', 0, 'source').table.add({ ...e, lun: 0 });
-  p.hello({ flags: FrameFlag.PeerRestarted });
+  const features = opts.features ?? BOTH;
+  const p = new RawPeer({ mirrorLun0: true, lun1: true, features, helloLater: true, limits: { resyncRetryMs: 10, ...opts.limits } });
+  p.hello(helloFields(features));
   await p.clock.advance(1);
-  return { p, tables, mine: tables.ref('A', 0, 'source') };
+  // Written in this start (entries held at the start would be ones recovered, whose local copies are unknown).
+  const mine = p.controller.tablesOf('A', 0, 'source')!;
+  for (const e of MINE) mine.add({ ...e, lun: 0 });
+  needResync(p);
+  await p.clock.advance(1);
+  return { p, mine };
 }
 
 function requests(p: RawPeer): ResyncRequestFrame[] {
@@ -161,7 +163,7 @@ describe('the source side of the exchange: the target sends its table in chunks'
   });
 
   it('a peer without the feature gets a full copy, without an exchange', async () => {
-    const { p } = await restartedB({ features: 0 });
+    const { p } = await restartedB({ features: FEATURE_BITS.tags });
     expect(requests(p)).toEqual([]);
     expect(p.tel.of('resync.start')[0]).toMatchObject({ full: true, sectors: 1024 });
   });
@@ -194,12 +196,17 @@ describe('the target side of the exchange: this controller answers for the copie
   }
   const answers = (p: RawPeer): ResyncDataFrame[] => p.sent(FrameType.ResyncData);
 
+  function peerB(limits: Record<string, number> = {}, features = BOTH): RawPeer {
+    const p = new RawPeer({ mirrorLun0: true, lun1: true, features, helloLater: true, limits });
+    p.hello(helloFields(features));
+    return p;
+  }
+
   it('sends its table of the mirror in the chunks asked for, then settles what the exchange read', async () => {
-    const tables = new Tables();
-    const p = new RawPeer({ mirrorLun0: true, lun1: true, features: FEATURE_BITS.resync, tagTables: tables.port });
-    const theirs = tables.ref('A', 1, 'target', 4);
-    for (const e of THEIRS.slice(0, 3)) theirs.table.add({ ...e, lun: 1 });
+    const p = peerB({ tagEntriesMax: 4 });
     await p.clock.advance(1);
+    const theirs = p.controller.tablesOf('A', 1, 'target')!;
+    for (const e of THEIRS.slice(0, 3)) theirs.add({ ...e, lun: 1 });
     peerAsks(p, {});
     await p.clock.advance(1);
     peerAsks(p, { first: 2 });
@@ -208,8 +215,8 @@ describe('the target side of the exchange: this controller answers for the copie
     expect(answers(p).map((d) => [d.seq, d.first, d.total, d.state, d.entries.map((e) => e.tag)])).toEqual([
       [1, 0, 3, TableState.Trusted, [2, 3]], [1, 2, 3, TableState.Trusted, [4]], [1, 2, 3, TableState.Trusted, [4]],
     ]);
-    theirs.table.add({ tag: 20, lun: 1, lba: 0, count: 1 }); // after the snapshot: not the exchange's to settle
-    expect(theirs.table.add({ tag: 21, lun: 1, lba: 0, count: 1 })).toBe(false);
+    theirs.add({ tag: 20, lun: 1, lba: 0, count: 1 }); // after the snapshot: not the exchange's to settle
+    expect(theirs.add({ tag: 21, lun: 1, lba: 0, count: 1 })).toBe(false);
     const overflows = theirs.table.overflows;
     p.send({ type: FrameType.ResyncDone, lun: 1, seq: 1, flags: 0 });
     await p.clock.advance(1);
@@ -224,11 +231,11 @@ describe('the target side of the exchange: this controller answers for the copie
   });
 
   it('an untrusted table, a LUN it holds no copy of, or a later part of an exchange it never began: an untrusted, empty answer', async () => {
-    const tables = new Tables();
-    const p = new RawPeer({ mirrorLun0: true, lun1: true, features: FEATURE_BITS.resync, tagTables: tables.port });
-    tables.ref('A', 1, 'target').table.add({ tag: 1, lun: 1, lba: 0, count: 8 });
-    tables.ref('A', 1, 'target').trusted = false;
+    const p = peerB();
     await p.clock.advance(1);
+    const theirs = p.controller.tablesOf('A', 1, 'target')!;
+    theirs.add({ tag: 1, lun: 1, lba: 0, count: 8 });
+    theirs.markLost(); // as after a restart without metadata
     peerAsks(p, { seq: 1 });
     peerAsks(p, { seq: 2, lun: 0 }); // B mirrors LUN 0 to A: the copy is A's, not B's
     peerAsks(p, { seq: 3, lun: 7 });
@@ -239,11 +246,12 @@ describe('the target side of the exchange: this controller answers for the copie
     ]);
     p.send({ type: FrameType.ResyncDone, lun: 1, seq: 1, flags: 0 });
     await p.clock.advance(1);
-    expect(tables.ref('A', 1, 'target').table.size, 'a full copy that ends settles the entries it read').toBe(0);
+    expect(theirs.table.size, 'a full copy that ends settles the entries it read').toBe(0);
+    expect(theirs.trusted, 'and ends the loss').toBe(true);
   });
 
-  it('without tag tables it answers every request untrusted: the resync is a full copy, as it always was', async () => {
-    const p = new RawPeer({ mirrorLun0: true, lun1: true, features: FEATURE_BITS.resync });
+  it('with a peer that offers no tokens no table is kept: every request is answered untrusted, and the resync is a full copy', async () => {
+    const p = peerB({}, FEATURE_BITS.resync);
     await p.clock.advance(1);
     peerAsks(p, {});
     await p.clock.advance(1);

@@ -4,7 +4,6 @@ import type { LinkEndpoint, LinkHandler } from '../../../firmware/ports/link.ts'
 import { FrameDecoder, decodeFrame } from '../../../firmware/protocol/decoder.ts';
 import { encodeFrame } from '../../../firmware/protocol/encode.ts';
 import { FrameType, LockMode, LockRejectPolicy, type Frame, type HelloFrame } from '../../../firmware/protocol/frame.ts';
-import type { MirrorTables } from '../../../firmware/tags/mirror-tables.ts';
 import { VirtualClock } from '../../../host/clock/virtual.ts';
 import { MemoryDisk } from '../../../host/disks/memory.ts';
 import { SeededRandom } from '../../../host/random.ts';
@@ -40,8 +39,6 @@ export class RawPeer {
     /** How LUN 0 is mirrored, when `mirrorLun0` (default speculative, explicit locks, no batches). */
     mode?: MirrorConfig['mode']; locks?: MirrorConfig['locks']; batch?: boolean;
     features?: number; helloLater?: boolean;
-    /** The controller's tag tables (docs/tag-tables.md); default none. */
-    tagTables?: MirrorTables;
   } = {}) {
     this.features = opts.features ?? 0;
     const mirror: MirrorConfig = { peer: 'A', mode: opts.mode ?? 'speculative', locks: opts.locks, batch: opts.batch };
@@ -54,7 +51,7 @@ export class RawPeer {
         // A LUN the peer mirrors here (this controller holds its copy), for a peer's stream beside a mirrored LUN 0.
         ...(opts.lun1 ? [{ lun: 1, device: disk('B/lun1'), lockRegionSectors: 64 }] : []),
       ],
-    }, { clock: this.clock, telemetry: this.tel, random: new SeededRandom(7), ...(opts.tagTables ? { tagTables: opts.tagTables } : {}) });
+    }, { clock: this.clock, telemetry: this.tel, random: new SeededRandom(7) });
     const endpoint: LinkEndpoint = {
       name: 'B->A',
       connections: 1,
