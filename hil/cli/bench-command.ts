@@ -12,6 +12,8 @@ import { measureQueue, type QueueBenchResult } from '../campaign/queue-bench.ts'
 import { measureHeartbeatCost, measureSupervision, type HeartbeatCost, type SupervisionRow } from '../bench/supervision-bench.ts';
 import { LIVE_BENCH_SCALE_MAX, LIVE_BENCH_SCALE_MIN, measureLive, type LiveBenchResult } from '../bench/live-bench.ts';
 import { liveTargets, renderLive } from '../bench/live-render.ts';
+import { measureResync, type ResyncBenchResult } from '../bench/resync-bench.ts';
+import { renderResync, resyncTargets } from '../bench/resync-render.ts';
 
 /** Targets of issue 3; virtual-time ones are exact, the wall-clock one depends on the machine. */
 const SPECULATIVE_RATIO_MIN = 0.95;
@@ -25,11 +27,11 @@ const CHART_EVENTS_PER_WRITE_MAX = 0.01;
 const SIM_WRITES_PER_SEC_MIN = 100_000;
 
 /**
- * Which parts of the benchmark to run: mirroring, disks and link supervision (`all`, the default),
- * one of them, or the queue (local worker threads against BullMQ; it starts its own redis-server,
- * so `all` leaves it out).
+ * Which parts of the benchmark to run: mirroring, disks, link supervision and resync (`all`, the
+ * default), one of them, or the queue (local worker threads against BullMQ; it starts its own
+ * redis-server, so `all` leaves it out).
  */
-export const BENCH_PARTS = ['all', 'mirror', 'disks', 'supervision', 'queue', 'live'] as const;
+export const BENCH_PARTS = ['all', 'mirror', 'disks', 'supervision', 'resync', 'queue', 'live'] as const;
 export type BenchPart = (typeof BENCH_PARTS)[number];
 
 /** The mirroring part: the headline table (virtual time) and the emulator's own speed (wall clock). */
@@ -59,6 +61,8 @@ export interface BenchResult extends Partial<MirrorBenchResult> {
   supervision?: { rows: SupervisionRow[]; heartbeatCost: HeartbeatCost };
   /** Mirroring over real loopback TCP and a PTY pair against raw copies of the same bytes; host write latency (wall clock). */
   live?: LiveBenchResult;
+  /** Resync after partitions of 1, 10 and 60 s: the tag tables against a full copy and dirty bitmaps (virtual time). */
+  resync?: ResyncBenchResult;
   targets: { name: string; met: boolean; detail: string }[];
 }
 
@@ -93,8 +97,9 @@ export function benchCommand(log: Logger, exit: (code: number) => void): Command
       const disks = part('disks') ? { disks: await measureDisks(flags.diskScale) } : {};
       const supervision = part('supervision') ? { supervision: { rows: await measureSupervision(), heartbeatCost: await measureHeartbeatCost() } } : {};
       const live = part('live') ? { live: await measureLive({ scale: flags.liveScale, log: (fields, message) => log.debug(fields, message) }) } : {};
+      const resync = part('resync') ? { resync: await measureResync() } : {};
       const queue = queued ? { queue: await measureQueue({ seeds: flags.queueSeeds, writes: 100, workers: availableParallelism(), log }) } : {};
-      const result: BenchResult = { only: flags.only, ...mirror, ...disks, ...supervision, ...live, ...queue, targets: [] };
+      const result: BenchResult = { only: flags.only, ...mirror, ...disks, ...supervision, ...resync, ...live, ...queue, targets: [] };
       result.targets = targetsOf(result);
       if (flags.html !== undefined) writeReport(flags.html, benchHtml(result, started));
       process.stdout.write(flags.json ? `${JSON.stringify(result, null, 2)}\n` : `${renderBench(result)}\n`);
@@ -136,6 +141,7 @@ function targetsOf(r: BenchResult): BenchResult['targets'] {
     const share = r.supervision.heartbeatCost.shareOfBytesSent;
     targets.push({ name: 'heartbeats < 1% of the link at the defaults', met: share < 0.01, detail: `${(share * 100).toFixed(4)}% of the bytes sent` });
   }
+  if (r.resync !== undefined) targets.push(...resyncTargets(r.resync));
   return [...targets, ...mirrorTargets(r), ...(r.live === undefined ? [] : liveTargets(r.live))];
 }
 
@@ -185,6 +191,7 @@ export function renderBench(r: BenchResult): string {
   }
   if (r.disks !== undefined) lines.push(...renderDisks(r.disks), '');
   if (r.supervision !== undefined) lines.push(...renderSupervision(r.supervision), '');
+  if (r.resync !== undefined) lines.push(...renderResync(r.resync), '');
   if (r.queue !== undefined) lines.push(...renderQueueBench(r.queue), '');
   if (r.live !== undefined) lines.push(...renderLive(r.live), '');
   for (const t of r.targets) lines.push(`${t.met ? 'MET ' : 'MISS'}  ${t.name}: ${t.detail}`);

@@ -4,6 +4,7 @@ import { DEFAULT_EMULATE, type EmulateOptions } from '../../../hil/emulator/opti
 import { runEmulation } from '../../../hil/emulator/run.ts';
 import { parseLinkFaults } from '../../../hil/faults/link-fault-plan.ts';
 import type { TraceEvent, TraceSink } from '../../../hil/trace/events.ts';
+import { withPlantedBugs } from '../../support/planted-bugs.ts';
 import { mirrorlab } from '../../support/run-cli.ts';
 
 /**
@@ -55,6 +56,17 @@ describe('crashes in the simulator', () => {
     expect(a.violations).toEqual([]);
     expect(a.crashes).toBe(3);
     expect(b.traceHash).toBe(a.traceHash);
+  });
+
+  it.each(['sync', 'speculative'] as const)('%s: a power cut of the source loses nothing acknowledged; with the group flush skipped it does, and acked-durable says so (planted bug)', async (mode) => {
+    const o: EmulateOptions = { ...base, mode, writes: 400, faults: parseLinkFaults('power=source@10ms+20ms') };
+    const good = await runEmulation(o);
+    expect(good.violations).toEqual([]);
+    expect([good.crashes, good.powerCuts]).toEqual([1, 1]);
+    const bad = await withPlantedBugs(['flush-skipped'], () => runEmulation(o));
+    const lost = bad.violations.filter((v) => v.invariant === 'acked-durable');
+    expect(lost.length, JSON.stringify(bad.violations)).toBeGreaterThan(0);
+    expect(lost[0]!.message).toMatch(/was acknowledged to the host after it and never overwritten by a completed write: lost through a crash or power cut \(1 in this run\)/);
   });
 
   it('the stall watchdog does not count a crashed controller\'s down time', async () => {
