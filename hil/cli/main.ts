@@ -2,22 +2,29 @@ import { Command, CommanderError } from 'commander';
 import { MirrorlabError } from '../../firmware/errors.ts';
 import { createLogger } from '../log.ts';
 import { UsageError } from '../plan-error.ts';
-import { benchCommand } from './bench-command.ts';
-import { campaignCommand } from './campaign-command.ts';
-import { conformanceCommand } from './conformance-command.ts';
-import { controllerCommand } from './controller-command.ts';
-import { demoCommand } from './demo-command.ts';
-import { devicesCommand } from './devices-command.ts';
-import { emulateCommand } from './emulate-command.ts';
-import { historyCommand } from './history-command.ts';
-import { proxyCommand } from './proxy-command.ts';
-import { rackCommand } from './rack-command.ts';
-import { loadCommand } from './load-command.ts';
-import { serialDiskCommand } from './serial-disk-command.ts';
-import { statechartsCommand } from './statecharts-command.ts';
-import { statusCommand } from './status-command.ts';
-import { workerCommand } from './worker-command.ts';
-import { vizCommand } from './viz-command.ts';
+import type { Logger } from '../log.ts';
+
+type Exit = (code: number) => void;
+
+/** Every subcommand, in the order help lists them, each loaded only when it is needed. */
+const COMMANDS: readonly { name: string; load(log: Logger, exit: Exit): Promise<Command> }[] = [
+  { name: 'emulate', load: async (log, exit) => (await import('./emulate-command.ts')).emulateCommand(log.child({ module: 'emulate' }), exit) },
+  { name: 'campaign', load: async (log, exit) => (await import('./campaign-command.ts')).campaignCommand(log.child({ module: 'campaign' }), exit) },
+  { name: 'statecharts', load: async () => (await import('./statecharts-command.ts')).statechartsCommand() },
+  { name: 'demo', load: async (log, exit) => (await import('./demo-command.ts')).demoCommand(log.child({ module: 'demo' }), exit) },
+  { name: 'bench', load: async (log, exit) => (await import('./bench-command.ts')).benchCommand(log.child({ module: 'bench' }), exit) },
+  { name: 'worker', load: async (log, exit) => (await import('./worker-command.ts')).workerCommand(log.child({ module: 'worker' }), exit) },
+  { name: 'history', load: async (_log, exit) => (await import('./history-command.ts')).historyCommand(exit) },
+  { name: 'viz', load: async (log, exit) => (await import('./viz-command.ts')).vizCommand(log.child({ module: 'viz' }), exit) },
+  { name: 'devices', load: async (_log, exit) => (await import('./devices-command.ts')).devicesCommand(exit) },
+  { name: 'serial-disk', load: async (log, exit) => (await import('./serial-disk-command.ts')).serialDiskCommand(log.child({ module: 'serial-disk' }), exit) },
+  { name: 'proxy', load: async (log, exit) => (await import('./proxy-command.ts')).proxyCommand(log.child({ module: 'proxy' }), exit) },
+  { name: 'controller', load: async (log, exit) => (await import('./controller-command.ts')).controllerCommand(log.child({ module: 'controller' }), exit) },
+  { name: 'status', load: async (_log, exit) => (await import('./status-command.ts')).statusCommand(exit) },
+  { name: 'load', load: async (_log, exit) => (await import('./load-command.ts')).loadCommand(exit) },
+  { name: 'rack', load: async (log, exit) => (await import('./rack-command.ts')).rackCommand(log.child({ module: 'rack' }), exit) },
+  { name: 'conformance', load: async (log, exit) => (await import('./conformance-command.ts')).conformanceCommand(log.child({ module: 'conformance' }), exit) },
+];
 
 /**
  * The `mirrorlab` command. Exit status:
@@ -41,22 +48,10 @@ export async function main(argv: string[]): Promise<number> {
       .exitOverride()
       .configureOutput({ writeErr: (s) => process.stderr.write(s) })
       .showHelpAfterError('(run with --help for usage)');
-    program.addCommand(emulateCommand(log.child({ module: 'emulate' }), exit));
-    program.addCommand(campaignCommand(log.child({ module: 'campaign' }), exit));
-    program.addCommand(statechartsCommand());
-    program.addCommand(demoCommand(log.child({ module: 'demo' }), exit));
-    program.addCommand(benchCommand(log.child({ module: 'bench' }), exit));
-    program.addCommand(workerCommand(log.child({ module: 'worker' }), exit));
-    program.addCommand(historyCommand(exit));
-    program.addCommand(vizCommand(log.child({ module: 'viz' }), exit));
-    program.addCommand(devicesCommand(exit));
-    program.addCommand(serialDiskCommand(log.child({ module: 'serial-disk' }), exit));
-    program.addCommand(proxyCommand(log.child({ module: 'proxy' }), exit));
-    program.addCommand(controllerCommand(log.child({ module: 'controller' }), exit));
-    program.addCommand(statusCommand(exit));
-    program.addCommand(loadCommand(exit));
-    program.addCommand(rackCommand(log.child({ module: 'rack' }), exit));
-    program.addCommand(conformanceCommand(log.child({ module: 'conformance' }), exit));
+    // Only the command asked for is loaded (each pulls in its own part of mirrorlab): a controller
+    // process or a one-shot command starts in a fraction of the time. Help and unknown commands load them all.
+    const asked = COMMANDS.filter((c) => c.name === argv[0]);
+    for (const c of asked.length === 1 ? asked : COMMANDS) program.addCommand(await c.load(log, exit));
     for (const cmd of program.commands) cmd.exitOverride();
     for (const cmd of program.commands.flatMap((c) => c.commands)) cmd.exitOverride();
     await program.parseAsync(argv, { from: 'user' });

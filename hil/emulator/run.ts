@@ -12,6 +12,11 @@ import type { TraceSink } from '../trace/events.ts';
 import { runStartEvent, violationEvent } from '../trace/run-events.ts';
 import { FanoutTelemetry, TraceRecorder } from '../trace/trace.ts';
 import { HostWorkload } from '../workload/host-workload.ts';
+import { ResyncChecker } from '../checker/resync-checker.ts';
+import { CrashSchedule, crashedName, type MirrorWorkloads } from './crashes.ts';
+import { MemoryDisk } from '../../host/disks/memory.ts';
+import { copiesDiffer } from './divergence.ts';
+import { RecoveryWatch } from './recovery-watch.ts';
 import { ServerWorkload } from '../workload/server-workload.ts';
 import { drive } from './chunks.ts';
 import { CheckpointSchedule } from './checkpoints.ts';
@@ -22,8 +27,8 @@ import { lockRegionFor, validateAgainstVolumes, validateEmulateOptions, type Emu
 import { faultPhase, failed, healingPhase, liveness, type Phase, type PhaseContext } from './phases.ts';
 import { assembleReport, type EmulationReport } from './report.ts';
 import { RunTally } from './tally.ts';
-import { buildTopology, DEFAULT_TOPOLOGY, type MirrorPair, type Topology } from './topology.ts';
-import { VolumeSet, type VolumeReport } from './volumes.ts';
+import { buildTopology, DEFAULT_TOPOLOGY, METADATA_VOLUME_SECTORS, type MirrorPair, type Topology, type TopologyOptions } from './topology.ts';
+import { POWER_CUT_CACHE_BYTES, VolumeSet, type VolumeReport } from './volumes.ts';
 
 export type { EmulationCounters, EmulationReport } from './report.ts';
 
@@ -106,11 +111,25 @@ export async function runEmulation(opts: EmulateOptions, hooks: RunHooks = {}): 
   }
 }
 
+/**
+ * Each controller's metadata device (docs/tag-tables.md, "Metadata"): a memory disk that survives
+ * its crashes, with a volatile write cache (lost in a power cut) on a side the run power-cuts,
+ * like that side's volumes.
+ */
+function metadataVolumes(opts: EmulateOptions): TopologyOptions['metadataVolume'] {
+  const powered = new Set(opts.faults.crashes.filter((c) => c.power).map((c) => crashedName(c)));
+  return (name, clock, random) => new MemoryDisk({
+    name: `${name}/metadata`, sectorCount: METADATA_VOLUME_SECTORS, clock, service: DEFAULT_TOPOLOGY.diskService, random: random.fork(`${name}/metadata`),
+    ...(powered.has(name) ? { writeCacheBytesMax: POWER_CUT_CACHE_BYTES } : {}),
+  });
+}
+
 /** Builds the volumes; an image that cannot be used (wrong size, in use, missing directory) is the user's to fix: exit 2. */
 async function buildVolumes(opts: EmulateOptions, clock: VirtualClock | HandoverClock): Promise<VolumeSet> {
   try {
     return await VolumeSet.build({ source: opts.sourceVolume, target: opts.targetVolume }, opts.bidirectional, opts.diskFaults, {
       clock, random: new SeededRandom(opts.seed).fork('volumes'), service: DEFAULT_TOPOLOGY.diskService, reorder: opts.diskReorder === true,
+      cachedSides: opts.faults.crashes.filter((c) => c.power).map((c) => c.side),
     });
   } catch (error) {
     if (error instanceof DiskImageError) throw new UsageError(error.message, error.code);
@@ -156,21 +175,30 @@ async function runPhases(opts: EmulateOptions, hooks: RunHooks, parts: RunParts)
   const record = new FanoutTelemetry([trace, ...taps]);
   record.emit(runStartEvent(opts));
   const links = new LinkChecker({ heartbeatMs: opts.heartbeatMs, interruptionMs: opts.interruptionMs, probationMs: opts.probationMs, report: (v) => checker.report(v) });
-  const telemetry = new FanoutTelemetry([checker, links, trace, tally, ...taps]);
+  const mirrors = MIRRORS.slice(0, opts.bidirectional ? 2 : 1).map(([p, s], lun) => ({ source: p.slice(0, 1), target: s.slice(0, 1), lun, primary: p, secondary: s }));
+  const resyncs = new ResyncChecker(mirrors.map((m) => ({
+    ...m, sectorSize: opts.sourceVolume.sectorSize,
+    differing: () => copiesDiffer({ primary: volumes.device(m.primary), secondary: volumes.device(m.secondary), sparse: volumes.memoryBacked(m.primary) && volumes.memoryBacked(m.secondary) }),
+  })), checker, (v) => checker.report(v));
+  const recovery = new RecoveryWatch(mirrors);
+  const telemetry = new FanoutTelemetry([checker, resyncs, recovery, links, trace, tally, ...taps]);
   const topo = buildTopology({
     seed: opts.seed, mode: opts.mode, onLockReject: opts.onLockReject, bidirectional: opts.bidirectional, rttMs: opts.rttMs,
     bandwidthMbps: opts.bandwidthMbps, sectorSize: opts.sourceVolume.sectorSize, lockRegionSectors: parts.lockRegionSectors,
     connections: opts.connections, limits: supervisionLimits(opts), telemetry, clock, makeVolume: (name) => volumes.device(name),
-    locks: opts.locks, batch: opts.batch,
+    locks: opts.locks, batch: opts.batch, metadataVolume: metadataVolumes(opts),
   });
   parts.setTopology(topo);
   hooks.beforeStart?.(topo);
   const injector = new LinkFaultInjector(opts.faults, topo.random.fork('link-faults'), topo.link, topo.clock, opts.bandwidthMbps, telemetry);
   topo.start();
   injector.start();
-  const hosts = topo.pairs.map((pair) => startHost(topo, pair, opts, parts.lockRegionSectors));
+  const workloads = topo.pairs.map((pair) => startHost(topo, pair, opts, parts.lockRegionSectors));
+  const hosts = workloads.map((w) => w.host);
+  const crashes = new CrashSchedule(opts.faults.crashes, topo, clock, workloads, (side) => volumes.crashPowerCut(side));
+  crashes.start();
   const checkpoints = opts.mode === 'async' ? new CheckpointSchedule(opts.checkpointEveryMs, topo.random.fork('checkpoints')) : null;
-  const ctx: PhaseContext = { topo, hosts, injector, volumes, opts, checker, checkpoints, progress: (phase) => report(phase) };
+  const ctx: PhaseContext = { topo, hosts, injector, volumes, opts, checker, checkpoints, crashes, recovery, progress: (phase) => report(phase) };
   const report = (phase: Phase): void => {
     if (!hooks.onProgress) return;
     const issued = hosts.reduce((n, h) => n + h.writesIssued, 0);
@@ -192,6 +220,7 @@ async function runPhases(opts: EmulateOptions, hooks: RunHooks, parts: RunParts)
   return assembleReport({
     opts, topo, hosts, checker, injector, trace, tally, quiescedMs, faultPhaseMs, notes,
     initialSync: sync.report, checkpointsMs: checkpoints?.takenMs ?? [], volumes: volumeReports,
+    resync: resyncs.totals, crashes: { crashes: crashes.crashes, powerCuts: crashes.powerCuts },
   });
 }
 
@@ -247,7 +276,7 @@ export function supervisionLimits(opts: EmulateOptions): Partial<ControllerLimit
   return { ...opts.limits, heartbeatMs: opts.heartbeatMs, interruptionMs: opts.interruptionMs, probationMs: opts.probationMs };
 }
 
-function startHost(topo: Topology, pair: MirrorPair, opts: EmulateOptions, regionSectors: number): HostWorkload {
+function startHost(topo: Topology, pair: MirrorPair, opts: EmulateOptions, regionSectors: number): MirrorWorkloads {
   // Writes stay within the smaller copy: a mirror is only as big as its smaller side.
   const geometry = { sectorSize: pair.primaryVolume.sectorSize, sectorCount: Math.min(pair.primaryVolume.sectorCount, pair.secondaryVolume.sectorCount) };
   const server = new ServerWorkload(pair.secondary, pair.lun, {
@@ -259,10 +288,10 @@ function startHost(topo: Topology, pair: MirrorPair, opts: EmulateOptions, regio
   }, topo.random.fork(`server-${pair.secondary.name}`), topo.clock);
   const host = new HostWorkload(pair.primary, pair.lun, geometry, {
     writes: opts.writes, durationMs: opts.durationMs, writeBytes: opts.writeBytes, queueDepth: opts.queueDepth,
-    pattern: opts.pattern, readPercent: opts.readPercent,
+    pattern: opts.pattern, readPercent: opts.readPercent, thinkMs: opts.thinkMs,
   }, topo.random.fork(`host-${pair.primary.name}`), topo.clock, (lba, count) => server.onHostWrite(lba, count));
   host.start();
-  return host;
+  return { host, server };
 }
 
 /**
