@@ -1,4 +1,5 @@
 import { MirrorlabError } from '../errors.ts';
+import type { RollbackSpill } from '../logs/rollback-spill.ts';
 import type { BlockDevice } from '../ports/block-device.ts';
 import { DEFAULT_PAYLOAD_BYTES_MAX } from '../protocol/frame.ts';
 import { LOCK_STYLES, LOCK_REJECT_POLICIES, MIRROR_MODES, type LockRejectPolicyName, type LockStyle, type MirrorMode } from '../mirror/types.ts';
@@ -118,6 +119,11 @@ export interface ControllerConfig {
   /** What this controller, as a target, does when a mirror lock is refused. */
   onLockReject: LockRejectPolicyName;
   limits?: Partial<ControllerLimits>;
+  /**
+   * The spill of the rollback log to `peer` (docs/tag-tables.md, "Rollback-log spill"), made once
+   * per peer mirrored to; absent (or undefined for a peer): hosts wait when the log is full.
+   */
+  rollbackSpill?(peer: string): RollbackSpill | undefined;
 }
 
 export class ConfigError extends MirrorlabError {

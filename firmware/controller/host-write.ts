@@ -71,9 +71,7 @@ export class HostWrite {
   }
 
   protected emitError(err: MirrorlabError): void {
-    const t = this.ctx.telemetry;
-    if (!t.enabled) return;
-    t.emit({ kind: 'host.error', t: this.ctx.clock.now(), node: this.ctx.node, tag: this.tag, lun: this.lun, lba: this.lba, count: this.count, code: err.code, message: err.message });
+    emitHostError(this.ctx, this, err);
   }
 
   private emit(kind: 'host.write' | 'host.ack' | 'local.applied', mode = ''): void {
@@ -108,6 +106,18 @@ export class MirroredHostWrite extends HostWrite implements ChannelWrite {
   protected override ackMode(): string {
     return this.mode;
   }
+
+  /** A refusal after the host was acknowledged is reported as this write's `host.error`; the reporter keeps no data. */
+  refusalReporter(): (error: MirrorlabError) => void {
+    const { ctx, tag, lun, lba, count } = this;
+    return (error) => emitHostError(ctx, { tag, lun, lba, count }, error);
+  }
+}
+
+function emitHostError(ctx: HostWriteContext, w: { tag: number; lun: number; lba: number; count: number }, err: MirrorlabError): void {
+  const t = ctx.telemetry;
+  if (!t.enabled) return;
+  t.emit({ kind: 'host.error', t: ctx.clock.now(), node: ctx.node, tag: w.tag, lun: w.lun, lba: w.lba, count: w.count, code: err.code, message: err.message });
 }
 
 export function asMirrorlabError(err: unknown): MirrorlabError {

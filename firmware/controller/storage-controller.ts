@@ -133,7 +133,7 @@ export class StorageController {
             ackTimeout: { initialMs: L.ackTimeoutInitialMs, minMs: L.ackTimeoutMinMs, maxMs: L.ackTimeoutMaxMs },
             haltProbeMs: L.haltProbeMs, lockRetryDelayMs: L.lockRetryDelayMs, grantProbeMs: L.grantProbeMs,
             regionSectors: (lun) => this.regionSectors(lun),
-            wire: (lun) => this.wireOf(lun), batchBytesMax: L.payloadBytesMax,
+            wire: (lun) => this.wireOf(lun), batchBytesMax: L.payloadBytesMax, spill: this.cfg.rollbackSpill?.(peer),
           },
           { ...base, session: this.session, send: (bytes, retransmit) => late.link!.sendStream(bytes, retransmit) },
         )

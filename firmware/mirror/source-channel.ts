@@ -1,5 +1,6 @@
 import { assert, MirrorlabError } from '../errors.ts';
 import { SequencedLog } from '../logs/sequenced-log.ts';
+import type { RollbackSpill } from '../logs/rollback-spill.ts';
 import { sourceChannelMachine, type SourceChannelControl } from '../machines/source-channel.machine.ts';
 import { startChart, type ChartHandle } from '../machines/start-chart.ts';
 import { encodeFrame } from '../protocol/encode.ts';
@@ -42,6 +43,8 @@ export interface SourceChannelConfig {
   wire?(lun: number): { implied: boolean; batch: boolean };
   /** Largest BATCH payload we send (our own payloadBytesMax; the peer's HELLO may lower it). */
   batchBytesMax?: number;
+  /** Where async writes go when the rollback log is full, instead of making their hosts wait (docs/tag-tables.md, "Rollback-log spill"). */
+  spill?: RollbackSpill;
 }
 
 export interface ChannelDeps {
@@ -156,6 +159,7 @@ export class SourceChannel implements SourceChannelControl {
     this.haltProbeMs = cfg.haltProbeMs;
     this.lockRetryDelayMs = cfg.lockRetryDelayMs;
     this.grantProbeMs = cfg.grantProbeMs;
+    cfg.spill?.attach({ admit: (w, granted) => this.submitToLog(w, granted), lost: (w, error) => w.confirmed(error) });
   }
 
   start(): void {
@@ -164,6 +168,7 @@ export class SourceChannel implements SourceChannelControl {
   }
 
   stop(): void {
+    this.cfg.spill?.stop();
     this.chart?.stop();
     this.tx.stop();
     this.locks.stop();
@@ -197,13 +202,34 @@ export class SourceChannel implements SourceChannelControl {
 
   // ---- host side -------------------------------------------------------------------------
 
-  /** Mirror one write. Claims room for its LOCK, data and UNLOCK; waits while the log is full. */
+  /**
+   * Mirror one write. Claims room for its LOCK, data and UNLOCK; waits while the log is full,
+   * unless a spill takes it (async), and behind whatever the spill holds (the stream keeps the
+   * hosts' order).
+   */
   submit(w: ChannelWrite): void {
     assert(w.count >= 1 && w.data.length > 0 && w.data.length % w.count === 0, 'a mirrored write covers whole sectors');
+    const spill = this.cfg.spill;
+    if (spill?.active) return spill.push(w);
     const bytes = w.data.length + 3 * OH;
     // Usually there is room at once: then no callback is made for the wait (this runs per write).
     if (this.log.tryReserve(3, bytes)) this.admit(w);
+    else if (spill !== undefined && w.mode === 'async') spill.push(w);
     else this.log.reserve(3, bytes, () => this.admit(w));
+  }
+
+  /** A write coming back from the spill takes its turn in the log (FIFO behind whatever waits there). */
+  private submitToLog(w: ChannelWrite, granted: () => void): void {
+    const bytes = w.data.length + 3 * OH;
+    if (this.log.tryReserve(3, bytes)) {
+      this.admit(w);
+      granted();
+    } else {
+      this.log.reserve(3, bytes, () => {
+        this.admit(w);
+        granted();
+      });
+    }
   }
 
   private admit(w: ChannelWrite): void {

@@ -38,6 +38,11 @@ export interface ChannelWrite {
   placed?(): void;
   /** The target confirmed the write, or refused it (`error`). Called exactly once. */
   confirmed(error?: MirrorlabError): void;
+  /**
+   * Optional: how to report a refusal once this write object is gone, without holding its data
+   * (an async write the rollback log spilled, docs/tag-tables.md, "Rollback-log spill").
+   */
+  refusalReporter?(): (error: MirrorlabError) => void;
 }
 
 /**

@@ -2,6 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { z } from 'zod';
 import { DEFAULT_LIMITS, checkConfig, type ControllerLimits } from '../../firmware/controller/config.ts';
 import { MirrorlabError } from '../../firmware/errors.ts';
+import { planLayout } from '../../firmware/metadata/layout.ts';
 import { LOCK_REJECT_POLICIES, MIRROR_MODES, type LockRejectPolicyName, type MirrorMode } from '../../firmware/mirror/types.ts';
 import { parseSizeBytes, parseVolumeSpec, type VolumeSpec } from '../disks/volume-spec.ts';
 import { RAID_MEMBERS_MAX } from '../disks/raid/array.ts';
@@ -86,6 +87,12 @@ export interface ControllerProcessConfig {
   control: { path: string | null; connectionsMax: number; requestsInFlightMax: number; frameTimeoutMs: number };
   telemetry: string | null;
   shutdown: { drainMs: number };
+  /**
+   * The volume holding the controller's persistent metadata (docs/tag-tables.md, "Metadata
+   * format"): a `mem` or `file` spec that a metadata store with its default bounds fits; null
+   * when the config names none.
+   */
+  metadata: Extract<VolumeSpec, { kind: 'mem' | 'file' }> | null;
 }
 
 // ---- the schema ----------------------------------------------------------------------------------
@@ -159,6 +166,7 @@ const fileSchema = strict({
   }).optional(),
   telemetry: z.string().min(1).optional(),
   shutdown: strict({ drainMs: integer(0, DRAIN_MS_MAX).optional() }).optional(),
+  metadata: volumeSpecText.optional(),
 });
 
 type ConfigFile = z.infer<typeof fileSchema>;
@@ -244,7 +252,8 @@ function resolve(file: ConfigFile): ControllerProcessConfig {
     if (earlier !== undefined) throw new FieldProblem(`luns[${i}].lun`, `LUN ${l.lun} is configured twice (also luns[${earlier}]); each LUN number once`);
     seen.set(l.lun, i);
   });
-  checkImagesOnce(luns);
+  const metadata = file.metadata === undefined ? null : resolveMetadata(file.metadata);
+  checkImagesOnce(luns, metadata);
   const limitOverrides: Partial<ControllerLimits> = { ...file.limits, ...file.supervision };
   let limits: ControllerLimits;
   try {
@@ -267,7 +276,22 @@ function resolve(file: ConfigFile): ControllerProcessConfig {
     },
     telemetry: file.telemetry ?? null,
     shutdown: { drainMs: file.shutdown?.drainMs ?? DRAIN_MS_DEFAULT },
+    metadata,
   };
+}
+
+/** The metadata volume: a plain memory disk or image file, of a size the metadata store can lay out (docs/tag-tables.md, "Bounds"). */
+function resolveMetadata(v: VolumeSpec): Extract<VolumeSpec, { kind: 'mem' | 'file' }> {
+  if (v.kind !== 'mem' && v.kind !== 'file') {
+    throw new FieldProblem('metadata', `the metadata volume is a file:PATH:SIZE or mem:SIZE spec, not ${v.kind}`);
+  }
+  const sectorCount = v.bytes / v.sectorSize;
+  try {
+    planLayout({ name: 'metadata', sectorSize: v.sectorSize, sectorCount }, { areaSectors: sectorCount });
+  } catch (error) {
+    throw new FieldProblem('metadata', (error as Error).message.replace(/^metadata: /, ''));
+  }
+  return v;
 }
 
 function resolvePeers(file: ConfigFile): PeerSettings[] {
@@ -362,8 +386,8 @@ export function volumeSectors(v: LunVolume): number {
   return (volumeBytes(v) / sectorSize) * data;
 }
 
-/** Two LUNs on one image file would be refused by its lock when opened; say so here, with the fields. */
-function checkImagesOnce(luns: LunSettings[]): void {
+/** Two disks on one image file would be refused by its lock when opened; say so here, with the fields. */
+function checkImagesOnce(luns: LunSettings[], metadata: VolumeSpec | null): void {
   const owner = new Map<string, string>();
   luns.forEach((l, i) => {
     const files = l.volume.kind === 'raid-over-files' ? l.volume.members : [l.volume];
@@ -375,6 +399,9 @@ function checkImagesOnce(luns: LunSettings[]): void {
       owner.set(f.path, at);
     });
   });
+  if (metadata?.kind === 'file' && owner.has(metadata.path)) {
+    throw new FieldProblem('metadata', `image ${metadata.path} is already used by ${owner.get(metadata.path)}; the metadata needs an image of its own`);
+  }
 }
 
 function checkSocketPath(path: string, field: string): void {

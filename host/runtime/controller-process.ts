@@ -18,7 +18,7 @@ import type { ControlPlane, HostFrontEnd, HostIo, HostLun } from './front-end.ts
 import type { ProcessConfigSummary, ProcessEvent, QueuedWork } from './process-events.ts';
 import type { ControllerStatus } from './status.ts';
 import { TelemetryJournal, type JournalEvent } from './telemetry-journal.ts';
-import { closeVolumes, openLunVolumes, type OpenVolume } from './volumes.ts';
+import { closeVolumes, openLunVolumes, openMetadataVolume, type OpenMetadataVolume, type OpenVolume } from './volumes.ts';
 
 /** Opens a peer's live link: livelink's `openLiveLink` (tests may pass another). */
 export type OpenLink = (spec: LiveLinkSpec, opts: { clock: HostClock; logger: Logger; localName: string; peerName: string }) => Promise<LiveLink>;
@@ -67,6 +67,8 @@ export function defaultControlPath(name: string): string {
  */
 export class ControllerRuntime implements ControlPlane {
   readonly controller: StorageController;
+  /** The metadata volume the config names (docs/tag-tables.md, "Metadata format"), open for the controller's life; null without one. */
+  readonly metadata: OpenMetadataVolume | null;
   readonly startedAt = new Date();
   readonly controlPath: string;
   private readonly hostIo: HostIo;
@@ -86,8 +88,10 @@ export class ControllerRuntime implements ControlPlane {
     private readonly links: Map<string, LiveLink>,
     controller: StorageController,
     controlPath: string,
+    metadata: OpenMetadataVolume | null,
   ) {
     this.controller = controller;
+    this.metadata = metadata;
     this.controlPath = controlPath;
     this.hostIo = this.makeHostIo();
   }
@@ -101,9 +105,12 @@ export class ControllerRuntime implements ControlPlane {
     // Cheap refusals first: a live controller on the socket, a telemetry file that cannot be opened.
     await claimSocketPath(controlPath, log);
     const journal = target === null ? null : await TelemetryJournal.open(target, () => clock.now());
-    const held: { volumes: OpenVolume[]; links: LiveLink[]; controller: StorageController | null } = { volumes: [], links: [], controller: null };
+    const held: { volumes: OpenVolume[]; metadata: OpenMetadataVolume | null; links: LiveLink[]; controller: StorageController | null } = {
+      volumes: [], metadata: null, links: [], controller: null,
+    };
     try {
       held.volumes = await openLunVolumes(cfg.luns, { controller: cfg.name, clock });
+      if (cfg.metadata !== null) held.metadata = await openMetadataVolume(cfg.metadata, { controller: cfg.name, clock });
       const observer = new ObservingTelemetry(journal);
       const seed = randomInt(0, 2 ** 48 - 1);
       const controller = new StorageController(
@@ -119,7 +126,7 @@ export class ControllerRuntime implements ControlPlane {
         links.set(p.name, link);
         controller.connect(p.name, link);
       }
-      const runtime = new ControllerRuntime(cfg, log, clock, journal, held.volumes, links, controller, controlPath);
+      const runtime = new ControllerRuntime(cfg, log, clock, journal, held.volumes, links, controller, controlPath, held.metadata);
       observer.runtime = runtime;
       controller.start();
       runtime.frontEnds.push(await ControlServer.listen({
@@ -131,12 +138,13 @@ export class ControllerRuntime implements ControlPlane {
         kind: 'process.start', t: clock.now(), node: cfg.name, session: controller.session, proc: `${cfg.name}/${controller.session}`, pid: process.pid,
         host: hostname(), version: opts.version ?? 'unknown', control: controlPath, config: summary(cfg, held.volumes),
       });
-      log.info({ session: controller.session, control: controlPath, telemetry: target, luns: cfg.luns.length, peers: cfg.peers.map((p) => `${p.name} ${p.linkText}`) }, 'controller running');
+      log.info({ session: controller.session, control: controlPath, telemetry: target, luns: cfg.luns.length, metadata: held.metadata?.text ?? null, peers: cfg.peers.map((p) => `${p.name} ${p.linkText}`) }, 'controller running');
       return runtime;
     } catch (error) {
       held.controller?.stop();
       await Promise.allSettled(held.links.map((l) => l.shutdown()));
       await closeVolumes(held.volumes).catch(() => undefined);
+      await held.metadata?.close().catch(() => undefined);
       await journal?.close().catch(() => undefined);
       throw error;
     }
@@ -280,7 +288,9 @@ export class ControllerRuntime implements ControlPlane {
     await Promise.all(this.frontEnds.map((f) => within(f.close(), STOP_STEP_MS, `front end ${f.kind}`).catch((e: Error) => problems.push(e.message))));
     await Promise.all([...this.links].map(([peer, l]) => within(l.shutdown(), STOP_STEP_MS, `link to ${peer}`).catch((e: Error) => problems.push(e.message))));
     await Promise.all(this.volumes.map((v) => within(v.device.flush(), STOP_STEP_MS, `flush of LUN ${v.lun}`).catch((e: Error) => problems.push(e.message))));
+    if (this.metadata) await within(this.metadata.device.flush(), STOP_STEP_MS, 'flush of the metadata volume').catch((e: Error) => problems.push(e.message));
     await closeVolumes(this.volumes).catch((e: Error) => problems.push(`closing volumes: ${e.message}`));
+    await this.metadata?.close().catch((e: Error) => problems.push(`closing the metadata volume: ${e.message}`));
     const code = problems.length > 0 && exitCode === EXIT_CLEAN ? EXIT_OPERATING_ERROR : exitCode;
     for (const p of problems) this.log.error({ problem: p }, 'stop: a part did not close cleanly');
     this.emit({ kind: 'process.stop', t: this.clock.now(), node: this.cfg.name, reason, exitCode: code, forced: false, queued });

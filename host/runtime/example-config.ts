@@ -18,4 +18,5 @@ export const EXAMPLE_CONFIG = {
   control: { path: '/run/mirrorlab/A.sock', connectionsMax: 16, requestsInFlightMax: 64, frameTimeoutMs: 10_000 },
   telemetry: '/var/log/mirrorlab/A.jsonl',
   shutdown: { drainMs: 5000 },
+  metadata: 'file:/var/lib/mirrorlab/a.meta:4MiB',
 };

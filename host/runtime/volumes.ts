@@ -2,7 +2,7 @@ import type { BlockDevice } from '../../firmware/ports/block-device.ts';
 import type { HostClock } from '../clock/clock.ts';
 import { buildArray } from '../disks/volume.ts';
 import { buildVolume, formatBytes, formatVolumeSpec, type Volume } from '../disks/volume-spec.ts';
-import type { LunSettings, LunVolume } from './config.ts';
+import type { ControllerProcessConfig, LunSettings, LunVolume } from './config.ts';
 
 /** A LUN's volume, opened: its device, how to describe it, and how to close it (releasing image locks). */
 export interface OpenVolume {
@@ -61,6 +61,20 @@ async function openLunVolume(l: LunSettings, opts: { controller: string; clock: 
       if (failed) throw failed.reason;
     },
   };
+}
+
+/** The controller's metadata volume, opened (docs/tag-tables.md, "Metadata format"): an image file locked while open, or a memory disk. */
+export interface OpenMetadataVolume {
+  device: BlockDevice;
+  /** The spec as the config named it. */
+  text: string;
+  close(): Promise<void>;
+}
+
+/** Opens the metadata volume a config names, like a LUN's (an image file is locked while it is open). */
+export async function openMetadataVolume(spec: ControllerProcessConfig['metadata'] & object, opts: { controller: string; clock: HostClock }): Promise<OpenMetadataVolume> {
+  const volume = await buildVolume(spec, { name: `${opts.controller}/metadata`, clock: opts.clock, faultOverlay: false });
+  return { device: volume.device, text: formatVolumeSpec(spec), close: () => volume.close() };
 }
 
 /** Closes every volume, even if one fails to close; then throws the first error. */

@@ -7,6 +7,9 @@
  * worker thread imports `planted-bugs-module.ts`), and `plant` returns the function that removes it.
  */
 import { RegionLockTable } from '../../firmware/locks/region-lock-table.ts';
+import { MetadataStore } from '../../firmware/metadata/metadata-store.ts';
+import { AreaReader } from '../../firmware/metadata/recovery.ts';
+import { RollbackSpill } from '../../firmware/logs/rollback-spill.ts';
 import { PeerLink } from '../../firmware/link/peer-link.ts';
 import { FrameFlag, NakReason } from '../../firmware/protocol/frame.ts';
 import { SourceChannel } from '../../firmware/mirror/source-channel.ts';
@@ -35,12 +38,21 @@ export type PlantedBug =
   /** The target grants an implied lock without asking the lock table, so the write lands under the server's local lock. */
   | 'target-forces-implied-lock'
   /** The target releases a write's implied lock as the write goes to the disk, before it is applied. */
-  | 'target-releases-implied-lock-early';
+  | 'target-releases-implied-lock-early'
+  /** The metadata store acknowledges a commit once written, without flushing the device's cache. */
+  | 'metadata-acks-before-flush'
+  /** The metadata store writes every checkpoint into slot 0, over the one recovery would fall back to. */
+  | 'metadata-checkpoint-one-slot'
+  /** Metadata recovery trusts any sealed record after the log's end, whatever its sequence number and position (stale laps of the ring included). */
+  | 'metadata-replays-stale-records'
+  /** The source channel sends a new write straight to the rollback log when it has room, ahead of older writes still in the spill. */
+  | 'spill-lets-writes-overtake';
 
 export const PLANTED_BUGS: readonly PlantedBug[] = [
   'target-applies-without-lock', 'source-drops-entry-before-ack', 'target-acks-before-write', 'target-reorders-writes',
   'source-ignores-naks-and-timeouts', 'supervisor-never-declares-down', 'supervisor-skips-probation', 'target-keeps-old-stream',
   'target-skips-implied-lock', 'target-forces-implied-lock', 'target-releases-implied-lock-early',
+  'metadata-acks-before-flush', 'metadata-checkpoint-one-slot', 'metadata-replays-stale-records', 'spill-lets-writes-overtake',
 ];
 
 /** How long `target-reorders-writes` holds a write back (ms). */
@@ -142,6 +154,17 @@ export function plant(bug: PlantedBug): () => void {
         if ((f.flags & FrameFlag.ImpliedLock) !== 0) this.releaseImplied(e.seq, f.lockId);
         return original.call(this, dev, e, f, ...rest);
       });
+    case 'metadata-acks-before-flush':
+      return patch(MetadataStore.prototype, 'flushDevice', () => async function () {});
+    case 'metadata-checkpoint-one-slot':
+      return patch(MetadataStore.prototype, 'checkpointSlot', () => () => 0);
+    case 'metadata-replays-stale-records':
+      return patch(AreaReader.prototype, 'recordVerdict', () => () => 'next');
+    case 'spill-lets-writes-overtake': {
+      const held = Object.getOwnPropertyDescriptor(RollbackSpill.prototype, 'active')!;
+      Object.defineProperty(RollbackSpill.prototype, 'active', { ...held, get: () => false });
+      return () => Object.defineProperty(RollbackSpill.prototype, 'active', held);
+    }
     case 'target-keeps-old-stream':
       return patch(TargetChannel.prototype, 'beginStream', (original) => function (this: { sourceSession: number; streamSource: number; ownerPeer: string; deps: { peer: string } }, session: number) {
         if (this.sourceSession === 0) return original.call(this, session);

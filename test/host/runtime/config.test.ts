@@ -49,6 +49,13 @@ describe('controller config', () => {
     expect(parseControllerConfig(config((x) => (x.limits = { nakRetryMs: 50 }))).limits.nakRetryMs).toBe(50);
     expect(c.control).toEqual({ path: null, connectionsMax: 16, requestsInFlightMax: 64, frameTimeoutMs: 10_000 });
     expect(c.shutdown.drainMs).toBe(5_000);
+    expect(c.metadata).toBeNull();
+  });
+
+  it('takes a metadata volume: a mem or file spec the metadata store can lay out (docs/tag-tables.md, "Bounds")', () => {
+    expect(parseControllerConfig(config((c) => (c.metadata = 'mem:4MiB'))).metadata).toEqual({ kind: 'mem', bytes: 4 << 20, sectorSize: 512 });
+    expect(parseControllerConfig(config((c) => (c.metadata = 'file:/tmp/a.meta:1MiB:sector=4096'))).metadata)
+      .toEqual({ kind: 'file', path: '/tmp/a.meta', bytes: 1 << 20, sectorSize: 4096 });
   });
 
   it('accepts the example it prints, every field in it', () => {
@@ -56,6 +63,7 @@ describe('controller config', () => {
     expect(c.luns[1]!.volume).toMatchObject({ kind: 'raid-over-files', level: 'raid1' });
     expect(c.limits.heartbeatMs).toBe(100);
     expect(c.telemetry).toBe('/var/log/mirrorlab/A.jsonl');
+    expect(c.metadata).toMatchObject({ kind: 'file', path: '/var/lib/mirrorlab/a.meta' });
   });
 
   it.each([
@@ -65,7 +73,7 @@ describe('controller config', () => {
     ['a wrong type', config((c) => (c.id = '1')), /^a\.json: id: must be a number, got "1"$/],
     ['a number out of range', config((c) => (c.id = 2 ** 32)), /^a\.json: id: must be at most 4294967295, got 4294967296$/],
     ['a fraction', config((c) => (c.luns[0].lun = 0.5)), /^a\.json: luns\[0\]\.lun: must be an integer, got 0\.5$/],
-    ['an unknown field', config((c) => (c.peer = [])), /^a\.json: \(top level\): unknown field "peer"; the fields here are name, id, onLockReject, luns, peers, supervision, limits, control, telemetry, shutdown$/],
+    ['an unknown field', config((c) => (c.peer = [])), /^a\.json: \(top level\): unknown field "peer"; the fields here are name, id, onLockReject, luns, peers, supervision, limits, control, telemetry, shutdown, metadata$/],
     ['an unknown nested field', config((c) => (c.luns[0].mirror.policy = 'x')), /^a\.json: luns\[0\]\.mirror: unknown field "policy"; the fields here are peer, mode$/],
     ['a bad mode', config((c) => (c.luns[0].mirror.mode = 'fast')), /^a\.json: luns\[0\]\.mirror\.mode: must be one of "sync", "speculative", "async", got "fast"$/],
     ['a bad policy', config((c) => (c.onLockReject = 'ignore')), /^a\.json: onLockReject: must be one of "halt-resume", "retransmit", got "ignore"$/],
@@ -93,6 +101,14 @@ describe('controller config', () => {
     ['an unknown limit', config((c) => (c.limits = { rollbackBytes: 1 })), /^a\.json: limits: unknown field "rollbackBytes"; the fields here are rollbackLogEntriesMax, /],
     ['a lock region that is not a power of two', config((c) => (c.luns[0].lockRegionSectors = 100)), /^a\.json: luns\[0\]\.lockRegionSectors: must be a power of two$/],
     ['a lock region larger than the volume', config((c) => (c.luns[0].lockRegionSectors = 16384)), /^a\.json: luns\[0\]\.lockRegionSectors: 16384 sectors is larger than the volume \(8192 sectors\)$/],
+    ['a metadata volume of another kind', config((c) => (c.metadata = 'raid1:2x1MiB')), /^a\.json: metadata: the metadata volume is a file:PATH:SIZE or mem:SIZE spec, not raid1$/],
+    ['a metadata volume that is no spec', config((c) => (c.metadata = 'meta.img')), /^a\.json: metadata: bad volume spec "meta\.img": unknown kind "meta\.img"/],
+    ['a metadata volume too small', config((c) => (c.metadata = 'mem:16KiB')), /^a\.json: metadata: a metadata area of 32 sectors \(16384 bytes\) is too small for 1 entries, 64 mirrors and 16 streams: .* need 37 sectors \(18944 bytes\)$/],
+    ['a metadata volume too large', config((c) => (c.metadata = 'mem:1GiB')), /^a\.json: metadata: a metadata area is at most 268435456 bytes; this one is 1073741824$/],
+    ['a LUN\'s image as the metadata volume', config((c) => {
+      c.luns[0].volume = 'file:/tmp/x.img:1MiB';
+      c.metadata = 'file:/tmp/x.img:1MiB';
+    }), /^a\.json: metadata: image \/tmp\/x\.img is already used by luns\[0\]\.volume; the metadata needs an image of its own$/],
     ['one image for two LUNs', config((c) => {
       c.luns[0].volume = 'file:/tmp/x.img:1MiB';
       c.luns[1].volume = { raid: 'raid1', members: ['file:/tmp/y.img:1MiB', 'file:/tmp/x.img:1MiB'] };
