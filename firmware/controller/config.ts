@@ -1,5 +1,6 @@
 import { MirrorlabError } from '../errors.ts';
 import type { RollbackSpill } from '../logs/rollback-spill.ts';
+import type { MetadataStoreOptions } from '../metadata/metadata-store.ts';
 import type { BlockDevice } from '../ports/block-device.ts';
 import { DEFAULT_PAYLOAD_BYTES_MAX } from '../protocol/frame.ts';
 import { LOCK_STYLES, LOCK_REJECT_POLICIES, MIRROR_MODES, type LockRejectPolicyName, type LockStyle, type MirrorMode } from '../mirror/types.ts';
@@ -78,6 +79,24 @@ export interface ControllerLimits {
   resyncChunkBytes: number;
   /** ...this many at once. */
   resyncChunksInFlightMax: number;
+  /**
+   * Most entries in one tag table (per mirror and role, docs/tag-tables.md, "Tag tables"). A table
+   * holds the writes the other side may not hold yet: in steady state those between a write's
+   * acceptance and its token's return (a few round trips' worth); while a mirror is suspended,
+   * every write since. A write that does not fit overflows the table: the next resync of its
+   * mirror copies everything.
+   */
+  tagEntriesMax: number;
+  /**
+   * A mirror whose link has been down this long is suspended (docs/tag-tables.md, "Suspension"):
+   * its hosts are acknowledged locally, its backlog is dropped, and its tag table names what
+   * differs until a resync after the link comes back.
+   */
+  suspendAfterMs: number;
+  /** A resync's table request, or its RESYNC_DONE, unanswered this long is sent again (docs/tag-tables.md, "Resync"). */
+  resyncRetryMs: number;
+  /** Most entries of a peer's tag table a resync takes; a peer whose table holds more gets a full copy. */
+  resyncEntriesMax: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<ControllerLimits> = {
@@ -108,6 +127,10 @@ export const DEFAULT_LIMITS: Readonly<ControllerLimits> = {
   lockRetryMs: 10,
   resyncChunkBytes: 1024 * 1024,
   resyncChunksInFlightMax: 4,
+  tagEntriesMax: 262_144,
+  suspendAfterMs: 5_000,
+  resyncRetryMs: 200,
+  resyncEntriesMax: 1_048_576,
 };
 
 export interface ControllerConfig {
@@ -124,6 +147,14 @@ export interface ControllerConfig {
    * per peer mirrored to; absent (or undefined for a peer): hosts wait when the log is full.
    */
   rollbackSpill?(peer: string): RollbackSpill | undefined;
+  /**
+   * The controller's metadata device (docs/tag-tables.md, "Metadata"): its tag tables, session,
+   * tag reservation and mirror states persist there, and a start recovers them
+   * ({@link StorageController.recover}). Absent: tables in memory only, a restart means a full resync.
+   */
+  metadata?: BlockDevice;
+  /** How the metadata store lays out its device (default: the whole device, bounds from its size). */
+  metadataOptions?: MetadataStoreOptions;
 }
 
 export class ConfigError extends MirrorlabError {
@@ -154,6 +185,7 @@ export function checkConfig(cfg: ControllerConfig): ControllerLimits {
   for (const [key, value] of Object.entries(limits)) {
     if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) throw new ConfigError(`limit ${key} must be a positive number, got ${String(value)}`);
   }
+  if (!Number.isSafeInteger(limits.tagEntriesMax)) throw new ConfigError(`limit tagEntriesMax must be a whole number of entries, got ${limits.tagEntriesMax}`);
   if (limits.rollbackLogBytesMax < limits.payloadBytesMax + 3 * 64) throw new ConfigError('rollbackLogBytesMax must hold at least one largest write with its LOCK and UNLOCK');
   if (limits.interruptionMs < 2 * limits.heartbeatMs) {
     throw new ConfigError(`interruptionMs (${limits.interruptionMs}) must be at least twice heartbeatMs (${limits.heartbeatMs}): one late heartbeat must not look like an interruption`);

@@ -12,6 +12,8 @@ export interface HostWriteContext {
   readonly telemetry: Telemetry;
   /** A write completed (successfully or not), just before its host is told. */
   finished(): void;
+  /** A mirrored write's target confirmed it (or refused it): it is no longer on its way through the mirror. */
+  mirrorDone?(lun: number, tag: number): void;
 }
 
 /**
@@ -56,6 +58,13 @@ export class HostWrite {
     this.finish();
   }
 
+  /** The write could not go to the disk at all (its tag-table entry could not be made durable): it fails whole. */
+  failWhole(error: unknown): void {
+    this.issued();
+    this.pending = 1;
+    this.finish(asMirrorlabError(error));
+  }
+
   protected finish(error?: MirrorlabError): void {
     if (error && !this.failure) this.failure = error;
     if (--this.pending > 0) return;
@@ -83,8 +92,20 @@ export class HostWrite {
   }
 }
 
-/** A host write to a mirrored LUN: it is also the write its source channel mirrors. */
+/**
+ * A host write to a mirrored LUN: it is also the write its source channel mirrors. Its local half
+ * is done, in sync and speculative mode, once the write is durable on the source's volume (the
+ * controller's group flush, docs/tag-tables.md, "Durability"); in async mode once it is on the
+ * disk, the flush following behind (the tag table needs it before the entry may go).
+ */
 export class MirroredHostWrite extends HostWrite implements ChannelWrite {
+  /** The local copy is flushed: with the target's token, the tag-table entry may go. */
+  durable = false;
+  /** The mirror was suspended before the target confirmed this write: the host was acknowledged locally. */
+  private suspendedAck = false;
+  /** Async: the mirror's half is done (the log took the write, or a suspension spared it the log). */
+  private admittedOnce = false;
+
   constructor(
     ctx: HostWriteContext, tag: number, lun: number, lba: number, count: number, data: Uint8Array, done: WriteDone,
     readonly mode: MirrorMode,
@@ -92,19 +113,40 @@ export class MirroredHostWrite extends HostWrite implements ChannelWrite {
     super(ctx, tag, lun, lba, count, data, done, 2);
   }
 
+  /** Whether the host's acknowledgement waits for the local flush (sync and speculative: docs/tag-tables.md, "Durability"). */
+  get waitsForFlush(): boolean {
+    return this.mode !== 'async';
+  }
+
   /** Async mode acknowledges the host once the rollback log has taken the write. */
   admitted(): void {
-    if (this.mode === 'async') this.finish();
+    if (this.mode !== 'async' || this.admittedOnce) return;
+    this.admittedOnce = true;
+    this.finish();
   }
 
   /** The other modes once the target confirmed it; in async mode the host has its ack already. */
   confirmed(error?: MirrorlabError): void {
+    this.ctx.mirrorDone?.(this.lun, this.tag);
     if (this.mode !== 'async') this.finish(error);
     else if (error) this.emitError(error);
   }
 
+  /**
+   * The mirror is suspended (docs/tag-tables.md, "Suspension"): the write is not mirrored now, its
+   * sectors stay named by the source's tag table, and the host is acknowledged on the local copy
+   * alone (`host.ack` mode `suspended`). In async mode the host has its ack already.
+   */
+  suspended(): void {
+    this.ctx.mirrorDone?.(this.lun, this.tag);
+    if (this.mode === 'async' && this.admittedOnce) return;
+    this.admittedOnce = true;
+    this.suspendedAck = true;
+    this.finish();
+  }
+
   protected override ackMode(): string {
-    return this.mode;
+    return this.suspendedAck ? 'suspended' : this.mode;
   }
 
   /** A refusal after the host was acknowledged is reported as this write's `host.error`; the reporter keeps no data. */

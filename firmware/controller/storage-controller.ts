@@ -9,12 +9,19 @@ import type { Clock } from '../ports/clock.ts';
 import type { LinkEndpoint } from '../ports/link.ts';
 import type { Random } from '../ports/random.ts';
 import type { Telemetry } from '../ports/telemetry.ts';
-import { FRAME_OVERHEAD_BYTES } from '../protocol/frame.ts';
+import { FRAME_OVERHEAD_BYTES, FrameType, RESYNC_ENTRIES_MAX, RESYNC_ENTRY_BYTES, type ResyncFrame } from '../protocol/frame.ts';
 import type { MirrorSyncState } from '../telemetry/events.ts';
+import type { MirrorTables, TableCounters } from '../tags/mirror-tables.ts';
+import type { MirrorRole } from '../tags/tag-table.ts';
 import { checkConfig, ConfigError, lockRegionSectorsOf, type ControllerConfig, type ControllerLimits, type LunConfig } from './config.ts';
+import { ControllerTables, type TableStatus } from './controller-tables.ts';
+import { GroupFlush } from './group-flush.ts';
+import { MetadataStore } from '../metadata/metadata-store.ts';
+import { sessionTagBase, TAG_RESERVATION, type ControllerMetadata, type OpenedMetadata } from './metadata.ts';
 import { LocalLock, RegionLockedError, type LocalLockHandle } from './local-lock.ts';
 import { asMirrorlabError, HostWrite, MirroredHostWrite, type HostWriteContext, type WriteDone } from './host-write.ts';
-import { MirrorResync } from './mirror-resync.ts';
+import { MirrorResync, type ResyncCounters } from './mirror-resync.ts';
+import { TableResponder, type ResponderCounters } from './table-responder.ts';
 import { WriteFence } from './write-fence.ts';
 
 export type { WriteDone } from './host-write.ts';
@@ -31,8 +38,17 @@ export interface PeerStatus {
     counters: LinkCounters;
     supervision: LinkSupervisionStats;
   };
-  /** The LUNs this controller mirrors to the peer, with their resynchronisation state. */
-  mirrors: { lun: number; state: MirrorSyncState; doneSectors: number; totalSectors: number }[];
+  /**
+   * The LUNs this controller mirrors to the peer, with their resynchronisation state, their resyncs'
+   * counters, why the peer's table was last refused and why a resync last stopped (docs/tag-tables.md, "Resync").
+   */
+  mirrors: {
+    lun: number; state: MirrorSyncState; doneSectors: number; totalSectors: number; resync: ResyncCounters; lastRefusal: string | null; lastAbort: string | null;
+  }[];
+  /** This controller's answers to the peer's resyncs (its tables of the peer's mirrors). */
+  resyncTarget: ResponderCounters;
+  /** The tag tables of the mirrors with this peer (docs/tag-tables.md), and their counters. */
+  tables: { entries: TableStatus[]; counters: TableCounters; tokensAwaited: number; tokensOutstanding: number };
 }
 
 interface Peer {
@@ -42,8 +58,12 @@ interface Peer {
   target: TargetChannel;
   /** Resynchronisation of each LUN mirrored to this peer. */
   resyncs: Map<number, MirrorResync>;
+  /** The target's side of the peer's resyncs: its table exchanges. */
+  responder: TableResponder;
   /** We restarted and the peer said so: our mirrors to it were marked for resync (once per session). */
   restartSeen: boolean;
+  /** The link has been down since this timer was set; it suspends the mirrors when it fires (docs/tag-tables.md, "Suspension"). */
+  suspendTimer: unknown;
 }
 
 /** What a controller runs on: its clock, its telemetry, and a random source (its session id comes from it). */
@@ -95,14 +115,27 @@ export class StorageController {
   private readonly fences = new Map<number, WriteFence>();
   private readonly locks: RegionLockTable;
   private readonly writeContext: HostWriteContext;
+  private readonly tables: ControllerTables;
+  private readonly flushes = new Map<BlockDevice, GroupFlush>();
+  /** The metadata store (null: no metadata device, tables in memory only). */
+  private readonly metadata: ControllerMetadata | null;
+  /** Highest tag used so far, and (with a metadata device) the first tag not yet reserved. */
   private tags = 0;
+  /** Per mirrored LUN, how many host writes of each tag are on their way through the mirror (kept only with tag tables). */
+  private readonly inMirror = new Map<number, Map<number, number>>();
+  private tagsReserved = Infinity;
   private localLocks = 0;
   private writesInFlight = 0;
   private started = false;
   private stopped = false;
   private failed: unknown = null;
 
-  constructor(private readonly cfg: ControllerConfig, private readonly ports: ControllerPorts) {
+  /**
+   * `opened`: the controller's metadata store, opened and recovered beforehand (docs/tag-tables.md,
+   * "Metadata"); see {@link StorageController.recover} for building one from a metadata device.
+   * Without it the tables live in memory only and a restart means a full resync.
+   */
+  constructor(private readonly cfg: ControllerConfig, private readonly ports: ControllerPorts, opened?: OpenedMetadata) {
     this.limits = checkConfig(cfg);
     this.name = cfg.name;
     this.session = drawSessionId(ports.random);
@@ -112,7 +145,33 @@ export class StorageController {
       if (l.mirror) this.wire.set(l.lun, { implied: l.mirror.locks === 'implied', batch: l.mirror.batch === true });
     }
     this.locks = new RegionLockTable({ locksMax: this.limits.locksMax, localWaitersMax: this.limits.localLockWaitersMax });
-    this.writeContext = { node: this.name, clock: ports.clock, telemetry: ports.telemetry, finished: () => this.writesInFlight-- };
+    this.writeContext = {
+      node: this.name, clock: ports.clock, telemetry: ports.telemetry, finished: () => this.writesInFlight--,
+      mirrorDone: (lun, tag) => this.leftMirror(lun, tag),
+    };
+    this.metadata = opened?.store ?? null;
+    this.tables = new ControllerTables(this.limits.tagEntriesMax, this.metadata, (key) => this.mirrorMeta(key.peer, key.lun, key.role));
+    // Tags never used before (docs/tag-tables.md, "Tag tables"): above what the metadata reserved,
+    // or, with none recovered (no device, or a blank one), from this session's own block.
+    const recovered = opened !== undefined && !opened.recovered.blank;
+    this.tags = (recovered ? Math.max(1, opened.recovered.tagBase) : sessionTagBase(this.session)) - 1;
+    this.recovered = opened?.recovered ?? null;
+    for (const l of cfg.luns) if (l.mirror) this.inMirror.set(l.lun, new Map());
+  }
+
+  /** What the metadata store recovered at start (applied to the tables as peers connect), or null. */
+  private readonly recovered: OpenedMetadata['recovered'] | null;
+
+  /**
+   * A controller with its metadata recovered (docs/tag-tables.md, "Metadata"): the metadata device
+   * of `cfg` is opened and read first (a torn or unchecked tail is ignored, never trusted), then
+   * the controller is built on what it held. Without a metadata device, the same as the constructor.
+   * Rejects with a typed error for a device too small for the store, and with the device's errors.
+   */
+  static async recover(cfg: ControllerConfig, ports: ControllerPorts): Promise<StorageController> {
+    if (cfg.metadata === undefined) return new StorageController(cfg, ports);
+    const opened = await MetadataStore.open(cfg.metadata, cfg.metadataOptions ?? {});
+    return new StorageController(cfg, ports, opened);
   }
 
   /** Connect to a peer over `endpoint`. Every peer a LUN mirrors to must be connected before `start`. */
@@ -125,6 +184,7 @@ export class StorageController {
     const late: { link?: PeerLink } = {};
     const base = { node: this.name, peer, clock, telemetry, onError };
     const mirrored = this.cfg.luns.filter((l) => l.mirror?.peer === peer);
+    this.tables.addPeer(peer, this.cfg.luns);
     const source = mirrored.length > 0
       ? new SourceChannel(
           {
@@ -133,7 +193,7 @@ export class StorageController {
             ackTimeout: { initialMs: L.ackTimeoutInitialMs, minMs: L.ackTimeoutMinMs, maxMs: L.ackTimeoutMaxMs },
             haltProbeMs: L.haltProbeMs, lockRetryDelayMs: L.lockRetryDelayMs, grantProbeMs: L.grantProbeMs,
             regionSectors: (lun) => this.regionSectors(lun),
-            wire: (lun) => this.wireOf(lun), batchBytesMax: L.payloadBytesMax, spill: this.cfg.rollbackSpill?.(peer),
+            wire: (lun) => this.wireOf(lun), batchBytesMax: L.payloadBytesMax, tokens: this.tables.sourceDeps(peer), spill: this.cfg.rollbackSpill?.(peer),
           },
           { ...base, session: this.session, send: (bytes, retransmit) => late.link!.sendStream(bytes, retransmit) },
         )
@@ -142,11 +202,15 @@ export class StorageController {
       {
         commitLogEntriesMax: L.commitLogEntriesMax, commitLogBytesMax: L.commitLogBytesMax, ackDelayMs: L.ackDelayMs, nakRetryMs: L.nakRetryMs,
         lockRetryMs: L.lockRetryMs, policy: this.cfg.onLockReject, locksWindow: () => this.locksWindow(),
+        tokens: this.tables.targetDeps(peer, (luns, done) => this.makeDurable(luns, done)),
       },
       { ...base, send: (bytes) => late.link!.sendControl(bytes), locks: this.locks, device: (lun) => this.copyOf(lun, peer) },
     );
-    const resyncs = new Map(mirrored.map((l) => [l.lun, this.resyncFor(l, peer, source!)] as const));
-    const entry: Peer = { name: peer, link: null as unknown as PeerLink, source, target, resyncs, restartSeen: false };
+    const resyncs = new Map(mirrored.map((l) => [l.lun, this.resyncFor(l, peer, source!, (bytes) => late.link!.sendControl(bytes))] as const));
+    const responder = new TableResponder({
+      table: (lun) => this.tablesOf(peer, lun, 'target'), device: (lun) => this.copyOf(lun, peer), send: (bytes) => late.link!.sendControl(bytes),
+    });
+    const entry: Peer = { name: peer, link: null as unknown as PeerLink, source, target, resyncs, responder, restartSeen: false, suspendTimer: null };
     const link = new PeerLink(
       {
         controllerId: this.cfg.id, session: this.session, payloadBytesMax: L.payloadBytesMax, controlQueueMax: L.controlQueueMax,
@@ -157,45 +221,178 @@ export class StorageController {
       source,
       target,
       {
-        peerRestarted: () => this.markResync(entry),
+        peerRestarted: () => {
+          responder.reset();
+          this.markResync(entry, `${peer} restarted`);
+        },
         weRestarted: () => {
           if (entry.restartSeen) return;
           entry.restartSeen = true;
-          this.markResync(entry);
+          // Without recovered metadata our tables may lack what the previous start held.
+          if (this.recovered === null || this.recovered.blank) for (const t of this.tables.ofPeer(peer)) t.markLost();
+          this.markResync(entry, `${this.name} restarted`);
         },
-        linkUp: () => {
-          for (const r of resyncs.values()) r.linkUp();
-        },
+        linkUp: (features) => this.peerUp(entry, features),
+        linkDown: () => this.peerDown(entry),
+        resyncFrame: (f) => this.onResyncFrame(entry, f),
       },
     );
     late.link = entry.link = link;
     this.peers.set(peer, entry);
+    this.recoverTables(peer);
   }
 
-  private resyncFor(l: LunConfig, peer: string, source: SourceChannel): MirrorResync {
+  private resyncFor(l: LunConfig, peer: string, source: SourceChannel, send: (bytes: Uint8Array) => void): MirrorResync {
     const L = this.limits;
     const sectorSize = l.device.sectorSize;
+    const inMirror = this.inMirror.get(l.lun);
     return new MirrorResync(
       {
         node: this.name, peer, lun: l.lun, mode: l.mirror!.mode,
         chunkSectors: Math.max(1, Math.floor(Math.min(L.resyncChunkBytes, L.payloadBytesMax) / sectorSize)),
-        chunksInFlightMax: L.resyncChunksInFlightMax,
+        chunksInFlightMax: L.resyncChunksInFlightMax, retryMs: L.resyncRetryMs, peerEntriesMax: L.resyncEntriesMax,
+        // As many entries as one RESYNC_DATA our decoder takes can carry.
+        entriesPerRequest: Math.min(RESYNC_ENTRIES_MAX, Math.floor(L.payloadBytesMax / RESYNC_ENTRY_BYTES)),
       },
       {
         clock: this.ports.clock, telemetry: this.ports.telemetry, device: l.device, fence: this.fences.get(l.lun)!,
         submit: (w) => source.submit(w),
         failed: (error) => this.fail(error),
+        table: () => this.tablesOf(peer, l.lun, 'source'),
+        inMirror: (tag) => inMirror?.has(tag) === true,
+        send,
       },
     );
   }
 
-  private markResync(p: Peer): void {
-    for (const r of p.resyncs.values()) r.markNeeded();
-    if (p.link.isUp) for (const r of p.resyncs.values()) r.linkUp();
+  private markResync(p: Peer, reason: string): void {
+    for (const r of p.resyncs.values()) r.markNeeded(reason);
+  }
+
+  /**
+   * A frame of a table exchange: a request or the end of one is about the peer's mirror, whose copy
+   * is here (the responder's); data and acknowledgements answer a resync of ours. One about a LUN
+   * this controller does not mirror to the peer is counted and dropped.
+   */
+  private onResyncFrame(p: Peer, f: ResyncFrame): void {
+    if (f.type === FrameType.ResyncRequest) return p.responder.onRequest(f);
+    if (f.type === FrameType.ResyncDone) return p.responder.onDone(f);
+    const r = p.resyncs.get(f.lun);
+    if (r !== undefined) r.onFrame(f);
+    else p.responder.counters.framesIgnored++;
+  }
+
+  /** A mirrored write is no longer on its way through the mirror: confirmed, refused, or left behind by a suspension. */
+  private leftMirror(lun: number, tag: number): void {
+    const tags = this.inMirror.get(lun);
+    const n = tags?.get(tag) ?? 0;
+    if (n > 1) tags!.set(tag, n - 1);
+    else tags?.delete(tag);
+  }
+
+  // ---- suspension (docs/tag-tables.md, "Suspension") ----------------------------------------
+
+  /** The link to `p` went down: its mirrors are suspended if it stays down for `suspendAfterMs`. */
+  private peerDown(p: Peer): void {
+    // Exchanges end with the link; a resync under way stops (docs/tag-tables.md, "Resync").
+    p.responder.reset();
+    for (const r of p.resyncs.values()) r.linkDown();
+    if (p.suspendTimer !== null || p.source === null || p.source.isSuspended) return;
+    p.suspendTimer = this.ports.clock.setTimeout(() => {
+      p.suspendTimer = null;
+      this.suspend(p);
+    }, this.limits.suspendAfterMs);
+  }
+
+  /**
+   * Suspend the mirrors to `p`: their hosts are acknowledged locally, the stream's backlog goes,
+   * and the source's tag tables name what differs until the resync after the link is back. Only
+   * with a peer that offers tokens (feature `tags`): with any other the tables are not kept, and
+   * hosts wait for the link as they always did.
+   */
+  private suspend(p: Peer): void {
+    if (!p.link.tagsOffered || p.link.isUp || this.stopped) return;
+    for (const r of p.resyncs.values()) r.suspend();
+    p.source!.suspend();
+    for (const t of this.tables.ofPeer(p.name)) if (t.key.role === 'source') t.persistMeta();
+  }
+
+  /**
+   * The link to `p` is up, with the features both sides implement: no suspension is due; a
+   * suspended mirror resumes and needs a resync; a resync needed starts.
+   */
+  private peerUp(p: Peer, features: number): void {
+    if (p.suspendTimer !== null) this.ports.clock.clearTimeout(p.suspendTimer);
+    p.suspendTimer = null;
+    // A peer without tokens: no table is kept with it (what went in before its HELLO said so is void).
+    if (!p.link.tagsOffered) for (const t of this.tables.ofPeer(p.name)) if (t.trusted) t.forget();
+    if (p.source?.isSuspended) {
+      p.source.resume();
+      for (const r of p.resyncs.values()) if (r.state === 'suspended') r.markNeeded('the mirror was suspended');
+    }
+    for (const r of p.resyncs.values()) r.linkUp(features);
+  }
+
+  // ---- tables and durability (docs/tag-tables.md) ---------------------------------------------
+
+  /**
+   * The tag table of the mirror of `lun` with `peer`, on this controller's side `role`, and whether
+   * it can be trusted (`trusted`: never lost since it was last known complete). Undefined if no
+   * such mirror can exist here (an unknown peer or LUN, or the wrong role).
+   */
+  tablesOf(peer: string, lun: number, role: MirrorRole): MirrorTables | undefined {
+    return this.tables.get(peer, lun, role);
+  }
+
+  /** The persisted state of a mirror: its resync state on the source, in sync on the target. */
+  private mirrorMeta(peer: string, lun: number, role: MirrorRole): { state: MirrorSyncState; doneSectors: number } {
+    const r = role === 'source' ? this.peers.get(peer)?.resyncs.get(lun) : undefined;
+    return r ? { state: r.state, doneSectors: r.progress.doneSectors } : { state: 'in-sync', doneSectors: 0 };
+  }
+
+  /** Recovered entries and overflow flags of `peer`'s mirrors go into its tables. */
+  private recoverTables(peer: string): void {
+    for (const m of this.recovered?.mirrors ?? []) {
+      if (m.key.peer !== peer) continue;
+      this.tables.get(peer, m.key.lun, m.key.role)?.recover(m.entries, m.meta.overflowed);
+    }
+  }
+
+  /** The group flush of `dev` (docs/tag-tables.md, "Durability"). */
+  private flusher(dev: BlockDevice): GroupFlush {
+    let f = this.flushes.get(dev);
+    if (f === undefined) this.flushes.set(dev, (f = new GroupFlush(dev)));
+    return f;
+  }
+
+  /**
+   * Make what was applied to `luns` durable, then the metadata: what a target does before its
+   * token watermark moves (docs/tag-tables.md, "Tokens").
+   */
+  private makeDurable(luns: ReadonlySet<number>, done: (error?: unknown) => void): void {
+    let left = luns.size;
+    let failure: unknown = undefined;
+    const flushed = (error?: unknown): void => {
+      failure ??= error;
+      if (--left > 0) return;
+      if (failure !== undefined || this.metadata === null) return done(failure);
+      this.metadata.commit().then(() => done(), (error: unknown) => done(error ?? new Error('metadata commit failed')));
+    };
+    for (const lun of luns) {
+      const dev = this.luns.get(lun)?.device;
+      if (dev === undefined) flushed();
+      else this.flusher(dev).after(flushed);
+    }
   }
 
   start(): void {
     assert(!this.started, 'controller already started');
+    if (this.metadata !== null) {
+      // This start's session, and the tags it may use, go into the first commit (before any write's data).
+      this.metadata.setSession(this.session);
+      this.tagsReserved = this.tags + 1 + TAG_RESERVATION;
+      this.metadata.reserveTags(this.tagsReserved);
+    }
     for (const l of this.cfg.luns) {
       if (l.mirror) assert(this.peers.has(l.mirror.peer), `LUN ${l.lun} mirrors to ${l.mirror.peer}, which is not connected`);
     }
@@ -205,6 +402,12 @@ export class StorageController {
     this.started = true;
     const t = this.ports.telemetry;
     if (t.enabled) t.emit({ kind: 'controller.start', t: this.ports.clock.now(), node: this.name, session: this.session });
+    const r = this.recovered;
+    if (r !== null && t.enabled) {
+      const entries = r.mirrors.reduce((n, m) => n + m.entries.length, 0);
+      t.emit({ kind: 'metadata.recovered', t: this.ports.clock.now(), node: this.name, records: r.records, discarded: r.discarded, entries, blank: r.blank });
+    }
+    for (const p of this.peers.values()) for (const r of p.resyncs.values()) r.controllerStarted();
     for (const p of this.peers.values()) {
       p.source?.start();
       p.target.start();
@@ -215,9 +418,13 @@ export class StorageController {
   stop(): void {
     this.stopped = true;
     for (const p of this.peers.values()) {
+      if (p.suspendTimer !== null) this.ports.clock.clearTimeout(p.suspendTimer);
+      p.suspendTimer = null;
       p.link.stop();
       p.source?.stop();
       p.target.stop();
+      p.responder.stop();
+      for (const r of p.resyncs.values()) r.stop();
     }
   }
 
@@ -258,12 +465,20 @@ export class StorageController {
     const mirror = cfg!.mirror;
     this.writesInFlight++;
     if (mirror) {
+      const inMirror = this.inMirror.get(lun);
+      if (inMirror !== undefined) inMirror.set(tag, (inMirror.get(tag) ?? 0) + 1);
       const write = new MirroredHostWrite(this.writeContext, tag, lun, lba, count, data, done, mirror.mode);
-      const source = this.peers.get(mirror.peer)!.source!;
-      const fence = this.fences.get(lun)!;
-      // An overlapping write still on the disk, or a resync copying this range, holds it back.
-      if (fence.blocks(lba, count)) fence.hold(lba, count, () => this.startMirrored(dev, fence, source, write));
-      else this.startMirrored(dev, fence, source, write);
+      const peer = this.peers.get(mirror.peer)!;
+      this.enter(peer, write);
+      // With a metadata store the entry is durable before the data goes anywhere (docs/tag-tables.md, "Tag tables").
+      if (this.metadata === null) this.fenced(dev, peer.source!, write);
+      else {
+        this.metadata.commit().then(() => this.fenced(dev, peer.source!, write), (error: unknown) => {
+          if (this.stopped) return;
+          this.leftMirror(lun, tag); // it never reaches the mirror
+          write.failWhole(error ?? new Error('metadata commit failed'));
+        });
+      }
     } else {
       const write = new HostWrite(this.writeContext, tag, lun, lba, count, data, done);
       write.issued();
@@ -271,12 +486,45 @@ export class StorageController {
     }
   }
 
+  /**
+   * A mirrored write enters the source's tag table when it is accepted (unless the peer keeps no
+   * tokens with us: then no table is kept); with a metadata store, its tag is reserved there too.
+   */
+  private enter(p: Peer, w: MirroredHostWrite): void {
+    const table = this.tables.get(p.name, w.lun, 'source');
+    if (table === undefined || !(p.link.tagsOffered || p.link.peerSession === 0)) return;
+    table.add({ tag: w.tag, lun: w.lun, lba: w.lba, count: w.count });
+    if (this.metadata !== null && w.tag >= this.tagsReserved) {
+      this.tagsReserved = w.tag + TAG_RESERVATION;
+      this.metadata.reserveTags(this.tagsReserved);
+    }
+  }
+
+  /** An overlapping write still on the disk, or a resync copying this range, holds it back. */
+  private fenced(dev: BlockDevice, source: SourceChannel, write: MirroredHostWrite): void {
+    if (this.stopped) return;
+    const fence = this.fences.get(write.lun)!;
+    if (fence.blocks(write.lba, write.count)) fence.hold(write.lba, write.count, () => this.startMirrored(dev, fence, source, write));
+    else this.startMirrored(dev, fence, source, write);
+  }
+
+  /**
+   * The local write and the mirrored one start together. The local half is done once the write is
+   * durable (sync, speculative) or on the disk (async); either way a group flush follows, after
+   * which the write's tag-table entry may go once its token is in (docs/tag-tables.md, "Durability").
+   */
   private startMirrored(dev: BlockDevice, fence: WriteFence, source: SourceChannel, write: MirroredHostWrite): void {
     write.issued();
     const token = fence.started(write.lba, write.count);
     submitWrite(dev, write.lba, write.data, (err) => {
       fence.finished(token);
-      write.localWritten(err);
+      if (err !== undefined) return write.localWritten(err);
+      if (!write.waitsForFlush) write.localWritten(undefined);
+      this.flusher(dev).after((error) => {
+        write.durable = error === undefined;
+        if (write.waitsForFlush) write.localWritten(error);
+        if (write.durable) source.localDurable();
+      });
     });
     source.submit(write);
   }
@@ -375,8 +623,22 @@ export class StorageController {
       source: p.source ? { state: p.source.state, rollbackLog: p.source.rollbackLog, openSessions: p.source.openSessions, counters: { ...p.source.counters } } : null,
       target: { state: p.target.state, commitLog: p.target.commitLog, heldEarly: p.target.heldEarly, counters: { ...p.target.counters } },
       link: { state: p.link.state, peerSession: p.link.peerSession, connections: p.link.connections, counters: { ...p.link.counters }, supervision: p.link.supervision },
-      mirrors: [...p.resyncs].map(([lun, r]) => ({ lun, state: r.state, ...r.progress })),
+      mirrors: [...p.resyncs].map(([lun, r]) => ({
+        lun, state: r.state, ...r.progress, resync: { ...r.counters }, lastRefusal: r.lastRefusal, lastAbort: r.lastAbort,
+      })),
+      resyncTarget: { ...p.responder.counters },
+      tables: {
+        entries: this.tables.statusOf(p.name), counters: { ...this.tables.countersOf(p.name), flushes: this.flushCount() },
+        tokensAwaited: p.source?.tokensAwaited ?? 0, tokensOutstanding: p.target.tokensOutstanding,
+      },
     }));
+  }
+
+  /** Flushes this controller issued to its volumes (group flushes: each served every write completed before it). */
+  private flushCount(): number {
+    let n = 0;
+    for (const f of this.flushes.values()) n += f.count;
+    return n;
   }
 
   /** Chart events processed by this controller's charts (docs/design.md 2.2's budget). */
@@ -405,6 +667,8 @@ export class StorageController {
       if (s.source) t.emit({ kind: 'counters', t: now, node: this.name, role: 'source', peer: s.peer, counters: s.source.counters });
       t.emit({ kind: 'counters', t: now, node: this.name, role: 'target', peer: s.peer, counters: s.target.counters });
       t.emit({ kind: 'counters', t: now, node: this.name, role: 'link', peer: s.peer, counters: s.link.counters });
+      t.emit({ kind: 'counters', t: now, node: this.name, role: 'tags', peer: s.peer, counters: s.tables.counters });
+      t.emit({ kind: 'counters', t: now, node: this.name, role: 'resync', peer: s.peer, counters: resyncCounters(s) });
     }
   }
 
@@ -477,4 +741,15 @@ export class StorageController {
     const t = this.ports.telemetry;
     if (t.enabled) t.emit({ kind: 'local.lock', t: this.ports.clock.now(), node: this.name, result, id, lun, lba, count, mode });
   }
+}
+
+/**
+ * The resync counters of one peer in one flat record (docs/tag-tables.md, "Resync"): this
+ * controller's resyncs of the LUNs it mirrors there, summed, and its answers to the peer's.
+ */
+function resyncCounters(s: PeerStatus): Record<string, number> {
+  const sum: Record<string, number> = {};
+  for (const m of s.mirrors) for (const [k, v] of Object.entries(m.resync)) sum[k] = (sum[k] ?? 0) + v;
+  for (const [k, v] of Object.entries(s.resyncTarget)) sum[`target.${k}`] = v;
+  return sum;
 }

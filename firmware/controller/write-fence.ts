@@ -53,6 +53,14 @@ export class WriteFence {
     if (this.held.length > 0) this.release();
   }
 
+  /**
+   * The host writes on the disk now, as [lba, end) spans (a copy): a resync that flushes the disk
+   * sets aside what was still on its way, which the flush does not cover (docs/tag-tables.md, "Resync").
+   */
+  inflightSpans(): { lba: number; end: number }[] {
+    return this.inflight.map((s) => ({ lba: s.lba, end: s.end }));
+  }
+
   /** Fence [lba, lba + count): `quiet` runs once no host write to it is on the disk. */
   close(lba: number, count: number, quiet: () => void): void {
     this.fences.push({ lba, end: lba + count, quiet });

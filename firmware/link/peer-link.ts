@@ -9,8 +9,9 @@ import { decodeFrame } from '../protocol/decoder.ts';
 import { encodeFrame, encodedLength } from '../protocol/encode.ts';
 import { FrameError } from '../protocol/errors.ts';
 import {
-  BATCH_BYTES_MAX_MIN, FEATURE_BITS, FEATURES_IMPLEMENTED, FrameFlag, FrameType, LockRejectPolicy, featureNames, frameTypeName, isStreamFrame,
-  type BatchFrame, type Frame, type HeartbeatFrame, type HelloFrame, type ResponseFrame,
+  BATCH_BYTES_MAX_MIN, FEATURE_BITS, FEATURES_IMPLEMENTED, FrameFlag, FrameType, LockRejectPolicy, featureNames, frameTypeName, isResyncFrame,
+  isResyncFrameType, isStreamFrame, type BatchFrame, type Frame, type HeartbeatFrame, type HeartbeatTags, type HelloFrame, type ResponseFrame,
+  type ResyncFrame,
 } from '../protocol/frame.ts';
 import { OFF_LUN, OFF_SEQ, OFF_TYPE, readU16, readU32, readU64 } from '../protocol/layout.ts';
 import type { LinkSupervisionEvent } from '../telemetry/events.ts';
@@ -39,8 +40,12 @@ export interface PeerLinkHooks {
   peerRestarted(): void;
   /** The peer says it knew an earlier session of ours: we restarted, and our mirrors to it need resynchronising. */
   weRestarted(): void;
-  /** The link came up (connections ready, HELLOs exchanged). */
-  linkUp(): void;
+  /** The link came up (connections ready, HELLOs exchanged); `features`: what both sides implement. */
+  linkUp(features: number): void;
+  /** The link went down (the supervisor declared it: silence, or the peer restarted). */
+  linkDown(): void;
+  /** A frame of a resync's table exchange (feature `resync`, docs/tag-tables.md "Resync"). */
+  resyncFrame(f: ResyncFrame): void;
 }
 
 export function newLinkCounters() {
@@ -108,6 +113,8 @@ export class PeerLink implements LinkSupervisorControl {
   private readonly helloAsked = new Map<number, { atMs: number; sends: number }>();
   /** The smallest round trip a HELLO handshake measured: the path's, idle (Infinity: none yet). */
   private pathRttMs = Infinity;
+  /** The features of the peer's last HELLO (0 before the first). */
+  private peerFeatures = 0;
 
   constructor(
     private readonly cfg: PeerLinkConfig,
@@ -168,6 +175,11 @@ export class PeerLink implements LinkSupervisorControl {
   /** The peer's current session (0 if never heard). */
   get peerSession(): number {
     return this.sessions.current;
+  }
+
+  /** Both sides offer tokens (feature `tags`), as the peer's last HELLO said (docs/tag-tables.md, "Tokens"). */
+  get tagsOffered(): boolean {
+    return (this.peerFeatures & this.features & FEATURE_BITS.tags) !== 0;
   }
 
   /** Per connection: its state and when it was last heard. */
@@ -248,10 +260,10 @@ export class PeerLink implements LinkSupervisorControl {
       sessionId: hello.sessionId, confirmedSeq: hello.seq, peerSession: hello.peerSession,
       windowBytes: hello.windowBytes, windowEntries: hello.windowEntries, locksWindow: hello.locksWindow,
       features: hello.features & this.features, batchBytesMax: Math.min(hello.batchBytesMax ?? 0, this.cfg.payloadBytesMax),
-      pathRttMs: this.pathRttMs,
+      pathRttMs: this.pathRttMs, ...(hello.peerStream !== undefined && hello.seq > 0 ? { peerStream: hello.peerStream } : {}),
     });
     this.supervise('up', `${this.conns.ready().length} of ${this.conns.size} connections ready`);
-    this.hooks.linkUp();
+    this.hooks.linkUp(hello.features & this.features);
   }
 
   announceDown(reason: string): void {
@@ -264,6 +276,7 @@ export class PeerLink implements LinkSupervisorControl {
     this.supervise('down', reason);
     this.source?.linkDown();
     this.target.linkDown();
+    this.hooks.linkDown();
   }
 
   setProbing(on: boolean): void {
@@ -384,6 +397,7 @@ export class PeerLink implements LinkSupervisorControl {
     }
     if (isStreamFrame(f)) this.target.onStreamFrame(f, bytes, conn);
     else if (f.type === FrameType.Batch) this.onBatch(f, conn);
+    else if (isResyncFrame(f)) this.hooks.resyncFrame(f);
     else if (this.source && this.up) this.source.onResponse(f as ResponseFrame);
     else this.counters.unexpected++; // a response with no stream of ours to answer, or while down
   }
@@ -394,6 +408,7 @@ export class PeerLink implements LinkSupervisorControl {
    * sequence, holds early ones and NAKs gaps entry by entry (docs/implied-locks.md).
    */
   private onBatch(f: BatchFrame, conn: number): void {
+    if (f.tokensBack !== undefined) this.target.onTokensBack(f.tokensBack);
     for (const e of f.entries) this.target.onStreamFrame(e, encodedLength(e), conn);
   }
 
@@ -418,7 +433,9 @@ export class PeerLink implements LinkSupervisorControl {
     }
     const c = this.conns.at(conn)!;
     const type = e.type;
-    const response = type === FrameType.Ack || type === FrameType.Nak || type === FrameType.LockGranted || type === FrameType.LockRejected;
+    // A resync frame is asked for again by whoever waits for it (its request's retry): it is no stream entry to NAK.
+    const response = type === FrameType.Ack || type === FrameType.Nak || type === FrameType.LockGranted || type === FrameType.LockRejected
+      || (type !== undefined && isResyncFrameType(type));
     if (c.state === 'ready' && !response && type !== FrameType.Hello && type !== FrameType.Heartbeat) this.target.onCorrupt(conn, e.seq);
   }
 
@@ -437,9 +454,25 @@ export class PeerLink implements LinkSupervisorControl {
       t.emit({ kind: 'heartbeat.received', t: now, node: this.deps.node, peer: this.deps.peer, session: f.sessionId, counter: f.seq, confirmedSeq: f.confirmedSeq, gapMs });
     }
     if ((f.flags & FrameFlag.Probe) !== 0) this.sendHeartbeat({ reschedule: false });
-    // Our stream's progress as the target sees it: as good as an ACK, if it is about this stream.
-    if (this.up && this.source && f.peerSession === this.cfg.session && this.source.targetSession === f.sessionId) this.source.onPeerConfirmed(f.confirmedSeq);
+    this.heartbeatStreams(f);
     this.chart?.send({ type: 'heartbeat.heard' });
+  }
+
+  /**
+   * What a heartbeat says about the streams (docs/tag-tables.md, "Tokens"). About ours: how far the
+   * target confirmed it (as good as an ACK) and its token watermark, if it names this stream (our
+   * session, its session as our stream's target, and with `tags` our stream's number). About the
+   * peer's stream to us: the tokens it has back, if it names the stream we hold.
+   */
+  private heartbeatStreams(f: HeartbeatFrame): void {
+    if (f.peerSession !== this.cfg.session) return;
+    const tags = f.tags;
+    const source = this.source;
+    if (this.up && source && source.targetSession === f.sessionId && (tags === undefined || tags.peerStream === source.stream)) {
+      source.onPeerConfirmed(f.confirmedSeq);
+      if (tags !== undefined) source.onPeerTokens(tags.tokens);
+    }
+    if (tags !== undefined && this.target.sourceSession === f.sessionId && this.target.stream === tags.stream) this.target.onTokensBack(tags.tokensBack);
   }
 
   private onHello(c: Connection, f: HelloFrame): void {
@@ -458,12 +491,14 @@ export class PeerLink implements LinkSupervisorControl {
     if ((f.flags & FrameFlag.PeerRestarted) !== 0) this.hooks.weRestarted();
     const first = c.peerHello === null;
     c.peerHello = f;
+    this.peerFeatures = f.features;
+    this.target.setTags(this.tagsOffered);
     this.cancelHello(c);
     this.timeHandshake(c.index, f);
     if ((f.flags & FrameFlag.Retransmit) !== 0) this.sayHello(c);
     if (!first || c.state === 'ready') return;
     c.state = 'ready';
-    this.target.beginStream(f.sessionId);
+    this.target.beginStream(f.sessionId, f.stream ?? 0);
     this.target.connectionsReady(this.conns.ready());
     this.chart?.send({ type: 'connection.ready', conn: c.index });
     if (this.up) this.source?.writable();
@@ -509,6 +544,8 @@ export class PeerLink implements LinkSupervisorControl {
       features: this.features, requiredFeatures: 0, connection: c.index, connections: this.conns.size, peerSession,
       // The largest BATCH our decoder takes (feature `batch`): its payload bound, as for WRITE data.
       ...((this.features & FEATURE_BITS.batch) !== 0 ? { batchBytesMax: this.cfg.payloadBytesMax } : {}),
+      // Feature `tags`: our stream's number, and the number of the peer's stream `seq` is about.
+      ...((this.features & FEATURE_BITS.tags) !== 0 ? { stream: this.source?.stream ?? 0, peerStream: confirmed > 0 ? this.target.stream : 0 } : {}),
     });
     const sent = this.deps.endpoint.send(c.index, bytes);
     if (sent && this.deps.telemetry.enabled) this.emitSent(bytes, false, c.index);
@@ -547,10 +584,12 @@ export class PeerLink implements LinkSupervisorControl {
   /** Send a heartbeat now and (unless answering a probe) schedule the next one. */
   private sendHeartbeat(opts: { reschedule: boolean } = { reschedule: true }): void {
     const peerSession = this.sessions.current;
-    const confirmed = peerSession !== 0 && this.target.sourceSession === peerSession ? this.target.confirmedSeq : 0;
+    const ours = peerSession !== 0 && this.target.sourceSession === peerSession;
+    const confirmed = ours ? this.target.confirmedSeq : 0;
     const bytes = encodeFrame({
       type: FrameType.Heartbeat, lun: 0, seq: ++this.heartbeatCounter, flags: this.probing ? FrameFlag.Probe : 0,
       controllerId: this.cfg.controllerId, sessionId: this.cfg.session, confirmedSeq: confirmed, peerSession,
+      ...(this.tagsOffered ? { tags: this.heartbeatTags(peerSession, ours ? Math.min(this.target.tokensDurable, confirmed) : 0) } : {}),
     });
     this.counters.heartbeatsSent++;
     this.counters.heartbeatBytesSent += bytes.length;
@@ -565,6 +604,13 @@ export class PeerLink implements LinkSupervisorControl {
       this.heartbeatTimer = null;
       this.sendHeartbeat();
     }, this.cfg.heartbeatMs);
+  }
+
+  /** A heartbeat's `tags` fields: our token watermark for the peer's stream, and what we have back of ours. */
+  private heartbeatTags(peerSession: number, tokens: number): HeartbeatTags {
+    const source = this.source;
+    const back = source !== null && peerSession !== 0 && source.targetSession === peerSession ? source.tokensBack : 0;
+    return { tokens, tokensBack: back, stream: source?.stream ?? 0, peerStream: this.target.stream };
   }
 
   // ---- telemetry ---------------------------------------------------------------------------

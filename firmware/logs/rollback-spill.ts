@@ -100,6 +100,9 @@ class SpilledWrite implements ChannelWrite {
   /** The original was admitted (its host acknowledged) when its data reached the spill. */
   admitted(): void {}
 
+  /** The mirror was suspended (docs/tag-tables.md, "Suspension"): nothing waits for this copy; the tag table names its write. */
+  suspended(): void {}
+
   confirmed(error?: MirrorlabError): void {
     if (error !== undefined) this.refused?.(error);
   }
@@ -119,6 +122,8 @@ export class RollbackSpill {
   private seq = 1;
   private sink: SpillSink | null = null;
   private stopped = false;
+  /** Bumped by {@link drop}: completions of what it dropped change nothing. */
+  private generation = 0;
   /** Held writes handed to the sink and not yet admitted (at most one: the log's FIFO does the rest). */
   private handed = 0;
   private readonly counters = { spilled: 0, bytesSpilled: 0, readBack: 0, hostWaits: 0, lost: 0 };
@@ -158,6 +163,29 @@ export class RollbackSpill {
   /** Forgets everything (the controller stopped or crashed): device completions that come later do nothing. */
   stop(): void {
     this.stopped = true;
+  }
+
+  /**
+   * The mirror was suspended (docs/tag-tables.md, "Suspension"): everything held or waiting is
+   * dropped with the stream's backlog (the source's tag table names each write). Returns the
+   * writes whose hosts still wait for them (kept in memory, being spilled, or waiting for room),
+   * for the caller to acknowledge locally; device completions of what was dropped do nothing.
+   */
+  drop(): ChannelWrite[] {
+    const owed: ChannelWrite[] = [];
+    for (let i = this.heldHead; i < this.held.length; i++) {
+      const h = this.held[i]!;
+      if (h.write !== null && (h.state === 'resident' || h.state === 'writing')) owed.push(h.write);
+    }
+    for (let i = this.waitingHead; i < this.waiting.length; i++) owed.push(this.waiting[i]!);
+    this.generation++;
+    this.held.length = 0;
+    this.heldHead = 0;
+    this.waiting.length = 0;
+    this.waitingHead = 0;
+    this.handed = 0;
+    this.head = this.tail;
+    return owed;
   }
 
   stats(): SpillStats {
@@ -202,14 +230,15 @@ export class RollbackSpill {
     this.counters.spilled++;
     this.counters.bytesSpilled += bytes.length;
     const lba = this.options.firstLba + (h.start % this.ringBytes) / this.sectorSize;
+    const generation = this.generation;
     this.dev.write(lba, bytes).then(() => {
-      if (this.stopped) return;
+      if (this.stopped || generation !== this.generation) return;
       h.state = 'stored';
       h.write = null;
       w.admitted();
       this.feed();
     }, () => {
-      if (this.stopped) return;
+      if (this.stopped || generation !== this.generation) return;
       // The device refused the spill: keep the write in memory instead (its data is still here).
       h.state = 'resident';
       this.feed();
@@ -234,8 +263,9 @@ export class RollbackSpill {
   private readBack(h: Held): void {
     h.state = 'reading';
     const lba = this.options.firstLba + (h.start % this.ringBytes) / this.sectorSize;
+    const generation = this.generation;
     this.dev.read(lba, (h.end - h.start) / this.sectorSize).then((bytes) => {
-      if (this.stopped) return;
+      if (this.stopped || generation !== this.generation) return;
       const problem = checkRecord(h, bytes);
       h.state = 'read';
       if (problem !== null) {
@@ -249,7 +279,7 @@ export class RollbackSpill {
       }
       this.feed();
     }, (error: unknown) => {
-      if (this.stopped) return;
+      if (this.stopped || generation !== this.generation) return;
       this.counters.lost++;
       h.state = 'read';
       h.back = null;
@@ -269,9 +299,10 @@ export class RollbackSpill {
       const w = h.state === 'resident' ? h.write : h.state === 'read' ? h.back : null;
       if (w === null) return;
       this.handed++;
+      const generation = this.generation;
       this.sink!.admit(w, () => {
+        if (this.stopped || generation !== this.generation) return;
         this.handed--;
-        if (this.stopped) return;
         this.release();
         this.feed();
       });

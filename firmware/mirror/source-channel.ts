@@ -16,6 +16,7 @@ import type { RetransmitTimerConfig } from './retransmit-timer.ts';
 import type { RollbackEntry } from './rollback-entry.ts';
 import { Transmitter } from './transmitter.ts';
 import type { ChannelWrite } from './types.ts';
+import { SourceTokens, type SourceTokensDeps } from '../tags/source-tokens.ts';
 
 const OH = FRAME_OVERHEAD_BYTES;
 /** Refused locks remembered for their grant; more than the lock sessions a peer can grant at once never matter. */
@@ -43,6 +44,11 @@ export interface SourceChannelConfig {
   wire?(lun: number): { implied: boolean; batch: boolean };
   /** Largest BATCH payload we send (our own payloadBytesMax; the peer's HELLO may lower it). */
   batchBytesMax?: number;
+  /**
+   * The source-role tag tables of the LUNs this channel mirrors (docs/tag-tables.md, "Tokens"):
+   * tokens from a peer whose HELLO offers `tags` delete their entries. Absent: no tokens.
+   */
+  tokens?: SourceTokensDeps;
   /** Where async writes go when the rollback log is full, instead of making their hosts wait (docs/tag-tables.md, "Rollback-log spill"). */
   spill?: RollbackSpill;
 }
@@ -79,6 +85,8 @@ export interface PeerHello {
   batchBytesMax: number;
   /** The path's idle round trip, from a HELLO handshake (Infinity: not measured). */
   pathRttMs: number;
+  /** Feature `tags`: our stream's number that `confirmedSeq` refers to (undefined: a peer without it). */
+  peerStream?: number;
 }
 
 /** The target refused a mirrored write (range, lock or media); the host sees this error. */
@@ -99,7 +107,7 @@ export function newSourceCounters() {
     locksGranted: 0, locksRejected: 0, tableFullRejections: 0, halts: 0, resumes: 0, rollbacks: 0, entriesRetransmitted: 0,
     lockProbes: 0, acksReceived: 0, acksIgnored: 0, naksReceived: 0, naksIgnored: 0, grantsIgnored: 0, ackTimeouts: 0,
     writesConfirmed: 0, writesRefused: 0, streamsStarted: 0, entriesRenumbered: 0, heartbeatConfirmations: 0,
-    impliedLocks: 0, batchesSent: 0, entriesBatched: 0,
+    impliedLocks: 0, batchesSent: 0, entriesBatched: 0, suspensions: 0, writesSuspended: 0,
   };
 }
 export type SourceCounters = ReturnType<typeof newSourceCounters>;
@@ -140,14 +148,26 @@ export class SourceChannel implements SourceChannelControl {
   private features = 0;
   /** Something of this stream went out: from then on its entries keep their numbers and form. */
   private streamSent = false;
+  /**
+   * The number of this stream within our session (docs/tag-tables.md, "Suspension"): 1 for the
+   * first stream to a target session; a suspension abandons the stream and the next one gets the
+   * next number, which HELLO tells the target (feature `tags`).
+   */
+  private streamNumber = 1;
+  /** The mirror is suspended: writes are acknowledged locally and go into no stream. */
+  private suspendedNow = false;
+  /** Tokens with this stream's target (null: no tables to keep). */
+  private readonly tokens: SourceTokens | null;
 
   constructor(private readonly cfg: SourceChannelConfig, private readonly deps: ChannelDeps) {
     this.log = new SequencedLog(`rollback log ${deps.node}->${deps.peer}`, { entriesMax: cfg.rollbackLogEntriesMax, bytesMax: cfg.rollbackLogBytesMax });
+    this.tokens = cfg.tokens ? new SourceTokens(cfg.tokens) : null;
     this.tx = new Transmitter(cfg, this.log, {
       clock: deps.clock,
       counters: this.counters,
       send: (bytes, retransmit) => this.sendEntry(bytes, retransmit),
       timedOut: () => this.chart?.send({ type: 'ack.timeout' }),
+      tokensBack: () => this.tokensBack,
     });
     this.locks = new LockSessionManager(cfg, {
       clock: deps.clock,
@@ -200,15 +220,41 @@ export class SourceChannel implements SourceChannelControl {
     return this.streamTarget;
   }
 
+  /** This stream's number within our session (HELLO's `stream`, feature `tags`). */
+  get stream(): number {
+    return this.streamNumber;
+  }
+
+  /** Whether the peer's HELLO offered tokens (feature `tags`) and we keep tables. */
+  get tagsOn(): boolean {
+    return this.tokens !== null && (this.features & FEATURE_BITS.tags) !== 0;
+  }
+
+  /** Tokens of this stream that are back with us (0: none), for the target to delete its entries through. */
+  get tokensBack(): number {
+    return this.tagsOn ? this.tokens!.tokensBack : 0;
+  }
+
+  /** Writes confirmed whose token or local flush has not come yet. */
+  get tokensAwaited(): number {
+    return this.tokens?.waiting ?? 0;
+  }
+
+  get isSuspended(): boolean {
+    return this.suspendedNow;
+  }
+
   // ---- host side -------------------------------------------------------------------------
 
   /**
    * Mirror one write. Claims room for its LOCK, data and UNLOCK; waits while the log is full,
    * unless a spill takes it (async), and behind whatever the spill holds (the stream keeps the
-   * hosts' order).
+   * hosts' order). While the mirror is suspended it goes into no stream: it is acknowledged
+   * locally at once.
    */
   submit(w: ChannelWrite): void {
     assert(w.count >= 1 && w.data.length > 0 && w.data.length % w.count === 0, 'a mirrored write covers whole sectors');
+    if (this.suspendedNow) return this.suspendWrite(w);
     const spill = this.cfg.spill;
     if (spill?.active) return spill.push(w);
     const bytes = w.data.length + 3 * OH;
@@ -233,8 +279,50 @@ export class SourceChannel implements SourceChannelControl {
   }
 
   private admit(w: ChannelWrite): void {
+    if (this.suspendedNow) {
+      // It waited for room, and the mirror was suspended meanwhile: it goes into no stream.
+      this.log.unreserve(3, w.data.length + 3 * OH);
+      this.suspendWrite(w);
+      return;
+    }
     w.admitted();
     this.locks.place(w);
+  }
+
+  private suspendWrite(w: ChannelWrite): void {
+    this.counters.writesSuspended++;
+    w.suspended();
+  }
+
+  /**
+   * The link stayed down past the suspension limit (docs/tag-tables.md, "Suspension"): the stream
+   * is abandoned. Every write in it or waiting for room is acknowledged locally (its sectors stay
+   * in the source's tag table), read locks not yet granted wait for the next stream, and the next
+   * stream gets a new number, which the HELLO that brings the link back tells the target.
+   */
+  suspend(): void {
+    if (this.suspendedNow) return;
+    this.suspendedNow = true;
+    this.counters.suspensions++;
+    const { placements } = this.unplan();
+    const spilled = this.cfg.spill?.drop() ?? [];
+    this.tokens?.newStream();
+    this.streamNumber++;
+    this.adoptTarget(this.streamTarget);
+    this.chart?.send({ type: 'stream.restart' });
+    for (const w of [...placements.writes, ...spilled]) this.suspendWrite(w);
+    this.replan({ writes: [], readLocks: placements.readLocks });
+    this.changed();
+  }
+
+  /** The link is back after a suspension: writes flow into the (new) stream again. */
+  resume(): void {
+    this.suspendedNow = false;
+  }
+
+  /** A local flush finished: confirmed writes waiting for it may give up their entries. */
+  localDurable(): void {
+    this.tokens?.localDurable();
   }
 
   /**
@@ -256,8 +344,10 @@ export class SourceChannel implements SourceChannelControl {
     this.replanUnsent();
     this.tx.setPeerWindow(hello.windowBytes, hello.windowEntries, OH);
     this.locks.setLocksWindow(hello.locksWindow);
-    // The confirmed number is about our stream only if the target names our session.
-    if (hello.peerSession === this.deps.session) this.confirmThrough(Math.min(hello.confirmedSeq, this.tx.next - 1));
+    // The confirmed number is about our stream only if the target names our session (and, with
+    // `tags`, this stream's number: a suspension began a new one).
+    const ours = hello.peerSession === this.deps.session && (hello.peerStream === undefined || hello.peerStream === this.streamNumber);
+    if (ours) this.confirmThrough(Math.min(hello.confirmedSeq, this.tx.next - 1));
     this.chart?.send({ type: 'link.up' });
     this.changed();
   }
@@ -285,7 +375,7 @@ export class SourceChannel implements SourceChannelControl {
   onResponse(f: ResponseFrame): void {
     switch (f.type) {
       case FrameType.Ack:
-        this.onAck(f.seq);
+        this.onAck(f.seq, f.tokens ?? 0);
         return;
       case FrameType.Nak:
         this.onNak(f.seq, f.reason);
@@ -307,6 +397,15 @@ export class SourceChannel implements SourceChannelControl {
   }
 
   /**
+   * The target's token watermark for this stream (on an ACK or a heartbeat, docs/tag-tables.md,
+   * "Tokens"): writes through it are durable there. Never beyond what it confirmed.
+   */
+  onPeerTokens(seq: number): void {
+    if (!this.tagsOn || seq === 0) return;
+    this.tokens!.tokens(Math.min(seq, this.confirmedSeq));
+  }
+
+  /**
    * The target restarted (a new session): it forgot its commit log and every lock, so the old
    * stream cannot go on. Everything unconfirmed is numbered afresh from 1 in a new stream, in the
    * order it had: the writes go behind new LOCKs, the old LOCKs and UNLOCKs are dropped.
@@ -315,6 +414,8 @@ export class SourceChannel implements SourceChannelControl {
     // What the new target offers is known from its HELLO only: until then, explicit locks.
     this.useFeatures(hello ?? null);
     const { placements, renumbered } = this.unplan();
+    this.tokens?.newStream();
+    this.streamNumber = 1;
     this.counters.streamsStarted++;
     this.counters.entriesRenumbered += renumbered;
     this.adoptTarget(targetSession);
@@ -457,14 +558,16 @@ export class SourceChannel implements SourceChannelControl {
 
   // ---- responses ---------------------------------------------------------------------------
 
-  private onAck(seq: number): void {
+  private onAck(seq: number, tokens: number): void {
     this.counters.acksReceived++;
     const newest = this.log.get(seq);
     if (seq >= this.log.nextSeq || (newest !== undefined && newest.sends === 0)) {
       this.counters.acksIgnored++; // confirms something never sent: a confused or hostile peer
       return;
     }
-    if (this.confirmThrough(seq) > 0) this.changed();
+    const removed = this.confirmThrough(seq);
+    this.onPeerTokens(tokens);
+    if (removed > 0) this.changed();
   }
 
   private onNak(seq: number, reason: NakReason): void {
@@ -558,6 +661,8 @@ export class SourceChannel implements SourceChannelControl {
     if (e.kind === 'write') {
       this.counters.writesConfirmed++;
       if (e.implied) this.confirmImpliedLock(e);
+      // Applied at the target: its token will follow (a refused write keeps its entry).
+      if (e.failed === null && this.tagsOn) this.tokens!.confirmed(e.seq, e.write!);
       e.write!.confirmed(e.failed ?? undefined);
     } else if (e.kind === 'lock') {
       this.counters.locksGranted++;
@@ -611,11 +716,19 @@ export class SourceChannel implements SourceChannelControl {
     this.streamTarget = session;
     const t = this.deps.telemetry;
     if (t.enabled) {
-      t.emit({ kind: 'stream.start', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, role: 'source', sourceSession: this.deps.session, targetSession: session, firstSeq: this.log.firstSeq });
+      t.emit({
+        kind: 'stream.start', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, role: 'source', sourceSession: this.deps.session,
+        targetSession: session, firstSeq: this.log.firstSeq, ...(this.streamNumber > 1 ? { stream: this.streamNumber } : {}),
+      });
     }
   }
 
   private append(kind: StreamEntryKind, write: ChannelWrite | null, frame: StreamFrame, count: number, lba: number): void {
+    // Tokens back ride on the WRITE (feature `tags`), as a distance the u32 `count` can hold.
+    if (frame.type === FrameType.Write && this.tagsOn) {
+      const back = this.tokens!.tokensBack;
+      if (back > 0 && frame.seq - back <= 0xffff_ffff) frame.tokensBack = back;
+    }
     const bytes = encodeFrame(frame);
     const lockId = frame.lockId;
     const implied = hasImpliedLock(frame);

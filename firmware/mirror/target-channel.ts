@@ -12,6 +12,7 @@ import type { Clock } from '../ports/clock.ts';
 import type { Telemetry } from '../ports/telemetry.ts';
 import type { StreamEntryKind } from '../telemetry/events.ts';
 import { StreamReassembly } from './stream-reassembly.ts';
+import { TargetTokens, type TargetTokensDeps } from '../tags/target-tokens.ts';
 
 export interface TargetChannelConfig {
   commitLogEntriesMax: number;
@@ -32,6 +33,11 @@ export interface TargetChannelConfig {
    */
   locksWindow(): number;
   policy: 'halt-resume' | 'retransmit';
+  /**
+   * The target-role tag tables of the peer's mirrors here (docs/tag-tables.md, "Tokens"): with a
+   * peer whose HELLO offers `tags`, applied writes enter them and tokens go back. Absent: none.
+   */
+  tokens?: TargetTokensDeps;
 }
 
 export interface TargetDeps {
@@ -141,6 +147,11 @@ export class TargetChannel implements TargetChannelControl {
   private lastNak = { seq: 0, at: -Infinity };
   /** Stopped (the controller stopped or crashed): disk writes still finishing change nothing more. */
   private stopped = false;
+  /** The source's number for its stream within its session (HELLO's `stream`, feature `tags`; 0 before the first). */
+  private streamNumber = 0;
+  /** The peer's HELLO offered tokens (feature `tags`), and we keep tables. */
+  private tagsNow = false;
+  private readonly tokens: TargetTokens | null;
 
   constructor(private readonly cfg: TargetChannelConfig, private readonly deps: TargetDeps) {
     this.retransmitPolicy = cfg.policy === 'retransmit';
@@ -149,6 +160,7 @@ export class TargetChannel implements TargetChannelControl {
     this.log = new SequencedLog(`commit log ${deps.peer}->${deps.node}`, { entriesMax: cfg.commitLogEntriesMax, bytesMax: cfg.commitLogBytesMax });
     this.reassembly = new StreamReassembly({ entriesMax: cfg.commitLogEntriesMax, bytesMax: cfg.commitLogBytesMax });
     this.ownerPeer = `${deps.peer}/0`;
+    this.tokens = cfg.tokens ? new TargetTokens(cfg.tokens) : null;
     deps.locks.onRelease(() => {
       if (this.refusedLock !== null) this.chart?.send({ type: 'lock.released' });
     });
@@ -185,6 +197,36 @@ export class TargetChannel implements TargetChannelControl {
     return this.streamSource;
   }
 
+  /** The source's number for the stream this channel holds (0 before the first). */
+  get stream(): number {
+    return this.streamNumber;
+  }
+
+  /** Whether tokens flow with this peer (its HELLO offered `tags`, and we keep tables). */
+  get tagsOn(): boolean {
+    return this.tagsNow;
+  }
+
+  /** The token watermark of this stream: every WRITE through it is durable here (0: none yet, or no tokens). */
+  get tokensDurable(): number {
+    return this.tagsNow ? this.tokens!.tokens : 0;
+  }
+
+  /** Applied writes whose tokens have not come back. */
+  get tokensOutstanding(): number {
+    return this.tokens?.waiting ?? 0;
+  }
+
+  /** The peer's HELLO says whether it offers tokens (feature `tags`). */
+  setTags(offered: boolean): void {
+    this.tagsNow = offered && this.tokens !== null;
+  }
+
+  /** The source deleted its entries through `seq` of this stream (on a WRITE, a BATCH or a heartbeat). */
+  onTokensBack(seq: number): void {
+    if (this.tagsNow && seq > 0) this.tokens!.back(seq);
+  }
+
   get commitLog(): { entries: number; bytes: number } {
     return { entries: this.log.count, bytes: this.log.bytes };
   }
@@ -211,16 +253,22 @@ export class TargetChannel implements TargetChannelControl {
    * stream is simply adopted; a new one drops whatever the old one left: its entries unapplied,
    * its locks (each once its writes still on the disk finish), its rejection record.
    */
-  beginStream(sourceSession: number): void {
-    if (sourceSession === this.streamSource) return;
+  beginStream(sourceSession: number, stream = 0): void {
+    // `stream` 0: not said (a heartbeat, or a peer without `tags`): the session's stream as it stands, or its first.
+    if (sourceSession === this.streamSource && (stream === 0 || stream <= this.streamNumber)) return;
     const first = this.streamSource === 0;
     if (!first) this.abandonStream();
     this.streamSource = sourceSession;
-    this.ownerPeer = `${this.deps.peer}/${sourceSession}`;
+    this.streamNumber = Math.max(1, stream);
+    // Lock ids are per stream: a suspension's new stream must never meet the old one's locks.
+    this.ownerPeer = this.streamNumber > 1 ? `${this.deps.peer}/${sourceSession}.${this.streamNumber}` : `${this.deps.peer}/${sourceSession}`;
     this.counters.streamsStarted++;
     const t = this.deps.telemetry;
     if (t.enabled) {
-      t.emit({ kind: 'stream.start', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, role: 'target', sourceSession, targetSession: 0, firstSeq: this.log.firstSeq });
+      t.emit({
+        kind: 'stream.start', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, role: 'target', sourceSession, targetSession: 0,
+        firstSeq: this.log.firstSeq, ...(this.streamNumber > 1 ? { stream: this.streamNumber } : {}),
+      });
     }
     if (!first) this.chart?.send({ type: 'stream.begin' });
   }
@@ -248,6 +296,7 @@ export class TargetChannel implements TargetChannelControl {
   onStreamFrame(f: StreamFrame, bytes: number, conn: number): void {
     this.counters.framesReceived++;
     this.counters.bytesReceived += bytes;
+    if (f.type === FrameType.Write && f.tokensBack !== undefined) this.onTokensBack(f.tokensBack);
     this.reassembly.saw(conn, f.seq);
     const expected = this.log.nextSeq;
     if (f.seq < expected) return this.onDuplicate(f);
@@ -530,11 +579,12 @@ export class TargetChannel implements TargetChannelControl {
     } else {
       e.status = DONE;
       this.counters.writesApplied++;
+      if (this.tagsNow) this.tokens!.applied(e.seq, f.lun, f.tag, f.lba, count);
       const t = this.deps.telemetry;
       if (t.enabled) {
         t.emit({
           kind: 'target.apply', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, seq: e.seq, lockId: f.lockId, tag: f.tag,
-          lun: f.lun, lba: f.lba, count, sourceSession: this.streamSource,
+          lun: f.lun, lba: f.lba, count, sourceSession: this.streamSource, ...(this.streamNumber > 1 ? { stream: this.streamNumber } : {}),
         });
       }
     }
@@ -576,6 +626,7 @@ export class TargetChannel implements TargetChannelControl {
     }
     if (upTo === 0) return;
     this.log.removeThrough(upTo);
+    if (this.tagsNow) this.tokens!.confirmed(upTo);
     const t = this.deps.telemetry;
     if (t.enabled) t.emit({ kind: 'commit.confirm', t: this.deps.clock.now(), node: this.deps.node, peer: this.deps.peer, upTo, entries: this.log.count, bytes: this.log.bytes });
     if (wrote || this.log.count === 0) this.sendAck();
@@ -607,6 +658,7 @@ export class TargetChannel implements TargetChannelControl {
   private abandonStream(): void {
     const dropped = this.log.restart(1);
     this.counters.entriesAbandoned += dropped.length + this.reassembly.dropFrom();
+    this.tokens?.newStream();
     this.processSeq = 1;
     this.discardSeq = 0;
     this.refusedLock = null;
@@ -659,7 +711,9 @@ export class TargetChannel implements TargetChannelControl {
     if (seq === 0 || (seq <= this.lastAckSent && !force)) return;
     this.lastAckSent = seq;
     this.counters.acksSent++;
-    this.sendControl({ type: FrameType.Ack, lun: 0, seq, flags: 0 });
+    // The token watermark rides along (feature `tags`, docs/tag-tables.md, "Tokens").
+    const tokens = Math.min(this.tokensDurable, seq);
+    this.sendControl(tokens > 0 ? { type: FrameType.Ack, lun: 0, seq, flags: 0, tokens } : { type: FrameType.Ack, lun: 0, seq, flags: 0 });
   }
 
   private armAckTimer(): void {

@@ -30,6 +30,8 @@ export interface TransmitterDeps {
   send(bytes: Uint8Array, retransmit: boolean): number;
   /** The oldest unconfirmed entry went unanswered for a whole RTO. */
   timedOut(): void;
+  /** Tokens to return on a BATCH (feature `tags`, docs/tag-tables.md, "Tokens"): a seq below every entry in the log, or 0. */
+  tokensBack?(): number;
   /** Counters to keep (the channel's). */
   counters: {
     framesSent: number; bytesSent: number; writesSent: number; locksSent: number; unlocksSent: number; entriesRetransmitted: number;
@@ -240,7 +242,7 @@ export class Transmitter {
       frames.push(e.frame);
       if (e.sends > 0) resent = true;
     }
-    const bytes = encodeBatch(frames, resent ? FrameFlag.Retransmit : 0);
+    const bytes = encodeBatch(frames, resent ? FrameFlag.Retransmit : 0, this.deps.tokensBack?.() ?? 0);
     frames.length = 0;
     const conn = this.deps.send(bytes, resent);
     if (conn < 0) return false;

@@ -36,8 +36,21 @@ export interface ChannelWrite {
   admitted(): void;
   /** Optional: the write's WRITE entry is in the stream (its place in the order is fixed). */
   placed?(): void;
-  /** The target confirmed the write, or refused it (`error`). Called exactly once. */
+  /** The target confirmed the write, or refused it (`error`). Called at most once, and never after {@link suspended}. */
   confirmed(error?: MirrorlabError): void;
+  /**
+   * The mirror was suspended before the target confirmed the write (docs/tag-tables.md,
+   * "Suspension"): it left the stream, its sectors stay named by the source's tag table, and
+   * what it waited for is over (a host write is acknowledged locally). Called at most once,
+   * instead of {@link confirmed}.
+   */
+  suspended(): void;
+  /**
+   * Whether the write's local copy is durable (flushed): a source deletes its tag-table entry only
+   * once it holds the target's token and this is true (docs/tag-tables.md, "Tokens"). Undefined:
+   * the write has no entry (a resync's copy).
+   */
+  readonly durable?: boolean;
   /**
    * Optional: how to report a refusal once this write object is gone, without holding its data
    * (an async write the rollback log spilled, docs/tag-tables.md, "Rollback-log spill").

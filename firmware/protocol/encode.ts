@@ -1,14 +1,17 @@
 import { assert } from '../errors.ts';
 import {
-  CRC_BYTES, FRAME_OVERHEAD_BYTES, FrameFlag, FrameType, HEADER_BYTES, HEARTBEAT_PAYLOAD_BYTES, HELLO_BATCH_PAYLOAD_BYTES, HELLO_PAYLOAD_BYTES,
-  U64_FIELD_MAX, frameTypeName,
+  CRC_BYTES, FRAME_OVERHEAD_BYTES, FrameFlag, FrameType, HEADER_BYTES, HEARTBEAT_PAYLOAD_BYTES, HEARTBEAT_TAGS_PAYLOAD_BYTES, U64_FIELD_MAX,
+  frameTypeName,
 } from './frame.ts';
-import type { BatchFrame, Frame, StreamFrame } from './frame.ts';
+import { RESYNC_ENTRY_BYTES } from './frame.ts';
+import type { BatchFrame, Frame, ResyncDataFrame, StreamFrame } from './frame.ts';
 import { batchPayloadBytes, dataBytesOf, readStreamFrameFields, subEntryBytes, writeSubEntry } from './batch.ts';
-import { rawFieldsOf } from './fields.ts';
+import { resyncEntryProblem, resyncSpanProblem, writeResyncEntries } from './resync-entries.ts';
+import { helloPayloadBytes, rawFieldsOf } from './fields.ts';
 import {
-  HEARTBEAT_OFF_PEER_SESSION, HELLO_OFF_BATCH_BYTES_MAX, HELLO_OFF_CONNECTION, HELLO_OFF_CONNECTIONS, HELLO_OFF_FEATURES, HELLO_OFF_LOCKS_WINDOW,
-  HELLO_OFF_PEER_SESSION, HELLO_OFF_REQUIRED, OFF_HEADER_CRC, U32_MAX, emptyRawFields, frameBytesFor, writeRawFields, writeU16,
+  HEARTBEAT_OFF_PEER_SESSION, HEARTBEAT_OFF_PEER_STREAM, HEARTBEAT_OFF_STREAM, HEARTBEAT_OFF_TOKENS, HEARTBEAT_OFF_TOKENS_BACK,
+  HELLO_OFF_BATCH_BYTES_MAX, HELLO_OFF_CONNECTION, HELLO_OFF_CONNECTIONS, HELLO_OFF_FEATURES, HELLO_OFF_LOCKS_WINDOW, HELLO_OFF_PEER_SESSION,
+  HELLO_OFF_PEER_STREAM, HELLO_OFF_REQUIRED, HELLO_OFF_STREAM, OFF_HEADER_CRC, U32_MAX, emptyRawFields, frameBytesFor, writeRawFields, writeU16,
   writeU32, writeU64,
 } from './layout.ts';
 import type { RawFields } from './layout.ts';
@@ -23,11 +26,13 @@ export function encodedLength(frame: Frame): number {
     case FrameType.Write:
       return FRAME_OVERHEAD_BYTES + frame.data.length;
     case FrameType.Hello:
-      return FRAME_OVERHEAD_BYTES + (frame.batchBytesMax === undefined ? HELLO_PAYLOAD_BYTES : HELLO_BATCH_PAYLOAD_BYTES);
+      return FRAME_OVERHEAD_BYTES + helloPayloadBytes(frame);
     case FrameType.Heartbeat:
-      return FRAME_OVERHEAD_BYTES + HEARTBEAT_PAYLOAD_BYTES;
+      return FRAME_OVERHEAD_BYTES + (frame.tags === undefined ? HEARTBEAT_PAYLOAD_BYTES : HEARTBEAT_TAGS_PAYLOAD_BYTES);
     case FrameType.Batch:
       return FRAME_OVERHEAD_BYTES + batchPayloadBytes(frame.entries);
+    case FrameType.ResyncData:
+      return FRAME_OVERHEAD_BYTES + frame.entries.length * RESYNC_ENTRY_BYTES;
     default:
       return FRAME_OVERHEAD_BYTES;
   }
@@ -74,9 +79,10 @@ function assertBatchEntries(frame: BatchFrame): void {
  * Packs consecutive standalone stream frames (as {@link encodeFrame} made them, on one LUN) into
  * one BATCH with `flags` (Retransmit or 0): each frame's fields and data are copied into its
  * sub-entry, and the batch gets its own CRCs. What the source's transmitter sends when several
- * entries of its rollback log are ready at once (docs/implied-locks.md).
+ * entries of its rollback log are ready at once (docs/implied-locks.md). `tokensBack` (feature
+ * `tags`, 0: none) returns tokens of the stream through that seq, below the batch's first entry.
  */
-export function encodeBatch(frames: readonly Uint8Array[], flags: number): Uint8Array {
+export function encodeBatch(frames: readonly Uint8Array[], flags: number, tokensBack = 0): Uint8Array {
   assert(frames.length >= 1 && (flags & ~FrameFlag.Retransmit) === 0, 'encodeBatch: at least one frame, and only the Retransmit flag');
   const first = readStreamFrameFields(frames[0]!, scratchEntry);
   const raw = scratchRaw;
@@ -86,7 +92,7 @@ export function encodeBatch(frames: readonly Uint8Array[], flags: number): Uint8
   raw.lun = (frames[0]![6]! << 8) | frames[0]![7]!;
   raw.seq = first.seq;
   raw.lba = 0;
-  raw.tag = 0;
+  raw.tag = tokensBack;
   raw.lockId = 0;
   raw.count = frames.length;
   let payload = 0;
@@ -110,13 +116,21 @@ export function encodeBatch(frames: readonly Uint8Array[], flags: number): Uint8
   return out;
 }
 
+/** A RESYNC_DATA's entries follow the entry rules and lie within its total: a programmer error otherwise. */
+function assertResyncEntries(frame: ResyncDataFrame): void {
+  const bad = resyncSpanProblem(frame.first, frame.entries.length, frame.total) ?? frame.entries.reduce<ReturnType<typeof resyncEntryProblem>>(
+    (found, e, i) => found ?? resyncEntryProblem(e, i), null);
+  if (bad !== null) assert(false, `cannot encode RESYNC_DATA exchange ${frame.seq}: ${bad.field} = ${bad.value} is not allowed; ${bad.allowed}`);
+}
+
 function encodeFrameWith(frame: Frame, frameBytes: FrameBytes): Uint8Array {
   const raw = rawFieldsOf(frame, scratchRaw);
   if (frame.type === FrameType.Hello || frame.type === FrameType.Heartbeat) {
-    const bad = controlPayloadProblem(frame.type, frame);
+    const bad = controlPayloadProblem(frame.type, frame.type === FrameType.Heartbeat ? { ...frame, confirmedSeq: frame.confirmedSeq } : frame);
     if (bad !== null) assert(false, `cannot encode ${frameTypeName(frame.type)}: ${bad.field} = ${bad.value} is not allowed; ${bad.allowed}`);
   }
   if (frame.type === FrameType.Batch) assertBatchEntries(frame);
+  if (frame.type === FrameType.ResyncData) assertResyncEntries(frame);
   // The cheap checks pass for every frame our firmware builds; only when one fails are the
   // descriptive checks run, to say what is wrong. Both read the same limits and rules.
   if (!fitsSlots(raw) || !fieldsAllowed(raw)) assertEncodable(raw);
@@ -134,12 +148,24 @@ function encodeFrameWith(frame: Frame, frameBytes: FrameBytes): Uint8Array {
     writeU16(out, p + HELLO_OFF_CONNECTION, frame.connection);
     writeU16(out, p + HELLO_OFF_CONNECTIONS, frame.connections);
     writeU64(out, p + HELLO_OFF_PEER_SESSION, frame.peerSession);
-    if (frame.batchBytesMax !== undefined) writeU32(out, p + HELLO_OFF_BATCH_BYTES_MAX, frame.batchBytesMax);
-  } else if (frame.type === FrameType.Heartbeat) writeU64(out, HEADER_BYTES + HEARTBEAT_OFF_PEER_SESSION, frame.peerSession);
-  else if (frame.type === FrameType.Batch) {
+    if (raw.payloadLength >= HELLO_OFF_BATCH_BYTES_MAX + 4) writeU32(out, p + HELLO_OFF_BATCH_BYTES_MAX, frame.batchBytesMax ?? 0);
+    if (raw.payloadLength >= HELLO_OFF_PEER_STREAM + 4) {
+      writeU32(out, p + HELLO_OFF_STREAM, frame.stream ?? 0);
+      writeU32(out, p + HELLO_OFF_PEER_STREAM, frame.peerStream ?? 0);
+    }
+  } else if (frame.type === FrameType.Heartbeat) {
+    writeU64(out, HEADER_BYTES + HEARTBEAT_OFF_PEER_SESSION, frame.peerSession);
+    const tags = frame.tags;
+    if (tags !== undefined) {
+      writeU64(out, HEADER_BYTES + HEARTBEAT_OFF_TOKENS, tags.tokens);
+      writeU64(out, HEADER_BYTES + HEARTBEAT_OFF_TOKENS_BACK, tags.tokensBack);
+      writeU32(out, HEADER_BYTES + HEARTBEAT_OFF_STREAM, tags.stream);
+      writeU32(out, HEADER_BYTES + HEARTBEAT_OFF_PEER_STREAM, tags.peerStream);
+    }
+  } else if (frame.type === FrameType.Batch) {
     let at = HEADER_BYTES;
     for (const e of frame.entries) at = writeSubEntry(out, at, rawFieldsOf(e, scratchEntry), e.type === FrameType.Write ? e.data : null);
-  }
+  } else if (frame.type === FrameType.ResyncData) writeResyncEntries(out, HEADER_BYTES, frame.entries);
   // The frame CRC covers bytes 0..total-5. Bytes 0..43 are already folded into headerCrc, so
   // continue from there instead of hashing the header twice.
   const crcAt = total - CRC_BYTES;

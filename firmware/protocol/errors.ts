@@ -106,13 +106,12 @@ export function typeError(h: FrameHeaderInfo): FrameError {
   );
 }
 
-export function tooLargeError(h: FrameHeaderInfo, payloadLength: number, payloadBytesMax: number): FrameError {
-  return new FrameError(
-    'ML_ERR_FRAME_TOO_LARGE',
-    `${whichFrame(h)} declares a payload of ${plural(payloadLength, 'byte')}; ` +
-      `this decoder accepts at most ${payloadBytesMax} (payloadBytesMax)`,
-    h,
-  );
+/** A declared payload beyond `max`: this decoder's payloadBytesMax, or (`by` 'type') what any frame of the type carries. */
+export function tooLargeError(h: FrameHeaderInfo, payloadLength: number, max: number, by: 'decoder' | 'type' = 'decoder'): FrameError {
+  const limit = by === 'type'
+    ? `${frameTypeName(h.type)} frames carry at most ${plural(max, 'byte')}`
+    : `this decoder accepts at most ${max} (payloadBytesMax)`;
+  return new FrameError('ML_ERR_FRAME_TOO_LARGE', `${whichFrame(h)} declares a payload of ${plural(payloadLength, 'byte')}; ${limit}`, h);
 }
 
 export function crcError(h: FrameHeaderInfo, carried: number, computed: number): FrameError {

@@ -31,7 +31,12 @@
  *    16   8  peerSession       the receiver's session that the header's `seq` refers to (0: none known)
  *    24   4  batchBytesMax     u32, feature `batch` only: the largest BATCH payload the sender accepts
  *                              (its decoder's payloadBytesMax); a HELLO advertising `batch` carries it
- *    28   …  reserved for later features: bytes a receiver that lacks the feature ignores
+ *                              (0 in a HELLO that carries later fields without offering `batch`)
+ *    28   4  stream            u32, feature `tags`: the number of the sender's source stream to the
+ *                              receiver within the sender's session (from 1; 0: it sends none). A new
+ *                              number means the sender abandoned its old stream (a suspension)
+ *    32   4  peerStream        u32, feature `tags`: the receiver's stream that the header's `seq` refers to
+ *    36   …  reserved for later features: bytes a receiver that lacks the feature ignores
  *
  * BATCH (feature `batch`) carries `count` consecutive entries of the sender's stream, numbered
  * seq, seq + 1, ..., all of LUN `lun`, each as a compact sub-entry (layout in batch.ts): kind (the
@@ -41,7 +46,32 @@
  * entry's.
  *
  * HEARTBEAT's payload (HEARTBEAT_PAYLOAD_BYTES): u64 peerSession, the receiver's session that
- * `confirmedSeq` refers to (0: none known).
+ * `confirmedSeq` refers to (0: none known). With feature `tags` (HEARTBEAT_TAGS_PAYLOAD_BYTES, sent
+ * only to a peer whose HELLO offered it), four more fields (docs/tag-tables.md, "Tokens"):
+ *     8   8  tokens       u64: every WRITE of the receiver's stream through this seq is durable here
+ *                         (at most confirmedSeq)
+ *    16   8  tokensBack   u64: tokens of the sender's own stream through this seq are back with the sender
+ *    24   4  stream       u32: the sender's stream that tokensBack refers to
+ *    28   4  peerStream   u32: the receiver's stream that confirmedSeq and tokens refer to
+ *
+ * Tokens (feature `tags`, docs/tag-tables.md, "Tokens") ride in fields these frames leave unused:
+ * ACK's `tag` is the target's token watermark (every WRITE of the stream through it is durable on
+ * its volume and in its table; at most the ACK's `seq`), WRITE's `count` returns tokens as a
+ * distance back from its own seq (tokens through seq - count are back with the source; 0: none;
+ * less than seq), BATCH's `tag` returns them as a sequence number (less than the BATCH's seq).
+ *
+ * The table exchange of a resync (feature `resync`, docs/tag-tables.md, "Resync"): the source of
+ * the mirror of LUN `lun` numbers one exchange `seq` and asks for the target's table of it,
+ * RESYNC_ENTRIES_MAX entries at most per frame:
+ *   RESYNC_REQUEST  source -> target  lba: first (index of the first entry wanted), count: entriesMax
+ *   RESYNC_DATA     target -> source  lba: first, tag: total (entries in the table the exchange
+ *                                     reads), count: entries in this frame, code: TableState;
+ *                                     payload: `count` entries of RESYNC_ENTRY_BYTES (layout in
+ *                                     resync-entries.ts), first + count <= total
+ *   RESYNC_DONE     source -> target  the resync finished: make its copies durable, delete every
+ *                                     entry the exchange read, forget an overflow older than it
+ *   RESYNC_ACK      target -> source  done (answers every RESYNC_DONE, even a repeated one)
+ * None carries flags; all name the exchange in `seq` (at least 1).
  *
  * HELLO's locksWindow: the sender's lock table is shared, and a source that held more locks than
  * the table can give would fill it with its own locks, whose UNLOCKs sit behind the LOCK that waits
@@ -70,7 +100,7 @@
  *
  * Field rules, the same for the encoder (a violation is an assert) and the decoder (a violation is
  * ML_ERR_FRAME_FIELD); the table is in rules.ts:
- * - Fields a type does not use are 0, and so are flag bits it does not define: GrantWanted only on
+ * - Fields a type does not use are 0 (tokens aside, above), and so are flag bits it does not define: GrantWanted only on
  *   LOCK; Retransmit only on stream frames (LOCK, WRITE, UNLOCK), BATCH and HELLO; Ordered and
  *   ImpliedLock only on WRITE; PeerRestarted only on HELLO; Probe only on HEARTBEAT; responses
  *   carry none.
@@ -92,8 +122,13 @@
  * - BATCH: count 1 to BATCH_ENTRIES_MAX entries filling the payload exactly, each allowed by its
  *   own type's rules (as the frame it stands for would be), with seq + count - 1 <= 2^53-1; lba,
  *   tag, lockId and code 0. Its payload is bounded by the decoder's payloadBytesMax, as WRITE data.
- *   HEARTBEAT carries exactly HEARTBEAT_PAYLOAD_BYTES. Both are accepted whatever the decoder's
+ *   HEARTBEAT carries HEARTBEAT_PAYLOAD_BYTES (HEARTBEAT_TAGS_PAYLOAD_BYTES with `tags`). Both are accepted whatever the decoder's
  *   payloadBytesMax (which bounds WRITE data).
+ * - RESYNC_REQUEST: count (entriesMax) 1 to RESYNC_ENTRIES_MAX. RESYNC_DATA: `code` a TableState,
+ *   count 0 to RESYNC_ENTRIES_MAX entries filling the payload exactly, each with tag >= 1,
+ *   count >= 1 and lba + count <= 2^53-1, and first + count <= total; its payload is bounded by
+ *   the decoder's payloadBytesMax, as WRITE data. RESYNC_DONE and RESYNC_ACK carry only `seq`.
+ *   Every resync frame's `seq` (the exchange) is at least 1, its flags 0.
  * - Every other type carries no payload (payloadLength 0).
  * - NAK's `code` is a NakReason; LOCK_REJECTED's `code` is a RejectReason and its `count` a
  *   RejectAction; HELLO's `code` is a LockRejectPolicy.
@@ -109,10 +144,14 @@ export const FRAME_OVERHEAD_BYTES = HEADER_BYTES + CRC_BYTES;
 export const HELLO_PAYLOAD_BYTES = 24;
 /** HELLO's payload with the `batch` feature's field (batchBytesMax). */
 export const HELLO_BATCH_PAYLOAD_BYTES = 28;
+/** HELLO's payload with the `tags` feature's fields (stream, peerStream). */
+export const HELLO_TAGS_PAYLOAD_BYTES = 36;
 /** Most HELLO payload a decoder accepts: room for fields of features not defined yet. */
 export const HELLO_PAYLOAD_BYTES_MAX = 256;
 /** HEARTBEAT's payload: the u64 peerSession. */
 export const HEARTBEAT_PAYLOAD_BYTES = 8;
+/** HEARTBEAT's payload with the `tags` feature's fields (tokens, tokensBack, stream, peerStream). */
+export const HEARTBEAT_TAGS_PAYLOAD_BYTES = 32;
 /** Default largest WRITE payload a decoder accepts (1 MiB); configurable per decoder. */
 export const DEFAULT_PAYLOAD_BYTES_MAX = 1024 * 1024;
 /** Largest value a u64 field may hold: every number stays exact in JavaScript. */
@@ -129,10 +168,17 @@ export enum FrameType {
   Nak = 8,
   /** Link supervision: sent every heartbeat interval on the heartbeat channel (docs/link-supervision.md). */
   Heartbeat = 9,
-  // Reserved; the decoder rejects them as unknown until they are defined:
-  // 10 TOKEN, 11 RESYNC_REQUEST, 12 RESYNC_DATA, 13 RESYNC_DONE.
+  // Reserved; the decoder rejects it as unknown until it is defined: 10 TOKEN.
+  /** Feature `resync`: the source asks for a part of the target's tag table of a mirror (docs/tag-tables.md, "Resync"). */
+  ResyncRequest = 11,
+  /** Feature `resync`: a part of the target's tag table of a mirror, and whether the table can be trusted. */
+  ResyncData = 12,
+  /** Feature `resync`: the resync of an exchange finished; the target deletes what the exchange read. */
+  ResyncDone = 13,
   /** Feature `batch`: consecutive stream entries (LOCK, WRITE, UNLOCK) in one frame, as compact sub-entries. */
   Batch = 14,
+  /** Feature `resync`: the target did what a RESYNC_DONE asked. */
+  ResyncAck = 15,
 }
 
 export const FRAME_TYPE_NAMES: Readonly<Record<FrameType, string>> = {
@@ -146,6 +192,10 @@ export const FRAME_TYPE_NAMES: Readonly<Record<FrameType, string>> = {
   [FrameType.Nak]: 'NAK',
   [FrameType.Heartbeat]: 'HEARTBEAT',
   [FrameType.Batch]: 'BATCH',
+  [FrameType.ResyncRequest]: 'RESYNC_REQUEST',
+  [FrameType.ResyncData]: 'RESYNC_DATA',
+  [FrameType.ResyncDone]: 'RESYNC_DONE',
+  [FrameType.ResyncAck]: 'RESYNC_ACK',
 };
 
 export enum FrameFlag {
@@ -186,11 +236,16 @@ export const KNOWN_FLAGS =
  * frames, flags and fields are used only when both sides advertise it; a receiver that lacks a
  * bit its peer requires refuses the link, naming it (docs/protocol.md, docs/implied-locks.md):
  * - `impliedLocks`: the ImpliedLock flag on WRITE;
- * - `batch`: the BATCH frame type, and HELLO's batchBytesMax field.
+ * - `batch`: the BATCH frame type, and HELLO's batchBytesMax field;
+ * - `tags`: tokens (ACK's tag, WRITE's count, BATCH's tag, HEARTBEAT's longer payload) and stream
+ *   numbers (HELLO's stream and peerStream), docs/tag-tables.md;
+ * - `resync`: the table exchange of a resync (RESYNC_REQUEST, RESYNC_DATA, RESYNC_DONE, RESYNC_ACK).
  */
 export const FEATURE_BITS = {
   impliedLocks: 0x1,
   batch: 0x2,
+  tags: 0x4,
+  resync: 0x8,
 } as const satisfies Readonly<Record<string, number>>;
 export type FeatureName = keyof typeof FEATURE_BITS;
 /** Every feature this firmware implements. */
@@ -263,6 +318,14 @@ export enum LockRejectPolicy {
   Retransmit = 1,
 }
 
+/** Whether the tag table a RESYNC_DATA carries names every block that may differ (docs/tag-tables.md, "Resync"). */
+export enum TableState {
+  /** Complete: comparing it with the source's finds every block that may differ. */
+  Trusted = 1,
+  /** Overflowed, lost in a restart, or none kept: the resync must copy everything. */
+  Untrusted = 2,
+}
+
 interface FrameBase {
   lun: number;
   seq: number;
@@ -293,6 +356,23 @@ export interface HelloFrame extends FrameBase {
    * `features` has the batch bit.
    */
   batchBytesMax?: number;
+  /**
+   * Feature `tags` (present exactly when the HELLO carries HELLO_TAGS_PAYLOAD_BYTES or more): the
+   * sender's source stream to the receiver (0: none), and the receiver's stream `seq` refers to.
+   */
+  stream?: number;
+  peerStream?: number;
+}
+
+/** HEARTBEAT's `tags` fields (docs/tag-tables.md, "Tokens"). */
+export interface HeartbeatTags {
+  /** Every WRITE of the receiver's stream through this seq is durable at the sender (at most confirmedSeq). */
+  tokens: number;
+  /** Tokens of the sender's own stream through this seq are back with the sender. */
+  tokensBack: number;
+  /** The sender's stream `tokensBack` refers to, and the receiver's stream `confirmedSeq` and `tokens` refer to. */
+  stream: number;
+  peerStream: number;
 }
 
 export interface HeartbeatFrame extends FrameBase {
@@ -303,6 +383,8 @@ export interface HeartbeatFrame extends FrameBase {
   confirmedSeq: number;
   /** The receiver's session that `confirmedSeq` refers to; 0 if none is known. */
   peerSession: number;
+  /** Feature `tags`: present exactly when the payload carries them. */
+  tags?: HeartbeatTags;
 }
 
 export interface LockFrame extends FrameBase {
@@ -319,6 +401,8 @@ export interface WriteFrame extends FrameBase {
   lba: number;
   tag: number;
   data: Uint8Array;
+  /** Feature `tags`: tokens of this stream through this seq are back with the source (less than `seq`). Absent: none. */
+  tokensBack?: number;
 }
 
 export interface UnlockFrame extends FrameBase {
@@ -328,6 +412,8 @@ export interface UnlockFrame extends FrameBase {
 
 export interface AckFrame extends FrameBase {
   type: FrameType.Ack;
+  /** Feature `tags`: every WRITE of the stream through this seq is durable at the target (at most `seq`). Absent: none. */
+  tokens?: number;
 }
 
 export interface LockGrantedFrame extends FrameBase {
@@ -355,7 +441,44 @@ export interface NakFrame extends FrameBase {
 export interface BatchFrame extends FrameBase {
   type: FrameType.Batch;
   entries: StreamFrame[];
+  /** Feature `tags`: tokens of this stream through this seq are back with the source (less than `seq`). Absent: none. */
+  tokensBack?: number;
 }
+
+/** One tag table entry on the wire: the source's tag for a write and the sectors it covers (of the frame's LUN). */
+export interface ResyncEntry {
+  tag: number;
+  lba: number;
+  count: number;
+}
+
+/** Feature `resync`: exchange `seq` of the mirror of `lun` asks for entries `first` onwards, at most `entriesMax` of them. */
+export interface ResyncRequestFrame extends FrameBase {
+  type: FrameType.ResyncRequest;
+  first: number;
+  entriesMax: number;
+}
+
+/** Feature `resync`: entries `first` to `first + entries.length - 1` of the `total` the exchange reads. */
+export interface ResyncDataFrame extends FrameBase {
+  type: FrameType.ResyncData;
+  first: number;
+  total: number;
+  state: TableState;
+  entries: ResyncEntry[];
+}
+
+/** Feature `resync`: exchange `seq` is over; the target settles what it read. */
+export interface ResyncDoneFrame extends FrameBase {
+  type: FrameType.ResyncDone;
+}
+
+/** Feature `resync`: the target did what the RESYNC_DONE of exchange `seq` asked. */
+export interface ResyncAckFrame extends FrameBase {
+  type: FrameType.ResyncAck;
+}
+
+export type ResyncFrame = ResyncRequestFrame | ResyncDataFrame | ResyncDoneFrame | ResyncAckFrame;
 
 export type Frame =
   | HelloFrame
@@ -367,7 +490,8 @@ export type Frame =
   | LockRejectedFrame
   | NakFrame
   | HeartbeatFrame
-  | BatchFrame;
+  | BatchFrame
+  | ResyncFrame;
 
 /** Frames of a source stream: numbered, logged, retransmitted. */
 export type StreamFrame = LockFrame | WriteFrame | UnlockFrame;
@@ -382,6 +506,20 @@ export function isStreamFrame(f: Frame): f is StreamFrame {
 export function hasImpliedLock(f: StreamFrame): f is WriteFrame {
   return f.type === FrameType.Write && (f.flags & FrameFlag.ImpliedLock) !== 0;
 }
+
+export function isResyncFrame(f: Frame): f is ResyncFrame {
+  return isResyncFrameType(f.type);
+}
+
+/** The frame types of feature `resync`: none of them belongs to a stream or answers one. */
+export function isResyncFrameType(type: number): boolean {
+  return type === FrameType.ResyncRequest || type === FrameType.ResyncData || type === FrameType.ResyncDone || type === FrameType.ResyncAck;
+}
+
+/** Most entries one RESYNC_DATA may carry (or a RESYNC_REQUEST ask for): bounds what a hostile one makes a receiver allocate. */
+export const RESYNC_ENTRIES_MAX = 4096;
+/** Bytes of one entry in a RESYNC_DATA payload: tag (u64), lba (u64), count (u32). */
+export const RESYNC_ENTRY_BYTES = 20;
 
 /** Most entries one BATCH may carry: bounds what a hostile BATCH makes a receiver allocate. */
 export const BATCH_ENTRIES_MAX = 4096;

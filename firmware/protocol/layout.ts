@@ -27,8 +27,16 @@ export const HELLO_OFF_CONNECTIONS = 14;
 export const HELLO_OFF_PEER_SESSION = 16;
 /** Feature `batch`: the largest BATCH payload the sender accepts. */
 export const HELLO_OFF_BATCH_BYTES_MAX = 24;
+/** Feature `tags`: the sender's source stream number, and the receiver's that `seq` refers to. */
+export const HELLO_OFF_STREAM = 28;
+export const HELLO_OFF_PEER_STREAM = 32;
 /** HEARTBEAT payload: its peerSession, from the payload's start. */
 export const HEARTBEAT_OFF_PEER_SESSION = 0;
+/** HEARTBEAT payload, feature `tags`: tokens, tokensBack, stream, peerStream. */
+export const HEARTBEAT_OFF_TOKENS = 8;
+export const HEARTBEAT_OFF_TOKENS_BACK = 16;
+export const HEARTBEAT_OFF_STREAM = 24;
+export const HEARTBEAT_OFF_PEER_STREAM = 28;
 
 export const MAGIC_HI = FRAME_MAGIC >>> 8;
 export const MAGIC_LO = FRAME_MAGIC & 0xff;

@@ -1,7 +1,8 @@
 import { crc32cRange } from './crc.ts';
-import { CRC_BYTES, FrameType, HEADER_BYTES, HEARTBEAT_PAYLOAD_BYTES, HELLO_PAYLOAD_BYTES_MAX, PROTOCOL_VERSION } from './frame.ts';
-import type { BatchFrame, Frame, StreamFrame } from './frame.ts';
+import { CRC_BYTES, FrameType, HEADER_BYTES, HEARTBEAT_TAGS_PAYLOAD_BYTES, HELLO_PAYLOAD_BYTES_MAX, PROTOCOL_VERSION } from './frame.ts';
+import type { BatchFrame, Frame, ResyncDataFrame, StreamFrame } from './frame.ts';
 import { batchSeqProblem, parseSubEntries } from './batch.ts';
+import { parseResyncEntries, resyncSpanProblem } from './resync-entries.ts';
 import { crcError, fieldError, headerCrcError, tooLargeError, typeError, versionError } from './errors.ts';
 import type { FrameError, FrameHeaderInfo } from './errors.ts';
 import { frameOf } from './fields.ts';
@@ -20,7 +21,7 @@ import {
   readU64,
 } from './layout.ts';
 import type { RawFields } from './layout.ts';
-import { fieldProblem, fieldsAllowed, isKnownFrameType, payloadProblem, subEntryProblem } from './rules.ts';
+import { fieldProblem, fieldsAllowed, isKnownFrameType, payloadBytesMaxOf, payloadProblem, subEntryProblem } from './rules.ts';
 
 /**
  * The checks shared by the one-shot and the streaming decoder, in the order docs/design.md 2.3 implies:
@@ -54,11 +55,15 @@ export function headerError(b: Uint8Array, p: number, payloadBytesMax: number): 
   // payloadBytesMax bounds WRITE data; the small fixed payloads of HELLO and HEARTBEAT are always
   // let through (their rules check the length).
   if (payloadLength > Math.max(payloadBytesMax, controlPayloadBytesMax(type))) return tooLargeError(headerInfo(b, p), payloadLength, payloadBytesMax);
+  // More than any frame of its type carries (an ACK declaring a megabyte): waiting for that many
+  // bytes would only swallow the frames behind it, so it is judged here, like any oversized payload.
+  const typeMax = payloadBytesMaxOf(type);
+  if (payloadLength > typeMax) return tooLargeError(headerInfo(b, p), payloadLength, typeMax, 'type');
   return null;
 }
 
 function controlPayloadBytesMax(type: number): number {
-  return type === FrameType.Hello ? HELLO_PAYLOAD_BYTES_MAX : type === FrameType.Heartbeat ? HEARTBEAT_PAYLOAD_BYTES : 0;
+  return type === FrameType.Hello ? HELLO_PAYLOAD_BYTES_MAX : type === FrameType.Heartbeat ? HEARTBEAT_TAGS_PAYLOAD_BYTES : 0;
 }
 
 /** Bytes on the wire of the frame whose (sound) header is at `p`. */
@@ -90,11 +95,12 @@ export function readFrame(
   const start = p + HEADER_BYTES;
   if (raw.type === FrameType.Hello || raw.type === FrameType.Heartbeat) {
     const payload = b.subarray(start, crcAt);
-    const bad = payloadProblem(raw.type, payload);
+    const bad = payloadProblem(raw.type, payload, raw.tag);
     if (bad !== null) return fieldError(headerInfo(b, p), bad.field, bad.value, bad.allowed);
     return frameOf(raw, payload);
   }
   if (raw.type === FrameType.Batch) return readBatch(b, p, raw, copyPayload ? b.slice(start, crcAt) : b.subarray(start, crcAt));
+  if (raw.type === FrameType.ResyncData) return readResyncData(b, p, raw, b.subarray(start, crcAt));
   if (raw.type !== FrameType.Write) return frameOf(raw, NO_DATA);
   return frameOf(raw, copyPayload ? b.slice(start, crcAt) : b.subarray(start, crcAt));
 }
@@ -120,11 +126,26 @@ function readBatch(b: Uint8Array, p: number, raw: RawFields, payload: Uint8Array
       if (problem !== null) return fieldError(headerInfo(b, p), problem.field, problem.value, problem.allowed);
       entries[i] = frameOf(sub, batchDatas[i] ?? NO_DATA) as StreamFrame;
     }
+    // Tokens back (feature `tags`) only when there are some: a peer without the feature sends 0.
+    if (raw.tag !== 0) return { type: FrameType.Batch, lun: raw.lun, seq: raw.seq, flags: raw.flags, entries, tokensBack: raw.tag };
     return { type: FrameType.Batch, lun: raw.lun, seq: raw.seq, flags: raw.flags, entries };
   } finally {
     // The scratch must not keep views of this payload alive.
     batchDatas.length = 0;
   }
+}
+
+/**
+ * A RESYNC_DATA whose header passed the rules (feature `resync`): its entries lie within the
+ * table's total, and the payload holds exactly `count` of them, each allowed (resync-entries.ts).
+ * The entries are read into objects of their own, so nothing keeps a view of the payload.
+ */
+function readResyncData(b: Uint8Array, p: number, raw: RawFields, payload: Uint8Array): ResyncDataFrame | FrameError {
+  const span = resyncSpanProblem(raw.lba, raw.count, raw.tag);
+  if (span !== null) return fieldError(headerInfo(b, p), span.field, span.value, span.allowed);
+  const entries = parseResyncEntries(payload, raw.count);
+  if (!Array.isArray(entries)) return fieldError(headerInfo(b, p), entries.field, entries.value, entries.allowed);
+  return { type: FrameType.ResyncData, lun: raw.lun, seq: raw.seq, flags: raw.flags, first: raw.lba, total: raw.tag, state: raw.code, entries };
 }
 
 /**

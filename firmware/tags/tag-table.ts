@@ -25,6 +25,7 @@ export type MirrorRole = 'source' | 'target';
 export class TagTable {
   private readonly byTag = new Map<number, TagEntry>();
   private overflow = false;
+  private overflowCount = 0;
 
   constructor(readonly entriesMax: number) {
     assert(Number.isSafeInteger(entriesMax) && entriesMax >= 1, `tag table bound ${entriesMax}: allowed 1 or more entries`);
@@ -39,10 +40,20 @@ export class TagTable {
     return this.overflow;
   }
 
+  /**
+   * How many times the table overflowed since it was made (an entry that did not fit, or a
+   * {@link markOverflowed}): a resync reads it when it begins, to know at its end whether an
+   * overflow came after that (docs/tag-tables.md, "Resync").
+   */
+  get overflows(): number {
+    return this.overflowCount;
+  }
+
   /** Records a write; false (and the table overflowed) when it is full. A tag already held is replaced. */
   add(e: TagEntry): boolean {
     if (!this.byTag.has(e.tag) && this.byTag.size >= this.entriesMax) {
       this.overflow = true;
+      this.overflowCount++;
       return false;
     }
     this.byTag.set(e.tag, e);
@@ -65,6 +76,17 @@ export class TagTable {
   /** Marks the table overflowed without an entry (e.g. recovered metadata said so). */
   markOverflowed(): void {
     this.overflow = true;
+    this.overflowCount++;
+  }
+
+  /**
+   * A full resync that began when {@link overflows} was `since` has finished: the writes whose
+   * entries an overflow before then lost are on both sides now, so the table names every block
+   * that may differ again, unless it overflowed once more since (then it stays overflowed). Its
+   * entries stay: they name writes the resync did not settle.
+   */
+  forgetOverflowBefore(since: number): void {
+    if (this.overflowCount === since) this.overflow = false;
   }
 
   /** Empties the table and forgets an overflow: both sides are known equal (a full resync finished). */

@@ -9,8 +9,8 @@
  */
 export type StreamEntryKind = 'lock' | 'write' | 'unlock';
 export type ChannelRole = 'source' | 'target';
-/** Whose counters a `counters` event carries: a channel's, or the link's. */
-export type CountersRole = ChannelRole | 'link';
+/** Whose counters a `counters` event carries: a channel's, the link's, the tag tables' or the resyncs' with that peer (docs/tag-tables.md). */
+export type CountersRole = ChannelRole | 'link' | 'tags' | 'resync';
 
 /**
  * What a link supervisor reports besides its chart's state changes (docs/link-supervision.md):
@@ -64,8 +64,12 @@ export type TelemetryEvent =
    * `seq` is then that WRITE's, and the lock is released once the write is applied.
    */
   | (Base & { kind: 'target.lock'; peer: string; result: 'granted' | 'rejected' | 'released'; seq: number; lockId: number; lun: number; lba: number; count: number; mode: 'read' | 'write'; sourceSession: number; implied?: true })
-  /** A mirrored write applied at a target, as entry `seq` of the stream from `sourceSession`. */
-  | (Base & { kind: 'target.apply'; peer: string; seq: number; lockId: number; tag: number; lun: number; lba: number; count: number; sourceSession: number })
+  /**
+   * A mirrored write applied at a target, as entry `seq` of the stream from `sourceSession`
+   * (`stream`: that stream's number within the session when above 1, after a suspension:
+   * docs/tag-tables.md, "Suspension").
+   */
+  | (Base & { kind: 'target.apply'; peer: string; seq: number; lockId: number; tag: number; lun: number; lba: number; count: number; sourceSession: number; stream?: number })
   | (Base & { kind: 'local.lock'; result: 'granted' | 'queued' | 'released'; id: number; lun: number; lba: number; count: number; mode: 'read' | 'write' })
   | (Base & { kind: 'firmware.error'; message: string })
   | (Base & { kind: 'counters'; role: CountersRole; peer: string; counters: Readonly<Record<string, number>> })
@@ -86,8 +90,10 @@ export type TelemetryEvent =
   /**
    * A mirror stream began: `role` says which end `node` is. A stream is named by the two
    * sessions, so a restart of either side begins a new one; its sequence numbers start at `firstSeq`.
+   * A suspension (docs/tag-tables.md, "Suspension") also begins a new one between the same
+   * sessions: `stream` numbers it within the source's session when above 1.
    */
-  | (Base & { kind: 'stream.start'; peer: string; role: ChannelRole; sourceSession: number; targetSession: number; firstSeq: number })
+  | (Base & { kind: 'stream.start'; peer: string; role: ChannelRole; sourceSession: number; targetSession: number; firstSeq: number; stream?: number })
   /** A mirrored LUN's resynchronisation state on its source, and how far a resync has come. */
   | (Base & { kind: 'mirror.state'; peer: string; lun: number; state: MirrorSyncState; doneSectors: number; totalSectors: number })
   /**

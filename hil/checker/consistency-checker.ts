@@ -1,5 +1,5 @@
 import type { Telemetry } from '../../firmware/ports/telemetry.ts';
-import type { TelemetryEvent } from '../../firmware/telemetry/events.ts';
+import type { MirrorSyncState, TelemetryEvent } from '../../firmware/telemetry/events.ts';
 import type { TraceEvent, TraceSink } from '../trace/events.ts';
 import { WriteHistory } from './history.ts';
 import type { InvariantName, Violation } from './violation.ts';
@@ -109,7 +109,9 @@ interface HostLoad {
  * - `lock-exclusive`: no local lock of the target's own server overlaps it at that moment (for an
  *   implied lock as for any other);
  * - `ack-after-apply`: in `sync` and `speculative` mode a host write is acknowledged only after the
- *   target applied it (so it is on the target's disk at the moment of the ack);
+ *   target applied it (so it is on the target's disk at the moment of the ack); a write may be
+ *   acknowledged on the local copy alone (mode `suspended`) only while its mirror is suspended
+ *   (docs/tag-tables.md, "Suspension");
  * - `rollback-after-confirm`: a source removes rollback-log entries only up to what its target
  *   has confirmed;
  * - `firmware-error`: no chart stopped on an exception.
@@ -136,6 +138,8 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
   private dropped = 0;
   /** Host writes completed and stream entries newly confirmed: the watchdog's progress count. */
   private progressCount = 0;
+  /** Each mirror's resync state, by source node and LUN (`mirror.state`); a mirror never reported is in sync. */
+  private readonly mirrorStates = new Map<string, MirrorSyncState>();
   /** The last frames sent, oldest first once full (a ring of {@link RECENT_FRAMES_MAX}). */
   private readonly recentFrames: string[] = [];
   private recentFramesNext = 0;
@@ -161,6 +165,15 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
   /** Violations beyond `violationsMax` are counted, not kept. */
   get violationsDropped(): number {
     return this.dropped;
+  }
+
+  /**
+   * Whether the mirror of `lun` from `node` is in sync as its source last said: a suspended mirror,
+   * or one waiting for or going through a resync, is legitimately behind its source, so the
+   * write-order checkpoints pass it by until it is in sync again (docs/tag-tables.md, "Suspension").
+   */
+  mirrorInSync(node: string, lun: number): boolean {
+    return (this.mirrorStates.get(`${node}|${lun}`) ?? 'in-sync') === 'in-sync';
   }
 
   /** Rollback-log places held (entries appended and not yet confirmed), over every channel. */
@@ -198,8 +211,12 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
         this.hostLoad(e.node, e.lun).done++;
         this.progressCount++;
         if (e.mode === 'sync' || e.mode === 'speculative') this.checkAckAfterApply(e);
-        // Only an async acknowledgement may come before the target applied the write.
-        this.history(e.node, e.lun).completed(e.tag, { applied: e.mode !== 'async' });
+        else if (e.mode === 'suspended') this.checkSuspendedAck(e);
+        // Only an async acknowledgement, or one of a suspended mirror, may come before the target applied the write.
+        this.history(e.node, e.lun).completed(e.tag, { applied: e.mode !== 'async' && e.mode !== 'suspended' });
+        return;
+      case 'mirror.state':
+        this.mirrorStates.set(`${e.node}|${e.lun}`, e.state);
         return;
       case 'rollback.append':
         this.placeLog(e.node, e.peer).add(e.seq, e.lun, e.lba);
@@ -350,6 +367,13 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
     if (inFlight === true) return;
     if (inFlight === null && this.applied.get(e.node)?.delete(e.tag)) return;
     this.flag('ack-after-apply', e.node, e.lun, e.lba, e.tag, e.t, `host write tag ${e.tag} acknowledged in ${e.mode} mode before the target applied it`);
+  }
+
+  /** A host write acknowledged on the local copy alone: only while its mirror is suspended. */
+  private checkSuspendedAck(e: Extract<TelemetryEvent, { kind: 'host.ack' }>): void {
+    const state = this.mirrorStates.get(`${e.node}|${e.lun}`) ?? 'in-sync';
+    if (state === 'suspended') return;
+    this.flag('ack-after-apply', e.node, e.lun, e.lba, e.tag, e.t, `host write tag ${e.tag} acknowledged as of a suspended mirror while the mirror is ${state}: only a suspended mirror acknowledges before the target applied a write`);
   }
 
   /**

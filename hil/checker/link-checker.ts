@@ -40,7 +40,8 @@ class StreamEntries {
   private seqs: number[] = [];
   private tags: number[] = [];
   private head = 0;
-  constructor(readonly sourceSession: number, public targetSession: number) {}
+  /** `stream`: the stream's number within the source's session (a suspension begins the next: docs/tag-tables.md, "Suspension"). */
+  constructor(readonly sourceSession: number, public targetSession: number, readonly stream = 1) {}
 
   add(seq: number, tag: number): void {
     this.seqs.push(seq);
@@ -117,7 +118,7 @@ export class LinkChecker implements TraceSink {
         this.onFault(e);
         return;
       case 'stream.start':
-        if (e.role === 'source') this.onSourceStream(e.node, e.peer, e.sourceSession, e.targetSession);
+        if (e.role === 'source') this.onSourceStream(e.node, e.peer, e.sourceSession, e.targetSession, e.stream ?? 1);
         return;
       case 'rollback.append':
         if (e.entry === 'write') this.stream(e.node, e.peer)?.current.add(e.seq, e.tag);
@@ -255,16 +256,16 @@ export class LinkChecker implements TraceSink {
     return s;
   }
 
-  private onSourceStream(node: string, peer: string, sourceSession: number, targetSession: number): void {
+  private onSourceStream(node: string, peer: string, sourceSession: number, targetSession: number, stream: number): void {
     const s = this.stream(node, peer)!;
     const cur = s.current;
     // The first HELLO names the target of the stream already under way; anything else is a new stream.
-    if (cur.sourceSession === sourceSession && cur.targetSession === 0) {
+    if (cur.sourceSession === sourceSession && cur.targetSession === 0 && cur.stream === stream) {
       cur.targetSession = targetSession;
       return;
     }
     s.previous = cur;
-    s.current = new StreamEntries(sourceSession, targetSession);
+    s.current = new StreamEntries(sourceSession, targetSession, stream);
   }
 
   /** A write the target `e.node` applied must be the entry of its own stream from `e.peer` with that number. */
@@ -272,7 +273,8 @@ export class LinkChecker implements TraceSink {
     const s = this.streams.get(`${e.peer}|${e.node}`);
     if (!s || e.tag === 0) return; // a source we saw nothing of (a part of a run not traced), or a resync copy
     const targetSession = this.sessions.get(e.node) ?? 0;
-    const stream = [s.current, s.previous].find((x) => x !== null && x.sourceSession === e.sourceSession && (x.targetSession === targetSession || x.targetSession === 0));
+    const number = e.stream ?? 1;
+    const stream = [s.current, s.previous].find((x) => x !== null && x.sourceSession === e.sourceSession && x.stream === number && (x.targetSession === targetSession || x.targetSession === 0));
     if (!stream) {
       this.flag('session', e.node, e.lun, e.t, `write tag ${e.tag} applied as entry ${e.seq} of a stream from ${e.peer} session ${e.sourceSession} to ${e.node} session ${targetSession}, which is not a stream between their current sessions`, e.lba, e.seq);
       return;

@@ -22,7 +22,7 @@ export class ProgressBar {
     const frac = Math.min(1, p.writesAcknowledged / total);
     const width = 30;
     const bar = '#'.repeat(Math.round(frac * width)).padEnd(width, '.');
-    process.stderr.write(`\r${this.label} [${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${p.writesAcknowledged}/${p.writesTotal} writes, t=${p.virtualMs.toFixed(1)} ms (${p.phase})  `);
+    process.stderr.write(`\r${this.label} [${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${p.writesAcknowledged}/${p.writesTotal} writes, t=${p.virtualMs.toFixed(1)} ms (${p.phase})${resyncText(p)}  `);
     this.shown = true;
   };
 
@@ -30,4 +30,12 @@ export class ProgressBar {
     if (this.shown) process.stderr.write('\r\x1b[2K');
     this.shown = false;
   }
+}
+
+/** `, resync 40% of 1024 sectors` while mirrors resync (docs/tag-tables.md, "Resync"); empty when all are in sync. */
+export function resyncText(p: Pick<Progress, 'resync'>): string {
+  const r = p.resync;
+  if (r === null) return '';
+  if (r.totalSectors === 0) return `, ${r.mirrors} mirror${r.mirrors === 1 ? '' : 's'} to resync`;
+  return `, resync ${Math.floor((100 * r.doneSectors) / r.totalSectors)}% of ${r.totalSectors} sectors`;
 }

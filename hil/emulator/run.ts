@@ -33,6 +33,25 @@ export interface Progress {
   writesIssued: number;
   writesAcknowledged: number;
   writesTotal: number;
+  /** Mirrors not in sync now, and how far their resyncs have come (docs/tag-tables.md, "Resync"); null when every mirror is in sync. */
+  resync: { mirrors: number; doneSectors: number; totalSectors: number } | null;
+}
+
+/** The resyncs of both controllers, summed, for the progress line. */
+function resyncProgress(topo: Topology): Progress['resync'] {
+  let mirrors = 0;
+  let doneSectors = 0;
+  let totalSectors = 0;
+  for (const c of [topo.source, topo.target]) {
+    for (const m of c.status().flatMap((p) => p.mirrors)) {
+      if (m.state === 'in-sync') continue;
+      mirrors++;
+      if (m.state !== 'resyncing') continue;
+      doneSectors += m.doneSectors;
+      totalSectors += m.totalSectors;
+    }
+  }
+  return mirrors === 0 ? null : { mirrors, doneSectors, totalSectors };
 }
 
 export interface RunHooks {
@@ -156,7 +175,9 @@ async function runPhases(opts: EmulateOptions, hooks: RunHooks, parts: RunParts)
     if (!hooks.onProgress) return;
     const issued = hosts.reduce((n, h) => n + h.writesIssued, 0);
     const acknowledged = hosts.reduce((n, h) => n + h.writesAcknowledged, 0);
-    hooks.onProgress({ phase, virtualMs: clock.now(), writesIssued: issued, writesAcknowledged: acknowledged, writesTotal: hosts.length * opts.writes });
+    hooks.onProgress({
+      phase, virtualMs: clock.now(), writesIssued: issued, writesAcknowledged: acknowledged, writesTotal: hosts.length * opts.writes, resync: resyncProgress(topo),
+    });
   };
   const notes = [...sync.notes];
   const quiesced = await runToQuiescence(ctx, notes);

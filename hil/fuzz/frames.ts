@@ -1,11 +1,15 @@
 import {
-  BATCH_BYTES_MAX_MIN, FEATURE_BITS, FRAME_OVERHEAD_BYTES, FrameFlag, FrameType, HELLO_BATCH_PAYLOAD_BYTES, HELLO_PAYLOAD_BYTES, PROTOCOL_VERSION, U64_FIELD_MAX,
+  BATCH_BYTES_MAX_MIN, FEATURE_BITS, FRAME_OVERHEAD_BYTES, FrameFlag, FrameType, HEARTBEAT_PAYLOAD_BYTES, HEARTBEAT_TAGS_PAYLOAD_BYTES, HELLO_BATCH_PAYLOAD_BYTES,
+  HELLO_PAYLOAD_BYTES, HELLO_TAGS_PAYLOAD_BYTES, PROTOCOL_VERSION, U64_FIELD_MAX,
 } from '../../firmware/protocol/frame.ts';
 import {
-  HEARTBEAT_OFF_PEER_SESSION, HELLO_OFF_CONNECTION, HELLO_OFF_CONNECTIONS, HELLO_OFF_FEATURES, HELLO_OFF_LOCKS_WINDOW,
-  HELLO_OFF_BATCH_BYTES_MAX, HELLO_OFF_PEER_SESSION, HELLO_OFF_REQUIRED, emptyRawFields, writeU16, writeU32, type RawFields,
+  HEARTBEAT_OFF_PEER_SESSION, HEARTBEAT_OFF_PEER_STREAM, HEARTBEAT_OFF_STREAM, HEARTBEAT_OFF_TOKENS, HEARTBEAT_OFF_TOKENS_BACK, HELLO_OFF_CONNECTION,
+  HELLO_OFF_CONNECTIONS, HELLO_OFF_FEATURES, HELLO_OFF_LOCKS_WINDOW, HELLO_OFF_BATCH_BYTES_MAX, HELLO_OFF_PEER_SESSION, HELLO_OFF_PEER_STREAM,
+  HELLO_OFF_REQUIRED, HELLO_OFF_STREAM, emptyRawFields, writeU16, writeU32, type RawFields,
 } from '../../firmware/protocol/layout.ts';
 import { subEntryBytes, UNLOCK_ENTRY_BYTES, writeSubEntry } from '../../firmware/protocol/batch.ts';
+import { writeResyncEntries } from '../../firmware/protocol/resync-entries.ts';
+import { RESYNC_ENTRY_BYTES } from '../../firmware/protocol/frame.ts';
 import { fieldsAllowed, payloadProblem } from '../../firmware/protocol/rules.ts';
 import type { SeededRandom } from '../../host/random.ts';
 import { pick, randomBytes, RANDOM_BYTES_MAX } from './bytes.ts';
@@ -31,6 +35,17 @@ export interface FrameGenOptions {
    */
   tame?: boolean;
 }
+
+/**
+ * Header fields whose allowed values depend on the frame's `seq` (feature `tags`, firmware/protocol/
+ * rules.ts): the catalog's one-interval model reads them at the base header (seq 0 or 1), where
+ * only 0 passes, so they are drawn here, against the drawn seq. `top(seq)`: the largest allowed.
+ */
+const TOKEN_FIELDS: Readonly<Partial<Record<number, { key: 'tag' | 'count'; top: (seq: number) => number }>>> = {
+  [FrameType.Ack]: { key: 'tag', top: (seq) => seq },
+  [FrameType.Write]: { key: 'count', top: (seq) => Math.min(seq - 1, 0xffff_ffff) },
+  [FrameType.Batch]: { key: 'tag', top: (seq) => seq - 1 },
+};
 
 const REJECT_ANY: Expectation = { reject: 'any' };
 const FIELD: Expectation = { reject: ['ML_ERR_FRAME_FIELD'] };
@@ -60,7 +75,7 @@ export class MirrorFrameGen {
    * HEARTBEAT's small fixed payloads are let through whatever it is (docs/protocol.md).
    */
   acceptedBytes(t: TypeSpec): number {
-    const control = t.type === FrameType.Hello ? 256 : t.type === FrameType.Heartbeat ? 8 : 0;
+    const control = t.type === FrameType.Hello ? 256 : t.type === FrameType.Heartbeat ? HEARTBEAT_TAGS_PAYLOAD_BYTES : 0;
     return Math.min(t.fields.payloadLength.max, Math.max(this.opts.payloadBytesMax, control));
   }
 
@@ -75,7 +90,8 @@ export class MirrorFrameGen {
   validSpec(t: TypeSpec): { spec: RawFrameSpec; extended: boolean } {
     for (let attempt = 0; ; attempt++) {
       const spec = this.drawSpec(t);
-      const { payload, extended } = t.type === FrameType.Batch ? this.batchPayload(spec, t) : this.payload(t);
+      this.drawTokens(spec);
+      const { payload, extended } = t.type === FrameType.Batch ? this.batchPayload(spec, t) : t.type === FrameType.ResyncData ? this.tablePayload(spec, t) : this.payload(t, spec);
       spec.payload = payload;
       const raw = { ...spec, payloadLength: payload.length } as unknown as Parameters<typeof fieldsAllowed>[0];
       if (fieldsAllowed(raw)) return { spec, extended };
@@ -101,11 +117,20 @@ export class MirrorFrameGen {
     return spec;
   }
 
-  private payload(t: TypeSpec): { payload: Uint8Array; extended: boolean } {
+  /** Tokens (feature `tags`) where the frame's type carries them: none, the edge, or anything allowed. */
+  private drawTokens(spec: RawFrameSpec): void {
+    const tokens = TOKEN_FIELDS[spec.type];
+    if (tokens === undefined || this.rng.chance(1, 3)) return;
+    const top = tokens.top(Number(spec.seq));
+    if (top < 1) return;
+    spec[tokens.key] = pick(this.rng, [top, 1, between(this.rng, 1, top)]);
+  }
+
+  private payload(t: TypeSpec, spec: RawFrameSpec): { payload: Uint8Array; extended: boolean } {
     const f = t.fields.payloadLength;
     if (f.max === 0) return { payload: new Uint8Array(0), extended: false };
     if (t.type === FrameType.Hello) return this.helloPayload();
-    if (t.type === FrameType.Heartbeat) return { payload: this.heartbeatPayload(this.session()), extended: false };
+    if (t.type === FrameType.Heartbeat) return { payload: this.heartbeatPayload(this.session(), Number(spec.tag)), extended: false };
     const max = Math.max(f.min, Math.min(this.acceptedBytes(t), this.opts.dataBytesMax));
     return { payload: randomBytes(this.rng, this.dataLength(f.min, max)), extended: false };
   }
@@ -147,6 +172,29 @@ export class MirrorFrameGen {
     return { payload: out, extended: false };
   }
 
+  /**
+   * A RESYNC_DATA's payload that a decoder must accept (feature `resync`): 0 to 8 tag table
+   * entries (now and then as many as fit), the header's count set to match and its first and total
+   * moved so that the entries lie within the table (docs/protocol.md).
+   */
+  private tablePayload(spec: RawFrameSpec, t: TypeSpec): { payload: Uint8Array; extended: boolean } {
+    const fit = Math.floor(this.acceptedBytes(t) / RESYNC_ENTRY_BYTES);
+    const n = Math.min(fit, this.rng.chance(1, 10) ? fit : between(this.rng, 0, 8));
+    const max = Number.MAX_SAFE_INTEGER;
+    const entries = Array.from({ length: n }, () => {
+      const count = pick(this.rng, [1, 8, 0xffff_ffff, between(this.rng, 1, 0xffff_ffff)]);
+      const lba = pick(this.rng, [0, ...(this.hints.lba ?? []), max, between(this.rng, 0, max)]);
+      return { tag: pick(this.rng, [1, max, between(this.rng, 1, max)]), lba: Math.min(lba, max - count), count };
+    });
+    spec.count = n;
+    const first = Math.min(Number(spec.lba), max - n);
+    spec.lba = first;
+    spec.tag = first + n + Math.min(Number(spec.tag), max - first - n);
+    const out = new Uint8Array(n * RESYNC_ENTRY_BYTES);
+    writeResyncEntries(out, 0, entries);
+    return { payload: out, extended: false };
+  }
+
   /** Mostly whole sectors, sometimes any length, sometimes exactly the largest. */
   private dataLength(min: number, max: number): number {
     const ss = this.opts.sectorSize;
@@ -169,12 +217,18 @@ export class MirrorFrameGen {
     const rng = this.rng;
     const bits = this.catalog.featureBits;
     let features = rng.chance(1, 2) ? 0 : rng.chance(1, 2) && bits.length > 0 ? pick(rng, bits) : rng.uint32();
-    // A HELLO offering batches carries the field that says how large a BATCH it takes.
+    // A HELLO offering batches carries the field that says how large a BATCH it takes; one
+    // offering tags its stream numbers (docs/tag-tables.md, "Suspension").
     const batch = (features & FEATURE_BITS.batch) !== 0;
-    const base = batch ? HELLO_BATCH_PAYLOAD_BYTES : HELLO_PAYLOAD_BYTES;
+    const tags = (features & FEATURE_BITS.tags) !== 0;
+    const base = tags ? HELLO_TAGS_PAYLOAD_BYTES : batch ? HELLO_BATCH_PAYLOAD_BYTES : HELLO_PAYLOAD_BYTES;
     const extended = rng.chance(1, 5);
     const p = extended ? randomBytes(rng, between(rng, base + 1, 256)) : new Uint8Array(base);
     if (batch) writeU32(p, HELLO_OFF_BATCH_BYTES_MAX, pick(rng, [BATCH_BYTES_MAX_MIN, 65_536, 0xffff_ffff, between(rng, BATCH_BYTES_MAX_MIN, 0xffff_ffff)]));
+    if (tags) {
+      writeU32(p, HELLO_OFF_STREAM, pick(rng, [0, 1, 1, 2, 0xffff_ffff, rng.uint32()]));
+      writeU32(p, HELLO_OFF_PEER_STREAM, pick(rng, [0, 1, 1, 2, 0xffff_ffff, rng.uint32()]));
+    }
     if (bad === 'requiredFeatures' && features === 0xffff_ffff) features = 0x7fff_ffff; // leave a bit to require
     const required = this.opts.tame || rng.chance(2, 3) ? 0 : (features & rng.uint32()) >>> 0;
     const connections = pick(rng, [1, 1, 2, 3, 64, 0xffff, between(rng, 1, 0xffff)]);
@@ -188,9 +242,21 @@ export class MirrorFrameGen {
     return { payload: p, extended };
   }
 
-  heartbeatPayload(peerSession: U64): Uint8Array {
-    const p = new Uint8Array(8);
+  /**
+   * HEARTBEAT's payload: the peerSession, and now and then the `tags` fields (tokens at most
+   * `confirmedSeq`, as the rules want; `badTokens` puts them past it).
+   */
+  heartbeatPayload(peerSession: U64, confirmedSeq: number, badTokens = false): Uint8Array {
+    const tags = badTokens || this.rng.chance(1, 2);
+    const p = new Uint8Array(tags ? HEARTBEAT_TAGS_PAYLOAD_BYTES : HEARTBEAT_PAYLOAD_BYTES);
     writeU64Any(p, HEARTBEAT_OFF_PEER_SESSION, peerSession);
+    if (!tags) return p;
+    const seq = Math.max(0, Math.min(confirmedSeq, U64_FIELD_MAX));
+    const tokens = badTokens ? seq + 1 + this.rng.int(1000) : pick(this.rng, [0, seq, this.rng.int(Math.min(seq, 2 ** 31) + 1)]);
+    writeU64Any(p, HEARTBEAT_OFF_TOKENS, BigInt(tokens));
+    writeU64Any(p, HEARTBEAT_OFF_TOKENS_BACK, pick(this.rng, [0, 1, U64_FIELD_MAX, between(this.rng, 1, U64_FIELD_MAX)]));
+    writeU32(p, HEARTBEAT_OFF_STREAM, pick(this.rng, [0, 1, 2, 0xffff_ffff, this.rng.uint32()]));
+    writeU32(p, HEARTBEAT_OFF_PEER_STREAM, pick(this.rng, [0, 1, 2, 0xffff_ffff, this.rng.uint32()]));
     return p;
   }
 
@@ -206,11 +272,17 @@ export class MirrorFrameGen {
       return { kind: `field:HELLO.${bad}`, bytes: writeRawFrame(spec), expect: FIELD, spec };
     }
     if (t.type === FrameType.Heartbeat && this.rng.chance(1, 3)) {
-      spec.payload = this.heartbeatPayload(2n ** 53n + BigInt(this.rng.int(1 << 20)));
+      if (this.rng.chance(1, 2) && Number(spec.tag) < U64_FIELD_MAX - 1000) {
+        spec.payload = this.heartbeatPayload(this.session(), Number(spec.tag), true);
+        return { kind: 'field:HEARTBEAT.tokens', bytes: writeRawFrame(spec), expect: FIELD, spec };
+      }
+      spec.payload = this.heartbeatPayload(2n ** 53n + BigInt(this.rng.int(1 << 20)), Number(spec.tag));
       return { kind: 'field:HEARTBEAT.peerSession', bytes: writeRawFrame(spec), expect: FIELD, spec };
     }
     const key = pick(this.rng, RULE_FIELDS);
     const f = t.fields[key];
+    const tokens = TOKEN_FIELDS[t.type];
+    if (tokens?.key === key) return this.badTokens(t, spec, tokens.key, tokens.top(Number(spec.seq)));
     const bad = forbiddenValue(this.rng, f);
     if (bad === null) return this.valid(t);
     if (key === 'payloadLength') return this.badPayloadLength(t, spec, Number(bad));
@@ -218,13 +290,21 @@ export class MirrorFrameGen {
     return { kind: `field:${t.name}.${f.label}`, bytes: writeRawFrame(spec), expect: FIELD, spec };
   }
 
+  /** Tokens past what the frame's seq allows (an ACK's beyond what it confirms, a return reaching past entry 1). */
+  private badTokens(t: TypeSpec, spec: RawFrameSpec, key: 'tag' | 'count', top: number): FuzzItem {
+    const slot = key === 'count' ? 0xffff_ffff : U64_FIELD_MAX;
+    if (top >= slot) return this.valid(t);
+    spec[key] = pick(this.rng, [top + 1, slot, between(this.rng, top + 1, slot)]);
+    return { kind: `field:${t.name}.${t.fields[key].label}`, bytes: writeRawFrame(spec), expect: FIELD, spec };
+  }
+
   /** A length its type does not allow, carried in full when that is affordable. */
   private badPayloadLength(t: TypeSpec, spec: RawFrameSpec, length: number): FuzzItem {
     const affordable = length <= 64 * 1024;
     spec.payload = affordable ? randomBytes(this.rng, length) : spec.payload;
     if (!affordable) spec.payloadLength = length;
-    const controlMax = t.type === FrameType.Hello ? 256 : t.type === FrameType.Heartbeat ? 8 : 0;
-    const tooLarge = length > Math.max(this.opts.payloadBytesMax, controlMax);
+    // Beyond what the decoder takes, or what any frame of the type carries: judged from the header.
+    const tooLarge = length > this.acceptedBytes(t);
     const expect: Expectation = tooLarge ? { reject: ['ML_ERR_FRAME_TOO_LARGE'] } : affordable ? FIELD : REJECT_ANY;
     return { kind: `field:${t.name}.payloadLength`, bytes: writeRawFrame(spec), expect, spec };
   }

@@ -17,6 +17,7 @@ import { ControlServer, claimSocketPath } from './control-server.ts';
 import type { ControlPlane, HostFrontEnd, HostIo, HostLun } from './front-end.ts';
 import type { ProcessConfigSummary, ProcessEvent, QueuedWork } from './process-events.ts';
 import type { ControllerStatus } from './status.ts';
+import { ResyncReporter } from './resync-reporter.ts';
 import { TelemetryJournal, type JournalEvent } from './telemetry-journal.ts';
 import { closeVolumes, openLunVolumes, openMetadataVolume, type OpenMetadataVolume, type OpenVolume } from './volumes.ts';
 
@@ -113,8 +114,13 @@ export class ControllerRuntime implements ControlPlane {
       if (cfg.metadata !== null) held.metadata = await openMetadataVolume(cfg.metadata, { controller: cfg.name, clock });
       const observer = new ObservingTelemetry(journal);
       const seed = randomInt(0, 2 ** 48 - 1);
-      const controller = new StorageController(
-        { name: cfg.name, id: cfg.id, onLockReject: cfg.onLockReject, limits: cfg.limits, luns: lunConfigs(cfg, held.volumes) },
+      // With a metadata volume the controller recovers its tag tables, tag reservation and mirror
+      // states from it first (docs/tag-tables.md, "Metadata"); a restart with them keeps the tables trusted.
+      const controller = await StorageController.recover(
+        {
+          name: cfg.name, id: cfg.id, onLockReject: cfg.onLockReject, limits: cfg.limits, luns: lunConfigs(cfg, held.volumes),
+          ...(held.metadata !== null ? { metadata: held.metadata.device } : {}),
+        },
         { clock, telemetry: observer, random: new SeededRandom(seed) },
       );
       held.controller = controller;
@@ -251,11 +257,13 @@ export class ControllerRuntime implements ControlPlane {
   /**
    * A chart that stopped on an exception is a firmware bug: stop cleanly, exit 70. Without a
    * telemetry target the firmware emits nothing (it costs nothing), so link changes are noticed
-   * here for the log instead.
+   * here for the log instead; resyncs are always logged from here (their progress, too).
    */
   private watchFailures(): void {
     const linkStates = new Map<string, boolean>();
+    const resyncs = new ResyncReporter(this.log);
     this.failureWatch = setInterval(() => {
+      resyncs.observe(this.controller.status(), this.clock.now());
       if (!this.journal) {
         for (const p of this.controller.status()) {
           const up = p.link.state === 'up';

@@ -68,7 +68,9 @@ export function renderStatus(s: ControllerStatus): string {
     }
     const c = p.target.commitLog;
     lines.push(`  target ${p.target.state}: commit log ${n(c.entries)} entries, ${n(c.bytes)} B, ${p.target.heldEarly} held early`);
-    for (const m of p.mirrors) lines.push(`  mirror LUN ${m.lun}: ${m.state}${m.state === 'in-sync' ? '' : ` (${n(m.doneSectors)} of ${n(m.totalSectors)} sectors)`}`);
+    for (const m of p.mirrors) lines.push(mirrorLine(m));
+    const rt = p.resyncTarget;
+    if (rt.tableRequests > 0) lines.push(`  resyncs of ${p.peer}'s mirrors: ${n(rt.tableRequests)} table requests answered, ${n(rt.tableEntriesSent)} entries sent, ${n(rt.resyncsSettled)} settled`);
     if (p.transport) {
       const t = p.transport;
       const sent = t.connections.reduce((sum, c) => sum + c.bytesSent, 0);
@@ -78,4 +80,17 @@ export function renderStatus(s: ControllerStatus): string {
   }
   for (const f of s.frontEnds) lines.push(`front end ${f.kind} at ${f.address}: ${f.connections} connections, ${f.inFlight} requests in flight`);
   return lines.join('\n');
+}
+
+/**
+ * One mirror's line: its state, how far a resync under way has come, and what its resyncs did
+ * (docs/tag-tables.md, "Resync").
+ */
+export function mirrorLine(m: PeerStatus['mirrors'][number]): string {
+  const r = m.resync;
+  const progress = m.state === 'resyncing' ? ` (${n(m.doneSectors)} of ${n(m.totalSectors)} sectors)` : '';
+  const runs = r.runs === 0 ? '' : `; resyncs ${n(r.runs)} (${n(r.fullRuns)} full, ${n(r.aborts)} stopped early), ${n(r.sectorsCopied)} sectors copied, `
+    + `${n(r.entriesCompared)} tag entries compared, ${n(r.entriesMatched)} matched`;
+  const why = m.lastRefusal === null ? '' : `; the peer's table was last refused: ${m.lastRefusal}`;
+  return `  mirror LUN ${m.lun}: ${m.state}${progress}${runs}${why}`;
 }

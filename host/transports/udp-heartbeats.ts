@@ -1,11 +1,13 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { decodeFrame } from '../../firmware/protocol/decoder.ts';
 import { FrameError } from '../../firmware/protocol/errors.ts';
-import { FRAME_OVERHEAD_BYTES, FrameType, HEARTBEAT_PAYLOAD_BYTES } from '../../firmware/protocol/frame.ts';
+import { FRAME_OVERHEAD_BYTES, FrameType, HEARTBEAT_PAYLOAD_BYTES, HEARTBEAT_TAGS_PAYLOAD_BYTES } from '../../firmware/protocol/frame.ts';
 import type { LinkLogger } from './link-logger.ts';
 
 /** A heartbeat frame is exactly this long: a 48-byte header, its 8-byte payload, the frame CRC. */
 export const HEARTBEAT_FRAME_BYTES = FRAME_OVERHEAD_BYTES + HEARTBEAT_PAYLOAD_BYTES;
+/** A heartbeat frame carrying tokens (feature `tags`, docs/tag-tables.md, "Tokens"). */
+export const HEARTBEAT_TAGS_FRAME_BYTES = FRAME_OVERHEAD_BYTES + HEARTBEAT_TAGS_PAYLOAD_BYTES;
 
 /**
  * Datagrams waiting in the socket's send queue, at most. A heartbeat is worth sending only now:
@@ -134,9 +136,11 @@ export class UdpHeartbeats {
 
 /** Why a datagram is not exactly one well-formed HEARTBEAT frame, or null if it is. */
 export function heartbeatProblem(bytes: Uint8Array): string | null {
-  if (bytes.length !== HEARTBEAT_FRAME_BYTES) return `${bytes.length} bytes, a heartbeat frame is ${HEARTBEAT_FRAME_BYTES}`;
+  if (bytes.length !== HEARTBEAT_FRAME_BYTES && bytes.length !== HEARTBEAT_TAGS_FRAME_BYTES) {
+    return `${bytes.length} bytes, a heartbeat frame is ${HEARTBEAT_FRAME_BYTES} (${HEARTBEAT_TAGS_FRAME_BYTES} with tokens)`;
+  }
   try {
-    const f = decodeFrame(bytes, { payloadBytesMax: HEARTBEAT_PAYLOAD_BYTES });
+    const f = decodeFrame(bytes, { payloadBytesMax: 0 });
     return f.type === FrameType.Heartbeat ? null : `a frame of type ${f.type}, not a HEARTBEAT`;
   } catch (error) {
     // The decoder throws only FrameErrors; anything else is its bug, and still no reason to crash on a datagram.

@@ -20,4 +20,12 @@ describe('controller fuzz regressions', () => {
     const out = await runControllerCase(1, 29);
     expect(out.failures).toEqual([]);
   }, 60_000);
+
+  it('seed 10 case 1: a header declaring a payload its type never carries no longer swallows an inline link', async () => {
+    // A sound RESYNC_ACK header declaring a megabyte was waited for, byte by byte: on a link whose
+    // heartbeats travel inline, the restarted peer's HELLO and heartbeats all went into it, and the
+    // link looked alive for ever. Such a length is now refused from the header.
+    const out = await runControllerCase(10, 1);
+    expect(out.failures).toEqual([]);
+  }, 60_000);
 });

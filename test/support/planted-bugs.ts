@@ -6,6 +6,9 @@
  * one method of a firmware class for as long as it is planted (the whole process: a campaign's
  * worker thread imports `planted-bugs-module.ts`), and `plant` returns the function that removes it.
  */
+import { MirrorResync } from '../../firmware/controller/mirror-resync.ts';
+import { TableResponder } from '../../firmware/controller/table-responder.ts';
+import { WriteFence } from '../../firmware/controller/write-fence.ts';
 import { RegionLockTable } from '../../firmware/locks/region-lock-table.ts';
 import { MetadataStore } from '../../firmware/metadata/metadata-store.ts';
 import { AreaReader } from '../../firmware/metadata/recovery.ts';
@@ -15,6 +18,8 @@ import { FrameFlag, NakReason } from '../../firmware/protocol/frame.ts';
 import { SourceChannel } from '../../firmware/mirror/source-channel.ts';
 import { TargetChannel } from '../../firmware/mirror/target-channel.ts';
 import { Transmitter } from '../../firmware/mirror/transmitter.ts';
+import { GroupFlush } from '../../firmware/controller/group-flush.ts';
+import { StorageController } from '../../firmware/controller/storage-controller.ts';
 
 export type PlantedBug =
   /** The target treats a refused mirror lock as granted and applies the writes behind it. */
@@ -39,6 +44,10 @@ export type PlantedBug =
   | 'target-forces-implied-lock'
   /** The target releases a write's implied lock as the write goes to the disk, before it is applied. */
   | 'target-releases-implied-lock-early'
+  /** Every group flush says "durable" without flushing: hosts are acknowledged, and tokens given, on data still in a volatile cache. */
+  | 'flush-skipped'
+  /** The target gives tokens without flushing its volume first (the source still flushes its own). */
+  | 'target-never-flushes'
   /** The metadata store acknowledges a commit once written, without flushing the device's cache. */
   | 'metadata-acks-before-flush'
   /** The metadata store writes every checkpoint into slot 0, over the one recovery would fall back to. */
@@ -51,13 +60,21 @@ export type PlantedBug =
    * The target puts every eighth mirrored WRITE on its disk with one byte flipped, and reports it
    * applied as usual: its telemetry is that of a correct target, so only reading its copy shows it.
    */
-  | 'target-corrupts-applied-data';
+  | 'target-corrupts-applied-data'
+  /** A tag-table resync leaves out the last range its comparison found (docs/tag-tables.md, "Resync"). */
+  | 'resync-skips-a-range'
+  /** The target of a resync says its table holds one entry more with every chunk it sends. */
+  | 'responder-lies-about-table-size'
+  /** A resync reads and queues its chunks without fencing them against host writes. */
+  | 'resync-skips-fence';
 
 export const PLANTED_BUGS: readonly PlantedBug[] = [
   'target-applies-without-lock', 'source-drops-entry-before-ack', 'target-acks-before-write', 'target-reorders-writes',
   'source-ignores-naks-and-timeouts', 'supervisor-never-declares-down', 'supervisor-skips-probation', 'target-keeps-old-stream',
-  'target-skips-implied-lock', 'target-forces-implied-lock', 'target-releases-implied-lock-early', 'target-corrupts-applied-data',
+  'target-skips-implied-lock', 'target-forces-implied-lock', 'target-releases-implied-lock-early', 'flush-skipped', 'target-never-flushes',
+  'target-corrupts-applied-data',
   'metadata-acks-before-flush', 'metadata-checkpoint-one-slot', 'metadata-replays-stale-records', 'spill-lets-writes-overtake',
+  'resync-skips-a-range', 'responder-lies-about-table-size', 'resync-skips-fence',
 ];
 
 /** How long `target-reorders-writes` holds a write back (ms). */
@@ -166,6 +183,10 @@ export function plant(bug: PlantedBug): () => void {
         if ((f.flags & FrameFlag.ImpliedLock) !== 0) this.releaseImplied(e.seq, f.lockId);
         return original.call(this, dev, e, f, ...rest);
       });
+    case 'flush-skipped':
+      return patch(GroupFlush.prototype, 'after', () => (done: (error?: unknown) => void) => done());
+    case 'target-never-flushes':
+      return patch(StorageController.prototype, 'makeDurable', () => (_luns: unknown, done: (error?: unknown) => void) => done());
     case 'metadata-acks-before-flush':
       return patch(MetadataStore.prototype, 'flushDevice', () => async function () {});
     case 'metadata-checkpoint-one-slot':
@@ -177,6 +198,20 @@ export function plant(bug: PlantedBug): () => void {
       Object.defineProperty(RollbackSpill.prototype, 'active', { ...held, get: () => false });
       return () => Object.defineProperty(RollbackSpill.prototype, 'active', held);
     }
+    case 'resync-skips-a-range':
+      return patch(MirrorResync.prototype, 'exactPlan', (original) => function (this: unknown, ...args: unknown[]) {
+        const plan = original.apply(this, args) as { ranges: unknown[] };
+        return { ...plan, ranges: plan.ranges.slice(0, -1) };
+      });
+    case 'responder-lies-about-table-size': {
+      let lies = 0;
+      return patch(TableResponder.prototype, 'sendData', (original) => function (this: unknown, f: unknown, snap: unknown, total: number) {
+        return original.call(this, f, snap, total + ++lies);
+      });
+    }
+    case 'resync-skips-fence':
+      // Only a resync closes a fence: host writes still wait behind overlapping ones.
+      return patch(WriteFence.prototype, 'close', () => (_lba: number, _count: number, quiet: () => void) => quiet());
     case 'target-keeps-old-stream':
       return patch(TargetChannel.prototype, 'beginStream', (original) => function (this: { sourceSession: number; streamSource: number; ownerPeer: string; deps: { peer: string } }, session: number) {
         if (this.sourceSession === 0) return original.call(this, session);

@@ -25,6 +25,7 @@ class Write implements ChannelWrite {
   confirmed(error?: MirrorlabError) {
     if (error) this.refusal = error;
   }
+  suspended() {}
   refusalReporter() {
     return (error: MirrorlabError) => (this.refusal = error);
   }

@@ -87,7 +87,7 @@ describe('BATCH (feature batch)', () => {
         const frame = b as BatchFrame;
         // The standalone frames may carry Retransmit: the batch's flag says it instead.
         const standalone = frame.entries.map((e, i) => encodeFrame({ ...e, flags: e.flags | (i % 2 === 0 ? FrameFlag.Retransmit : 0) } as Frame));
-        expect(encodeBatch(standalone, frame.flags)).toEqual(encodeFrame(frame));
+        expect(encodeBatch(standalone, frame.flags, frame.tokensBack)).toEqual(encodeFrame(frame));
       }),
       { numRuns: 200 },
     );

@@ -125,6 +125,15 @@ describe('decodeFrame', () => {
     expect([err.type, err.seq, err.lun]).toEqual([10, 4, 2]);
   });
 
+  it('ML_ERR_FRAME_TOO_LARGE: a payload its type never carries is judged from the header, never waited for', () => {
+    const lock = encodeFrame({ type: FrameType.Lock, lun: 0, seq: 1, flags: 0, lockId: 1, lba: 0, count: 8, mode: LockMode.Write });
+    expectError(wireFrame({ type: FrameType.Lock, seq: 1, lockId: 1, count: 8, code: LockMode.Write }, new Uint8Array(4)), 'ML_ERR_FRAME_TOO_LARGE',
+      /LOCK seq 1 lun 0 declares a payload of 4 bytes; LOCK frames carry at most 0 bytes/);
+    expectError(sealedHeader({ type: FrameType.Ack, seq: 1, payloadLength: 1 << 20 }), 'ML_ERR_FRAME_TOO_LARGE', /ACK frames carry at most 0 bytes/);
+    expectError(sealedHeader({ type: FrameType.Heartbeat, seq: 1, lba: 1, payloadLength: 33 }), 'ML_ERR_FRAME_TOO_LARGE', /HEARTBEAT frames carry at most 32 bytes/);
+    expect(decodeFrame(lock).type).toBe(FrameType.Lock);
+  });
+
   it('ML_ERR_FRAME_TOO_LARGE: payloadLength beyond payloadBytesMax, even a declared 4 GiB', () => {
     const big = { ...write, data: new Uint8Array(300) };
     const err = expectError(encodeFrame(big), 'ML_ERR_FRAME_TOO_LARGE',
@@ -193,9 +202,9 @@ describe('decodeFrame: ML_ERR_FRAME_FIELD names the field, its value and what is
     ['LOCK range past 2^53-1', wireFrame({ ...lock, lba: MAX - 1, count: 2 }), /lba \+ count = 9007199254740990 \+ 2 is not allowed/],
     ['LOCK mode unknown', wireFrame({ ...lock, code: 3 }), /mode = 3 is not allowed; allowed: 1 \(Write\), 2 \(Read\)/],
     ['LOCK tag set', wireFrame({ ...lock, tag: 5 }), /tag = 5 is not allowed; this frame type does not use the field, so it must be 0/],
-    ['LOCK with a payload', wireFrame({ ...lock }, new Uint8Array(4)), /payloadLength = 4 is not allowed; only WRITE, BATCH, HELLO and HEARTBEAT frames carry a payload/],
     ['empty WRITE', wireFrame({ type: FrameType.Write, seq: 1, lockId: 1 }), /payloadLength \(data.length\) = 0 is not allowed; a WRITE carries at least 1 byte/],
-    ['WRITE count set', wireFrame({ type: FrameType.Write, seq: 1, lockId: 1, count: 8 }, new Uint8Array(1)), /count = 8 is not allowed/],
+    ['WRITE tokens back reaching past entry 1', wireFrame({ type: FrameType.Write, seq: 8, lockId: 1, count: 8 }, new Uint8Array(1)), /count \(tokens back, as a distance\) = 8 is not allowed; allowed: 0 \(none\) to seq - 1 \(7\)/],
+    ['ACK tokens beyond what it confirms', wireFrame({ type: FrameType.Ack, seq: 5, tag: 6 }), /tag \(tokens\) = 6 is not allowed; allowed: at most seq \(5\)/],
     ['WRITE lockId 0', wireFrame({ type: FrameType.Write, seq: 1 }, new Uint8Array(1)), /lockId = 0 is not allowed/],
     ['UNLOCK lba set', wireFrame({ type: FrameType.Unlock, seq: 1, lockId: 1, lba: 1 }), /UNLOCK seq 1 lun 0: lba = 1 is not allowed/],
     ['ACK lockId set', wireFrame({ type: FrameType.Ack, lockId: 3 }), /lockId = 3 is not allowed; this frame type does not use the field/],
@@ -218,7 +227,10 @@ describe('decodeFrame: ML_ERR_FRAME_FIELD names the field, its value and what is
     ['HEARTBEAT sessionId 0', wireFrame({ ...HEARTBEAT, lba: 0 }, new Uint8Array(8)), /sessionId = 0 is not allowed/],
     ['HEARTBEAT GrantWanted', wireFrame({ ...HEARTBEAT, flags: 1 }, new Uint8Array(8)), /flags = 0x01 is not allowed; allowed bits: 0x04 \(Probe\)/],
     ['HEARTBEAT count set', wireFrame({ ...HEARTBEAT, count: 1 }, new Uint8Array(8)), /count = 1 is not allowed/],
-    ['HEARTBEAT without its payload', wireFrame(HEARTBEAT), /payloadLength = 0 is not allowed; a HEARTBEAT carries exactly 8 bytes/],
+    ['HEARTBEAT without its payload', wireFrame(HEARTBEAT), /payloadLength = 0 is not allowed; a HEARTBEAT carries 8 bytes \(its peerSession\), or 32 with feature tags/],
+    ['HEARTBEAT payload neither 8 nor 32 bytes', wireFrame(HEARTBEAT, new Uint8Array(16)), /payloadLength = 16 is not allowed; a HEARTBEAT carries 8 bytes/],
+    ['HEARTBEAT tokens beyond what it confirms', wireFrame({ ...HEARTBEAT, tag: 3 }, new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, ...new Array<number>(16).fill(0)])),
+      /tokens = 4 is not allowed; allowed: 0 to confirmedSeq \(3\)/],
     ['HEARTBEAT peerSession above 2^53-1', wireFrame(HEARTBEAT, new Uint8Array([0xff, 0, 0, 0, 0, 0, 0, 0])), /peerSession = a value above 2\^53-1/],
   ];
   it.each(cases)('%s', (_name, bytes, message) => {

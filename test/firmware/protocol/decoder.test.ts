@@ -131,7 +131,7 @@ describe('FrameDecoder: errors and resynchronisation', () => {
   it('skips an unknown type whole, even when its payload holds frame-shaped bytes', () => {
     const { decoder, frames, errors } = recorder();
     const hidden = encodeFrame(ack(99));
-    decoder.push(concat([wireFrame({ type: 12, seq: 3 }, concat([hidden, hidden])), encodeFrame(ack(1))]));
+    decoder.push(concat([wireFrame({ type: 200, seq: 3 }, concat([hidden, hidden])), encodeFrame(ack(1))]));
     expect(codes(errors)).toEqual(['ML_ERR_FRAME_TYPE']);
     expect(frames).toEqual([ack(1)]);
   });

@@ -21,9 +21,9 @@ describe('encodeFrame: layout (checked against an independent builder of the fra
     ['HELLO maps sessionId/windowBytes/controllerId/windowEntries/policy onto lba/tag/lockId/count/code, the rest into its 24-byte payload',
       { ...base, type: FrameType.Hello, seq: 9, controllerId: 0xdeadbeef, sessionId: MAX, windowBytes: 2 ** 40 + 3,
         windowEntries: 4096, policy: LockRejectPolicy.Retransmit, locksWindow: 0x01020304,
-        features: 0x0a0b0c0d, requiredFeatures: 0x08000001, connection: 0x0102, connections: 0x0304, peerSession: 2 ** 40 + 5 },
+        features: 0x0a0b0c09, requiredFeatures: 0x08000001, connection: 0x0102, connections: 0x0304, peerSession: 2 ** 40 + 5 },
       { type: 1, lun: 7, seq: 9, lba: MAX, tag: 2 ** 40 + 3, lockId: 0xdeadbeef, count: 4096, code: 1 },
-      new Uint8Array([1, 2, 3, 4, 0x0a, 0x0b, 0x0c, 0x0d, 0x08, 0, 0, 1, 1, 2, 3, 4, 0, 0, 1, 0, 0, 0, 0, 5])],
+      new Uint8Array([1, 2, 3, 4, 0x0a, 0x0b, 0x0c, 0x09, 0x08, 0, 0, 1, 1, 2, 3, 4, 0, 0, 1, 0, 0, 0, 0, 5])],
     ['HEARTBEAT maps counter/sessionId/confirmedSeq/controllerId onto seq/lba/tag/lockId, peerSession into its 8-byte payload',
       { ...base, type: FrameType.Heartbeat, flags: 4, seq: 3, controllerId: 9, sessionId: 2 ** 33, confirmedSeq: 17, peerSession: 258 },
       { type: 9, lun: 7, flags: 4, seq: 3, lba: 2 ** 33, tag: 17, lockId: 9 }, new Uint8Array([0, 0, 0, 0, 0, 0, 1, 2])],
@@ -42,6 +42,20 @@ describe('encodeFrame: layout (checked against an independent builder of the fra
       { ...base, type: FrameType.LockRejected, seq: 2, lockId: 6, reason: RejectReason.TableFull, action: RejectAction.Held },
       { type: 7, lun: 7, seq: 2, lockId: 6, code: 3, count: 1 }],
     ['NAK', { ...base, type: FrameType.Nak, seq: 4, reason: NakReason.MediaError }, { type: 8, lun: 7, seq: 4, code: 6 }],
+    // Feature `tags` (docs/tag-tables.md, "Tokens"): tokens in fields these frames leave unused.
+    ['ACK carries its token watermark in tag', { ...base, type: FrameType.Ack, seq: 40, tokens: 37 }, { type: 5, lun: 7, seq: 40, tag: 37 }],
+    ['WRITE returns tokens as a distance back in count',
+      { ...base, type: FrameType.Write, seq: 100, lockId: 5, lba: 16, tag: 77, data: new Uint8Array([1]), tokensBack: 90 },
+      { type: 3, lun: 7, seq: 100, lockId: 5, lba: 16, tag: 77, count: 10 }, new Uint8Array([1])],
+    ['HELLO with tags carries stream and peerStream after batchBytesMax (0 without batch), 36 bytes',
+      { ...base, type: FrameType.Hello, seq: 9, controllerId: 1, sessionId: 5, windowBytes: 0, windowEntries: 0, policy: LockRejectPolicy.HaltResume,
+        locksWindow: 1, features: 0x4, requiredFeatures: 0, connection: 0, connections: 1, peerSession: 0, stream: 3, peerStream: 0x01020304 },
+      { type: 1, lun: 7, seq: 9, lba: 5, lockId: 1 },
+      new Uint8Array([0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3, 4])],
+    ['HEARTBEAT with tags: tokens, tokensBack, stream, peerStream after peerSession, 32 bytes',
+      { ...base, type: FrameType.Heartbeat, seq: 3, controllerId: 9, sessionId: 2, confirmedSeq: 17, peerSession: 258, tags: { tokens: 16, tokensBack: 2 ** 40, stream: 2, peerStream: 7 } },
+      { type: 9, lun: 7, seq: 3, lba: 2, tag: 17, lockId: 9 },
+      new Uint8Array([0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 7])],
   ];
   it.each(cases)('%s', (_name, frame, header, payload) => {
     const bytes = encodeFrame(frame);

@@ -17,6 +17,8 @@ import {
   PROTOCOL_VERSION,
   RejectAction,
   RejectReason,
+  RESYNC_ENTRIES_MAX,
+  TableState,
 } from '../../../firmware/protocol/index.ts';
 import type { Frame, FrameDecoderOptions, FrameError, StreamFrame } from '../../../firmware/protocol/index.ts';
 
@@ -39,20 +41,34 @@ function hello(): fc.Arbitrary<Frame> {
       policy: fc.constantFrom(LockRejectPolicy.HaltResume, LockRejectPolicy.Retransmit), locksWindow: fc.integer({ min: 1, max: 0xffffffff }),
       features: u32, requiredMask: u32, connections: fc.integer({ min: 1, max: 0xffff }), connectionPick: fc.nat(), peerSession: u64,
       batchBytesMax: fc.option(fc.integer({ min: 64, max: 0xffffffff }), { nil: undefined }),
+      streams: fc.option(fc.tuple(u32, u32), { nil: undefined }),
     })
-    .map(({ requiredMask, connectionPick, batchBytesMax, ...f }) => {
+    .map(({ requiredMask, connectionPick, batchBytesMax, streams, ...f }) => {
       const hello = { ...f, requiredFeatures: (f.features & requiredMask) >>> 0, connection: connectionPick % f.connections };
       // A HELLO advertising `batch` must say how large a BATCH it takes; others may or may not.
-      const batch = (f.features & FEATURE_BITS.batch) !== 0 ? batchBytesMax ?? 1 << 20 : batchBytesMax;
-      return batch === undefined ? hello : { ...hello, batchBytesMax: batch };
+      let batch = (f.features & FEATURE_BITS.batch) !== 0 ? batchBytesMax ?? 1 << 20 : batchBytesMax;
+      // One advertising `tags` carries its stream numbers (and with them the batch field's slot, 0 if unused).
+      const tags = (f.features & FEATURE_BITS.tags) !== 0 ? streams ?? [1, 0] : streams;
+      if (tags !== undefined) batch ??= 0;
+      const withBatch = batch === undefined ? hello : { ...hello, batchBytesMax: batch };
+      return tags === undefined ? withBatch : { ...withBatch, stream: tags[0], peerStream: tags[1] };
     });
 }
 
 function heartbeat(): fc.Arbitrary<Frame> {
-  return fc.record({
-    type: fc.constant(FrameType.Heartbeat as const), lun, seq: streamSeq, flags: fc.constantFrom(0, FrameFlag.Probe),
-    controllerId: u32, sessionId: session, confirmedSeq: u64, peerSession: u64,
-  });
+  return fc
+    .record({
+      type: fc.constant(FrameType.Heartbeat as const), lun, seq: streamSeq, flags: fc.constantFrom(0, FrameFlag.Probe),
+      controllerId: u32, sessionId: session, confirmedSeq: u64, peerSession: u64,
+      tags: fc.option(fc.record({ tokens: u64, tokensBack: u64, stream: u32, peerStream: u32 }), { nil: undefined }),
+    })
+    .map(({ tags, ...f }) => (tags === undefined ? f : { ...f, tags: { ...tags, tokens: Math.min(tags.tokens, f.confirmedSeq) } }));
+}
+
+/** Tokens on a frame (feature `tags`): absent, or a seq below `seq` (at most `seq` with `orEqual`). */
+function tokensBelow(seq: number, pick: number, orEqual = false): number | undefined {
+  const top = orEqual ? seq : seq - 1;
+  return pick === 0 || top < 1 ? undefined : 1 + (pick % top);
 }
 
 function lock(): fc.Arbitrary<Frame> {
@@ -69,10 +85,16 @@ function lock(): fc.Arbitrary<Frame> {
 const writeFlags = fc.subarray([FrameFlag.Ordered, FrameFlag.ImpliedLock]).map((fs) => fs.reduce((a, b) => a | b, 0));
 
 function write(dataBytesMax: number): fc.Arbitrary<Frame> {
-  return fc.record({
-    type: fc.constant(FrameType.Write as const), lun, seq: streamSeq, flags: fc.tuple(writeFlags, retransmit).map(([w, r]) => w | r), lockId, lba: u64, tag: u64,
-    data: fc.uint8Array({ minLength: 1, maxLength: dataBytesMax }),
-  });
+  return fc
+    .record({
+      type: fc.constant(FrameType.Write as const), lun, seq: streamSeq, flags: fc.tuple(writeFlags, retransmit).map(([w, r]) => w | r), lockId, lba: u64, tag: u64,
+      data: fc.uint8Array({ minLength: 1, maxLength: dataBytesMax }), tokensPick: fc.nat(),
+    })
+    .map(({ tokensPick, ...f }) => {
+      // Tokens back travel as a u32 distance: within 2^32-1 of the WRITE's own seq.
+      const back = tokensBelow(Math.min(f.seq, 0xffffffff), tokensPick % 3 === 0 ? 0 : tokensPick);
+      return back === undefined ? f : { ...f, tokensBack: f.seq - Math.min(f.seq, 0xffffffff) + back };
+    });
 }
 
 /**
@@ -100,15 +122,20 @@ export function batch(dataBytesMax: number): fc.Arbitrary<Frame> {
     { weight: 4, arbitrary: fc.array(batchEntry(Math.max(1, Math.floor(dataBytesMax / 4))), { minLength: 1, maxLength: 8 }) },
     { weight: 1, arbitrary: fc.array(fc.record({ type: fc.constant(FrameType.Unlock as const), lun: fc.constant(0), seq: fc.constant(1), flags: fc.constant(0), lockId }), { minLength: 1, maxLength: Math.min(BATCH_ENTRIES_MAX, 64) }) },
   );
-  return fc.record({ lun, seq: fc.integer({ min: 1, max: MAX - BATCH_ENTRIES_MAX }), flags: retransmit, entries }).map(({ lun: l, seq, flags, entries: es }) => ({
-    type: FrameType.Batch as const, lun: l, seq, flags, entries: es.map((e: StreamFrame, i: number): StreamFrame => ({ ...e, lun: l, seq: seq + i })),
-  }));
+  return fc.record({ lun, seq: fc.integer({ min: 1, max: MAX - BATCH_ENTRIES_MAX }), flags: retransmit, entries, tokensPick: fc.nat() }).map(({ lun: l, seq, flags, entries: es, tokensPick }) => {
+    const b = { type: FrameType.Batch as const, lun: l, seq, flags, entries: es.map((e: StreamFrame, i: number): StreamFrame => ({ ...e, lun: l, seq: seq + i })) };
+    const back = tokensBelow(seq, tokensPick % 3 === 0 ? 0 : tokensPick);
+    return back === undefined ? b : { ...b, tokensBack: back };
+  });
 }
 
 function responses(): fc.Arbitrary<Frame>[] {
   return [
     fc.record({ type: fc.constant(FrameType.Unlock as const), lun, seq: streamSeq, flags: retransmit, lockId }),
-    fc.record({ type: fc.constant(FrameType.Ack as const), lun, seq: u64, flags: fc.constant(0) }),
+    fc.record({ type: fc.constant(FrameType.Ack as const), lun, seq: u64, flags: fc.constant(0), tokensPick: fc.nat() }).map(({ tokensPick, ...f }) => {
+      const tokens = tokensBelow(f.seq, tokensPick % 3 === 0 ? 0 : tokensPick, true);
+      return tokens === undefined ? f : { ...f, tokens };
+    }),
     fc.record({ type: fc.constant(FrameType.LockGranted as const), lun, seq: streamSeq, flags: fc.constant(0), lockId }),
     fc.record({
       type: fc.constant(FrameType.LockRejected as const), lun, seq: streamSeq, flags: fc.constant(0), lockId,
@@ -124,9 +151,31 @@ function responses(): fc.Arbitrary<Frame>[] {
   ];
 }
 
+const tableEntry = fc.record({ tag: session, lba: u64, count: fc.integer({ min: 1, max: 0xffffffff }) }).map((e) => ({ ...e, lba: Math.min(e.lba, MAX - e.count) }));
+
+/**
+ * The table exchange of a resync (feature `resync`): requests, RESYNC_DATA with 0 to 8 entries
+ * (and now and then many, towards RESYNC_ENTRIES_MAX) lying within its total, RESYNC_DONE and RESYNC_ACK.
+ */
+export function resyncFrames(): fc.Arbitrary<Frame>[] {
+  const exchange = fc.integer({ min: 1, max: MAX });
+  const entries = fc.oneof(
+    { weight: 4, arbitrary: fc.array(tableEntry, { maxLength: 8 }) },
+    { weight: 1, arbitrary: fc.array(tableEntry, { minLength: 64, maxLength: Math.min(RESYNC_ENTRIES_MAX, 512) }) },
+  );
+  return [
+    fc.record({ type: fc.constant(FrameType.ResyncRequest as const), lun, seq: exchange, flags: fc.constant(0), first: u64, entriesMax: fc.integer({ min: 1, max: RESYNC_ENTRIES_MAX }) }),
+    fc.record({ lun, seq: exchange, first: u64, extra: u64, state: fc.constantFrom(TableState.Trusted, TableState.Untrusted), entries }).map(({ first, extra, entries: es, ...f }) => {
+      const start = Math.min(first, MAX - es.length);
+      return { type: FrameType.ResyncData as const, ...f, flags: 0, first: start, total: start + es.length + Math.min(extra, MAX - start - es.length), entries: es };
+    }),
+    fc.record({ type: fc.constantFrom(FrameType.ResyncDone as const, FrameType.ResyncAck as const), lun, seq: exchange, flags: fc.constant(0) }),
+  ];
+}
+
 /** Any valid frame; WRITE data up to `dataBytesMax` bytes. */
 export function frameArb(dataBytesMax = 200): fc.Arbitrary<Frame> {
-  return fc.oneof(hello(), heartbeat(), lock(), write(dataBytesMax), batch(dataBytesMax), ...responses());
+  return fc.oneof(hello(), heartbeat(), lock(), write(dataBytesMax), batch(dataBytesMax), ...responses(), ...resyncFrames());
 }
 
 /** Header fields as the wire holds them; u64 fields as bigint so tests can go past 2^53. */

@@ -21,6 +21,23 @@ describe('TagTable', () => {
     expect(t.overflowed).toBe(false);
   });
 
+  it('counts its overflows, and forgets one only if none came after the resync that settles it began', () => {
+    const t = new TagTable(1);
+    t.add(e(1, 0));
+    expect(t.add(e(2, 8))).toBe(false);
+    const atStart = t.overflows;
+    expect(atStart).toBe(1);
+    t.add(e(3, 16)); // full again while the resync runs
+    t.forgetOverflowBefore(atStart);
+    expect(t.overflowed).toBe(true);
+    const second = t.overflows;
+    t.delete(1);
+    t.forgetOverflowBefore(second);
+    expect(t.overflowed).toBe(false);
+    t.markOverflowed();
+    expect(t.overflows).toBe(3);
+  });
+
   it('refuses a bound that is not a positive integer', () => {
     expect(() => new TagTable(0)).toThrow(/allowed 1 or more/);
   });

@@ -55,6 +55,15 @@ describe('ConsistencyChecker (telemetry invariants)', () => {
     expect(c.violations.map((v) => [v.invariant, v.seq, v.node])).toEqual([['ack-after-apply', 1, 'A']]);
   });
 
+  it('accepts a local acknowledgement (mode suspended) only while the mirror is suspended (docs/tag-tables.md, "Suspension")', () => {
+    const state = (t: number, s: 'suspended' | 'needs-resync' | 'in-sync'): TelemetryEvent => ({ kind: 'mirror.state', t, node: 'A', peer: 'B', lun: 0, state: s, doneSectors: 0, totalSectors: 64 });
+    const c = feed([ack(1, 1, 'suspended'), state(2, 'suspended'), ack(3, 2, 'suspended'), state(4, 'needs-resync'), ack(5, 3, 'suspended'), state(6, 'in-sync')]);
+    expect(c.violations.map((v) => [v.invariant, v.seq, v.tMs])).toEqual([['ack-after-apply', 1, 1], ['ack-after-apply', 3, 5]]);
+    expect(c.violations[0]!.message).toMatch(/acknowledged as of a suspended mirror while the mirror is in-sync/);
+    expect(c.mirrorInSync('A', 0)).toBe(true);
+    expect(feed([state(1, 'suspended')]).mirrorInSync('A', 0)).toBe(false);
+  });
+
   it('reports rollback entries dropped before the target confirmed them', () => {
     const c = feed([
       { kind: 'commit.confirm', t: 1, ...base, upTo: 3, entries: 0, bytes: 0 },

@@ -71,6 +71,14 @@ describe('a controller restart: new session, new stream, resynchronisation', () 
     // The survivor resynchronised the mirror to the restarted target, in the background.
     const states = tel.of('mirror.state').filter((e) => e.node === 'A').map((e) => e.state);
     expect(states).toEqual(['needs-resync', 'resyncing', 'in-sync']);
+    // Without tag tables it is a full copy, and its telemetry says so (docs/tag-tables.md, "Resync").
+    const [start, ...moreStarts] = tel.of('resync.start');
+    expect(moreStarts).toEqual([]);
+    expect(start).toMatchObject({ node: 'A', peer: 'B', lun: 0, resync: 1, full: true, ranges: [[0, 8192]], sectors: 8192 });
+    const chunks = tel.of('resync.chunk');
+    expect(chunks.reduce((n, c) => n + c.count, 0)).toBe(8192);
+    expect(tel.of('resync.done')).toEqual([expect.objectContaining({ node: 'A', resync: 1, sectorsCopied: 8192 })]);
+    expect(tel.of('resync.abort')).toEqual([]);
     expect(tel.of('stream.start').filter((e) => e.node === 'A' && e.role === 'source').map((e) => e.targetSession)).toEqual([firstB, topo.target.session]);
   });
 
