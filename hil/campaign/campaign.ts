@@ -9,7 +9,7 @@ import { newLinkFaultCounters, type LinkFaultCounters } from '../faults/link-fau
 import type { Logger } from '../log.ts';
 import { drawRun, type CampaignSettings } from './draw-run.ts';
 import { SHRINK_FAILURES_MAX, SHRINK_RUNS_DEFAULT, shrinkFailure } from './shrink.ts';
-import { reproduceWith, type RunSummary } from './summary.ts';
+import { reproduceWith, type ResyncSummary, type RunSummary } from './summary.ts';
 import type { WorkerMessage, WorkerReply, WorkerRequest } from './worker.ts';
 
 /** Worker threads that may die and be replaced over one campaign; then the remaining seeds are not run. */
@@ -105,6 +105,10 @@ export interface CampaignResult {
   faultsInjected: LinkFaultCounters;
   byMode: Record<string, number>;
   writes: number;
+  /** Crashes and power cuts struck, and the resyncs that followed them and the partitions, over every run. */
+  crashes: number;
+  powerCuts: number;
+  resync: ResyncSummary;
   wallSeconds: number;
 }
 
@@ -349,10 +353,15 @@ export function campaignResult(opts: Pick<CampaignOptions, 'seeds' | 'from'>, ru
     seed: r.seed, mode: r.mode, onLockReject: r.onLockReject, verdict: 'inconsistent', violations: r.violations, reproduce: r.reproduce, traceHash: r.traceHash,
   }));
   const failures = [...inconsistent, ...crashes].sort((a, b) => a.seed - b.seed);
+  const add = (f: (r: RunSummary) => number): number => runs.reduce((n, r) => n + f(r), 0);
+  const resync: ResyncSummary = {
+    runs: add((r) => r.resync.runs), fullRuns: add((r) => r.resync.fullRuns), bytesCopied: add((r) => r.resync.bytesCopied), bytesDivergent: add((r) => r.resync.bytesDivergent),
+  };
   return {
     seeds: opts.seeds, from: opts.from, runs: runs.length, consistent: runs.length - inconsistent.length, failures,
     crashed: crashes.filter((c) => c.verdict === 'crashed').length, stuck: crashes.filter((c) => c.verdict === 'stuck').length,
     notRun: tally.notRun, workerRestarts: tally.workerRestarts,
-    faultsInjected: faults, byMode, writes: runs.reduce((n, r) => n + r.writes, 0), wallSeconds: Math.round(tally.wallSeconds * 10) / 10,
+    faultsInjected: faults, byMode, writes: add((r) => r.writes), crashes: add((r) => r.crashes), powerCuts: add((r) => r.powerCuts), resync,
+    wallSeconds: Math.round(tally.wallSeconds * 10) / 10,
   };
 }

@@ -4,7 +4,7 @@ import { parseVolumeSpec, type VolumeSpec } from '../../host/disks/volume-spec.t
 import { SeededRandom } from '../../host/random.ts';
 import type { DiskFaultItem, Side } from '../faults/disk-fault-plan.ts';
 import { DEFAULT_EMULATE, type EmulateOptions } from '../emulator/options.ts';
-import { FRAME_KINDS, emptyLinkFaultPlan, type FrameFault, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
+import { emptyLinkFaultPlan, type FrameFault, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
 import { ACCESS_PATTERNS } from '../workload/host-workload.ts';
 
 export interface CampaignSettings {
@@ -23,14 +23,14 @@ const PER_MILLION = [500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000] as const;
  * Swarm testing (Groce et al.): every seed draws its own configuration, so that each run stresses
  * a different mix and rare combinations get their turn. Mode and lock-reject policy rotate with the
  * seed, so every consecutive six seeds cover all six combinations; everything else (fault kinds and
- * probabilities, targeted frame kinds, partitions, bandwidth drops, contention, direction, queue
- * depth, access pattern, RTT) is drawn from the seed.
+ * probabilities, targeted frame kinds, partitions, bandwidth drops, crashes and power cuts,
+ * contention, direction, queue depth, access pattern, RTT) is drawn from the seed.
  */
 export function drawRun(seed: number, settings: CampaignSettings): EmulateOptions {
   const r = new SeededRandom(seed).fork('campaign');
   const mode = MIRROR_MODES[seed % MIRROR_MODES.length]!;
   const onLockReject = LOCK_REJECT_POLICIES[Math.floor(seed / MIRROR_MODES.length) % LOCK_REJECT_POLICIES.length]!;
-  return {
+  return withCrashes({
     ...DEFAULT_EMULATE,
     seed, mode, onLockReject,
     writes: settings.writes,
@@ -44,7 +44,22 @@ export function drawRun(seed: number, settings: CampaignSettings): EmulateOption
     ...drawLinkShape(new SeededRandom(seed).fork('link-shape')),
     ...(settings.diskReorder === false ? {} : { diskReorder: true }),
     ...drawWire(new SeededRandom(seed).fork('wire'), mode),
-  };
+  });
+}
+
+/**
+ * The disk faults a run's crashes leave room for: with any crash, no silent corruption (a resync
+ * that copies everything reads the rotten sectors and carries the rot to the copy, the double
+ * fault of docs/simulator.md 3); on a side a power cut strikes, no member failure and no bad
+ * sectors (a cut while an array is degraded or rebuilding opens the RAID-5 write hole and cuts the
+ * rebuild short: double faults no layout here survives). The link plan stays as drawn or given.
+ */
+function withCrashes(o: EmulateOptions): EmulateOptions {
+  const crashes = o.faults.crashes;
+  if (crashes.length === 0) return o;
+  const powered = new Set(crashes.filter((c) => c.power).map((c) => c.side));
+  const diskFaults = o.diskFaults.filter((f) => f.kind !== 'corrupt' && !(powered.has(f.side) && (f.kind === 'fail' || f.kind === 'bad')));
+  return { ...o, diskFaults };
 }
 
 /**
@@ -101,10 +116,11 @@ function drawVolumes(r: Random): { sourceVolume: VolumeSpec; targetVolume: Volum
 }
 
 /**
- * The frame kinds per-frame faults were drawn from before heartbeats and batches existed: the same
- * list keeps older seeds' plans. (A fault drawn for every kind strikes BATCH frames too.)
+ * The frame kinds per-frame faults were drawn from before heartbeats, batches and the resync
+ * exchange existed, written out so that no new frame type changes them: the same list keeps older
+ * seeds' plans. (A fault drawn for every kind strikes the newer frames too.)
  */
-const KINDS_DRAWN = FRAME_KINDS.filter((k) => k !== 'HEARTBEAT' && k !== 'BATCH');
+const KINDS_DRAWN = ['HELLO', 'LOCK', 'WRITE', 'UNLOCK', 'ACK', 'LOCK_GRANTED', 'LOCK_REJECTED', 'NAK'] as const;
 
 function drawFaults(r: Random): LinkFaultPlan {
   const plan = emptyLinkFaultPlan();
@@ -122,7 +138,30 @@ function drawFaults(r: Random): LinkFaultPlan {
   plan.partitionsDrawn = r.int(3);
   if (r.chance(1, 4)) plan.bandwidth.push({ atMs: 1 + r.int(20), mbps: pick(r, [10, 100, 500]) });
   drawSilentFailures(r.fork('link-supervision'), plan);
+  drawCrashes(r.fork('crashes'), plan);
   return plan;
+}
+
+/** How long a drawn crash keeps its controller down (ms): shorter and longer than the interruption timeouts drawn. */
+const CRASH_DOWN_MS = [5, 30, 100, 500, 2_000] as const;
+
+/**
+ * Crashes and power cuts (docs/tag-tables.md, "Crash and power cut in the simulator"), from a
+ * stream of their own so that every other draw of a seed keeps its value, in every mode: a crash
+ * on one seed in three, a power cut on one in four, each of a side drawn from both, striking in
+ * the first 60 ms (while the hosts still write) and keeping the controller down for one of
+ * {@link CRASH_DOWN_MS}. When both strike one side, the later waits until the side is back.
+ */
+function drawCrashes(s: Random, plan: LinkFaultPlan): void {
+  for (const power of [false, true]) {
+    if (!s.chance(1, power ? 4 : 3)) continue;
+    const side = s.chance(1, 2) ? 'source' : 'target';
+    const downForMs = pick(s, CRASH_DOWN_MS);
+    let atMs = 1 + s.int(60);
+    const earlier = plan.crashes.find((c) => c.side === side);
+    if (earlier !== undefined) atMs = Math.max(atMs, earlier.atMs + earlier.downForMs + 1 + s.int(50));
+    plan.crashes.push({ side, atMs, downForMs, power });
+  }
 }
 
 /**

@@ -87,6 +87,8 @@ const counters = z.object(
 const summary = z.object({
   seed, mode: z.string().max(64), onLockReject: z.string().max(64), verdict: z.enum(['consistent', 'inconsistent']),
   violations: z.array(violation).max(1000), faultsInjected: counters, writes: z.number().int().min(0),
+  crashes: z.number().int().min(0), powerCuts: z.number().int().min(0),
+  resync: z.object({ runs: z.number().int().min(0), fullRuns: z.number().int().min(0), bytesCopied: z.number().min(0), bytesDivergent: z.number().min(0) }),
   traceHash: z.string().max(128), reproduce: z.string().max(16_384), wallMs: z.number().min(0),
 });
 

@@ -85,14 +85,15 @@ function sameFailure(violations: readonly Violation[], invariant: InvariantName)
 /** Link and disk fault items, drawn partitions counted one each. */
 export function faultCount(o: EmulateOptions): number {
   const f = o.faults;
-  return f.drop.length + f.corrupt.length + f.duplicate.length + f.reorder.length + f.delay.length + f.partitions.length + f.partitionsDrawn + f.bandwidth.length + o.diskFaults.length;
+  return f.drop.length + f.corrupt.length + f.duplicate.length + f.reorder.length + f.delay.length + f.partitions.length + f.partitionsDrawn + f.bandwidth.length
+    + f.crashes.length + o.diskFaults.length;
 }
 
 /**
  * The candidates smaller than `o`, biggest cuts first: half the writes; every fault gone, then
  * half of them, then each one (ddmin over the fault schedule); a plainer workload; then each
- * fault weakened (half the probability, half the partition, one drawn partition fewer, a lesser
- * slow-down or sector count). Only candidates that differ from `o` are proposed.
+ * fault weakened (half the probability, half the partition, one drawn partition fewer, a power
+ * cut as a plain crash, half a crash's down time, a lesser slow-down or sector count). Only candidates that differ from `o` are proposed.
  */
 export function* steps(o: EmulateOptions): Generator<EmulateOptions> {
   if (o.writes > 1) yield { ...o, writes: Math.max(1, Math.floor(o.writes / 2)) };
@@ -113,13 +114,13 @@ export function* steps(o: EmulateOptions): Generator<EmulateOptions> {
 }
 
 /** One removable fault: which list, and its index (drawn partitions: the whole count). */
-type Atom = { list: keyof Pick<LinkFaultPlan, 'drop' | 'corrupt' | 'duplicate' | 'reorder' | 'delay' | 'partitions' | 'bandwidth'>; index: number } | { list: 'partitionsDrawn' } | { list: 'disk'; index: number };
+type Atom = { list: keyof Pick<LinkFaultPlan, 'drop' | 'corrupt' | 'duplicate' | 'reorder' | 'delay' | 'partitions' | 'bandwidth' | 'crashes'>; index: number } | { list: 'partitionsDrawn' } | { list: 'disk'; index: number };
 
 const FRAME_LISTS = ['drop', 'corrupt', 'duplicate', 'reorder', 'delay'] as const;
 
 function faultAtoms(o: EmulateOptions): Atom[] {
   const out: Atom[] = [];
-  for (const list of [...FRAME_LISTS, 'partitions', 'bandwidth'] as const) o.faults[list].forEach((_, index) => out.push({ list, index }));
+  for (const list of [...FRAME_LISTS, 'partitions', 'bandwidth', 'crashes'] as const) o.faults[list].forEach((_, index) => out.push({ list, index }));
   if (o.faults.partitionsDrawn > 0) out.push({ list: 'partitionsDrawn' });
   o.diskFaults.forEach((_, index) => out.push({ list: 'disk', index }));
   return out;
@@ -137,6 +138,7 @@ function without(o: EmulateOptions, atoms: readonly Atom[]): EmulateOptions {
     delay: f.delay.filter((_, i) => !gone('delay', i)),
     partitions: f.partitions.filter((_, i) => !gone('partitions', i)),
     bandwidth: f.bandwidth.filter((_, i) => !gone('bandwidth', i)),
+    crashes: f.crashes.filter((_, i) => !gone('crashes', i)),
     partitionsDrawn: atoms.some((a) => a.list === 'partitionsDrawn') ? 0 : f.partitionsDrawn,
   };
   return { ...o, faults, diskFaults: o.diskFaults.filter((_, i) => !gone('disk', i)) };
@@ -161,6 +163,14 @@ function* weakened(o: EmulateOptions): Generator<EmulateOptions> {
     const next = [...f.partitions];
     next[i] = { ...p, forMs: Math.max(1, Math.floor(p.forMs / 2)) };
     yield { ...o, faults: { ...f, partitions: next } };
+  }
+  // A power cut becomes a plain crash; a crash keeps its controller down half as long.
+  for (let i = 0; i < f.crashes.length; i++) {
+    const c = f.crashes[i]!;
+    if (!c.power && c.downForMs <= 1) continue;
+    const next = [...f.crashes];
+    next[i] = c.power ? { ...c, power: false } : { ...c, downForMs: Math.max(1, Math.floor(c.downForMs / 2)) };
+    yield { ...o, faults: { ...f, crashes: next } };
   }
   for (let i = 0; i < o.diskFaults.length; i++) {
     const d = weaker(o.diskFaults[i]!);

@@ -11,15 +11,30 @@ export interface RunSummary {
   violations: Violation[];
   faultsInjected: LinkFaultCounters;
   writes: number;
+  /** Controller crashes and power cuts the run's plan struck (docs/tag-tables.md, "Crash and power cut in the simulator"). */
+  crashes: number;
+  powerCuts: number;
+  /** The run's resyncs: started, full copies among them, bytes copied, bytes that differed at their starts. */
+  resync: ResyncSummary;
   traceHash: string;
   reproduce: string;
   wallMs: number;
 }
 
+/** What a campaign keeps of a run's resyncs. */
+export interface ResyncSummary {
+  runs: number;
+  fullRuns: number;
+  bytesCopied: number;
+  bytesDivergent: number;
+}
+
 export function summarise(r: EmulationReport, wallMs: number, planted?: string): RunSummary {
+  const { runs, fullRuns, bytesCopied, bytesDivergent } = r.resync;
   return {
     seed: r.seed, mode: r.mode, onLockReject: r.onLockReject, verdict: r.verdict, violations: r.violations,
-    faultsInjected: r.faultsInjected, writes: r.writes.acknowledged, traceHash: r.traceHash, reproduce: reproduceWith(r.reproduce, planted),
+    faultsInjected: r.faultsInjected, writes: r.writes.acknowledged, crashes: r.crashes, powerCuts: r.powerCuts, resync: { runs, fullRuns, bytesCopied, bytesDivergent },
+    traceHash: r.traceHash, reproduce: reproduceWith(r.reproduce, planted),
     wallMs: Math.round(wallMs),
   };
 }

@@ -39,20 +39,30 @@ class PlaceLog {
   private seqs: number[] = [];
   private luns: number[] = [];
   private lbas: number[] = [];
+  /** Sectors of a WRITE entry; 0 for LOCK and UNLOCK (they change no sector). */
+  private counts: number[] = [];
   private head = 0;
 
   get size(): number {
     return this.seqs.length - this.head;
   }
 
-  add(seq: number, lun: number, lba: number): void {
-    // A stream restarted from a lower number (it never is today) starts a fresh log.
+  add(seq: number, lun: number, lba: number, writeSectors: number): void {
+    // A stream restarted from a lower number (a new stream after a restart) starts a fresh log.
     if (this.size > 0 && seq <= this.seqs[this.seqs.length - 1]!) this.dropThrough(Number.MAX_SAFE_INTEGER);
     this.seqs.push(seq);
     this.luns.push(lun);
     this.lbas.push(lba);
+    this.counts.push(writeSectors);
     if (this.size > PlaceLog.placesMax) this.head++;
     this.compact();
+  }
+
+  /** The sectors of `lun` the WRITE entries held change, as `[lba, count]`, in log order. */
+  writesOf(lun: number): [number, number][] {
+    const out: [number, number][] = [];
+    for (let i = this.head; i < this.seqs.length; i++) if (this.luns[i] === lun && this.counts[i]! > 0) out.push([this.lbas[i]!, this.counts[i]!]);
+    return out;
   }
 
   /** The oldest entry still held, if any. */
@@ -88,6 +98,7 @@ class PlaceLog {
     this.seqs = this.seqs.slice(this.head);
     this.luns = this.luns.slice(this.head);
     this.lbas = this.lbas.slice(this.head);
+    this.counts = this.counts.slice(this.head);
     this.head = 0;
   }
 }
@@ -140,6 +151,8 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
   private progressCount = 0;
   /** Each mirror's resync state, by source node and LUN (`mirror.state`); a mirror never reported is in sync. */
   private readonly mirrorStates = new Map<string, MirrorSyncState>();
+  /** Each source's current stream to each peer (by `node|peer`): its source and target sessions and its number. */
+  private readonly streams = new Map<string, { source: number; target: number; stream: number }>();
   /** The last frames sent, oldest first once full (a ring of {@link RECENT_FRAMES_MAX}). */
   private readonly recentFrames: string[] = [];
   private recentFramesNext = 0;
@@ -215,11 +228,17 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
         // Only an async acknowledgement, or one of a suspended mirror, may come before the target applied the write.
         this.history(e.node, e.lun).completed(e.tag, { applied: e.mode !== 'async' && e.mode !== 'suspended' });
         return;
+      case 'stream.start':
+        if (e.role === 'source') this.sourceStream(e);
+        return;
       case 'mirror.state':
         this.mirrorStates.set(`${e.node}|${e.lun}`, e.state);
         return;
       case 'rollback.append':
-        this.placeLog(e.node, e.peer).add(e.seq, e.lun, e.lba);
+        this.placeLog(e.node, e.peer).add(e.seq, e.lun, e.lba, e.entry === 'write' ? e.count : 0);
+        return;
+      case 'controller.crash':
+        this.crashed(e.node);
         return;
       case 'commit.append':
       case 'commit.confirm':
@@ -249,6 +268,51 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
       default:
         return;
     }
+  }
+
+  /**
+   * Sectors of `lun` that writes in the stream from `node` to `peer` are changing right now: the
+   * WRITE entries its rollback log holds (appended, not yet confirmed), as `[lba, count]` in
+   * stream order. What resync-exact leaves out of the divergence it measures (docs/tag-tables.md,
+   * "What the checker checks").
+   */
+  streamWrites(node: string, peer: string, lun: number): [number, number][] {
+    return this.places.get(node)?.get(peer)?.writesOf(lun) ?? [];
+  }
+
+  /**
+   * A source began a stream to `peer`. The first HELLO names the target of the stream already
+   * under way (what its log holds stays in it); any other start is a new stream: the source's log
+   * was emptied, and what it still carries is appended again after this event (a suspension
+   * carries nothing: docs/tag-tables.md, "Suspension"), so the places kept for the old one go.
+   */
+  private sourceStream(e: Extract<TelemetryEvent, { kind: 'stream.start' }>): void {
+    const key = `${e.node}|${e.peer}`;
+    const was = this.streams.get(key);
+    const now = { source: e.sourceSession, target: e.targetSession, stream: e.stream ?? 1 };
+    this.streams.set(key, now);
+    const adopted = was === undefined || (was.source === now.source && was.target === 0 && was.stream === now.stream);
+    if (!adopted) this.places.get(e.node)?.delete(e.peer);
+  }
+
+  /**
+   * The harness crashed `node` (docs/tag-tables.md, "Crash and power cut in the simulator"):
+   * what it held in memory is gone, so the checker forgets it too (its rollback and commit logs,
+   * the locks held on it, its local locks); the writes its hosts had in flight will never complete
+   * (the histories of its LUNs mark them interrupted), and every other host's history owes
+   * durability from now on (its mirror's target may be the one that crashed).
+   */
+  private crashed(node: string): void {
+    for (const [key, h] of this.histories) {
+      if (key.startsWith(`${node}|`)) h.crashed();
+      else h.peerCrashed();
+    }
+    for (const key of [...this.mirrorLocks.keys()]) if (key.startsWith(`${node}|`)) this.mirrorLocks.delete(key);
+    for (const key of [...this.localLocks.keys()]) if (key.startsWith(`${node}|`)) this.localLocks.delete(key);
+    this.places.delete(node);
+    for (const key of [...this.streams.keys()]) if (key.startsWith(`${node}|`)) this.streams.delete(key);
+    this.commits.delete(node);
+    for (const h of this.hosts.get(node)?.values() ?? []) h.done = h.issued;
   }
 
   /**

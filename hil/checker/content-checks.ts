@@ -96,19 +96,11 @@ export class PrefixCheck {
       if (typeof origin === 'object' && 'problem' in origin) return violation('data-intact', ctx, lba, 0, origin.problem);
       // The prefixes (tags P: every write up to P applied) this sector admits: [lo, hi]. Where the
       // history no longer remembers the write's successor here, the window ends before the oldest
-      // write it remembers: wider than the truth, never narrower, so no false alarm.
-      const coverers = history.coverersOf(lba);
-      let lo: number;
-      let hi: number;
-      if (origin === 'zero') {
-        lo = -1;
-        hi = history.firstTag(lba) - 1;
-      } else {
-        lo = origin.tag;
-        // Not remembered here (older than every coverer kept): its successor is at most the oldest kept.
-        const at = coverers.indexOf(origin.tag);
-        hi = (coverers[at + 1] ?? Infinity) - 1;
-      }
+      // write it remembers: wider than the truth, never narrower, so no false alarm. A write a crash
+      // interrupted may or may not have landed (docs/tag-tables.md, "What the checker checks"): it
+      // ends no window, so the window runs to the next write that was not interrupted.
+      const lo = origin === 'zero' ? -1 : origin.tag;
+      const hi = history.nextSolidCoverer(lba, origin === 'zero' ? 0 : origin.tag) - 1;
       this.lo = Math.max(this.lo, lo);
       this.hi = Math.min(this.hi, hi);
       if (this.lo > this.hi) {
@@ -184,14 +176,29 @@ function allZero(bytes: Uint8Array, from: number, to: number): boolean {
   return true;
 }
 
+/**
+ * A written sector at the end must hold the last write to it; while that write was interrupted by
+ * a crash (never completed at the host), any older one back to the newest write that was not
+ * interrupted will do ("either old or new"). A write missing otherwise was acknowledged: after a
+ * crash or power cut of a mirror acknowledged only once the target applied (sync, speculative),
+ * that is `acked-durable` (docs/tag-tables.md, "What the checker checks"); else `data-intact`.
+ */
 function latestAt(history: WriteHistory, image: VolumeImage, lba: number, ctx: ContentContext): Violation | null {
   if (history.touchedByFailure(lba)) return null;
   const origin = originOf(history, image, lba, ctx);
   if (typeof origin === 'object' && 'problem' in origin) return violation('data-intact', ctx, lba, 0, origin.problem);
   const last = history.lastTag(lba);
   if (origin !== 'zero' && origin.tag === last) return null;
-  const held = origin === 'zero' ? 'zeros' : `write tag ${origin.tag}`;
-  return violation('data-intact', ctx, lba, last, `holds ${held}, but the last write to it was tag ${last}: an acknowledged write is missing`);
+  const held = origin === 'zero' ? 0 : origin.tag;
+  const solid = history.nextSolidCoverer(lba, held);
+  if (history.interruptedWrites > 0 && solid === Infinity) return null;
+  const what = origin === 'zero' ? 'zeros' : `write tag ${origin.tag}`;
+  if (history.durabilityOwed) {
+    const lost = Number.isFinite(solid) ? solid : last;
+    return violation('acked-durable', ctx, lba, lost,
+      `holds ${what}, but write tag ${lost} was acknowledged to the host after it and never overwritten by a completed write: lost through a crash or power cut (${history.crashes} in this run)`);
+  }
+  return violation('data-intact', ctx, lba, last, `holds ${what}, but the last write to it was tag ${last}: an acknowledged write is missing`);
 }
 
 /** A sector no write of this run covered: it must hold what the baseline says it held before. */
@@ -223,6 +230,6 @@ export function firstDifference(a: VolumeImage, b: VolumeImage): number {
   return -1;
 }
 
-function violation(invariant: 'write-order' | 'data-intact', ctx: ContentContext, lba: number, seq: number, message: string): Violation {
+function violation(invariant: 'write-order' | 'data-intact' | 'acked-durable', ctx: ContentContext, lba: number, seq: number, message: string): Violation {
   return { invariant, node: ctx.node, lun: ctx.lun, lba, seq, tMs: ctx.tMs, message: `LBA ${lba} ${message}` };
 }

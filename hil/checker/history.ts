@@ -45,6 +45,15 @@ export class WriteHistory {
   private readonly unsettled = new Map<number, Unsettled>();
   /** Sectors a write the host saw fail touched: they may hold either version. */
   private readonly failedSectors = new Set<number>();
+  /** Writes in flight when their controller crashed: they never completed, and may or may not have landed. */
+  private readonly interruptedTags = new Set<number>();
+  /**
+   * Per sector an interrupted write covered: its coverers when the crash struck (ascending), kept
+   * whatever settles later, so that the write's predecessor there stays known (see {@link crashed}).
+   */
+  private readonly crashCoverers = new Map<number, number[]>();
+  private crashCount = 0;
+  private acksAfterApply = 0;
   private newest = 0;
   private writes = 0;
   private sectorsWritten = 0;
@@ -75,6 +84,25 @@ export class WriteHistory {
   /** Distinct sectors written. */
   get sectorCount(): number {
     return this.sectorsWritten;
+  }
+
+  /** Writes a crash interrupted (never completed at the host). */
+  get interruptedWrites(): number {
+    return this.interruptedTags.size;
+  }
+
+  /** Crashes or power cuts of either controller of this mirror seen so far ({@link crashed}, {@link peerCrashed}). */
+  get crashes(): number {
+    return this.crashCount;
+  }
+
+  /**
+   * Whether a write missing at the end breaks `acked-durable` rather than `data-intact`
+   * (docs/tag-tables.md, "What the checker checks"): a crash or power cut struck this mirror, and
+   * its host was acknowledged in sync or speculative mode (only after the target applied).
+   */
+  get durabilityOwed(): boolean {
+    return this.crashCount > 0 && this.acksAfterApply > 0;
   }
 
   add(tag: number, lba: number, count: number): void {
@@ -108,7 +136,10 @@ export class WriteHistory {
     const w = this.unsettled.get(tag);
     if (!w) return;
     w.completed = true;
-    if (o.applied) w.applied = true;
+    if (o.applied) {
+      w.applied = true;
+      this.acksAfterApply++;
+    }
     if (w.applied) this.settle(tag, false);
   }
 
@@ -138,6 +169,60 @@ export class WriteHistory {
     }
   }
 
+  /**
+   * The controller this host writes through crashed (docs/tag-tables.md, "What the checker
+   * checks"): every write issued and not completed will never complete, and each may or may not
+   * have landed on either copy, so at the end a sector may hold the last write to it or, while
+   * that write is interrupted, any older one back to the newest write that was not interrupted
+   * ("either old or new"). Each interrupted write's sectors keep their coverers as they are now
+   * (the predecessor of every interrupted write among them), beyond later trimming; then every
+   * write in flight settles, interrupted or (async) acknowledged and not yet applied, since its
+   * apply may never come in its stream: settling only loses precision, never soundness
+   * (docs/simulator.md 6). Returns the writes interrupted.
+   */
+  crashed(): number {
+    this.crashCount++;
+    let n = 0;
+    for (const [tag, w] of [...this.unsettled]) {
+      if (!w.completed) {
+        n++;
+        this.interruptedTags.add(tag);
+        for (let s = w.lba; s < w.lba + w.count; s++) {
+          const merged = new Set([...(this.crashCoverers.get(s) ?? []), ...this.coverersOf(s)]);
+          this.crashCoverers.set(s, [...merged].sort((a, b) => a - b));
+        }
+      }
+      this.settle(tag, true);
+    }
+    return n;
+  }
+
+  /** The controller holding this mirror's copy crashed: nothing of this host's is interrupted, but durability is owed from now on. */
+  peerCrashed(): void {
+    this.crashCount++;
+  }
+
+  /** Whether write `tag` was in flight when its controller crashed. */
+  isInterrupted(tag: number): boolean {
+    return this.interruptedTags.size > 0 && this.interruptedTags.has(tag);
+  }
+
+  /**
+   * The first write after `tag` to sector `lba` that was not interrupted (Infinity: none): the
+   * sector may hold `tag` only in prefixes before it, and at the end only if there is none. With
+   * `tag` 0, the first such write of all. Coverers forgotten here were never interrupted and
+   * come before the newest remembered one, so the answer is never earlier than the truth: a
+   * window it bounds is never narrower (docs/simulator.md 6).
+   */
+  nextSolidCoverer(lba: number, tag: number): number {
+    const first = this.firstTag(lba);
+    if (first === 0) return Infinity;
+    const coverers = this.coverersOf(lba);
+    if (tag === 0 && coverers[0] !== first) return first;
+    for (const c of coverers) if (c > tag && !this.isInterrupted(c)) return c;
+    return Infinity;
+  }
+
   /** Was this sector touched by a write the host saw fail? */
   touchedByFailure(lba: number): boolean {
     return this.failedSectors.size > 0 && this.failedSectors.has(lba);
@@ -164,9 +249,11 @@ export class WriteHistory {
    */
   coverersOf(lba: number): readonly number[] {
     const list = this.kept.get(lba);
-    if (list) return list;
     const last = this.lastTag(lba);
-    return last === 0 ? [] : [last];
+    const own = list ?? (last === 0 ? [] : [last]);
+    const crashed = this.crashCoverers.size > 0 ? this.crashCoverers.get(lba) : undefined;
+    if (crashed === undefined) return own;
+    return [...new Set([...crashed, ...own])].sort((a, b) => a - b);
   }
 
   /** Did write `tag` cover sector `lba`? `unknown` when it is older than what is remembered there. */

@@ -108,6 +108,13 @@ export class LinkChecker implements TraceSink {
       case 'controller.start':
         this.onStart(e.node, e.session);
         return;
+      case 'controller.crash':
+        // Its supervisors died with it: the next start's begin with no link and nothing owed (a cut
+        // still in force stays: it is owed a detection once the new start brings its link up).
+        for (const [key, v] of this.views) {
+          if (key.startsWith(`${e.node}|`)) Object.assign(v, { up: false, detectBy: -1, cleanSince: -1, lastHeartbeatMs: -1, wasDown: false });
+        }
+        return;
       case 'link.supervision':
         this.onSupervision(e);
         return;

@@ -13,6 +13,10 @@ export type InvariantName =
   | 'link-detect'
   | 'probation'
   | 'session'
+  /** A write acknowledged in sync or speculative mode was lost through a crash or power cut (docs/tag-tables.md). */
+  | 'acked-durable'
+  /** A resync did not copy every block that differed, or copied blocks its tag tables did not name (docs/tag-tables.md). */
+  | 'resync-exact'
   /** Live runs: the processes' telemetry cannot be put in one causal order (lines lost, a receive with no send). */
   | 'causal-order';
 

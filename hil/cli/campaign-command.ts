@@ -163,6 +163,11 @@ export function renderCampaign(r: CampaignReport): string {
     `  runs by mode/policy  ${Object.entries(r.byMode).map(([k, n]) => `${k} ${n}`).join(', ')}`,
     `  faults injected      ${describeLinkFaultCounters(f)}`,
   ];
+  const rs = r.resync;
+  if (r.crashes > 0 || rs.runs > 0) {
+    const mib = (b: number): string => (b / 2 ** 20).toFixed(1);
+    lines.push(`  crashes and resyncs  ${r.crashes} crashes (${r.powerCuts} power cuts); ${rs.runs} resyncs (${rs.fullRuns} full) copied ${mib(rs.bytesCopied)} MiB where ${mib(rs.bytesDivergent)} MiB differed at their starts`);
+  }
   if (r.queue) {
     const q = r.queue;
     lines.push(`  queue                campaign ${q.campaignId} on ${q.url}, ${n(q.workersSeen, 'worker')} seen, ${n(q.retried, 'seed')} run again after their worker died`

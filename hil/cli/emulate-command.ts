@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { LOCK_REJECT_POLICIES, LOCK_STYLES, MIRROR_MODES } from '../../firmware/mirror/types.ts';
-import { CONNECTIONS_MAX, DEFAULT_EMULATE, FAULT_PHASE_MS_MAX_LIMIT, READ_PERCENT_MAX, type EmulateOptions } from '../emulator/options.ts';
+import { CONNECTIONS_MAX, DEFAULT_EMULATE, FAULT_PHASE_MS_MAX_LIMIT, READ_PERCENT_MAX, THINK_MS_MAX, type EmulateOptions } from '../emulator/options.ts';
 import { runEmulation } from '../emulator/run.ts';
 import { LINK_FAULT_SYNTAX, formatLinkFaults, parseLinkFaults } from '../faults/link-fault-plan.ts';
 import { DISK_FAULT_SYNTAX, formatDiskFaults, parseDiskFaults } from '../faults/disk-fault-plan.ts';
@@ -51,6 +51,7 @@ export function addEmulateFlags(cmd: Command): Command {
     .option('--write-bytes <bytes>', 'bytes per write (a multiple of the sector size, at most 1 MiB)', integer('--write-bytes', 1, PAYLOAD_BYTES_MAX), D.writeBytes)
     .option('--queue-depth <n>', 'writes each host keeps in flight', integer('--queue-depth', 1, 4096), D.queueDepth)
     .addOption(new Option('--pattern <pattern>', `where writes go: ${ACCESS_PATTERNS.join(', ')} (hot: 90% to a tenth of the volume)`).argParser(choice('--pattern', ACCESS_PATTERNS)).default(D.pattern))
+    .option('--think-ms <ms>', 'each host lane waits this long after a completion before its next request (virtual ms; paces the host)', decimal('--think-ms', 0, THINK_MS_MAX))
     .option('--read-percent <p>', `share of host operations that are reads (0-${READ_PERCENT_MAX}); reads come on top of --writes`, integer('--read-percent', 0, READ_PERCENT_MAX), D.readPercent)
     .option('--rtt-ms <ms>', 'round-trip time of the link', decimal('--rtt-ms', 0, 10_000), D.rttMs)
     .option('--bandwidth-mbps <mbps>', 'link bandwidth in megabits per second', decimal('--bandwidth-mbps', 0, 1e6, true), D.bandwidthMbps)

@@ -1,6 +1,6 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { Command, Option } from 'commander';
-import { LINK_FAULT_SYNTAX, parseLinkFaults, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
+import { LINK_FAULT_SYNTAX, parseLinkFaults, refuseCrashes, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
 import {
   PROXY_LIMITS, ProxyError, formatHostPort, parseListenAddress, parseTargetAddress, startSerialFaultProxy, startTcpFaultProxy,
   type FaultProxy, type HostPort, type ProxyEventSink, type ProxyStats,
@@ -69,7 +69,7 @@ export function proxyCommand(log: Logger, exit: (code: number) => void): Command
     .option('--ptys <dir>', HELP.ptys)
     .option('--baud <n>', 'serial: the lines\' rate', integer('--baud', SERIAL_BAUD_MIN, SERIAL_BAUD_MAX), SERIAL_BAUD_DEFAULT)
     .option('--pace', 'serial: pace each direction to the baud rate (a PTY ignores it)', false)
-    .addOption(new Option('--faults <plan>', `link faults:\n${LINK_FAULT_SYNTAX}`).argParser(plan(parseLinkFaults)).default(parseLinkFaults('none'), 'none'))
+    .addOption(new Option('--faults <plan>', `link faults:\n${LINK_FAULT_SYNTAX}`).argParser(plan((text) => refuseCrashes(parseLinkFaults(text), 'the fault proxy'))).default(parseLinkFaults('none'), 'none'))
     .option('--seed <n>', HELP.seed, integer('--seed', 0, Number.MAX_SAFE_INTEGER), 1)
     .addOption(new Option('--names <a,b>', HELP.names).argParser(plan(parseNames)).default({ a: 'A', b: 'B' }, 'A,B'))
     .option('--events <file>', HELP.events)

@@ -22,6 +22,13 @@ export function renderReport(r: EmulationReport): string {
     `  initial sync  ${renderSync(r)}`,
     ...r.volumes.map((v, i) => `  ${i === 0 ? 'volumes      ' : '             '} ${v.name} ${v.layout}: ${v.state}, ${v.checked ? `${v.mismatches} mismatches` : 'not checked'}${v.rebuilds ? `, ${v.rebuilds} rebuilds` : ''}${v.unreadableSectors ? `, ${v.unreadableSectors} unreadable sectors` : ''}`),
   ];
+  if (r.crashes > 0) lines.push(`  crashes       ${r.crashes} (${r.powerCuts} with a power cut); ${w.interrupted} host writes interrupted (never completed)`);
+  const rs = r.resync;
+  if (rs.runs > 0) {
+    const ratio = rs.bytesDivergent > 0 ? ` (${(rs.bytesCopied / rs.bytesDivergent).toFixed(3)} of what differed)` : '';
+    lines.push(`  resync        ${rs.runs} runs (${rs.fullRuns} full, ${rs.aborted} aborted): ${rs.bytesCopied} bytes copied${ratio}, ${rs.bytesDivergent} differed at the starts`
+      + `${rs.unmeasured ? ` (${rs.unmeasured} starts not measured)` : ''}; ${rs.entriesMatched} of ${rs.entriesCompared} tag entries matched; ${ms(rs.virtualMs)}`);
+  }
   if (r.mode === 'async') {
     const cp = r.writeOrderCheckpointsMs;
     lines.push(`  write order   ${cp.length} checkpoints${cp.length > 0 ? `, first at ${ms(cp[0]!)}, last at ${ms(cp[cp.length - 1]!)}` : ''}`);

@@ -62,6 +62,8 @@ export interface EmulateOptions
 
 /** Largest `--fault-phase-max-ms` accepted: a day of virtual time. */
 export const FAULT_PHASE_MS_MAX_LIMIT = 86_400_000;
+/** Longest `--think-ms`: a minute of virtual time between one request of a lane and the next. */
+export const THINK_MS_MAX = 60_000;
 /** Largest `--read-percent`: at 100 no write would ever be issued, and the run would only end at the fault phase's cap. */
 export const READ_PERCENT_MAX = 99;
 
@@ -105,6 +107,7 @@ export function validateEmulateOptions(o: EmulateOptions): void {
   if (!Number.isInteger(o.readPercent) || o.readPercent < 0 || o.readPercent > READ_PERCENT_MAX) {
     throw new UsageError(`--read-percent is ${o.readPercent}; allowed 0 to ${READ_PERCENT_MAX} (reads are mixed into a workload of --writes writes, so some share must be writes)`);
   }
+  if (o.thinkMs !== undefined && !(o.thinkMs >= 0 && o.thinkMs <= THINK_MS_MAX)) throw new UsageError(`--think-ms is ${o.thinkMs}; allowed 0 to ${THINK_MS_MAX} ms of virtual time`);
   const r = o.lockRegionSectors;
   if (r !== undefined && (!Number.isSafeInteger(r) || r < 1 || (r & (r - 1)) !== 0 || r > 2 ** 30)) {
     throw new UsageError(`--lock-region-sectors is ${r}; allowed a power of two from 1 to 2^30 sectors, no larger than the volume (e.g. 2048: 1 MiB of 512-byte sectors)`);

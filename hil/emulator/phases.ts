@@ -4,6 +4,8 @@ import type { LinkFaultInjector } from '../faults/link-fault-injector.ts';
 import type { HostWorkload } from '../workload/host-workload.ts';
 import { writeOrderCheckpoint, type CheckpointSchedule } from './checkpoints.ts';
 import type { EmulateOptions } from './options.ts';
+import type { CrashSchedule } from './crashes.ts';
+import type { RecoveryWatch } from './recovery-watch.ts';
 import type { Topology } from './topology.ts';
 import type { VolumeSet } from './volumes.ts';
 import { describeControllerStatus, ProgressWatchdog, schedulerEventsBudget, STALL_MS_DEFAULT, type WatchdogVerdict } from './watchdog.ts';
@@ -23,6 +25,10 @@ export interface PhaseContext {
   checker: ConsistencyChecker;
   /** Async mode: when to check write-order fidelity; null otherwise. */
   checkpoints: CheckpointSchedule | null;
+  /** The run's crashes and power cuts (none: an empty schedule). */
+  crashes?: CrashSchedule;
+  /** Whether the targets may be held to the prefix rule now (after a crash or during a resync they may not); absent: always. */
+  recovery?: RecoveryWatch;
   progress: (phase: Phase) => void;
   /** The progress watchdog (docs/simulator.md 1); made on first use from `opts` when not given. */
   watchdog?: RunWatchdog;
@@ -37,19 +43,25 @@ export interface RunWatchdog {
 /** The run's watchdog: `--stall-ms` and a scheduler-event budget scaled from the workload. */
 export function watchdogOf(ctx: PhaseContext): RunWatchdog {
   if (ctx.watchdog) return ctx.watchdog;
-  const { opts, hosts, injector, volumes } = ctx;
+  const { opts, hosts, injector } = ctx;
   // Reads come on top of writes: a host issues about writes / (1 - readShare) operations.
   const operations = Math.ceil((opts.writes * hosts.length * 100) / (100 - opts.readPercent));
-  const timedFaultsMs = Math.max(injector.timedFaultsEndMs, volumes.timedFaultsEndMs);
+  const timedFaultsMs = timedFaultsEndMs(ctx);
   const dog = new ProgressWatchdog({
     stallMs: opts.stallMs ?? STALL_MS_DEFAULT,
     eventsBudget: opts.schedulerEventsMax ?? schedulerEventsBudget({ operations, timedFaultsMs }),
     // A planned fault holds the system back, and so does the recovery from one the link supervisor
     // is still going through (a link down, in probation, reconnecting): neither is a stall. A
     // supervisor that never brings the link back is caught by the healing phase's bound instead.
-    faults: { get faultActive() { return injector.faultActive || !linksUp(ctx.topo); } },
+    // A crashed controller's down time is a planned fault too (docs/simulator.md 1.1).
+    faults: { get faultActive() { return injector.faultActive || ctx.crashes?.down === true || !linksUp(ctx.topo); } },
   });
   return (ctx.watchdog = { dog, verdict: null });
+}
+
+/** When the run's last timed fault happens: link faults, member failures and power cuts, crashed controllers' restarts. */
+function timedFaultsEndMs(ctx: PhaseContext): number {
+  return Math.max(ctx.injector.timedFaultsEndMs, ctx.volumes.timedFaultsEndMs, ctx.crashes?.timedFaultsEndMs ?? 0);
 }
 
 /**
@@ -83,7 +95,7 @@ export type PhaseOutcome = 'done' | 'capped' | 'timeout' | 'stuck';
 export async function faultPhase(ctx: PhaseContext): Promise<PhaseOutcome> {
   const { topo, hosts, volumes, opts, checkpoints } = ctx;
   const { clock, link } = topo;
-  const timedEndMs = Math.max(ctx.injector.timedFaultsEndMs, volumes.timedFaultsEndMs);
+  const timedEndMs = timedFaultsEndMs(ctx);
   // Whether the wire carries frames both ways (no black hole): a checkpoint follows each heal.
   const wireUp = (): boolean => !link.isBlackholed('ab') && !link.isBlackholed('ba');
   let linkUp = wireUp();
@@ -95,13 +107,18 @@ export async function faultPhase(ctx: PhaseContext): Promise<PhaseOutcome> {
   while (!over()) {
     if (clock.now() >= opts.faultPhaseMsMax) return 'capped';
     volumes.supervise();
-    const untilMs = Math.min(opts.faultPhaseMsMax, clock.now() + SLICE_MS, checkpoints?.nextMs ?? Infinity);
+    // A checkpoint already due waits for recovery (below): the clock must move on meanwhile.
+    const checkpointMs = checkpoints?.nextMs ?? Infinity;
+    const untilMs = Math.min(opts.faultPhaseMsMax, clock.now() + SLICE_MS, checkpointMs > clock.now() ? checkpointMs : Infinity);
     const outcome = await watchedSlice(ctx, { untilMs, until: pause, pending });
     if (outcome === 'stopped') return 'stuck';
     const healed = !linkUp && wireUp();
     linkUp = wireUp();
     if (outcome === 'idle' && !over()) return 'stuck';
-    if (checkpoints?.due(clock.now(), healed)) {
+    // After a crash, or while a resync copies, a target is no prefix until it has recovered
+    // (docs/tag-tables.md, "What the checker checks"); the checkpoint waits, and one follows recovery.
+    const recovered = ctx.recovery?.recovered() === true;
+    if (checkpoints?.due(clock.now(), healed || recovered) && ctx.recovery?.holds() !== false) {
       writeOrderCheckpoint(topo.pairs, ctx.checker, clock.now());
       checkpoints.taken(clock.now());
     }

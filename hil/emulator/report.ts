@@ -1,4 +1,5 @@
 import type { ConsistencyChecker } from '../checker/consistency-checker.ts';
+import type { ResyncTotals } from '../checker/resync-checker.ts';
 import type { Violation } from '../checker/violation.ts';
 import { formatDiskFaults } from '../faults/disk-fault-plan.ts';
 import type { LinkFaultCounters, LinkFaultInjector } from '../faults/link-fault-injector.ts';
@@ -66,8 +67,8 @@ export interface EmulationReport {
   violationsDropped: number;
   /** What the reader should know that is not a violation (e.g. the fault phase reached its cap). */
   notes: string[];
-  /** Per run, all hosts together: writes asked for (`--writes` per host), issued, acknowledged, failed; reads done. */
-  writes: { requested: number; issued: number; acknowledged: number; errors: number; reads: number };
+  /** Per run, all hosts together: writes asked for (`--writes` per host), issued, acknowledged, failed; reads done; writes a crash interrupted (never completed). */
+  writes: { requested: number; issued: number; acknowledged: number; errors: number; reads: number; interrupted: number };
   /** Host write latency, all hosts together. */
   latencyMs: LatencySummary;
   /** Host write latency per host (by controller name). */
@@ -95,6 +96,16 @@ export interface EmulationReport {
    * for silence; null when there was none).
    */
   linkSupervision: Record<string, LinkSupervisionReport>;
+  /**
+   * The resyncs of the run, all mirrors together (docs/tag-tables.md, "What the checker checks"):
+   * started, of them full copies, aborted; bytes copied, and bytes that differed between the copies
+   * at each start (writes in the stream left out); tag table entries compared and matched; the
+   * finished ones' virtual time added up; starts whose divergence could not be measured.
+   */
+  resync: ResyncTotals;
+  /** Controller crashes (`crash=` and `power=` items), and of them power cuts. */
+  crashes: number;
+  powerCuts: number;
   chartEvents: number;
   chartEventsPerWrite: number;
   traceEvents: number;
@@ -118,6 +129,8 @@ export interface RunResults {
   initialSync: InitialSyncReport;
   checkpointsMs: number[];
   volumes: VolumeReport[];
+  resync: ResyncTotals;
+  crashes: { crashes: number; powerCuts: number };
 }
 
 /** The report of a finished run (call once: it takes the trace's digest). */
@@ -132,7 +145,7 @@ export function assembleReport(r: RunResults): EmulationReport {
     faults: formatLinkFaults(opts.faults), diskFaults: formatDiskFaults(opts.diskFaults),
     verdict: checker.violations.length === 0 ? 'consistent' : 'inconsistent',
     violations: checker.violations, violationsDropped: checker.violationsDropped, notes: r.notes,
-    writes: { requested: opts.writes * hosts.length, issued: sum(stats, (s) => s.issued), acknowledged, errors: sum(stats, (s) => s.errors), reads: sum(stats, (s) => s.reads) },
+    writes: { requested: opts.writes * hosts.length, issued: sum(stats, (s) => s.issued), acknowledged, errors: sum(stats, (s) => s.errors), reads: sum(stats, (s) => s.reads), interrupted: sum(stats, (s) => s.interrupted) },
     latencyMs: LatencyRecorder.merged(hosts.map((h) => h.writeLatencies)),
     latencyMsByHost: Object.fromEntries(topo.pairs.map((p, i) => [p.primary.name, stats[i]!.writeLatency])),
     virtualTimeMs: round(r.quiescedMs), workloadMs: round(workloadMs), faultPhaseMs: round(r.faultPhaseMs),
@@ -143,6 +156,7 @@ export function assembleReport(r: RunResults): EmulationReport {
     initialSync: r.initialSync,
     writeOrderCheckpointsMs: r.checkpointsMs.map(round),
     linkSupervision: linkSupervision(topo),
+    resync: { ...r.resync, virtualMs: round(r.resync.virtualMs) }, crashes: r.crashes.crashes, powerCuts: r.crashes.powerCuts,
     chartEvents, chartEventsPerWrite: acknowledged > 0 ? round(chartEvents / acknowledged) : 0,
     traceEvents: r.trace.count, traceHash: r.trace.digest(), reproduce: reproduceCommand(opts),
     volumes: r.volumes,

@@ -27,6 +27,7 @@ export function reproduceCommand(o: EmulateOptions): string {
   flag('--queue-depth', o.queueDepth, d.queueDepth);
   flag('--pattern', o.pattern, d.pattern);
   flag('--read-percent', o.readPercent, d.readPercent);
+  if (o.thinkMs !== undefined && o.thinkMs > 0) args.push('--think-ms', String(o.thinkMs));
   flag('--rtt-ms', o.rttMs, d.rttMs);
   flag('--bandwidth-mbps', o.bandwidthMbps, d.bandwidthMbps);
   flag('--connections', o.connections, d.connections);

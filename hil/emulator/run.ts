@@ -12,6 +12,10 @@ import type { TraceSink } from '../trace/events.ts';
 import { runStartEvent, violationEvent } from '../trace/run-events.ts';
 import { FanoutTelemetry, TraceRecorder } from '../trace/trace.ts';
 import { HostWorkload } from '../workload/host-workload.ts';
+import { ResyncChecker } from '../checker/resync-checker.ts';
+import { CrashSchedule, type MirrorWorkloads } from './crashes.ts';
+import { copiesDiffer } from './divergence.ts';
+import { RecoveryWatch } from './recovery-watch.ts';
 import { ServerWorkload } from '../workload/server-workload.ts';
 import { drive } from './chunks.ts';
 import { CheckpointSchedule } from './checkpoints.ts';
@@ -111,6 +115,7 @@ async function buildVolumes(opts: EmulateOptions, clock: VirtualClock | Handover
   try {
     return await VolumeSet.build({ source: opts.sourceVolume, target: opts.targetVolume }, opts.bidirectional, opts.diskFaults, {
       clock, random: new SeededRandom(opts.seed).fork('volumes'), service: DEFAULT_TOPOLOGY.diskService, reorder: opts.diskReorder === true,
+      cachedSides: opts.faults.crashes.filter((c) => c.power).map((c) => c.side),
     });
   } catch (error) {
     if (error instanceof DiskImageError) throw new UsageError(error.message, error.code);
@@ -156,7 +161,13 @@ async function runPhases(opts: EmulateOptions, hooks: RunHooks, parts: RunParts)
   const record = new FanoutTelemetry([trace, ...taps]);
   record.emit(runStartEvent(opts));
   const links = new LinkChecker({ heartbeatMs: opts.heartbeatMs, interruptionMs: opts.interruptionMs, probationMs: opts.probationMs, report: (v) => checker.report(v) });
-  const telemetry = new FanoutTelemetry([checker, links, trace, tally, ...taps]);
+  const mirrors = MIRRORS.slice(0, opts.bidirectional ? 2 : 1).map(([p, s], lun) => ({ source: p.slice(0, 1), target: s.slice(0, 1), lun, primary: p, secondary: s }));
+  const resyncs = new ResyncChecker(mirrors.map((m) => ({
+    ...m, sectorSize: opts.sourceVolume.sectorSize,
+    differing: () => copiesDiffer({ primary: volumes.device(m.primary), secondary: volumes.device(m.secondary), sparse: volumes.memoryBacked(m.primary) && volumes.memoryBacked(m.secondary) }),
+  })), checker, (v) => checker.report(v));
+  const recovery = new RecoveryWatch(mirrors);
+  const telemetry = new FanoutTelemetry([checker, resyncs, recovery, links, trace, tally, ...taps]);
   const topo = buildTopology({
     seed: opts.seed, mode: opts.mode, onLockReject: opts.onLockReject, bidirectional: opts.bidirectional, rttMs: opts.rttMs,
     bandwidthMbps: opts.bandwidthMbps, sectorSize: opts.sourceVolume.sectorSize, lockRegionSectors: parts.lockRegionSectors,
@@ -168,9 +179,12 @@ async function runPhases(opts: EmulateOptions, hooks: RunHooks, parts: RunParts)
   const injector = new LinkFaultInjector(opts.faults, topo.random.fork('link-faults'), topo.link, topo.clock, opts.bandwidthMbps, telemetry);
   topo.start();
   injector.start();
-  const hosts = topo.pairs.map((pair) => startHost(topo, pair, opts, parts.lockRegionSectors));
+  const workloads = topo.pairs.map((pair) => startHost(topo, pair, opts, parts.lockRegionSectors));
+  const hosts = workloads.map((w) => w.host);
+  const crashes = new CrashSchedule(opts.faults.crashes, topo, clock, workloads, (side) => volumes.crashPowerCut(side));
+  crashes.start();
   const checkpoints = opts.mode === 'async' ? new CheckpointSchedule(opts.checkpointEveryMs, topo.random.fork('checkpoints')) : null;
-  const ctx: PhaseContext = { topo, hosts, injector, volumes, opts, checker, checkpoints, progress: (phase) => report(phase) };
+  const ctx: PhaseContext = { topo, hosts, injector, volumes, opts, checker, checkpoints, crashes, recovery, progress: (phase) => report(phase) };
   const report = (phase: Phase): void => {
     if (!hooks.onProgress) return;
     const issued = hosts.reduce((n, h) => n + h.writesIssued, 0);
@@ -192,6 +206,7 @@ async function runPhases(opts: EmulateOptions, hooks: RunHooks, parts: RunParts)
   return assembleReport({
     opts, topo, hosts, checker, injector, trace, tally, quiescedMs, faultPhaseMs, notes,
     initialSync: sync.report, checkpointsMs: checkpoints?.takenMs ?? [], volumes: volumeReports,
+    resync: resyncs.totals, crashes: { crashes: crashes.crashes, powerCuts: crashes.powerCuts },
   });
 }
 
@@ -247,7 +262,7 @@ export function supervisionLimits(opts: EmulateOptions): Partial<ControllerLimit
   return { ...opts.limits, heartbeatMs: opts.heartbeatMs, interruptionMs: opts.interruptionMs, probationMs: opts.probationMs };
 }
 
-function startHost(topo: Topology, pair: MirrorPair, opts: EmulateOptions, regionSectors: number): HostWorkload {
+function startHost(topo: Topology, pair: MirrorPair, opts: EmulateOptions, regionSectors: number): MirrorWorkloads {
   // Writes stay within the smaller copy: a mirror is only as big as its smaller side.
   const geometry = { sectorSize: pair.primaryVolume.sectorSize, sectorCount: Math.min(pair.primaryVolume.sectorCount, pair.secondaryVolume.sectorCount) };
   const server = new ServerWorkload(pair.secondary, pair.lun, {
@@ -259,10 +274,10 @@ function startHost(topo: Topology, pair: MirrorPair, opts: EmulateOptions, regio
   }, topo.random.fork(`server-${pair.secondary.name}`), topo.clock);
   const host = new HostWorkload(pair.primary, pair.lun, geometry, {
     writes: opts.writes, durationMs: opts.durationMs, writeBytes: opts.writeBytes, queueDepth: opts.queueDepth,
-    pattern: opts.pattern, readPercent: opts.readPercent,
+    pattern: opts.pattern, readPercent: opts.readPercent, thinkMs: opts.thinkMs,
   }, topo.random.fork(`host-${pair.primary.name}`), topo.clock, (lba, count) => server.onHostWrite(lba, count));
   host.start();
-  return host;
+  return { host, server };
 }
 
 /**

@@ -5,6 +5,7 @@ import type { BlockDevice } from '../../firmware/ports/block-device.ts';
 import { silentTelemetry, type Telemetry } from '../../firmware/ports/telemetry.ts';
 import { VirtualClock } from '../../host/clock/virtual.ts';
 import { MemoryDisk } from '../../host/disks/memory.ts';
+import { powerCutIfAble } from '../../host/disks/power.ts';
 import type { ServiceTimeConfig } from '../../host/disks/service-time.ts';
 import { SeededRandom } from '../../host/random.ts';
 import { SimLink } from '../../host/transports/sim.ts';
@@ -78,9 +79,26 @@ export interface Topology {
    * sessions; its volumes keep what reached them), and after `downForMs` it starts again on the
    * same volumes and link, with a new session. `source`/`target` and `pairs` name the new start
    * from then on; the crashed one's host writes never complete (its hosts are the caller's
-   * business). `restarted` runs once it is started again.
+   * business), and nothing it still does reaches the telemetry (a dead controller reports
+   * nothing). With `power`, every device of the controller loses its volatile write cache at
+   * the same instant (docs/tag-tables.md, "Crash and power cut in the simulator"). Emits
+   * `controller.crash`. `restarted` runs once it is started again.
    */
-  crash(name: 'A' | 'B', downForMs: number, restarted?: (c: StorageController) => void): void;
+  crash(name: 'A' | 'B', downForMs: number, restarted?: (c: StorageController) => void, how?: { power?: boolean }): void;
+}
+
+/** `telemetry` as one controller start speaks through it, until `sever()`: a crashed start says nothing more. */
+function severable(telemetry: Telemetry): Telemetry & { sever(): void } {
+  const voice = {
+    enabled: telemetry.enabled,
+    // Bound, not wrapped: telemetry is on the per-write path.
+    emit: telemetry.emit.bind(telemetry),
+    sever: () => {
+      voice.enabled = false;
+      voice.emit = () => undefined;
+    },
+  };
+  return voice;
 }
 
 /**
@@ -109,11 +127,15 @@ export function buildTopology(partial: Partial<TopologyOptions> = {}): Topology 
   });
   const common = { onLockReject: options.onLockReject, limits: options.limits };
   const starts = { A: 0, B: 0 };
+  // A crashed start's telemetry is cut off: callbacks it still runs (a disk write completing) must
+  // not speak for the controller that replaces it under the same name.
+  const voices = { A: severable(options.telemetry), B: severable(options.telemetry) };
   // Every start of a controller draws its session from a stream of its own: the first start's
   // stream is the one runs have always used, so a run without crashes is unchanged.
   const ports = (name: 'A' | 'B') => {
     const n = starts[name]++;
-    return { clock, telemetry: options.telemetry, random: random.fork(n === 0 ? `controller-${name}` : `controller-${name}-start-${n}`) };
+    voices[name] = severable(options.telemetry);
+    return { clock, telemetry: voices[name], random: random.fork(n === 0 ? `controller-${name}` : `controller-${name}-start-${n}`) };
   };
   const build = (name: 'A' | 'B', endpoint: LinkEndpoint): StorageController => {
     const luns = name === 'A'
@@ -147,8 +169,13 @@ export function buildTopology(partial: Partial<TopologyOptions> = {}): Topology 
       live.A.stop();
       live.B.stop();
     },
-    crash: (name, downForMs, restarted) => {
+    crash: (name, downForMs, restarted, how) => {
+      const power = how?.power === true;
+      const t = options.telemetry;
+      if (t.enabled) t.emit({ kind: 'controller.crash', t: clock.now(), node: name, power, downForMs });
+      voices[name].sever();
       live[name].stop();
+      if (power) for (const p of pairs) for (const [c, v] of [[p.primary, p.primaryVolume], [p.secondary, p.secondaryVolume]] as const) if (c.name === name) powerCutIfAble(v);
       const endpoint = link.restartEnd(name === 'A' ? 'a' : 'b');
       clock.setTimeout(() => {
         live[name] = build(name, endpoint);

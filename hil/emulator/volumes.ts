@@ -68,6 +68,12 @@ export interface VolumeEnv {
   service: ServiceTimeConfig;
   /** Memory disks (hot spares included) complete writes in a seeded order of their own (docs/simulator.md 2). */
   reorder?: boolean;
+  /**
+   * Sides whose memory disks get a volatile write cache ({@link POWER_CUT_CACHE_BYTES}) besides
+   * those a `--disk-faults power=` item names: the sides a `--faults power=` item crashes
+   * (docs/tag-tables.md, "Crash and power cut in the simulator").
+   */
+  cachedSides?: readonly Side[];
 }
 
 /** The volumes of a run by name, and the side whose spec each is built from. */
@@ -120,6 +126,8 @@ export class VolumeSet {
   private readonly failTimes: { entry: Entry; member: number; atMs: number }[] = [];
   private readonly powerTimes: number[] = [];
   private readonly powerCutSides = new Set<Side>();
+  /** Arrays being resynced after a crash's power cut (md after an unclean shutdown). */
+  private resyncing = 0;
   private struck = false;
 
   private constructor(private readonly env: VolumeEnv, private readonly faults: readonly DiskFaultItem[]) {}
@@ -135,7 +143,7 @@ export class VolumeSet {
     try {
       for (const [name, side] of volumeNames(bidirectional)) {
         const overlay = faults.some((f) => f.side === side);
-        const cached = faults.some((f) => f.side === side && f.kind === 'power');
+        const cached = faults.some((f) => f.side === side && f.kind === 'power') || env.cachedSides?.includes(side) === true;
         const volume = await buildVolume(lunSpec(specs[side], name), {
           name, clock: env.clock, service: env.service, random: env.random, faultOverlay: overlay, reorder: env.reorder,
           ...(cached ? { writeCacheBytesMax: POWER_CUT_CACHE_BYTES } : {}),
@@ -209,7 +217,7 @@ export class VolumeSet {
    * noticed or not, and a spare is left). The run is not settled while this holds.
    */
   get pending(): boolean {
-    return this.entries.some((e) => {
+    return this.resyncing > 0 || this.entries.some((e) => {
       const array = e.volume.array;
       if (!array || e.rebuilding) return e.rebuilding;
       if (array.state === 'failed') return false;
@@ -330,6 +338,31 @@ export class VolumeSet {
    * in flight fails. The arrays are not stopped: the controller's own restart is not modelled here,
    * so the volumes go on serving I/O, holding what survived.
    */
+  /**
+   * A crash with `power` struck the side's controller (docs/tag-tables.md, "Crash and power cut in
+   * the simulator"): its disks lose power as for a `power` disk fault, and every redundant array of
+   * the side is then resynced as md does after an unclean shutdown (`check` with repair: the first
+   * readable copy over the others, RAID-5 parity from the data), in the background, so that copies
+   * and parity a cut left disagreeing agree again. The arrays themselves are not stopped: their
+   * logic is the volume's, not the crashed controller's memory. The run is not settled until the
+   * resyncs are done; one that fails is reported with the volume (volume-redundancy).
+   */
+  crashPowerCut(side: Side): void {
+    this.powerCut(side);
+    for (const e of this.entries) {
+      const array = e.volume.array;
+      if (e.side !== side || array === null || array.level === 'raid0' || array.state === 'failed') continue;
+      this.resyncing++;
+      array.check({ repair: true }).then(
+        () => this.resyncing--,
+        (err: unknown) => {
+          this.resyncing--;
+          e.rebuildError = `resync after a power cut: ${err instanceof Error ? err.message : String(err)}`;
+        },
+      );
+    }
+  }
+
   private powerCut(side: Side): void {
     this.powerCutSides.add(side);
     for (const e of this.entries) {

@@ -38,7 +38,15 @@ export const LINK_FAULT_LIMITS = {
   timedFaultMsMax: 3_600_000,
   delayMsMax: 60_000,
   bandwidthMbpsMax: 1_000_000,
+  crashesMax: 64,
 } as const;
+
+/**
+ * How long a crashed controller stays down when a `crash=` or `power=` item gives no `+DOWNFOR`
+ * (docs/tag-tables.md, "Crash and power cut in the simulator"): 100 ms of virtual time, long
+ * enough for its peer to notice a silence at a fast heartbeat, short enough for a short run.
+ */
+export const CRASH_DOWN_MS_DEFAULT = 100;
 
 /**
  * Partitions drawn from the seed (`partition=N`): the first starts 1-20 ms into the run, then
@@ -68,6 +76,22 @@ export interface TimedCut {
 export interface OneWayCut extends TimedCut {
   from: string;
   to: string;
+}
+
+/** Which controller a crash strikes: the source of LUN 0 (controller A) or its target (B). */
+export type CrashSide = 'source' | 'target';
+
+/**
+ * A controller crash (`crash=SIDE@AT[+DOWNFOR]`) or power cut (`power=SIDE@AT[+DOWNFOR]`) in the
+ * simulator (docs/tag-tables.md, "Crash and power cut in the simulator"): at `atMs` the side's
+ * controller loses everything in memory; with `power`, every device of the side (its volumes and
+ * its metadata device) loses its volatile write cache too. It starts again `downForMs` later.
+ */
+export interface ControllerCrash {
+  side: CrashSide;
+  atMs: number;
+  downForMs: number;
+  power: boolean;
 }
 
 /** `cycles` down/up cycles from `atMs`, each `periodMs`: silent both ways for the first half, working for the second. */
@@ -116,12 +140,14 @@ export interface LinkFaultPlan {
   flaps: Flap[];
   /** Chance, per data frame, that the connection carrying it is reset (the frame is lost with it). */
   resetPerMillion: number;
+  /** Controller crashes and power cuts (simulator only: the proxy and the rack refuse them). */
+  crashes: ControllerCrash[];
 }
 
 export function emptyLinkFaultPlan(): LinkFaultPlan {
   return {
     drop: [], corrupt: [], duplicate: [], reorder: [], delay: [], partitions: [], partitionsDrawn: 0, bandwidth: [],
-    silent: [], oneway: [], hblossPerMillion: 0, flaps: [], resetPerMillion: 0,
+    silent: [], oneway: [], hblossPerMillion: 0, flaps: [], resetPerMillion: 0, crashes: [],
   };
 }
 
@@ -138,10 +164,14 @@ export const LINK_FAULT_SYNTAX = [
   '  flap=N@PERIOD[@AT]                             N cycles from AT (default 0): silent for PERIOD/2, then up for PERIOD/2',
   '  reset=P                                        chance per data frame that its connection is reset (the others stay up)',
   '  bandwidth=MBPS@AT                              change the link speed at AT (bandwidth=100@200ms)',
+  `  crash=SIDE@AT[+DOWNFOR]                        simulator: the controller of SIDE (source or target) crashes at AT, losing its memory,`,
+  `                                                 and starts again DOWNFOR later (default ${CRASH_DOWN_MS_DEFAULT} ms; crash=target@40ms+200ms)`,
+  '  power=SIDE@AT[+DOWNFOR]                        simulator: as crash, and every device of SIDE loses its volatile write cache',
   `  add :KIND or :KIND|KIND to a per-frame fault to strike only those frames; kinds: ${FRAME_KINDS.join(', ')}`,
   '  a per-frame fault may be given again for other kinds (drop=0.02:LOCK,drop=0.1:ACK), never twice for one kind',
   `  limits: ${L.partitionsMax} partitions, ${L.silentCutsMax} silent and ${L.onewayCutsMax} oneway cuts, ${L.flapsMax} flaps of ${L.flapCyclesMax} cycles in all`
-    + ` (PERIOD at least ${L.flapPeriodMsMin} ms), ${L.bandwidthChangesMax} bandwidth changes; AT and FOR (and N x PERIOD) up to ${L.timedFaultMsMax} ms`,
+    + ` (PERIOD at least ${L.flapPeriodMsMin} ms), ${L.bandwidthChangesMax} bandwidth changes, ${L.crashesMax} crashes and power cuts;`
+    + ` AT and FOR (and N x PERIOD, and DOWNFOR) up to ${L.timedFaultMsMax} ms`,
 ].join('\n');
 
 type PerFrame = 'drop' | 'corrupt' | 'duplicate' | 'reorder' | 'delay';
@@ -170,6 +200,7 @@ export function parseLinkFaults(text: string): LinkFaultPlan {
     else if (name === 'oneway') parseOneway(plan, value, item, seen);
     else if (name === 'flap') parseFlap(plan, value, item, seen);
     else if (name === 'hbloss' || name === 'reset') parseChance(plan, name, value, item, seen);
+    else if (name === 'crash' || name === 'power') parseCrash(plan, name, value, item);
     else throw new UsageError(`--faults: unknown fault "${name}"\n${LINK_FAULT_SYNTAX}`);
   }
   return plan;
@@ -317,6 +348,45 @@ function parseChance(plan: LinkFaultPlan, name: 'hbloss' | 'reset', value: strin
   else plan.resetPerMillion = perMillion;
 }
 
+/**
+ * `crash=SIDE@AT[+DOWNFOR]` and `power=SIDE@AT[+DOWNFOR]`. A side cannot crash while it is down
+ * (the items' down times must not overlap for one side): the second crash would strike nothing.
+ */
+function parseCrash(plan: LinkFaultPlan, name: 'crash' | 'power', value: string, item: string): void {
+  const m = /^([A-Za-z]+)@([^+]+)(?:\+(.+))?$/.exec(value);
+  if (!m) throw new UsageError(`--faults: ${name} takes SIDE@AT or SIDE@AT+DOWNFOR, SIDE source or target (${name}=target@40ms+200ms), got "${value}"`);
+  const [, side, at, down] = m as unknown as [string, string, string, string | undefined];
+  if (side !== 'source' && side !== 'target') throw new UsageError(`--faults: "${item}" names the side "${side}"; allowed source (controller A) or target (controller B)`);
+  const atMs = parseDurationMs(at, `--faults ${name} time`);
+  const downForMs = down === undefined ? CRASH_DOWN_MS_DEFAULT : parseDurationMs(down, `--faults ${name} down time`);
+  timedInRange(atMs, `${name} time in "${item}"`, 0);
+  timedInRange(downForMs, `${name} down time in "${item}"`, Number.MIN_VALUE);
+  const crash: ControllerCrash = { side, atMs, downForMs, power: name === 'power' };
+  const clash = plan.crashes.find((c) => c.side === side && c.atMs < atMs + downForMs && atMs < c.atMs + c.downForMs);
+  if (clash !== undefined) {
+    throw new UsageError(`--faults: "${item}" strikes the ${side} while it is down after ${formatCrash(clash)} (from ${clash.atMs} to ${clash.atMs + clash.downForMs} ms); give one side's crashes at different times, each after the last one's DOWNFOR`);
+  }
+  if (plan.crashes.length >= L.crashesMax) throw new UsageError(`--faults: more than ${L.crashesMax} crashes and power cuts; allowed at most ${L.crashesMax}`);
+  plan.crashes.push(crash);
+}
+
+/** A crash item as `--faults` writes it, DOWNFOR always given. */
+export function formatCrash(c: ControllerCrash): string {
+  return `${c.power ? 'power' : 'crash'}=${c.side}@${c.atMs}ms+${c.downForMs}ms`;
+}
+
+/**
+ * Refuses a plan with crash or power items where only the link can be struck (the fault proxy, the
+ * rack, whose processes are killed by its own `--kill`): `where` names the command.
+ */
+export function refuseCrashes(plan: LinkFaultPlan, where: string): LinkFaultPlan {
+  const first = plan.crashes[0];
+  if (first !== undefined) {
+    throw new UsageError(`--faults: ${formatCrash(first)}: crash and power items strike the simulator's controllers (emulate, campaign); ${where} strikes only the link${where === 'the rack' ? ' (its --kill stops a controller process)' : ''}`);
+  }
+  return plan;
+}
+
 function claim(seen: Seen, key: string, message: string): void {
   if (seen.timed.has(key)) throw new UsageError(message);
   seen.timed.add(key);
@@ -360,6 +430,7 @@ export function explicitTimedFaults(plan: LinkFaultPlan): { item: string; endMs:
     ...plan.silent.map((c) => ({ item: `silent=${c.atMs}ms+${c.forMs}ms`, endMs: c.atMs + c.forMs })),
     ...plan.oneway.map((c) => ({ item: formatOneway(c), endMs: c.atMs + c.forMs })),
     ...plan.flaps.map((f) => ({ item: formatFlap(f), endMs: flapEndMs(f) })),
+    ...plan.crashes.map((c) => ({ item: formatCrash(c), endMs: c.atMs + c.downForMs })),
   ];
 }
 
@@ -398,6 +469,7 @@ export function formatLinkFaults(plan: LinkFaultPlan): string {
   if (plan.hblossPerMillion > 0) items.push(`hbloss=${p(plan.hblossPerMillion)}`);
   for (const f of plan.flaps) items.push(formatFlap(f));
   if (plan.resetPerMillion > 0) items.push(`reset=${p(plan.resetPerMillion)}`);
+  for (const c of plan.crashes) items.push(formatCrash(c));
   return items.length === 0 ? 'none' : items.join(',');
 }
 

@@ -3,7 +3,7 @@ import { formatBytes, formatVolumeSpec, parseVolumeSpec, type VolumeSpec } from 
 import { SeededRandom } from '../../host/random.ts';
 import { volumeSectors } from '../../host/runtime/config.ts';
 import { drawSoakPlan } from '../faults/proxy/soak-plans.ts';
-import { formatLinkFaults, parseLinkFaults, timedFaultsEndMsMax, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
+import { formatLinkFaults, parseLinkFaults, refuseCrashes, timedFaultsEndMsMax, type LinkFaultPlan } from '../faults/link-fault-plan.ts';
 import { UsageError } from '../plan-error.ts';
 
 /** Which controller `--kill` strikes: the source (A, the host writes there) or the target (B, which holds the copy). */
@@ -129,7 +129,7 @@ export function formatKill(k: KillSpec): string {
 
 /** The `--faults` plan, with `none` for a clean run (parseLinkFaults' own syntax otherwise). */
 export function parseRackFaults(text: string): LinkFaultPlan {
-  return parseLinkFaults(text);
+  return refuseCrashes(parseLinkFaults(text), 'the rack');
 }
 
 /** A rack run with everything the seed decides drawn: the fault plan and the kill's time. */

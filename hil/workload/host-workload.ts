@@ -22,6 +22,12 @@ export interface HostWorkloadSpec {
    * `writes`: the workload ends after that many writes, with reads mixed in.
    */
   readPercent: number;
+  /**
+   * Think time: after each completion, its lane waits this long before its next request (virtual
+   * ms; default 0). With it the host's rate is about `queueDepth / thinkMs` per ms however fast
+   * the volume is, so that how much a long fault leaves to resync grows with the fault's length.
+   */
+  thinkMs?: number;
 }
 
 export interface HostWorkloadStats {
@@ -29,6 +35,8 @@ export interface HostWorkloadStats {
   acknowledged: number;
   errors: number;
   reads: number;
+  /** Requests in flight on a controller that crashed: they never completed (neither acknowledged nor failed). */
+  interrupted: number;
   writeLatency: LatencySummary;
   readLatency: LatencySummary;
   firstError: string | null;
@@ -56,12 +64,16 @@ export class HostWorkload {
   private firstError: MirrorlabError | null = null;
   private nextSequential = 0;
   private stopped = false;
+  /** Requests lost with a crashed controller, and which start of the controller completions must come from. */
+  private interrupted = 0;
+  private epoch = 0;
+  private down = false;
   private lastCompletion = 0;
   private readonly count: number;
   private readonly slots: number;
 
   constructor(
-    private readonly controller: StorageController,
+    private controller: StorageController,
     private readonly lun: number,
     private readonly geometry: { sectorSize: number; sectorCount: number },
     private readonly spec: HostWorkloadSpec,
@@ -87,9 +99,33 @@ export class HostWorkload {
     this.stopped = true;
   }
 
+  /**
+   * The controller crashed (docs/tag-tables.md, "Crash and power cut in the simulator"): what this
+   * host had in flight on it never completes (a completion a dead controller still reports is
+   * ignored), and nothing is issued until {@link restarted}.
+   */
+  crashed(): void {
+    this.epoch++;
+    this.interrupted += this.inFlight;
+    this.inFlight = 0;
+    this.down = true;
+  }
+
+  /** The controller started again as `controller`: the host's lanes go on writing to it. */
+  restarted(controller: StorageController): void {
+    this.controller = controller;
+    this.down = false;
+    for (let i = 0; i < this.spec.queueDepth; i++) this.issue();
+  }
+
   /** Every request issued has completed and nothing more will be issued. */
   get done(): boolean {
     return this.inFlight === 0 && (this.stopped || this.writesIssued >= this.spec.writes);
+  }
+
+  /** Requests in flight now (lanes busy), at most the queue depth. */
+  get requestsInFlight(): number {
+    return this.inFlight;
   }
 
   /** Virtual time at which the last request completed. */
@@ -113,23 +149,24 @@ export class HostWorkload {
 
   stats(): HostWorkloadStats {
     return {
-      issued: this.writesIssued, acknowledged: this.acknowledged, errors: this.errors, reads: this.reads,
+      issued: this.writesIssued, acknowledged: this.acknowledged, errors: this.errors, reads: this.reads, interrupted: this.interrupted,
       writeLatency: this.writeLatency.summary(), readLatency: this.readLatency.summary(),
       firstError: this.firstError ? `${this.firstError.code}: ${this.firstError.message}` : null,
     };
   }
 
   private issue(): void {
-    if (this.stopped || this.writesIssued >= this.spec.writes) return;
+    if (this.stopped || this.down || this.inFlight >= this.spec.queueDepth || this.writesIssued >= this.spec.writes) return;
     this.issuedOps++;
     this.inFlight++;
     const lba = this.place();
     const start = this.clock.now();
+    const epoch = this.epoch;
     if (this.spec.readPercent > 0 && this.random.chance(this.spec.readPercent, 100)) {
       this.reads++;
       this.controller.read(this.lun, lba, this.count).then(
-        () => this.completed(this.readLatency, start),
-        (err: MirrorlabError) => this.failed(err),
+        () => epoch === this.epoch && this.completed(this.readLatency, start),
+        (err: MirrorlabError) => epoch === this.epoch && this.failed(err),
       );
       return;
     }
@@ -137,6 +174,7 @@ export class HostWorkload {
     this.beforeWrite?.(lba, this.count);
     const data = writeData(this.controller.id, this.lun, tag, lba, this.count, this.geometry.sectorSize);
     this.controller.submitWrite(this.lun, lba, data, (err) => {
+      if (epoch !== this.epoch) return;
       if (err) this.failed(err);
       else {
         this.acknowledged++;
@@ -149,7 +187,7 @@ export class HostWorkload {
     this.lastCompletion = this.clock.now();
     latency.record(this.lastCompletion - start);
     this.inFlight--;
-    this.issue();
+    this.next();
   }
 
   private failed(err: MirrorlabError): void {
@@ -157,7 +195,14 @@ export class HostWorkload {
     this.errors++;
     this.firstError ??= err;
     this.inFlight--;
-    this.issue();
+    this.next();
+  }
+
+  /** The lane that just finished issues its next request, at once or after the think time. */
+  private next(): void {
+    const think = this.spec.thinkMs ?? 0;
+    if (think > 0) this.clock.setTimeout(() => this.issue(), think);
+    else this.issue();
   }
 
   private place(): number {

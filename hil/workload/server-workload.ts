@@ -29,12 +29,20 @@ export class ServerWorkload {
   private waitedMs = 0;
 
   constructor(
-    private readonly target: StorageController,
+    private target: StorageController,
     private readonly lun: number,
     private readonly spec: ContentionSpec,
     private readonly random: Random,
     private readonly clock: HostClock,
   ) {}
+
+  /**
+   * The target controller started again after a crash (docs/tag-tables.md, "Crash and power cut in
+   * the simulator"): its locks died with it; new ones are taken on the new start.
+   */
+  restarted(target: StorageController): void {
+    this.target = target;
+  }
 
   /** The host is about to write [lba, lba + count): maybe lock its region at the target first. */
   onHostWrite(lba: number, count: number): void {

@@ -8,7 +8,7 @@ const SEEDS = 1000;
 const plans = Array.from({ length: SEEDS }, (_, seed) => drawRun(seed, { writes: 1000, faults: null }).faults);
 
 /** The plan without what link supervision added: what a seed drew before. */
-const olderItems = (p: LinkFaultPlan): string => formatLinkFaults({ ...p, silent: [], oneway: [], hblossPerMillion: 0, flaps: [], resetPerMillion: 0 });
+const olderItems = (p: LinkFaultPlan): string => formatLinkFaults({ ...p, silent: [], oneway: [], hblossPerMillion: 0, flaps: [], resetPerMillion: 0, crashes: [] });
 const newItems = (p: LinkFaultPlan): number => p.silent.length + p.oneway.length + p.flaps.length + (p.hblossPerMillion > 0 ? 1 : 0) + (p.resetPerMillion > 0 ? 1 : 0);
 
 describe('campaign draws of link faults', () => {
@@ -53,6 +53,32 @@ describe('campaign draws of link faults', () => {
     expect(count.reset).toBeGreaterThan(150);
     expect(count.unchanged).toBeGreaterThan(230);
     expect(count.unchanged).toBeLessThan(330);
+  });
+
+  it('draw crashes and power cuts in every mode, from a stream of their own, never striking a side while it is down', () => {
+    const runs = Array.from({ length: SEEDS }, (_, seed) => drawRun(seed, { writes: 1000, faults: null }));
+    const byMode = new Map<string, { crash: number; power: number }>();
+    for (const r of runs) {
+      const m = byMode.get(r.mode) ?? { crash: 0, power: 0 };
+      byMode.set(r.mode, m);
+      for (const c of r.faults.crashes) {
+        if (c.power) m.power++;
+        else m.crash++;
+        expect([5, 30, 100, 500, 2000]).toContain(c.downForMs);
+        expect(c.atMs).toBeGreaterThanOrEqual(1);
+      }
+      const [a, b] = r.faults.crashes;
+      if (a && b && a.side === b.side) expect(b.atMs).toBeGreaterThan(a.atMs + a.downForMs);
+      if (a) expect(a.atMs).toBeLessThanOrEqual(60);
+    }
+    // A crash on one seed in three, a power cut on one in four, spread over the three modes.
+    expect([...byMode.keys()].sort()).toEqual(['async', 'speculative', 'sync']);
+    for (const m of byMode.values()) {
+      expect(m.crash).toBeGreaterThan(80);
+      expect(m.power).toBeGreaterThan(60);
+    }
+    expect(runs.filter((r) => r.faults.crashes.some((c) => c.side === 'source')).length).toBeGreaterThan(200);
+    expect(runs.filter((r) => r.faults.crashes.some((c) => c.side === 'target')).length).toBeGreaterThan(200);
   });
 
   it('draw plans that the CLI accepts as they are printed, and that fit the default fault phase', () => {

@@ -31,6 +31,7 @@ async function campaign(): Promise<{ result: CampaignResult; runs: RunSummary[] 
     failures: [{ seed: 32, mode: bad.mode, onLockReject: bad.onLockReject, verdict: 'inconsistent', violations: bad.violations, reproduce: bad.reproduce, traceHash: bad.traceHash }, crash],
     faultsInjected: faults,
     byMode: { [`${runs[0]!.mode}/${runs[0]!.onLockReject}`]: 2 },
+    crashes: 0, powerCuts: 0, resync: { runs: 0, fullRuns: 0, bytesCopied: 0, bytesDivergent: 0 },
   };
   return { result, runs };
 }
