@@ -151,6 +151,8 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
   private progressCount = 0;
   /** Each mirror's resync state, by source node and LUN (`mirror.state`); a mirror never reported is in sync. */
   private readonly mirrorStates = new Map<string, MirrorSyncState>();
+  /** Each source's current stream to each peer (by `node|peer`): its source and target sessions and its number. */
+  private readonly streams = new Map<string, { source: number; target: number; stream: number }>();
   /** The last frames sent, oldest first once full (a ring of {@link RECENT_FRAMES_MAX}). */
   private readonly recentFrames: string[] = [];
   private recentFramesNext = 0;
@@ -226,6 +228,9 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
         // Only an async acknowledgement, or one of a suspended mirror, may come before the target applied the write.
         this.history(e.node, e.lun).completed(e.tag, { applied: e.mode !== 'async' && e.mode !== 'suspended' });
         return;
+      case 'stream.start':
+        if (e.role === 'source') this.sourceStream(e);
+        return;
       case 'mirror.state':
         this.mirrorStates.set(`${e.node}|${e.lun}`, e.state);
         return;
@@ -276,6 +281,21 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
   }
 
   /**
+   * A source began a stream to `peer`. The first HELLO names the target of the stream already
+   * under way (what its log holds stays in it); any other start is a new stream: the source's log
+   * was emptied, and what it still carries is appended again after this event (a suspension
+   * carries nothing: docs/tag-tables.md, "Suspension"), so the places kept for the old one go.
+   */
+  private sourceStream(e: Extract<TelemetryEvent, { kind: 'stream.start' }>): void {
+    const key = `${e.node}|${e.peer}`;
+    const was = this.streams.get(key);
+    const now = { source: e.sourceSession, target: e.targetSession, stream: e.stream ?? 1 };
+    this.streams.set(key, now);
+    const adopted = was === undefined || (was.source === now.source && was.target === 0 && was.stream === now.stream);
+    if (!adopted) this.places.get(e.node)?.delete(e.peer);
+  }
+
+  /**
    * The harness crashed `node` (docs/tag-tables.md, "Crash and power cut in the simulator"):
    * what it held in memory is gone, so the checker forgets it too (its rollback and commit logs,
    * the locks held on it, its local locks); the writes its hosts had in flight will never complete
@@ -290,6 +310,7 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
     for (const key of [...this.mirrorLocks.keys()]) if (key.startsWith(`${node}|`)) this.mirrorLocks.delete(key);
     for (const key of [...this.localLocks.keys()]) if (key.startsWith(`${node}|`)) this.localLocks.delete(key);
     this.places.delete(node);
+    for (const key of [...this.streams.keys()]) if (key.startsWith(`${node}|`)) this.streams.delete(key);
     this.commits.delete(node);
     for (const h of this.hosts.get(node)?.values() ?? []) h.done = h.issued;
   }
