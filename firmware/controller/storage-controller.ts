@@ -408,6 +408,15 @@ export class StorageController {
       t.emit({ kind: 'metadata.recovered', t: this.ports.clock.now(), node: this.name, records: r.records, discarded: r.discarded, entries, blank: r.blank });
     }
     for (const p of this.peers.values()) for (const r of p.resyncs.values()) r.controllerStarted();
+    // Metadata from an earlier start says this is a restart (docs/tag-tables.md, "Metadata"): what
+    // that start wrote may never have reached the peer, whether or not the peer notices the restart
+    // (it may have restarted too, and know no session of ours).
+    if (r !== null && !r.blank) {
+      for (const p of this.peers.values()) {
+        p.restartSeen = true;
+        this.markResync(p, `${this.name} restarted (its metadata holds an earlier start)`);
+      }
+    }
     for (const p of this.peers.values()) {
       p.source?.start();
       p.target.start();
@@ -569,17 +578,24 @@ export class StorageController {
     const cfg = this.luns.get(lun);
     const source = cfg?.mirror ? this.peers.get(cfg.mirror.peer)?.source : undefined;
     if (!cfg || !source) return Promise.reject(new HostRequestError('ML_ERR_NO_LUN', `${this.name} has no mirrored LUN ${lun}`));
-    return new Promise((resolve) => source.requestReadLock(lun, lba, count, (release) => resolve({ release })));
+    // Behind the host's earlier writes, which may still wait for their tag-table entries' commit.
+    const metadata = this.metadata;
+    return new Promise((resolve) => {
+      const ask = (): void => source.requestReadLock(lun, lba, count, (release) => resolve({ release }));
+      if (metadata === null) ask();
+      else metadata.commit().then(ask, ask);
+    });
   }
 
   // ---- observation -------------------------------------------------------------------------
 
   /**
    * Nothing in flight: no host write pending, every rollback and commit log empty, and every
-   * mirror in sync (a resync needed or under way is work outstanding).
+   * mirror in sync (a resync needed or under way is work outstanding). A stopped controller (a
+   * crashed one, until its restart replaces it) never is: what it held is lost, not done.
    */
   quiescent(): boolean {
-    if (this.writesInFlight > 0) return false;
+    if (this.writesInFlight > 0 || this.stopped) return false;
     for (const p of this.peers.values()) {
       if (p.source && (p.source.rollbackLog.entries > 0 || p.source.rollbackLog.waiting > 0)) return false;
       if (p.target.commitLog.entries > 0 || p.target.heldEarly > 0) return false;

@@ -5,7 +5,7 @@ import {
   HEADER_BYTES, OP_BYTES, checkEntry, checkKey, checkMeta, checkU64, encodeCheckpoint, encodeRecord, isStorablePeerName, recordBytes,
   type MetadataOp, type MirrorKey, type MirrorMeta, type StreamMeta,
 } from './format.ts';
-import type { MetadataImage, MirrorImage } from './image.ts';
+import { MetadataImage, type MirrorImage } from './image.ts';
 import { MetadataLimitError, planLayout, type MetadataLayout, type MetadataStoreOptions } from './layout.ts';
 import { AreaReader, type ResumePoint } from './recovery.ts';
 
@@ -169,6 +169,18 @@ export class MetadataStore {
     const r = await new AreaReader(device, layout).recover();
     const store = new MetadataStore(device, layout, r.image, r.resume);
     return { store, recovered: store.describe(r.blank, r.records, r.discarded) };
+  }
+
+  /**
+   * A store on a device its caller knows has never held anything (a memory disk just made, all
+   * zeros), without reading it: what {@link open} would find there, a blank area, at once. For
+   * building a controller synchronously on a new device (the simulator's first start); every
+   * later start reads what is there with {@link open}.
+   */
+  static fresh(device: BlockDevice, options: MetadataStoreOptions = {}): { store: MetadataStore; recovered: RecoveredMetadata } {
+    const layout = planLayout(device, options);
+    const store = new MetadataStore(device, layout, new MetadataImage(), { pos: 0, seq: 1, generation: 1, durableSlot: null });
+    return { store, recovered: store.describe(true, 0, 0) };
   }
 
   // ---- mutations -------------------------------------------------------------------------------

@@ -3,8 +3,8 @@ import { LOCK_REJECT_POLICIES, MIRROR_MODES } from '../../firmware/mirror/types.
 import { LINK_FAULT_SYNTAX } from '../faults/link-fault-plan.ts';
 import type { Logger } from '../log.ts';
 import {
-  DURATION_S_MAX, MIB, QUEUE_DEPTH_MAX, RACK_DEFAULTS, RACK_LINKS, VOLUME_MIB_MAX, WRITE_BYTES_MAX, formatKill, parseKill, parseRackFaults,
-  type KillSpec, type RackOptions,
+  DURATION_S_MAX, MIB, QUEUE_DEPTH_MAX, RACK_DEFAULTS, RACK_LINKS, RACK_VOLUME_SYNTAX, VOLUME_MIB_MAX, WRITE_BYTES_MAX, formatKill, formatRackVolume,
+  parseKill, parseRackFaults, parseRackVolume, type KillSpec, type RackOptions, type RackVolume,
 } from '../rack/options.ts';
 import { runRack, type RackProgress } from '../rack/rack-run.ts';
 import { renderRackReport } from '../rack/report.ts';
@@ -28,7 +28,9 @@ interface RackFlags {
   writeBytes: number;
   queueDepth: number;
   connections: number;
-  volumeMib: number;
+  sourceVolume: RackVolume;
+  targetVolume: RackVolume;
+  volumeMib?: number;
   drainS: number;
   dir?: string;
   keep: boolean;
@@ -61,7 +63,12 @@ export function rackCommand(log: Logger, exit: (code: number) => void): Command 
     .option('--write-bytes <bytes>', `bytes per write (a multiple of ${SECTOR_BYTES}, at most ${WRITE_BYTES_MAX})`, integer('--write-bytes', SECTOR_BYTES, WRITE_BYTES_MAX), D.writeBytes)
     .option('--queue-depth <n>', 'writes each host keeps in flight', integer('--queue-depth', 1, QUEUE_DEPTH_MAX), D.queueDepth)
     .option('--connections <n>', 'TCP data connections of the link', integer('--connections', 1, 16), D.connections)
-    .option('--volume-mib <n>', 'size of each image file in MiB', integer('--volume-mib', 1, VOLUME_MIB_MAX), D.volumeBytes / MIB)
+    .addOption(new Option('--source-volume <spec>', `what holds A's copies: ${RACK_VOLUME_SYNTAX}`)
+      .argParser(plan((t) => parseRackVolume(t, '--source-volume'))).default(D.sourceVolume, formatRackVolume(D.sourceVolume)))
+    .addOption(new Option('--target-volume <spec>', 'what holds B\'s copies (same syntax)')
+      .argParser(plan((t) => parseRackVolume(t, '--target-volume'))).default(D.targetVolume, formatRackVolume(D.targetVolume)))
+    .option('--volume-mib <n>', 'size in MiB of every copy the rack makes (image files, board stand-ins; default: the size an in-process spec names, else 8)',
+      integer('--volume-mib', 1, VOLUME_MIB_MAX))
     .option('--drain-s <s>', 'after the heal, the pair must drain within this many seconds', decimal('--drain-s', 0, DURATION_S_MAX, true), D.drainS)
     .option('--dir <path>', 'make the run\'s directory (configs, images, telemetry) under this one instead of the temp directory')
     .option('--keep', 'keep the run\'s files after a consistent run too (they are always kept after a failure)', false)
@@ -83,7 +90,8 @@ async function runRackCommand(flags: RackFlags, log: Logger): Promise<number> {
   const opts: RackOptions = {
     link: flags.link, seed: flags.seed, faults: flags.faults ?? null, durationS: flags.durationS, mode: flags.mode, onLockReject: flags.onLockReject,
     bidirectional: flags.bidirectional, kill: flags.kill ?? null, writes: flags.writes ?? null, writeBytes: flags.writeBytes, queueDepth: flags.queueDepth,
-    connections: flags.connections, volumeBytes: flags.volumeMib * MIB, dir: flags.dir ?? null, keep: flags.keep, drainS: flags.drainS,
+    connections: flags.connections, sourceVolume: flags.sourceVolume, targetVolume: flags.targetVolume,
+    volumeBytes: flags.volumeMib === undefined ? null : flags.volumeMib * MIB, dir: flags.dir ?? null, keep: flags.keep, drainS: flags.drainS,
   };
   const abort = new AbortController();
   const onSignal = (): void => abort.abort();

@@ -9,6 +9,7 @@ import {
 } from '../../host/disks/volume-spec.ts';
 import type { Logger } from '../log.ts';
 import { UsageError } from '../plan-error.ts';
+import type { SerialDiskReady } from '../../host/runtime/spawn.ts';
 import { integer, plan } from './parse.ts';
 
 interface SerialDiskFlags {
@@ -46,7 +47,12 @@ export function serialDiskCommand(log: Logger, exit: (code: number) => void): Co
           line, device: volume.device, name: formatVolumeSpec(spec), baud: flags.baud, transferBytesMax: flags.transferBytes, requestsInFlightMax: flags.requestsInFlight,
           onEvent: (e) => (e.kind === 'device-error' ? log.warn(e, 'device error') : log.debug(e, 'protocol event')),
         });
-        log.info({ port: flags.port, volume: formatVolumeSpec(spec), sectors: volume.device.sectorCount, sectorSize: volume.device.sectorSize, baud: flags.baud }, 'serving');
+        const ready: SerialDiskReady = {
+          ready: true, port: flags.port, volume: formatVolumeSpec(spec), sectors: volume.device.sectorCount, sectorSize: volume.device.sectorSize, baud: flags.baud, pid: process.pid,
+        };
+        log.info(ready, 'serving');
+        // The one line on stdout: a program that starts the board stand-in (the rack) waits for it.
+        process.stdout.write(`${JSON.stringify(ready)}\n`);
         const why = await Promise.race([
           closed.then((e) => `the line closed${e ? `: ${e.message}` : ''}`),
           once(process, 'SIGINT').then(() => 'SIGINT'),

@@ -13,7 +13,8 @@ import { runStartEvent, violationEvent } from '../trace/run-events.ts';
 import { FanoutTelemetry, TraceRecorder } from '../trace/trace.ts';
 import { HostWorkload } from '../workload/host-workload.ts';
 import { ResyncChecker } from '../checker/resync-checker.ts';
-import { CrashSchedule, type MirrorWorkloads } from './crashes.ts';
+import { CrashSchedule, crashedName, type MirrorWorkloads } from './crashes.ts';
+import { MemoryDisk } from '../../host/disks/memory.ts';
 import { copiesDiffer } from './divergence.ts';
 import { RecoveryWatch } from './recovery-watch.ts';
 import { ServerWorkload } from '../workload/server-workload.ts';
@@ -26,8 +27,8 @@ import { lockRegionFor, validateAgainstVolumes, validateEmulateOptions, type Emu
 import { faultPhase, failed, healingPhase, liveness, type Phase, type PhaseContext } from './phases.ts';
 import { assembleReport, type EmulationReport } from './report.ts';
 import { RunTally } from './tally.ts';
-import { buildTopology, DEFAULT_TOPOLOGY, type MirrorPair, type Topology } from './topology.ts';
-import { VolumeSet, type VolumeReport } from './volumes.ts';
+import { buildTopology, DEFAULT_TOPOLOGY, METADATA_VOLUME_SECTORS, type MirrorPair, type Topology, type TopologyOptions } from './topology.ts';
+import { POWER_CUT_CACHE_BYTES, VolumeSet, type VolumeReport } from './volumes.ts';
 
 export type { EmulationCounters, EmulationReport } from './report.ts';
 
@@ -110,6 +111,19 @@ export async function runEmulation(opts: EmulateOptions, hooks: RunHooks = {}): 
   }
 }
 
+/**
+ * Each controller's metadata device (docs/tag-tables.md, "Metadata"): a memory disk that survives
+ * its crashes, with a volatile write cache (lost in a power cut) on a side the run power-cuts,
+ * like that side's volumes.
+ */
+function metadataVolumes(opts: EmulateOptions): TopologyOptions['metadataVolume'] {
+  const powered = new Set(opts.faults.crashes.filter((c) => c.power).map((c) => crashedName(c)));
+  return (name, clock, random) => new MemoryDisk({
+    name: `${name}/metadata`, sectorCount: METADATA_VOLUME_SECTORS, clock, service: DEFAULT_TOPOLOGY.diskService, random: random.fork(`${name}/metadata`),
+    ...(powered.has(name) ? { writeCacheBytesMax: POWER_CUT_CACHE_BYTES } : {}),
+  });
+}
+
 /** Builds the volumes; an image that cannot be used (wrong size, in use, missing directory) is the user's to fix: exit 2. */
 async function buildVolumes(opts: EmulateOptions, clock: VirtualClock | HandoverClock): Promise<VolumeSet> {
   try {
@@ -172,7 +186,7 @@ async function runPhases(opts: EmulateOptions, hooks: RunHooks, parts: RunParts)
     seed: opts.seed, mode: opts.mode, onLockReject: opts.onLockReject, bidirectional: opts.bidirectional, rttMs: opts.rttMs,
     bandwidthMbps: opts.bandwidthMbps, sectorSize: opts.sourceVolume.sectorSize, lockRegionSectors: parts.lockRegionSectors,
     connections: opts.connections, limits: supervisionLimits(opts), telemetry, clock, makeVolume: (name) => volumes.device(name),
-    locks: opts.locks, batch: opts.batch,
+    locks: opts.locks, batch: opts.batch, metadataVolume: metadataVolumes(opts),
   });
   parts.setTopology(topo);
   hooks.beforeStart?.(topo);

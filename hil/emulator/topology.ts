@@ -1,5 +1,6 @@
 import { StorageController } from '../../firmware/controller/storage-controller.ts';
-import type { ControllerLimits, LunConfig } from '../../firmware/controller/config.ts';
+import type { ControllerConfig, ControllerLimits, LunConfig } from '../../firmware/controller/config.ts';
+import { MetadataStore } from '../../firmware/metadata/metadata-store.ts';
 import type { LockRejectPolicyName, LockStyle, MirrorMode } from '../../firmware/mirror/types.ts';
 import type { BlockDevice } from '../../firmware/ports/block-device.ts';
 import { silentTelemetry, type Telemetry } from '../../firmware/ports/telemetry.ts';
@@ -38,7 +39,17 @@ export interface TopologyOptions {
   connections?: number;
   /** How the link carries heartbeats: their own datagram channel (default), or inline on connection 0 (a serial line). */
   heartbeats?: 'datagram' | 'inline';
+  /**
+   * Each controller's metadata device (docs/tag-tables.md, "Metadata"), built once: it survives
+   * the controller's crashes (a restart recovers from it) and loses its volatile cache, if it has
+   * one, in a power cut like the controller's volumes. Default: a 4 MiB memory disk, write-through.
+   * Null: no metadata device (tables in memory only; a restart means a full resync).
+   */
+  metadataVolume?: ((name: 'A' | 'B', clock: VirtualClock, random: SeededRandom) => BlockDevice) | null;
 }
+
+/** Sectors of the default metadata device (4 MiB of 512-byte sectors: room for the default tables, docs/tag-tables.md, "Bounds"). */
+export const METADATA_VOLUME_SECTORS = 8192;
 
 export const DEFAULT_TOPOLOGY: Readonly<TopologyOptions> = {
   seed: 1,
@@ -74,31 +85,38 @@ export interface Topology {
   readonly pairs: readonly MirrorPair[];
   start(): void;
   stop(): void;
+  /** Each controller's metadata device (null: none), the same across its restarts. */
+  readonly metadata: Readonly<Record<'A' | 'B', BlockDevice | null>>;
   /**
    * Controller `name` crashes now: everything it held in memory is gone (its logs, locks and
-   * sessions; its volumes keep what reached them), and after `downForMs` it starts again on the
-   * same volumes and link, with a new session. `source`/`target` and `pairs` name the new start
-   * from then on; the crashed one's host writes never complete (its hosts are the caller's
-   * business), and nothing it still does reaches the telemetry (a dead controller reports
-   * nothing). With `power`, every device of the controller loses its volatile write cache at
-   * the same instant (docs/tag-tables.md, "Crash and power cut in the simulator"). Emits
-   * `controller.crash`. `restarted` runs once it is started again.
+   * sessions; its volumes and metadata device keep what reached them), and after `downForMs` it
+   * starts again on the same volumes, metadata device and link, with a new session, once it has
+   * recovered its metadata (a read of that device, in virtual time). `source`/`target` and
+   * `pairs` name the new start from then on; the crashed one's host writes never complete (its
+   * hosts are the caller's business), and nothing it still does reaches the telemetry (a dead
+   * controller reports nothing). With `power`, every device of the controller (volumes and
+   * metadata) loses its volatile write cache at the same instant (docs/tag-tables.md, "Crash and
+   * power cut in the simulator"). Emits `controller.crash`. `restarted` runs once it is started
+   * again.
    */
   crash(name: 'A' | 'B', downForMs: number, restarted?: (c: StorageController) => void, how?: { power?: boolean }): void;
 }
 
 /** `telemetry` as one controller start speaks through it, until `sever()`: a crashed start says nothing more. */
 function severable(telemetry: Telemetry): Telemetry & { sever(): void } {
-  const voice = {
-    enabled: telemetry.enabled,
-    // Bound, not wrapped: telemetry is on the per-write path.
-    emit: telemetry.emit.bind(telemetry),
+  let severed = false;
+  return {
+    get enabled() {
+      return !severed && telemetry.enabled;
+    },
+    // Looked up at each call, not bound once: a test may wrap the telemetry's emit after the build.
+    emit: (e) => {
+      if (!severed) telemetry.emit(e);
+    },
     sever: () => {
-      voice.enabled = false;
-      voice.emit = () => undefined;
+      severed = true;
     },
   };
-  return voice;
 }
 
 /**
@@ -137,15 +155,29 @@ export function buildTopology(partial: Partial<TopologyOptions> = {}): Topology 
     voices[name] = severable(options.telemetry);
     return { clock, telemetry: voices[name], random: random.fork(n === 0 ? `controller-${name}` : `controller-${name}-start-${n}`) };
   };
-  const build = (name: 'A' | 'B', endpoint: LinkEndpoint): StorageController => {
+  const makeMetadata = options.metadataVolume === undefined
+    ? (name: 'A' | 'B') => new MemoryDisk({ name: `${name}/metadata`, sectorCount: METADATA_VOLUME_SECTORS, clock, service: options.diskService })
+    : options.metadataVolume;
+  const metadata = { A: makeMetadata?.('A', clock, random) ?? null, B: makeMetadata?.('B', clock, random) ?? null };
+  const config = (name: 'A' | 'B'): ControllerConfig => {
     const luns = name === 'A'
       ? [lun(0, volumes.a0, 'B'), ...(volumes.a1 ? [lun(1, volumes.a1)] : [])]
       : [lun(0, volumes.b0), ...(volumes.b1 ? [lun(1, volumes.b1, 'A')] : [])];
-    const c = new StorageController({ name, id: name === 'A' ? 1 : 2, ...common, luns }, ports(name));
-    c.connect(name === 'A' ? 'B' : 'A', endpoint);
+    return { name, id: name === 'A' ? 1 : 2, ...common, luns, ...(metadata[name] !== null ? { metadata: metadata[name] } : {}) };
+  };
+  const connect = (c: StorageController, endpoint: LinkEndpoint): StorageController => {
+    c.connect(c.name === 'A' ? 'B' : 'A', endpoint);
     return c;
   };
-  const live = { A: build('A', link.a), B: build('B', link.b) };
+  // The first start is on new metadata devices, blank: nothing to read, so it is built at once.
+  const first = (name: 'A' | 'B'): StorageController => {
+    const dev = metadata[name];
+    return new StorageController(config(name), ports(name), dev === null ? undefined : MetadataStore.fresh(dev));
+  };
+  const live = { A: connect(first('A'), link.a), B: connect(first('B'), link.b) };
+  // Each crash of a controller, and the topology's stop, makes a restart still reading its metadata moot.
+  const lives = { A: 0, B: 0 };
+  let stopped = false;
   const pairs: MirrorPair[] = [];
   const pairUp = (): void => {
     pairs.length = 0;
@@ -154,7 +186,7 @@ export function buildTopology(partial: Partial<TopologyOptions> = {}): Topology 
   };
   pairUp();
   return {
-    options, clock, random, link, pairs,
+    options, clock, random, link, pairs, metadata,
     get source() {
       return live.A;
     },
@@ -166,6 +198,7 @@ export function buildTopology(partial: Partial<TopologyOptions> = {}): Topology 
       live.B.start();
     },
     stop: () => {
+      stopped = true;
       live.A.stop();
       live.B.stop();
     },
@@ -175,13 +208,24 @@ export function buildTopology(partial: Partial<TopologyOptions> = {}): Topology 
       if (t.enabled) t.emit({ kind: 'controller.crash', t: clock.now(), node: name, power, downForMs });
       voices[name].sever();
       live[name].stop();
-      if (power) for (const p of pairs) for (const [c, v] of [[p.primary, p.primaryVolume], [p.secondary, p.secondaryVolume]] as const) if (c.name === name) powerCutIfAble(v);
+      const life = ++lives[name];
+      if (power) {
+        for (const p of pairs) for (const [c, v] of [[p.primary, p.primaryVolume], [p.secondary, p.secondaryVolume]] as const) if (c.name === name) powerCutIfAble(v);
+        if (metadata[name] !== null) powerCutIfAble(metadata[name]);
+      }
       const endpoint = link.restartEnd(name === 'A' ? 'a' : 'b');
       clock.setTimeout(() => {
-        live[name] = build(name, endpoint);
-        pairUp();
-        live[name].start();
-        restarted?.(live[name]);
+        // The restart reads its metadata first (docs/tag-tables.md, "Metadata"), then starts.
+        StorageController.recover(config(name), ports(name)).then((c) => {
+          if (stopped || lives[name] !== life) return; // stopped, or crashed again while it recovered
+          live[name] = connect(c, endpoint);
+          pairUp();
+          c.start();
+          restarted?.(c);
+        }, (error: unknown) => {
+          // A firmware that cannot come back is a failure the checker must see, not a hung run.
+          if (t.enabled) t.emit({ kind: 'firmware.error', t: clock.now(), node: name, message: `restart: ${error instanceof Error ? error.message : String(error)}` });
+        });
       }, downForMs);
     },
   };

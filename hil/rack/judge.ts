@@ -9,11 +9,29 @@ import { tieFramesAcrossRestarts } from './frame-ties.ts';
 import { linearize } from './linearize.ts';
 import type { UncertainWrite } from './rack-host.ts';
 
-/** One mirrored LUN of the rack: who writes it, and the two image files that must end equal. */
+/**
+ * One copy of a mirrored LUN as the judge gets it: an image file (the controller's own, or what the
+ * rack read through its control socket into a file, docs/rack.md 7), or null with why it could not
+ * be had.
+ */
+export interface JudgedCopy {
+  node: string;
+  image: string | null;
+  /** Why there is no image (the copy could not be read). */
+  unreadable?: string;
+  /** The volume that holds the copy, as the rack names it (`file`, `usb-emu:8MiB`...). */
+  volume?: string;
+  /** How its bytes were had (default: the controller's own image file). */
+  read?: ImageDigest['read'];
+}
+
+/** One mirrored LUN of the rack: who writes it, and the two copies that must end equal. */
 export interface JudgedMirror {
   lun: number;
-  primary: { node: string; id: number; image: string };
-  secondary: { node: string; image: string };
+  primary: JudgedCopy & { id: number };
+  secondary: JudgedCopy;
+  /** What an untouched sector held before the run (default: zeros, the copies were built blank). */
+  baseline?: Baseline;
 }
 
 export interface JudgeInput {
@@ -40,6 +58,10 @@ export interface ImageDigest {
   path: string;
   bytes: number;
   sha256: string;
+  /** The volume that holds the copy, as the rack names it. */
+  volume: string;
+  /** How the judge had its bytes: the controller's image file after the stop, or read through its control socket before it. */
+  read: 'image file' | 'control socket';
 }
 
 export interface Judgement {
@@ -100,7 +122,7 @@ export async function judgeRack(input: JudgeInput): Promise<Judgement> {
       histories.history(m.primary.node, m.lun).markFailed(w.tag, w.lba, w.count);
       for (let lba = w.lba; lba < w.lba + w.count; lba++) uncertain.add(lba);
     }
-    images.push(...await judgeImages(m, { sectorSize: input.sectorSize, uncertain }, histories, add));
+    images.push(...await judgeImages(m, { sectorSize: input.sectorSize, uncertain, baseline: m.baseline ?? BLANK_BASELINE }, histories, add));
   }
   const telemetry = { events: merged.events.length, edges: merged.edges, lostAtKill, ackedUnrecorded: unrecorded.length };
   return { violations: [...found.values()], violationsDropped: dropped, images, telemetry };
@@ -169,29 +191,44 @@ function feed(events: readonly { event: unknown }[], max: number): ConsistencyCh
 }
 
 /**
- * The two images of one mirror: equal bytes, and every written sector holding its last write.
+ * The two copies of one mirror: equal bytes, and every written sector holding its last write.
  * Sectors of uncertain writes may hold either version; a write in flight when its controller was
  * killed may be on the disk though its `host.write` line died with the process, so those sectors
- * are not held to the blank baseline either.
+ * are not held to the baseline either. A copy that could not be read proves nothing: it is a
+ * `mirror-identical` violation saying why, and the other copy is still checked.
  */
 async function judgeImages(
-  m: JudgedMirror, o: { sectorSize: number; uncertain: ReadonlySet<number> }, checker: ConsistencyChecker, add: (v: Violation) => void,
+  m: JudgedMirror, o: { sectorSize: number; uncertain: ReadonlySet<number>; baseline: Baseline }, checker: ConsistencyChecker, add: (v: Violation) => void,
 ): Promise<ImageDigest[]> {
   const { sectorSize } = o;
-  const baseline: Baseline = o.uncertain.size === 0 ? BLANK_BASELINE : { expected: (lba) => (o.uncertain.has(lba) ? undefined : null) };
-  const [a, b] = await Promise.all([readFile(m.primary.image), readFile(m.secondary.image)]);
-  const sides = [{ node: m.primary.node, path: m.primary.image, bytes: a }, { node: m.secondary.node, path: m.secondary.image, bytes: b }];
+  const baseline: Baseline = o.uncertain.size === 0 ? o.baseline : { expected: (lba) => (o.uncertain.has(lba) ? undefined : o.baseline.expected(lba)) };
   const image = (bytes: Buffer): VolumeImage => ({ bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), sectorSize });
-  const diff = firstDifference(image(a), image(b));
+  const sides: { copy: JudgedCopy; bytes: Buffer | null }[] = [];
+  for (const copy of [m.primary, m.secondary]) {
+    if (copy.image === null) {
+      add({ invariant: 'mirror-identical', node: copy.node, lun: m.lun, lba: 0, seq: 0, tMs: 0,
+        message: `${copy.node}'s copy of LUN ${m.lun} could not be compared: ${copy.unreadable ?? 'it was not read'}` });
+      sides.push({ copy, bytes: null });
+    } else {
+      sides.push({ copy, bytes: await readFile(copy.image) });
+    }
+  }
+  const [a, b] = [sides[0]!.bytes, sides[1]!.bytes];
+  const diff = a !== null && b !== null ? firstDifference(image(a), image(b)) : -1;
   if (diff >= 0) {
     add({ invariant: 'mirror-identical', node: m.secondary.node, lun: m.lun, lba: diff, seq: 0, tMs: 0,
-      message: `${m.secondary.node}'s image differs from ${m.primary.node}'s at LBA ${diff} after the pair drained and stopped` });
+      message: `${m.secondary.node}'s copy differs from ${m.primary.node}'s at LBA ${diff} after the pair drained` });
   }
   const history = checker.history(m.primary.node, m.lun);
+  const digests: ImageDigest[] = [];
   for (const s of sides) {
-    const v = checkLatest(history, image(s.bytes), { node: s.node, lun: m.lun, writer: m.primary.id, tMs: 0 }, baseline);
+    if (s.bytes === null) continue;
+    const v = checkLatest(history, image(s.bytes), { node: s.copy.node, lun: m.lun, writer: m.primary.id, tMs: 0 }, baseline);
     if (v) add(v);
+    digests.push({
+      node: s.copy.node, lun: m.lun, path: s.copy.image!, bytes: s.bytes.length, sha256: createHash('sha256').update(s.bytes).digest('hex'),
+      volume: s.copy.volume ?? 'file', read: s.copy.read ?? 'image file',
+    });
   }
-  const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
-  return sides.map((s) => ({ node: s.node, lun: m.lun, path: s.path, bytes: s.bytes.length, sha256: sha256(s.bytes) }));
+  return digests;
 }

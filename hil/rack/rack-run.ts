@@ -2,11 +2,15 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MirrorlabError } from '../../firmware/errors.ts';
 import { ptyPair, type PtyPair } from '../../host/disks/serial-disk/socat-pty.ts';
+import { formatBytes } from '../../host/disks/volume-spec.ts';
 import { ControlClient } from '../../host/runtime/control-client.ts';
-import { ControllerSpawnError, startControllerProcess, type ControllerExit, type ControllerProcess } from '../../host/runtime/spawn.ts';
+import {
+  ControllerSpawnError, SerialDiskSpawnError, startControllerProcess, startSerialDiskProcess,
+  type ChildWithReadyLine, type ControllerExit, type ControllerProcess, type SerialDiskReady,
+} from '../../host/runtime/spawn.ts';
 import type { ControllerStatus } from '../../host/runtime/status.ts';
+import type { Baseline } from '../checker/content-checks.ts';
 import { ConsistencyChecker } from '../checker/consistency-checker.ts';
 import type { Violation } from '../checker/violation.ts';
 import { describeLinkFaultCounters } from '../faults/link-fault-injector.ts';
@@ -14,20 +18,21 @@ import { formatLinkFaults } from '../faults/link-fault-plan.ts';
 import { mergeTelemetryFiles } from '../trace/merge.ts';
 import type { TraceEvent } from '../trace/events.ts';
 import { LatencyRecorder } from '../workload/latency.ts';
-import { judgeRack, type JudgedMirror } from './judge.ts';
-import { rackReproduceCommand, resolveRack, type RackOptions, type ResolvedRack } from './options.ts';
-import { RACK_SECTOR_BYTES, writeRackConfigs, type RackNode, type RackWiring } from './rack-configs.ts';
+import { judgeRack, type JudgedCopy, type JudgedMirror } from './judge.ts';
+import { RACK_SECTOR_BYTES, rackReproduceCommand, resolveRack, type RackOptions, type ResolvedRack } from './options.ts';
+import { RACK_PTY_BAUD, writeRackConfigs, type RackBoardPorts, type RackNode, type RackWiring } from './rack-configs.ts';
+import { checkCopiesBeforeRun, checkGeometry, readCopies } from './rack-copies.ts';
+import { RackError } from './rack-error.ts';
 import { RackHost } from './rack-host.ts';
 import { faultCountersOf, faultsTotal, RackProxy, type ProxyWiring } from './rack-proxy.ts';
 import { freePort } from './ports.ts';
 import type { RackProcessReport, RackReport } from './report.ts';
 
-/** The rack could not be run (a port taken, socat missing, a controller that did not start): exit 2, one line. */
-export class RackError extends MirrorlabError {}
+export { RackError };
 
 export interface RackProgress {
   elapsedS: number;
-  phase: 'starting' | 'writing' | 'healing' | 'draining' | 'stopping' | 'judging';
+  phase: 'starting' | 'writing' | 'healing' | 'draining' | 'reading' | 'stopping' | 'judging';
   writesAcked: number;
   faultsInjected: number;
   /** The source's view of its link (`up`, `down`, ...), or `unknown` while it cannot be asked. */
@@ -82,7 +87,7 @@ export async function runRack(opts: RackOptions, deps: RackDeps = {}): Promise<R
 }
 
 function asRackError(error: unknown, dir: string | null): unknown {
-  if (error instanceof ControllerSpawnError) {
+  if (error instanceof ControllerSpawnError || error instanceof SerialDiskSpawnError) {
     const lines = error.message.split('\n');
     const why = lines.slice(1).reverse().find((l) => /^error: /.test(l.trim())) ?? lines.at(-1) ?? '';
     const detail = lines.length > 1 ? ` (${why.trim().slice(0, 300)})` : '';
@@ -105,6 +110,10 @@ class Rack {
   private readonly started = performance.now();
   private t0 = 0;
   private ptys: PtyPair[] = [];
+  /** Board stand-ins serving serial-disk copies, one per such copy. */
+  private boards: ChildWithReadyLine<SerialDiskReady>[] = [];
+  /** Per LUN, what its untouched sectors held before the run when a device's copy was not blank (read in {@link checkCopiesBeforeRun}). */
+  private baselines = new Map<number, Baseline>();
   private proxy: RackProxy | null = null;
   private members: Member[] = [];
   private hosts: RackHost[] = [];
@@ -124,14 +133,17 @@ class Rack {
     const o = this.o;
     await this.makeDir();
     const wiring = await this.wire();
-    const nodes = await writeRackConfigs(this.dir!, o, wiring.controllers);
+    const boards = await this.startBoards();
+    const nodes = await writeRackConfigs(this.dir!, o, wiring.controllers, boards);
     this.members = nodes.map((node) => ({ node, proc: null, sessions: [], pids: [], exits: [] }));
     await this.startMembers();
+    await checkGeometry(nodes, o);
     this.proxy = await RackProxy.start(wiring.proxy, o.plan, o.seed);
     this.t0 = performance.now();
     const ticker = this.deps.onProgress ? setInterval(() => this.progress(), PROGRESS_MS) : null;
     try {
       await this.waitFor('the link between A and B to come up', () => this.linkUp(), LINK_UP_MS, { failure: 'start' });
+      this.baselines = await checkCopiesBeforeRun(nodes, o, this.dir!);
       this.phase = 'writing';
       this.armKill();
       await this.writeLoad(nodes);
@@ -140,11 +152,14 @@ class Rack {
       await this.proxy.heal();
       this.phase = 'draining';
       const drained = await this.drain();
+      // Copies that are not image files are read through the control sockets while the controllers still serve them.
+      this.phase = 'reading';
+      const copies = await readCopies(nodes, this.dir!);
       this.phase = 'stopping';
       await this.stopAll();
       this.phase = 'judging';
       this.progress();
-      return await this.judge(nodes, drained);
+      return await this.judge(nodes, drained, copies);
     } finally {
       if (ticker) clearInterval(ticker);
     }
@@ -162,6 +177,7 @@ class Rack {
       m.proc = null;
     }));
     await this.proxy?.stop().catch(() => undefined);
+    await Promise.allSettled(this.boards.map((b) => b.stop({ timeoutMs: 2_000 })));
     await Promise.allSettled(this.ptys.map((p) => p.stop()));
     if (!o.keepFiles && this.dir !== null) await rm(this.dir, { recursive: true, force: true });
   }
@@ -182,14 +198,44 @@ class Rack {
       while (proxyPort === listenPort) proxyPort = await freePort();
       return { controllers: { link: 'tcp', listenPort, proxyPort }, proxy: { link: 'tcp', listenPort, proxyPort } };
     }
-    try {
-      this.ptys.push(await ptyPair(this.dir!, 'line-a'));
-      this.ptys.push(await ptyPair(this.dir!, 'line-b'));
-    } catch (error) {
-      throw new RackError('ML_ERR_RACK_SOCAT', `${(error as Error).message}; a serial rack needs socat (apt-get install socat)`);
-    }
-    const [one, two] = this.ptys as [PtyPair, PtyPair];
+    const one = await this.pty('line-a', 'a serial rack');
+    const two = await this.pty('line-b', 'a serial rack');
     return { controllers: { link: 'serial', pathA: one.a, pathB: two.b }, proxy: { link: 'serial', innerA: one.b, innerB: two.a } };
+  }
+
+  /** A socat PTY pair in the run's directory; socat missing is ML_ERR_RACK_SOCAT, naming what needs it. */
+  private async pty(name: string, who: string): Promise<PtyPair> {
+    try {
+      const pair = await ptyPair(this.dir!, name);
+      this.ptys.push(pair);
+      return pair;
+    } catch (error) {
+      throw new RackError('ML_ERR_RACK_SOCAT', `${(error as Error).message}; ${who} needs socat (apt-get install socat)`);
+    }
+  }
+
+  /**
+   * For each side whose copies are `serial-disk` (docs/rack.md 7): per LUN a PTY pair, and on its far
+   * end a board stand-in (`mirrorlab serial-disk`) serving a blank memory disk of the rack's size;
+   * the controller gets the near end. All started before the controllers, so that they find a board
+   * answering; stopped after them.
+   */
+  private async startBoards(): Promise<RackBoardPorts> {
+    const ports: RackBoardPorts = {};
+    const luns = this.o.bidirectional ? [0, 1] : [0];
+    for (const [name, v] of [['A', this.o.sourceVolume], ['B', this.o.targetVolume]] as const) {
+      if (v.kind !== 'serial-pty') continue;
+      const byLun: Record<number, string> = {};
+      for (const lun of luns) {
+        const pair = await this.pty(`disk-${name.toLowerCase()}-lun${lun}`, 'a serial-disk copy');
+        this.boards.push(await startSerialDiskProcess({
+          port: pair.b, volume: `mem:${formatBytes(this.o.volumeBytes)}`, baud: RACK_PTY_BAUD, env: { MIRRORLAB_LOG: 'warn', ...this.deps.env },
+        }));
+        byLun[lun] = pair.a;
+      }
+      ports[name] = byLun;
+    }
+    return ports;
   }
 
   /** Both at once (each takes a second or more to load); if one fails, the other is stopped before the error goes on. */
@@ -327,11 +373,18 @@ class Rack {
 
   // ---- the verdict -----------------------------------------------------------------------------------
 
-  private async judge(nodes: readonly RackNode[], drained: boolean): Promise<RackReport> {
+  private async judge(nodes: readonly RackNode[], drained: boolean, read: ReadonlyMap<string, JudgedCopy>): Promise<RackReport> {
     const o = this.o;
     const [a, b] = nodes as [RackNode, RackNode];
-    const mirrors: JudgedMirror[] = [{ lun: 0, primary: { node: 'A', id: a.id, image: a.images[0]! }, secondary: { node: 'B', image: b.images[0]! } }];
-    if (o.bidirectional) mirrors.push({ lun: 1, primary: { node: 'B', id: b.id, image: b.images[1]! }, secondary: { node: 'A', image: a.images[1]! } });
+    const copy = (node: RackNode, lun: number): JudgedCopy => {
+      const c = node.copies[lun]!;
+      return c.image !== null ? { node: node.name, image: c.image, volume: c.asked, read: 'image file' } : read.get(`${node.name}/${lun}`)!;
+    };
+    const mirror = (lun: number, primary: RackNode, secondary: RackNode): JudgedMirror => ({
+      lun, primary: { ...copy(primary, lun), id: primary.id }, secondary: copy(secondary, lun), ...(this.baselines.has(lun) ? { baseline: this.baselines.get(lun)! } : {}),
+    });
+    const mirrors: JudgedMirror[] = [mirror(0, a, b)];
+    if (o.bidirectional) mirrors.push(mirror(1, b, a));
     const killed = o.kill === null ? null : o.kill.side === 'source' ? 'A' : 'B';
     const judgement = await judgeRack({
       telemetry: nodes.map((n) => ({ node: n.name, path: n.telemetryPath })), mirrors, sectorSize: RACK_SECTOR_BYTES, killed,

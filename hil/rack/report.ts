@@ -73,7 +73,10 @@ export function renderRackReport(r: RackReport): string {
   const cut = r.telemetry.lostAtKill > 0 ? `, ${r.telemetry.lostAtKill} lines cut by the kill` : '';
   lines.push(`  telemetry: ${r.telemetry.events} events merged, ${r.telemetry.edges} send->receive edges${cut}`
     + `${r.telemetry.ackedUnrecorded > 0 ? `, ${r.telemetry.ackedUnrecorded} acknowledged writes unrecorded at the kill` : ''}`);
-  for (const img of r.images) lines.push(`  image ${img.node} LUN ${img.lun}: sha256 ${img.sha256.slice(0, 16)}...`);
+  for (const img of r.images) {
+    const how = img.read === 'control socket' ? `${img.volume}, read through the control socket` : img.volume;
+    lines.push(`  copy ${img.node} LUN ${img.lun} (${how}): sha256 ${img.sha256.slice(0, 16)}...`);
+  }
   for (const n of r.notes) lines.push(`  note: ${n}`);
   for (const v of r.violations) lines.push(`  VIOLATION ${describeViolation(v)}`);
   if (r.violationsDropped > 0) lines.push(`  (${r.violationsDropped} more violations not shown)`);

@@ -329,24 +329,21 @@ function resolveLun(l: ConfigFile['luns'][number], i: number, self: string, peer
   }
   const volume = resolveVolume(l.volume, `${at}.volume`);
   const sectors = volumeSectors(volume);
-  if (l.lockRegionSectors !== undefined && l.lockRegionSectors > sectors) {
+  if (l.lockRegionSectors !== undefined && sectors !== null && l.lockRegionSectors > sectors) {
     throw new FieldProblem(`${at}.lockRegionSectors`, `${l.lockRegionSectors} sectors is larger than the volume (${sectors} sectors)`);
   }
   return { lun: l.lun, volume, designation, ...(l.lockRegionSectors === undefined ? {} : { lockRegionSectors: l.lockRegionSectors }) };
 }
 
 function resolveVolume(v: ConfigFile['luns'][number]['volume'], at: string): LunVolume {
-  if (!('raid' in v)) {
-    if (v.kind === 'usb' || v.kind === 'serial-disk' || v.kind === 'usb-emu') {
-      throw new FieldProblem(at, `a controller process keeps its volumes on mem, file and raid specs, or RAID over files; ${v.kind} is for emulate and serial-disk`);
-    }
-    return v;
-  }
+  // Attached kinds (usb, serial-disk, usb-emu) are taken as they are: whether the device is there,
+  // free and of the spec's sector size is known only when it is opened (docs/usb-serial-targets.md 5).
+  if (!('raid' in v)) return v;
   v.members.forEach((m, i) => {
     if (m.kind !== 'file' && m.kind !== 'mem') throw new FieldProblem(`${at}.members[${i}]`, `a RAID member is a file:PATH:SIZE or mem:SIZE spec, not ${m.kind}`);
   });
-  const first = v.members[0]!;
-  const bytes = volumeBytes(first);
+  const first = v.members[0]! as Extract<VolumeSpec, { kind: 'file' | 'mem' }>;
+  const bytes = first.bytes;
   v.members.forEach((m, i) => {
     if (volumeBytes(m) !== bytes || m.sectorSize !== first.sectorSize) {
       throw new FieldProblem(`${at}.members[${i}]`, `every member must have the size and sector size of the first (${bytes} bytes, ${first.sectorSize}-byte sectors)`);
@@ -369,39 +366,57 @@ function resolveVolume(v: ConfigFile['luns'][number]['volume'], at: string): Lun
   return { kind: 'raid-over-files', level: v.raid, members: v.members, chunkBytes };
 }
 
-/** Bytes of one disk of a spec: the volume's for plain disks, a member's for arrays. */
-function volumeBytes(v: LunVolume): number {
+/** Bytes of one disk of a spec: the volume's for plain disks, a member's for arrays; null for a real device (known once opened). */
+function volumeBytes(v: LunVolume): number | null {
   if (v.kind === 'raid-over-files') return volumeBytes(v.members[0]!);
   if (v.kind === 'mem' || v.kind === 'file' || v.kind === 'usb-emu') return v.bytes;
   if (v.kind === 'raid0' || v.kind === 'raid1' || v.kind === 'raid5' || v.kind === 'raid10') return v.memberBytes;
-  return 0;
+  return null;
 }
 
-/** Sectors a LUN's volume offers hosts. */
-export function volumeSectors(v: LunVolume): number {
+/** Sectors a LUN's volume offers hosts; null for a real device (usb, serial-disk), whose size is known only once it is opened. */
+export function volumeSectors(v: LunVolume): number | null {
+  const bytes = volumeBytes(v);
+  if (bytes === null) return null;
   const members = v.kind === 'raid-over-files' ? v.members.length : 'members' in v ? v.members : 1;
   const level = v.kind === 'raid-over-files' ? v.level : v.kind;
   const data = level === 'raid0' ? members : level === 'raid1' ? 1 : level === 'raid5' ? members - 1 : level === 'raid10' ? members / 2 : 1;
   const sectorSize = v.kind === 'raid-over-files' ? v.members[0]!.sectorSize : v.sectorSize;
-  return (volumeBytes(v) / sectorSize) * data;
+  return (bytes / sectorSize) * data;
 }
 
-/** Two disks on one image file would be refused by its lock when opened; say so here, with the fields. */
+/**
+ * Two LUNs on one image file would be refused by its lock when opened, and two on one serial port
+ * or one USB device would fight over it (it is opened once); say so here, with the fields.
+ */
 function checkImagesOnce(luns: LunSettings[], metadata: VolumeSpec | null): void {
   const owner = new Map<string, string>();
   luns.forEach((l, i) => {
     const files = l.volume.kind === 'raid-over-files' ? l.volume.members : [l.volume];
     files.forEach((f, j) => {
-      if (f.kind !== 'file') return;
+      const held = heldResource(f);
+      if (held === null) return;
       const at = l.volume.kind === 'raid-over-files' ? `luns[${i}].volume.members[${j}]` : `luns[${i}].volume`;
-      const earlier = owner.get(f.path);
-      if (earlier !== undefined) throw new FieldProblem(at, `image ${f.path} is already used by ${earlier}; each image backs one disk`);
-      owner.set(f.path, at);
+      const earlier = owner.get(held.key);
+      if (earlier !== undefined) throw new FieldProblem(at, `${held.what} is already used by ${earlier}; ${held.rule}`);
+      owner.set(held.key, at);
     });
   });
-  if (metadata?.kind === 'file' && owner.has(metadata.path)) {
-    throw new FieldProblem('metadata', `image ${metadata.path} is already used by ${owner.get(metadata.path)}; the metadata needs an image of its own`);
+  const meta = metadata === null ? null : heldResource(metadata);
+  if (meta !== null && owner.has(meta.key)) {
+    throw new FieldProblem('metadata', `${meta.what} is already used by ${owner.get(meta.key)}; the metadata needs an image of its own`);
   }
+}
+
+/** What a volume holds for itself while open (an image, a port, a device), or null for memory. */
+function heldResource(v: VolumeSpec): { key: string; what: string; rule: string } | null {
+  if (v.kind === 'file') return { key: `file:${v.path}`, what: `image ${v.path}`, rule: 'each image backs one disk' };
+  if (v.kind === 'serial-disk') return { key: `serial:${v.path}`, what: `serial port ${v.path}`, rule: 'each port reaches one board, which serves one volume' };
+  if (v.kind === 'usb') {
+    const id = `${v.vendorId.toString(16).padStart(4, '0')}:${v.productId.toString(16).padStart(4, '0')}${v.serial === null ? '' : `:${v.serial}`}`;
+    return { key: `usb:${id}:${v.lun}`, what: `USB device ${id} LUN ${v.lun}`, rule: 'each device LUN backs one volume' };
+  }
+  return null;
 }
 
 function checkSocketPath(path: string, field: string): void {

@@ -49,20 +49,8 @@ export interface ControllerExit {
   signal: NodeJS.Signals | null;
 }
 
-/** A running controller process. */
-export interface ControllerProcess {
-  readonly pid: number;
-  readonly ready: ControllerReady;
-  readonly child: ChildProcess;
-  /** Resolves when the process has exited. */
-  readonly exited: Promise<ControllerExit>;
-  /** The newest lines it wrote to stderr (its log). */
-  stderr(): string;
-  /** Sends a signal (SIGTERM: a clean stop; SIGKILL: a crash). */
-  kill(signal: NodeJS.Signals): void;
-  /** SIGTERM, then SIGKILL if it has not exited within `timeoutMs`; its exit. */
-  stop(opts?: { timeoutMs?: number }): Promise<ControllerExit>;
-}
+/** A running controller process. `kill('SIGTERM')` is a clean stop, `kill('SIGKILL')` a crash. */
+export type ControllerProcess = ChildWithReadyLine<ControllerReady>;
 
 /**
  * Starts `mirrorlab controller` as a child process (`node --import tsx ENTRY ...`) and waits for its
@@ -71,10 +59,72 @@ export interface ControllerProcess {
  * image in use...).
  */
 export async function startControllerProcess(opts: StartControllerOptions): Promise<ControllerProcess> {
-  const entry = opts.entryModule ?? DEFAULT_CONTROLLER_ENTRY;
-  const args = ['--import', 'tsx', entry, ...(opts.entryArgs ?? []), 'controller', '--config', opts.configPath];
+  const args = ['controller', '--config', opts.configPath];
   if (opts.controlPath !== undefined) args.push('--control', opts.controlPath);
   if (opts.telemetry !== undefined) args.push('--telemetry', opts.telemetry);
+  return startMirrorlabChild<ControllerReady>({
+    what: 'the controller', args, entryModule: opts.entryModule, entryArgs: opts.entryArgs, env: opts.env, readyTimeoutMs: opts.readyTimeoutMs,
+    fail: (message) => new ControllerSpawnError('ML_ERR_CONTROLLER_START', message),
+  });
+}
+
+/** What `mirrorlab serial-disk` prints on stdout once it serves (hil/cli/serial-disk-command.ts): its only stdout line. */
+export interface SerialDiskReady {
+  ready: true;
+  port: string;
+  /** The volume it serves, as a spec. */
+  volume: string;
+  sectors: number;
+  sectorSize: number;
+  baud: number;
+  pid: number;
+}
+
+/** A board stand-in that could not be started: exit 2 for whoever wanted it, with the end of its stderr. */
+export class SerialDiskSpawnError extends MirrorlabError {}
+
+/**
+ * Starts `mirrorlab serial-disk --port PORT --volume VOLUME --baud BAUD` (the stand-in for a board,
+ * docs/usb-serial-targets.md 4.2) as a child process and waits until it serves. It runs until
+ * stopped (SIGTERM) or until its line closes.
+ */
+export function startSerialDiskProcess(opts: { port: string; volume: string; baud: number; env?: Record<string, string>; readyTimeoutMs?: number }): Promise<ChildWithReadyLine<SerialDiskReady>> {
+  return startMirrorlabChild<SerialDiskReady>({
+    what: `the board stand-in on ${opts.port}`, args: ['serial-disk', '--port', opts.port, '--volume', opts.volume, '--baud', String(opts.baud)],
+    env: opts.env, readyTimeoutMs: opts.readyTimeoutMs, fail: (message) => new SerialDiskSpawnError('ML_ERR_SERIAL_DISK_START', message),
+  });
+}
+
+/** A running `mirrorlab` child that announced itself with a ready line. */
+export interface ChildWithReadyLine<R> {
+  readonly pid: number;
+  readonly ready: R;
+  readonly child: ChildProcess;
+  /** Resolves when the process has exited. */
+  readonly exited: Promise<ControllerExit>;
+  /** The newest lines it wrote to stderr (its log). */
+  stderr(): string;
+  kill(signal: NodeJS.Signals): void;
+  /** SIGTERM, then SIGKILL if it has not exited within `timeoutMs`; its exit. */
+  stop(opts?: { timeoutMs?: number }): Promise<ControllerExit>;
+}
+
+interface ChildOptions {
+  /** What it is, for messages ("the controller"). */
+  what: string;
+  /** The command and its arguments (after the entry module and `entryArgs`). */
+  args: string[];
+  entryModule?: string | undefined;
+  entryArgs?: string[] | undefined;
+  env?: Record<string, string> | undefined;
+  readyTimeoutMs?: number | undefined;
+  fail(message: string): Error;
+}
+
+/** Runs `node --import tsx ENTRY [...entryArgs] ...args` and waits for its JSON ready line on stdout. */
+async function startMirrorlabChild<R extends { ready: true }>(opts: ChildOptions): Promise<ChildWithReadyLine<R>> {
+  const entry = opts.entryModule ?? DEFAULT_CONTROLLER_ENTRY;
+  const args = ['--import', 'tsx', entry, ...(opts.entryArgs ?? []), ...opts.args];
   const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   let partial = '';
@@ -87,7 +137,7 @@ export async function startControllerProcess(opts: StartControllerOptions): Prom
   });
   const exited = new Promise<ControllerExit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   const stderr = (): string => [...lines, partial].filter((l) => l !== '').join('\n');
-  const ready = await waitReady(child, exited, opts.readyTimeoutMs ?? READY_TIMEOUT_MS_DEFAULT, stderr);
+  const ready = await waitReady<R>(child, exited, { ...opts, timeoutMs: opts.readyTimeoutMs ?? READY_TIMEOUT_MS_DEFAULT, stderr });
   // Whatever else it prints goes nowhere, so a full pipe never blocks it.
   child.stdout!.resume();
   const kill = (signal: NodeJS.Signals): void => {
@@ -105,38 +155,41 @@ export async function startControllerProcess(opts: StartControllerOptions): Prom
   };
 }
 
-function waitReady(child: ChildProcess, exited: Promise<ControllerExit>, timeoutMs: number, stderr: () => string): Promise<ControllerReady> {
+function waitReady<R>(
+  child: ChildProcess, exited: Promise<ControllerExit>, o: { what: string; timeoutMs: number; stderr: () => string; fail(message: string): Error },
+): Promise<R> {
+  const { what, timeoutMs, stderr } = o;
   return new Promise((resolve, reject) => {
     let text = '';
     const fail = (why: string): void => {
       cleanup();
-      reject(new ControllerSpawnError('ML_ERR_CONTROLLER_START', `${why}${stderr() === '' ? '' : `; its stderr ends:\n${stderr().split('\n').slice(-20).join('\n')}`}`));
+      reject(o.fail(`${why}${stderr() === '' ? '' : `; its stderr ends:\n${stderr().split('\n').slice(-20).join('\n')}`}`));
     };
     const onData = (chunk: Buffer): void => {
       text += chunk.toString('utf8');
       const nl = text.indexOf('\n');
       if (nl < 0) {
-        if (text.length > READY_LINE_BYTES_MAX) fail('the controller printed no ready line');
+        if (text.length > READY_LINE_BYTES_MAX) fail(`${what} printed no ready line`);
         return;
       }
       let line: unknown;
       try {
         line = JSON.parse(text.slice(0, nl));
       } catch {
-        return fail(`the controller's first line is not its ready line: ${text.slice(0, Math.min(nl, 200))}`);
+        return fail(`${what}'s first line is not its ready line: ${text.slice(0, Math.min(nl, 200))}`);
       }
-      if ((line as ControllerReady | null)?.ready !== true) return fail(`the controller's first line is not its ready line: ${text.slice(0, Math.min(nl, 200))}`);
+      if ((line as { ready?: unknown } | null)?.ready !== true) return fail(`${what}'s first line is not its ready line: ${text.slice(0, Math.min(nl, 200))}`);
       cleanup();
-      resolve(line as ControllerReady);
+      resolve(line as R);
     };
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      fail(`the controller was not ready within ${timeoutMs} ms`);
+      fail(`${what} was not ready within ${timeoutMs} ms`);
     }, timeoutMs);
     let settled = false;
     void exited.then(({ code, signal }) => {
       // Give stderr's last bytes a moment to arrive before quoting it.
-      if (!settled) setTimeout(() => fail(`the controller exited (${signal ?? `code ${code}`}) before it was ready`), 50);
+      if (!settled) setTimeout(() => fail(`${what} exited (${signal ?? `code ${code}`}) before it was ready`), 50);
     });
     function cleanup(): void {
       settled = true;

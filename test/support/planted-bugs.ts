@@ -56,6 +56,11 @@ export type PlantedBug =
   | 'metadata-replays-stale-records'
   /** The source channel sends a new write straight to the rollback log when it has room, ahead of older writes still in the spill. */
   | 'spill-lets-writes-overtake'
+  /**
+   * The target puts every eighth mirrored WRITE on its disk with one byte flipped, and reports it
+   * applied as usual: its telemetry is that of a correct target, so only reading its copy shows it.
+   */
+  | 'target-corrupts-applied-data'
   /** A tag-table resync leaves out the last range its comparison found (docs/tag-tables.md, "Resync"). */
   | 'resync-skips-a-range'
   /** The target of a resync says its table holds one entry more with every chunk it sends. */
@@ -67,6 +72,7 @@ export const PLANTED_BUGS: readonly PlantedBug[] = [
   'target-applies-without-lock', 'source-drops-entry-before-ack', 'target-acks-before-write', 'target-reorders-writes',
   'source-ignores-naks-and-timeouts', 'supervisor-never-declares-down', 'supervisor-skips-probation', 'target-keeps-old-stream',
   'target-skips-implied-lock', 'target-forces-implied-lock', 'target-releases-implied-lock-early', 'flush-skipped', 'target-never-flushes',
+  'target-corrupts-applied-data',
   'metadata-acks-before-flush', 'metadata-checkpoint-one-slot', 'metadata-replays-stale-records', 'spill-lets-writes-overtake',
   'resync-skips-a-range', 'responder-lies-about-table-size', 'resync-skips-fence',
 ];
@@ -111,6 +117,13 @@ export function plant(bug: PlantedBug): () => void {
           this.deps.clock.setTimeout(() => this.confirmThrough(seq), 0);
         }
         return conn;
+      });
+    case 'target-corrupts-applied-data':
+      return patch(TargetChannel.prototype, 'issueWrite', (original) => function (this: unknown, dev: unknown, e: { seq: number }, f: { data: Uint8Array }, ...rest: unknown[]) {
+        if (e.seq % 8 !== 3 || f.data.length === 0) return original.call(this, dev, e, f, ...rest);
+        const data = f.data.slice();
+        data[data.length >> 1]! ^= 0x5a;
+        return original.call(this, dev, e, { ...f, data }, ...rest);
       });
     case 'target-acks-before-write':
       return patch(TargetChannel.prototype, 'issueWrite', (original) => function (this: unknown, dev: unknown, e: { status: number }, ...rest: unknown[]) {

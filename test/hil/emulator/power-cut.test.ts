@@ -55,7 +55,9 @@ describe('power cut as a disk fault: volatile write caches lost, flush honoured 
   it('a target that flushes each write before confirming it loses nothing acknowledged to the same cut', async () => {
     const r = await runEmulation(base, { beforeStart: targetFlushesEveryWrite });
     expect(r.violations, r.reproduce).toEqual([]);
-    expect(r.writes.acknowledged).toBe(1500);
+    // A write whose flush the cut struck fails at the target, and its host is told (never acknowledged).
+    expect(r.writes.acknowledged + r.writes.errors).toBe(1500);
+    expect(r.writes.errors).toBeLessThanOrEqual(1);
   });
 
   it('a write torn by a power cut is caught by the content checks where no later write repaired it', async () => {

@@ -22,7 +22,8 @@ function restartTopology(opts: Partial<TopologyOptions>) {
       links.emit(e);
     },
   };
-  const topo = buildTopology({ volumeSectors: 8192, lockRegionSectors: 64, telemetry, limits: LIMITS, ...opts });
+  // No metadata devices: a restart loses its tables, and its resync is the full copy these tests look at.
+  const topo = buildTopology({ volumeSectors: 8192, lockRegionSectors: 64, telemetry, limits: LIMITS, metadataVolume: null, ...opts });
   topo.start();
   return { topo, tel, links, violations };
 }

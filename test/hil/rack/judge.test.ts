@@ -1,5 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
+import type { Baseline } from '../../../hil/checker/content-checks.ts';
+import { SyncBaseline } from '../../../hil/emulator/initial-sync.ts';
 import { judgeRack, type JudgeInput } from '../../../hil/rack/judge.ts';
 import { linearize } from '../../../hil/rack/linearize.ts';
 import { mergeTelemetry } from '../../../hil/trace/merge.ts';
@@ -46,17 +48,22 @@ function image(tag: number): Buffer {
 }
 
 async function judge(o: {
-  ackBeforeReceive?: boolean; imageA?: Buffer; imageB?: Buffer; extraA?: string; killed?: string | null; recentAcked?: JudgeInput['recentAcked'];
+  ackBeforeReceive?: boolean; imageA?: Buffer; imageB?: Buffer | null; extraA?: string; killed?: string | null; recentAcked?: JudgeInput['recentAcked'];
+  baseline?: Baseline;
 }) {
   const t = telemetry({ ackBeforeReceive: o.ackBeforeReceive ?? false });
   const files = { a: scratch.path('a', '.jsonl'), b: scratch.path('b', '.jsonl'), ia: scratch.path('a'), ib: scratch.path('b') };
   await writeFile(files.a, t.a + (o.extraA ?? ''));
   await writeFile(files.b, t.b);
   await writeFile(files.ia, o.imageA ?? image(1));
-  await writeFile(files.ib, o.imageB ?? image(1));
+  if (o.imageB !== null) await writeFile(files.ib, o.imageB ?? image(1));
+  // B's copy as the rack has it from a board or an in-process disk: read through its control socket (or not at all).
+  const secondary = o.imageB === null
+    ? { node: 'B', image: null, unreadable: 'no controller at b.sock', volume: 'serial-disk', read: 'control socket' as const }
+    : { node: 'B', image: files.ib, volume: 'usb-emu:32KiB', read: 'control socket' as const };
   const input: JudgeInput = {
     telemetry: [{ node: 'A', path: files.a }, { node: 'B', path: files.b }],
-    mirrors: [{ lun: 0, primary: { node: 'A', id: 1, image: files.ia }, secondary: { node: 'B', image: files.ib } }],
+    mirrors: [{ lun: 0, primary: { node: 'A', id: 1, image: files.ia }, secondary, ...(o.baseline ? { baseline: o.baseline } : {}) }],
     sectorSize: 512, killed: o.killed ?? null, uncertain: {}, ...(o.recentAcked ? { recentAcked: o.recentAcked } : {}),
   };
   return judgeRack(input);
@@ -80,6 +87,28 @@ describe('the rack judge', () => {
     const j = await judge({ imageB: image(0) });
     expect(j.violations.map((v) => v.invariant).sort()).toEqual(['data-intact', 'mirror-identical']);
     expect(j.violations.find((v) => v.invariant === 'data-intact')).toMatchObject({ node: 'B', lba: write.lba });
+  });
+
+  it('names how it had each copy: an image file, or a read through the control socket', async () => {
+    const j = await judge({});
+    expect(j.images.map((i) => [i.node, i.volume, i.read, i.bytes])).toEqual([['A', 'file', 'image file', SECTORS * 512], ['B', 'usb-emu:32KiB', 'control socket', SECTORS * 512]]);
+  });
+
+  it('takes a copy it could not read as a violation saying why, and still checks the other copy', async () => {
+    const j = await judge({ imageB: null, imageA: image(0) });
+    expect(j.violations.map((v) => `${v.invariant}@${v.node}`).sort()).toEqual(['data-intact@A', 'mirror-identical@B']);
+    expect(j.violations.find((v) => v.invariant === 'mirror-identical')!.message).toBe("B's copy of LUN 0 could not be compared: no controller at b.sock");
+    expect(j.images.map((i) => i.node)).toEqual(['A']);
+  });
+
+  it('holds untouched sectors to the baseline of copies that were not blank before the run', async () => {
+    const before = image(1);
+    before.fill(3, 40 * 512, 41 * 512);
+    const baseline = new SyncBaseline(SECTORS);
+    baseline.record(0, before, 512);
+    expect((await judge({ imageA: before, imageB: before, baseline })).violations).toEqual([]);
+    // The same copies against a blank start: sector 40 holds what no write put there.
+    expect((await judge({ imageA: before, imageB: before })).violations.map((v) => `${v.invariant}@${v.lba}`)).toEqual(['data-intact@40', 'data-intact@40']);
   });
 
   it('catches a sector that holds data no write put there', async () => {

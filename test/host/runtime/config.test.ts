@@ -86,7 +86,16 @@ describe('controller config', () => {
     ['RAID members of different sizes', config((c) => (c.luns[0].volume = { raid: 'raid1', members: ['mem:1MiB', 'mem:2MiB'] })), /^a\.json: luns\[0\]\.volume\.members\[1\]: every member must have the size/],
     ['a RAID-5 of two', config((c) => (c.luns[0].volume = { raid: 'raid5', members: ['mem:1MiB', 'mem:1MiB'] })), /^a\.json: luns\[0\]\.volume\.members: raid5 takes at least 3 members, not 2$/],
     ['a bad chunk', config((c) => (c.luns[0].volume = { raid: 'raid0', members: ['mem:1MiB', 'mem:1MiB'], chunk: '3KiB' })), /^a\.json: luns\[0\]\.volume\.chunk: 3KiB must be a power of two/],
-    ['an attached device', config((c) => (c.luns[0].volume = 'usb-emu:4MiB')), /^a\.json: luns\[0\]\.volume: a controller process keeps its volumes on mem, file and raid specs/],
+    ['an attached device as a RAID member', config((c) => (c.luns[0].volume = { raid: 'raid1', members: ['mem:1MiB', 'usb-emu:1MiB'] })), /^a\.json: luns\[0\]\.volume\.members\[1\]: a RAID member is a file:PATH:SIZE or mem:SIZE spec, not usb-emu$/],
+    ['one serial port for two LUNs', config((c) => {
+      c.luns[0].volume = 'serial-disk:/dev/ttyUSB0';
+      c.luns[1].volume = 'serial-disk:/dev/ttyUSB0:921600';
+    }), /^a\.json: luns\[1\]\.volume: serial port \/dev\/ttyUSB0 is already used by luns\[0\]\.volume; each port reaches one board, which serves one volume$/],
+    ['one USB device LUN for two LUNs', config((c) => {
+      c.luns[0].volume = 'usb:0781:5581';
+      c.luns[1].volume = 'usb:0781:5581:lun=0';
+    }), /^a\.json: luns\[1\]\.volume: USB device 0781:5581 LUN 0 is already used by luns\[0\]\.volume; each device LUN backs one volume$/],
+    ['an attached spec that does not parse', config((c) => (c.luns[0].volume = 'usb-emu:4MiB:faults=gremlins')), /^a\.json: luns\[0\]\.volume: bad volume spec "usb-emu:4MiB:faults=gremlins": unknown USB fault "gremlins"/],
     ['a LUN twice', config((c) => (c.luns[1].lun = 0)), /^a\.json: luns\[1\]\.lun: LUN 0 is configured twice \(also luns\[0\]\); each LUN number once$/],
     ['a mirror to an unknown peer', config((c) => (c.luns[0].mirror.peer = 'C')), /^a\.json: luns\[0\]\.mirror\.peer: no peer "C" is configured \(peers: B\); add it under "peers" with its link$/],
     ['a replica of itself', config((c) => (c.luns[1].replicaOf = 'A')), /^a\.json: luns\[1\]\.replicaOf: "A" is this controller; name one of its peers$/],
@@ -121,6 +130,24 @@ describe('controller config', () => {
     }), /^a\.json: name: must be a string, got 5 \(and 1 more problem\)$/],
   ])('refuses %s, naming the field and what is allowed', (_what, text, message) => {
     expect(problem(text)).toMatch(message);
+  });
+
+  it('takes attached-target volumes as they are: an emulated USB device, a board on a serial line, a USB device', () => {
+    const c = parseControllerConfig(config((x) => {
+      x.luns[0].volume = 'usb-emu:4MiB:faults=stall-in@0.05';
+      x.luns[1].volume = 'serial-disk:/dev/ttyUSB0:921600';
+      x.luns.push({ lun: 2, volume: 'usb:0781:5581:lun=1' });
+      // A device's size is known only once it is opened: a lock region is not held to it here.
+      x.luns[1].lockRegionSectors = 1 << 20;
+    }));
+    expect(c.luns.map((l) => l.volume.kind)).toEqual(['usb-emu', 'serial-disk', 'usb']);
+    expect(c.luns[0]!.volume).toMatchObject({ bytes: 4 * 1024 * 1024, faults: { 'stall-in': 50_000 } });
+    expect(c.luns[1]!.volume).toMatchObject({ path: '/dev/ttyUSB0', baud: 921_600 });
+    expect(c.luns[2]!.volume).toMatchObject({ vendorId: 0x0781, productId: 0x5581, lun: 1, detachKernelDriver: false });
+    expect(problem(config((x) => {
+      x.luns[0].volume = 'usb-emu:4MiB';
+      x.luns[0].lockRegionSectors = 16384;
+    }))).toMatch(/^a\.json: luns\[0\]\.lockRegionSectors: 16384 sectors is larger than the volume \(8192 sectors\)$/);
   });
 
   it('reads a file, and refuses one that is missing, a directory, or too large, in one line', async () => {
