@@ -5,7 +5,9 @@ import { renderResync, resyncTargets } from '../../../hil/bench/resync-render.ts
 
 /** Benchmarks are not tests (docs/conventions.md 11): these check what `bench --only resync` reports (virtual time), never how fast. */
 describe('a dirty bitmap as DRBD and md keep one', () => {
-  const at = (e: Omit<TelemetryEvent, 't'>): TelemetryEvent => ({ t: 1, ...e }) as TelemetryEvent;
+  /** A telemetry event of the source, at t=1. */
+  type Untimed = TelemetryEvent extends infer E ? (E extends TelemetryEvent ? Omit<E, 't'> : never) : never;
+  const at = (e: Untimed): TelemetryEvent => ({ t: 1, ...e }) as TelemetryEvent;
   const write = (tag: number, lba: number, count: number) => at({ kind: 'host.write', node: 'A', tag, lun: 0, lba, count });
   const append = (seq: number, tag: number) => at({ kind: 'rollback.append', node: 'A', peer: 'B', seq, entry: 'write', lun: 0, lba: 0, count: 8, lockId: 0, tag, entries: 1, bytes: 1 });
 
