@@ -1,3 +1,4 @@
+import type { MirrorMode } from '../../firmware/mirror/types.ts';
 import type { TelemetryEvent } from '../../firmware/telemetry/events.ts';
 import { DEFAULT_EMULATE, type EmulateOptions } from '../emulator/options.ts';
 import { runEmulation } from '../emulator/run.ts';
@@ -43,13 +44,19 @@ export interface ResyncBenchRow {
   bitmaps: { blockBytes: number; bytes: number; ms: number }[];
 }
 
-/** What the metadata costs the hosts' writes, from the same runs. */
+/** What the metadata costs the hosts' writes in a steady run of one mode (both controllers' metadata devices). */
 export interface MetadataCost {
-  /** Metadata bytes written per host write acknowledged (both controllers). */
+  mode: MirrorMode;
+  /** Host writes acknowledged in the run. */
+  writes: number;
+  /** Metadata bytes written, device writes and flushes, per host write acknowledged. */
   bytesPerWrite: number;
-  /** Metadata device writes per host write acknowledged. */
   writesPerWrite: number;
+  flushesPerWrite: number;
 }
+
+/** The metadata cost rows: 4 KiB random writes, queue depth 32, no faults (the headline's setting), this many writes. */
+const METADATA_COST_WRITES = 5_000;
 
 export interface ResyncBenchResult {
   rows: ResyncBenchRow[];
@@ -58,6 +65,7 @@ export interface ResyncBenchResult {
   volumeBytes: number;
   supervision: typeof RESYNC_BENCH_SUPERVISION;
   host: typeof RESYNC_BENCH_HOST;
+  metadata: MetadataCost[];
 }
 
 /**
@@ -140,9 +148,10 @@ const atLinkRate = (bytes: number, mbps: number): number => round((bytes * 8) / 
  * see {@link RESYNC_BENCH_SUPERVISION}), then the heal and the tag-table resync, with the hosts
  * writing on. Per partition: the bytes that differed when the resync began, what the resync copied
  * and how long it took (measured), and, from the same run, what a full copy and a dirty bitmap at
- * 4 KiB and 64 KiB would have copied, with their times at the link's rate.
+ * 4 KiB and 64 KiB would have copied, with their times at the link's rate. Then what the metadata
+ * costs per host write in each mode ({@link measureMetadataCost}, `metadataWrites` writes each).
  */
-export async function measureResync(partitionsMs: readonly number[] = RESYNC_PARTITIONS_MS): Promise<ResyncBenchResult> {
+export async function measureResync(partitionsMs: readonly number[] = RESYNC_PARTITIONS_MS, metadataWrites = METADATA_COST_WRITES): Promise<ResyncBenchResult> {
   const rows: ResyncBenchRow[] = [];
   const volume = { kind: 'mem' as const, bytes: VOLUME_BYTES, sectorSize: 512 };
   const { suspendAfterMs, ...supervision } = RESYNC_BENCH_SUPERVISION;
@@ -170,7 +179,23 @@ export async function measureResync(partitionsMs: readonly number[] = RESYNC_PAR
       }),
     });
   }
-  return { rows, linkMbps: DEFAULT_EMULATE.bandwidthMbps, volumeBytes: volume.bytes, supervision: RESYNC_BENCH_SUPERVISION, host: RESYNC_BENCH_HOST };
+  return { rows, linkMbps: DEFAULT_EMULATE.bandwidthMbps, volumeBytes: volume.bytes, supervision: RESYNC_BENCH_SUPERVISION, host: RESYNC_BENCH_HOST, metadata: await measureMetadataCost(metadataWrites) };
+}
+
+/**
+ * What the metadata store costs per host write (docs/tag-tables.md, "Metadata"), per mode: a steady
+ * run of 4 KiB random writes at queue depth 32 without faults, both controllers' metadata devices
+ * counted (the source's entries, the target's, the tokens' deletions, group commits and flushes).
+ */
+export async function measureMetadataCost(writes = METADATA_COST_WRITES): Promise<MetadataCost[]> {
+  const out: MetadataCost[] = [];
+  for (const mode of ['sync', 'speculative', 'async'] as const) {
+    const r = await runEmulation({ ...DEFAULT_EMULATE, mode, writes, queueDepth: 32 });
+    if (r.verdict !== 'consistent') throw new Error(`metadata cost run (${mode}) was inconsistent: ${r.reproduce}`);
+    const n = r.writes.acknowledged;
+    out.push({ mode, writes: n, bytesPerWrite: round(r.metadata.bytesWritten / n), writesPerWrite: round(r.metadata.writes / n), flushesPerWrite: round(r.metadata.flushes / n) });
+  }
+  return out;
 }
 
 const round = (x: number): number => Math.round(x * 1e6) / 1e6;

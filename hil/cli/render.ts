@@ -22,6 +22,11 @@ export function renderReport(r: EmulationReport): string {
     `  initial sync  ${renderSync(r)}`,
     ...r.volumes.map((v, i) => `  ${i === 0 ? 'volumes      ' : '             '} ${v.name} ${v.layout}: ${v.state}, ${v.checked ? `${v.mismatches} mismatches` : 'not checked'}${v.rebuilds ? `, ${v.rebuilds} rebuilds` : ''}${v.unreadableSectors ? `, ${v.unreadableSectors} unreadable sectors` : ''}`),
   ];
+  const md = r.metadata;
+  if (md.writes > 0) {
+    const per = w.acknowledged > 0 ? ` (${(md.bytesWritten / w.acknowledged).toFixed(1)} bytes per host write)` : '';
+    lines.push(`  metadata      ${md.writes} device writes of ${md.bytesWritten} bytes${per}, ${md.flushes} flushes, both controllers`);
+  }
   if (r.crashes > 0) lines.push(`  crashes       ${r.crashes} (${r.powerCuts} with a power cut); ${w.interrupted} host writes interrupted (never completed)`);
   const rs = r.resync;
   if (rs.runs > 0) {

@@ -1,5 +1,6 @@
 import type { ConsistencyChecker } from '../checker/consistency-checker.ts';
 import type { ResyncTotals } from '../checker/resync-checker.ts';
+import type { DeviceCounts } from './counted-device.ts';
 import type { Violation } from '../checker/violation.ts';
 import { formatDiskFaults } from '../faults/disk-fault-plan.ts';
 import type { LinkFaultCounters, LinkFaultInjector } from '../faults/link-fault-injector.ts';
@@ -106,6 +107,8 @@ export interface EmulationReport {
   /** Controller crashes (`crash=` and `power=` items), and of them power cuts. */
   crashes: number;
   powerCuts: number;
+  /** What both controllers asked of their metadata devices (docs/tag-tables.md, "Metadata"): writes, bytes written, flushes. */
+  metadata: DeviceCounts;
   chartEvents: number;
   chartEventsPerWrite: number;
   traceEvents: number;
@@ -131,6 +134,7 @@ export interface RunResults {
   volumes: VolumeReport[];
   resync: ResyncTotals;
   crashes: { crashes: number; powerCuts: number };
+  metadata: DeviceCounts;
 }
 
 /** The report of a finished run (call once: it takes the trace's digest). */
@@ -156,7 +160,7 @@ export function assembleReport(r: RunResults): EmulationReport {
     initialSync: r.initialSync,
     writeOrderCheckpointsMs: r.checkpointsMs.map(round),
     linkSupervision: linkSupervision(topo),
-    resync: { ...r.resync, virtualMs: round(r.resync.virtualMs) }, crashes: r.crashes.crashes, powerCuts: r.crashes.powerCuts,
+    resync: { ...r.resync, virtualMs: round(r.resync.virtualMs) }, crashes: r.crashes.crashes, powerCuts: r.crashes.powerCuts, metadata: r.metadata,
     chartEvents, chartEventsPerWrite: acknowledged > 0 ? round(chartEvents / acknowledged) : 0,
     traceEvents: r.trace.count, traceHash: r.trace.digest(), reproduce: reproduceCommand(opts),
     volumes: r.volumes,

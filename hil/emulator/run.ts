@@ -15,6 +15,7 @@ import { HostWorkload } from '../workload/host-workload.ts';
 import { ResyncChecker } from '../checker/resync-checker.ts';
 import { CrashSchedule, crashedName, type MirrorWorkloads } from './crashes.ts';
 import { MemoryDisk } from '../../host/disks/memory.ts';
+import { CountedDevice } from './counted-device.ts';
 import { copiesDiffer } from './divergence.ts';
 import { RecoveryWatch } from './recovery-watch.ts';
 import { ServerWorkload } from '../workload/server-workload.ts';
@@ -116,12 +117,18 @@ export async function runEmulation(opts: EmulateOptions, hooks: RunHooks = {}): 
  * its crashes, with a volatile write cache (lost in a power cut) on a side the run power-cuts,
  * like that side's volumes.
  */
-function metadataVolumes(opts: EmulateOptions): TopologyOptions['metadataVolume'] {
+function metadataVolumes(opts: EmulateOptions, built: CountedDevice[]): TopologyOptions['metadataVolume'] {
   const powered = new Set(opts.faults.crashes.filter((c) => c.power).map((c) => crashedName(c)));
-  return (name, clock, random) => new MemoryDisk({
-    name: `${name}/metadata`, sectorCount: METADATA_VOLUME_SECTORS, clock, service: DEFAULT_TOPOLOGY.diskService, random: random.fork(`${name}/metadata`),
-    ...(powered.has(name) ? { writeCacheBytesMax: POWER_CUT_CACHE_BYTES } : {}),
-  });
+  return (name, clock, random) => {
+    const disk = new MemoryDisk({
+      name: `${name}/metadata`, sectorCount: METADATA_VOLUME_SECTORS, clock, service: DEFAULT_TOPOLOGY.diskService, random: random.fork(`${name}/metadata`),
+      ...(powered.has(name) ? { writeCacheBytesMax: POWER_CUT_CACHE_BYTES } : {}),
+    });
+    // Counted, for the report's `metadata` (what the metadata costs per host write).
+    const counted = new CountedDevice(disk);
+    built.push(counted);
+    return counted;
+  };
 }
 
 /** Builds the volumes; an image that cannot be used (wrong size, in use, missing directory) is the user's to fix: exit 2. */
@@ -182,11 +189,12 @@ async function runPhases(opts: EmulateOptions, hooks: RunHooks, parts: RunParts)
   })), checker, (v) => checker.report(v));
   const recovery = new RecoveryWatch(mirrors);
   const telemetry = new FanoutTelemetry([checker, resyncs, recovery, links, trace, tally, ...taps]);
+  const metadataDevices: CountedDevice[] = [];
   const topo = buildTopology({
     seed: opts.seed, mode: opts.mode, onLockReject: opts.onLockReject, bidirectional: opts.bidirectional, rttMs: opts.rttMs,
     bandwidthMbps: opts.bandwidthMbps, sectorSize: opts.sourceVolume.sectorSize, lockRegionSectors: parts.lockRegionSectors,
     connections: opts.connections, limits: supervisionLimits(opts), telemetry, clock, makeVolume: (name) => volumes.device(name),
-    locks: opts.locks, batch: opts.batch, metadataVolume: metadataVolumes(opts),
+    locks: opts.locks, batch: opts.batch, metadataVolume: metadataVolumes(opts, metadataDevices),
   });
   parts.setTopology(topo);
   hooks.beforeStart?.(topo);
@@ -221,6 +229,7 @@ async function runPhases(opts: EmulateOptions, hooks: RunHooks, parts: RunParts)
     opts, topo, hosts, checker, injector, trace, tally, quiescedMs, faultPhaseMs, notes,
     initialSync: sync.report, checkpointsMs: checkpoints?.takenMs ?? [], volumes: volumeReports,
     resync: resyncs.totals, crashes: { crashes: crashes.crashes, powerCuts: crashes.powerCuts },
+    metadata: metadataDevices.reduce((n, d) => ({ writes: n.writes + d.counts.writes, bytesWritten: n.bytesWritten + d.counts.bytesWritten, flushes: n.flushes + d.counts.flushes }), { writes: 0, bytesWritten: 0, flushes: 0 }),
   });
 }
 

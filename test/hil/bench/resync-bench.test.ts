@@ -2,6 +2,12 @@ import { describe, expect, it } from 'vitest';
 import type { TelemetryEvent } from '../../../firmware/telemetry/events.ts';
 import { DirtyBitmap, measureResync } from '../../../hil/bench/resync-bench.ts';
 import { renderResync, resyncTargets } from '../../../hil/bench/resync-render.ts';
+import { submitWrite } from '../../../firmware/ports/block-device.ts';
+import { VirtualClock } from '../../../host/clock/virtual.ts';
+import { MemoryDisk } from '../../../host/disks/memory.ts';
+import { SeededRandom } from '../../../host/random.ts';
+import { drive } from '../../../hil/emulator/chunks.ts';
+import { CountedDevice } from '../../../hil/emulator/counted-device.ts';
 
 /** Benchmarks are not tests (docs/conventions.md 11): these check what `bench --only resync` reports (virtual time), never how fast. */
 describe('a dirty bitmap as DRBD and md keep one', () => {
@@ -35,7 +41,7 @@ describe('a dirty bitmap as DRBD and md keep one', () => {
 
 describe('bench --only resync, one partition (virtual time)', () => {
   it('after a 1 s partition that suspended the mirror: the tag resync copies what differed and at most a burst more; bitmaps and a full copy beside it', async () => {
-    const r = await measureResync([1_000]);
+    const r = await measureResync([1_000], 300);
     const [row] = r.rows;
     expect(r.rows).toHaveLength(1);
     const x = row!;
@@ -54,12 +60,31 @@ describe('bench --only resync, one partition (virtual time)', () => {
     expect(x.tagMs).toBeGreaterThan(0);
     expect(resyncTargets(r).every((t) => t.met)).toBe(true);
     expect(renderResync(r).join('\n')).toMatch(/\n1 s +\d+ .*\ntag s is measured/);
-    // The same figures again: virtual time is exact.
-    expect((await measureResync([1_000])).rows).toEqual(r.rows);
+    // Metadata per host write, per mode: every mode writes entries; sync and speculative flush before each acknowledgement group.
+    expect(r.metadata.map((m) => m.mode)).toEqual(['sync', 'speculative', 'async']);
+    for (const m of r.metadata) expect([m.writes, m.bytesPerWrite > 0, m.writesPerWrite > 0]).toEqual([300, true, true]);
+    expect(renderResync(r).join('\n')).toMatch(/metadata per host write[^]*\nsync +\d+\.\d/);
   });
 
   it('the target fails when the tag resync copies more than a burst beyond what differed', () => {
-    const r = { rows: [{ partitionMs: 1000, tagBytes: 2 * 65_536, divergentBytes: 65_536, tagRatio: 2 }], host: { queueDepth: 4, writeBytes: 4096 } };
+    const r = { rows: [{ partitionMs: 1000, tagBytes: 2 * 65_536, divergentBytes: 65_536, tagRatio: 2 }], host: { queueDepth: 4, writeBytes: 4096 }, metadata: [] };
     expect(resyncTargets(r as never)[0]!.met).toBe(false);
+  });
+});
+
+describe('a counted device (the metadata cost)', () => {
+  it('counts writes, bytes and flushes through both write paths, and passes a power cut through to the disk under it', async () => {
+    const clock = new VirtualClock();
+    const disk = new MemoryDisk({ name: 'm', sectorCount: 64, clock, writeCacheBytesMax: 1 << 16, random: new SeededRandom(1) });
+    const dev = new CountedDevice(disk);
+    const run = <T>(p: Promise<T>): Promise<T> => drive(clock, p);
+    await run(dev.write(0, new Uint8Array(1024).fill(7)));
+    await run(new Promise<void>((resolve, reject) => submitWrite(dev, 8, new Uint8Array(512).fill(9), (e) => (e ? reject(e as Error) : resolve()))));
+    await run(dev.flush());
+    await run(dev.write(16, new Uint8Array(512).fill(5)));
+    expect(dev.counts).toEqual({ writes: 3, bytesWritten: 2048, flushes: 1 });
+    dev.powerCut();
+    expect((await run(dev.read(16, 1)))[0]).toBe(0); // unflushed: lost with the cache
+    expect((await run(dev.read(8, 1)))[0]).toBe(9);
   });
 });
