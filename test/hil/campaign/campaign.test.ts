@@ -8,7 +8,7 @@ import { campaignExitCode, renderCampaign } from '../../../hil/cli/campaign-comm
 import { addEmulateFlags, emulateOptionsFrom, type EmulateFlags } from '../../../hil/cli/emulate-command.ts';
 import { reproduceCommand } from '../../../hil/emulator/reproduce.ts';
 import { runEmulation } from '../../../hil/emulator/run.ts';
-import { parseLinkFaults } from '../../../hil/faults/link-fault-plan.ts';
+import { emptyLinkFaultPlan, parseLinkFaults } from '../../../hil/faults/link-fault-plan.ts';
 import { plantInWorkers, withPlantedBugs } from '../../support/planted-bugs.ts';
 
 /** Read a reproduce command back into run options, as `mirrorlab emulate` would (up to a trailing comment). */
@@ -57,6 +57,12 @@ describe('campaign', () => {
     expect(Object.keys(r.byMode).length).toBe(6);
     const f = r.faultsInjected;
     expect(f.framesDropped + f.framesCorrupted + f.framesDuplicated + f.framesReordered + f.framesDelayed + f.partitions).toBeGreaterThan(0);
+    // Crashes and power cuts are drawn too (docs/tag-tables.md), each followed by a resync that resync-exact followed.
+    expect(r.crashes).toBeGreaterThan(r.powerCuts);
+    expect(r.powerCuts).toBeGreaterThan(0);
+    expect(r.resync.runs).toBeGreaterThan(0);
+    expect(r.resync.bytesCopied).toBeGreaterThanOrEqual(r.resync.bytesDivergent);
+    expect(renderCampaign(r)).toMatch(new RegExp(`crashes and resyncs  ${r.crashes} crashes \\(${r.powerCuts} power cuts\\); ${r.resync.runs} resyncs`));
     expect(campaignExitCode(r)).toBe(0);
   });
 
@@ -111,11 +117,13 @@ describe('campaign', () => {
 
 describe('campaign wall-clock budget', () => {
   it('a run over its budget is a stuck failure with its reproduce command; its worker is replaced and the campaign goes on', async () => {
-    const r = await runCampaign({ seeds: 3, from: 1, writes: 100, faults: null, workers: 1, workerRestartsMax: 0, runBudgetMs: 1_500, testing: { hangThreadSeeds: [2] } });
+    // No faults: the other seeds' runs must stay well within the short budget (a drawn crash keeps a run going for seconds).
+    const faults = emptyLinkFaultPlan();
+    const r = await runCampaign({ seeds: 3, from: 1, writes: 100, faults, workers: 1, workerRestartsMax: 0, runBudgetMs: 1_500, testing: { hangThreadSeeds: [2] } });
     expect(r.failures.map((f) => [f.seed, f.verdict])).toEqual([[2, 'stuck']]);
     expect([r.runs, r.stuck, r.crashed, r.notRun]).toEqual([2, 1, 0, 0]);
     expect(r.failures[0]!.reproduce).toMatch(/^npx mirrorlab emulate --seed 2 /);
-    expect(parseReproduce(r.failures[0]!.reproduce)).toEqual(drawRun(2, { writes: 100, faults: null }));
+    expect(parseReproduce(r.failures[0]!.reproduce)).toEqual(drawRun(2, { writes: 100, faults }));
     expect(campaignExitCode(r)).toBe(1);
     expect(renderCampaign(r)).toMatch(/0 INCONSISTENT, 0 CRASHED, 1 STUCK[^]*STUCK seed 2 [^]*wall-clock budget of 1500 ms[^]*reproduce: npx mirrorlab emulate --seed 2/);
   });
