@@ -43,6 +43,8 @@ export interface MirrorResyncDeps {
   inMirror(tag: number): boolean;
   /** Send a frame of the table exchange to the target. */
   send(bytes: Uint8Array): void;
+  /** The mirror's state (or how far a resync came) changed: persist it with the mirror's metadata. */
+  stateChanged(): void;
 }
 
 export function newResyncCounters() {
@@ -450,6 +452,7 @@ export class MirrorResync {
   }
 
   private publish(): void {
+    this.deps.stateChanged();
     const t = this.deps.telemetry;
     if (!t.enabled) return;
     t.emit({ kind: 'mirror.state', t: this.deps.clock.now(), node: this.cfg.node, peer: this.cfg.peer, lun: this.cfg.lun, state: this.state, ...this.progress });

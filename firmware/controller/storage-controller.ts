@@ -261,6 +261,8 @@ export class StorageController {
         table: () => this.tablesOf(peer, l.lun, 'source'),
         inMirror: (tag) => inMirror?.has(tag) === true,
         send,
+        // The mirror's resync state persists with its table's metadata (docs/tag-tables.md, "Metadata").
+        stateChanged: () => this.tablesOf(peer, l.lun, 'source')?.persistMeta(),
       },
     );
   }
@@ -501,7 +503,7 @@ export class StorageController {
    */
   private enter(p: Peer, w: MirroredHostWrite): void {
     const table = this.tables.get(p.name, w.lun, 'source');
-    if (table === undefined || !(p.link.tagsOffered || p.link.peerSession === 0)) return;
+    if (table === undefined || p.link.tagsRefused) return;
     table.add({ tag: w.tag, lun: w.lun, lba: w.lba, count: w.count });
     if (this.metadata !== null && w.tag >= this.tagsReserved) {
       this.tagsReserved = w.tag + TAG_RESERVATION;

@@ -113,8 +113,9 @@ export class PeerLink implements LinkSupervisorControl {
   private readonly helloAsked = new Map<number, { atMs: number; sends: number }>();
   /** The smallest round trip a HELLO handshake measured: the path's, idle (Infinity: none yet). */
   private pathRttMs = Infinity;
-  /** The features of the peer's last HELLO (0 before the first). */
+  /** The features of the peer's last HELLO (0 before the first), and whether one was heard at all. */
   private peerFeatures = 0;
+  private helloHeard = false;
 
   constructor(
     private readonly cfg: PeerLinkConfig,
@@ -180,6 +181,15 @@ export class PeerLink implements LinkSupervisorControl {
   /** Both sides offer tokens (feature `tags`), as the peer's last HELLO said (docs/tag-tables.md, "Tokens"). */
   get tagsOffered(): boolean {
     return (this.peerFeatures & this.features & FEATURE_BITS.tags) !== 0;
+  }
+
+  /**
+   * The peer's HELLO said it keeps no tokens with us. Before any HELLO nothing is known: a write
+   * accepted then must still enter the table (its heartbeats may come first, and the write may
+   * never reach the peer), and the table is forgotten later if the HELLO says so.
+   */
+  get tagsRefused(): boolean {
+    return this.helloHeard && !this.tagsOffered;
   }
 
   /** Per connection: its state and when it was last heard. */
@@ -492,6 +502,7 @@ export class PeerLink implements LinkSupervisorControl {
     const first = c.peerHello === null;
     c.peerHello = f;
     this.peerFeatures = f.features;
+    this.helloHeard = true;
     this.target.setTags(this.tagsOffered);
     this.cancelHello(c);
     this.timeHandshake(c.index, f);

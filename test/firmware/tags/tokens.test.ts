@@ -97,6 +97,20 @@ describe('tag tables and tokens (docs/tag-tables.md, "Tag tables", "Tokens")', (
   });
 });
 
+describe('a write accepted before the peer\'s HELLO', () => {
+  it('enters the table even once the peer\'s heartbeats have been heard: only a HELLO can say the peer keeps no tokens', async () => {
+    const { topo } = smallTopology({ mode: 'async' });
+    // The peer's heartbeats arrive first (its session is known), its HELLO only once a connection is open.
+    await topo.clock.run({ until: () => topo.source.status()[0]!.link.peerSession !== 0 && topo.source.status()[0]!.link.state !== 'up', untilMs: 50 });
+    expect(topo.source.status()[0]!.link.peerSession).not.toBe(0);
+    topo.source.submitWrite(0, 240, new Uint8Array(4096).fill(7), () => {}, 16);
+    expect(tablesOfLun0(topo).source.table.has(16)).toBe(true);
+    await linksUp(topo);
+    await settle(topo);
+    await expectMirrorsEqual(topo);
+  });
+});
+
 describe('durability (docs/tag-tables.md, "Durability")', () => {
   /** Volumes with a volatile write cache: what a power cut loses is what was not flushed. */
   function cachedTopology(mode: 'speculative' | 'sync') {

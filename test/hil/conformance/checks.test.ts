@@ -167,7 +167,7 @@ describe('the protocol checks fail on a target that breaks the protocol', () => 
     expect(checkHello(hello({ connections: 2 }), o)).toBeNull();
     expect(checkHello(hello({ connections: 2, connection: 1 }), o)).toMatch(/HELLO on data connection 0 says it opens connection 1/);
     expect(checkHello(hello({ connections: 1 }), o)).toMatch(/its link has 1 data connections; ours has 2/);
-    expect(checkHello(hello({ connections: 2, features: 8, requiredFeatures: 8 }), o)).toMatch(/requires features this source lacks: bit 3/);
+    expect(checkHello(hello({ connections: 2, features: 0x4000_0000, requiredFeatures: 0x4000_0000 }), o)).toMatch(/requires features this source lacks: bit 30/);
     expect(checkHello(hello({ connections: 2, seq: 8 }), o)).toMatch(/confirms seq 8 of our session 77, which has sent only 3 entries/);
     expect(checkHello(hello({ connections: 2, seq: 8, peerSession: 5 }), o)).toBeNull(); // about an older session of ours
   });
