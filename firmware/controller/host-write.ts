@@ -99,8 +99,8 @@ export class HostWrite {
  * disk, the flush following behind (the tag table needs it before the entry may go).
  */
 export class MirroredHostWrite extends HostWrite implements ChannelWrite {
-  /** The local copy is flushed: with the target's token, the tag-table entry may go. */
-  durable = false;
+  /** Whether the local copy is flushed, in an object of its own: a spill keeps it without the write. */
+  private readonly flushed = { done: false };
   /** The mirror was suspended before the target confirmed this write: the host was acknowledged locally. */
   private suspendedAck = false;
   /** Async: the mirror's half is done (the log took the write, or a suspension spared it the log). */
@@ -147,6 +147,21 @@ export class MirroredHostWrite extends HostWrite implements ChannelWrite {
 
   protected override ackMode(): string {
     return this.suspendedAck ? 'suspended' : this.mode;
+  }
+
+  /** The local copy is flushed: with the target's token, the tag-table entry may go. */
+  get durable(): boolean {
+    return this.flushed.done;
+  }
+
+  set durable(done: boolean) {
+    this.flushed.done = done;
+  }
+
+  /** Reads {@link durable} later, holding none of this write's data. */
+  durability(): () => boolean {
+    const flushed = this.flushed;
+    return () => flushed.done;
   }
 
   /** A refusal after the host was acknowledged is reported as this write's `host.error`; the reporter keeps no data. */

@@ -163,6 +163,16 @@ export class StorageController {
   private readonly recovered: OpenedMetadata['recovered'] | null;
 
   /**
+   * What this start found on its metadata device (as its `metadata.recovered` event says): null
+   * without one; `blank` on a device that held no metadata (a first start).
+   */
+  get metadataRecovered(): { blank: boolean; session: number; records: number; discarded: number; entries: number } | null {
+    const r = this.recovered;
+    if (r === null) return null;
+    return { blank: r.blank, session: r.session, records: r.records, discarded: r.discarded, entries: r.mirrors.reduce((n, m) => n + m.entries.length, 0) };
+  }
+
+  /**
    * A controller with its metadata recovered (docs/tag-tables.md, "Metadata"): the metadata device
    * of `cfg` is opened and read first (a torn or unchecked tail is ignored, never trusted), then
    * the controller is built on what it held. Without a metadata device, the same as the constructor.
@@ -390,10 +400,13 @@ export class StorageController {
   start(): void {
     assert(!this.started, 'controller already started');
     if (this.metadata !== null) {
-      // This start's session, and the tags it may use, go into the first commit (before any write's data).
+      // This start's session and the tags it may use are committed at once (host writes wait for
+      // that commit anyway): a restart must find that a start came before it, even one that never
+      // wrote. A failed commit is retried by the next one (the store then writes a checkpoint).
       this.metadata.setSession(this.session);
       this.tagsReserved = this.tags + 1 + TAG_RESERVATION;
       this.metadata.reserveTags(this.tagsReserved);
+      this.metadata.commit().catch(() => undefined);
     }
     for (const l of this.cfg.luns) {
       if (l.mirror) assert(this.peers.has(l.mirror.peer), `LUN ${l.lun} mirrors to ${l.mirror.peer}, which is not connected`);

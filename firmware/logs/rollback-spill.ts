@@ -73,6 +73,8 @@ interface Held {
   back: ChannelWrite | null;
   /** How to report a refusal after the original write is gone. */
   refused: ((error: MirrorlabError) => void) | null;
+  /** How to learn the original's local durability after it is gone (null: it has no tag-table entry). */
+  durable: (() => boolean) | null;
 }
 
 export interface SpillStats {
@@ -95,7 +97,13 @@ class SpilledWrite implements ChannelWrite {
   constructor(
     readonly tag: number, readonly lun: number, readonly lba: number, readonly count: number, readonly data: Uint8Array,
     private readonly refused: ((error: MirrorlabError) => void) | null,
+    private readonly isDurable: (() => boolean) | null = null,
   ) {}
+
+  /** The original's local copy is flushed (its tag-table entry may go with the token): undefined if it has no entry. */
+  get durable(): boolean | undefined {
+    return this.isDurable?.();
+  }
 
   /** The original was admitted (its host acknowledged) when its data reached the spill. */
   admitted(): void {}
@@ -209,7 +217,7 @@ export class RollbackSpill {
   private place(w: ChannelWrite): boolean {
     if (this.held.length - this.heldHead >= this.options.entriesMax) return false;
     const size = this.recordBytes(w);
-    const fields = { tag: w.tag, lun: w.lun, lba: w.lba, count: w.count, dataBytes: w.data.length, write: w, back: null };
+    const fields = { tag: w.tag, lun: w.lun, lba: w.lba, count: w.count, dataBytes: w.data.length, write: w, back: null, durable: w.durability?.() ?? null };
     if (w.mode !== 'async' || size > this.ringBytes) {
       this.held.push({ ...fields, seq: this.seq++, start: this.tail, end: this.tail, state: 'resident', refused: null });
       return true;
@@ -275,7 +283,7 @@ export class RollbackSpill {
         this.sink!.lost(lost, new SpillReadError(`spilled write tag ${h.tag} (LUN ${h.lun} [${h.lba}, +${h.count})): ${problem}`));
       } else {
         this.counters.readBack++;
-        h.back = new SpilledWrite(h.tag, h.lun, h.lba, h.count, bytes.slice(SPILL_HEADER_BYTES, SPILL_HEADER_BYTES + h.dataBytes), h.refused);
+        h.back = new SpilledWrite(h.tag, h.lun, h.lba, h.count, bytes.slice(SPILL_HEADER_BYTES, SPILL_HEADER_BYTES + h.dataBytes), h.refused, h.durable);
       }
       this.feed();
     }, (error: unknown) => {

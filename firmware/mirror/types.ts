@@ -52,6 +52,11 @@ export interface ChannelWrite {
    */
   readonly durable?: boolean;
   /**
+   * Optional: how to learn {@link durable} later without holding this write (and its data): what
+   * a spill keeps of a write it takes (docs/tag-tables.md, "Rollback-log spill").
+   */
+  durability?(): () => boolean;
+  /**
    * Optional: how to report a refusal once this write object is gone, without holding its data
    * (an async write the rollback log spilled, docs/tag-tables.md, "Rollback-log spill").
    */

@@ -180,15 +180,6 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
     return this.dropped;
   }
 
-  /**
-   * Whether the mirror of `lun` from `node` is in sync as its source last said: a suspended mirror,
-   * or one waiting for or going through a resync, is legitimately behind its source, so the
-   * write-order checkpoints pass it by until it is in sync again (docs/tag-tables.md, "Suspension").
-   */
-  mirrorInSync(node: string, lun: number): boolean {
-    return (this.mirrorStates.get(`${node}|${lun}`) ?? 'in-sync') === 'in-sync';
-  }
-
   /** Rollback-log places held (entries appended and not yet confirmed), over every channel. */
   get rollbackPlacesHeld(): number {
     let n = 0;

@@ -69,8 +69,7 @@ export class CheckpointSchedule {
 const onNanosecond = (ms: number): number => Math.round(ms * 1e6) / 1e6;
 
 /**
- * Async mode: each target must hold a prefix of its source's writes, at this very instant (while
- * its mirror is in sync: a suspended or resyncing one is behind by design). Only
+ * Async mode: each target must hold a prefix of its source's writes, at this very instant. Only
  * volumes that can be read at an instant without I/O (plain memory disks) are checked, and only
  * their written sectors, in pieces of one content chunk: the cost is O(sectors written so far).
  */
@@ -79,8 +78,6 @@ export function writeOrderCheckpoint(pairs: readonly MirrorPair[], checker: Cons
     const dev = pair.secondaryVolume instanceof FootprintDevice ? pair.secondaryVolume.inner : pair.secondaryVolume;
     const peek = (dev as BlockDevice & { peek?: (lba: number, count: number) => Uint8Array }).peek;
     if (typeof peek !== 'function') continue;
-    // A suspended or resyncing mirror is legitimately not a prefix of its source (docs/tag-tables.md, "Suspension").
-    if (!checker.mirrorInSync(pair.primary.name, pair.lun)) continue;
     const history = checker.history(pair.primary.name, pair.lun);
     const check = new PrefixCheck(history, { node: pair.secondary.name, lun: pair.lun, writer: pair.primary.id, tMs: nowMs });
     const written = history.writtenSectors();

@@ -20,33 +20,40 @@ function configFor(dir: string, metadata: string | undefined) {
 }
 
 describe('the controller process\'s metadata volume (docs/controller-process.md 2)', () => {
-  it('is opened and locked with the LUNs, holds a metadata store over real file I/O, and is flushed, closed and unlocked at a stop', async () => {
+  it('is opened and locked with the LUNs, recovered by the controller (docs/tag-tables.md, "Metadata"), and flushed, closed and unlocked at a stop', async () => {
     const dir = scratch.dir();
     const image = join(dir, 'a.meta');
-    const runtime = await ControllerRuntime.start({ config: configFor(dir, `file:${image}:1MiB`), log });
+    const first = await ControllerRuntime.start({ config: configFor(dir, `file:${image}:1MiB`), log });
+    const session = first.controller.session;
     try {
       expect(existsSync(`${image}.lock`)).toBe(true);
-      expect(runtime.metadata).toMatchObject({ text: `file:${image}:1MiB`, device: { sectorSize: 512, sectorCount: 2048 } });
-      const { store, recovered } = await MetadataStore.open(runtime.metadata!.device);
-      expect(recovered.blank).toBe(true);
-      store.setSession(runtime.session);
-      store.addEntry({ peer: 'B', lun: 0, role: 'source' }, { tag: 7, lun: 0, lba: 64, count: 8 });
-      await store.commit();
+      expect(first.metadata).toMatchObject({ text: `file:${image}:1MiB`, device: { sectorSize: 512, sectorCount: 2048 } });
+      // A new image: nothing to recover, a first start.
+      expect(first.controller.metadataRecovered).toMatchObject({ blank: true, entries: 0 });
       // A second controller on the same metadata image is refused, and the first keeps its lock.
       const second = await ControllerRuntime.start({ config: configFor(join(dir, 'x'), `file:${image}:1MiB`), log, controlPath: join(dir, 'b.sock') }).catch((e: unknown) => e);
       expect(second).toMatchObject({ code: 'ML_ERR_DISK_IN_USE' });
       expect(existsSync(`${image}.lock`)).toBe(true);
     } finally {
-      expect((await runtime.shutdown('test', 0)).exitCode).toBe(0);
+      expect((await first.shutdown('test', 0)).exitCode).toBe(0);
     }
     expect(existsSync(`${image}.lock`)).toBe(false);
     expect((await stat(image)).size).toBe(1 << 20);
+    // What the first start committed over real file I/O: its session (committed at its start).
     const disk = await FileDisk.open({ path: image, sectorCount: 2048, clock: new RealClock(), create: false });
     try {
       const { recovered } = await MetadataStore.open(disk);
-      expect(recovered.mirrors[0]!.entries).toEqual([{ tag: 7, lun: 0, lba: 64, count: 8 }]);
+      expect(recovered).toMatchObject({ blank: false, session });
     } finally {
       await disk.close();
+    }
+    // The next start of the controller recovers it: a restart, which it knows without its peers.
+    const again = await ControllerRuntime.start({ config: configFor(dir, `file:${image}:1MiB`), log });
+    try {
+      expect(again.controller.metadataRecovered).toMatchObject({ blank: false, session });
+      expect(again.controller.session).not.toBe(session);
+    } finally {
+      expect((await again.shutdown('test', 0)).exitCode).toBe(0);
     }
   });
 
