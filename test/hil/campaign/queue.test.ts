@@ -95,7 +95,7 @@ describe('queued campaign', () => {
     w2.proc.kill('SIGTERM');
     expect(await w2.exited, w2.stderr()).toBe(0);
     expect(w2.stderr()).toMatch(/worker stopped/);
-  });
+  }, 180_000); // three processes and a local campaign of the same seeds: on a busy 2-core machine this runs past the default 60 s
 
   it('resumes a campaign whose coordinator stopped, re-queuing nothing that is done, and sums it up like the local campaign', async () => {
     const settings = { seeds: 4, from: 90, writes: 200, faults: null };

@@ -1,36 +1,14 @@
-import { execFileSync } from 'node:child_process';
 import { readdir, rm } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { parseLinkFaults } from '../../../hil/faults/link-fault-plan.ts';
-import { RACK_DEFAULTS, parseRackVolume, type RackOptions } from '../../../hil/rack/options.ts';
+import { parseRackVolume } from '../../../hil/rack/options.ts';
 import { runRack } from '../../../hil/rack/rack-run.ts';
-import type { RackReport } from '../../../hil/rack/report.ts';
 import { scratchDir } from '../../support/scratch-dir.ts';
+import { attachedRack, expectConsistent } from './attached-copies.ts';
 
 const scratch = scratchDir('rack-volumes');
 const ENTRY = new URL('../../support/controller-entry.ts', import.meta.url).pathname;
-const MIB = 1024 * 1024;
-
-/** A short rack on 1 MiB copies (read whole through a control socket at the end): 2 s of writing at queue depth 4. */
-const short = (o: Partial<RackOptions>): RackOptions => ({
-  ...RACK_DEFAULTS, durationS: 2, queueDepth: 4, volumeBytes: MIB, dir: scratch.dir(), drainS: 20, ...o,
-});
-
-/** Processes still running with the scratch directory in their command line (controllers, board stand-ins, socat). */
-function leftovers(): string[] {
-  const out = execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' });
-  return out.split('\n').filter((l) => l.includes(scratch.dir()) && !l.includes(' ps '));
-}
-
-function expectConsistent(r: RackReport): void {
-  expect(r.violations, r.violations.map((v) => v.message).join('\n')).toEqual([]);
-  expect(r.verdict).toBe('consistent');
-  expect(r.drained).toBe(true);
-  expect(r.writes.acknowledged).toBeGreaterThan(0);
-  const [a, b] = [r.images.find((i) => i.node === 'A')!, r.images.find((i) => i.node === 'B')!];
-  expect(a.sha256).toBe(b.sha256);
-  expect(b.bytes).toBe(MIB);
-}
+const { short, leftovers } = attachedRack(scratch);
 
 describe('mirrorlab rack run on emulated USB copies', () => {
   it('an emulated USB target (with its own recoverable faults) under link faults ends consistent, its copy read through the control socket', async () => {
