@@ -175,8 +175,16 @@ export class MirrorResync {
    */
   markNeeded(reason: string): void {
     this.abort(reason);
+    // A suspended mirror stays suspended (its hosts acknowledged locally) until the link is back:
+    // then {@link resume} makes the resync it owes anyway.
+    if (this.phase === 'suspended') return;
     this.setPhase('needed');
     if (this.up) this.begin();
+  }
+
+  /** The link is back after a suspension: the mirror needs a resync ({@link linkUp} starts it). */
+  resume(): void {
+    if (this.phase === 'suspended') this.setPhase('needed');
   }
 
   /**

@@ -340,7 +340,7 @@ export class StorageController {
     if (!p.link.tagsOffered) for (const t of this.tables.ofPeer(p.name)) if (t.trusted) t.forget();
     if (p.source?.isSuspended) {
       p.source.resume();
-      for (const r of p.resyncs.values()) if (r.state === 'suspended') r.markNeeded('the mirror was suspended');
+      for (const r of p.resyncs.values()) r.resume();
     }
     for (const r of p.resyncs.values()) r.linkUp(features);
   }
@@ -538,6 +538,8 @@ export class StorageController {
    * which the write's tag-table entry may go once its token is in (docs/tag-tables.md, "Durability").
    */
   private startMirrored(dev: BlockDevice, fence: WriteFence, source: SourceChannel, write: MirroredHostWrite): void {
+    // A fence released after a crash: the crashed controller issues nothing more (its memory is gone).
+    if (this.stopped) return;
     write.issued();
     const token = fence.started(write.lba, write.count);
     submitWrite(dev, write.lba, write.data, (err) => {

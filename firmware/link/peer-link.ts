@@ -145,6 +145,7 @@ export class PeerLink implements LinkSupervisorControl {
       opened: (conn) => this.onOpened(conn),
       closed: (conn, reason) => this.onClosed(conn, reason),
       bytes: (conn, chunk) => this.onBytes(conn, chunk),
+      traffic: (conn) => this.onTraffic(conn),
       datagram: (bytes) => this.onDatagram(bytes),
       writable: (conn) => this.onWritable(conn),
     });
@@ -353,12 +354,18 @@ export class PeerLink implements LinkSupervisorControl {
   }
 
   private onBytes(conn: number, chunk: Uint8Array): void {
+    const c = this.onTraffic(conn);
+    if (c !== null) c.decoder.push(chunk);
+  }
+
+  /** Anything arriving on a connection is heard: the peer is alive (docs/link-supervision.md). */
+  private onTraffic(conn: number): Connection | null {
     const c = this.conns.at(conn);
-    if (!c || (c.state === 'closed' && !this.inline)) return;
+    if (!c || (c.state === 'closed' && !this.inline)) return null;
     const now = this.deps.clock.now();
     c.lastHeardMs = now;
     if (c.state === 'ready' || this.inline) this.lastHeardMs = now;
-    c.decoder.push(chunk);
+    return c;
   }
 
   private onDatagram(bytes: Uint8Array): void {

@@ -66,6 +66,12 @@ export interface LinkHandler {
   closed(conn: number, reason: string): void;
   /** Bytes arrived on data connection `conn`. The chunk is the receiver's to keep. */
   bytes(conn: number, chunk: Uint8Array): void;
+  /**
+   * Part of a frame is arriving on `conn`, its bytes to follow whole: said by a transport that
+   * hands frames over whole (the simulated link, docs/simulated-link.md 2), so that the receiver
+   * hears a long frame's traffic as it would on a socket. Optional to implement.
+   */
+  traffic?(conn: number): void;
   /** A datagram (one heartbeat frame) arrived on the heartbeat channel. Its bytes are the receiver's. */
   datagram(bytes: Uint8Array): void;
   /** A `send` on `conn` that returned false may be retried now. */

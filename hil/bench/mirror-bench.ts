@@ -81,10 +81,16 @@ interface Drive {
   link: { frames: number; bytes: number; writes: number }[];
 }
 
+/*
+ * The headline rows run without a metadata device (`metadataVolume: null`): they measure mirroring
+ * against the link and the disks. With one, each write first waits for a group commit of its
+ * tag-table entry (docs/tag-tables.md, "Tag tables"); that cost per host write is `bench --only
+ * resync`'s, and at 0.2 ms it also spreads writes over more frames (see README, the headline table).
+ */
 async function driveWrites(
   mode: MirrorMode, rttMs: number, writes: number, opts: { lockRegionSectors?: number; wire?: WireVariant; snapshotAt?: readonly number[] } = {},
 ): Promise<Drive> {
-  const topo = buildTopology({ ...HEADLINE, mode, rttMs, lockRegionSectors: opts.lockRegionSectors, locks: opts.wire?.locks, batch: opts.wire?.batch });
+  const topo = buildTopology({ ...HEADLINE, metadataVolume: null, mode, rttMs, lockRegionSectors: opts.lockRegionSectors, locks: opts.wire?.locks, batch: opts.wire?.batch });
   topo.start();
   const data = new Uint8Array(HEADLINE.writeBytes).fill(0x5a);
   const slots = HEADLINE.volumeSectors / (HEADLINE.writeBytes / HEADLINE.sectorSize);

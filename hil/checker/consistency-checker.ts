@@ -151,6 +151,13 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
   private progressCount = 0;
   /** Each mirror's resync state, by source node and LUN (`mirror.state`); a mirror never reported is in sync. */
   private readonly mirrorStates = new Map<string, MirrorSyncState>();
+  /**
+   * By mirror (`node|lun`): how many suspensions began, and for each host write in flight (by tag,
+   * until it completes) that count when it was issued, times two, plus one if the mirror was
+   * suspended then. A write may be acknowledged as of a suspended mirror only if the mirror was
+   * suspended at some instant of its life.
+   */
+  private readonly suspensions = new Map<string, { count: number; writes: Map<number, number> }>();
   /** Each source's current stream to each peer (by `node|peer`): its source and target sessions and its number. */
   private readonly streams = new Map<string, { source: number; target: number; stream: number }>();
   /** The last frames sent, oldest first once full (a ring of {@link RECENT_FRAMES_MAX}). */
@@ -202,11 +209,16 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
 
   emit(e: TraceEvent): void {
     switch (e.kind) {
-      case 'host.write':
+      case 'host.write': {
         this.history(e.node, e.lun).add(e.tag, e.lba, e.count);
         this.hostLoad(e.node, e.lun).issued++;
+        const key = `${e.node}|${e.lun}`;
+        const s = this.suspensionsOf(key);
+        s.writes.set(e.tag, s.count * 2 + (this.mirrorStates.get(key) === 'suspended' ? 1 : 0));
         return;
+      }
       case 'host.error':
+        this.suspensions.get(`${e.node}|${e.lun}`)?.writes.delete(e.tag);
         this.history(e.node, e.lun).markFailed(e.tag, e.lba, e.count);
         this.hostLoad(e.node, e.lun).done++;
         this.progressCount++;
@@ -216,15 +228,19 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
         this.progressCount++;
         if (e.mode === 'sync' || e.mode === 'speculative') this.checkAckAfterApply(e);
         else if (e.mode === 'suspended') this.checkSuspendedAck(e);
+        this.suspensions.get(`${e.node}|${e.lun}`)?.writes.delete(e.tag);
         // Only an async acknowledgement, or one of a suspended mirror, may come before the target applied the write.
         this.history(e.node, e.lun).completed(e.tag, { applied: e.mode !== 'async' && e.mode !== 'suspended' });
         return;
       case 'stream.start':
         if (e.role === 'source') this.sourceStream(e);
         return;
-      case 'mirror.state':
-        this.mirrorStates.set(`${e.node}|${e.lun}`, e.state);
+      case 'mirror.state': {
+        const key = `${e.node}|${e.lun}`;
+        if (e.state === 'suspended' && this.mirrorStates.get(key) !== 'suspended') this.suspensionsOf(key).count++;
+        this.mirrorStates.set(key, e.state);
         return;
+      }
       case 'rollback.append':
         this.placeLog(e.node, e.peer).add(e.seq, e.lun, e.lba, e.entry === 'write' ? e.count : 0);
         return;
@@ -303,6 +319,7 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
     this.places.delete(node);
     for (const key of [...this.streams.keys()]) if (key.startsWith(`${node}|`)) this.streams.delete(key);
     this.commits.delete(node);
+    for (const [key, s] of this.suspensions) if (key.startsWith(`${node}|`)) s.writes.clear();
     for (const h of this.hosts.get(node)?.values() ?? []) h.done = h.issued;
   }
 
@@ -424,10 +441,24 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
     this.flag('ack-after-apply', e.node, e.lun, e.lba, e.tag, e.t, `host write tag ${e.tag} acknowledged in ${e.mode} mode before the target applied it`);
   }
 
-  /** A host write acknowledged on the local copy alone: only while its mirror is suspended. */
+  private suspensionsOf(key: string): { count: number; writes: Map<number, number> } {
+    let s = this.suspensions.get(key);
+    if (s === undefined) this.suspensions.set(key, (s = { count: 0, writes: new Map() }));
+    return s;
+  }
+
+  /**
+   * A host write acknowledged on the local copy alone: only if its mirror was suspended at some
+   * instant between the write's issue and now (a write taken while suspended may finish on the
+   * disk after the link is back; docs/tag-tables.md, "Suspension").
+   */
   private checkSuspendedAck(e: Extract<TelemetryEvent, { kind: 'host.ack' }>): void {
-    const state = this.mirrorStates.get(`${e.node}|${e.lun}`) ?? 'in-sync';
+    const key = `${e.node}|${e.lun}`;
+    const state = this.mirrorStates.get(key) ?? 'in-sync';
     if (state === 'suspended') return;
+    const s = this.suspensions.get(key);
+    const atIssue = s?.writes.get(e.tag);
+    if (atIssue !== undefined && (atIssue % 2 === 1 || atIssue >> 1 < s!.count)) return;
     this.flag('ack-after-apply', e.node, e.lun, e.lba, e.tag, e.t, `host write tag ${e.tag} acknowledged as of a suspended mirror while the mirror is ${state}: only a suspended mirror acknowledges before the target applied a write`);
   }
 

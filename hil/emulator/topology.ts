@@ -223,6 +223,8 @@ export function buildTopology(partial: Partial<TopologyOptions> = {}): Topology 
           c.start();
           restarted?.(c);
         }, (error: unknown) => {
+          // A crash or power cut while it recovered fails the recovery's reads: that start is moot.
+          if (stopped || lives[name] !== life) return;
           // A firmware that cannot come back is a failure the checker must see, not a hung run.
           if (t.enabled) t.emit({ kind: 'firmware.error', t: clock.now(), node: name, message: `restart: ${error instanceof Error ? error.message : String(error)}` });
         });

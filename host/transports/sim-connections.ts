@@ -56,6 +56,8 @@ export interface ConnectionTable {
   sendTag(end: End, conn: number): Incarnation | null;
   /** A frame stamped `tag` arrives at `to`: may it be delivered? (Refusing may answer with a reset.) */
   admit(tag: Incarnation, to: End): boolean;
+  /** Whether `to` still holds the incarnation `tag` open (no side effect, unlike {@link admit}). */
+  holds(tag: Incarnation, to: End): boolean;
   /** Reset `conn` at the transport level; false if no end held it. */
   reset(conn: number): boolean;
   isOpen(end: End, conn: number): boolean;
@@ -118,6 +120,10 @@ export class TcpConnections implements ConnectionTable {
 
   sendTag(end: End, conn: number): Incarnation | null {
     return this.slots[conn]!.at[end];
+  }
+
+  holds(tag: Incarnation, to: End): boolean {
+    return tag.live && this.slots[tag.conn]!.at[to] === tag;
   }
 
   admit(tag: Incarnation, to: End): boolean {
@@ -268,6 +274,10 @@ export class LineConnection implements ConnectionTable {
   }
 
   admit(tag: Incarnation): boolean {
+    return tag === this.line;
+  }
+
+  holds(tag: Incarnation): boolean {
     return tag === this.line;
   }
 

@@ -81,6 +81,13 @@ interface Direction {
 const roundNs = (ms: number): number => Math.round(ms * 1e6) / 1e6;
 
 /**
+ * A frame on a byte stream longer than this is heard arriving every this many bytes of its
+ * serialisation (docs/simulated-link.md 2): a real socket hands over a long frame's first segments
+ * before its last, and the receiver's supervision counts them as traffic.
+ */
+export const SIM_SEGMENT_BYTES = 16 * 1024;
+
+/**
  * A simulated point-to-point link between two controllers, in the clock's time
  * (docs/simulated-link.md): `connections` byte-stream data connections and a heartbeat channel
  * (datagrams, or frames inline on connection 0), all sharing one serialisation queue per
@@ -299,6 +306,25 @@ export class SimLink {
     const delayMs = serialisedMs + this.latency - this.opts.clock.now();
     if (copies === null) this.fly(d, bytes, channel, tag, delayMs);
     else for (const c of copies) this.fly(d, c.bytes, channel, tag, delayMs + c.extraDelayMs);
+    if (tag !== null && bytes.length > SIM_SEGMENT_BYTES && (copies === null || copies.length > 0)) this.segments(d, bytes.length, tag, delayMs);
+  }
+
+  /**
+   * The first segments of a long frame reach the far end before the whole does: each is heard
+   * there as `traffic` on its connection (for the supervisor; the frame's bytes still arrive
+   * whole, so a fault-delayed frame never splits another one).
+   */
+  private segments(d: Direction, length: number, tag: Incarnation, wholeDelayMs: number): void {
+    const holeStarts = d.holeStarts;
+    const to = other(d.from);
+    const segmentMs = SIM_SEGMENT_BYTES * this.msPerByte;
+    const firstMs = wholeDelayMs - length * this.msPerByte;
+    for (let k = 1; k * SIM_SEGMENT_BYTES < length; k++) {
+      this.opts.clock.setTimeout(() => {
+        if (d.holeOn || d.holeStarts !== holeStarts || !this.conns.holds(tag, to)) return;
+        this.ends[to].handler?.traffic?.(tag.conn);
+      }, roundNs(firstMs + k * segmentMs));
+    }
   }
 
   private fly(d: Direction, bytes: Uint8Array, channel: LinkChannel, tag: Incarnation | null, delayMs: number): void {

@@ -62,6 +62,19 @@ describe('ConsistencyChecker (telemetry invariants)', () => {
     expect(c.violations[0]!.message).toMatch(/acknowledged as of a suspended mirror while the mirror is in-sync/);
   });
 
+  it('accepts a local acknowledgement after the mirror left suspension only for a write the suspension covered', () => {
+    const state = (t: number, s: 'suspended' | 'needs-resync' | 'in-sync'): TelemetryEvent => ({ kind: 'mirror.state', t, node: 'A', peer: 'B', lun: 0, state: s, doneSectors: 0, totalSectors: 64 });
+    const write = (t: number, tag: number): TelemetryEvent => ({ kind: 'host.write', t, node: 'A', tag, lun: 0, lba: 0, count: 8 });
+    const c = feed([
+      write(1, 1), // issued before the suspension, finished on the disk after it ended
+      state(2, 'suspended'), write(3, 2), // issued while suspended
+      state(4, 'needs-resync'), write(5, 3), // issued after: it is mirrored, never acknowledged locally
+      ack(6, 1, 'suspended'), ack(6, 2, 'suspended'), ack(7, 3, 'suspended'),
+      state(8, 'in-sync'), write(9, 4), ack(10, 4, 'suspended'),
+    ]);
+    expect(c.violations.map((v) => [v.invariant, v.seq, v.tMs])).toEqual([['ack-after-apply', 3, 7], ['ack-after-apply', 4, 10]]);
+  });
+
   it('reports rollback entries dropped before the target confirmed them', () => {
     const c = feed([
       { kind: 'commit.confirm', t: 1, ...base, upTo: 3, entries: 0, bytes: 0 },

@@ -14,6 +14,7 @@ function recorder(clock: VirtualClock) {
     bytes: (conn, chunk) => chunks.push({ t: clock.now(), conn, first: chunk[0]!, length: chunk.length }),
     datagram: (bytes) => chunks.push({ t: clock.now(), conn: 'hb', first: bytes[0]!, length: bytes.length }),
     writable: (conn) => log.push(`${clock.now()} writable ${conn}`),
+    traffic: (conn) => log.push(`${clock.now()} traffic ${conn}`),
   };
   return { log, chunks, handler, firsts: (conn?: number | 'hb') => chunks.filter((c) => conn === undefined || c.conn === conn).map((c) => c.first) };
 }
@@ -59,6 +60,27 @@ describe('SimLink: timing and the shared queue', () => {
     expect(s.link.stats('ab').heartbeat).toMatchObject({ framesSent: 1, bytesSent: 52, framesDelivered: 1 });
     expect(s.link.heartbeatShare('ab')).toBeCloseTo(52 / 4252, 12);
     expect(s.link.heartbeatShare()).toBeCloseTo(52 / 4252, 12);
+  });
+
+  it('a long frame is heard arriving every 16 KiB of its serialisation before it arrives whole; none of it through a black hole', async () => {
+    const s = setup({ latencyMs: 1, bandwidthMbps: 10 });
+    await opened(s);
+    const t0 = s.clock.now();
+    // 40 KiB at 10 Mbit/s: 32.768 ms on the wire; 16 KiB every 13.1072 ms, the whole after 32.768 + 1 ms.
+    s.link.a.send(1, bytes(7, 40 * 1024));
+    await s.run();
+    const heard = s.b.log.map((l) => l.split(' ')).map(([t, what, conn]) => [Math.round((Number(t) - t0) * 1e4) / 1e4, what, conn]);
+    expect(heard).toEqual([[14.1072, 'traffic', '1'], [27.2144, 'traffic', '1']]);
+    expect(s.b.chunks.map((c) => [c.conn, c.length, Math.round((c.t - t0) * 1e4) / 1e4])).toEqual([[1, 40 * 1024, 33.768]]);
+    // A frame of 16 KiB or less is heard only whole; a black hole swallows the traffic with the frame.
+    s.b.log.length = 0;
+    s.link.a.send(0, bytes(8, 16 * 1024));
+    await s.run();
+    expect(s.b.log).toEqual([]);
+    s.link.blackhole('ab', true);
+    s.link.a.send(0, bytes(9, 40 * 1024));
+    await s.run();
+    expect(s.b.log).toEqual([]);
   });
 
   it('refuses any connection once the direction\'s queue is full, drops heartbeats, and tells each refused connection when there is room', async () => {
