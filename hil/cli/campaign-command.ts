@@ -70,8 +70,18 @@ export function campaignCommand(log: Logger, exit: (code: number) => void): Comm
       if (historyPath !== null) await checkHistory(historyPath);
       const tty = process.stderr.isTTY === true && !flags.json;
       const startedAt = new Date();
+      // A local campaign's progress: a redrawn line on a terminal, else a log line every 10 s (a rack's log).
+      let lastLog = Date.now();
+      let failed = 0;
       const onRun = (s: { seed: number; mode: string; onLockReject: string; verdict: string; wallMs: number }, done: number): void => {
-        if (tty && !flags.queue) process.stderr.write(`\r\x1b[2Kcampaign ${done}/${flags.seeds}: seed ${s.seed} ${s.mode}/${s.onLockReject} ${s.verdict} (${s.wallMs} ms)`);
+        if (flags.queue) return;
+        if (s.verdict !== 'consistent') failed++;
+        if (tty) process.stderr.write(`\r\x1b[2Kcampaign ${done}/${flags.seeds}: seed ${s.seed} ${s.mode}/${s.onLockReject} ${s.verdict} (${s.wallMs} ms)`);
+        else if (Date.now() - lastLog >= 10_000) {
+          lastLog = Date.now();
+          const seconds = (Date.now() - startedAt.getTime()) / 1000;
+          log.info({ done, total: flags.seeds, failed, runsPerSecond: Math.round((done / seconds) * 100) / 100 }, 'campaign progress');
+        }
       };
       // Both log their milestones (start, each failure, the end) through `log`.
       let outcome: CampaignOutcome;
