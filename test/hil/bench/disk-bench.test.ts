@@ -47,6 +47,6 @@ describe('mirrorlab bench --only disks', () => {
   it('refuses an unknown part, naming the allowed ones', async () => {
     vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     const cmd = benchCommand(createLogger('silent'), () => {}).exitOverride();
-    await expect(cmd.parseAsync(['--only', 'network'], { from: 'user' })).rejects.toThrow(/--only must be one of all, mirror, disks, supervision, queue, live, got "network"/);
+    await expect(cmd.parseAsync(['--only', 'network'], { from: 'user' })).rejects.toThrow(/--only must be one of all, mirror, disks, supervision, resync, queue, live, got "network"/);
   });
 });
