@@ -22,6 +22,8 @@ interface MirrorLock extends Range {
   implied?: true;
 }
 
+type FrameSent = Extract<TelemetryEvent, { kind: 'frame.sent' }>;
+
 const lockName = (l: MirrorLock, lockId: number): string => (l.implied === true ? `implied lock ${lockId}` : `lock ${lockId}`);
 
 const overlaps = (a: Range, lun: number, lba: number, count: number): boolean =>
@@ -103,6 +105,37 @@ class PlaceLog {
   }
 }
 
+/**
+ * Mirror locks granted and not yet released, by target node, source peer, source session (lock
+ * ids are per stream) and lock id: nested maps, so the look-up per applied write builds no key.
+ */
+class MirrorLockTable {
+  private readonly byNode = new Map<string, Map<string, Map<number, Map<number, MirrorLock>>>>();
+
+  get(node: string, peer: string, session: number, lockId: number): MirrorLock | undefined {
+    return this.byNode.get(node)?.get(peer)?.get(session)?.get(lockId);
+  }
+
+  set(node: string, peer: string, session: number, lockId: number, lock: MirrorLock): void {
+    let peers = this.byNode.get(node);
+    if (!peers) this.byNode.set(node, (peers = new Map()));
+    let sessions = peers.get(peer);
+    if (!sessions) peers.set(peer, (sessions = new Map()));
+    let locks = sessions.get(session);
+    if (!locks) sessions.set(session, (locks = new Map()));
+    locks.set(lockId, lock);
+  }
+
+  delete(node: string, peer: string, session: number, lockId: number): void {
+    this.byNode.get(node)?.get(peer)?.get(session)?.delete(lockId);
+  }
+
+  /** Forgets every lock held on `node`. */
+  dropNode(node: string): void {
+    this.byNode.delete(node);
+  }
+}
+
 /** What a host has outstanding on one LUN: writes issued and not yet acknowledged or failed. */
 interface HostLoad {
   issued: number;
@@ -135,11 +168,13 @@ interface HostLoad {
 export class ConsistencyChecker implements Telemetry, TraceSink {
   readonly enabled = true;
   readonly violations: Violation[] = [];
-  private readonly mirrorLocks = new Map<string, MirrorLock>();
+  private readonly mirrorLocks = new MirrorLockTable();
   private readonly localLocks = new Map<string, Range>();
   private readonly applied = new Map<string, Set<number>>();
   private readonly targetConfirmed = new Map<string, number>();
   private readonly histories = new Map<string, WriteHistory>();
+  /** The same histories by node, then LUN: the per-event look-up, without building a key string. */
+  private readonly historiesByNode = new Map<string, Map<number, WriteHistory>>();
   /** Rollback-log places by source node, then peer. */
   private readonly places = new Map<string, Map<string, PlaceLog>>();
   /** Commit-log entries by target node, then peer, with the LUN of the last one appended. */
@@ -160,8 +195,11 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
   private readonly suspensions = new Map<string, { count: number; writes: Map<number, number> }>();
   /** Each source's current stream to each peer (by `node|peer`): its source and target sessions and its number. */
   private readonly streams = new Map<string, { source: number; target: number; stream: number }>();
-  /** The last frames sent, oldest first once full (a ring of {@link RECENT_FRAMES_MAX}). */
-  private readonly recentFrames: string[] = [];
+  /**
+   * The last frames sent, oldest first once full (a ring of {@link RECENT_FRAMES_MAX}): the events
+   * themselves (each a fresh object), put into words only when a liveness violation asks.
+   */
+  private readonly recentFrames: FrameSent[] = [];
   private recentFramesNext = 0;
 
   constructor(private readonly violationsMax = 100) {}
@@ -178,8 +216,8 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
   /** The last frames sent (at most {@link RECENT_FRAMES_MAX}), oldest first, as `t node->peer TYPE seq`. */
   lastFramesSent(): string[] {
     const n = this.recentFrames.length;
-    if (n < RECENT_FRAMES_MAX) return [...this.recentFrames];
-    return [...this.recentFrames.slice(this.recentFramesNext), ...this.recentFrames.slice(0, this.recentFramesNext)];
+    const ordered = n < RECENT_FRAMES_MAX ? this.recentFrames : [...this.recentFrames.slice(this.recentFramesNext), ...this.recentFrames.slice(0, this.recentFramesNext)];
+    return ordered.map((e) => `t=${e.t} ${e.node}->${e.peer} ${e.type} seq ${e.seq}${e.retransmit ? ' (retransmit)' : ''}`);
   }
 
   /** Violations beyond `violationsMax` are counted, not kept. */
@@ -196,9 +234,14 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
 
   /** The write history of `node`'s host on `lun` (empty if it wrote nothing). */
   history(node: string, lun: number): WriteHistory {
-    const key = `${node}|${lun}`;
-    let h = this.histories.get(key);
-    if (!h) this.histories.set(key, (h = new WriteHistory()));
+    let luns = this.historiesByNode.get(node);
+    if (!luns) this.historiesByNode.set(node, (luns = new Map()));
+    let h = luns.get(lun);
+    if (!h) {
+      h = new WriteHistory();
+      luns.set(lun, h);
+      this.histories.set(`${node}|${lun}`, h);
+    }
     return h;
   }
 
@@ -314,7 +357,7 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
       if (key.startsWith(`${node}|`)) h.crashed();
       else h.peerCrashed();
     }
-    for (const key of [...this.mirrorLocks.keys()]) if (key.startsWith(`${node}|`)) this.mirrorLocks.delete(key);
+    this.mirrorLocks.dropNode(node);
     for (const key of [...this.localLocks.keys()]) if (key.startsWith(`${node}|`)) this.localLocks.delete(key);
     this.places.delete(node);
     for (const key of [...this.streams.keys()]) if (key.startsWith(`${node}|`)) this.streams.delete(key);
@@ -360,10 +403,9 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
     return { invariant: 'liveness', ...place, tMs, message: `${why}; ${outstanding}` };
   }
 
-  private noteFrame(e: Extract<TelemetryEvent, { kind: 'frame.sent' }>): void {
-    const line = `t=${e.t} ${e.node}->${e.peer} ${e.type} seq ${e.seq}${e.retransmit ? ' (retransmit)' : ''}`;
-    if (this.recentFrames.length < RECENT_FRAMES_MAX) this.recentFrames.push(line);
-    else this.recentFrames[this.recentFramesNext] = line;
+  private noteFrame(e: FrameSent): void {
+    if (this.recentFrames.length < RECENT_FRAMES_MAX) this.recentFrames.push(e);
+    else this.recentFrames[this.recentFramesNext] = e;
     this.recentFramesNext = (this.recentFramesNext + 1) % RECENT_FRAMES_MAX;
   }
 
@@ -404,13 +446,12 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
 
   /** Mirror locks by target, source, source session (lock ids are per stream) and lock id; an implied one keeps its WRITE's seq. */
   private trackMirrorLock(e: Extract<TelemetryEvent, { kind: 'target.lock' }>): void {
-    const key = `${e.node}|${e.peer}|${e.sourceSession}|${e.lockId}`;
-    if (e.result === 'granted') this.mirrorLocks.set(key, e);
-    else if (e.result === 'released') this.mirrorLocks.delete(key);
+    if (e.result === 'granted') this.mirrorLocks.set(e.node, e.peer, e.sourceSession, e.lockId, e);
+    else if (e.result === 'released') this.mirrorLocks.delete(e.node, e.peer, e.sourceSession, e.lockId);
   }
 
   private checkApply(e: Extract<TelemetryEvent, { kind: 'target.apply' }>): void {
-    const lock = this.mirrorLocks.get(`${e.node}|${e.peer}|${e.sourceSession}|${e.lockId}`);
+    const lock = this.mirrorLocks.get(e.node, e.peer, e.sourceSession, e.lockId);
     if (!lock || lock.lun !== e.lun || e.lba < lock.lba || e.lba + e.count > lock.lba + lock.count) {
       const held = lock ? `${lockName(lock, e.lockId)} covers LUN ${lock.lun} [${lock.lba}, +${lock.count})` : `lock ${e.lockId} is not held`;
       this.flag('lock-held', e.node, e.lun, e.lba, e.seq, e.t, `write of ${e.count} sectors (tag ${e.tag} from ${e.peer}) applied without its mirror lock: ${held}`);

@@ -14,6 +14,7 @@ import { LIVE_BENCH_SCALE_MAX, LIVE_BENCH_SCALE_MIN, measureLive, type LiveBench
 import { liveTargets, renderLive } from '../bench/live-render.ts';
 import { measureResync, type ResyncBenchResult } from '../bench/resync-bench.ts';
 import { renderResync, resyncTargets } from '../bench/resync-render.ts';
+import { CAMPAIGN_RATE_DEFAULTS, measureCampaignRate, type CampaignRateResult } from '../bench/campaign-rate.ts';
 
 /** Targets of issue 3; virtual-time ones are exact, the wall-clock one depends on the machine. */
 const SPECULATIVE_RATIO_MIN = 0.95;
@@ -43,6 +44,8 @@ export interface MirrorBenchResult {
   checkedRunWritesPerSec: number;
   /** Trace events per write in that run. */
   traceEventsPerWrite: number;
+  /** A local campaign of drawn seeds (`campaign --seeds 12 --from 300 --writes 10000` unless `--campaign-seeds`/`--campaign-writes` say otherwise). */
+  campaign: CampaignRateResult;
   copyCrcWritesPerSec: number;
   eventsPerWrite: number;
   chartEventsPerWrite: number;
@@ -73,6 +76,8 @@ interface BenchFlags {
   diskScale: number;
   queueSeeds: number;
   liveScale: number;
+  campaignSeeds: number;
+  campaignWrites: number;
   html?: string;
 }
 
@@ -87,13 +92,16 @@ export function benchCommand(log: Logger, exit: (code: number) => void): Command
     .option('--queue-seeds <n>', 'seeds in the queue benchmark (--only queue), run both locally and through the queue', integer('--queue-seeds', 2, 100_000), 120)
     .option('--live-scale <x>', `multiplies what the live benchmark moves (${LIVE_BENCH_SCALE_MIN} to ${LIVE_BENCH_SCALE_MAX}; 0.05 for a quick look)`,
       decimal('--live-scale', LIVE_BENCH_SCALE_MIN, LIVE_BENCH_SCALE_MAX), 1)
+    .option('--campaign-seeds <n>', `seeds in the campaign-speed measurement (drawn from seed ${CAMPAIGN_RATE_DEFAULTS.from} on, one worker thread per core)`,
+      integer('--campaign-seeds', 1, 10_000), CAMPAIGN_RATE_DEFAULTS.seeds)
+    .option('--campaign-writes <n>', 'writes per host in each of those seeds', integer('--campaign-writes', 1, 1_000_000), CAMPAIGN_RATE_DEFAULTS.writes)
     .option('--html <file>', 'also write a self-contained HTML report: throughput against RTT per mode beside the physical limit, and the disk rows, as charts')
     .action(async (flags: BenchFlags) => {
       if (flags.html !== undefined) checkWritable(flags.html, '--html');
       const started = new Date();
       const queued = flags.only === 'queue';
       const part = (p: BenchPart): boolean => flags.only === p || flags.only === 'all';
-      const mirror = part('mirror') ? await measureMirror(flags.simWrites, log) : {};
+      const mirror = part('mirror') ? await measureMirror(flags, log) : {};
       const disks = part('disks') ? { disks: await measureDisks(flags.diskScale) } : {};
       const supervision = part('supervision') ? { supervision: { rows: await measureSupervision(), heartbeatCost: await measureHeartbeatCost() } } : {};
       const live = part('live') ? { live: await measureLive({ scale: flags.liveScale, log: (fields, message) => log.debug(fields, message) }) } : {};
@@ -109,7 +117,8 @@ export function benchCommand(log: Logger, exit: (code: number) => void): Command
     });
 }
 
-async function measureMirror(simWrites: number, log: Logger): Promise<MirrorBenchResult> {
+async function measureMirror(flags: BenchFlags, log: Logger): Promise<MirrorBenchResult> {
+  const simWrites = flags.simWrites;
   const rows: BenchRow[] = [];
   for (const rtt of HEADLINE_RTTS_MS) {
     for (const mode of HEADLINE_MODES) {
@@ -122,12 +131,15 @@ async function measureMirror(simWrites: number, log: Logger): Promise<MirrorBenc
   const sim = await measureSimSpeed(simWrites, false);
   const own = await measureSimSpeed(Math.round(simWrites / 2), true);
   const checked = await measureCheckedRunSpeed(Math.round(simWrites / 10));
+  const campaign = await measureCampaignRate({ seeds: flags.campaignSeeds, from: CAMPAIGN_RATE_DEFAULTS.from, writes: flags.campaignWrites });
+  log.debug(campaign, 'campaign speed measured');
   return {
     rows,
     simWritesPerSec: sim.writesPerSec,
     simWritesPerSecOwnRegions: own.writesPerSec,
     checkedRunWritesPerSec: checked.writesPerSec,
     traceEventsPerWrite: checked.eventsPerWrite,
+    campaign,
     copyCrcWritesPerSec: measureCopyCrc(2_000_000),
     eventsPerWrite: sim.eventsPerWrite,
     chartEventsPerWrite: sim.chartEventsPerWrite,
@@ -184,8 +196,9 @@ export function renderBench(r: BenchResult): string {
       lines.push(`${x.mode.padEnd(11)}  ${wireName(x).padEnd(16)}  ${String(x.rttMs).padStart(7)}  ${x.throughputMBps.toFixed(2).padStart(8)}  ${x.limitMBps.toFixed(2).padStart(10)}  `
         + `${x.ratioToLimit.toFixed(3)}  ${x.framesPerWrite.toFixed(3).padStart(12)}  ${x.overheadBytesPerWrite.toFixed(1).padStart(16)}  ${x.chartEventsPerWrite.toFixed(5).padStart(18)}`);
     }
-    lines.push('', `emulator speed: ${r.simWritesPerSec} mirrored 4 KiB writes per wall second (${r.simWritesPerSecOwnRegions} with every write in its own lock region)`);
+    lines.push('', `emulator speed: ${r.simWritesPerSec} mirrored 4 KiB writes per wall second, telemetry off (${r.simWritesPerSecOwnRegions} with every write in its own lock region)`);
     lines.push(`checked run:    ${r.checkedRunWritesPerSec} per wall second with telemetry on, the trace hashed and the checker (${r.traceEventsPerWrite} trace events per write)`);
+    if (r.campaign !== undefined) lines.push(renderCampaignRate(r.campaign));
     lines.push(`raw floor:      ${r.copyCrcWritesPerSec} copy + CRC32C of 4 KiB per second`);
     lines.push(`per write:      ${r.eventsPerWrite} scheduler events, ${r.chartEventsPerWrite} chart events`, '');
   }
@@ -196,6 +209,11 @@ export function renderBench(r: BenchResult): string {
   if (r.live !== undefined) lines.push(...renderLive(r.live), '');
   for (const t of r.targets) lines.push(`${t.met ? 'MET ' : 'MISS'}  ${t.name}: ${t.detail}`);
   return lines.join('\n').trimEnd();
+}
+
+function renderCampaignRate(c: CampaignRateResult): string {
+  return `campaign:       ${c.seedsPerMinute} seeds per minute: ${c.seeds} drawn seeds from ${c.from} at ${c.writes} writes per host on ${c.workers} worker threads, `
+    + `${c.wallSeconds} s wall, ${c.cpuSecondsPerSeed} CPU s per seed, ${c.consistent} consistent (load average ${c.loadAverage})`;
 }
 
 function renderDisks(d: DiskBenchResult): string[] {

@@ -49,6 +49,7 @@ function mirrorPart(r: BenchResult): string[] {
     htmlTable(['emulator speed (wall clock)', ''], [
       ['mirrored 4 KiB writes per wall second', r.simWritesPerSec ?? ''], ['the same, every write in its own lock region', r.simWritesPerSecOwnRegions ?? ''],
       ['with telemetry on, the trace hashed and the checker (a campaign\'s run)', r.checkedRunWritesPerSec ?? ''],
+      ...(r.campaign === undefined ? [] : [[`campaign: seeds per minute (${r.campaign.seeds} drawn seeds from ${r.campaign.from}, ${r.campaign.writes} writes per host, ${r.campaign.workers} workers, load average ${r.campaign.loadAverage})`, r.campaign.seedsPerMinute]]),
       ['raw floor: copy + CRC32C of 4 KiB per second', r.copyCrcWritesPerSec ?? ''], ['scheduler events per write', r.eventsPerWrite ?? ''], ['chart events per write', r.chartEventsPerWrite ?? ''],
     ], { numeric: [1] }),
   ];

@@ -1,8 +1,8 @@
-import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream, openSync, type WriteStream } from 'node:fs';
 import { MirrorlabError } from '../../firmware/errors.ts';
 import type { Telemetry } from '../../firmware/ports/telemetry.ts';
 import type { TraceEvent, TraceSink } from './events.ts';
+import { TraceFingerprint } from './fingerprint.ts';
 
 /**
  * The trace file could not be opened or written: an operating error (a missing directory, no
@@ -21,26 +21,23 @@ function systemReason(err: unknown): string {
   return typeof e.code === 'string' && e.message.startsWith(`${e.code}:`) ? e.message.replace(/, \w+ '.*'$/, '') : e.message;
 }
 
-/** Trace lines are hashed this many characters at a time. */
-const HASH_BATCH_CHARS = 64 * 1024;
-
 /**
- * Records the full event trace of a run: a SHA-256 over every event as one JSON line (the
- * `traceHash` that proves two runs identical, docs/design.md 2.5), and optionally the lines themselves to
- * a JSONL file. Event objects are built in a fixed key order by the firmware and the harness, and
- * virtual times are exact, so the same run always serialises to the same bytes. The trace holds
- * the firmware's telemetry and the harness's `link.fault` events (trace/events.ts).
+ * Records the full event trace of a run: its fingerprint (the `traceHash` that proves two runs
+ * identical, docs/design.md 2.5; trace/fingerprint.ts), and optionally the events themselves to a
+ * JSONL file, one JSON line each. Event objects are built in a fixed key order by the firmware and
+ * the harness, and virtual times are exact, so the same run always gives the same fingerprint and
+ * serialises to the same bytes; the file's lines, parsed back, give the same fingerprint. The
+ * trace holds the firmware's telemetry and the harness's `link.fault` events (trace/events.ts).
  *
  * The file is opened (created, truncated) by the constructor, synchronously: a path that cannot
  * be written fails the run before it starts, with a {@link TraceFileError}, instead of after it.
  */
 export class TraceRecorder implements Telemetry, TraceSink {
   readonly enabled = true;
-  private readonly hash: Hash = createHash('sha256');
+  private readonly fingerprint = new TraceFingerprint();
   private events = 0;
   private readonly out: WriteStream | null;
   private pending: string[] = [];
-  private unhashed = '';
   private failure: Error | null = null;
 
   constructor(private readonly file?: string) {
@@ -63,27 +60,17 @@ export class TraceRecorder implements Telemetry, TraceSink {
   }
 
   emit(event: TraceEvent): void {
-    const line = JSON.stringify(event);
-    // The hash takes the lines in batches: one native call per event cost as much as the hashing.
-    this.unhashed += line + '\n';
-    if (this.unhashed.length >= HASH_BATCH_CHARS) this.hashPending();
+    this.fingerprint.add(event);
     this.events++;
     if (this.out && !this.failure) {
-      this.pending.push(line);
+      this.pending.push(JSON.stringify(event));
       if (this.pending.length >= 4096) this.flushLines();
     }
   }
 
-  /** Hex digest of everything recorded; call once, at the end. */
+  /** The trace's fingerprint, in hex; call once, at the end. */
   digest(): string {
-    this.hashPending();
-    return this.hash.digest('hex');
-  }
-
-  private hashPending(): void {
-    if (this.unhashed.length === 0) return;
-    this.hash.update(this.unhashed);
-    this.unhashed = '';
+    return this.fingerprint.digest();
   }
 
   /** Finish the file, if any. */

@@ -59,6 +59,12 @@ export class VirtualClock implements HostClock {
   /** The run loop's continuations, made once: they are queued after every event. */
   private readonly continueRun = (): void => this.runEvents();
   private readonly secondTurn = (): void => void SETTLED.then(this.continueRun);
+  /**
+   * Queued as a microtask: a tick queued from inside the microtask queue runs once that queue is
+   * empty, continuations of continuations included (Node drains every microtask before it runs
+   * the next tick), which is all a whole macrotask gave, at a fraction of an event-loop turn.
+   */
+  private readonly afterMicrotasks = (): void => process.nextTick(this.continueRun);
 
   /** Virtual milliseconds since the start of the run. */
   now(): number {
@@ -137,8 +143,8 @@ export class VirtualClock implements HostClock {
 
   /**
    * The run loop: fire due timers one at a time and, after each, let the microtask queue run
-   * before the next (two turns, or a whole macrotask after sleep/settle and every
-   * YIELD_EVERY_EVENTS timers), until a limit ends the run.
+   * before the next (two turns; after sleep/settle, until the queue is empty; a whole macrotask
+   * every YIELD_EVERY_EVENTS timers), until a limit ends the run.
    *
    * It continues itself through callbacks on settled promises rather than as an async function
    * with `await null; await null` after every timer: each `then` queues exactly one microtask,
@@ -215,10 +221,15 @@ export class VirtualClock implements HostClock {
   }
 
   private yieldAfterEvent(): void {
-    if (this.drainNeeded || this.fired % YIELD_EVERY_EVENTS === 0) {
-      // Let promise continuations of what just happened run at this virtual instant.
+    if (this.fired % YIELD_EVERY_EVENTS === 0) {
+      // Let Node's event loop (I/O, real timers, other work) have a turn; promise continuations
+      // of what just happened run first, at this virtual instant.
       this.drainNeeded = false;
       void nextMacrotask().then(this.continueRun);
+    } else if (this.drainNeeded) {
+      // Let promise continuations of what just happened, however deep, run at this virtual instant.
+      this.drainNeeded = false;
+      void SETTLED.then(this.afterMicrotasks);
     } else {
       // Cheap: continuations up to two promise hops deep (`await x.write()` on a promise the
       // timer resolved) still run at this instant. Deeper chains should go through sleep/settle.

@@ -9,12 +9,20 @@ export interface Destage {
 }
 
 /**
+ * Writes up to this many bytes are copied once and their sectors cached as views of that copy
+ * (one allocation per write instead of one per sector); a view keeps its whole write's copy alive,
+ * so larger writes are copied sector by sector, and a cached sector never holds more than this.
+ */
+const SHARED_COPY_BYTES_MAX = 16 * 1024;
+
+/**
  * A disk's volatile write cache: the newest data of each sector written since it was last
  * destaged, oldest first. Bounded by `writeCacheBytesMax`; when a write overflows it, the
  * oldest sectors go to the media at once (that is how a drive's cache frees room, and why some
  * unflushed writes survive a power cut and others do not).
  *
- * Per-sector entries are fine here: the cache is off by default, so the hot path never sees it.
+ * Per-sector entries, so that rewrites, destaging and power-cut losses are per sector as on a
+ * drive. Campaigns give a cache to every side they power-cut, so `put` is on their write path.
  */
 export class WriteCache {
   readonly bytesMax: number;
@@ -35,10 +43,11 @@ export class WriteCache {
   /** Caches `data` at `lba`; returns what had to be destaged to make room, oldest first. */
   put(lba: number, data: Uint8Array): Destage[] {
     const ss = this.sectorSize;
+    const shared = data.length <= SHARED_COPY_BYTES_MAX ? data.slice() : null;
     for (let i = 0; i * ss < data.length; i++) {
       // Delete first so a rewritten sector moves to the young end.
       this.sectors.delete(lba + i);
-      this.sectors.set(lba + i, data.slice(i * ss, (i + 1) * ss));
+      this.sectors.set(lba + i, shared === null ? data.slice(i * ss, (i + 1) * ss) : shared.subarray(i * ss, (i + 1) * ss));
     }
     const out: Destage[] = [];
     while (this.sectors.size * ss > this.bytesMax) out.push(this.shift());

@@ -31,16 +31,14 @@ function seedOf(writer: number, tag: number, lba: number): number {
   return x === 0 ? 1 : x;
 }
 
-function fill(out: Uint8Array, from: number, to: number, seed: number): void {
+/** Fills `[from, to)` with the filler stream, a big-endian word at a time (as holdsFill reads it). */
+function fill(view: DataView, from: number, to: number, seed: number): void {
   let x = seed;
   for (let i = from; i < to; i += 4) {
     x ^= x << 13;
     x ^= x >>> 17;
     x ^= x << 5;
-    out[i] = x >>> 24;
-    out[i + 1] = x >>> 16;
-    out[i + 2] = x >>> 8;
-    out[i + 3] = x;
+    view.setUint32(i, x >>> 0);
   }
 }
 
@@ -60,6 +58,7 @@ function holdsFill(buf: Uint8Array, from: number, to: number, seed: number): boo
 /** The data for one host write of `count` sectors at `lba`. */
 export function writeData(writer: number, lun: number, tag: number, lba: number, count: number, sectorSize: number): Uint8Array {
   const out = new Uint8Array(count * sectorSize);
+  const view = new DataView(out.buffer);
   for (let s = 0; s < count; s++) {
     const p = s * sectorSize;
     const sectorLba = lba + s;
@@ -70,7 +69,7 @@ export function writeData(writer: number, lun: number, tag: number, lba: number,
     writeU32(out, p + 12, tag);
     writeU32(out, p + 16, Math.floor(sectorLba / 0x100000000));
     writeU32(out, p + 20, sectorLba >>> 0);
-    fill(out, p + HEADER, p + sectorSize, seedOf(writer, tag, sectorLba));
+    fill(view, p + HEADER, p + sectorSize, seedOf(writer, tag, sectorLba));
   }
   return out;
 }

@@ -79,7 +79,9 @@ export class Raid1 extends RaidBase {
     }
     const differing = new Set<number>();
     if (good.length >= 2) result.sectorsChecked = count; // else nothing to compare against
-    for (let s = 0; s < count && good.length >= 2; s++) {
+    // Copies that agree whole (the rule) are told so by one native comparison each, not sector by sector.
+    const agree = good.every((g) => Buffer.compare(g.data, reference.data) === 0);
+    for (let s = 0; s < count && good.length >= 2 && !agree; s++) {
       const [from, to] = [s * this.sectorSize, (s + 1) * this.sectorSize];
       const ref = reference.data.subarray(from, to);
       const bad = good.slice(1).filter((g) => Buffer.compare(g.data.subarray(from, to), ref) !== 0);

@@ -109,6 +109,36 @@ describe('VirtualClock', () => {
     expect(actor.getSnapshot().value).toBe('b');
   });
 
+  it('after a sleep, lets continuations however deep run before the next timer, and still yields to the event loop', async () => {
+    const clock = new VirtualClock();
+    const seen: string[] = [];
+    const deep = async (): Promise<void> => {
+      await clock.sleep(1);
+      let chain: Promise<unknown> = Promise.resolve();
+      for (let hop = 1; hop <= 50; hop++) chain = chain.then(() => hop === 50 && seen.push(`hop50@${clock.now()}`));
+      await chain;
+      await new Promise<void>((resolve) => queueMicrotask(resolve));
+      seen.push(`end@${clock.now()}`);
+    };
+    const done = deep();
+    clock.setTimeout(() => seen.push(`B@${clock.now()}`), 1);
+    await clock.run();
+    await done;
+    expect(seen).toEqual(['hop50@1', 'end@1', 'B@1']);
+    // Node's own callbacks get turns during a long run (every 4,096 timers), not only once it ends.
+    let turns = 0;
+    const count = (): void => {
+      turns++;
+      if (clock.pendingTimers > 0) setImmediate(count);
+    };
+    let left = 20_000;
+    const tick = (): void => void (--left > 0 && clock.setTimeout(tick, 1));
+    clock.setTimeout(tick, 1);
+    setImmediate(count);
+    await clock.run();
+    expect(turns).toBeGreaterThanOrEqual(4);
+  });
+
   it('lets continuations two promise hops deep run before the next timer fires, deeper ones after it', async () => {
     // Pins the loop's microtask schedule: two turns after every timer, as `await null; await null`.
     const clock = new VirtualClock();

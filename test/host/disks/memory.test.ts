@@ -126,6 +126,22 @@ describe('MemoryDisk', () => {
     expect(await runUntilSettled(clock, disk.read(10, 1))).toEqual(new Uint8Array(512));
   });
 
+  it('caches its own copy of a write, small or large: the caller may reuse its buffer, and a rewrite replaces only its sectors', async () => {
+    const clock = new VirtualClock();
+    const disk = new MemoryDisk({ name: 'copy', sectorCount: 256, clock, writeCacheBytesMax: 128 * 512 });
+    for (const [lba, sectors] of [[0, 8], [64, 40]] as const) {
+      const buffer = pattern(lba + 1, sectors * 512);
+      await runUntilSettled(clock, disk.write(lba, buffer));
+      buffer.fill(0xee);
+      await runUntilSettled(clock, disk.write(lba + 2, pattern(9, 512)));
+      const expected = pattern(lba + 1, sectors * 512);
+      expected.set(pattern(9, 512), 2 * 512);
+      expect(disk.peek(lba, sectors)).toEqual(expected);
+      await runUntilSettled(clock, disk.flush());
+      expect(disk.peekDurable(lba, sectors)).toEqual(expected);
+    }
+  });
+
   it('destages the oldest sectors when the cache overflows, so they survive a power cut', async () => {
     const clock = new VirtualClock();
     const disk = new MemoryDisk({ name: 'small-cache', sectorCount: 128, clock, writeCacheBytesMax: 2 * 512 });
