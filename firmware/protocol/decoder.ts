@@ -3,6 +3,7 @@ import { DEFAULT_PAYLOAD_BYTES_MAX, FRAME_OVERHEAD_BYTES, HEADER_BYTES, HELLO_PA
 import type { Frame } from './frame.ts';
 import { FrameError, fieldError, magicError, truncatedError } from './errors.ts';
 import { MAGIC_HI, MAGIC_LO, U32_MAX, emptyRawFields, readU32 } from './layout.ts';
+import type { FrameBufferPool } from './frame-pool.ts';
 import { declaredFrameBytes, findMagic, headerError, headerInfo, readFrame } from './parse.ts';
 
 export interface DecodeOptions {
@@ -47,6 +48,11 @@ export function decodeFrame(bytes: Uint8Array, opts: DecodeOptions = {}): Frame 
 export interface FrameDecoderOptions extends DecodeOptions {
   /** A frame arrived. A WRITE's data may be a view into a pushed chunk (see FrameDecoder). */
   onFrame(frame: Frame): void;
+  /**
+   * Where a large frame's own buffer comes from (default: a fresh one each time). Whoever
+   * consumes the frames gives their buffers back to the same pool (frame-pool.ts).
+   */
+  frameBuffers?: FrameBufferPool;
   /** Bytes were rejected; the decoder has already moved past them. */
   onError(error: FrameError): void;
 }
@@ -85,7 +91,8 @@ const SHARED_CAPACITY_BYTES = 16 * 1024;
  * WRITE decoded out of it gets its own copy of the data. A larger one, once its header is sound,
  * is gathered in a buffer of exactly its size that the decoder then lets go: the frame's data is
  * a view into it, so a frame that spans reads (every 64 KiB or larger WRITE on TCP, whose reads
- * are 64 KiB) costs one copy of its bytes and one allocation, not two of each.
+ * are 64 KiB) costs one copy of its bytes, and no allocation when the buffer comes from a
+ * {@link FrameBufferPool} its consumer gives it back to.
  *
  * Callbacks. The decoder commits its position before every callback. A callback that throws (a
  * programmer error elsewhere) makes push() throw; the frame or error it was given counts as
@@ -101,6 +108,7 @@ export class FrameDecoder {
    */
   readonly reassemblyBytesMax: number;
   private readonly onFrame: (frame: Frame) => void;
+  private readonly frameBuffers: FrameBufferPool | null;
   private readonly onError: (error: FrameError) => void;
   private readonly raw = emptyRawFields();
   /** What the partial frame is gathered in: {@link shared}, or a buffer of the frame's own. */
@@ -139,6 +147,7 @@ export class FrameDecoder {
     assert(typeof opts.onFrame === 'function' && typeof opts.onError === 'function', 'FrameDecoder needs onFrame and onError');
     this.onFrame = opts.onFrame;
     this.onError = opts.onError;
+    this.frameBuffers = opts.frameBuffers ?? null;
   }
 
   /** Frames handed to onFrame. */
@@ -334,7 +343,7 @@ export class FrameDecoder {
     assert(!this.owned, 'a frame\'s own reassembly buffer is exactly its size');
     const held = this.bufEnd - this.bufStart;
     if (target > SHARED_CAPACITY_BYTES) {
-      const own = new Uint8Array(target);
+      const own = this.frameBuffers === null ? new Uint8Array(target) : this.frameBuffers.take(target);
       if (buf !== null) own.set(buf.subarray(this.bufStart, this.bufEnd));
       this.buf = own;
       this.owned = true;
