@@ -92,7 +92,8 @@ const SHARED_CAPACITY_BYTES = 16 * 1024;
  * is gathered in a buffer of exactly its size that the decoder then lets go: the frame's data is
  * a view into it, so a frame that spans reads (every 64 KiB or larger WRITE on TCP, whose reads
  * are 64 KiB) costs one copy of its bytes, and no allocation when the buffer comes from a
- * {@link FrameBufferPool} its consumer gives it back to.
+ * {@link FrameBufferPool} its consumer gives it back to. The decoder's memory is thus the shared
+ * 16 KiB and at most one frame's own buffer (docs/live-links.md 10).
  *
  * Callbacks. The decoder commits its position before every callback. A callback that throws (a
  * programmer error elsewhere) makes push() throw; the frame or error it was given counts as
@@ -186,7 +187,7 @@ export class FrameDecoder {
     return n;
   }
 
-  /** Test hook: bytes allocated for reassembly now (0 until a frame is split): the shared buffer, or a frame's own. */
+  /** Test hook: bytes of the buffer the partial frame is gathered in now (0 until a frame is split): the shared one, or a frame's own. */
   get reassemblyCapacity(): number {
     return this.buf === null ? 0 : this.buf.length;
   }
