@@ -1,4 +1,5 @@
 import { FrameDecoder } from '../protocol/decoder.ts';
+import { reassembledFrames } from '../protocol/frame-pool.ts';
 import type { FrameError } from '../protocol/errors.ts';
 import type { Frame, HelloFrame } from '../protocol/frame.ts';
 
@@ -37,7 +38,10 @@ export class ConnectionArray {
     this.all = Array.from({ length: count }, (_, index) => ({
       index,
       state: 'closed' as ConnectionState,
-      decoder: new FrameDecoder({ payloadBytesMax: opts.payloadBytesMax, onFrame: (f) => opts.onFrame(index, f), onError: (e) => opts.onError(index, e) }),
+      // Large frames are gathered in the shared pool; the target gives WRITE data back once written.
+      decoder: new FrameDecoder({
+        payloadBytesMax: opts.payloadBytesMax, frameBuffers: reassembledFrames, onFrame: (f) => opts.onFrame(index, f), onError: (e) => opts.onError(index, e),
+      }),
       peerHello: null,
       lastHeardMs: -Infinity,
       helloTimer: null,

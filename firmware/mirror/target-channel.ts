@@ -3,6 +3,7 @@ import type { LockOwner, RegionLock, RegionLockTable, Rejection } from '../locks
 import { startChart, type ChartHandle } from '../machines/start-chart.ts';
 import { targetChannelMachine, type TargetChannelControl } from '../machines/target-channel.machine.ts';
 import { encodeFrame } from '../protocol/encode.ts';
+import { reassembledFrames } from '../protocol/frame-pool.ts';
 import {
   FrameFlag, FrameType, LockMode, NakReason, RejectAction, RejectReason, hasImpliedLock,
   type Frame, type LockFrame, type StreamFrame, type WriteFrame,
@@ -563,6 +564,8 @@ export class TargetChannel implements TargetChannelControl {
   private issueWrite(dev: BlockDevice, e: CommitEntry, f: WriteFrame, span: Span, count: number): void {
     const generation = this.generation;
     submitWrite(dev, f.lba, f.data, (err) => {
+      // The disk is done with the data, and nothing else reads it: its buffer may carry another frame.
+      reassembledFrames.giveBack(f.data);
       if (this.stopped) return;
       if (generation !== this.generation) this.abandonedWriteDone(generation, span, f.lockId);
       else this.written(e, f, span, count, err === undefined ? 0 : NakReason.MediaError);

@@ -3,6 +3,7 @@ import { DEFAULT_PAYLOAD_BYTES_MAX, FRAME_OVERHEAD_BYTES, HEADER_BYTES, HELLO_PA
 import type { Frame } from './frame.ts';
 import { FrameError, fieldError, magicError, truncatedError } from './errors.ts';
 import { MAGIC_HI, MAGIC_LO, U32_MAX, emptyRawFields, readU32 } from './layout.ts';
+import type { FrameBufferPool } from './frame-pool.ts';
 import { declaredFrameBytes, findMagic, headerError, headerInfo, readFrame } from './parse.ts';
 
 export interface DecodeOptions {
@@ -47,14 +48,22 @@ export function decodeFrame(bytes: Uint8Array, opts: DecodeOptions = {}): Frame 
 export interface FrameDecoderOptions extends DecodeOptions {
   /** A frame arrived. A WRITE's data may be a view into a pushed chunk (see FrameDecoder). */
   onFrame(frame: Frame): void;
+  /**
+   * Where a large frame's own buffer comes from (default: a fresh one each time). Whoever
+   * consumes the frames gives their buffers back to the same pool (frame-pool.ts).
+   */
+  frameBuffers?: FrameBufferPool;
   /** Bytes were rejected; the decoder has already moved past them. */
   onError(error: FrameError): void;
 }
 
 /** `step()` result: the bytes from here on do not yet hold a whole header or frame. */
 const NEED_MORE = -1;
-/** First reassembly buffer size; it doubles on demand up to one whole frame. */
-const INITIAL_CAPACITY_BYTES = 16 * 1024;
+/**
+ * The shared reassembly buffer's size at most (and its first size). A split frame larger than
+ * this is reassembled in a buffer of its own, exactly its size, which the frame then keeps.
+ */
+const SHARED_CAPACITY_BYTES = 16 * 1024;
 
 /**
  * The streaming decoder (docs/design.md 2.3): bytes split or coalesced at any boundary in, frames and
@@ -74,12 +83,17 @@ const INITIAL_CAPACITY_BYTES = 16 * 1024;
  * frame-shaped bytes (a disk image of captured traffic), which would then decode as phantom
  * frames. The price: a header whose CRC matched by chance swallows up to its declared length.
  *
- * Memory. Only a partial frame is ever buffered, in one lazily allocated buffer that grows to at
- * most {@link reassemblyBytesMax} (one whole frame) and is reused. Fast path: while nothing is
- * buffered, frames are decoded in place in the pushed chunk with zero copies (a WRITE's data is a
- * subarray of the chunk, which the LinkHandler contract hands over to the receiver); only the
- * partial frame at the chunk's tail is copied. Frames decoded out of the reassembly buffer get
- * their own copy of the data.
+ * Memory. Only a partial frame is ever buffered, never more than {@link reassemblyBytesMax}
+ * (one whole frame). Fast path: while nothing is buffered, frames are decoded in place in the
+ * pushed chunk with zero copies (a WRITE's data is a subarray of the chunk, which the LinkHandler
+ * contract hands over to the receiver); only the partial frame at the chunk's tail is copied. A
+ * partial frame of up to 16 KiB is gathered in one lazily allocated buffer that is reused, and a
+ * WRITE decoded out of it gets its own copy of the data. A larger one, once its header is sound,
+ * is gathered in a buffer of exactly its size that the decoder then lets go: the frame's data is
+ * a view into it, so a frame that spans reads (every 64 KiB or larger WRITE on TCP, whose reads
+ * are 64 KiB) costs one copy of its bytes, and no allocation when the buffer comes from a
+ * {@link FrameBufferPool} its consumer gives it back to. The decoder's memory is thus the shared
+ * 16 KiB and at most one frame's own buffer (docs/live-links.md 10).
  *
  * Callbacks. The decoder commits its position before every callback. A callback that throws (a
  * programmer error elsewhere) makes push() throw; the frame or error it was given counts as
@@ -95,9 +109,15 @@ export class FrameDecoder {
    */
   readonly reassemblyBytesMax: number;
   private readonly onFrame: (frame: Frame) => void;
+  private readonly frameBuffers: FrameBufferPool | null;
   private readonly onError: (error: FrameError) => void;
   private readonly raw = emptyRawFields();
+  /** What the partial frame is gathered in: {@link shared}, or a buffer of the frame's own. */
   private buf: Uint8Array | null = null;
+  /** The reused buffer for partial frames of up to {@link SHARED_CAPACITY_BYTES}. */
+  private shared: Uint8Array | null = null;
+  /** `buf` is the frame's own: handed over with the frame, never reused. */
+  private owned = false;
   private bufStart = 0;
   private bufEnd = 0;
   /** The chunk being decoded, and chunks pushed while a throwing callback left one unfinished. */
@@ -128,6 +148,7 @@ export class FrameDecoder {
     assert(typeof opts.onFrame === 'function' && typeof opts.onError === 'function', 'FrameDecoder needs onFrame and onError');
     this.onFrame = opts.onFrame;
     this.onError = opts.onError;
+    this.frameBuffers = opts.frameBuffers ?? null;
   }
 
   /** Frames handed to onFrame. */
@@ -166,7 +187,7 @@ export class FrameDecoder {
     return n;
   }
 
-  /** Test hook: bytes allocated for the reassembly buffer (0 until a frame is split). */
+  /** Test hook: bytes of the buffer the partial frame is gathered in now (0 until a frame is split): the shared one, or a frame's own. */
   get reassemblyCapacity(): number {
     return this.buf === null ? 0 : this.buf.length;
   }
@@ -205,6 +226,7 @@ export class FrameDecoder {
     this.input = null;
     this.inputPos = 0;
     this.backlog.length = 0;
+    this.letGoOwned();
     this.bufStart = 0;
     this.bufEnd = 0;
     this.skipRemaining = 0;
@@ -279,11 +301,24 @@ export class FrameDecoder {
     }
     const buf = this.buf!;
     while (this.bufStart < this.bufEnd) {
-      const next = this.step(buf, this.bufStart, this.bufEnd, true);
+      // A frame's own buffer holds that frame alone: its data may stay a view into it.
+      const next = this.step(buf, this.bufStart, this.bufEnd, !this.owned);
       if (next === NEED_MORE) return;
       this.bufStart = next;
+      // Let go of a frame's own buffer before its frame is handed out, so that nothing the
+      // receiver holds is ever written again, even if the callback throws.
+      if (this.owned && this.bufStart === this.bufEnd) this.letGoOwned();
       this.emit();
     }
+  }
+
+  /** Back to the shared buffer, empty; a frame's own buffer is forgotten (its frame keeps it). */
+  private letGoOwned(): void {
+    if (!this.owned) return;
+    this.owned = false;
+    this.buf = this.shared;
+    this.bufStart = 0;
+    this.bufEnd = 0;
   }
 
   private stash(input: Uint8Array, at: number): void {
@@ -296,19 +331,30 @@ export class FrameDecoder {
     this.inputPos = input.length;
   }
 
-  /** Make room for `target` bytes from bufStart, compacting or growing (never past the cap). */
+  /**
+   * Make room for `target` bytes from bufStart (never past the cap). `target` is a header's size
+   * or, once the header is sound, the whole frame's: one above {@link SHARED_CAPACITY_BYTES} gets
+   * a buffer of exactly its size, holding what was gathered so far; smaller ones compact or grow
+   * the shared buffer.
+   */
   private reserve(target: number): void {
     assert(target <= this.reassemblyBytesMax, `reassembly of ${target} bytes exceeds ${this.reassemblyBytesMax}`);
     const buf = this.buf;
     if (buf !== null && this.bufStart + target <= buf.length) return;
+    assert(!this.owned, 'a frame\'s own reassembly buffer is exactly its size');
     const held = this.bufEnd - this.bufStart;
-    if (buf !== null && target <= buf.length) {
+    if (target > SHARED_CAPACITY_BYTES) {
+      const own = this.frameBuffers === null ? new Uint8Array(target) : this.frameBuffers.take(target);
+      if (buf !== null) own.set(buf.subarray(this.bufStart, this.bufEnd));
+      this.buf = own;
+      this.owned = true;
+    } else if (buf !== null && target <= buf.length) {
       buf.copyWithin(0, this.bufStart, this.bufEnd);
     } else {
-      const current = buf === null ? 0 : buf.length;
-      const grown = new Uint8Array(Math.min(this.reassemblyBytesMax, Math.max(target, 2 * current, INITIAL_CAPACITY_BYTES)));
+      const grown = new Uint8Array(Math.min(this.reassemblyBytesMax, SHARED_CAPACITY_BYTES));
       if (buf !== null) grown.set(buf.subarray(this.bufStart, this.bufEnd));
       this.buf = grown;
+      this.shared = grown;
     }
     this.bufStart = 0;
     this.bufEnd = held;
@@ -402,6 +448,7 @@ export class FrameDecoder {
       const need = have < HEADER_BYTES ? HEADER_BYTES : Math.max(needed, have + 1);
       this.bytesSkippedCount += have;
       this.bufStart = this.bufEnd = 0;
+      this.letGoOwned();
       this.nextError = truncatedError(have, need);
       this.emit();
     }

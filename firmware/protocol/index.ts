@@ -6,6 +6,7 @@ export type { SubEntryField } from './batch.ts';
 export { RESYNC_ENTRY_LAYOUT } from './resync-entries.ts';
 export type { ResyncEntryField } from './resync-entries.ts';
 export { decodeFrame, FrameDecoder } from './decoder.ts';
+export { FrameBufferPool, reassembledFrames } from './frame-pool.ts';
 export type { DecodeOptions, FrameDecoderOptions } from './decoder.ts';
 export { FrameError, FRAME_ERROR_CODES } from './errors.ts';
 export type { FrameErrorCode, FrameHeaderInfo } from './errors.ts';

@@ -1,6 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, connect as dialTcp, type NetConnectOpts, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,7 +13,9 @@ import { silentLinkLogger } from '../../host/transports/link-logger.ts';
 import { openLiveLink, type LiveLink } from '../../host/transports/live-link.ts';
 import { openSerialPort, type SerialPortLike } from '../../host/transports/serial-link.ts';
 import { TCP_LINK_DEFAULTS, type TcpLink } from '../../host/transports/tcp-link.ts';
-import { LivePair } from './live-pair.ts';
+import { LivePair, driveWrites } from './live-pair.ts';
+import { SideProcess } from './live-processes.ts';
+import { pump } from './live-side.ts';
 
 /**
  * The live benchmark (docs/live-links.md 10), wall clock. Each ratio is taken in one run, as the
@@ -51,6 +53,11 @@ export interface LiveThroughputRow {
   /** `mirrored`: two controllers, host writes acknowledged; `link`: the TCP link alone carrying encoded WRITE frames. */
   what: 'mirrored' | 'link';
   transport: 'tcp' | 'serial';
+  /**
+   * 1: both ends (both controllers, and the raw copy's sender and receiver) in the bench's own
+   * process; 2: each end in a process of its own, as deployed controllers are.
+   */
+  processes: 1 | 2;
   writeBytes: number;
   /** Medians over the rounds: payload MB/s (10^6 bytes) of the measured path and of the raw copy, and of their per-round ratios. */
   MBps: number;
@@ -58,13 +65,15 @@ export interface LiveThroughputRow {
   ratio: number;
   /** Every round's ratio, in order. */
   ratios: number[];
-  /** Process CPU (every thread) per MB moved, median over the rounds: where the time goes when the machine is busy. */
+  /** CPU (every thread of every process of the row) per MB moved, median over the rounds: where the time goes when the machine is busy. */
   cpuMsPerMB: number;
   rawCpuMsPerMB: number;
 }
 
 export interface LiveBenchResult {
   scale: number;
+  /** The machine's 1, 5 and 15 minute load averages as the bench started: how much else was running. */
+  loadAverage: number[];
   rows: LiveThroughputRow[];
   latency: { writeBytes: number; writes: number; p50Ms: number; p99Ms: number; meanMs: number };
   /** Why the serial rows were not measured (no socat), or null. */
@@ -84,6 +93,7 @@ export const LIVE_BENCH_SCALE_MAX = 10;
 
 export async function measureLive(o: LiveBenchOptions = {}): Promise<LiveBenchResult> {
   const scale = o.scale ?? 1;
+  const loadAverage = loadavg().map((x) => Math.round(x * 100) / 100);
   const log = o.log ?? (() => {});
   const volumeBytes = o.volumeBytes ?? LIVE_BENCH.volumeBytes;
   const rows: LiveThroughputRow[] = [];
@@ -92,6 +102,7 @@ export async function measureLive(o: LiveBenchOptions = {}): Promise<LiveBenchRe
     log(row, 'live row measured');
   };
   for (const w of LIVE_BENCH.tcpWriteBytes) done(await tcpMirroredRow(w, scaled(LIVE_BENCH.tcpBytes, scale, w), volumeBytes));
+  for (const w of LIVE_BENCH.tcpWriteBytes) done(await tcpTwoProcessRow(w, scaled(LIVE_BENCH.tcpBytes, scale, w), volumeBytes));
   done(await tcpLinkRow(LIVE_BENCH.tcpWriteBytes[0], scaled(LIVE_BENCH.tcpBytes, scale, LIVE_BENCH.tcpWriteBytes[0])));
   let serialSkipped: string | null = null;
   const dir = await mkdtemp(join(tmpdir(), 'mirrorlab-live-bench-'));
@@ -104,7 +115,7 @@ export async function measureLive(o: LiveBenchOptions = {}): Promise<LiveBenchRe
     await rm(dir, { recursive: true, force: true });
   }
   const latency = await tcpLatency(Math.max(100, Math.round(LIVE_BENCH.latencyWrites * scale)), volumeBytes);
-  return { scale, rows, latency, serialSkipped };
+  return { scale, loadAverage, rows, latency, serialSkipped };
 }
 
 /** `bytes × scale`, at least 32 writes' worth. */
@@ -128,7 +139,7 @@ async function timed(payloadBytes: number, work: () => Promise<void>): Promise<R
 
 /** Rounds of (raw, measured) back to back; the row holds the medians. */
 async function rounds(what: LiveThroughputRow['what'], transport: LiveThroughputRow['transport'], writeBytes: number,
-  raw: () => Promise<Run>, measured: () => Promise<Run>): Promise<LiveThroughputRow> {
+  raw: () => Promise<Run>, measured: () => Promise<Run>, processes: 1 | 2 = 1): Promise<LiveThroughputRow> {
   const r: Run[] = [];
   const m: Run[] = [];
   for (let i = 0; i < LIVE_BENCH.rounds; i++) {
@@ -137,7 +148,7 @@ async function rounds(what: LiveThroughputRow['what'], transport: LiveThroughput
   }
   const ratios = m.map((x, i) => round3(x.MBps / r[i]!.MBps));
   return {
-    what, transport, writeBytes, MBps: round1(median(m.map((x) => x.MBps))), rawMBps: round1(median(r.map((x) => x.MBps))),
+    what, transport, processes, writeBytes, MBps: round1(median(m.map((x) => x.MBps))), rawMBps: round1(median(r.map((x) => x.MBps))),
     ratio: median(ratios), ratios, cpuMsPerMB: round3(median(m.map((x) => x.cpuMsPerMB))), rawCpuMsPerMB: round3(median(r.map((x) => x.cpuMsPerMB))),
   };
 }
@@ -163,24 +174,8 @@ async function mirroredPair(a: LiveLink, b: LiveLink, clock: RealClock, writeByt
   const limits = { payloadBytesMax: Math.max(writeBytes, 1024 * 1024) };
   const pair = new LivePair(a, b, { clock, seed: 1, mode: LIVE_BENCH.mode, volumeBytes, limits });
   pair.start();
-  const slots = Math.floor(volumeBytes / writeBytes);
-  const data = new Uint8Array(writeBytes).fill(0xa5);
-  const write = (bytes: number, depth: number, latenciesMs?: Float64Array): Promise<void> => new Promise<void>((resolve, reject) => {
-    const writes = Math.ceil(bytes / writeBytes);
-    let issued = 0;
-    let acked = 0;
-    const issue = (): void => {
-      const i = issued++;
-      const at = performance.now();
-      pair.source.submitWrite(0, (i % slots) * (writeBytes / 512), data, (error) => {
-        if (error) return reject(error as Error);
-        if (latenciesMs !== undefined) latenciesMs[i] = performance.now() - at;
-        if (++acked === writes) resolve();
-        else if (issued < writes) issue();
-      });
-    };
-    for (let k = 0; k < Math.min(depth, writes); k++) issue();
-  });
+  const write = (bytes: number, depth: number, latenciesMs?: Float64Array): Promise<void> =>
+    driveWrites(pair.source, { writeBytes, volumeBytes, bytes, depth, ...(latenciesMs === undefined ? {} : { latenciesMs }) });
   await pair.waitUp(30_000);
   await write(volumeBytes, LIVE_BENCH.queueDepth);
   return {
@@ -243,6 +238,55 @@ async function tcpLatency(writes: number, volumeBytes: number): Promise<LiveBenc
     m.pair.stop();
     await Promise.all([a.shutdown(), b.shutdown()]);
   }
+}
+
+// ---- two processes -------------------------------------------------------------------------------
+
+/**
+ * The mirror as deployed: the source controller and the target controller each in a process of
+ * its own (live-side.ts), over loopback TCP, the source's process also the host; against the raw
+ * copy's sender and receiver, likewise two processes, moving the same WRITE frames. Timed by this
+ * process from its request to the answer that the last write was acknowledged (or the last byte
+ * received); the CPU per MB is both processes' together.
+ */
+async function tcpTwoProcessRow(writeBytes: number, bytes: number, volumeBytes: number): Promise<LiveThroughputRow> {
+  const sides: SideProcess[] = [];
+  try {
+    const common = { connections: LIVE_BENCH.connections, writeBytes, volumeBytes, seed: 1 };
+    const target = await SideProcess.start({ role: 'mirror-target', ...common });
+    sides.push(target.side);
+    const source = await SideProcess.start({ role: 'mirror-source', ...common, port: target.port, queueDepth: LIVE_BENCH.queueDepth });
+    sides.push(source.side);
+    const recv = await SideProcess.start({ role: 'raw-recv' });
+    sides.push(recv.side);
+    const send = await SideProcess.start({ role: 'raw-send', port: recv.port, connections: LIVE_BENCH.connections });
+    sides.push(send.side);
+    const frames = Math.ceil(bytes / writeBytes);
+    const chunkBytes = wireBytes(writeBytes);
+    let rawTotal = 0;
+    const raw = (): Promise<Run> => timedSides(frames * writeBytes, [send.side, recv.side], async () => {
+      rawTotal += frames * chunkBytes;
+      await Promise.all([recv.side.request({ op: 'expect', total: rawTotal }), send.side.request({ op: 'run', bytes, frames, chunkBytes })]);
+    });
+    const mirrored = (): Promise<Run> => timedSides(frames * writeBytes, [source.side, target.side], async () => {
+      await source.side.request({ op: 'run', bytes, frames, chunkBytes });
+    });
+    return await rounds('mirrored', 'tcp', writeBytes, raw, mirrored, 2);
+  } finally {
+    await Promise.all(sides.map((p) => p.stop()));
+  }
+}
+
+/** One timed run across processes: payload MB/s, and the CPU per MB of `sides` together. */
+async function timedSides(payloadBytes: number, sides: SideProcess[], work: () => Promise<void>): Promise<Run> {
+  const before = await Promise.all(sides.map((p) => p.cpuUs()));
+  const started = performance.now();
+  await work();
+  const seconds = (performance.now() - started) / 1000;
+  const after = await Promise.all(sides.map((p) => p.cpuUs()));
+  const cpuMs = after.reduce((sum, us, i) => sum + us - before[i]!, 0) / 1000;
+  const mb = payloadBytes / 1e6;
+  return { MBps: mb / seconds, cpuMsPerMB: cpuMs / mb };
 }
 
 // ---- the link alone ------------------------------------------------------------------------------
@@ -348,11 +392,6 @@ async function rawTcp(writeBytes: number, bytes: number): Promise<Run> {
   }
 }
 
-async function pump(s: Socket, chunk: Uint8Array, count: number): Promise<void> {
-  for (let i = 0; i < count; i++) {
-    if (!s.write(chunk)) await new Promise<void>((resolve) => s.once('drain', resolve));
-  }
-}
 
 /**
  * A raw copy through a socat PTY pair, through serialport as the serial link uses it: one end

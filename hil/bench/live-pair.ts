@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ControllerLimits } from '../../firmware/controller/config.ts';
 import { StorageController } from '../../firmware/controller/storage-controller.ts';
@@ -19,6 +20,40 @@ export interface LivePairOptions {
   limits?: Partial<ControllerLimits>;
 }
 
+/** A controller's memory volume of `o.volumeBytes` (512-byte sectors). */
+export function liveVolume(name: string, o: Pick<LivePairOptions, 'clock' | 'volumeBytes'>): MemoryDisk {
+  return new MemoryDisk({ name, sectorSize: 512, sectorCount: o.volumeBytes / 512, clock: o.clock });
+}
+
+const ports = (random: SeededRandom, name: string, clock: HostClock) => ({ clock, telemetry: silentTelemetry, random: random.fork(`controller-${name}`) });
+
+/**
+ * Controller A, mirroring LUN 0 (`volume`) to B over `link`, connected and not yet started: one
+ * half of a {@link LivePair}, or the source process of the live bench's two-process rows.
+ */
+export function mirrorSource(link: LinkEndpoint, volume: MemoryDisk, random: SeededRandom, o: LivePairOptions): StorageController {
+  const c = new StorageController({
+    name: 'A', id: 1, onLockReject: 'halt-resume', limits: { ...LIVE_LINK_LIMITS, ...o.limits },
+    luns: [{ lun: 0, device: volume, mirror: { peer: 'B', mode: o.mode } }],
+  }, ports(random, 'A', o.clock));
+  c.connect('B', link);
+  return c;
+}
+
+/** Controller B, holding A's copy of LUN 0 on `volume` and hearing A over `link`, connected and not yet started. */
+export function mirrorTarget(link: LinkEndpoint, volume: MemoryDisk, random: SeededRandom, o: LivePairOptions): StorageController {
+  const c = new StorageController({
+    name: 'B', id: 2, onLockReject: 'halt-resume', limits: { ...LIVE_LINK_LIMITS, ...o.limits }, luns: [{ lun: 0, device: volume }],
+  }, ports(random, 'B', o.clock));
+  c.connect('A', link);
+  return c;
+}
+
+/** The state of a controller's first link's supervisor (`up` once the link is up), or `none`. */
+export function linkState(c: StorageController): string {
+  return c.status()[0]?.link.state ?? 'none';
+}
+
 /**
  * Two controllers in this process on live links (docs/live-links.md 9): A mirrors LUN 0 to B over
  * `a`, B holds the copy and hears A over `b`. Both run on the given clock (the real one, for live
@@ -33,20 +68,10 @@ export class LivePair {
 
   constructor(a: LinkEndpoint, b: LinkEndpoint, private readonly o: LivePairOptions) {
     const random = new SeededRandom(o.seed);
-    const volume = (name: string): MemoryDisk => new MemoryDisk({ name, sectorSize: 512, sectorCount: o.volumeBytes / 512, clock: o.clock });
-    this.sourceVolume = volume('A/lun0');
-    this.targetVolume = volume('B/lun0');
-    const ports = (name: string) => ({ clock: o.clock, telemetry: silentTelemetry, random: random.fork(`controller-${name}`) });
-    const limits = { ...LIVE_LINK_LIMITS, ...o.limits };
-    this.source = new StorageController({
-      name: 'A', id: 1, onLockReject: 'halt-resume', limits,
-      luns: [{ lun: 0, device: this.sourceVolume, mirror: { peer: 'B', mode: o.mode } }],
-    }, ports('A'));
-    this.target = new StorageController({
-      name: 'B', id: 2, onLockReject: 'halt-resume', limits, luns: [{ lun: 0, device: this.targetVolume }],
-    }, ports('B'));
-    this.source.connect('B', a);
-    this.target.connect('A', b);
+    this.sourceVolume = liveVolume('A/lun0', o);
+    this.targetVolume = liveVolume('B/lun0', o);
+    this.source = mirrorSource(a, this.sourceVolume, random, o);
+    this.target = mirrorTarget(b, this.targetVolume, random, o);
   }
 
   start(): void {
@@ -88,7 +113,7 @@ export class LivePair {
   }
 
   linkState(c: StorageController): string {
-    return c.status()[0]?.link.state ?? 'none';
+    return linkState(c);
   }
 
   private async waitFor(cond: () => boolean, what: string, budgetMs: number): Promise<void> {
@@ -102,4 +127,42 @@ export class LivePair {
       await sleep(5);
     }
   }
+}
+
+export interface DriveWritesOptions {
+  writeBytes: number;
+  /** The volume the writes cycle over, in bytes. */
+  volumeBytes: number;
+  /** Bytes to write in all: ceil(bytes / writeBytes) writes. */
+  bytes: number;
+  /** Writes in flight at once. */
+  depth: number;
+  /** Each write's latency (ms, wall clock), by write index, if given. */
+  latenciesMs?: Float64Array;
+}
+
+/**
+ * Host writes of `writeBytes` to LUN 0 of `c` at queue depth `depth`, cycling over the volume
+ * from its start, each write's buffer the same pattern; resolves once every write is
+ * acknowledged, rejects on the first error. The live bench's host.
+ */
+export function driveWrites(c: StorageController, o: DriveWritesOptions): Promise<void> {
+  const slots = Math.floor(o.volumeBytes / o.writeBytes);
+  const data = new Uint8Array(o.writeBytes).fill(0xa5);
+  const writes = Math.ceil(o.bytes / o.writeBytes);
+  return new Promise<void>((resolve, reject) => {
+    let issued = 0;
+    let acked = 0;
+    const issue = (): void => {
+      const i = issued++;
+      const at = performance.now();
+      c.submitWrite(0, (i % slots) * (o.writeBytes / 512), data, (error) => {
+        if (error) return reject(error as Error);
+        if (o.latenciesMs !== undefined) o.latenciesMs[i] = performance.now() - at;
+        if (++acked === writes) resolve();
+        else if (issued < writes) issue();
+      });
+    };
+    for (let k = 0; k < Math.min(o.depth, writes); k++) issue();
+  });
 }

@@ -14,7 +14,8 @@ import { MetadataStore } from '../../firmware/metadata/metadata-store.ts';
 import { AreaReader } from '../../firmware/metadata/recovery.ts';
 import { RollbackSpill } from '../../firmware/logs/rollback-spill.ts';
 import { PeerLink } from '../../firmware/link/peer-link.ts';
-import { FrameFlag, NakReason } from '../../firmware/protocol/frame.ts';
+import { FrameFlag, FrameType, NakReason } from '../../firmware/protocol/frame.ts';
+import { reassembledFrames } from '../../firmware/protocol/frame-pool.ts';
 import { SourceChannel } from '../../firmware/mirror/source-channel.ts';
 import { TargetChannel } from '../../firmware/mirror/target-channel.ts';
 import { Transmitter } from '../../firmware/mirror/transmitter.ts';
@@ -61,6 +62,11 @@ export type PlantedBug =
    * applied as usual: its telemetry is that of a correct target, so only reading its copy shows it.
    */
   | 'target-corrupts-applied-data'
+  /**
+   * The target gives a WRITE's reassembled buffer back to the frame pool as the frame arrives, not
+   * once its disk write is done: a later frame can be gathered in it while this one still waits.
+   */
+  | 'target-gives-frame-buffer-back-early'
   /** A tag-table resync leaves out the last range its comparison found (docs/tag-tables.md, "Resync"). */
   | 'resync-skips-a-range'
   /** The target of a resync says its table holds one entry more with every chunk it sends. */
@@ -72,7 +78,7 @@ export const PLANTED_BUGS: readonly PlantedBug[] = [
   'target-applies-without-lock', 'source-drops-entry-before-ack', 'target-acks-before-write', 'target-reorders-writes',
   'source-ignores-naks-and-timeouts', 'supervisor-never-declares-down', 'supervisor-skips-probation', 'target-keeps-old-stream',
   'target-skips-implied-lock', 'target-forces-implied-lock', 'target-releases-implied-lock-early', 'flush-skipped', 'target-never-flushes',
-  'target-corrupts-applied-data',
+  'target-corrupts-applied-data', 'target-gives-frame-buffer-back-early',
   'metadata-acks-before-flush', 'metadata-checkpoint-one-slot', 'metadata-replays-stale-records', 'spill-lets-writes-overtake',
   'resync-skips-a-range', 'responder-lies-about-table-size', 'resync-skips-fence',
 ];
@@ -117,6 +123,11 @@ export function plant(bug: PlantedBug): () => void {
           this.deps.clock.setTimeout(() => this.confirmThrough(seq), 0);
         }
         return conn;
+      });
+    case 'target-gives-frame-buffer-back-early':
+      return patch(TargetChannel.prototype, 'onStreamFrame', (original) => function (this: unknown, f: { type: number; data?: Uint8Array }, ...rest: unknown[]) {
+        if (f.type === FrameType.Write) reassembledFrames.giveBack(f.data!);
+        return original.call(this, f, ...rest);
       });
     case 'target-corrupts-applied-data':
       return patch(TargetChannel.prototype, 'issueWrite', (original) => function (this: unknown, dev: unknown, e: { seq: number }, f: { data: Uint8Array }, ...rest: unknown[]) {

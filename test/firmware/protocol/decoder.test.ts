@@ -48,6 +48,63 @@ describe('FrameDecoder: reassembly', () => {
   });
 });
 
+describe('FrameDecoder: large frames that span chunks', () => {
+  const big = (seq: number): Frame => write(seq, 64 * 1024);
+
+  it('gathers each in a buffer of its own that its data stays a view into, never written again', () => {
+    const { decoder, frames, errors } = recorder({ payloadBytesMax: 1024 * 1024 });
+    const stream = concat([encodeFrame(big(1)), encodeFrame(ack(1)), encodeFrame(big(2)), encodeFrame(big(3))]);
+    // 64 KiB reads, as a TCP socket delivers them: no WRITE here arrives whole.
+    for (let at = 0; at < stream.length; at += 65_536) decoder.push(stream.slice(at, at + 65_536));
+    expect(errors).toEqual([]);
+    expect(frames).toEqual([big(1), ack(1), big(2), big(3)]);
+    const datas = [frames[0], frames[2], frames[3]].map((f) => (f as Extract<Frame, { type: FrameType.Write }>).data);
+    for (const d of datas) {
+      expect(d.buffer.byteLength).toBe(64 * 1024 + 52);
+      expect(d.byteOffset).toBe(48);
+    }
+    expect(new Set(datas.map((d) => d.buffer)).size).toBe(3);
+    expect(datas.map((d) => d.every((x) => x === d[0]))).toEqual([true, true, true]);
+    expect(decoder.bufferedBytes).toBe(0);
+  });
+
+  it('keeps the shared buffer at 16 KiB, and a truncated large frame is reported and dropped', () => {
+    const { decoder, frames, errors } = recorder({ payloadBytesMax: 1024 * 1024 });
+    const bytes = encodeFrame(big(1));
+    decoder.push(bytes.slice(0, 30));
+    expect(decoder.reassemblyCapacity).toBe(16 * 1024);
+    decoder.push(bytes.slice(30, 40_000));
+    expect(decoder.reassemblyCapacity).toBe(bytes.length);
+    decoder.end();
+    expect(codes(errors)).toEqual(['ML_ERR_FRAME_TRUNCATED']);
+    decoder.push(bytes.slice(0, 100));
+    decoder.push(bytes.slice(100));
+    expect(frames).toEqual([big(1)]);
+    expect(decoder.bufferedBytes).toBe(0);
+    expect(decoder.reassemblyCapacity).toBe(16 * 1024);
+  });
+
+  it('lets go of a frame\'s own buffer even when the callback throws on that frame', () => {
+    let calls = 0;
+    const kept: Frame[] = [];
+    const decoder = new FrameDecoder({
+      payloadBytesMax: 1024 * 1024,
+      onFrame: (f) => {
+        kept.push(f);
+        if (++calls === 1) throw new Error('receiver bug');
+      },
+      onError: () => {},
+    });
+    const first = encodeFrame(big(1));
+    decoder.push(first.slice(0, 1000));
+    expect(() => decoder.push(first.slice(1000))).toThrow('receiver bug');
+    const second = encodeFrame(big(2));
+    decoder.push(second.slice(0, 1000));
+    decoder.push(second.slice(1000));
+    expect(kept).toEqual([big(1), big(2)]);
+  });
+});
+
 describe('FrameDecoder: control frames under a small payloadBytesMax', () => {
   // Found by the decoder fuzz (docs/fuzzing.md): HELLO and HEARTBEAT are accepted whatever
   // payloadBytesMax, but the reassembly buffer was capped at payloadBytesMax, so a HELLO split

@@ -10,9 +10,10 @@ describe('the live bench', () => {
   it('measures every row and the latency at a small scale, and reads its targets off the ratios', async () => {
     const r = await measureLive({ scale: 0.01, volumeBytes: 4 * 1024 * 1024 });
     expect(r.serialSkipped).toBeNull();
-    expect(r.rows.map((x) => `${x.what} ${x.transport} ${x.writeBytes}`)).toEqual([
-      ...LIVE_BENCH.tcpWriteBytes.map((b) => `mirrored tcp ${b}`), `link tcp ${LIVE_BENCH.tcpWriteBytes[0]}`,
-      ...LIVE_BENCH.serialWriteBytes.map((b) => `mirrored serial ${b}`),
+    expect(r.loadAverage).toHaveLength(3);
+    expect(r.rows.map((x) => `${x.what} ${x.transport} ${x.writeBytes} ${x.processes}`)).toEqual([
+      ...LIVE_BENCH.tcpWriteBytes.map((b) => `mirrored tcp ${b} 1`), ...LIVE_BENCH.tcpWriteBytes.map((b) => `mirrored tcp ${b} 2`),
+      `link tcp ${LIVE_BENCH.tcpWriteBytes[0]} 1`, ...LIVE_BENCH.serialWriteBytes.map((b) => `mirrored serial ${b} 1`),
     ]);
     for (const x of r.rows) {
       expect(x.ratios).toHaveLength(LIVE_BENCH.rounds);
@@ -22,6 +23,7 @@ describe('the live bench', () => {
     expect(r.latency.writes).toBe(100);
     const targets = liveTargets(r);
     expect(targets.map((t) => t.met)).toEqual(r.rows.filter((x) => x.what === 'mirrored').map((x) => x.ratio >= LIVE_RATIO_MIN));
-    expect(renderLive(r).join('\n')).toMatch(/mirrored over loopback TCP .*\n.*\n.*TCP link alone[^]*PTY pair[^]*host write latency .* p50 /);
+    expect(new Set(targets.map((t) => t.name)).size).toBe(targets.length);
+    expect(renderLive(r).join('\n')).toMatch(/one process .*\n.*one process.*\n.*two processes.*\n.*two processes.*\n.*TCP link alone[^]*PTY pair[^]*host write latency .* p50 /);
   });
 });
