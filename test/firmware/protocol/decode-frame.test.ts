@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import {
   FEATURE_BITS,
   FrameFlag,
-  FrameError,
   FrameType,
   LockMode,
   NakReason,
@@ -11,20 +10,12 @@ import {
   decodeFrame,
   encodeFrame,
 } from '../../../firmware/protocol/index.ts';
-import type { Frame, FrameErrorCode } from '../../../firmware/protocol/index.ts';
-import { MAX, concat, sealedHeader, wireFrame } from './helpers.ts';
+import type { Frame, FrameErrorCode ,
+  FrameError} from '../../../firmware/protocol/index.ts';
+import { MAX, concat, decodeError, sealedHeader, wireFrame } from './helpers.ts';
 
 const write: Frame = { type: FrameType.Write, lun: 3, seq: 42, flags: 0, lockId: 9, lba: 100, tag: 5, data: new Uint8Array([1, 2, 3, 4]) };
 
-function decodeError(bytes: Uint8Array, payloadBytesMax?: number): FrameError {
-  try {
-    decodeFrame(bytes, payloadBytesMax === undefined ? {} : { payloadBytesMax });
-  } catch (err) {
-    expect(err).toBeInstanceOf(FrameError);
-    return err as FrameError;
-  }
-  throw new Error('decodeFrame accepted the bytes');
-}
 
 function expectError(bytes: Uint8Array, code: FrameErrorCode, message: RegExp, payloadBytesMax?: number): FrameError {
   const err = decodeError(bytes, payloadBytesMax);

@@ -5,6 +5,7 @@
  */
 import { crc32c } from '@node-rs/crc32';
 import fc from 'fast-check';
+import { expect } from 'vitest';
 import {
   BATCH_ENTRIES_MAX,
   FEATURE_BITS,
@@ -19,10 +20,23 @@ import {
   RejectReason,
   RESYNC_ENTRIES_MAX,
   TableState,
+  FrameError,
+  decodeFrame,
 } from '../../../firmware/protocol/index.ts';
-import type { Frame, FrameDecoderOptions, FrameError, StreamFrame } from '../../../firmware/protocol/index.ts';
+import type { Frame, FrameDecoderOptions, StreamFrame } from '../../../firmware/protocol/index.ts';
 
 export const MAX = Number.MAX_SAFE_INTEGER;
+
+/** The FrameError `decodeFrame` throws for `bytes` (a test fails if it accepts them). */
+export function decodeError(bytes: Uint8Array, payloadBytesMax?: number): FrameError {
+  try {
+    decodeFrame(bytes, payloadBytesMax === undefined ? {} : { payloadBytesMax });
+  } catch (err) {
+    expect(err).toBeInstanceOf(FrameError);
+    return err as FrameError;
+  }
+  throw new Error('decodeFrame accepted the bytes');
+}
 
 const lun = fc.integer({ min: 0, max: 0xffff });
 const u64 = fc.maxSafeNat();

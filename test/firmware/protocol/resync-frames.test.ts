@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { AssertionError } from '../../../firmware/errors.ts';
 import {
-  FEATURE_BITS, FrameError, FrameType, RESYNC_ENTRIES_MAX, RESYNC_ENTRY_BYTES, RESYNC_ENTRY_LAYOUT, TableState, decodeFrame, encodeFrame, encodedLength, FrameDecoder,
+  FEATURE_BITS, FrameType, RESYNC_ENTRIES_MAX, RESYNC_ENTRY_BYTES, RESYNC_ENTRY_LAYOUT, TableState, decodeFrame, encodeFrame, encodedLength, FrameDecoder,
 } from '../../../firmware/protocol/index.ts';
 import type { Frame, ResyncEntry } from '../../../firmware/protocol/index.ts';
-import { MAX, wireFrame } from './helpers.ts';
+import { MAX, decodeError, wireFrame } from './helpers.ts';
 
 /** The table exchange of a resync on the wire (feature `resync`, docs/protocol.md, docs/tag-tables.md "Resync"). */
 
@@ -33,15 +33,6 @@ function payloadOf(es: readonly { tag: bigint | number; lba: bigint | number; co
 const DATA_HEADER = { type: FrameType.ResyncData, lun: 3, seq: 5, code: TableState.Trusted, lba: 0, tag: 2, count: 2 };
 const two = [{ tag: 1, lba: 0, count: 8 }, { tag: 2, lba: 8, count: 8 }];
 
-function fieldError(bytes: Uint8Array, payloadBytesMax?: number): FrameError {
-  try {
-    decodeFrame(bytes, payloadBytesMax === undefined ? {} : { payloadBytesMax });
-  } catch (err) {
-    expect(err).toBeInstanceOf(FrameError);
-    return err as FrameError;
-  }
-  throw new Error('decodeFrame accepted the bytes');
-}
 
 describe('resync frames: the codec', () => {
   it('the feature has a bit of its own, and the four types their names', () => {
@@ -107,7 +98,7 @@ describe('resync frames: hostile input is refused, naming the field', () => {
     ['RESYNC_ACK of exchange 0', wireFrame({ type: FrameType.ResyncAck, seq: 0 }), /exchange = 0 is not allowed/],
   ];
   it.each(cases)('%s', (_name, bytes, message) => {
-    const err = fieldError(bytes);
+    const err = decodeError(bytes);
     expect(err.code).toBe('ML_ERR_FRAME_FIELD');
     expect(err.message).toMatch(message);
   });
@@ -118,7 +109,7 @@ describe('resync frames: hostile input is refused, naming the field', () => {
     ['a RESYNC_REQUEST with a payload', wireFrame({ type: FrameType.ResyncRequest, seq: 1, count: 1 }, new Uint8Array(20)), undefined, /RESYNC_REQUEST frames carry at most 0 bytes/],
     ['a RESYNC_ACK declaring a megabyte', wireFrame({ type: FrameType.ResyncAck, seq: 1, payloadLength: 1 << 20 }), undefined, /RESYNC_ACK frames carry at most 0 bytes/],
   ])('%s is refused from its header as too large, never waited for', (_name, bytes, payloadBytesMax, message) => {
-    const err = fieldError(bytes, payloadBytesMax);
+    const err = decodeError(bytes, payloadBytesMax);
     expect(err.code).toBe('ML_ERR_FRAME_TOO_LARGE');
     expect(err.message).toMatch(message);
   });
