@@ -140,6 +140,15 @@ class MirrorLockTable {
 interface HostLoad {
   issued: number;
   done: number;
+  /**
+   * Its mirror's suspensions (docs/tag-tables.md, "Suspension"): how many began, whether one is
+   * under way, and for each write in flight (by tag) that count when it was issued, times two,
+   * plus one if the mirror was suspended then. A write may be acknowledged as of a suspended
+   * mirror only if the mirror was suspended at some instant of its life.
+   */
+  suspensions: number;
+  suspended: boolean;
+  inFlight: Map<number, number>;
 }
 
 /**
@@ -186,13 +195,6 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
   private progressCount = 0;
   /** Each mirror's resync state, by source node and LUN (`mirror.state`); a mirror never reported is in sync. */
   private readonly mirrorStates = new Map<string, MirrorSyncState>();
-  /**
-   * By mirror (`node|lun`): how many suspensions began, and for each host write in flight (by tag,
-   * until it completes) that count when it was issued, times two, plus one if the mirror was
-   * suspended then. A write may be acknowledged as of a suspended mirror only if the mirror was
-   * suspended at some instant of its life.
-   */
-  private readonly suspensions = new Map<string, { count: number; writes: Map<number, number> }>();
   /** Each source's current stream to each peer (by `node|peer`): its source and target sessions and its number. */
   private readonly streams = new Map<string, { source: number; target: number; stream: number }>();
   /**
@@ -254,34 +256,36 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
     switch (e.kind) {
       case 'host.write': {
         this.history(e.node, e.lun).add(e.tag, e.lba, e.count);
-        this.hostLoad(e.node, e.lun).issued++;
-        const key = `${e.node}|${e.lun}`;
-        const s = this.suspensionsOf(key);
-        s.writes.set(e.tag, s.count * 2 + (this.mirrorStates.get(key) === 'suspended' ? 1 : 0));
+        const h = this.hostLoad(e.node, e.lun);
+        h.issued++;
+        h.inFlight.set(e.tag, h.suspensions * 2 + (h.suspended ? 1 : 0));
         return;
       }
       case 'host.error':
-        this.suspensions.get(`${e.node}|${e.lun}`)?.writes.delete(e.tag);
         this.history(e.node, e.lun).markFailed(e.tag, e.lba, e.count);
         this.hostLoad(e.node, e.lun).done++;
+        this.hostLoad(e.node, e.lun).inFlight.delete(e.tag);
         this.progressCount++;
         return;
-      case 'host.ack':
-        this.hostLoad(e.node, e.lun).done++;
+      case 'host.ack': {
+        const h = this.hostLoad(e.node, e.lun);
+        h.done++;
         this.progressCount++;
         if (e.mode === 'sync' || e.mode === 'speculative') this.checkAckAfterApply(e);
-        else if (e.mode === 'suspended') this.checkSuspendedAck(e);
-        this.suspensions.get(`${e.node}|${e.lun}`)?.writes.delete(e.tag);
+        else if (e.mode === 'suspended') this.checkSuspendedAck(e, h);
+        h.inFlight.delete(e.tag);
         // Only an async acknowledgement, or one of a suspended mirror, may come before the target applied the write.
         this.history(e.node, e.lun).completed(e.tag, { applied: e.mode !== 'async' && e.mode !== 'suspended' });
         return;
+      }
       case 'stream.start':
         if (e.role === 'source') this.sourceStream(e);
         return;
       case 'mirror.state': {
-        const key = `${e.node}|${e.lun}`;
-        if (e.state === 'suspended' && this.mirrorStates.get(key) !== 'suspended') this.suspensionsOf(key).count++;
-        this.mirrorStates.set(key, e.state);
+        const h = this.hostLoad(e.node, e.lun);
+        if (e.state === 'suspended' && !h.suspended) h.suspensions++;
+        h.suspended = e.state === 'suspended';
+        this.mirrorStates.set(`${e.node}|${e.lun}`, e.state);
         return;
       }
       case 'rollback.append':
@@ -362,8 +366,10 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
     this.places.delete(node);
     for (const key of [...this.streams.keys()]) if (key.startsWith(`${node}|`)) this.streams.delete(key);
     this.commits.delete(node);
-    for (const [key, s] of this.suspensions) if (key.startsWith(`${node}|`)) s.writes.clear();
-    for (const h of this.hosts.get(node)?.values() ?? []) h.done = h.issued;
+    for (const h of this.hosts.get(node)?.values() ?? []) {
+      h.done = h.issued;
+      h.inFlight.clear();
+    }
   }
 
   /**
@@ -421,7 +427,7 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
     let luns = this.hosts.get(node);
     if (!luns) this.hosts.set(node, (luns = new Map()));
     let h = luns.get(lun);
-    if (!h) luns.set(lun, (h = { issued: 0, done: 0 }));
+    if (!h) luns.set(lun, (h = { issued: 0, done: 0, suspensions: 0, suspended: false, inFlight: new Map() }));
     return h;
   }
 
@@ -482,24 +488,16 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
     this.flag('ack-after-apply', e.node, e.lun, e.lba, e.tag, e.t, `host write tag ${e.tag} acknowledged in ${e.mode} mode before the target applied it`);
   }
 
-  private suspensionsOf(key: string): { count: number; writes: Map<number, number> } {
-    let s = this.suspensions.get(key);
-    if (s === undefined) this.suspensions.set(key, (s = { count: 0, writes: new Map() }));
-    return s;
-  }
-
   /**
    * A host write acknowledged on the local copy alone: only if its mirror was suspended at some
    * instant between the write's issue and now (a write taken while suspended may finish on the
    * disk after the link is back; docs/tag-tables.md, "Suspension").
    */
-  private checkSuspendedAck(e: Extract<TelemetryEvent, { kind: 'host.ack' }>): void {
-    const key = `${e.node}|${e.lun}`;
-    const state = this.mirrorStates.get(key) ?? 'in-sync';
-    if (state === 'suspended') return;
-    const s = this.suspensions.get(key);
-    const atIssue = s?.writes.get(e.tag);
-    if (atIssue !== undefined && (atIssue % 2 === 1 || atIssue >> 1 < s!.count)) return;
+  private checkSuspendedAck(e: Extract<TelemetryEvent, { kind: 'host.ack' }>, h: HostLoad): void {
+    if (h.suspended) return;
+    const state = this.mirrorStates.get(`${e.node}|${e.lun}`) ?? 'in-sync';
+    const atIssue = h.inFlight.get(e.tag);
+    if (atIssue !== undefined && (atIssue % 2 === 1 || atIssue >> 1 < h.suspensions)) return;
     this.flag('ack-after-apply', e.node, e.lun, e.lba, e.tag, e.t, `host write tag ${e.tag} acknowledged as of a suspended mirror while the mirror is ${state}: only a suspended mirror acknowledges before the target applied a write`);
   }
 
