@@ -83,12 +83,18 @@ export class HostWrite {
     emitHostError(this.ctx, this, err);
   }
 
-  private emit(kind: 'host.write' | 'host.ack' | 'local.applied', mode = ''): void {
+  protected emit(kind: 'host.write' | 'host.ack' | 'local.applied' | 'local.durable', mode = ''): void {
     const t = this.ctx.telemetry;
     if (!t.enabled) return;
     const base = { t: this.ctx.clock.now(), node: this.ctx.node, tag: this.tag, lun: this.lun, lba: this.lba, count: this.count };
     if (kind === 'host.ack') t.emit({ kind, ...base, mode });
+    else if (kind === 'local.applied') t.emit({ kind, ...base, durable: this.durableWhenApplied() });
     else t.emit({ kind, ...base });
+  }
+
+  /** Whether the local half is reported only once flushed (a mirrored write in sync or speculative mode). */
+  protected durableWhenApplied(): boolean {
+    return false;
   }
 }
 
@@ -156,6 +162,12 @@ export class MirroredHostWrite extends HostWrite implements ChannelWrite {
 
   set durable(done: boolean) {
     this.flushed.done = done;
+    // Async reported its local half before the flush: say when it is durable (a power cut may lose it until then).
+    if (done && !this.waitsForFlush) this.emit('local.durable');
+  }
+
+  protected override durableWhenApplied(): boolean {
+    return this.waitsForFlush;
   }
 
   /** Reads {@link durable} later, holding none of this write's data. */

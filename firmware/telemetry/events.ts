@@ -52,7 +52,10 @@ export type TelemetryEvent =
   | (Base & { kind: 'host.write'; tag: number; lun: number; lba: number; count: number })
   | (Base & { kind: 'host.ack'; tag: number; lun: number; lba: number; count: number; mode: string })
   | (Base & { kind: 'host.error'; tag: number; lun: number; lba: number; count: number; code: string; message: string })
-  | (Base & { kind: 'local.applied'; tag: number; lun: number; lba: number; count: number })
+  /** The local write is on the disk; `durable` false: not yet flushed (async: docs/tag-tables.md, "Durability"). */
+  | (Base & { kind: 'local.applied'; tag: number; lun: number; lba: number; count: number; durable?: boolean })
+  /** A local write `local.applied` called not durable is flushed now. */
+  | (Base & { kind: 'local.durable'; tag: number; lun: number; lba: number; count: number })
   | (Base & { kind: 'rollback.append'; peer: string; seq: number; entry: StreamEntryKind; lun: number; lba: number; count: number; lockId: number; tag: number; entries: number; bytes: number })
   | (Base & { kind: 'rollback.confirm'; peer: string; upTo: number; removed: number; entries: number; bytes: number })
   | (Base & { kind: 'commit.append'; peer: string; seq: number; entry: StreamEntryKind; lun: number; entries: number; bytes: number })

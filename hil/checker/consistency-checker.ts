@@ -292,7 +292,13 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
         this.placeLog(e.node, e.peer).add(e.seq, e.lun, e.lba, e.entry === 'write' ? e.count : 0);
         return;
       case 'controller.crash':
-        this.crashed(e.node);
+        this.crashed(e.node, e.power);
+        return;
+      case 'local.applied':
+        if (e.durable === false) this.history(e.node, e.lun).localApplied(e.tag, false);
+        return;
+      case 'local.durable':
+        this.history(e.node, e.lun).localDurable(e.tag);
         return;
       case 'commit.append':
       case 'commit.confirm':
@@ -356,9 +362,9 @@ export class ConsistencyChecker implements Telemetry, TraceSink {
    * (the histories of its LUNs mark them interrupted), and every other host's history owes
    * durability from now on (its mirror's target may be the one that crashed).
    */
-  private crashed(node: string): void {
+  private crashed(node: string, power: boolean): void {
     for (const [key, h] of this.histories) {
-      if (key.startsWith(`${node}|`)) h.crashed();
+      if (key.startsWith(`${node}|`)) h.crashed(power);
       else h.peerCrashed();
     }
     this.mirrorLocks.dropNode(node);

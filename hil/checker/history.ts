@@ -16,6 +16,8 @@ interface Unsettled {
   count: number;
   completed: boolean;
   applied: boolean;
+  /** False between an async write's `local.applied` (on the disk, not flushed) and its `local.durable`. */
+  durable: boolean;
 }
 
 /** Where `tag` stands among a sector's writes. */
@@ -109,7 +111,7 @@ export class WriteHistory {
     assert(Number.isSafeInteger(tag) && tag > this.newest, `write history: tags must increase in issue order (got ${tag} after ${this.newest})`);
     this.newest = tag;
     this.writes++;
-    this.unsettled.set(tag, { lba, count, completed: false, applied: false });
+    this.unsettled.set(tag, { lba, count, completed: false, applied: false, durable: true });
     const oldest = this.oldestUnsettled();
     for (let s = lba; s < lba + count; s++) {
       const last = this.page(this.lastTags, s, true)!;
@@ -180,11 +182,12 @@ export class WriteHistory {
    * apply may never come in its stream: settling only loses precision, never soundness
    * (docs/simulator.md 6). Returns the writes interrupted.
    */
-  crashed(): number {
+  crashed(power = false): number {
     this.crashCount++;
     let n = 0;
     for (const [tag, w] of [...this.unsettled]) {
-      if (!w.completed) {
+      // A power cut also takes what was on the disk but not yet flushed: such a write may be there or not.
+      if (!w.completed || (power && !w.durable)) {
         n++;
         this.interruptedTags.add(tag);
         for (let s = w.lba; s < w.lba + w.count; s++) {
@@ -195,6 +198,24 @@ export class WriteHistory {
       this.settle(tag, true);
     }
     return n;
+  }
+
+  /**
+   * Write `tag` is on the local disk, flushed (`durable`) or not: until {@link localDurable}, a
+   * power cut may take it, so its older coverers stay known (docs/tag-tables.md, "What the checker
+   * checks").
+   */
+  localApplied(tag: number, durable: boolean): void {
+    const w = this.unsettled.get(tag);
+    if (w !== undefined && !durable) w.durable = false;
+  }
+
+  /** Write `tag`, on the local disk before, is flushed. */
+  localDurable(tag: number): void {
+    const w = this.unsettled.get(tag);
+    if (w === undefined) return;
+    w.durable = true;
+    this.settle(tag, false);
   }
 
   /** The controller holding this mirror's copy crashed: nothing of this host's is interrupted, but durability is owed from now on. */
@@ -292,12 +313,12 @@ export class WriteHistory {
   private settle(tag: number, force: boolean): void {
     const w = this.unsettled.get(tag);
     if (!w) return;
-    if (force) w.completed = w.applied = true;
+    if (force) w.completed = w.applied = w.durable = true;
     for (;;) {
       const first = this.unsettled.entries().next();
       if (first.done === true) break;
       const [oldestTag, oldest] = first.value;
-      if (!(oldest.completed && oldest.applied)) break;
+      if (!(oldest.completed && oldest.applied && oldest.durable)) break;
       this.unsettled.delete(oldestTag);
       const bound = this.oldestUnsettled();
       for (let s = oldest.lba; s < oldest.lba + oldest.count; s++) {

@@ -69,6 +69,28 @@ describe('content checks across a crash', () => {
     expect(checkLatest(h, image(WRITES, [0, 1, 3, 4]), ctx)).toMatchObject({ invariant: 'data-intact', lba: 0, seq: 3 });
   });
 
+  it('async: a power cut may take a write on the disk and not yet flushed, never a flushed one; a plain crash takes neither', () => {
+    // Async writes 1 and 3 to [0,4) on the local disk and acknowledged; 1 flushed, 3 not.
+    const async = (power: boolean, flushed3: boolean): WriteHistory => {
+      const h = new WriteHistory();
+      for (const [tag, lba, count] of WRITES.slice(0, 3)) {
+        h.add(tag, lba, count);
+        h.localApplied(tag, false);
+        h.completed(tag, { applied: false });
+      }
+      for (const tag of [1, 2, ...(flushed3 ? [3] : [])]) h.localDurable(tag);
+      h.crashed(power);
+      return h;
+    };
+    const older = image(WRITES, [0, 1]); // sectors 0-3 hold tag 1: tag 3 lost
+    expect(checkLatest(async(true, false), older, ctx)).toBeNull();
+    expect(checkLatest(async(true, false), image(WRITES, [0, 1, 2]), ctx)).toBeNull();
+    expect(checkLatest(async(true, true), older, ctx)).toMatchObject({ invariant: 'data-intact', lba: 0, seq: 3 });
+    expect(checkLatest(async(false, false), older, ctx)).toMatchObject({ invariant: 'data-intact', lba: 0, seq: 3 });
+    // Tag 1 flushed: a cut never takes the sector back to zeros.
+    expect(checkLatest(async(true, false), image(WRITES, [1]), ctx)).toMatchObject({ invariant: 'data-intact', lba: 0 });
+  });
+
   it('async acknowledgements owe no acked-durable: a write lost there is data-intact', () => {
     const h = new WriteHistory();
     h.add(1, 0, 4);

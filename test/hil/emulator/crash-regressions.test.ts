@@ -35,6 +35,10 @@ const found: [string, string][] = [
     'a resync chunk longer on a 10 Mbit/s link than the interruption timeout starved the heartbeats behind it: the link went down at every resend, forever (liveness); the simulated link now lets a long frame be heard as it arrives',
     '--seed 100598 --mode async --writes 1000 --queue-depth 4 --pattern hot --rtt-ms 0.2 --connections 3 --heartbeat-ms 20 --interruption-ms 200 --probation-ms 400 --source-volume raid5:3x8MiB:chunk=16KiB --target-volume raid1:2x16MiB --faults drop=0.02,bandwidth=10@9ms,reset=0.01,crash=source@44ms+100ms,power=source@182ms+5ms --disk-reorder',
   ],
+  [
+    'a power cut took async writes that were on the source\'s disk and not yet flushed (acknowledged, by design, before the flush): the checker took that for a lost write (data-intact); it now knows which writes a cut may take (local.durable)',
+    '--seed 300815 --mode async --on-lock-reject retransmit --writes 438 --pattern hot --rtt-ms 2 --connections 3 --source-volume mem:16MiB --target-volume raid10:4x8MiB:chunk=16KiB --faults flap=4@2500ms@40ms,reset=0.002,power=source@5ms+5ms --disk-reorder --locks implied',
+  ],
 ];
 
 describe('crash and suspension bugs campaigns found', () => {
