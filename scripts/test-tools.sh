@@ -16,7 +16,7 @@ if [[ "${MIRRORLAB_SKIP_TOOLS:-}" == "1" ]]; then
   exit 0
 fi
 
-# command:package pairs
+# command:package pairs; the apt-get line below installs these packages (keep the two lists together)
 tools=(socat:socat chromium:chromium redis-server:redis-server xmllint:libxml2-utils udevadm:udev)
 missing=()
 for pair in "${tools[@]}"; do
@@ -42,7 +42,8 @@ if ! command -v apt-get >/dev/null 2>&1; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 log="$(mktemp)"
-if ! { "${sudo[@]}" apt-get update && "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+# All of them at once: apt-get leaves the ones already there as they are.
+if ! { "${sudo[@]}" apt-get update && "${sudo[@]}" apt-get install -y --no-install-recommends socat chromium redis-server libxml2-utils udev; } >"$log" 2>&1; then
   tail -n 30 "$log" >&2
   echo "error: apt-get could not install ${missing[*]}; run it by hand:" >&2
   echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
