@@ -14,6 +14,7 @@ import { campaignHtml, campaignJUnit, viewCommand } from '../report/campaign-rep
 import { checkWritable, writeReport } from '../report/files.ts';
 import { SHRINK_FAILURES_MAX, SHRINK_RUNS_DEFAULT, SHRINK_RUNS_MAX } from '../campaign/shrink.ts';
 import { integer, plan } from './parse.ts';
+import { progressReporter } from './progress.ts';
 
 interface CampaignFlags {
   seeds?: number;
@@ -70,18 +71,14 @@ export function campaignCommand(log: Logger, exit: (code: number) => void): Comm
       if (historyPath !== null) await checkHistory(historyPath);
       const tty = process.stderr.isTTY === true && !flags.json;
       const startedAt = new Date();
-      // A local campaign's progress: a redrawn line on a terminal, else a log line every 10 s (a rack's log).
-      let lastLog = Date.now();
+      // A local campaign's progress, as a queued one's (progressReporter).
+      const showProgress = progressReporter(tty, log, 'campaign progress');
       let failed = 0;
       const onRun = (s: { seed: number; mode: string; onLockReject: string; verdict: string; wallMs: number }, done: number): void => {
         if (flags.queue) return;
         if (s.verdict !== 'consistent') failed++;
-        if (tty) process.stderr.write(`\r\x1b[2Kcampaign ${done}/${flags.seeds}: seed ${s.seed} ${s.mode}/${s.onLockReject} ${s.verdict} (${s.wallMs} ms)`);
-        else if (Date.now() - lastLog >= 10_000) {
-          lastLog = Date.now();
-          const seconds = (Date.now() - startedAt.getTime()) / 1000;
-          log.info({ done, total: flags.seeds, failed, runsPerSecond: Math.round((done / seconds) * 100) / 100 }, 'campaign progress');
-        }
+        const runsPerSecond = Math.round((done / ((Date.now() - startedAt.getTime()) / 1000)) * 100) / 100;
+        showProgress(`campaign ${done}/${flags.seeds}: seed ${s.seed} ${s.mode}/${s.onLockReject} ${s.verdict} (${s.wallMs} ms)`, { done, total: flags.seeds, failed, runsPerSecond }, done === flags.seeds);
       };
       // Both log their milestones (start, each failure, the end) through `log`.
       let outcome: CampaignOutcome;
@@ -92,7 +89,7 @@ export function campaignCommand(log: Logger, exit: (code: number) => void): Comm
       if (flags.queue) {
         const q = await runQueuedCampaign({
           queue: flags.queue, seeds: flags.seeds ?? 0, from: flags.from, writes: flags.writes, faults: flags.faults ?? null, resume: flags.resume,
-          idleSecondsMax: flags.idleMaxS, log, onRun, onProgress: progressLine(tty, log),
+          idleSecondsMax: flags.idleMaxS, log, onRun, onProgress: progressLine(progressReporter(tty, log, 'campaign progress')),
         });
         outcome = q;
         queueInfo = q.queue;
@@ -142,16 +139,11 @@ function checkCombination(f: CampaignFlags, given: (option: string) => boolean):
   }
 }
 
-/** The queued campaign's progress: a redrawn line on a terminal, else a log line every 10 s. */
-function progressLine(tty: boolean, log: Logger): (p: QueueProgress) => void {
-  let lastLog = 0;
+/** The queued campaign's progress line. */
+function progressLine(report: ReturnType<typeof progressReporter>): (p: QueueProgress) => void {
   return (p) => {
     const text = `campaign ${p.campaignId}: ${p.done}/${p.total} done, ${p.failed} failed, ${p.runsPerSecond} runs/s, ${p.workersSeen} workers seen${p.refusals > 0 ? `, ${p.refusals} refused` : ''}`;
-    if (tty) process.stderr.write(`\r\x1b[2K${text}`);
-    else if (Date.now() - lastLog >= 10_000 || p.done === p.total) {
-      lastLog = Date.now();
-      log.info({ ...p }, 'campaign progress');
-    }
+    report(text, { ...p }, p.done === p.total);
   };
 }
 

@@ -1,3 +1,4 @@
+import type { Logger } from '../log.ts';
 import type { Progress } from '../emulator/run.ts';
 
 /**
@@ -38,4 +39,22 @@ export function resyncText(p: Pick<Progress, 'resync'>): string {
   if (r === null) return '';
   if (r.totalSectors === 0) return `, ${r.mirrors} mirror${r.mirrors === 1 ? '' : 's'} to resync`;
   return `, resync ${Math.floor((100 * r.doneSectors) / r.totalSectors)}% of ${r.totalSectors} sectors`;
+}
+
+/** A log line every this many ms when progress cannot be redrawn in place. */
+export const PROGRESS_LOG_EVERY_MS = 10_000;
+
+/**
+ * A long job's progress (campaigns, local or queued): a line redrawn in place on a terminal, else
+ * `msg` logged with `fields` at the first step, then every {@link PROGRESS_LOG_EVERY_MS}, and at the last (a rack's log).
+ */
+export function progressReporter(tty: boolean, log: Logger, msg: string): (line: string, fields: Record<string, unknown>, last: boolean) => void {
+  let lastLog = 0;
+  return (line, fields, last) => {
+    if (tty) process.stderr.write(`\r\x1b[2K${line}`);
+    else if (last || Date.now() - lastLog >= PROGRESS_LOG_EVERY_MS) {
+      lastLog = Date.now();
+      log.info(fields, msg);
+    }
+  };
 }
